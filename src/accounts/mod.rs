@@ -1,0 +1,127 @@
+//! The account services: every rule of DESIGN.md about signing in, sessions, lockout,
+//! passwords and provisioning. No HTTP here: the web layer turns outcomes into pages.
+
+pub mod demo;
+mod passwords;
+mod provisioning;
+mod sessions;
+mod signin;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::audit::{self, Event};
+use crate::auth::Hasher;
+use crate::clock::{SharedClock, Timestamp};
+use crate::config::Settings;
+use crate::store::{Store, StoreError};
+
+pub use passwords::{ChangePasswordError, PasswordForm};
+pub use provisioning::{generate_operator_password, generate_temporary_password, ProvisionError, TEMPORARY_PASSWORD_TTL};
+pub use sessions::SessionUser;
+pub use signin::{SignInError, SignedIn};
+
+/// An unexpected failure (database down, hashing thread died); shown to users as a 500.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Unexpected(#[from] anyhow::Error);
+
+impl From<StoreError> for Unexpected {
+    fn from(e: StoreError) -> Self {
+        Unexpected(e.into())
+    }
+}
+
+impl From<crate::auth::hashing::HashError> for Unexpected {
+    fn from(e: crate::auth::hashing::HashError) -> Self {
+        Unexpected(e.into())
+    }
+}
+
+/// The numbers behind the rules, from the settings.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub session_idle: Duration,
+    pub session_max: Duration,
+    /// How often at most the sliding idle timer is written per session.
+    pub session_touch_every: Duration,
+    pub lockout_attempts: u32,
+    pub lockout_window: Duration,
+    pub lockout_duration: Duration,
+    pub address_attempts: u32,
+    pub address_lock: Duration,
+}
+
+impl Policy {
+    pub fn from_settings(s: &Settings) -> Policy {
+        Policy {
+            session_idle: s.session_idle,
+            session_max: s.session_max,
+            session_touch_every: Duration::from_secs(60),
+            lockout_attempts: s.lockout_attempts,
+            lockout_window: s.lockout_window,
+            lockout_duration: s.lockout_duration,
+            address_attempts: s.address_attempts,
+            address_lock: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// Where a request came from, for throttling and the audit log.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Client {
+    pub addr: Option<IpAddr>,
+}
+
+impl Client {
+    fn addr_string(&self) -> Option<String> {
+        self.addr.map(|a| a.to_string())
+    }
+}
+
+#[derive(Clone)]
+pub struct Accounts {
+    store: Store,
+    hasher: Hasher,
+    clock: SharedClock,
+    policy: Policy,
+    public_host: String,
+}
+
+impl Accounts {
+    pub fn new(store: Store, hasher: Hasher, clock: SharedClock, policy: Policy, public_host: String) -> Self {
+        Accounts {
+            store,
+            hasher,
+            clock,
+            policy,
+            public_host,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    async fn audit(&self, event: Event<'_>) -> Result<(), Unexpected> {
+        audit::record(&self.store, self.now(), event).await?;
+        Ok(())
+    }
+}
+
+/// The throttle key of a username.
+fn user_key(username: &str) -> String {
+    format!("user:{username}")
+}
+
+fn addr_key(addr: IpAddr) -> String {
+    format!("addr:{addr}")
+}

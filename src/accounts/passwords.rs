@@ -1,0 +1,153 @@
+//! Changing a password — from Settings with the current one, or replacing a temporary
+//! one — under the one password policy. Every other session of the user ends; the user
+//! stays signed in on a fresh session.
+
+use secrecy::SecretString;
+
+use super::{user_key, Accounts, Client, SessionUser, Unexpected};
+use crate::audit::{Event, EventKind};
+use crate::auth::hashing::HashError;
+use crate::auth::token;
+use crate::domain::{password, NewPassword, PasswordContext, PasswordProblem, Username};
+use crate::store::PasswordChange;
+
+/// What the user typed.
+pub struct PasswordForm<'a> {
+    pub current: Option<&'a str>,
+    pub new: &'a str,
+    pub confirm: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChangePasswordError {
+    /// The form's own problems, all at once: policy failures and a confirmation mismatch.
+    #[error("invalid new password")]
+    Invalid {
+        problems: Vec<PasswordProblem>,
+        mismatch: bool,
+    },
+    #[error("current password is wrong")]
+    WrongCurrent,
+    #[error("locked")]
+    Locked { retry_after: std::time::Duration },
+    #[error("busy")]
+    Busy,
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+impl From<crate::store::StoreError> for ChangePasswordError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ChangePasswordError::Unexpected(e.into())
+    }
+}
+
+impl From<HashError> for ChangePasswordError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy(_) => ChangePasswordError::Busy,
+            other => ChangePasswordError::Unexpected(other.into()),
+        }
+    }
+}
+
+impl Accounts {
+    /// Returns the cookie value of the replacement session.
+    #[tracing::instrument(skip_all, fields(user = %su.user.username()))]
+    pub async fn change_password(
+        &self,
+        su: &SessionUser,
+        form: PasswordForm<'_>,
+        client: Client,
+    ) -> Result<String, ChangePasswordError> {
+        let username = Username::parse(&su.user.username()).map_err(|e| Unexpected(anyhow::anyhow!("stored username: {e}")))?;
+        let context = PasswordContext {
+            username: Some(&username),
+            ..PasswordContext::default()
+        };
+        let new = check_form(form.new, form.confirm, &context)?;
+        let name = su.user.username();
+        let addr = client.addr_string();
+
+        if let Some(current) = form.current {
+            // A wrong current password counts towards the lockout like a failed sign-in,
+            // so a borrowed session cannot be used to guess the password.
+            let now = self.now();
+            let key = user_key(&name);
+            let state = self.store.throttle_count(&key, now, self.policy.lockout_window).await?;
+            let locked_until = state.locked_until.filter(|u| *u > now);
+            if locked_until.is_some() || state.attempts > i64::from(self.policy.lockout_attempts) {
+                return Err(ChangePasswordError::Locked {
+                    retry_after: locked_until.map(|u| now.until(u)).unwrap_or(self.policy.lockout_duration),
+                });
+            }
+            let ok = match self
+                .hasher
+                .verify(su.user.password_hash.clone(), SecretString::from(password::normalize(current)))
+                .await
+            {
+                Ok(ok) => ok,
+                Err(e) => {
+                    self.store.throttle_release(&key).await?;
+                    return Err(e.into());
+                }
+            };
+            if !ok {
+                self.store
+                    .throttle_fail(&key, self.policy.lockout_attempts, self.now().plus(self.policy.lockout_duration))
+                    .await?;
+                self.audit(Event {
+                    tenant: Some(su.user.tenant_id),
+                    actor: Some(&name),
+                    client_addr: addr.as_deref(),
+                    detail: Some("wrong current password on change"),
+                    ..Event::new(EventKind::SignInFailed)
+                })
+                .await?;
+                return Err(ChangePasswordError::WrongCurrent);
+            }
+            self.store.throttle_clear(&key).await?;
+        }
+
+        let hash = self.hasher.hash(SecretString::from(new.expose().to_owned())).await?;
+        let token = token::random_token();
+        self.store
+            .replace_password(
+                su.user.id,
+                &PasswordChange {
+                    password_hash: &hash,
+                    expires_at: None,
+                },
+                Some(&token::token_hash(&token)),
+                self.now(),
+            )
+            .await?;
+        let kind = if form.current.is_some() {
+            EventKind::PasswordChanged
+        } else {
+            EventKind::TemporaryPasswordChosen
+        };
+        self.audit(Event {
+            tenant: Some(su.user.tenant_id),
+            actor: Some(&name),
+            client_addr: addr.as_deref(),
+            ..Event::new(kind)
+        })
+        .await?;
+        Ok(token)
+    }
+}
+
+/// The policy and the confirmation, every problem at once.
+pub(crate) fn check_form(new: &str, confirm: &str, context: &PasswordContext<'_>) -> Result<NewPassword, ChangePasswordError> {
+    let parsed = NewPassword::parse(new, context);
+    let mismatch = password::normalize(new) != password::normalize(confirm);
+    match parsed {
+        Ok(p) if !mismatch => Ok(p),
+        Ok(_) => Err(ChangePasswordError::Invalid {
+            problems: Vec::new(),
+            mismatch,
+        }),
+        Err(problems) => Err(ChangePasswordError::Invalid { problems, mismatch }),
+    }
+}

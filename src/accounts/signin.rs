@@ -1,0 +1,158 @@
+//! Sign-in: one generic failure for every wrong combination, an atomic lockout per
+//! username (known or not), a slow-down per client address, and a dummy hash for unknown
+//! users so timing tells nothing.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::{addr_key, user_key, Accounts, Client, Unexpected};
+use crate::audit::{Event, EventKind};
+use crate::auth::hashing::{dummy_hash, HashError};
+use crate::auth::token;
+use crate::domain::{password, Username};
+
+/// A new session for the browser.
+#[derive(Debug)]
+pub struct SignedIn {
+    /// The cookie value; only its hash is stored.
+    pub token: String,
+    /// The password was temporary: only "choose a new password" is open until it is done.
+    pub must_change_password: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    /// Wrong password, unknown user or unknown tenant — deliberately indistinguishable.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Too many failures for this username.
+    #[error("locked")]
+    Locked { retry_after: Duration },
+    /// Too many failures from this client address across usernames.
+    #[error("throttled")]
+    Throttled { retry_after: Duration },
+    /// The hashing pool is full; try again in a moment.
+    #[error("busy")]
+    Busy,
+    /// The right temporary password, but past its 72 hours.
+    #[error("temporary password expired")]
+    TemporaryExpired,
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+impl From<crate::store::StoreError> for SignInError {
+    fn from(e: crate::store::StoreError) -> Self {
+        SignInError::Unexpected(e.into())
+    }
+}
+
+impl Accounts {
+    #[tracing::instrument(skip(self, password), fields(username = %username))]
+    pub async fn sign_in(&self, username: &Username, password: SecretString, client: Client) -> Result<SignedIn, SignInError> {
+        let now = self.now();
+        let name = username.to_string();
+        let addr = client.addr_string();
+        let user = self
+            .store
+            .user_by_username(username.tenant().as_str(), username.extension().as_str())
+            .await?;
+        let tenant = user.as_ref().map(|u| u.tenant_id);
+        let event = |kind| Event {
+            tenant,
+            actor: Some(name.as_str()),
+            client_addr: addr.as_deref(),
+            ..Event::new(kind)
+        };
+
+        if let Some(ip) = client.addr {
+            if let Some(until) = self.store.throttle_locked_until(&addr_key(ip)).await? {
+                if until > now {
+                    self.audit(event(EventKind::SignInThrottled)).await?;
+                    return Err(SignInError::Throttled {
+                        retry_after: now.until(until),
+                    });
+                }
+            }
+        }
+
+        // Count the attempt before any password is checked: concurrent guesses each take
+        // a number, and only the first `lockout_attempts` get as far as the hash.
+        let key = user_key(&name);
+        let state = self
+            .store
+            .throttle_count(&key, now, self.policy.lockout_window)
+            .await?;
+        let locked_until = state.locked_until.filter(|until| *until > now);
+        if locked_until.is_some() || state.attempts > i64::from(self.policy.lockout_attempts) {
+            let retry_after = locked_until
+                .map(|until| now.until(until))
+                .unwrap_or(self.policy.lockout_duration);
+            self.audit(event(EventKind::SignInLocked)).await?;
+            return Err(SignInError::Locked { retry_after });
+        }
+
+        let admitted = match self.hasher.admit() {
+            Ok(a) => a,
+            Err(_) => {
+                self.store.throttle_release(&key).await?;
+                return Err(SignInError::Busy);
+            }
+        };
+        let stored = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| dummy_hash().to_owned());
+        let candidate = SecretString::from(password::normalize(secrecy::ExposeSecret::expose_secret(&password)));
+        let matches = admitted
+            .verify(stored, candidate)
+            .await
+            .map_err(|e: HashError| SignInError::Unexpected(e.into()))?;
+
+        let user = match user {
+            Some(u) if matches => u,
+            _ => {
+                let now = self.now();
+                let locked = self
+                    .store
+                    .throttle_fail(&key, self.policy.lockout_attempts, now.plus(self.policy.lockout_duration))
+                    .await?;
+                if let Some(ip) = client.addr {
+                    let k = addr_key(ip);
+                    self.store.throttle_count(&k, now, self.policy.lockout_window).await?;
+                    self.store
+                        .throttle_fail(&k, self.policy.address_attempts, now.plus(self.policy.address_lock))
+                        .await?;
+                }
+                self.audit(Event {
+                    detail: locked.map(|_| "this failure locked the username"),
+                    ..event(EventKind::SignInFailed)
+                })
+                .await?;
+                return Err(SignInError::InvalidCredentials);
+            }
+        };
+
+        self.store.throttle_clear(&key).await?;
+        let now = self.now();
+        if user.password_temporary && user.password_expires_at.is_some_and(|at| at <= now) {
+            self.audit(Event {
+                detail: Some("temporary password expired"),
+                ..event(EventKind::SignInFailed)
+            })
+            .await?;
+            return Err(SignInError::TemporaryExpired);
+        }
+        let token = token::random_token();
+        self.store
+            .insert_session(&token::token_hash(&token), user.id, now)
+            .await?;
+        self.store.record_sign_in(user.id, now).await?;
+        self.audit(event(EventKind::SignInOk)).await?;
+        Ok(SignedIn {
+            token,
+            must_change_password: user.password_temporary,
+        })
+    }
+}

@@ -1,0 +1,78 @@
+//! The security event log: what happened, to whom, by whom, from where — never a secret.
+
+use crate::clock::Timestamp;
+use crate::store::{AuditRow, Store, StoreResult, TenantId};
+
+/// The kinds of security event, as stored in `audit_events.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    SignInOk,
+    SignInFailed,
+    SignInLocked,
+    SignInThrottled,
+    SignOut,
+    PasswordChanged,
+    TemporaryPasswordChosen,
+    TenantCreated,
+    UserCreated,
+    UserUnlocked,
+    OperatorCreated,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::SignInOk => "signin.ok",
+            EventKind::SignInFailed => "signin.failed",
+            EventKind::SignInLocked => "signin.locked",
+            EventKind::SignInThrottled => "signin.throttled",
+            EventKind::SignOut => "signout",
+            EventKind::PasswordChanged => "password.changed",
+            EventKind::TemporaryPasswordChosen => "password.temporary_replaced",
+            EventKind::TenantCreated => "tenant.created",
+            EventKind::UserCreated => "user.created",
+            EventKind::UserUnlocked => "user.unlocked",
+            EventKind::OperatorCreated => "operator.created",
+        }
+    }
+}
+
+/// One event about to be recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'a> {
+    pub kind: EventKind,
+    pub tenant: Option<TenantId>,
+    /// Who acted: a username, `operator:NAME`, or `cli`.
+    pub actor: Option<&'a str>,
+    /// Whom it concerned (a username), when not the actor.
+    pub subject: Option<&'a str>,
+    pub client_addr: Option<&'a str>,
+    pub detail: Option<&'a str>,
+}
+
+impl<'a> Event<'a> {
+    pub fn new(kind: EventKind) -> Self {
+        Event {
+            kind,
+            tenant: None,
+            actor: None,
+            subject: None,
+            client_addr: None,
+            detail: None,
+        }
+    }
+}
+
+pub async fn record(store: &Store, at: Timestamp, e: Event<'_>) -> StoreResult<()> {
+    store
+        .insert_audit(&AuditRow {
+            at,
+            tenant_id: e.tenant,
+            kind: e.kind.as_str(),
+            actor: e.actor,
+            subject: e.subject,
+            client_addr: e.client_addr,
+            detail: e.detail,
+        })
+        .await
+}

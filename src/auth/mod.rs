@@ -1,0 +1,9 @@
+//! Credentials machinery with no business rules: the bounded password-hashing pool,
+//! random tokens and their hashes, CSRF tokens, and the server's secret key.
+
+pub mod csrf;
+pub mod hashing;
+pub mod key;
+pub mod token;
+
+pub use hashing::{Busy, Hasher};

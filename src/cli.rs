@@ -1,0 +1,272 @@
+//! The `dialtone` command line: `serve`, `demo`, `tenant add`, `user add`,
+//! `user unlock`, `operator add`. Failures print one line on stderr and exit non-zero.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{shutdown_signal, Application, Services};
+use crate::clock::SystemClock;
+use crate::config::{Layers, Settings};
+use crate::domain::{DisplayName, Email, NewPassword, OperatorName, PasswordContext, Role, TenantCode, Username};
+
+#[derive(Debug, Parser)]
+#[command(name = "dialtone", version, about = "The customer portal of a hosted-PBX provider")]
+struct Cli {
+    #[command(flatten)]
+    overrides: Overrides,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags that override `dialtone.toml` and `DIALTONE_*`.
+#[derive(Debug, Args)]
+struct Overrides {
+    /// Configuration file (default: ./dialtone.toml when it exists).
+    #[arg(long, global = true, env = "DIALTONE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory: SQLite database, secret key, mail files.
+    #[arg(long, global = true)]
+    data_dir: Option<String>,
+    /// sqlite://… or postgres://…
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// Address to listen on, like 127.0.0.1:8080.
+    #[arg(long, global = true)]
+    listen: Option<String>,
+    /// The address users reach the portal at; links in mail use it.
+    #[arg(long, global = true)]
+    public_url: Option<String>,
+    /// file, log or smtp://user:pass@host:port
+    #[arg(long, global = true)]
+    mail: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the portal.
+    Serve,
+    /// Run the portal with a demo tenant, admin and user, printing how to sign in.
+    Demo,
+    /// Manage tenants (customer companies).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage portal users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage the provider's operators.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create a tenant.
+    Add {
+        /// Tenant code (Client ID): 2–32 of a-z, 0-9 and '-', starting with a letter.
+        code: String,
+        #[arg(long)]
+        name: String,
+        /// The domain phones register to (default: derived from the code and public URL).
+        #[arg(long)]
+        sip_domain: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user; without --password-stdin a temporary password is printed once.
+    Add {
+        /// extension-tenantcode, like 201-wickedsprockets
+        username: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long, default_value = "user")]
+        role: String,
+        /// Read the password from standard input instead of generating a temporary one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Clear a user's sign-in lockout.
+    Unlock { username: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorCommand {
+    /// Create an operator; without --password-stdin a password is generated and printed once.
+    Add {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// Runs the command line and turns any failure into one line on stderr.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
+            eprintln!("dialtone: {}", chain.join(": "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_settings(o: &Overrides) -> anyhow::Result<Settings> {
+    let mut layers = Layers::default();
+    match &o.config {
+        Some(path) => layers.add_toml(path)?,
+        None => {
+            let default = PathBuf::from("dialtone.toml");
+            if default.exists() {
+                layers.add_toml(&default)?;
+            }
+        }
+    }
+    layers.add_env(std::env::vars())?;
+    for (key, value) in [
+        ("data_dir", &o.data_dir),
+        ("database_url", &o.database_url),
+        ("listen", &o.listen),
+        ("public_url", &o.public_url),
+        ("mail", &o.mail),
+    ] {
+        if let Some(v) = value {
+            layers.set(key, v.clone());
+        }
+    }
+    Ok(layers.resolve()?)
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = load_settings(&cli.overrides)?;
+    let serving = matches!(cli.command, Command::Serve | Command::Demo);
+    init_tracing(if serving { &settings.log } else { "warn" });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(dispatch(cli.command, settings))
+}
+
+async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve(settings, false).await,
+        Command::Demo => serve(settings, true).await,
+        Command::Tenant(TenantCommand::Add { code, name, sip_domain }) => {
+            let code = TenantCode::parse(&code)?;
+            let name = DisplayName::parse(&name)?;
+            let services = Services::open(settings, Arc::new(SystemClock)).await?;
+            services
+                .accounts
+                .create_tenant(&code, &name, sip_domain.as_deref(), "cli")
+                .await?;
+            println!("Created tenant {code} ({name}).");
+            Ok(())
+        }
+        Command::User(UserCommand::Add {
+            username,
+            name,
+            email,
+            role,
+            password_stdin,
+        }) => {
+            let username = Username::parse(&username)?;
+            let name = DisplayName::parse(&name)?;
+            let email = email.as_deref().map(Email::parse).transpose()?;
+            let role = Role::parse(&role)?;
+            let password = if password_stdin {
+                Some(password_from_stdin(Some(&username))?)
+            } else {
+                None
+            };
+            let services = Services::open(settings, Arc::new(SystemClock)).await?;
+            let (_, temporary) = services
+                .accounts
+                .create_user(&username, &name, email.as_ref(), role, password, "cli")
+                .await?;
+            println!("Created {} {username} ({name}).", role.as_str());
+            if let Some(p) = temporary {
+                println!("Temporary password (shown once, valid 72 hours, must be changed at first sign-in): {}", p.expose());
+            }
+            Ok(())
+        }
+        Command::User(UserCommand::Unlock { username }) => {
+            let username = Username::parse(&username)?;
+            let services = Services::open(settings, Arc::new(SystemClock)).await?;
+            let was_locked = services.accounts.unlock(&username, "cli").await?;
+            if was_locked {
+                println!("Unlocked {username}.");
+            } else {
+                println!("{username} was not locked; its failed-attempt count is cleared.");
+            }
+            Ok(())
+        }
+        Command::Operator(OperatorCommand::Add { name, password_stdin }) => {
+            let name = OperatorName::parse(&name)?;
+            let (password, generated) = if password_stdin {
+                (password_from_stdin(None)?, false)
+            } else {
+                (crate::accounts::generate_operator_password(), true)
+            };
+            let services = Services::open(settings, Arc::new(SystemClock)).await?;
+            services.accounts.create_operator(&name, &password, "cli").await?;
+            println!("Created operator {name}.");
+            if generated {
+                println!("Password (shown once): {}", password.expose());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Reads one password from standard input (a trailing newline is not part of it) and
+/// checks it against the policy.
+fn password_from_stdin(username: Option<&Username>) -> anyhow::Result<NewPassword> {
+    let mut raw = String::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut raw)
+        .context("cannot read the password from standard input")?;
+    let raw = raw.strip_suffix('\n').unwrap_or(&raw);
+    let raw = raw.strip_suffix('\r').unwrap_or(raw);
+    let context = PasswordContext {
+        username,
+        ..PasswordContext::default()
+    };
+    match NewPassword::parse(raw, &context) {
+        Ok(p) => Ok(p),
+        Err(problems) => {
+            let reasons: Vec<&str> = problems.iter().map(|p| p.message()).collect();
+            bail!("the password is not allowed: {}", reasons.join(" "))
+        }
+    }
+}
+
+async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
+    let app = Application::build(settings, Arc::new(SystemClock)).await?;
+    let url = app.services().settings.public_url.clone();
+    if demo {
+        crate::accounts::demo::ensure(&app.services().accounts, &url).await?;
+    }
+    tracing::info!(address = %app.local_addr(), public_url = %url, "Dialtone is listening");
+    app.run_until(shutdown_signal()).await
+}

@@ -1,0 +1,58 @@
+//! Domain types parsed once at the edge (usernames, tenant codes, emails, passwords, PINs), so an invalid one cannot exist past it.
+//!
+//! Every type here has a private field and a `parse` constructor; the web layer and the CLI
+//! turn user input into these types and show the error's message when that fails. The
+//! services below them never re-check what a type already guarantees.
+
+mod display_name;
+mod email;
+/// Public as a module too: sign-in calls `password::normalize` on the typed password.
+pub mod password;
+mod pin;
+mod username;
+
+pub use display_name::DisplayName;
+pub use email::Email;
+pub use password::{normalize, NewPassword, PasswordContext, PasswordProblem};
+pub use pin::{Pin, PinProblem};
+pub use username::{Extension, OperatorName, Role, TenantCode, Username};
+
+/// Why a piece of user input is not a valid domain value; each variant is named after the
+/// type that refused it.
+///
+/// Each message is a complete sentence meant for the person filling in the form; it never
+/// repeats the input back (so it is safe to show and to log).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// Not 1 to 10 ASCII digits.
+    #[error("The extension must be 1 to 10 digits.")]
+    Extension,
+    /// Not a tenant code (see [`TenantCode`] for the exact rules).
+    #[error(
+        "The tenant code (Client ID) must be 2 to 32 letters, digits or single hyphens, \
+         start with a letter and not end with a hyphen."
+    )]
+    TenantCode,
+    /// Not `extension-tenantcode`.
+    #[error(
+        "Sign in with your extension, a hyphen and your tenant code, for example 201-wickedsprockets."
+    )]
+    Username,
+    /// Neither `user` nor `admin`.
+    #[error("The role must be \"user\" or \"admin\".")]
+    Role,
+    /// Not an operator name (see [`OperatorName`]).
+    #[error(
+        "The operator name must be 2 to 64 letters, digits, dots, underscores or hyphens, \
+         starting with a letter."
+    )]
+    OperatorName,
+    /// Not an email address we can send mail to (see [`Email`]).
+    #[error("Enter a valid email address, for example name@example.com.")]
+    Email,
+    /// Not a display name (see [`DisplayName`]).
+    #[error(
+        "Enter a name of 1 to 100 characters, without line breaks or other control characters."
+    )]
+    DisplayName,
+}

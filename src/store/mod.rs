@@ -1,0 +1,498 @@
+//! The one facade over SQLite and PostgreSQL. Every query is written once, in SQL both
+//! databases accept; the few backend differences (connection pragmas, migrations) stay in
+//! this module. Callers pass `now` in: storage never reads a clock.
+
+mod records;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+use crate::clock::Timestamp;
+pub use records::*;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A failed store operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write (duplicate tenant code, extension, name…).
+    #[error("already exists")]
+    Conflict,
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+fn classify(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        _ => StoreError::Database(e),
+    }
+}
+
+/// The outcome of counting one sign-in attempt for a throttle key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleState {
+    /// Attempts counted in the current window, this one included.
+    pub attempts: i64,
+    pub locked_until: Option<Timestamp>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish()
+    }
+}
+
+const USER_COLUMNS: &str = "u.id, u.tenant_id, t.code, t.name, u.extension, u.name, u.email, u.role, \
+     u.password_hash, u.password_temporary, u.password_expires_at, u.last_sign_in_at";
+
+impl Store {
+    /// Connects and runs the embedded migrations of the matching backend.
+    pub async fn connect(url: &str) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        if backend == Backend::Sqlite {
+            if let Some(dir) = sqlite_parent_dir(url) {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+            }
+        }
+        let options = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the one writer; the busy timeout makes
+                        // a writer wait for the lock instead of failing at once.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            });
+        let pool = options.connect(url).await?;
+        let store = Store { pool, backend };
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&store.pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&store.pool).await?,
+        }
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers (for `/healthz`).
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- tenants -------------------------------------------------------------------
+
+    pub async fn insert_tenant(&self, t: &NewTenant<'_>, now: Timestamp) -> StoreResult<TenantId> {
+        let row = sqlx::query(
+            "INSERT INTO tenants (code, name, sip_domain, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(t.code)
+        .bind(t.name)
+        .bind(t.sip_domain)
+        .bind(now.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(TenantId(row.try_get(0)?))
+    }
+
+    pub async fn tenant_by_code(&self, code: &str) -> StoreResult<Option<Tenant>> {
+        let row = sqlx::query("SELECT id, code, name, sip_domain FROM tenants WHERE code = $1")
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(Tenant {
+                id: TenantId(r.try_get(0)?),
+                code: r.try_get(1)?,
+                name: r.try_get(2)?,
+                sip_domain: r.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    // ---- users ---------------------------------------------------------------------
+
+    pub async fn insert_user(&self, u: &NewUser<'_>, now: Timestamp) -> StoreResult<UserId> {
+        let row = sqlx::query(
+            "INSERT INTO users (tenant_id, extension, name, email, role, password_hash, \
+             password_temporary, password_expires_at, password_changed_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+        )
+        .bind(u.tenant_id.0)
+        .bind(u.extension)
+        .bind(u.name)
+        .bind(u.email)
+        .bind(u.role)
+        .bind(u.password_hash)
+        .bind(i64::from(u.password_expires_at.is_some()))
+        .bind(u.password_expires_at.map(|t| t.0))
+        .bind(now.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(UserId(row.try_get(0)?))
+    }
+
+    pub async fn user_by_username(&self, tenant_code: &str, extension: &str) -> StoreResult<Option<UserRecord>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id \
+             WHERE t.code = $1 AND u.extension = $2"
+        );
+        let row = sqlx::query(&sql)
+            .bind(tenant_code)
+            .bind(extension)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| user_from_row(&r, 0)).transpose()
+    }
+
+    pub async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.id = $1"
+        );
+        let row = sqlx::query(&sql).bind(id.0).fetch_optional(&self.pool).await?;
+        row.map(|r| user_from_row(&r, 0)).transpose()
+    }
+
+    pub async fn record_sign_in(&self, id: UserId, now: Timestamp) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET last_sign_in_at = $1 WHERE id = $2")
+            .bind(now.0)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a password and, in the same transaction, ends every session of the user and
+    /// (when `keep` is given) opens the one replacement session the caller stays signed in on.
+    pub async fn replace_password(
+        &self,
+        id: UserId,
+        change: &PasswordChange<'_>,
+        keep: Option<&[u8]>,
+        now: Timestamp,
+    ) -> StoreResult<Option<SessionId>> {
+        let mut tx = self.pool.begin().await?;
+        // The write comes first so SQLite takes its write lock at once (no upgrade deadlock).
+        sqlx::query(
+            "UPDATE users SET password_hash = $1, password_temporary = $2, password_expires_at = $3, \
+             password_changed_at = $4 WHERE id = $5",
+        )
+        .bind(change.password_hash)
+        .bind(i64::from(change.expires_at.is_some()))
+        .bind(change.expires_at.map(|t| t.0))
+        .bind(now.0)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        let session = match keep {
+            Some(hash) => Some(insert_session(&mut tx, hash, id, now).await?),
+            None => None,
+        };
+        tx.commit().await?;
+        Ok(session)
+    }
+
+    // ---- operators -----------------------------------------------------------------
+
+    pub async fn insert_operator(&self, name: &str, password_hash: &str, now: Timestamp) -> StoreResult<()> {
+        sqlx::query("INSERT INTO operators (name, password_hash, created_at) VALUES ($1, $2, $3)")
+            .bind(name)
+            .bind(password_hash)
+            .bind(now.0)
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    // ---- sessions ------------------------------------------------------------------
+
+    pub async fn insert_session(&self, token_hash: &[u8], user: UserId, now: Timestamp) -> StoreResult<SessionId> {
+        let mut conn = self.pool.acquire().await?;
+        insert_session(&mut conn, token_hash, user, now).await
+    }
+
+    /// The session with this token hash and its user, in one round trip.
+    pub async fn session_with_user(&self, token_hash: &[u8]) -> StoreResult<Option<(SessionRecord, UserRecord)>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS}, s.id, s.created_at, s.last_seen_at, s.authenticated_at \
+             FROM sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = u.tenant_id \
+             WHERE s.token_hash = $1"
+        );
+        let row = sqlx::query(&sql).bind(token_hash).fetch_optional(&self.pool).await?;
+        let Some(r) = row else { return Ok(None) };
+        let user = user_from_row(&r, 0)?;
+        let session = SessionRecord {
+            id: SessionId(r.try_get(12)?),
+            user_id: user.id,
+            created_at: Timestamp(r.try_get(13)?),
+            last_seen_at: Timestamp(r.try_get(14)?),
+            authenticated_at: Timestamp(r.try_get(15)?),
+        };
+        Ok(Some((session, user)))
+    }
+
+    pub async fn touch_session(&self, id: SessionId, now: Timestamp) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
+            .bind(now.0)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_session(&self, id: SessionId) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn count_user_sessions(&self, user: UserId) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM sessions WHERE user_id = $1")
+            .bind(user.0)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Removes sessions past either limit, so the table does not grow without bound.
+    pub async fn purge_sessions(&self, idle_before: Timestamp, created_before: Timestamp) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE last_seen_at < $1 OR created_at < $2")
+            .bind(idle_before.0)
+            .bind(created_before.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    // ---- sign-in throttling --------------------------------------------------------
+
+    /// Counts one attempt for `key`, atomically, before any password is checked. A window
+    /// that has run out (or a lock that has expired) starts again at this attempt.
+    pub async fn throttle_count(&self, key: &str, now: Timestamp, window: Duration) -> StoreResult<ThrottleState> {
+        let row = sqlx::query(
+            "INSERT INTO signin_throttle (key, window_start, attempts, locked_until) VALUES ($1, $2, 1, NULL) \
+             ON CONFLICT (key) DO UPDATE SET \
+               attempts = CASE WHEN (signin_throttle.locked_until IS NOT NULL AND signin_throttle.locked_until <= $2) \
+                                 OR (signin_throttle.locked_until IS NULL AND signin_throttle.window_start <= $3) \
+                               THEN 1 ELSE signin_throttle.attempts + 1 END, \
+               window_start = CASE WHEN (signin_throttle.locked_until IS NOT NULL AND signin_throttle.locked_until <= $2) \
+                                 OR (signin_throttle.locked_until IS NULL AND signin_throttle.window_start <= $3) \
+                               THEN $2 ELSE signin_throttle.window_start END, \
+               locked_until = CASE WHEN signin_throttle.locked_until <= $2 THEN NULL \
+                               ELSE signin_throttle.locked_until END \
+             RETURNING attempts, locked_until",
+        )
+        .bind(key)
+        .bind(now.0)
+        .bind(now.minus(window).0)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ThrottleState {
+            attempts: row.try_get(0)?,
+            locked_until: row.try_get::<Option<i64>, _>(1)?.map(Timestamp),
+        })
+    }
+
+    /// Records that a counted attempt failed; locks the key until `lock_until` once the
+    /// window holds `limit` attempts. Returns when the key is locked until, if it is.
+    pub async fn throttle_fail(&self, key: &str, limit: u32, lock_until: Timestamp) -> StoreResult<Option<Timestamp>> {
+        let row = sqlx::query(
+            "UPDATE signin_throttle SET locked_until = CASE \
+               WHEN locked_until IS NULL AND attempts >= $2 THEN $3 ELSE locked_until END \
+             WHERE key = $1 RETURNING locked_until",
+        )
+        .bind(key)
+        .bind(i64::from(limit))
+        .bind(lock_until.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<Option<i64>, _>(0)?.map(Timestamp),
+            None => None,
+        })
+    }
+
+    /// Gives back an attempt that was counted but never checked (the hashing pool was full).
+    pub async fn throttle_release(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE signin_throttle SET attempts = attempts - 1 WHERE key = $1 AND attempts > 0")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets every counted attempt and lock for `key` (success, reset, unlock).
+    pub async fn throttle_clear(&self, key: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM signin_throttle WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The current lock of `key`, without counting anything.
+    pub async fn throttle_locked_until(&self, key: &str) -> StoreResult<Option<Timestamp>> {
+        let row = sqlx::query("SELECT locked_until FROM signin_throttle WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<Option<i64>, _>(0)?.map(Timestamp),
+            None => None,
+        })
+    }
+
+    // ---- audit ---------------------------------------------------------------------
+
+    pub async fn insert_audit(&self, e: &AuditRow<'_>) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_events (at, tenant_id, kind, actor, subject, client_addr, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(e.at.0)
+        .bind(e.tenant_id.map(|t| t.0))
+        .bind(e.kind)
+        .bind(e.actor)
+        .bind(e.subject)
+        .bind(e.client_addr)
+        .bind(e.detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest audit events, optionally only of one kind (for the admin page and tests).
+    pub async fn audit_events(&self, tenant: Option<TenantId>, kind: Option<&str>, limit: i64) -> StoreResult<Vec<AuditRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, at, kind, actor, subject, client_addr, detail FROM audit_events \
+             WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR kind = $2) \
+             ORDER BY id DESC LIMIT $3",
+        )
+        .bind(tenant.map(|t| t.0))
+        .bind(kind)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    id: r.try_get(0)?,
+                    at: Timestamp(r.try_get(1)?),
+                    kind: r.try_get(2)?,
+                    actor: r.try_get(3)?,
+                    subject: r.try_get(4)?,
+                    client_addr: r.try_get(5)?,
+                    detail: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+}
+
+async fn insert_session(
+    conn: &mut sqlx::AnyConnection,
+    token_hash: &[u8],
+    user: UserId,
+    now: Timestamp,
+) -> StoreResult<SessionId> {
+    let row = sqlx::query(
+        "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, authenticated_at) \
+         VALUES ($1, $2, $3, $3, $3) RETURNING id",
+    )
+    .bind(token_hash)
+    .bind(user.0)
+    .bind(now.0)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(SessionId(row.try_get(0)?))
+}
+
+fn user_from_row(r: &AnyRow, at: usize) -> StoreResult<UserRecord> {
+    Ok(UserRecord {
+        id: UserId(r.try_get(at)?),
+        tenant_id: TenantId(r.try_get(at + 1)?),
+        tenant_code: r.try_get(at + 2)?,
+        tenant_name: r.try_get(at + 3)?,
+        extension: r.try_get(at + 4)?,
+        name: r.try_get(at + 5)?,
+        email: r.try_get(at + 6)?,
+        role: r.try_get(at + 7)?,
+        password_hash: r.try_get(at + 8)?,
+        password_temporary: r.try_get::<i64, _>(at + 9)? != 0,
+        password_expires_at: r.try_get::<Option<i64>, _>(at + 10)?.map(Timestamp),
+        last_sign_in_at: r.try_get::<Option<i64>, _>(at + 11)?.map(Timestamp),
+    })
+}
+
+/// The folder a `sqlite://PATH?…` URL's file lives in, so it can be created first.
+fn sqlite_parent_dir(url: &str) -> Option<&Path> {
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next()?;
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Path::new(path).parent().filter(|p| !p.as_os_str().is_empty())
+}

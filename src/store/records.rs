@@ -1,0 +1,110 @@
+//! Rows as the store hands them out and takes them in. Values were parsed into domain
+//! types before they were written, so they are trusted on the way back.
+
+use crate::clock::Timestamp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TenantId(pub i64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UserId(pub i64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId(pub i64);
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub code: String,
+    pub name: String,
+    pub sip_domain: String,
+}
+
+pub struct NewTenant<'a> {
+    pub code: &'a str,
+    pub name: &'a str,
+    pub sip_domain: &'a str,
+}
+
+pub struct NewUser<'a> {
+    pub tenant_id: TenantId,
+    pub extension: &'a str,
+    pub name: &'a str,
+    pub email: Option<&'a str>,
+    pub role: &'a str,
+    pub password_hash: &'a str,
+    /// `Some` for a temporary password, which stops working then.
+    pub password_expires_at: Option<Timestamp>,
+}
+
+/// A new password hash; `expires_at` is `Some` for a temporary password.
+pub struct PasswordChange<'a> {
+    pub password_hash: &'a str,
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Clone)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub tenant_id: TenantId,
+    pub tenant_code: String,
+    pub tenant_name: String,
+    pub extension: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub role: String,
+    pub password_hash: String,
+    pub password_temporary: bool,
+    pub password_expires_at: Option<Timestamp>,
+    pub last_sign_in_at: Option<Timestamp>,
+}
+
+impl UserRecord {
+    pub fn username(&self) -> String {
+        format!("{}-{}", self.extension, self.tenant_code)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == "admin"
+    }
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("username", &self.username())
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub authenticated_at: Timestamp,
+}
+
+pub struct AuditRow<'a> {
+    pub at: Timestamp,
+    pub tenant_id: Option<TenantId>,
+    pub kind: &'a str,
+    pub actor: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub client_addr: Option<&'a str>,
+    pub detail: Option<&'a str>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: Timestamp,
+    pub kind: String,
+    pub actor: Option<String>,
+    pub subject: Option<String>,
+    pub client_addr: Option<String>,
+    pub detail: Option<String>,
+}

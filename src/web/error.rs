@@ -1,0 +1,69 @@
+//! The one web error type. Each variant says which status it becomes; unexpected errors
+//! are logged once, here, and never shown to the client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::render::ErrorPage;
+use crate::accounts::Unexpected;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// 404: no such page — also what is shown for things the user may not know exist.
+    #[error("not found")]
+    NotFound,
+    /// 403: a form without a valid CSRF token.
+    #[error("forbidden")]
+    Forbidden,
+    /// 400: a request that could not be read at all.
+    #[error("bad request")]
+    BadRequest,
+    /// 413: a body over the form limit.
+    #[error("payload too large")]
+    TooLarge,
+    /// 500: anything unexpected; the cause goes to the log only.
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+impl From<crate::store::StoreError> for WebError {
+    fn from(e: crate::store::StoreError) -> Self {
+        WebError::Unexpected(e.into())
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = match &self {
+            WebError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Page not found",
+                "There is nothing at this address. Check the link, or go back to the sign-in page.",
+            ),
+            WebError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "This form was not sent from this portal or has expired. Go back, reload the page and try again.",
+            ),
+            WebError::BadRequest => (
+                StatusCode::BAD_REQUEST,
+                "Request not understood",
+                "The form could not be read. Go back, reload the page and try again.",
+            ),
+            WebError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Too much data",
+                "The form sent more data than any field allows. Shorten what you typed and try again.",
+            ),
+            WebError::Unexpected(e) => {
+                tracing::error!(error = format!("{e:#}"), "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "The portal could not finish this request. Nothing was lost; please try again in a moment.",
+                )
+            }
+        };
+        ErrorPage::response(status, title, message)
+    }
+}

@@ -1,0 +1,202 @@
+//! Extractors and the CSRF middleware: the browser's CSRF cookie, forms that must carry
+//! its token, the client's address, and the signed-in user.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use serde::de::DeserializeOwned;
+
+use super::{AppState, WebError};
+use crate::accounts::{Client, SessionUser};
+use crate::auth::{csrf, token};
+
+/// The browser's CSRF cookie value, put in place by [`csrf_cookie`] for every request.
+#[derive(Debug, Clone)]
+pub struct CsrfCookie(pub String);
+
+/// Gives every browser a CSRF cookie (set on the response when it had none).
+pub async fn csrf_cookie(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let jar = CookieJar::from_headers(req.headers());
+    let existing = jar
+        .get(state.cookies.csrf)
+        .map(|c| c.value().to_owned())
+        .filter(|v| token::looks_like_token(v));
+    let (value, fresh) = match existing {
+        Some(v) => (v, false),
+        None => (token::random_token(), true),
+    };
+    req.extensions_mut().insert(CsrfCookie(value.clone()));
+    let mut response = next.run(req).await;
+    if fresh {
+        let cookie = Cookie::build((state.cookies.csrf, value))
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(state.cookies.secure)
+            .path("/")
+            .build();
+        if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response
+}
+
+/// The token forms must carry for this browser.
+#[derive(Debug, Clone)]
+pub struct CsrfToken(pub String);
+
+impl FromRequestParts<AppState> for CsrfToken {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let cookie = parts.extensions.get::<CsrfCookie>().ok_or(WebError::Forbidden)?;
+        Ok(CsrfToken(csrf::form_token(&state.key, &cookie.0)))
+    }
+}
+
+/// A url-encoded form whose `csrf_token` matched; anything else is refused before the
+/// handler runs (403 without a valid token, 413 over the size limit, 400 unreadable).
+pub struct ValidForm<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ValidForm<T> {
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let cookie = req.extensions().get::<CsrfCookie>().cloned();
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                WebError::TooLarge
+            } else {
+                WebError::BadRequest
+            }
+        })?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).map_err(|_| WebError::BadRequest)?;
+        let submitted = pairs
+            .iter()
+            .find(|(k, _)| k == "csrf_token")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        match cookie {
+            Some(c) if csrf::verify(&state.key, &c.0, submitted) => {}
+            _ => return Err(WebError::Forbidden),
+        }
+        let form = serde_urlencoded::from_bytes(&bytes).map_err(|_| WebError::BadRequest)?;
+        Ok(ValidForm(form))
+    }
+}
+
+/// The connecting client, for throttling and the audit log.
+pub struct ClientInfo(pub Client);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| a.ip());
+        Ok(ClientInfo(Client { addr }))
+    }
+}
+
+/// The live session of the request, if any (a sliding timer is advanced on the way).
+pub async fn session_of(parts: &Parts, state: &AppState) -> Result<Option<SessionUser>, WebError> {
+    let jar = CookieJar::from_headers(&parts.headers);
+    let Some(cookie) = jar.get(state.cookies.session) else {
+        return Ok(None);
+    };
+    Ok(state.accounts.authenticate(cookie.value()).await?)
+}
+
+/// A signed-in user who may use the portal (no temporary password pending).
+pub struct CurrentUser(pub SessionUser);
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match session_of(parts, state).await.map_err(IntoResponse::into_response)? {
+            None => Err(to_sign_in(parts).into_response()),
+            Some(su) if su.user.password_temporary => Err(Redirect::to("/password/choose").into_response()),
+            Some(su) => Ok(CurrentUser(su)),
+        }
+    }
+}
+
+/// A signed-in user, even one who must still replace a temporary password.
+pub struct AnySession(pub SessionUser);
+
+impl FromRequestParts<AppState> for AnySession {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match session_of(parts, state).await.map_err(IntoResponse::into_response)? {
+            None => Err(to_sign_in(parts).into_response()),
+            Some(su) => Ok(AnySession(su)),
+        }
+    }
+}
+
+/// 303 to the sign-in page, keeping where the user was going for a page load.
+fn to_sign_in(parts: &Parts) -> Redirect {
+    let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    if parts.method == Method::GET && safe_next(next).is_some() && next != "/" {
+        let query = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
+        Redirect::to(&format!("/login?{query}"))
+    } else {
+        Redirect::to("/login")
+    }
+}
+
+/// `next` is followed only when it is a path on this site: starts with one `/`, not
+/// `//` or `/\` (which browsers treat as another host), no control characters.
+pub fn safe_next(next: &str) -> Option<&str> {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && next.len() <= 512
+        && !next.chars().any(|c| c.is_control() || c == '\\');
+    ok.then_some(next)
+}
+
+/// The session cookie for `token`, or its removal when `token` is `None`.
+pub fn session_cookie(state: &AppState, token: Option<String>) -> Cookie<'static> {
+    let removing = token.is_none();
+    let mut cookie = Cookie::build((state.cookies.session, token.unwrap_or_default()))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.cookies.secure)
+        .path("/")
+        .build();
+    if removing {
+        cookie.make_removal();
+    } else if let Ok(max) = time_duration(state.settings.session_max) {
+        cookie.set_max_age(max);
+    }
+    cookie
+}
+
+fn time_duration(d: std::time::Duration) -> Result<cookie::time::Duration, std::num::TryFromIntError> {
+    Ok(cookie::time::Duration::seconds(i64::try_from(d.as_secs())?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_same_site_paths_are_followed() {
+        assert_eq!(safe_next("/settings"), Some("/settings"));
+        assert_eq!(safe_next("/phone?x=1"), Some("/phone?x=1"));
+        for bad in ["//evil.example", "/\\evil.example", "https://evil.example", "evil", "", "/a\nb"] {
+            assert_eq!(safe_next(bad), None, "{bad}");
+        }
+    }
+}

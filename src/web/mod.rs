@@ -1,0 +1,88 @@
+//! The web layer: parses requests, calls the services, renders pages. It owns every
+//! HTTP concern (cookies, CSRF, headers, status codes) and no business rule.
+
+mod error;
+mod extract;
+mod pages;
+mod render;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::Router;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::accounts::Accounts;
+use crate::auth::key::SecretKey;
+use crate::config::Settings;
+
+pub use error::WebError;
+
+/// Largest form body accepted; every form of the portal fits many times over.
+pub const MAX_FORM_BYTES: usize = 16 * 1024;
+
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+/// Cookie names: `__Host-` prefixed and `Secure` when the public URL is https.
+#[derive(Debug, Clone)]
+pub struct CookieNames {
+    pub session: &'static str,
+    pub csrf: &'static str,
+    pub secure: bool,
+}
+
+impl CookieNames {
+    pub fn for_settings(settings: &Settings) -> Self {
+        if settings.https() {
+            CookieNames {
+                session: "__Host-dialtone_session",
+                csrf: "__Host-dialtone_csrf",
+                secure: true,
+            }
+        } else {
+            CookieNames {
+                session: "dialtone_session",
+                csrf: "dialtone_csrf",
+                secure: false,
+            }
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub accounts: Accounts,
+    pub key: Arc<SecretKey>,
+    pub cookies: CookieNames,
+    pub settings: Arc<Settings>,
+}
+
+/// The whole router, with the security headers every response carries.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(pages::auth::router())
+        .merge(pages::phone::router())
+        .merge(pages::settings::router())
+        .merge(pages::health::router())
+        .merge(pages::assets::router())
+        .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), extract::csrf_cookie))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(header_layer(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header_layer(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(header_layer(header::REFERRER_POLICY, "same-origin"))
+        .layer(header_layer(header::CACHE_CONTROL, "no-store"))
+        .layer(header_layer(
+            HeaderName::from_static("permissions-policy"),
+            "camera=(), microphone=(), geolocation=()",
+        ))
+        .with_state(state)
+}
+
+fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}

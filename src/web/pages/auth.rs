@@ -1,0 +1,263 @@
+//! Signing in and out, and the forced "choose a new password" page after a temporary one.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use axum_extra::extract::CookieJar;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::settings::{password_change_outcome, PasswordErrors};
+use crate::accounts::{PasswordForm, SignInError};
+use crate::domain::Username;
+use crate::web::extract::{safe_next, session_cookie, session_of, AnySession, ClientInfo, CsrfToken, ValidForm};
+use crate::web::render::{html, Chrome};
+use crate::web::{AppState, WebError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/phone") }))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/password/choose", get(choose_password_form).post(choose_password))
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    chrome: Chrome,
+    username: String,
+    next: String,
+    /// A message about the whole form (wrong credentials, locked, busy).
+    error: Option<String>,
+    /// A message about the username field alone (malformed).
+    username_error: Option<String>,
+    password_error: Option<String>,
+}
+
+impl LoginPage {
+    fn new(csrf: String, username: String, next: String) -> Self {
+        LoginPage {
+            chrome: Chrome::anonymous(csrf),
+            username,
+            next,
+            error: None,
+            username_error: None,
+            password_error: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    #[serde(default)]
+    next: String,
+}
+
+async fn login_form(
+    State(state): State<AppState>,
+    Query(q): Query<LoginQuery>,
+    CsrfToken(csrf): CsrfToken,
+    parts: axum::http::request::Parts,
+) -> Result<Response, WebError> {
+    let next = safe_next(&q.next).unwrap_or("").to_owned();
+    if session_of(&parts, &state).await?.is_some() {
+        return Ok(Redirect::to(if next.is_empty() { "/phone" } else { &next }).into_response());
+    }
+    Ok(html(StatusCode::OK, &LoginPage::new(csrf, String::new(), next)))
+}
+
+#[derive(Deserialize)]
+struct LoginFields {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+fn minutes(d: std::time::Duration) -> u64 {
+    d.as_secs().div_ceil(60).max(1)
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        "minute"
+    } else {
+        "minutes"
+    }
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    jar: CookieJar,
+    ValidForm(form): ValidForm<LoginFields>,
+) -> Result<Response, WebError> {
+    let next = safe_next(&form.next).unwrap_or("").to_owned();
+    // Keep what was typed (never the password), capped so a huge field is not echoed.
+    let typed: String = form.username.trim().chars().take(64).collect();
+    let mut page = LoginPage::new(csrf, typed, next.clone());
+
+    let username = Username::parse(&form.username);
+    if let Err(e) = &username {
+        page.username_error = Some(e.to_string());
+    }
+    if form.password.is_empty() {
+        page.password_error = Some("Enter your password.".to_owned());
+    }
+    let username = match username {
+        Ok(u) if page.password_error.is_none() => u,
+        _ => return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page)),
+    };
+    page.username = username.to_string();
+
+    match state
+        .accounts
+        .sign_in(&username, SecretString::from(form.password), client)
+        .await
+    {
+        Ok(signed_in) => {
+            let target = if signed_in.must_change_password {
+                "/password/choose".to_owned()
+            } else if next.is_empty() {
+                "/phone".to_owned()
+            } else {
+                next
+            };
+            let jar = jar.add(session_cookie(&state, Some(signed_in.token)));
+            Ok((jar, Redirect::to(&target)).into_response())
+        }
+        Err(SignInError::InvalidCredentials) => {
+            page.error = Some(
+                "That username and password do not match. Check both and try again.".to_owned(),
+            );
+            Ok(html(StatusCode::UNAUTHORIZED, &page))
+        }
+        Err(SignInError::TemporaryExpired) => {
+            page.error = Some(
+                "Your temporary password has expired. Ask your administrator for a new one.".to_owned(),
+            );
+            Ok(html(StatusCode::UNAUTHORIZED, &page))
+        }
+        Err(SignInError::Locked { retry_after }) => {
+            let m = minutes(retry_after);
+            page.error = Some(format!(
+                "Too many failed sign-in attempts for this username. Try again in {m} {}.",
+                plural(m)
+            ));
+            Ok(with_retry_after(html(StatusCode::TOO_MANY_REQUESTS, &page), retry_after.as_secs()))
+        }
+        Err(SignInError::Throttled { retry_after }) => {
+            let m = minutes(retry_after);
+            page.error = Some(format!(
+                "Too many failed sign-ins from your network. Try again in {m} {}.",
+                plural(m)
+            ));
+            Ok(with_retry_after(html(StatusCode::TOO_MANY_REQUESTS, &page), retry_after.as_secs()))
+        }
+        Err(SignInError::Busy) => {
+            page.error = Some("The portal is very busy right now. Please try again in a moment.".to_owned());
+            Ok(with_retry_after(html(StatusCode::SERVICE_UNAVAILABLE, &page), 2))
+        }
+        Err(SignInError::Unexpected(e)) => Err(e.into()),
+    }
+}
+
+pub(crate) fn with_retry_after(mut response: Response, seconds: u64) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn logout(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    jar: CookieJar,
+    parts: axum::http::request::Parts,
+    ValidForm(_): ValidForm<Empty>,
+) -> Result<Response, WebError> {
+    if let Some(su) = session_of(&parts, &state).await? {
+        state.accounts.sign_out(&su, client).await?;
+    }
+    let jar = jar.add(session_cookie(&state, None));
+    Ok((jar, Redirect::to("/login")).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "choose_password.html")]
+struct ChoosePasswordPage {
+    chrome: Chrome,
+    username: String,
+    errors: PasswordErrors,
+}
+
+async fn choose_password_form(AnySession(su): AnySession, CsrfToken(csrf): CsrfToken) -> Response {
+    if !su.user.password_temporary {
+        return Redirect::to("/settings").into_response();
+    }
+    html(
+        StatusCode::OK,
+        &ChoosePasswordPage {
+            chrome: Chrome::signed_in(csrf, &su, ""),
+            username: su.user.username(),
+            errors: PasswordErrors::default(),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct ChooseFields {
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    confirm_password: String,
+}
+
+async fn choose_password(
+    State(state): State<AppState>,
+    AnySession(su): AnySession,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    jar: CookieJar,
+    ValidForm(form): ValidForm<ChooseFields>,
+) -> Result<Response, WebError> {
+    if !su.user.password_temporary {
+        return Ok(Redirect::to("/settings").into_response());
+    }
+    let outcome = state
+        .accounts
+        .change_password(
+            &su,
+            PasswordForm {
+                current: None,
+                new: &form.new_password,
+                confirm: &form.confirm_password,
+            },
+            client,
+        )
+        .await;
+    match password_change_outcome(outcome)? {
+        Ok(token) => {
+            let jar = jar.add(session_cookie(&state, Some(token)));
+            Ok((jar, Redirect::to("/phone")).into_response())
+        }
+        Err((status, errors)) => Ok(html(
+            status,
+            &ChoosePasswordPage {
+                chrome: Chrome::signed_in(csrf, &su, ""),
+                username: su.user.username(),
+                errors,
+            },
+        )),
+    }
+}

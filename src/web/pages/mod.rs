@@ -1,0 +1,14 @@
+//! The pages, one module per area, each exposing its own `router()`.
+
+pub mod assets;
+pub mod auth;
+pub mod health;
+pub mod phone;
+pub mod settings;
+
+use super::WebError;
+
+/// Unknown routes.
+pub async fn not_found() -> WebError {
+    WebError::NotFound
+}

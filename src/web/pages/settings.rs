@@ -1,0 +1,162 @@
+//! The Settings tab: Change Password (current, new, confirm).
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+
+use super::auth::with_retry_after;
+use crate::accounts::{ChangePasswordError, PasswordForm};
+use crate::web::extract::{session_cookie, ClientInfo, CsrfToken, CurrentUser, ValidForm};
+use crate::web::render::{html, Chrome};
+use crate::web::{AppState, WebError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/settings", get(settings_page))
+        .route("/settings/password", post(change_password))
+}
+
+/// Problems with a password form, each tied to its field.
+#[derive(Debug, Default)]
+pub struct PasswordErrors {
+    pub current: Option<String>,
+    pub new: Vec<&'static str>,
+    pub confirm: Option<String>,
+    pub form: Option<String>,
+    /// Seconds for a `Retry-After` header (locked or busy).
+    pub retry_after: Option<u64>,
+}
+
+impl PasswordErrors {
+    pub fn any(&self) -> bool {
+        self.current.is_some() || !self.new.is_empty() || self.confirm.is_some() || self.form.is_some()
+    }
+}
+
+/// Turns a password change outcome into the new session token, or the status and errors
+/// to re-render the form with. Unexpected failures stay errors.
+pub fn password_change_outcome(
+    outcome: Result<String, ChangePasswordError>,
+) -> Result<Result<String, (StatusCode, PasswordErrors)>, WebError> {
+    let mut errors = PasswordErrors::default();
+    let status = match outcome {
+        Ok(token) => return Ok(Ok(token)),
+        Err(ChangePasswordError::Invalid { problems, mismatch }) => {
+            errors.new = problems.iter().map(|p| p.message()).collect();
+            if mismatch {
+                errors.confirm = Some("The two new passwords do not match.".to_owned());
+            }
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        Err(ChangePasswordError::WrongCurrent) => {
+            errors.current = Some("Your current password is not right.".to_owned());
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        Err(ChangePasswordError::Locked { retry_after }) => {
+            let m = retry_after.as_secs().div_ceil(60).max(1);
+            errors.form = Some(format!(
+                "Too many wrong passwords. Try again in {m} minute{}.",
+                if m == 1 { "" } else { "s" }
+            ));
+            errors.retry_after = Some(retry_after.as_secs());
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        Err(ChangePasswordError::Busy) => {
+            errors.form = Some("The portal is very busy right now. Please try again in a moment.".to_owned());
+            errors.retry_after = Some(2);
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        Err(ChangePasswordError::Unexpected(e)) => return Err(e.into()),
+    };
+    Ok(Err((status, errors)))
+}
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    chrome: Chrome,
+    username: String,
+    saved: bool,
+    errors: PasswordErrors,
+}
+
+#[derive(Deserialize)]
+struct SettingsQuery {
+    #[serde(default)]
+    saved: String,
+}
+
+async fn settings_page(CurrentUser(su): CurrentUser, CsrfToken(csrf): CsrfToken, Query(q): Query<SettingsQuery>) -> Response {
+    html(
+        StatusCode::OK,
+        &SettingsPage {
+            chrome: Chrome::signed_in(csrf, &su, "settings"),
+            username: su.user.username(),
+            saved: q.saved == "password",
+            errors: PasswordErrors::default(),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct ChangeFields {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    confirm_password: String,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    CurrentUser(su): CurrentUser,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    jar: CookieJar,
+    ValidForm(form): ValidForm<ChangeFields>,
+) -> Result<Response, WebError> {
+    let outcome = if form.current_password.is_empty() {
+        Err(ChangePasswordError::WrongCurrent)
+    } else {
+        state
+            .accounts
+            .change_password(
+                &su,
+                PasswordForm {
+                    current: Some(&form.current_password),
+                    new: &form.new_password,
+                    confirm: &form.confirm_password,
+                },
+                client,
+            )
+            .await
+    };
+    match password_change_outcome(outcome)? {
+        Ok(token) => {
+            let jar = jar.add(session_cookie(&state, Some(token)));
+            Ok((jar, Redirect::to("/settings?saved=password")).into_response())
+        }
+        Err((status, errors)) => {
+            let retry = errors.retry_after;
+            let response = html(
+                status,
+                &SettingsPage {
+                    chrome: Chrome::signed_in(csrf, &su, "settings"),
+                    username: su.user.username(),
+                    saved: false,
+                    errors,
+                },
+            );
+            Ok(match retry {
+                Some(s) => with_retry_after(response, s),
+                None => response,
+            })
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Sessions: the cookie, the sliding idle timer, the absolute cap, rotation and sign-out.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use dialtone::auth::token::token_hash;
+use reqwest::StatusCode;
+
+const HOUR: Duration = Duration::from_secs(3600);
+const MINUTE: Duration = Duration::from_secs(60);
+
+async fn signed_in(app: &TestApp) -> (Browser, String) {
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    let b = app.browser();
+    let r = b.login("201-wickedsprockets", PASSWORD).await;
+    let cookie = set_cookie(&r, "dialtone_session").expect("a session cookie");
+    (b, cookie)
+}
+
+fn cookie_value(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_owned()
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_http_only_lax_and_only_its_hash_is_stored() {
+    let app = spawn_app().await;
+    let (_, cookie) = signed_in(&app).await;
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(cookie.contains("Path=/"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain http public URL");
+    let token = cookie_value(&cookie);
+    assert_eq!(token.len(), 43, "256 random bits, base64url");
+
+    let store = app.services.accounts.store();
+    assert!(store.session_with_user(&token_hash(&token)).await.unwrap().is_some());
+    assert!(store.session_with_user(token.as_bytes()).await.unwrap().is_none(), "the raw token is not a key");
+}
+
+#[tokio::test]
+async fn an_https_public_url_makes_the_cookie_host_prefixed_and_secure() {
+    let app = spawn_app_with(&[("public_url", "https://portal.example.com")]).await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    // A real browser would not send Secure cookies over http, so read the header directly.
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let first = client.get(app.url("/login")).send().await.unwrap();
+    let csrf_cookie = set_cookie(&first, "__Host-dialtone_csrf").expect("csrf cookie");
+    assert!(csrf_cookie.contains("Secure"));
+    let token = csrf_in(&first.text().await.unwrap()).unwrap();
+    let r = client
+        .post(app.url("/login"))
+        .header("cookie", csrf_cookie.split(';').next().unwrap())
+        .form(&[("username", "201-wickedsprockets"), ("password", PASSWORD), ("csrf_token", &token)])
+        .send()
+        .await
+        .unwrap();
+    let session = set_cookie(&r, "__Host-dialtone_session").expect("host-prefixed session cookie");
+    assert!(session.contains("Secure") && session.contains("HttpOnly") && session.contains("Path=/"));
+}
+
+#[tokio::test]
+async fn signed_out_visitors_are_sent_to_sign_in_with_next_kept() {
+    let app = spawn_app().await;
+    let r = app.browser().get("/settings").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/login?next=%2Fsettings");
+}
+
+#[tokio::test]
+async fn the_idle_timer_slides_with_each_request() {
+    let app = spawn_app().await;
+    let (b, _) = signed_in(&app).await;
+    for _ in 0..3 {
+        app.advance(3 * HOUR);
+        assert_eq!(b.get("/phone").await.status(), StatusCode::OK);
+    }
+    // Nine hours in, still signed in thanks to the slide; four idle hours end it.
+    app.advance(4 * HOUR);
+    let r = b.get("/phone").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/login?next=%2Fphone");
+}
+
+#[tokio::test]
+async fn four_idle_hours_end_a_session_to_the_second() {
+    let app = spawn_app().await;
+    let (b, _) = signed_in(&app).await;
+    app.advance(4 * HOUR - Duration::from_secs(1));
+    assert_eq!(b.get("/phone").await.status(), StatusCode::OK);
+    app.advance(4 * HOUR);
+    assert_eq!(b.get("/phone").await.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn the_absolute_cap_ends_a_busy_session_after_twelve_hours() {
+    let app = spawn_app().await;
+    let (b, _) = signed_in(&app).await;
+    for _ in 0..11 {
+        app.advance(HOUR);
+        assert_eq!(b.get("/phone").await.status(), StatusCode::OK);
+    }
+    app.advance(HOUR);
+    assert_eq!(b.get("/phone").await.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn configured_limits_in_seconds_apply() {
+    let app = spawn_app_with(&[("session_idle", "30s"), ("session_max", "90s")]).await;
+    let (b, _) = signed_in(&app).await;
+    app.advance(Duration::from_secs(29));
+    assert_eq!(b.get("/phone").await.status(), StatusCode::OK);
+    app.advance(Duration::from_secs(30));
+    assert_eq!(b.get("/phone").await.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn the_slide_is_written_at_most_once_a_minute() {
+    let app = spawn_app().await;
+    let (b, cookie) = signed_in(&app).await;
+    let hash = token_hash(&cookie_value(&cookie));
+    let store = app.services.accounts.store();
+    let seen = || async { store.session_with_user(&hash).await.unwrap().unwrap().0.last_seen_at };
+    let start = seen().await;
+
+    app.advance(Duration::from_secs(30));
+    b.get("/phone").await;
+    assert_eq!(seen().await, start, "no write within the minute");
+
+    app.advance(MINUTE);
+    b.get("/phone").await;
+    assert_eq!(seen().await, start.plus(Duration::from_secs(90)));
+}
+
+#[tokio::test]
+async fn every_sign_in_issues_a_fresh_session() {
+    let app = spawn_app().await;
+    let (b, first) = signed_in(&app).await;
+    let r = b.login("201-wickedsprockets", PASSWORD).await;
+    let second = set_cookie(&r, "dialtone_session").unwrap();
+    assert_ne!(cookie_value(&first), cookie_value(&second));
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session_on_the_server() {
+    let app = spawn_app().await;
+    let (b, cookie) = signed_in(&app).await;
+    let token = cookie_value(&cookie);
+
+    let r = b.post("/logout", &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/login");
+    assert_eq!(app.sessions_of("201-wickedsprockets").await, 0);
+    assert_eq!(app.audit_count("signout").await, 1);
+
+    // Replaying the old cookie does not bring the session back.
+    let replay = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = replay
+        .get(app.url("/phone"))
+        .header("cookie", format!("dialtone_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn sign_out_is_post_only_and_needs_the_csrf_token() {
+    let app = spawn_app().await;
+    let (b, _) = signed_in(&app).await;
+    assert_ne!(b.get("/logout").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(b.post_raw("/logout", &[]).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(b.get("/phone").await.status(), StatusCode::OK, "still signed in");
+}
+
+#[tokio::test]
+async fn a_forged_session_cookie_is_just_signed_out() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for value in ["x", "A".repeat(43).as_str(), "%00", &"B".repeat(5000)] {
+        let r = client
+            .get(app.url("/phone"))
+            .header("cookie", format!("dialtone_session={value}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{value}");
+    }
+}
