@@ -28,15 +28,29 @@ pub struct Services {
 
 impl Services {
     pub async fn open(settings: Settings, clock: SharedClock) -> anyhow::Result<Services> {
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
         let key = SecretKey::load_or_create(&settings.secret_key_file)?;
         let store = Store::connect(&settings.database_url)
             .await
             .context("cannot open the database")?;
         let hasher = Hasher::new(settings.hash_workers);
-        let host = settings.public_url.host_str().unwrap_or("localhost").to_owned();
-        let accounts = Accounts::new(store, hasher, clock.clone(), Policy::from_settings(&settings), host);
+        let host = settings
+            .public_url
+            .host_str()
+            .unwrap_or("localhost")
+            .to_owned();
+        let accounts = Accounts::new(
+            store,
+            hasher,
+            clock.clone(),
+            Policy::from_settings(&settings),
+            host,
+        );
         Ok(Services {
             settings: Arc::new(settings),
             accounts,
@@ -63,7 +77,9 @@ impl Application {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| self.services.settings.listen)
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.services.settings.listen)
     }
 
     pub fn services(&self) -> &Services {
@@ -71,7 +87,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then finishes requests in flight.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let state = AppState {
             accounts: self.services.accounts.clone(),
             key: self.services.key.clone(),
@@ -100,7 +119,10 @@ async fn sweep_expired_sessions(services: Services) {
         if let Err(e) = services
             .accounts
             .store()
-            .purge_sessions(now.minus(policy.session_idle), now.minus(policy.session_max))
+            .purge_sessions(
+                now.minus(policy.session_idle),
+                now.minus(policy.session_max),
+            )
             .await
         {
             tracing::warn!(error = %e, "could not purge expired sessions");

@@ -12,10 +12,16 @@ use clap::{Args, Parser, Subcommand};
 use crate::app::{shutdown_signal, Application, Services};
 use crate::clock::SystemClock;
 use crate::config::{Layers, Settings};
-use crate::domain::{DisplayName, Email, NewPassword, OperatorName, PasswordContext, Role, TenantCode, Username};
+use crate::domain::{
+    DisplayName, Email, NewPassword, OperatorName, PasswordContext, Role, TenantCode, Username,
+};
 
 #[derive(Debug, Parser)]
-#[command(name = "dialtone", version, about = "The customer portal of a hosted-PBX provider")]
+#[command(
+    name = "dialtone",
+    version,
+    about = "The customer portal of a hosted-PBX provider"
+)]
 struct Cli {
     #[command(flatten)]
     overrides: Overrides,
@@ -171,7 +177,11 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(settings, false).await,
         Command::Demo => serve(settings, true).await,
-        Command::Tenant(TenantCommand::Add { code, name, sip_domain }) => {
+        Command::Tenant(TenantCommand::Add {
+            code,
+            name,
+            sip_domain,
+        }) => {
             let code = TenantCode::parse(&code)?;
             let name = DisplayName::parse(&name)?;
             let services = Services::open(settings, Arc::new(SystemClock)).await?;
@@ -220,7 +230,10 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Operator(OperatorCommand::Add { name, password_stdin }) => {
+        Command::Operator(OperatorCommand::Add {
+            name,
+            password_stdin,
+        }) => {
             let name = OperatorName::parse(&name)?;
             let (password, generated) = if password_stdin {
                 (password_from_stdin(None)?, false)
@@ -228,7 +241,10 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
                 (crate::accounts::generate_operator_password(), true)
             };
             let services = Services::open(settings, Arc::new(SystemClock)).await?;
-            services.accounts.create_operator(&name, &password, "cli").await?;
+            services
+                .accounts
+                .create_operator(&name, &password, "cli")
+                .await?;
             println!("Created operator {name}.");
             if generated {
                 println!("Password (shown once): {}", password.expose());

@@ -163,7 +163,10 @@ impl Layers {
     }
 
     /// Reads `DIALTONE_*` variables; an unknown one is an error (a typo must not be ignored).
-    pub fn add_env(&mut self, vars: impl Iterator<Item = (String, String)>) -> Result<(), ConfigError> {
+    pub fn add_env(
+        &mut self,
+        vars: impl Iterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
         for (name, value) in vars {
             let Some(rest) = name.strip_prefix("DIALTONE_") else {
                 continue;
@@ -192,7 +195,10 @@ impl Layers {
         }
         let database_url = match self.get("database_url") {
             Some(url) => {
-                if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                if !(url.starts_with("sqlite:")
+                    || url.starts_with("postgres://")
+                    || url.starts_with("postgresql://"))
+                {
                     return Err(ConfigError::bad(
                         "database_url",
                         "must start with sqlite:// or postgres://",
@@ -200,7 +206,10 @@ impl Layers {
                 }
                 url.to_owned()
             }
-            None => format!("sqlite://{}?mode=rwc", data_dir.join("dialtone.db").display()),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("dialtone.db").display()
+            ),
         };
         let listen = self
             .get("listen")
@@ -263,9 +272,7 @@ impl Layers {
             lockout_duration: self.duration("lockout_duration", "15m")?,
             address_attempts: self.count("address_attempts", 20)?,
             reset_ttl: self.duration("reset_ttl", "1h")?,
-            hash_workers: self.count("hash_workers", 0).map(|n| n as usize).or_else(|_| {
-                Err(ConfigError::bad("hash_workers", "must be a whole number"))
-            })?,
+            hash_workers: self.count("hash_workers", 0)? as usize,
             log: self.get("log").unwrap_or("info").to_owned(),
         };
         Ok(settings)
@@ -273,8 +280,9 @@ impl Layers {
 
     fn duration(&self, key: &str, default: &str) -> Result<Duration, ConfigError> {
         let raw = self.get(key).unwrap_or(default);
-        let d = humantime::parse_duration(raw.trim())
-            .map_err(|_| ConfigError::bad(key, format!("`{raw}` is not a duration like 3s, 15m or 4h")))?;
+        let d = humantime::parse_duration(raw.trim()).map_err(|_| {
+            ConfigError::bad(key, format!("`{raw}` is not a duration like 3s, 15m or 4h"))
+        })?;
         if d.is_zero() {
             return Err(ConfigError::bad(key, "must be longer than zero"));
         }
@@ -286,7 +294,10 @@ impl Layers {
             None => Ok(default),
             Some(raw) => match raw.trim().parse::<u32>() {
                 Ok(n) if n > 0 || key == "hash_workers" => Ok(n),
-                _ => Err(ConfigError::bad(key, format!("`{raw}` must be a positive whole number"))),
+                _ => Err(ConfigError::bad(
+                    key,
+                    format!("`{raw}` must be a positive whole number"),
+                )),
             },
         }
     }
@@ -339,7 +350,8 @@ mod tests {
     #[test]
     fn the_environment_overrides_defaults_and_durations_take_seconds() {
         let mut l = Layers::default();
-        l.add_env(env(&[("DIALTONE_SESSION_IDLE", "3s"), ("PATH", "/bin")])).unwrap();
+        l.add_env(env(&[("DIALTONE_SESSION_IDLE", "3s"), ("PATH", "/bin")]))
+            .unwrap();
         assert_eq!(l.resolve().unwrap().session_idle, Duration::from_secs(3));
     }
 
@@ -381,7 +393,11 @@ mod tests {
     fn an_unknown_toml_key_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dialtone.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nlockout_attempts = 7\nsesion_idle = \"4h\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nlockout_attempts = 7\nsesion_idle = \"4h\"\n",
+        )
+        .unwrap();
         let err = Layers::default().add_toml(&path).unwrap_err().to_string();
         assert!(err.contains("sesion_idle"), "{err}");
     }
@@ -404,6 +420,9 @@ mod tests {
         l.set("mail", "smtp://relay:hunter2@mail.example.com:587");
         l.set("database_url", "postgres://dial:s3cret@db/dialtone");
         let shown = format!("{:?}", l.resolve().unwrap());
-        assert!(!shown.contains("hunter2") && !shown.contains("s3cret"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
     }
 }

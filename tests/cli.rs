@@ -19,7 +19,12 @@ fn dialtone(data_dir: &Path, db: &Option<String>, args: &[&str], stdin: Option<&
     }
     let mut child = cmd.spawn().expect("dialtone runs");
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     } else {
         drop(child.stdin.take());
     }
@@ -43,37 +48,105 @@ async fn fixture() -> (tempfile::TempDir, Option<String>) {
 #[tokio::test]
 async fn tenants_users_and_operators_are_created_from_the_command_line() {
     let (dir, db) = fixture().await;
-    let out = dialtone(dir.path(), &db, &["tenant", "add", "Acme", "--name", "Acme Ltd"], None);
+    let out = dialtone(
+        dir.path(),
+        &db,
+        &["tenant", "add", "Acme", "--name", "Acme Ltd"],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("acme"));
 
-    let out = dialtone(dir.path(), &db, &["user", "add", "201-acme", "--name", "Sam", "--email", "sam@acme.example"], None);
+    let out = dialtone(
+        dir.path(),
+        &db,
+        &[
+            "user",
+            "add",
+            "201-acme",
+            "--name",
+            "Sam",
+            "--email",
+            "sam@acme.example",
+        ],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("Temporary password"), "{stdout}");
 
-    let out = dialtone(dir.path(), &db, &["user", "add", "200-acme", "--name", "Ada", "--role", "admin", "--password-stdin"], Some("Sprocket-Tuesday-42\n"));
+    let out = dialtone(
+        dir.path(),
+        &db,
+        &[
+            "user",
+            "add",
+            "200-acme",
+            "--name",
+            "Ada",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("Sprocket-Tuesday-42\n"),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!text(&out.stdout).contains("Sprocket-Tuesday-42"));
 
     let out = dialtone(dir.path(), &db, &["user", "unlock", "200-acme"], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
-    let out = dialtone(dir.path(), &db, &["operator", "add", "olga", "--password-stdin"], Some("Operator-Pass-99"));
+    let out = dialtone(
+        dir.path(),
+        &db,
+        &["operator", "add", "olga", "--password-stdin"],
+        Some("Operator-Pass-99"),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
 #[tokio::test]
 async fn failures_print_one_line_and_exit_non_zero() {
     let (dir, db) = fixture().await;
-    assert!(dialtone(dir.path(), &db, &["tenant", "add", "acme", "--name", "Acme"], None).status.success());
+    assert!(dialtone(
+        dir.path(),
+        &db,
+        &["tenant", "add", "acme", "--name", "Acme"],
+        None
+    )
+    .status
+    .success());
     for (args, stdin, expect) in [
-        (vec!["tenant", "add", "acme", "--name", "Again"], None, "already exists"),
-        (vec!["tenant", "add", "9acme", "--name", "Bad"], None, "tenant code"),
-        (vec!["user", "add", "201-nosuch", "--name", "X"], None, "no tenant"),
-        (vec!["user", "add", "abc-acme", "--name", "X"], None, "extension"),
-        (vec!["user", "add", "202-acme", "--name", "X", "--role", "boss"], None, "role"),
-        (vec!["user", "add", "203-acme", "--name", "X", "--password-stdin"], Some("short\n"), "not allowed"),
+        (
+            vec!["tenant", "add", "acme", "--name", "Again"],
+            None,
+            "already exists",
+        ),
+        (
+            vec!["tenant", "add", "9acme", "--name", "Bad"],
+            None,
+            "tenant code",
+        ),
+        (
+            vec!["user", "add", "201-nosuch", "--name", "X"],
+            None,
+            "no tenant",
+        ),
+        (
+            vec!["user", "add", "abc-acme", "--name", "X"],
+            None,
+            "extension",
+        ),
+        (
+            vec!["user", "add", "202-acme", "--name", "X", "--role", "boss"],
+            None,
+            "role",
+        ),
+        (
+            vec!["user", "add", "203-acme", "--name", "X", "--password-stdin"],
+            Some("short\n"),
+            "not allowed",
+        ),
         (vec!["user", "unlock", "999-acme"], None, "no user"),
     ] {
         let out = dialtone(dir.path(), &db, &args, stdin);
@@ -82,16 +155,30 @@ async fn failures_print_one_line_and_exit_non_zero() {
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
         assert!(err.to_lowercase().contains(expect), "{args:?}: {err}");
     }
-    let out = dialtone(dir.path(), &db, &["user", "add", "201-acme", "--name", "Sam"], None);
+    let out = dialtone(
+        dir.path(),
+        &db,
+        &["user", "add", "201-acme", "--name", "Sam"],
+        None,
+    );
     assert!(out.status.success());
-    let out = dialtone(dir.path(), &db, &["user", "add", "201-acme", "--name", "Sam"], None);
+    let out = dialtone(
+        dir.path(),
+        &db,
+        &["user", "add", "201-acme", "--name", "Sam"],
+        None,
+    );
     assert!(text(&out.stderr).contains("already exists"));
 }
 
 #[tokio::test]
 async fn a_bad_setting_stops_start_up_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    for (var, value) in [("DIALTONE_SESSION_IDLE", "0s"), ("DIALTONE_LOCKOUT_ATTEMPTS", "many"), ("DIALTONE_SESION_IDLE", "4h")] {
+    for (var, value) in [
+        ("DIALTONE_SESSION_IDLE", "0s"),
+        ("DIALTONE_LOCKOUT_ATTEMPTS", "many"),
+        ("DIALTONE_SESION_IDLE", "4h"),
+    ] {
         let out = Command::new(env!("CARGO_BIN_EXE_dialtone"))
             .args(["serve"])
             .env("DIALTONE_DATA_DIR", dir.path())
@@ -99,7 +186,11 @@ async fn a_bad_setting_stops_start_up_naming_it() {
             .output()
             .unwrap();
         assert!(!out.status.success());
-        assert!(text(&out.stderr).contains(var), "{var}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(var),
+            "{var}: {}",
+            text(&out.stderr)
+        );
     }
     std::fs::write(dir.path().join("dialtone.toml"), "session_max = \"1h\"\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_dialtone"))

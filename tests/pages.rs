@@ -16,7 +16,10 @@ async fn every_page_carries_the_security_headers_and_no_store() {
         let r = b.get(path).await;
         let h = r.headers();
         let csp = h["content-security-policy"].to_str().unwrap();
-        assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), "{path}");
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{path}"
+        );
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(h["x-frame-options"], "DENY", "{path}");
         assert!(h.contains_key("referrer-policy"), "{path}");
@@ -49,7 +52,9 @@ async fn the_sign_in_page_links_recovery_and_says_billing_is_separate() {
 async fn the_theme_script_loads_before_the_stylesheet_and_nothing_is_inline() {
     let app = spawn_app().await;
     let body = app.browser().get("/login").await.text().await.unwrap();
-    let script = body.find("<script src=\"/static/theme.js\"></script>").expect("theme script");
+    let script = body
+        .find("<script src=\"/static/theme.js\"></script>")
+        .expect("theme script");
     let css = body.find("/static/app.css").expect("stylesheet");
     assert!(script < css, "the theme is applied before the first paint");
     assert!(!body.contains("<script>"), "no inline script (CSP)");
@@ -67,17 +72,30 @@ async fn signed_in_pages_have_the_tabs_and_a_sign_out_form() {
     assert!(body.contains("href=\"/settings\""));
     assert!(body.contains("action=\"/logout\""));
     assert!(body.contains("aria-label=\"Sign out\""));
-    assert!(body.contains("Sign Out"), "the narrow-screen menu has it too");
+    assert!(
+        body.contains("Sign Out"),
+        "the narrow-screen menu has it too"
+    );
 }
 
 #[tokio::test]
 async fn static_assets_are_served_with_their_types() {
     let app = spawn_app().await;
     let b = app.browser();
-    for (path, kind) in [("/static/app.css", "text/css"), ("/static/theme.js", "text/javascript"), ("/static/favicon.svg", "image/svg+xml")] {
+    for (path, kind) in [
+        ("/static/app.css", "text/css"),
+        ("/static/theme.js", "text/javascript"),
+        ("/static/favicon.svg", "image/svg+xml"),
+    ] {
         let r = b.get(path).await;
         assert_eq!(r.status(), StatusCode::OK, "{path}");
-        assert!(r.headers()["content-type"].to_str().unwrap().starts_with(kind), "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(kind),
+            "{path}"
+        );
     }
 }
 

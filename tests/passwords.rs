@@ -22,15 +22,32 @@ async fn changing_the_password_keeps_this_session_and_ends_the_others() {
     let r = here.change_password(PASSWORD, NEW, NEW).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/settings?saved=password");
-    assert!(set_cookie(&r, "dialtone_session").is_some(), "the session is rotated");
+    assert!(
+        set_cookie(&r, "dialtone_session").is_some(),
+        "the session is rotated"
+    );
 
     let page = here.get("/settings?saved=password").await;
     assert_eq!(page.status(), StatusCode::OK);
-    assert!(page.text().await.unwrap().contains("Your password was changed"));
-    assert_eq!(elsewhere.get("/phone").await.status(), StatusCode::SEE_OTHER, "other sessions end");
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains("Your password was changed"));
+    assert_eq!(
+        elsewhere.get("/phone").await.status(),
+        StatusCode::SEE_OTHER,
+        "other sessions end"
+    );
     assert_eq!(app.sessions_of("201-wickedsprockets").await, 1);
 
-    assert_eq!(app.browser().login("201-wickedsprockets", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.browser()
+            .login("201-wickedsprockets", PASSWORD)
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
     app.browser().login_ok("201-wickedsprockets", NEW).await;
     assert_eq!(app.audit_count("password.changed").await, 1);
 }
@@ -46,8 +63,16 @@ async fn the_old_session_id_dies_when_the_password_changes() {
     let r = b.change_password(PASSWORD, NEW, NEW).await;
     let new = set_cookie(&r, "dialtone_session").unwrap();
     assert_ne!(old, new.split(';').next().unwrap());
-    let replay = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let r = replay.get(app.url("/phone")).header("cookie", old).send().await.unwrap();
+    let replay = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = replay
+        .get(app.url("/phone"))
+        .header("cookie", old)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
 
@@ -66,7 +91,9 @@ async fn every_broken_rule_is_explained_at_once_and_nothing_changes() {
     assert!(body.contains("do not match"), "{body}");
     assert!(!body.contains(PASSWORD), "passwords are never echoed");
 
-    app.browser().login_ok("201-wickedsprockets", PASSWORD).await;
+    app.browser()
+        .login_ok("201-wickedsprockets", PASSWORD)
+        .await;
     assert_eq!(app.audit_count("password.changed").await, 0);
 }
 
@@ -90,7 +117,9 @@ async fn policy_cases_each_get_their_message() {
         let body = r.text().await.unwrap().to_lowercase();
         assert!(body.contains(expect), "{new}: expected {expect}");
     }
-    app.browser().login_ok("201-wickedsprockets", PASSWORD).await;
+    app.browser()
+        .login_ok("201-wickedsprockets", PASSWORD)
+        .await;
 }
 
 #[tokio::test]
@@ -101,7 +130,11 @@ async fn a_wrong_current_password_is_refused_and_counts_toward_the_lock() {
     b.login_ok("201-wickedsprockets", PASSWORD).await;
     let r = b.change_password("Not-My-Password-1", NEW, NEW).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.text().await.unwrap().contains("current password is not right"));
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("current password is not right"));
     for _ in 0..4 {
         b.change_password("Not-My-Password-1", NEW, NEW).await;
     }
@@ -117,10 +150,19 @@ async fn a_change_without_the_csrf_token_changes_nothing() {
     let b = app.browser();
     b.login_ok("201-wickedsprockets", PASSWORD).await;
     let r = b
-        .post_raw("/settings/password", &[("current_password", PASSWORD), ("new_password", NEW), ("confirm_password", NEW)])
+        .post_raw(
+            "/settings/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", NEW),
+                ("confirm_password", NEW),
+            ],
+        )
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    app.browser().login_ok("201-wickedsprockets", PASSWORD).await;
+    app.browser()
+        .login_ok("201-wickedsprockets", PASSWORD)
+        .await;
 }
 
 #[tokio::test]
@@ -130,9 +172,13 @@ async fn unicode_passwords_are_normalised_the_same_way_at_set_and_sign_in() {
     let b = app.browser();
     b.login_ok("201-wickedsprockets", PASSWORD).await;
     // "Ｇ" (fullwidth) and "ﬁ" (ligature) fold under NFKC to "G" and "fi".
-    let r = b.change_password(PASSWORD, "Ｇrüße-ﬁnden-42", "Ｇrüße-ﬁnden-42").await;
+    let r = b
+        .change_password(PASSWORD, "Ｇrüße-ﬁnden-42", "Ｇrüße-ﬁnden-42")
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    app.browser().login_ok("201-wickedsprockets", "Grüße-finden-42").await;
+    app.browser()
+        .login_ok("201-wickedsprockets", "Grüße-finden-42")
+        .await;
 }
 
 #[tokio::test]
@@ -154,25 +200,48 @@ async fn a_temporary_password_only_opens_the_choose_a_new_password_page() {
     let page = b.get("/password/choose").await.text().await.unwrap();
     assert!(page.contains("Choose a new password"));
 
-    let r = b.post("/password/choose", &[("new_password", "short"), ("confirm_password", "short")]).await;
+    let r = b
+        .post(
+            "/password/choose",
+            &[("new_password", "short"), ("confirm_password", "short")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
-    let r = b.post("/password/choose", &[("new_password", NEW), ("confirm_password", NEW)]).await;
+    let r = b
+        .post(
+            "/password/choose",
+            &[("new_password", NEW), ("confirm_password", NEW)],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/phone");
     assert_eq!(b.get("/phone").await.status(), StatusCode::OK);
-    assert_eq!(app.browser().login("201-wickedsprockets", &temporary).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.browser()
+            .login("201-wickedsprockets", &temporary)
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
     app.browser().login_ok("201-wickedsprockets", NEW).await;
 }
 
 #[tokio::test]
 async fn a_temporary_password_expires_after_seventy_two_hours() {
     let app = spawn_app().await;
-    let temporary = app.add_user_as("201-wickedsprockets", None, Role::User).await.unwrap();
+    let temporary = app
+        .add_user_as("201-wickedsprockets", None, Role::User)
+        .await
+        .unwrap();
     app.advance(Duration::from_secs(72 * 3600));
     let r = app.browser().login("201-wickedsprockets", &temporary).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert!(r.text().await.unwrap().contains("temporary password has expired"));
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("temporary password has expired"));
 }
 
 #[tokio::test]
@@ -181,8 +250,15 @@ async fn a_user_with_a_chosen_password_cannot_use_the_choose_page() {
     app.add_user("201-wickedsprockets", PASSWORD).await;
     let b = app.browser();
     b.login_ok("201-wickedsprockets", PASSWORD).await;
-    let r = b.post("/password/choose", &[("new_password", NEW), ("confirm_password", NEW)]).await;
+    let r = b
+        .post(
+            "/password/choose",
+            &[("new_password", NEW), ("confirm_password", NEW)],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/settings");
-    app.browser().login_ok("201-wickedsprockets", PASSWORD).await;
+    app.browser()
+        .login_ok("201-wickedsprockets", PASSWORD)
+        .await;
 }

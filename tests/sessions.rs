@@ -20,7 +20,14 @@ async fn signed_in(app: &TestApp) -> (Browser, String) {
 }
 
 fn cookie_value(set_cookie: &str) -> String {
-    set_cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_owned()
+    set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned()
 }
 
 #[tokio::test]
@@ -35,8 +42,19 @@ async fn the_session_cookie_is_http_only_lax_and_only_its_hash_is_stored() {
     assert_eq!(token.len(), 43, "256 random bits, base64url");
 
     let store = app.services.accounts.store();
-    assert!(store.session_with_user(&token_hash(&token)).await.unwrap().is_some());
-    assert!(store.session_with_user(token.as_bytes()).await.unwrap().is_none(), "the raw token is not a key");
+    assert!(store
+        .session_with_user(&token_hash(&token))
+        .await
+        .unwrap()
+        .is_some());
+    assert!(
+        store
+            .session_with_user(token.as_bytes())
+            .await
+            .unwrap()
+            .is_none(),
+        "the raw token is not a key"
+    );
 }
 
 #[tokio::test]
@@ -44,7 +62,10 @@ async fn an_https_public_url_makes_the_cookie_host_prefixed_and_secure() {
     let app = spawn_app_with(&[("public_url", "https://portal.example.com")]).await;
     app.add_user("201-wickedsprockets", PASSWORD).await;
     // A real browser would not send Secure cookies over http, so read the header directly.
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let first = client.get(app.url("/login")).send().await.unwrap();
     let csrf_cookie = set_cookie(&first, "__Host-dialtone_csrf").expect("csrf cookie");
     assert!(csrf_cookie.contains("Secure"));
@@ -52,12 +73,18 @@ async fn an_https_public_url_makes_the_cookie_host_prefixed_and_secure() {
     let r = client
         .post(app.url("/login"))
         .header("cookie", csrf_cookie.split(';').next().unwrap())
-        .form(&[("username", "201-wickedsprockets"), ("password", PASSWORD), ("csrf_token", &token)])
+        .form(&[
+            ("username", "201-wickedsprockets"),
+            ("password", PASSWORD),
+            ("csrf_token", &token),
+        ])
         .send()
         .await
         .unwrap();
     let session = set_cookie(&r, "__Host-dialtone_session").expect("host-prefixed session cookie");
-    assert!(session.contains("Secure") && session.contains("HttpOnly") && session.contains("Path=/"));
+    assert!(
+        session.contains("Secure") && session.contains("HttpOnly") && session.contains("Path=/")
+    );
 }
 
 #[tokio::test]
@@ -121,7 +148,15 @@ async fn the_slide_is_written_at_most_once_a_minute() {
     let (b, cookie) = signed_in(&app).await;
     let hash = token_hash(&cookie_value(&cookie));
     let store = app.services.accounts.store();
-    let seen = || async { store.session_with_user(&hash).await.unwrap().unwrap().0.last_seen_at };
+    let seen = || async {
+        store
+            .session_with_user(&hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .last_seen_at
+    };
     let start = seen().await;
 
     app.advance(Duration::from_secs(30));
@@ -155,7 +190,10 @@ async fn signing_out_ends_the_session_on_the_server() {
     assert_eq!(app.audit_count("signout").await, 1);
 
     // Replaying the old cookie does not bring the session back.
-    let replay = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let replay = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let r = replay
         .get(app.url("/phone"))
         .header("cookie", format!("dialtone_session={token}"))
@@ -170,14 +208,24 @@ async fn sign_out_is_post_only_and_needs_the_csrf_token() {
     let app = spawn_app().await;
     let (b, _) = signed_in(&app).await;
     assert_ne!(b.get("/logout").await.status(), StatusCode::SEE_OTHER);
-    assert_eq!(b.post_raw("/logout", &[]).await.status(), StatusCode::FORBIDDEN);
-    assert_eq!(b.get("/phone").await.status(), StatusCode::OK, "still signed in");
+    assert_eq!(
+        b.post_raw("/logout", &[]).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        b.get("/phone").await.status(),
+        StatusCode::OK,
+        "still signed in"
+    );
 }
 
 #[tokio::test]
 async fn a_forged_session_cookie_is_just_signed_out() {
     let app = spawn_app().await;
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     for value in ["x", "A".repeat(43).as_str(), "%00", &"B".repeat(5000)] {
         let r = client
             .get(app.url("/phone"))

@@ -30,7 +30,9 @@ async fn signing_in_lands_on_the_phone_tab() {
 async fn the_username_is_trimmed_and_the_tenant_code_is_case_insensitive() {
     let app = spawn_app().await;
     app.add_user("201-wickedsprockets", PASSWORD).await;
-    app.browser().login_ok(" 201-WickedSprockets ", PASSWORD).await;
+    app.browser()
+        .login_ok(" 201-WickedSprockets ", PASSWORD)
+        .await;
 }
 
 #[tokio::test]
@@ -41,7 +43,11 @@ async fn unknown_users_unknown_tenants_and_wrong_passwords_get_the_same_answer()
     let _ = b.csrf().await;
 
     let mut answers = Vec::new();
-    for username in ["201-wickedsprockets", "999-wickedsprockets", "201-nosuchtenant"] {
+    for username in [
+        "201-wickedsprockets",
+        "999-wickedsprockets",
+        "201-nosuchtenant",
+    ] {
         let r = b.login(username, "Wrong-Password-1").await;
         let status = r.status();
         let cookies: Vec<_> = r.headers().get_all("set-cookie").iter().cloned().collect();
@@ -64,12 +70,27 @@ async fn malformed_usernames_get_a_clear_form_error_and_no_attempt_is_counted() 
     let app = spawn_app().await;
     let b = app.browser();
     let huge = "9".repeat(5000);
-    for bad in ["", "201", "wickedsprockets", "abc-wickedsprockets", "201-", "-wickedsprockets", "201-9tenant", "201-wicked\0sprockets", "12345678901-acme", huge.as_str(), "201-wicked sprockets"] {
+    for bad in [
+        "",
+        "201",
+        "wickedsprockets",
+        "abc-wickedsprockets",
+        "201-",
+        "-wickedsprockets",
+        "201-9tenant",
+        "201-wicked\0sprockets",
+        "12345678901-acme",
+        huge.as_str(),
+        "201-wicked sprockets",
+    ] {
         let r = b.login(bad, "Whatever-123").await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}");
         let body = r.text().await.unwrap();
         assert!(body.contains("field-error"), "{bad:?}");
-        assert!(!body.contains("Whatever-123"), "the password is never echoed");
+        assert!(
+            !body.contains("Whatever-123"),
+            "the password is never echoed"
+        );
     }
     assert_eq!(app.audit_count("signin.failed").await, 0);
 }
@@ -95,7 +116,11 @@ async fn fifty_concurrent_wrong_attempts_check_exactly_five_passwords() {
         tokio::spawn(async move {
             b.post_raw(
                 "/login",
-                &[("username", "201-wickedsprockets"), ("password", "Wrong-Password-1"), ("csrf_token", &token)],
+                &[
+                    ("username", "201-wickedsprockets"),
+                    ("password", "Wrong-Password-1"),
+                    ("csrf_token", &token),
+                ],
             )
             .await
             .status()
@@ -105,11 +130,21 @@ async fn fifty_concurrent_wrong_attempts_check_exactly_five_passwords() {
     for a in attempts {
         statuses.push(a.await.unwrap());
     }
-    let unauthorized = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
-    let locked = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    let unauthorized = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let locked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
     assert_eq!(unauthorized, 5, "{statuses:?}");
     assert_eq!(locked, 45, "{statuses:?}");
-    assert_eq!(app.audit_count("signin.failed").await, 5, "exactly five passwords were checked");
+    assert_eq!(
+        app.audit_count("signin.failed").await,
+        5,
+        "exactly five passwords were checked"
+    );
     assert_eq!(app.audit_count("signin.locked").await, 45);
 
     let r = b.login("201-wickedsprockets", PASSWORD).await;
@@ -122,7 +157,12 @@ async fn a_locked_account_refuses_even_the_right_password_until_the_lock_ends() 
     app.add_user("201-wickedsprockets", PASSWORD).await;
     let b = app.browser();
     for _ in 0..5 {
-        assert_eq!(b.login("201-wickedsprockets", "Wrong-Password-1").await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            b.login("201-wickedsprockets", "Wrong-Password-1")
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
     }
 
     let r = b.login("201-wickedsprockets", PASSWORD).await;
@@ -145,7 +185,10 @@ async fn unknown_usernames_lock_the_same_way() {
     let app = spawn_app().await;
     let b = app.browser();
     for _ in 0..5 {
-        assert_eq!(b.login("777-ghosts", "Wrong-Password-1").await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            b.login("777-ghosts", "Wrong-Password-1").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
     }
     let r = b.login("777-ghosts", "Wrong-Password-1").await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -162,7 +205,12 @@ async fn failures_spread_beyond_the_window_do_not_lock() {
     }
     app.advance(Duration::from_secs(16 * 60));
     for _ in 0..4 {
-        assert_eq!(b.login("201-wickedsprockets", "Wrong-Password-1").await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            b.login("201-wickedsprockets", "Wrong-Password-1")
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
     }
     b.login_ok("201-wickedsprockets", PASSWORD).await;
 }
@@ -177,7 +225,12 @@ async fn a_successful_sign_in_clears_the_failure_count() {
     }
     b.login_ok("201-wickedsprockets", PASSWORD).await;
     for _ in 0..4 {
-        assert_eq!(b.login("201-wickedsprockets", "Wrong-Password-1").await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            b.login("201-wickedsprockets", "Wrong-Password-1")
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
     }
     b.login_ok("201-wickedsprockets", PASSWORD).await;
 }
@@ -190,9 +243,17 @@ async fn an_unlock_clears_a_lock() {
     for _ in 0..5 {
         b.login("201-wickedsprockets", "Wrong-Password-1").await;
     }
-    assert_eq!(b.login("201-wickedsprockets", PASSWORD).await.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        b.login("201-wickedsprockets", PASSWORD).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
     let username = dialtone::domain::Username::parse("201-wickedsprockets").unwrap();
-    assert!(app.services.accounts.unlock(&username, "test").await.unwrap());
+    assert!(app
+        .services
+        .accounts
+        .unlock(&username, "test")
+        .await
+        .unwrap());
     b.login_ok("201-wickedsprockets", PASSWORD).await;
     assert_eq!(app.audit_count("user.unlocked").await, 1);
 }
@@ -203,7 +264,9 @@ async fn one_address_failing_across_many_usernames_is_slowed() {
     app.add_user("201-wickedsprockets", PASSWORD).await;
     let b = app.browser();
     for ext in 300..306 {
-        let r = b.login(&format!("{ext}-wickedsprockets"), "Wrong-Password-1").await;
+        let r = b
+            .login(&format!("{ext}-wickedsprockets"), "Wrong-Password-1")
+            .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
     // A seventh username from the same address is not even checked.
@@ -235,7 +298,14 @@ async fn a_sign_in_without_the_csrf_token_is_refused_and_signs_nobody_in() {
     // A token taken from another browser does not work either.
     let other = app.browser().csrf().await;
     let r = b
-        .post_raw("/login", &[("username", "201-wickedsprockets"), ("password", PASSWORD), ("csrf_token", &other)])
+        .post_raw(
+            "/login",
+            &[
+                ("username", "201-wickedsprockets"),
+                ("password", PASSWORD),
+                ("csrf_token", &other),
+            ],
+        )
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(app.audit_count("signin.ok").await, 0);
@@ -248,7 +318,14 @@ async fn a_one_megabyte_body_is_refused_with_a_clear_error() {
     let token = b.csrf().await;
     let big = "A".repeat(1024 * 1024);
     let r = b
-        .post_raw("/login", &[("username", "201-wickedsprockets"), ("password", &big), ("csrf_token", &token)])
+        .post_raw(
+            "/login",
+            &[
+                ("username", "201-wickedsprockets"),
+                ("password", &big),
+                ("csrf_token", &token),
+            ],
+        )
         .await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert!(r.text().await.unwrap().contains("Too much data"));
@@ -258,7 +335,12 @@ async fn a_one_megabyte_body_is_refused_with_a_clear_error() {
 async fn garbage_bodies_never_cause_a_server_error() {
     let app = spawn_app().await;
     let b = app.browser();
-    for body in ["%%%", "username=%FF%FE&password=x", "\0\0\0", "csrf_token=a&csrf_token=b"] {
+    for body in [
+        "%%%",
+        "username=%FF%FE&password=x",
+        "\0\0\0",
+        "csrf_token=a&csrf_token=b",
+    ] {
         let r = b
             .client
             .post(app.url("/login"))
@@ -275,10 +357,22 @@ async fn garbage_bodies_never_cause_a_server_error() {
 async fn next_is_followed_only_for_paths_on_this_site() {
     let app = spawn_app().await;
     app.add_user("201-wickedsprockets", PASSWORD).await;
-    for (next, expected) in [("/settings", "/settings"), ("//evil.example/x", "/phone"), ("https://evil.example", "/phone"), ("/\\evil.example", "/phone")] {
+    for (next, expected) in [
+        ("/settings", "/settings"),
+        ("//evil.example/x", "/phone"),
+        ("https://evil.example", "/phone"),
+        ("/\\evil.example", "/phone"),
+    ] {
         let b = app.browser();
         let r = b
-            .post("/login", &[("username", "201-wickedsprockets"), ("password", PASSWORD), ("next", next)])
+            .post(
+                "/login",
+                &[
+                    ("username", "201-wickedsprockets"),
+                    ("password", PASSWORD),
+                    ("next", next),
+                ],
+            )
             .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         assert_eq!(location(&r), expected, "next={next}");
@@ -291,5 +385,9 @@ async fn the_sign_in_form_escapes_what_was_typed() {
     let r = app.browser().login("<script>alert(1)</script>", "x").await;
     let body = r.text().await.unwrap();
     assert!(!body.contains("<script>alert(1)"));
-    assert!(body.contains("&lt;script&gt;") || body.contains("&#60;script&#62;") || body.contains("&lt;script"));
+    assert!(
+        body.contains("&lt;script&gt;")
+            || body.contains("&#60;script&#62;")
+            || body.contains("&lt;script")
+    );
 }

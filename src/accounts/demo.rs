@@ -10,31 +10,47 @@ pub const TENANT: &str = "wickedsprockets";
 
 /// Creates what is missing and prints how to sign in.
 pub async fn ensure(accounts: &Accounts, public_url: &Url) -> Result<(), ProvisionError> {
-    let code = TenantCode::parse(TENANT).map_err(|e| ProvisionError::Unexpected(anyhow::anyhow!(e).into()))?;
+    let code = TenantCode::parse(TENANT)
+        .map_err(|e| ProvisionError::Unexpected(anyhow::anyhow!(e).into()))?;
     if accounts.store().tenant_by_code(TENANT).await?.is_none() {
         let name = display("Wicked Sprockets")?;
         accounts.create_tenant(&code, &name, None, "demo").await?;
     }
     println!("Dialtone demo — open {public_url}login");
     for (extension, name, email, role) in [
-        ("200", "Ada Admin", "ada@wickedsprockets.example", Role::Admin),
-        ("201", "Sam Staff", "sam@wickedsprockets.example", Role::User),
+        (
+            "200",
+            "Ada Admin",
+            "ada@wickedsprockets.example",
+            Role::Admin,
+        ),
+        (
+            "201",
+            "Sam Staff",
+            "sam@wickedsprockets.example",
+            Role::User,
+        ),
     ] {
         let username = Username::parse(&format!("{extension}-{TENANT}"))
             .map_err(|e| ProvisionError::Unexpected(anyhow::anyhow!(e).into()))?;
-        let existing = accounts
-            .store()
-            .user_by_username(TENANT, extension)
-            .await?;
+        let existing = accounts.store().user_by_username(TENANT, extension).await?;
         if existing.is_some() {
             println!("  {username}: created earlier; use the password printed then");
             continue;
         }
         let password = generate_temporary_password(&username);
-        let email = Email::parse(email).map_err(|e| ProvisionError::Unexpected(anyhow::anyhow!(e).into()))?;
+        let email = Email::parse(email)
+            .map_err(|e| ProvisionError::Unexpected(anyhow::anyhow!(e).into()))?;
         let shown = password.expose().to_owned();
         accounts
-            .create_user(&username, &display(name)?, Some(&email), role, Some(password), "demo")
+            .create_user(
+                &username,
+                &display(name)?,
+                Some(&email),
+                role,
+                Some(password),
+                "demo",
+            )
             .await?;
         println!("  {username} ({}) password: {shown}", role.as_str());
     }

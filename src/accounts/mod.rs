@@ -17,7 +17,9 @@ use crate::config::Settings;
 use crate::store::{Store, StoreError};
 
 pub use passwords::{ChangePasswordError, PasswordForm};
-pub use provisioning::{generate_operator_password, generate_temporary_password, ProvisionError, TEMPORARY_PASSWORD_TTL};
+pub use provisioning::{
+    generate_operator_password, generate_temporary_password, ProvisionError, TEMPORARY_PASSWORD_TTL,
+};
 pub use sessions::SessionUser;
 pub use signin::{SignInError, SignedIn};
 
@@ -89,7 +91,13 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    pub fn new(store: Store, hasher: Hasher, clock: SharedClock, policy: Policy, public_host: String) -> Self {
+    pub fn new(
+        store: Store,
+        hasher: Hasher,
+        clock: SharedClock,
+        policy: Policy,
+        public_host: String,
+    ) -> Self {
         Accounts {
             store,
             hasher,

@@ -60,7 +60,8 @@ impl Accounts {
         form: PasswordForm<'_>,
         client: Client,
     ) -> Result<String, ChangePasswordError> {
-        let username = Username::parse(&su.user.username()).map_err(|e| Unexpected(anyhow::anyhow!("stored username: {e}")))?;
+        let username = Username::parse(&su.user.username())
+            .map_err(|e| Unexpected(anyhow::anyhow!("stored username: {e}")))?;
         let context = PasswordContext {
             username: Some(&username),
             ..PasswordContext::default()
@@ -74,16 +75,24 @@ impl Accounts {
             // so a borrowed session cannot be used to guess the password.
             let now = self.now();
             let key = user_key(&name);
-            let state = self.store.throttle_count(&key, now, self.policy.lockout_window).await?;
+            let state = self
+                .store
+                .throttle_count(&key, now, self.policy.lockout_window)
+                .await?;
             let locked_until = state.locked_until.filter(|u| *u > now);
             if locked_until.is_some() || state.attempts > i64::from(self.policy.lockout_attempts) {
                 return Err(ChangePasswordError::Locked {
-                    retry_after: locked_until.map(|u| now.until(u)).unwrap_or(self.policy.lockout_duration),
+                    retry_after: locked_until
+                        .map(|u| now.until(u))
+                        .unwrap_or(self.policy.lockout_duration),
                 });
             }
             let ok = match self
                 .hasher
-                .verify(su.user.password_hash.clone(), SecretString::from(password::normalize(current)))
+                .verify(
+                    su.user.password_hash.clone(),
+                    SecretString::from(password::normalize(current)),
+                )
                 .await
             {
                 Ok(ok) => ok,
@@ -94,7 +103,11 @@ impl Accounts {
             };
             if !ok {
                 self.store
-                    .throttle_fail(&key, self.policy.lockout_attempts, self.now().plus(self.policy.lockout_duration))
+                    .throttle_fail(
+                        &key,
+                        self.policy.lockout_attempts,
+                        self.now().plus(self.policy.lockout_duration),
+                    )
                     .await?;
                 self.audit(Event {
                     tenant: Some(su.user.tenant_id),
@@ -109,7 +122,10 @@ impl Accounts {
             self.store.throttle_clear(&key).await?;
         }
 
-        let hash = self.hasher.hash(SecretString::from(new.expose().to_owned())).await?;
+        let hash = self
+            .hasher
+            .hash(SecretString::from(new.expose().to_owned()))
+            .await?;
         let token = token::random_token();
         self.store
             .replace_password(
@@ -139,7 +155,11 @@ impl Accounts {
 }
 
 /// The policy and the confirmation, every problem at once.
-pub(crate) fn check_form(new: &str, confirm: &str, context: &PasswordContext<'_>) -> Result<NewPassword, ChangePasswordError> {
+pub(crate) fn check_form(
+    new: &str,
+    confirm: &str,
+    context: &PasswordContext<'_>,
+) -> Result<NewPassword, ChangePasswordError> {
     let parsed = NewPassword::parse(new, context);
     let mismatch = password::normalize(new) != password::normalize(confirm);
     match parsed {

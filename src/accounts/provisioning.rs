@@ -9,7 +9,9 @@ use secrecy::SecretString;
 
 use super::{user_key, Accounts, Unexpected};
 use crate::audit::{Event, EventKind};
-use crate::domain::{DisplayName, Email, NewPassword, OperatorName, PasswordContext, Role, TenantCode, Username};
+use crate::domain::{
+    DisplayName, Email, NewPassword, OperatorName, PasswordContext, Role, TenantCode, Username,
+};
 use crate::store::{NewTenant, NewUser, StoreError, TenantId, UserId};
 
 /// How long a temporary password works.
@@ -79,7 +81,9 @@ fn valid_sip_domain(d: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -113,7 +117,9 @@ impl Accounts {
             .await
         {
             Ok(id) => id,
-            Err(StoreError::Conflict) => return Err(ProvisionError::TenantExists(code.to_string())),
+            Err(StoreError::Conflict) => {
+                return Err(ProvisionError::TenantExists(code.to_string()))
+            }
             Err(e) => return Err(e.into()),
         };
         self.audit(Event {
@@ -169,7 +175,9 @@ impl Accounts {
             .await
         {
             Ok(id) => id,
-            Err(StoreError::Conflict) => return Err(ProvisionError::UserExists(username.to_string())),
+            Err(StoreError::Conflict) => {
+                return Err(ProvisionError::UserExists(username.to_string()))
+            }
             Err(e) => return Err(e.into()),
         };
         let subject = username.to_string();
@@ -177,7 +185,11 @@ impl Accounts {
             tenant: Some(tenant.id),
             actor: Some(actor),
             subject: Some(&subject),
-            detail: Some(if temporary { "with a temporary password" } else { "with a chosen password" }),
+            detail: Some(if temporary {
+                "with a temporary password"
+            } else {
+                "with a chosen password"
+            }),
             ..Event::new(EventKind::UserCreated)
         })
         .await?;
@@ -209,15 +221,26 @@ impl Accounts {
         Ok(was_locked)
     }
 
-    pub async fn create_operator(&self, name: &OperatorName, password: &NewPassword, actor: &str) -> Result<(), ProvisionError> {
+    pub async fn create_operator(
+        &self,
+        name: &OperatorName,
+        password: &NewPassword,
+        actor: &str,
+    ) -> Result<(), ProvisionError> {
         let hash = self
             .hasher
             .hash(SecretString::from(password.expose().to_owned()))
             .await
             .map_err(Unexpected::from)?;
-        match self.store.insert_operator(name.as_str(), &hash, self.now()).await {
+        match self
+            .store
+            .insert_operator(name.as_str(), &hash, self.now())
+            .await
+        {
             Ok(()) => {}
-            Err(StoreError::Conflict) => return Err(ProvisionError::OperatorExists(name.to_string())),
+            Err(StoreError::Conflict) => {
+                return Err(ProvisionError::OperatorExists(name.to_string()))
+            }
             Err(e) => return Err(e.into()),
         }
         let subject = format!("operator:{name}");

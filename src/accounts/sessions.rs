@@ -19,7 +19,11 @@ impl Accounts {
         if !token::looks_like_token(cookie) {
             return Ok(None);
         }
-        let Some((session, user)) = self.store.session_with_user(&token::token_hash(cookie)).await? else {
+        let Some((session, user)) = self
+            .store
+            .session_with_user(&token::token_hash(cookie))
+            .await?
+        else {
             return Ok(None);
         };
         let now = self.now();

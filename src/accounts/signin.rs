@@ -50,7 +50,12 @@ impl From<crate::store::StoreError> for SignInError {
 
 impl Accounts {
     #[tracing::instrument(skip(self, password), fields(username = %username))]
-    pub async fn sign_in(&self, username: &Username, password: SecretString, client: Client) -> Result<SignedIn, SignInError> {
+    pub async fn sign_in(
+        &self,
+        username: &Username,
+        password: SecretString,
+        client: Client,
+    ) -> Result<SignedIn, SignInError> {
         let now = self.now();
         let name = username.to_string();
         let addr = client.addr_string();
@@ -104,7 +109,9 @@ impl Accounts {
             .as_ref()
             .map(|u| u.password_hash.clone())
             .unwrap_or_else(|| dummy_hash().to_owned());
-        let candidate = SecretString::from(password::normalize(secrecy::ExposeSecret::expose_secret(&password)));
+        let candidate = SecretString::from(password::normalize(
+            secrecy::ExposeSecret::expose_secret(&password),
+        ));
         let matches = admitted
             .verify(stored, candidate)
             .await
@@ -116,13 +123,23 @@ impl Accounts {
                 let now = self.now();
                 let locked = self
                     .store
-                    .throttle_fail(&key, self.policy.lockout_attempts, now.plus(self.policy.lockout_duration))
+                    .throttle_fail(
+                        &key,
+                        self.policy.lockout_attempts,
+                        now.plus(self.policy.lockout_duration),
+                    )
                     .await?;
                 if let Some(ip) = client.addr {
                     let k = addr_key(ip);
-                    self.store.throttle_count(&k, now, self.policy.lockout_window).await?;
                     self.store
-                        .throttle_fail(&k, self.policy.address_attempts, now.plus(self.policy.address_lock))
+                        .throttle_count(&k, now, self.policy.lockout_window)
+                        .await?;
+                    self.store
+                        .throttle_fail(
+                            &k,
+                            self.policy.address_attempts,
+                            now.plus(self.policy.address_lock),
+                        )
                         .await?;
                 }
                 self.audit(Event {

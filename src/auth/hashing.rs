@@ -44,7 +44,9 @@ pub fn hash_now(password: &str) -> Result<String, HashError> {
 /// Verifies on the calling thread; a malformed stored hash is simply "no match".
 pub fn verify_now(stored: &str, password: &str) -> bool {
     match PasswordHash::new(stored) {
-        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -71,7 +73,9 @@ impl Hasher {
     /// `workers` = 0 means one per core; the queue holds twice as many as run.
     pub fn new(workers: usize) -> Hasher {
         let workers = if workers == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
         } else {
             workers
         };
@@ -84,7 +88,8 @@ impl Hasher {
 
     /// Checks `password` against `stored`, or refuses at once when the pool is full.
     pub async fn verify(&self, stored: String, password: SecretString) -> Result<bool, HashError> {
-        self.run(move || verify_now(&stored, password.expose_secret())).await
+        self.run(move || verify_now(&stored, password.expose_secret()))
+            .await
     }
 
     /// Hashes a new password on the pool.
@@ -94,14 +99,21 @@ impl Hasher {
 
     /// Admission without waiting: the caller learns at once whether it will be served.
     pub fn admit(&self) -> Result<Admitted, Busy> {
-        let permit = self.admitted.clone().try_acquire_owned().map_err(|_| Busy)?;
+        let permit = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Busy)?;
         Ok(Admitted {
             _admitted: permit,
             running: self.running.clone(),
         })
     }
 
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
         let admitted = self.admit()?;
         admitted.run(work).await
     }
@@ -114,7 +126,10 @@ pub struct Admitted {
 }
 
 impl Admitted {
-    pub async fn run<T: Send + 'static>(self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
+    pub async fn run<T: Send + 'static>(
+        self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
         let _running = self
             .running
             .clone()
@@ -127,7 +142,8 @@ impl Admitted {
     }
 
     pub async fn verify(self, stored: String, password: SecretString) -> Result<bool, HashError> {
-        self.run(move || verify_now(&stored, password.expose_secret())).await
+        self.run(move || verify_now(&stored, password.expose_secret()))
+            .await
     }
 }
 

@@ -42,7 +42,8 @@ impl SecretKey {
         let shown = path.display().to_string();
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                let bytes = hex::decode(text.trim()).map_err(|_| KeyError::Malformed(shown.clone()))?;
+                let bytes =
+                    hex::decode(text.trim()).map_err(|_| KeyError::Malformed(shown.clone()))?;
                 let key: [u8; 32] = bytes.try_into().map_err(|_| KeyError::Malformed(shown))?;
                 Ok(SecretKey(key))
             }
@@ -125,6 +126,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secret.key");
         std::fs::write(&path, "not hex").unwrap();
-        assert!(matches!(SecretKey::load_or_create(&path), Err(KeyError::Malformed(_))));
+        assert!(matches!(
+            SecretKey::load_or_create(&path),
+            Err(KeyError::Malformed(_))
+        ));
     }
 }

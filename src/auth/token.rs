@@ -20,7 +20,9 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 
 /// Whether a string could be one of our tokens; anything else is refused before a lookup.
 pub fn looks_like_token(s: &str) -> bool {
-    s.len() == 43 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    s.len() == 43
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]

@@ -35,7 +35,10 @@ mod tests {
 
     #[test]
     fn a_name_is_trimmed_and_bounded() {
-        assert_eq!(DisplayName::parse("  Ada Admin ").unwrap().as_str(), "Ada Admin");
+        assert_eq!(
+            DisplayName::parse("  Ada Admin ").unwrap().as_str(),
+            "Ada Admin"
+        );
         assert!(DisplayName::parse("   ").is_err());
         assert!(DisplayName::parse("Ada\u{0}").is_err());
         assert!(DisplayName::parse(&"x".repeat(101)).is_err());

@@ -60,11 +60,14 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend).finish()
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
-const USER_COLUMNS: &str = "u.id, u.tenant_id, t.code, t.name, u.extension, u.name, u.email, u.role, \
+const USER_COLUMNS: &str =
+    "u.id, u.tenant_id, t.code, t.name, u.extension, u.name, u.email, u.role, \
      u.password_hash, u.password_temporary, u.password_expires_at, u.last_sign_in_at";
 
 impl Store {
@@ -78,7 +81,8 @@ impl Store {
         };
         if backend == Backend::Sqlite {
             if let Some(dir) = sqlite_parent_dir(url) {
-                std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
             }
         }
         let options = AnyPoolOptions::new()
@@ -180,7 +184,11 @@ impl Store {
         Ok(UserId(row.try_get(0)?))
     }
 
-    pub async fn user_by_username(&self, tenant_code: &str, extension: &str) -> StoreResult<Option<UserRecord>> {
+    pub async fn user_by_username(
+        &self,
+        tenant_code: &str,
+        extension: &str,
+    ) -> StoreResult<Option<UserRecord>> {
         let sql = format!(
             "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id \
              WHERE t.code = $1 AND u.extension = $2"
@@ -197,7 +205,10 @@ impl Store {
         let sql = format!(
             "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.id = $1"
         );
-        let row = sqlx::query(&sql).bind(id.0).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| user_from_row(&r, 0)).transpose()
     }
 
@@ -246,7 +257,12 @@ impl Store {
 
     // ---- operators -----------------------------------------------------------------
 
-    pub async fn insert_operator(&self, name: &str, password_hash: &str, now: Timestamp) -> StoreResult<()> {
+    pub async fn insert_operator(
+        &self,
+        name: &str,
+        password_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
         sqlx::query("INSERT INTO operators (name, password_hash, created_at) VALUES ($1, $2, $3)")
             .bind(name)
             .bind(password_hash)
@@ -259,19 +275,30 @@ impl Store {
 
     // ---- sessions ------------------------------------------------------------------
 
-    pub async fn insert_session(&self, token_hash: &[u8], user: UserId, now: Timestamp) -> StoreResult<SessionId> {
+    pub async fn insert_session(
+        &self,
+        token_hash: &[u8],
+        user: UserId,
+        now: Timestamp,
+    ) -> StoreResult<SessionId> {
         let mut conn = self.pool.acquire().await?;
         insert_session(&mut conn, token_hash, user, now).await
     }
 
     /// The session with this token hash and its user, in one round trip.
-    pub async fn session_with_user(&self, token_hash: &[u8]) -> StoreResult<Option<(SessionRecord, UserRecord)>> {
+    pub async fn session_with_user(
+        &self,
+        token_hash: &[u8],
+    ) -> StoreResult<Option<(SessionRecord, UserRecord)>> {
         let sql = format!(
             "SELECT {USER_COLUMNS}, s.id, s.created_at, s.last_seen_at, s.authenticated_at \
              FROM sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = u.tenant_id \
              WHERE s.token_hash = $1"
         );
-        let row = sqlx::query(&sql).bind(token_hash).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(r) = row else { return Ok(None) };
         let user = user_from_row(&r, 0)?;
         let session = SessionRecord {
@@ -318,7 +345,11 @@ impl Store {
     }
 
     /// Removes sessions past either limit, so the table does not grow without bound.
-    pub async fn purge_sessions(&self, idle_before: Timestamp, created_before: Timestamp) -> StoreResult<u64> {
+    pub async fn purge_sessions(
+        &self,
+        idle_before: Timestamp,
+        created_before: Timestamp,
+    ) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM sessions WHERE last_seen_at < $1 OR created_at < $2")
             .bind(idle_before.0)
             .bind(created_before.0)
@@ -331,7 +362,12 @@ impl Store {
 
     /// Counts one attempt for `key`, atomically, before any password is checked. A window
     /// that has run out (or a lock that has expired) starts again at this attempt.
-    pub async fn throttle_count(&self, key: &str, now: Timestamp, window: Duration) -> StoreResult<ThrottleState> {
+    pub async fn throttle_count(
+        &self,
+        key: &str,
+        now: Timestamp,
+        window: Duration,
+    ) -> StoreResult<ThrottleState> {
         let row = sqlx::query(
             "INSERT INTO signin_throttle (key, window_start, attempts, locked_until) VALUES ($1, $2, 1, NULL) \
              ON CONFLICT (key) DO UPDATE SET \
@@ -358,7 +394,12 @@ impl Store {
 
     /// Records that a counted attempt failed; locks the key until `lock_until` once the
     /// window holds `limit` attempts. Returns when the key is locked until, if it is.
-    pub async fn throttle_fail(&self, key: &str, limit: u32, lock_until: Timestamp) -> StoreResult<Option<Timestamp>> {
+    pub async fn throttle_fail(
+        &self,
+        key: &str,
+        limit: u32,
+        lock_until: Timestamp,
+    ) -> StoreResult<Option<Timestamp>> {
         let row = sqlx::query(
             "UPDATE signin_throttle SET locked_until = CASE \
                WHEN locked_until IS NULL AND attempts >= $2 THEN $3 ELSE locked_until END \
@@ -377,10 +418,12 @@ impl Store {
 
     /// Gives back an attempt that was counted but never checked (the hashing pool was full).
     pub async fn throttle_release(&self, key: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE signin_throttle SET attempts = attempts - 1 WHERE key = $1 AND attempts > 0")
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE signin_throttle SET attempts = attempts - 1 WHERE key = $1 AND attempts > 0",
+        )
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -425,7 +468,12 @@ impl Store {
     }
 
     /// The newest audit events, optionally only of one kind (for the admin page and tests).
-    pub async fn audit_events(&self, tenant: Option<TenantId>, kind: Option<&str>, limit: i64) -> StoreResult<Vec<AuditRecord>> {
+    pub async fn audit_events(
+        &self,
+        tenant: Option<TenantId>,
+        kind: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRecord>> {
         let rows = sqlx::query(
             "SELECT id, at, kind, actor, subject, client_addr, detail FROM audit_events \
              WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR kind = $2) \
@@ -489,10 +537,14 @@ fn user_from_row(r: &AnyRow, at: usize) -> StoreResult<UserRecord> {
 
 /// The folder a `sqlite://PATH?…` URL's file lives in, so it can be created first.
 fn sqlite_parent_dir(url: &str) -> Option<&Path> {
-    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = path.split('?').next()?;
     if path.is_empty() || path == ":memory:" {
         return None;
     }
-    Path::new(path).parent().filter(|p| !p.as_os_str().is_empty())
+    Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
 }

@@ -54,8 +54,14 @@ pub struct CsrfToken(pub String);
 impl FromRequestParts<AppState> for CsrfToken {
     type Rejection = WebError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let cookie = parts.extensions.get::<CsrfCookie>().ok_or(WebError::Forbidden)?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let cookie = parts
+            .extensions
+            .get::<CsrfCookie>()
+            .ok_or(WebError::Forbidden)?;
         Ok(CsrfToken(csrf::form_token(&state.key, &cookie.0)))
     }
 }
@@ -76,7 +82,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ValidForm<T> {
                 WebError::BadRequest
             }
         })?;
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).map_err(|_| WebError::BadRequest)?;
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(&bytes).map_err(|_| WebError::BadRequest)?;
         let submitted = pairs
             .iter()
             .find(|(k, _)| k == "csrf_token")
@@ -121,10 +128,18 @@ pub struct CurrentUser(pub SessionUser);
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        match session_of(parts, state).await.map_err(IntoResponse::into_response)? {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match session_of(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?
+        {
             None => Err(to_sign_in(parts).into_response()),
-            Some(su) if su.user.password_temporary => Err(Redirect::to("/password/choose").into_response()),
+            Some(su) if su.user.password_temporary => {
+                Err(Redirect::to("/password/choose").into_response())
+            }
             Some(su) => Ok(CurrentUser(su)),
         }
     }
@@ -136,8 +151,14 @@ pub struct AnySession(pub SessionUser);
 impl FromRequestParts<AppState> for AnySession {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        match session_of(parts, state).await.map_err(IntoResponse::into_response)? {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match session_of(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?
+        {
             None => Err(to_sign_in(parts).into_response()),
             Some(su) => Ok(AnySession(su)),
         }
@@ -146,7 +167,11 @@ impl FromRequestParts<AppState> for AnySession {
 
 /// 303 to the sign-in page, keeping where the user was going for a page load.
 fn to_sign_in(parts: &Parts) -> Redirect {
-    let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let next = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     if parts.method == Method::GET && safe_next(next).is_some() && next != "/" {
         let query = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
         Redirect::to(&format!("/login?{query}"))
@@ -183,7 +208,9 @@ pub fn session_cookie(state: &AppState, token: Option<String>) -> Cookie<'static
     cookie
 }
 
-fn time_duration(d: std::time::Duration) -> Result<cookie::time::Duration, std::num::TryFromIntError> {
+fn time_duration(
+    d: std::time::Duration,
+) -> Result<cookie::time::Duration, std::num::TryFromIntError> {
     Ok(cookie::time::Duration::seconds(i64::try_from(d.as_secs())?))
 }
 
@@ -195,7 +222,14 @@ mod tests {
     fn only_same_site_paths_are_followed() {
         assert_eq!(safe_next("/settings"), Some("/settings"));
         assert_eq!(safe_next("/phone?x=1"), Some("/phone?x=1"));
-        for bad in ["//evil.example", "/\\evil.example", "https://evil.example", "evil", "", "/a\nb"] {
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "evil",
+            "",
+            "/a\nb",
+        ] {
             assert_eq!(safe_next(bad), None, "{bad}");
         }
     }

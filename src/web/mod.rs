@@ -69,9 +69,15 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::health::router())
         .merge(pages::assets::router())
         .fallback(pages::not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), extract::csrf_cookie))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            extract::csrf_cookie,
+        ))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
-        .layer(header_layer(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .layer(header_layer(
+            header::CONTENT_SECURITY_POLICY,
+            CONTENT_SECURITY_POLICY,
+        ))
         .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(header_layer(header::X_FRAME_OPTIONS, "DENY"))
         .layer(header_layer(header::REFERRER_POLICY, "same-origin"))

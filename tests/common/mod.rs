@@ -10,7 +10,9 @@ use std::time::Duration;
 use dialtone::app::{Application, Services};
 use dialtone::clock::{ManualClock, Timestamp};
 use dialtone::config::{Layers, Settings};
-use dialtone::domain::{DisplayName, Email, NewPassword, PasswordContext, Role, TenantCode, Username};
+use dialtone::domain::{
+    DisplayName, Email, NewPassword, PasswordContext, Role, TenantCode, Username,
+};
 use reqwest::redirect::Policy;
 use reqwest::{Response, StatusCode};
 
@@ -66,7 +68,12 @@ async fn fresh_postgres_database(admin_url: &str) -> String {
     let mut conn = sqlx::postgres::PgConnection::connect(admin_url)
         .await
         .expect("DIALTONE_TEST_DATABASE_URL answers");
-    let name = format!("dialtone_t_{}", dialtone::auth::token::random_token().to_ascii_lowercase().replace(['-', '_'], ""));
+    let name = format!(
+        "dialtone_t_{}",
+        dialtone::auth::token::random_token()
+            .to_ascii_lowercase()
+            .replace(['-', '_'], "")
+    );
     let name = &name[..40];
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
@@ -117,22 +124,40 @@ impl TestApp {
     }
 
     /// Creates a user; with no password, returns the generated temporary one.
-    pub async fn add_user_as(&self, username: &str, password: Option<&str>, role: Role) -> Option<String> {
+    pub async fn add_user_as(
+        &self,
+        username: &str,
+        password: Option<&str>,
+        role: Role,
+    ) -> Option<String> {
         let username = Username::parse(username).unwrap();
         let store = self.services.accounts.store();
-        if store.tenant_by_code(username.tenant().as_str()).await.unwrap().is_none() {
+        if store
+            .tenant_by_code(username.tenant().as_str())
+            .await
+            .unwrap()
+            .is_none()
+        {
             self.add_tenant(username.tenant().as_str()).await;
         }
         let context = PasswordContext {
             username: Some(&username),
             ..PasswordContext::default()
         };
-        let password = password.map(|p| NewPassword::parse(p, &context).expect("test password is valid"));
+        let password =
+            password.map(|p| NewPassword::parse(p, &context).expect("test password is valid"));
         let email = Email::parse(&format!("{}@example.com", username.extension())).unwrap();
         let (_, temporary) = self
             .services
             .accounts
-            .create_user(&username, &DisplayName::parse("Sam Staff").unwrap(), Some(&email), role, password, "test")
+            .create_user(
+                &username,
+                &DisplayName::parse("Sam Staff").unwrap(),
+                Some(&email),
+                role,
+                password,
+                "test",
+            )
             .await
             .unwrap();
         temporary.map(|p| p.expose().to_owned())
@@ -158,7 +183,12 @@ impl TestApp {
             .await
             .unwrap()
             .unwrap();
-        self.services.accounts.store().count_user_sessions(user.id).await.unwrap()
+        self.services
+            .accounts
+            .store()
+            .count_user_sessions(user.id)
+            .await
+            .unwrap()
     }
 }
 
@@ -171,7 +201,11 @@ pub struct Browser {
 
 impl Browser {
     pub async fn get(&self, path: &str) -> Response {
-        self.client.get(format!("{}{}", self.base, path)).send().await.expect("GET")
+        self.client
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .expect("GET")
     }
 
     /// The CSRF token this browser's forms carry (read from a page, as a browser would).
@@ -207,18 +241,27 @@ impl Browser {
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Response {
-        self.post("/login", &[("username", username), ("password", password)]).await
+        self.post("/login", &[("username", username), ("password", password)])
+            .await
     }
 
     pub async fn login_ok(&self, username: &str, password: &str) {
         let r = self.login(username, password).await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER, "sign-in as {username} should succeed");
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "sign-in as {username} should succeed"
+        );
     }
 
     pub async fn change_password(&self, current: &str, new: &str, confirm: &str) -> Response {
         self.post(
             "/settings/password",
-            &[("current_password", current), ("new_password", new), ("confirm_password", confirm)],
+            &[
+                ("current_password", current),
+                ("new_password", new),
+                ("confirm_password", confirm),
+            ],
         )
         .await
     }

@@ -13,7 +13,9 @@ use serde::Deserialize;
 use super::settings::{password_change_outcome, PasswordErrors};
 use crate::accounts::{PasswordForm, SignInError};
 use crate::domain::Username;
-use crate::web::extract::{safe_next, session_cookie, session_of, AnySession, ClientInfo, CsrfToken, ValidForm};
+use crate::web::extract::{
+    safe_next, session_cookie, session_of, AnySession, ClientInfo, CsrfToken, ValidForm,
+};
 use crate::web::render::{html, Chrome};
 use crate::web::{AppState, WebError};
 
@@ -22,7 +24,10 @@ pub fn router() -> Router<AppState> {
         .route("/", get(|| async { Redirect::to("/phone") }))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
-        .route("/password/choose", get(choose_password_form).post(choose_password))
+        .route(
+            "/password/choose",
+            get(choose_password_form).post(choose_password),
+        )
 }
 
 #[derive(Template)]
@@ -67,7 +72,10 @@ async fn login_form(
     if session_of(&parts, &state).await?.is_some() {
         return Ok(Redirect::to(if next.is_empty() { "/phone" } else { &next }).into_response());
     }
-    Ok(html(StatusCode::OK, &LoginPage::new(csrf, String::new(), next)))
+    Ok(html(
+        StatusCode::OK,
+        &LoginPage::new(csrf, String::new(), next),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -141,7 +149,8 @@ async fn login(
         }
         Err(SignInError::TemporaryExpired) => {
             page.error = Some(
-                "Your temporary password has expired. Ask your administrator for a new one.".to_owned(),
+                "Your temporary password has expired. Ask your administrator for a new one."
+                    .to_owned(),
             );
             Ok(html(StatusCode::UNAUTHORIZED, &page))
         }
@@ -151,7 +160,10 @@ async fn login(
                 "Too many failed sign-in attempts for this username. Try again in {m} {}.",
                 plural(m)
             ));
-            Ok(with_retry_after(html(StatusCode::TOO_MANY_REQUESTS, &page), retry_after.as_secs()))
+            Ok(with_retry_after(
+                html(StatusCode::TOO_MANY_REQUESTS, &page),
+                retry_after.as_secs(),
+            ))
         }
         Err(SignInError::Throttled { retry_after }) => {
             let m = minutes(retry_after);
@@ -159,11 +171,18 @@ async fn login(
                 "Too many failed sign-ins from your network. Try again in {m} {}.",
                 plural(m)
             ));
-            Ok(with_retry_after(html(StatusCode::TOO_MANY_REQUESTS, &page), retry_after.as_secs()))
+            Ok(with_retry_after(
+                html(StatusCode::TOO_MANY_REQUESTS, &page),
+                retry_after.as_secs(),
+            ))
         }
         Err(SignInError::Busy) => {
-            page.error = Some("The portal is very busy right now. Please try again in a moment.".to_owned());
-            Ok(with_retry_after(html(StatusCode::SERVICE_UNAVAILABLE, &page), 2))
+            page.error =
+                Some("The portal is very busy right now. Please try again in a moment.".to_owned());
+            Ok(with_retry_after(
+                html(StatusCode::SERVICE_UNAVAILABLE, &page),
+                2,
+            ))
         }
         Err(SignInError::Unexpected(e)) => Err(e.into()),
     }

@@ -34,7 +34,12 @@ async fn phone_page(CurrentUser(su): CurrentUser, CsrfToken(csrf): CsrfToken) ->
         extension: su.user.extension.clone(),
         tenant_name: su.user.tenant_name.clone(),
         tenant_code: su.user.tenant_code.clone(),
-        role: if su.user.is_admin() { "Administrator" } else { "User" }.to_owned(),
+        role: if su.user.is_admin() {
+            "Administrator"
+        } else {
+            "User"
+        }
+        .to_owned(),
     };
     html(StatusCode::OK, &page)
 }

@@ -34,7 +34,10 @@ pub struct PasswordErrors {
 
 impl PasswordErrors {
     pub fn any(&self) -> bool {
-        self.current.is_some() || !self.new.is_empty() || self.confirm.is_some() || self.form.is_some()
+        self.current.is_some()
+            || !self.new.is_empty()
+            || self.confirm.is_some()
+            || self.form.is_some()
     }
 }
 
@@ -67,7 +70,8 @@ pub fn password_change_outcome(
             StatusCode::TOO_MANY_REQUESTS
         }
         Err(ChangePasswordError::Busy) => {
-            errors.form = Some("The portal is very busy right now. Please try again in a moment.".to_owned());
+            errors.form =
+                Some("The portal is very busy right now. Please try again in a moment.".to_owned());
             errors.retry_after = Some(2);
             StatusCode::SERVICE_UNAVAILABLE
         }
@@ -91,7 +95,11 @@ struct SettingsQuery {
     saved: String,
 }
 
-async fn settings_page(CurrentUser(su): CurrentUser, CsrfToken(csrf): CsrfToken, Query(q): Query<SettingsQuery>) -> Response {
+async fn settings_page(
+    CurrentUser(su): CurrentUser,
+    CsrfToken(csrf): CsrfToken,
+    Query(q): Query<SettingsQuery>,
+) -> Response {
     html(
         StatusCode::OK,
         &SettingsPage {
