@@ -7,13 +7,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use lettre::message::Mailbox;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use crate::accounts::{Accounts, Policy};
 use crate::auth::key::SecretKey;
 use crate::auth::Hasher;
 use crate::clock::SharedClock;
 use crate::config::Settings;
+use crate::mail::transport::Transport;
+use crate::mail::worker::Worker;
+use crate::mail::Outbox;
 use crate::store::Store;
 use crate::web::{self, AppState, CookieNames};
 
@@ -24,6 +29,8 @@ pub struct Services {
     pub accounts: Accounts,
     pub key: Arc<SecretKey>,
     pub clock: SharedClock,
+    pub outbox: Outbox,
+    pub mail_wake: Arc<Notify>,
 }
 
 impl Services {
@@ -44,18 +51,41 @@ impl Services {
             .host_str()
             .unwrap_or("localhost")
             .to_owned();
+        let key = Arc::new(key);
+        let outbox = Outbox::new(key.clone(), &settings);
+        let mail_wake = Arc::new(Notify::new());
         let accounts = Accounts::new(
             store,
             hasher,
             clock.clone(),
             Policy::from_settings(&settings),
             host,
+            outbox.clone(),
+            mail_wake.clone(),
         );
         Ok(Services {
             settings: Arc::new(settings),
             accounts,
-            key: Arc::new(key),
+            key,
             clock,
+            outbox,
+            mail_wake,
+        })
+    }
+
+    /// The mail worker for this node's configured transport.
+    pub fn mail_worker(&self) -> anyhow::Result<Worker> {
+        let from: Mailbox = self.settings.mail_from.parse().map_err(|_| {
+            anyhow::anyhow!("configuration: mail_from (DIALTONE_MAIL_FROM) is not a mail address")
+        })?;
+        Ok(Worker {
+            store: self.accounts.store().clone(),
+            outbox: self.outbox.clone(),
+            transport: Transport::from_settings(&self.settings)?,
+            from,
+            clock: self.clock.clone(),
+            poll: self.settings.mail_poll,
+            wake: self.mail_wake.clone(),
         })
     }
 }
@@ -64,16 +94,22 @@ impl Services {
 pub struct Application {
     listener: TcpListener,
     services: Services,
+    worker: Worker,
 }
 
 impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Application> {
         let listen = settings.listen;
         let services = Services::open(settings, clock).await?;
+        let worker = services.mail_worker()?;
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        Ok(Application { listener, services })
+        Ok(Application {
+            listener,
+            services,
+            worker,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -98,11 +134,13 @@ impl Application {
             settings: self.services.settings.clone(),
         };
         let janitor = tokio::spawn(sweep_expired_sessions(self.services.clone()));
+        let mailer = tokio::spawn(self.worker.run());
         let app = web::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         janitor.abort();
+        mailer.abort();
         self.services.accounts.store().close().await;
         served.context("server failed")
     }

@@ -17,6 +17,10 @@ pub enum EventKind {
     UserCreated,
     UserUnlocked,
     OperatorCreated,
+    ResetRequested,
+    ResetLimited,
+    ResetUsed,
+    UsernamesRequested,
 }
 
 impl EventKind {
@@ -33,6 +37,10 @@ impl EventKind {
             EventKind::UserCreated => "user.created",
             EventKind::UserUnlocked => "user.unlocked",
             EventKind::OperatorCreated => "operator.created",
+            EventKind::ResetRequested => "reset.requested",
+            EventKind::ResetLimited => "reset.limited",
+            EventKind::ResetUsed => "reset.used",
+            EventKind::UsernamesRequested => "usernames.requested",
         }
     }
 }

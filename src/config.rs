@@ -28,6 +28,7 @@ pub const KEYS: &[&str] = &[
     "lockout_duration",
     "address_attempts",
     "reset_ttl",
+    "mail_poll",
     "hash_workers",
     "log",
 ];
@@ -97,6 +98,8 @@ pub struct Settings {
     /// Failed sign-ins from one client address, across usernames, before it is slowed.
     pub address_attempts: u32,
     pub reset_ttl: Duration,
+    /// How often the mail worker looks for due messages when nothing woke it.
+    pub mail_poll: Duration,
     /// Threads that hash passwords at once; 0 means one per core.
     pub hash_workers: usize,
     pub log: String,
@@ -272,6 +275,7 @@ impl Layers {
             lockout_duration: self.duration("lockout_duration", "15m")?,
             address_attempts: self.count("address_attempts", 20)?,
             reset_ttl: self.duration("reset_ttl", "1h")?,
+            mail_poll: self.duration("mail_poll", "5s")?,
             hash_workers: self.count("hash_workers", 0)? as usize,
             log: self.get("log").unwrap_or("info").to_owned(),
         };

@@ -23,5 +23,6 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod mail;
 pub mod store;
 pub mod web;

@@ -4,22 +4,27 @@
 pub mod demo;
 mod passwords;
 mod provisioning;
+pub mod recovery;
 mod sessions;
 mod signin;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::audit::{self, Event};
 use crate::auth::Hasher;
 use crate::clock::{SharedClock, Timestamp};
 use crate::config::Settings;
+use crate::mail::Outbox;
 use crate::store::{Store, StoreError};
+use tokio::sync::Notify;
 
 pub use passwords::{ChangePasswordError, PasswordForm};
 pub use provisioning::{
     generate_operator_password, generate_temporary_password, ProvisionError, TEMPORARY_PASSWORD_TTL,
 };
+pub use recovery::{Identifier, ResetError, ResetLinkView};
 pub use sessions::SessionUser;
 pub use signin::{SignInError, SignedIn};
 
@@ -52,6 +57,7 @@ pub struct Policy {
     pub lockout_duration: Duration,
     pub address_attempts: u32,
     pub address_lock: Duration,
+    pub reset_ttl: Duration,
 }
 
 impl Policy {
@@ -65,6 +71,7 @@ impl Policy {
             lockout_duration: s.lockout_duration,
             address_attempts: s.address_attempts,
             address_lock: Duration::from_secs(5 * 60),
+            reset_ttl: s.reset_ttl,
         }
     }
 }
@@ -88,6 +95,9 @@ pub struct Accounts {
     clock: SharedClock,
     policy: Policy,
     public_host: String,
+    outbox: Outbox,
+    /// Wakes the mail worker when something was queued.
+    mail_wake: Arc<Notify>,
 }
 
 impl Accounts {
@@ -97,6 +107,8 @@ impl Accounts {
         clock: SharedClock,
         policy: Policy,
         public_host: String,
+        outbox: Outbox,
+        mail_wake: Arc<Notify>,
     ) -> Self {
         Accounts {
             store,
@@ -104,6 +116,8 @@ impl Accounts {
             clock,
             policy,
             public_host,
+            outbox,
+            mail_wake,
         }
     }
 

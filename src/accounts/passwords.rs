@@ -66,6 +66,10 @@ impl Accounts {
             username: Some(&username),
             ..PasswordContext::default()
         };
+        if form.current.is_none() && !su.user.password_temporary {
+            // Skipping the current password is only for replacing a temporary one.
+            return Err(ChangePasswordError::WrongCurrent);
+        }
         let new = check_form(form.new, form.confirm, &context)?;
         let name = su.user.username();
         let addr = client.addr_string();
@@ -127,6 +131,20 @@ impl Accounts {
             .hash(SecretString::from(new.expose().to_owned()))
             .await?;
         let token = token::random_token();
+        let now = self.now();
+        let notice = match &su.user.email {
+            Some(email) => {
+                let message = self
+                    .outbox
+                    .password_changed_message(&su.user.name, &name, "changed", now)
+                    .map_err(|e| Unexpected(anyhow::anyhow!("mail template: {e}")))?;
+                Some(
+                    self.outbox
+                        .seal(message, email, Some(su.user.id), Some(su.user.tenant_id)),
+                )
+            }
+            None => None,
+        };
         self.store
             .replace_password(
                 su.user.id,
@@ -135,9 +153,13 @@ impl Accounts {
                     expires_at: None,
                 },
                 Some(&token::token_hash(&token)),
-                self.now(),
+                notice.as_ref(),
+                now,
             )
             .await?;
+        if notice.is_some() {
+            self.mail_wake.notify_one();
+        }
         let kind = if form.current.is_some() {
             EventKind::PasswordChanged
         } else {

@@ -4,6 +4,7 @@
 pub mod csrf;
 pub mod hashing;
 pub mod key;
+pub mod seal;
 pub mod token;
 
 pub use hashing::{Busy, Hasher};

@@ -2,7 +2,9 @@
 //! databases accept; the few backend differences (connection pragmas, migrations) stay in
 //! this module. Callers pass `now` in: storage never reads a clock.
 
+mod outbox;
 mod records;
+mod recovery;
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,7 +13,9 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 use crate::clock::Timestamp;
+pub use outbox::{MailRecord, NewMail, OutboxMessage};
 pub use records::*;
+pub use recovery::{NewResetLink, ResetRecord};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -221,29 +225,26 @@ impl Store {
         Ok(())
     }
 
-    /// Sets a password and, in the same transaction, ends every session of the user and
-    /// (when `keep` is given) opens the one replacement session the caller stays signed in on.
+    /// Sets a password and, in the same transaction, ends every session of the user, kills
+    /// their outstanding reset links, queues the notice (when given) and — when `keep` is
+    /// given — opens the one replacement session the caller stays signed in on.
     pub async fn replace_password(
         &self,
         id: UserId,
         change: &PasswordChange<'_>,
         keep: Option<&[u8]>,
+        notice: Option<&NewMail>,
         now: Timestamp,
     ) -> StoreResult<Option<SessionId>> {
         let mut tx = self.pool.begin().await?;
         // The write comes first so SQLite takes its write lock at once (no upgrade deadlock).
-        sqlx::query(
-            "UPDATE users SET password_hash = $1, password_temporary = $2, password_expires_at = $3, \
-             password_changed_at = $4 WHERE id = $5",
-        )
-        .bind(change.password_hash)
-        .bind(i64::from(change.expires_at.is_some()))
-        .bind(change.expires_at.map(|t| t.0))
-        .bind(now.0)
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await?;
+        set_password(&mut tx, id, change, now).await?;
         sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE reset_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
+            .bind(now.0)
             .bind(id.0)
             .execute(&mut *tx)
             .await?;
@@ -251,6 +252,9 @@ impl Store {
             Some(hash) => Some(insert_session(&mut tx, hash, id, now).await?),
             None => None,
         };
+        if let Some(mail) = notice {
+            outbox::enqueue(&mut tx, mail, now).await?;
+        }
         tx.commit().await?;
         Ok(session)
     }
@@ -498,6 +502,26 @@ impl Store {
             })
             .collect()
     }
+}
+
+async fn set_password(
+    conn: &mut sqlx::AnyConnection,
+    id: UserId,
+    change: &PasswordChange<'_>,
+    now: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE users SET password_hash = $1, password_temporary = $2, password_expires_at = $3, \
+         password_changed_at = $4 WHERE id = $5",
+    )
+    .bind(change.password_hash)
+    .bind(i64::from(change.expires_at.is_some()))
+    .bind(change.expires_at.map(|t| t.0))
+    .bind(now.0)
+    .bind(id.0)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 async fn insert_session(

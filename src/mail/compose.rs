@@ -1,0 +1,197 @@
+//! The portal's messages, rendered from `templates/email/*.txt` and `*.html`.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use askama::Template;
+
+use super::{Composed, Outbox};
+use crate::clock::Timestamp;
+
+/// One account in a reset message.
+#[derive(Debug, Clone)]
+pub struct LinkLine {
+    pub username: String,
+    pub url: String,
+}
+
+/// One account in a "your usernames" message.
+#[derive(Debug, Clone)]
+pub struct UsernameLine {
+    pub username: String,
+    pub tenant_name: String,
+    pub tenant_code: String,
+}
+
+#[derive(Template)]
+#[template(path = "email/reset.txt")]
+struct ResetText<'a> {
+    provider: &'a str,
+    links: &'a [LinkLine],
+    ttl: &'a str,
+    expires: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/reset.html")]
+struct ResetHtml<'a> {
+    provider: &'a str,
+    links: &'a [LinkLine],
+    ttl: &'a str,
+    expires: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/usernames.txt")]
+struct UsernamesText<'a> {
+    provider: &'a str,
+    usernames: &'a [UsernameLine],
+    login_url: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/usernames.html")]
+struct UsernamesHtml<'a> {
+    provider: &'a str,
+    usernames: &'a [UsernameLine],
+    login_url: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/password_changed.txt")]
+struct ChangedText<'a> {
+    provider: &'a str,
+    name: &'a str,
+    username: &'a str,
+    how: &'a str,
+    when: &'a str,
+    forgot_url: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/password_changed.html")]
+struct ChangedHtml<'a> {
+    provider: &'a str,
+    name: &'a str,
+    username: &'a str,
+    how: &'a str,
+    when: &'a str,
+    forgot_url: &'a str,
+}
+
+/// "2027-01-15 08:00" for a timestamp.
+pub fn utc(t: Timestamp) -> String {
+    let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(t.0).unwrap_or(0));
+    let s = humantime::format_rfc3339_seconds(at).to_string();
+    s.get(..16).map(|d| d.replace('T', " ")).unwrap_or(s)
+}
+
+/// "1 hour", "15 minutes", "30 seconds".
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    let (n, unit) = if s % 3600 == 0 && s >= 3600 {
+        (s / 3600, "hour")
+    } else if s % 60 == 0 && s >= 60 {
+        (s / 60, "minute")
+    } else {
+        (s, "second")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+fn render(t: &impl Template) -> Result<String, askama::Error> {
+    t.render()
+}
+
+impl Outbox {
+    pub fn reset_message(
+        &self,
+        links: &[LinkLine],
+        ttl: Duration,
+        expires: Timestamp,
+    ) -> Result<Composed, askama::Error> {
+        let ttl = human(ttl);
+        let expires = utc(expires);
+        let provider = &self.provider;
+        Ok(Composed {
+            kind: "password_reset",
+            subject: format!("Reset your {provider} portal password"),
+            text: render(&ResetText {
+                provider,
+                links,
+                ttl: &ttl,
+                expires: &expires,
+            })?,
+            html: render(&ResetHtml {
+                provider,
+                links,
+                ttl: &ttl,
+                expires: &expires,
+            })?,
+        })
+    }
+
+    pub fn usernames_message(&self, usernames: &[UsernameLine]) -> Result<Composed, askama::Error> {
+        let provider = &self.provider;
+        let login_url = self.link("/login");
+        Ok(Composed {
+            kind: "usernames",
+            subject: format!("Your {provider} portal usernames"),
+            text: render(&UsernamesText {
+                provider,
+                usernames,
+                login_url: &login_url,
+            })?,
+            html: render(&UsernamesHtml {
+                provider,
+                usernames,
+                login_url: &login_url,
+            })?,
+        })
+    }
+
+    /// `how` is "changed" or "reset".
+    pub fn password_changed_message(
+        &self,
+        name: &str,
+        username: &str,
+        how: &str,
+        when: Timestamp,
+    ) -> Result<Composed, askama::Error> {
+        let provider = &self.provider;
+        let when = utc(when);
+        let forgot_url = self.link("/password/forgot");
+        Ok(Composed {
+            kind: "password_changed",
+            subject: format!("Your {provider} portal password was {how}"),
+            text: render(&ChangedText {
+                provider,
+                name,
+                username,
+                how,
+                when: &when,
+                forgot_url: &forgot_url,
+            })?,
+            html: render(&ChangedHtml {
+                provider,
+                name,
+                username,
+                how,
+                when: &when,
+                forgot_url: &forgot_url,
+            })?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_times_read_naturally() {
+        assert_eq!(human(Duration::from_secs(3600)), "1 hour");
+        assert_eq!(human(Duration::from_secs(900)), "15 minutes");
+        assert_eq!(human(Duration::from_secs(3)), "3 seconds");
+        assert_eq!(utc(Timestamp(0)), "1970-01-01 00:00");
+    }
+}

@@ -1,0 +1,232 @@
+//! The mail outbox: enqueue (inside the caller's transaction), claim with a lease so two
+//! nodes never take the same message, and record what became of each.
+
+use sqlx::{AnyConnection, Row};
+
+use super::{Store, StoreResult, TenantId, UserId};
+use crate::clock::Timestamp;
+
+/// A message to queue; bodies are already sealed.
+#[derive(Debug, Clone)]
+pub struct NewMail {
+    pub kind: &'static str,
+    pub recipient: String,
+    pub user_id: Option<UserId>,
+    pub tenant_id: Option<TenantId>,
+    pub subject: String,
+    pub body_text: Vec<u8>,
+    pub body_html: Vec<u8>,
+}
+
+/// A claimed message, ready to deliver.
+#[derive(Debug, Clone)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body_text: Vec<u8>,
+    pub body_html: Vec<u8>,
+    pub attempts: i64,
+    pub queued_at: Timestamp,
+}
+
+/// The delivery record of a message.
+#[derive(Debug, Clone)]
+pub struct MailRecord {
+    pub id: i64,
+    pub kind: String,
+    pub recipient: String,
+    pub user_id: Option<UserId>,
+    pub status: String,
+    pub attempts: i64,
+    pub queued_at: Timestamp,
+    pub sent_at: Option<Timestamp>,
+    pub failed_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    /// Whether the sealed bodies are still stored (they are dropped once sent).
+    pub has_body: bool,
+}
+
+pub(super) async fn enqueue(
+    conn: &mut AnyConnection,
+    m: &NewMail,
+    now: Timestamp,
+) -> StoreResult<i64> {
+    let row = sqlx::query(
+        "INSERT INTO outbox (kind, recipient, user_id, tenant_id, subject, body_text, body_html, status, \
+         attempts, queued_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8) RETURNING id",
+    )
+    .bind(m.kind)
+    .bind(&m.recipient)
+    .bind(m.user_id.map(|u| u.0))
+    .bind(m.tenant_id.map(|t| t.0))
+    .bind(&m.subject)
+    .bind(&m.body_text)
+    .bind(&m.body_html)
+    .bind(now.0)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.try_get(0)?)
+}
+
+impl Store {
+    pub async fn enqueue_mail(&self, m: &NewMail, now: Timestamp) -> StoreResult<i64> {
+        let mut conn = self.pool.acquire().await?;
+        enqueue(&mut conn, m, now).await
+    }
+
+    /// Messages of `kind` queued to `recipient` since `since` (limits on reminder mail).
+    pub async fn recent_mail_count(
+        &self,
+        recipient: &str,
+        kind: &str,
+        since: Timestamp,
+    ) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND kind = $2 AND queued_at > $3",
+        )
+        .bind(recipient)
+        .bind(kind)
+        .bind(since.0)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Takes up to `limit` due messages for `lease_until`. The claim conditions are repeated
+    /// in the outer WHERE so that on PostgreSQL a second node that waited on the row lock
+    /// re-checks them against the committed claim and skips the row.
+    pub async fn claim_mail(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        claim_token: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        let rows = sqlx::query(
+            "UPDATE outbox SET claimed_until = $1, claim_token = $2, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $3 \
+                          AND (claimed_until IS NULL OR claimed_until < $3) ORDER BY id LIMIT $4) \
+               AND status = 'queued' AND (claimed_until IS NULL OR claimed_until < $3) \
+             RETURNING id, kind, recipient, subject, body_text, body_html, attempts, queued_at",
+        )
+        .bind(lease_until.0)
+        .bind(claim_token)
+        .bind(now.0)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxMessage {
+                    id: r.try_get(0)?,
+                    kind: r.try_get(1)?,
+                    recipient: r.try_get(2)?,
+                    subject: r.try_get(3)?,
+                    body_text: r.try_get::<Option<Vec<u8>>, _>(4)?.unwrap_or_default(),
+                    body_html: r.try_get::<Option<Vec<u8>>, _>(5)?.unwrap_or_default(),
+                    attempts: r.try_get(6)?,
+                    queued_at: Timestamp(r.try_get(7)?),
+                })
+            })
+            .collect()
+    }
+
+    /// Delivered: the bodies (which may hold a link) are dropped; the record stays.
+    pub async fn mail_sent(
+        &self,
+        id: i64,
+        claim_token: &str,
+        now: Timestamp,
+        answer: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'sent', sent_at = $1, body_text = NULL, body_html = NULL, \
+             claimed_until = NULL, claim_token = NULL, last_error = $2 WHERE id = $3 AND claim_token = $4",
+        )
+        .bind(now.0)
+        .bind(answer)
+        .bind(id)
+        .bind(claim_token)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Not delivered this time; try again at `next_attempt_at`.
+    pub async fn mail_retry(
+        &self,
+        id: i64,
+        claim_token: &str,
+        next_attempt_at: Timestamp,
+        error: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE outbox SET next_attempt_at = $1, last_error = $2, claimed_until = NULL, claim_token = NULL \
+             WHERE id = $3 AND claim_token = $4",
+        )
+        .bind(next_attempt_at.0)
+        .bind(error)
+        .bind(id)
+        .bind(claim_token)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Given up: the bodies are dropped, the record and the relay's answer stay.
+    pub async fn mail_failed(
+        &self,
+        id: i64,
+        claim_token: &str,
+        now: Timestamp,
+        error: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'failed', failed_at = $1, last_error = $2, body_text = NULL, \
+             body_html = NULL, claimed_until = NULL, claim_token = NULL WHERE id = $3 AND claim_token = $4",
+        )
+        .bind(now.0)
+        .bind(error)
+        .bind(id)
+        .bind(claim_token)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Delivery records, newest first; of one user when given.
+    pub async fn mail_records(
+        &self,
+        user: Option<UserId>,
+        limit: i64,
+    ) -> StoreResult<Vec<MailRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, recipient, user_id, status, attempts, queued_at, sent_at, failed_at, last_error, \
+             CASE WHEN body_text IS NULL THEN 0 ELSE 1 END FROM outbox \
+             WHERE ($1 IS NULL OR user_id = $1) ORDER BY id DESC LIMIT $2",
+        )
+        .bind(user.map(|u| u.0))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MailRecord {
+                    id: r.try_get(0)?,
+                    kind: r.try_get(1)?,
+                    recipient: r.try_get(2)?,
+                    user_id: r.try_get::<Option<i64>, _>(3)?.map(UserId),
+                    status: r.try_get(4)?,
+                    attempts: r.try_get(5)?,
+                    queued_at: Timestamp(r.try_get(6)?),
+                    sent_at: r.try_get::<Option<i64>, _>(7)?.map(Timestamp),
+                    failed_at: r.try_get::<Option<i64>, _>(8)?.map(Timestamp),
+                    last_error: r.try_get(9)?,
+                    has_body: r.try_get::<i64, _>(10)? != 0,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,135 @@
+//! Reset links: created together with the mail that carries them, and used up atomically
+//! together with the password change they allow.
+
+use sqlx::Row;
+
+use super::outbox::{enqueue, NewMail};
+use super::{user_from_row, PasswordChange, Store, StoreResult, UserId, UserRecord, USER_COLUMNS};
+use crate::clock::Timestamp;
+
+pub struct NewResetLink {
+    pub token_hash: Vec<u8>,
+    pub user_id: UserId,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct ResetRecord {
+    pub id: i64,
+    pub user_id: UserId,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+}
+
+impl Store {
+    pub async fn users_by_email(&self, email: &str) -> StoreResult<Vec<UserRecord>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id \
+             WHERE u.email = $1 ORDER BY t.code, u.extension"
+        );
+        let rows = sqlx::query(&sql).bind(email).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| user_from_row(r, 0)).collect()
+    }
+
+    /// Reset links created for `user` since `since` (the per-account mail limit).
+    pub async fn reset_links_since(&self, user: UserId, since: Timestamp) -> StoreResult<i64> {
+        let row =
+            sqlx::query("SELECT COUNT(*) FROM reset_tokens WHERE user_id = $1 AND created_at > $2")
+                .bind(user.0)
+                .bind(since.0)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Stores the links and queues the one message that carries them, atomically.
+    pub async fn create_reset_links(
+        &self,
+        links: &[NewResetLink],
+        mail: &NewMail,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for link in links {
+            sqlx::query("INSERT INTO reset_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                .bind(&link.token_hash)
+                .bind(link.user_id.0)
+                .bind(now.0)
+                .bind(link.expires_at.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        enqueue(&mut tx, mail, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn reset_link(
+        &self,
+        token_hash: &[u8],
+    ) -> StoreResult<Option<(ResetRecord, UserRecord)>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS}, r.id, r.expires_at, r.used_at FROM reset_tokens r \
+             JOIN users u ON u.id = r.user_id JOIN tenants t ON t.id = u.tenant_id WHERE r.token_hash = $1"
+        );
+        let Some(r) = sqlx::query(&sql)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let user = user_from_row(&r, 0)?;
+        let record = ResetRecord {
+            id: r.try_get(12)?,
+            user_id: user.id,
+            expires_at: Timestamp(r.try_get(13)?),
+            used_at: r.try_get::<Option<i64>, _>(14)?.map(Timestamp),
+        };
+        Ok(Some((record, user)))
+    }
+
+    /// Uses the link and sets the password in one transaction: the link is marked used only
+    /// if it still is unused and unexpired (so of concurrent submits exactly one wins); then
+    /// the user's sessions end, their other links die, their lockout is cleared and the
+    /// notice is queued. Returns false, changing nothing, when the link was already spent.
+    pub async fn complete_reset(
+        &self,
+        link_id: i64,
+        user: UserId,
+        change: &PasswordChange<'_>,
+        throttle_key: &str,
+        notice: Option<&NewMail>,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let used = sqlx::query("UPDATE reset_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND expires_at > $1")
+            .bind(now.0)
+            .bind(link_id)
+            .execute(&mut *tx)
+            .await?;
+        if used.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("UPDATE reset_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
+            .bind(now.0)
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await?;
+        super::set_password(&mut tx, user, change, now).await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM signin_throttle WHERE key = $1")
+            .bind(throttle_key)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(mail) = notice {
+            enqueue(&mut tx, mail, now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}
