@@ -1,7 +1,7 @@
 //! Mail: composing messages (text and HTML, from templates), sealing their bodies for the
 //! outbox, and delivering them with a worker through the configured transport.
 
-mod compose;
+pub mod compose;
 pub mod transport;
 pub mod worker;
 

@@ -26,35 +26,56 @@ pub struct TestApp {
     pub base: String,
     pub clock: ManualClock,
     pub services: Services,
-    pub data_dir: tempfile::TempDir,
+    pub data_dir: Arc<tempfile::TempDir>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 /// Extra settings for one test, as `dialtone.toml` keys.
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
-    let data_dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let database_url = match std::env::var("DIALTONE_TEST_DATABASE_URL") {
+        Ok(admin_url) => Some(fresh_postgres_database(&admin_url).await),
+        Err(_) => None,
+    };
+    start(data_dir, database_url, ManualClock::new(START), extra).await
+}
+
+/// Starts a server on an existing data directory and database (a restart).
+async fn start(
+    data_dir: Arc<tempfile::TempDir>,
+    database_url: Option<String>,
+    clock: ManualClock,
+    extra: &[(&str, &str)],
+) -> TestApp {
     let mut layers = Layers::default();
     layers.set("data_dir", data_dir.path().display().to_string());
     layers.set("listen", "127.0.0.1:0");
-    if let Ok(admin_url) = std::env::var("DIALTONE_TEST_DATABASE_URL") {
-        layers.set("database_url", fresh_postgres_database(&admin_url).await);
+    layers.set("mail_poll", "100ms");
+    if let Some(url) = database_url {
+        layers.set("database_url", url);
     }
     for (k, v) in extra {
         layers.set(k, *v);
     }
     let settings: Settings = layers.resolve().expect("test settings");
-    let clock = ManualClock::new(START);
     let app = Application::build(settings, Arc::new(clock.clone()))
         .await
         .expect("app builds");
     let addr = app.local_addr();
     let services = app.services().clone();
-    tokio::spawn(app.run_until(std::future::pending()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
     TestApp {
         addr,
         base: format!("http://{addr}"),
         clock,
         services,
         data_dir,
+        stop: Some(stop),
+        running: Some(running),
     }
 }
 
@@ -85,6 +106,59 @@ async fn fresh_postgres_database(admin_url: &str) -> String {
 }
 
 impl TestApp {
+    /// Stops the server (as a crash or a deploy would) and starts a new one on the same
+    /// data directory, database and clock, with other settings.
+    pub async fn restart_with(mut self, extra: &[(&str, &str)]) -> TestApp {
+        let database_url = self.services.settings.database_url.clone();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            let _ = running.await;
+        }
+        start(
+            self.data_dir.clone(),
+            Some(database_url),
+            self.clock.clone(),
+            extra,
+        )
+        .await
+    }
+
+    pub fn mail_dir(&self) -> std::path::PathBuf {
+        self.data_dir.path().join("mail")
+    }
+
+    /// The `.eml` files delivered so far, oldest first.
+    pub fn mail_files(&self) -> Vec<std::path::PathBuf> {
+        let mut files: Vec<_> = std::fs::read_dir(self.mail_dir())
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+        files.sort();
+        files
+    }
+
+    /// Waits (bounded) until at least `n` mail files exist, and returns them parsed.
+    pub async fn wait_for_mail(&self, n: usize) -> Vec<Mail> {
+        for _ in 0..300 {
+            if self.mail_files().len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let files = self.mail_files();
+        assert!(
+            files.len() >= n,
+            "expected {n} mail files, found {}",
+            files.len()
+        );
+        files
+            .iter()
+            .map(|p| Mail::parse(&std::fs::read(p).unwrap()))
+            .collect()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -287,4 +361,50 @@ pub fn set_cookie(r: &Response, name: &str) -> Option<String> {
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
         .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+/// A delivered message, parsed as a mail client would.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub to: String,
+    pub from: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl Mail {
+    pub fn parse(raw: &[u8]) -> Mail {
+        let m = mail_parser::MessageParser::default()
+            .parse(raw)
+            .expect("an RFC 5322 message");
+        let first = |a: Option<&mail_parser::Address>| {
+            a.and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Mail {
+            to: first(m.to()),
+            from: first(m.from()),
+            subject: m.subject().unwrap_or_default().to_owned(),
+            text: m.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+            html: m.body_html(0).map(|t| t.into_owned()).unwrap_or_default(),
+        }
+    }
+
+    /// Every reset link in the text part.
+    pub fn links(&self) -> Vec<String> {
+        self.text
+            .split_whitespace()
+            .filter(|w| w.contains("/password/reset?token="))
+            .map(|w| w.to_owned())
+            .collect()
+    }
+}
+
+/// The path and query of an absolute link, to follow it on the test server.
+pub fn path_of(link: &str) -> String {
+    let url = url::Url::parse(link).expect("absolute link");
+    format!("{}?{}", url.path(), url.query().unwrap_or_default())
 }

@@ -41,6 +41,8 @@ struct LoginPage {
     /// A message about the username field alone (malformed).
     username_error: Option<String>,
     password_error: Option<String>,
+    /// A note shown above the form (after a password reset).
+    notice: Option<&'static str>,
 }
 
 impl LoginPage {
@@ -52,6 +54,7 @@ impl LoginPage {
             error: None,
             username_error: None,
             password_error: None,
+            notice: None,
         }
     }
 }
@@ -60,6 +63,8 @@ impl LoginPage {
 struct LoginQuery {
     #[serde(default)]
     next: String,
+    #[serde(default)]
+    reset: String,
 }
 
 async fn login_form(
@@ -72,10 +77,11 @@ async fn login_form(
     if session_of(&parts, &state).await?.is_some() {
         return Ok(Redirect::to(if next.is_empty() { "/phone" } else { &next }).into_response());
     }
-    Ok(html(
-        StatusCode::OK,
-        &LoginPage::new(csrf, String::new(), next),
-    ))
+    let mut page = LoginPage::new(csrf, String::new(), next);
+    if q.reset == "done" {
+        page.notice = Some("Your password was changed. Sign in with your new password.");
+    }
+    Ok(html(StatusCode::OK, &page))
 }
 
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@ pub mod assets;
 pub mod auth;
 pub mod health;
 pub mod phone;
+pub mod recovery;
 pub mod settings;
 
 use super::WebError;

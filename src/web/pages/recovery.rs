@@ -1,0 +1,234 @@
+//! Forgot password / forgot username, and the reset link's page. The answer to a request
+//! is the same page whatever exists; the link's page never uses the link up.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+
+use super::auth::with_retry_after;
+use crate::accounts::{Identifier, ResetError};
+use crate::mail::compose::human;
+use crate::web::extract::{ClientInfo, CsrfToken, ValidForm};
+use crate::web::render::{html, Chrome};
+use crate::web::{AppState, WebError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/password/forgot", get(forgot_form).post(forgot))
+        .route("/password/reset", get(reset_form).post(reset))
+}
+
+#[derive(Template)]
+#[template(path = "forgot.html")]
+struct ForgotPage {
+    chrome: Chrome,
+    identifier: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "forgot_sent.html")]
+struct ForgotSentPage {
+    chrome: Chrome,
+    usernames: bool,
+    ttl: String,
+}
+
+async fn forgot_form(CsrfToken(csrf): CsrfToken) -> Response {
+    html(
+        StatusCode::OK,
+        &ForgotPage {
+            chrome: Chrome::anonymous(csrf),
+            identifier: String::new(),
+            error: None,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct ForgotFields {
+    #[serde(default)]
+    identifier: String,
+    #[serde(default)]
+    action: String,
+}
+
+async fn forgot(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    ValidForm(form): ValidForm<ForgotFields>,
+) -> Result<Response, WebError> {
+    let id = match Identifier::parse(&form.identifier) {
+        Ok(id) => id,
+        Err(_) => {
+            let page = ForgotPage {
+                chrome: Chrome::anonymous(csrf),
+                identifier: form.identifier.trim().chars().take(254).collect(),
+                error: Some(
+                    "Enter your username (like 201-wickedsprockets) or the email address on file."
+                        .to_owned(),
+                ),
+            };
+            return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page));
+        }
+    };
+    let usernames = form.action == "usernames";
+    if usernames {
+        state.accounts.request_usernames(&id, client).await?;
+    } else {
+        state.accounts.request_reset(&id, client).await?;
+    }
+    Ok(html(
+        StatusCode::OK,
+        &ForgotSentPage {
+            chrome: Chrome::anonymous(csrf),
+            usernames,
+            ttl: human(state.settings.reset_ttl),
+        },
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "reset.html")]
+struct ResetPage {
+    chrome: Chrome,
+    token: String,
+    username: String,
+    email: String,
+    email_error: Option<String>,
+    errors: super::settings::PasswordErrors,
+}
+
+#[derive(Template)]
+#[template(path = "reset_invalid.html")]
+struct ResetInvalidPage {
+    chrome: Chrome,
+}
+
+/// The reset pages carry a token in their address: never send it on as a referrer.
+fn private(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+fn invalid_link(csrf: String) -> Response {
+    private(html(
+        StatusCode::GONE,
+        &ResetInvalidPage {
+            chrome: Chrome::anonymous(csrf),
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct ResetQuery {
+    #[serde(default)]
+    token: String,
+}
+
+async fn reset_form(
+    State(state): State<AppState>,
+    CsrfToken(csrf): CsrfToken,
+    Query(q): Query<ResetQuery>,
+) -> Result<Response, WebError> {
+    let Some(link) = state.accounts.reset_link(&q.token).await? else {
+        return Ok(invalid_link(csrf));
+    };
+    Ok(private(html(
+        StatusCode::OK,
+        &ResetPage {
+            chrome: Chrome::anonymous(csrf),
+            token: q.token,
+            username: link.username,
+            email: String::new(),
+            email_error: None,
+            errors: Default::default(),
+        },
+    )))
+}
+
+#[derive(Deserialize)]
+struct ResetFields {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    confirm_password: String,
+}
+
+async fn reset(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    ValidForm(form): ValidForm<ResetFields>,
+) -> Result<Response, WebError> {
+    let outcome = state
+        .accounts
+        .complete_reset(
+            &form.token,
+            &form.email,
+            &form.new_password,
+            &form.confirm_password,
+            client,
+        )
+        .await;
+    let (status, email_error, errors) = match outcome {
+        Ok(()) => return Ok(private(Redirect::to("/login?reset=done").into_response())),
+        Err(ResetError::LinkInvalid) => return Ok(invalid_link(csrf)),
+        Err(ResetError::Busy) => {
+            let errors = super::settings::PasswordErrors {
+                form: Some(
+                    "The portal is very busy right now. Please try again in a moment.".to_owned(),
+                ),
+                ..Default::default()
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, None, errors)
+        }
+        Err(ResetError::Form {
+            email_wrong,
+            problems,
+            mismatch,
+        }) => {
+            let errors = super::settings::PasswordErrors {
+                new: problems.iter().map(|p| p.message()).collect(),
+                confirm: mismatch.then(|| "The two new passwords do not match.".to_owned()),
+                ..Default::default()
+            };
+            let email_error = email_wrong
+                .then(|| "This is not the email address on file for this account.".to_owned());
+            (StatusCode::UNPROCESSABLE_ENTITY, email_error, errors)
+        }
+        Err(ResetError::Unexpected(e)) => return Err(e.into()),
+    };
+    let Some(link) = state.accounts.reset_link(&form.token).await? else {
+        return Ok(invalid_link(csrf));
+    };
+    let busy = status == StatusCode::SERVICE_UNAVAILABLE;
+    let response = private(html(
+        status,
+        &ResetPage {
+            chrome: Chrome::anonymous(csrf),
+            token: form.token,
+            username: link.username,
+            email: form.email.trim().chars().take(254).collect(),
+            email_error,
+            errors,
+        },
+    ));
+    Ok(if busy {
+        with_retry_after(response, 2)
+    } else {
+        response
+    })
+}

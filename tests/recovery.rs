@@ -1,0 +1,574 @@
+//! Password recovery by email: the same answer whatever exists, one message per address,
+//! links that work once for an hour, and what a reset clears.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use dialtone::domain::Role;
+use reqwest::StatusCode;
+
+const NEW: &str = "Gearbox-Sunday-77";
+
+async fn forgot(b: &Browser, identifier: &str) -> reqwest::Response {
+    b.post(
+        "/password/forgot",
+        &[("identifier", identifier), ("action", "reset")],
+    )
+    .await
+}
+
+async fn submit_reset(b: &Browser, token: &str, email: &str, new: &str) -> reqwest::Response {
+    b.post(
+        "/password/reset",
+        &[
+            ("token", token),
+            ("email", email),
+            ("new_password", new),
+            ("confirm_password", new),
+        ],
+    )
+    .await
+}
+
+fn token_of(link: &str) -> String {
+    link.split("token=").nth(1).unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_forgotten_password_is_recovered_from_the_mail_file() {
+    let app = spawn_app().await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    let b = app.browser();
+
+    let r = forgot(&b, "201-wickedsprockets").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("If an account matches, we sent a reset link to its email. The link works once, for 1 hour."));
+
+    let mail = app.wait_for_mail(1).await.remove(0);
+    assert_eq!(mail.to, "201@example.com");
+    assert_eq!(mail.from, "no-reply@localhost");
+    assert!(mail.subject.contains("Reset"));
+    assert!(mail.text.contains("201-wickedsprockets"));
+    assert!(mail.text.contains("1 hour"));
+    assert!(mail.text.contains("did not ask"));
+    assert!(mail
+        .html
+        .contains("Reset the password of 201-wickedsprockets"));
+    let links = mail.links();
+    assert_eq!(links.len(), 1);
+    assert!(
+        links[0].starts_with("http://localhost:8080/password/reset?token="),
+        "{}",
+        links[0]
+    );
+
+    let page = b.get(&path_of(&links[0])).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    assert!(page.text().await.unwrap().contains("Your email address"));
+
+    let r = submit_reset(&b, &token_of(&links[0]), "201@example.com", NEW).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/login?reset=done");
+    assert!(
+        set_cookie(&r, "dialtone_session").is_none(),
+        "no automatic sign-in"
+    );
+    assert!(b
+        .get("/login?reset=done")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("Your password was changed"));
+
+    b.login_ok("201-wickedsprockets", NEW).await;
+    assert_eq!(
+        app.browser()
+            .login("201-wickedsprockets", PASSWORD)
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let notice = app.wait_for_mail(2).await.remove(1);
+    assert_eq!(notice.to, "201@example.com");
+    assert!(notice.subject.contains("was reset"), "{}", notice.subject);
+    assert!(notice.links().is_empty());
+    assert_eq!(app.audit_count("reset.requested").await, 1);
+    assert_eq!(app.audit_count("reset.used").await, 1);
+}
+
+#[tokio::test]
+async fn the_answer_is_the_same_for_existing_unknown_email_less_and_locked_accounts() {
+    let app = spawn_app().await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user("203-wickedsprockets", PASSWORD).await;
+    // 202 has no email on file.
+    app.services
+        .accounts
+        .create_user(
+            &dialtone::domain::Username::parse("202-wickedsprockets").unwrap(),
+            &dialtone::domain::DisplayName::parse("No Mail").unwrap(),
+            None,
+            Role::User,
+            None,
+            "test",
+        )
+        .await
+        .unwrap();
+    let b = app.browser();
+    for _ in 0..5 {
+        b.login("203-wickedsprockets", "Wrong-Password-1").await;
+    }
+    let _ = b.csrf().await;
+
+    let mut answers = Vec::new();
+    for id in [
+        "201-wickedsprockets",
+        "999-wickedsprockets",
+        "202-wickedsprockets",
+        "203-wickedsprockets",
+        "nobody@example.com",
+        "201@example.com",
+    ] {
+        let r = forgot(&b, id).await;
+        answers.push((
+            r.status(),
+            r.text()
+                .await
+                .unwrap()
+                .replace(&format!("value=\"{id}\""), ""),
+        ));
+    }
+    for a in &answers[1..] {
+        assert_eq!(a, &answers[0]);
+    }
+    // 201 twice (by username and by email) and the locked 203; nothing for the others.
+    let mails = app.wait_for_mail(3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.mail_files().len(), 3);
+    assert!(mails
+        .iter()
+        .all(|m| m.to == "201@example.com" || m.to == "203@example.com"));
+}
+
+#[tokio::test]
+async fn one_address_on_several_extensions_gets_one_message_with_a_link_each() {
+    let app = spawn_app().await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    let shared = dialtone::domain::Email::parse("desk@example.com").unwrap();
+    for ext in ["204", "205"] {
+        app.services
+            .accounts
+            .create_user(
+                &dialtone::domain::Username::parse(&format!("{ext}-wickedsprockets")).unwrap(),
+                &dialtone::domain::DisplayName::parse("Front Desk").unwrap(),
+                Some(&shared),
+                Role::User,
+                Some(dialtone::domain::NewPassword::parse(PASSWORD, &Default::default()).unwrap()),
+                "test",
+            )
+            .await
+            .unwrap();
+    }
+    let b = app.browser();
+    forgot(&b, "DESK@example.com").await;
+    let mail = app.wait_for_mail(1).await.remove(0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.mail_files().len(), 1, "one message for the address");
+    assert!(mail.text.contains("204-wickedsprockets") && mail.text.contains("205-wickedsprockets"));
+    let links = mail.links();
+    assert_eq!(links.len(), 2);
+    assert_ne!(links[0], links[1]);
+
+    // Each link resets its own account only.
+    let r = submit_reset(&b, &token_of(&links[0]), "desk@example.com", NEW).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    app.browser().login_ok("204-wickedsprockets", NEW).await;
+    app.browser()
+        .login_ok("205-wickedsprockets", PASSWORD)
+        .await;
+    assert_eq!(
+        b.get(&path_of(&links[1])).await.status(),
+        StatusCode::OK,
+        "the other account's link still works"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_submits_of_one_link_succeed_exactly_once() {
+    let app = spawn_app().await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    let b = app.browser();
+    forgot(&b, "201-wickedsprockets").await;
+    let token = token_of(&app.wait_for_mail(1).await[0].links()[0]);
+    let csrf = b.csrf().await;
+
+    let submits = (0..20).map(|i| {
+        let b = b.clone();
+        let token = token.clone();
+        let csrf = csrf.clone();
+        tokio::spawn(async move {
+            let new = format!("Gearbox-Sunday-{i:02}");
+            let r = b
+                .post_raw(
+                    "/password/reset",
+                    &[
+                        ("token", &token),
+                        ("email", "201@example.com"),
+                        ("new_password", &new),
+                        ("confirm_password", &new),
+                        ("csrf_token", &csrf),
+                    ],
+                )
+                .await;
+            (r.status(), new)
+        })
+    });
+    let mut outcomes = Vec::new();
+    for s in submits {
+        outcomes.push(s.await.unwrap());
+    }
+    let winners: Vec<_> = outcomes
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::SEE_OTHER)
+        .collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    for (status, _) in &outcomes {
+        assert!(
+            [
+                StatusCode::SEE_OTHER,
+                StatusCode::GONE,
+                StatusCode::SERVICE_UNAVAILABLE
+            ]
+            .contains(status),
+            "{status}"
+        );
+    }
+    app.browser()
+        .login_ok("201-wickedsprockets", &winners[0].1)
+        .await;
+    assert_eq!(app.audit_count("reset.used").await, 1);
+}
+
+#[tokio::test]
+async fn a_link_expires_after_one_hour() {
+    let app = spawn_app().await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    let b = app.browser();
+    forgot(&b, "201-wickedsprockets").await;
+    let link = app.wait_for_mail(1).await[0].links()[0].clone();
+
+    app.advance(Duration::from_secs(59 * 60));
+    assert_eq!(b.get(&path_of(&link)).await.status(), StatusCode::OK);
+    app.advance(Duration::from_secs(60));
+    let r = b.get(&path_of(&link)).await;
+    assert_eq!(r.status(), StatusCode::GONE);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("cannot be used"));
+    assert!(body.contains("href=\"/password/forgot\""));
+    assert_eq!(
+        submit_reset(&b, &token_of(&link), "201@example.com", NEW)
+            .await
+            .status(),
+        StatusCode::GONE
+    );
+    app.browser()
+        .login_ok("201-wickedsprockets", PASSWORD)
+        .await;
+}
+
+#[tokio::test]
+async fn opening_a_link_does_not_use_it_but_a_reset_does() {
+    let app = spawn_app().await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    let b = app.browser();
+    forgot(&b, "201-wickedsprockets").await;
+    let link = app.wait_for_mail(1).await[0].links()[0].clone();
+    for _ in 0..3 {
+        assert_eq!(
+            app.browser().get(&path_of(&link)).await.status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        submit_reset(&b, &token_of(&link), "201@example.com", NEW)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(b.get(&path_of(&link)).await.status(), StatusCode::GONE);
+    assert_eq!(
+        submit_reset(&b, &token_of(&link), "201@example.com", "Another-Pass-88")
+            .await
+            .status(),
+        StatusCode::GONE
+    );
+}
+
+#[tokio::test]
+async fn tampered_links_get_the_start_over_page() {
+    let app = spawn_app().await;
+    let b = app.browser();
+    for token in ["", "abc", &"A".repeat(43), "%00%00"] {
+        let r = b.get(&format!("/password/reset?token={token}")).await;
+        assert_eq!(r.status(), StatusCode::GONE, "{token}");
+    }
+}
+
+#[tokio::test]
+async fn the_form_needs_the_email_on_file_and_a_good_password_and_then_changes_nothing() {
+    let app = spawn_app().await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    let b = app.browser();
+    forgot(&b, "201-wickedsprockets").await;
+    let link = app.wait_for_mail(1).await[0].links()[0].clone();
+    let token = token_of(&link);
+
+    let r = submit_reset(&b, &token, "someone@else.example", NEW).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("not the email address on file"));
+
+    let r = submit_reset(&b, &token, "201@example.com", "short").await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("at least 8 characters"));
+
+    app.browser()
+        .login_ok("201-wickedsprockets", PASSWORD)
+        .await;
+    assert_eq!(
+        submit_reset(&b, &token, "201@EXAMPLE.com", NEW)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn a_reset_ends_every_session_kills_other_links_and_clears_the_lock() {
+    let app = spawn_app().await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    let signed_in = app.browser();
+    signed_in.login_ok("201-wickedsprockets", PASSWORD).await;
+    let b = app.browser();
+    forgot(&b, "201-wickedsprockets").await;
+    forgot(&b, "201-wickedsprockets").await;
+    let mails = app.wait_for_mail(2).await;
+    let (first, second) = (mails[0].links()[0].clone(), mails[1].links()[0].clone());
+    for _ in 0..5 {
+        b.login("201-wickedsprockets", "Wrong-Password-1").await;
+    }
+    assert_eq!(
+        b.login("201-wickedsprockets", PASSWORD).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    assert_eq!(
+        submit_reset(&b, &token_of(&second), "201@example.com", NEW)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        signed_in.get("/phone").await.status(),
+        StatusCode::SEE_OTHER,
+        "sessions ended"
+    );
+    assert_eq!(app.sessions_of("201-wickedsprockets").await, 0);
+    assert_eq!(
+        b.get(&path_of(&first)).await.status(),
+        StatusCode::GONE,
+        "other links die"
+    );
+    b.login_ok("201-wickedsprockets", NEW).await;
+}
+
+#[tokio::test]
+async fn a_forged_host_header_does_not_change_the_link() {
+    let app = spawn_app_with(&[("public_url", "http://portal.example.test:8080")]).await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    let b = app.browser();
+    let csrf = b.csrf().await;
+    let r = b
+        .client
+        .post(app.url("/password/forgot"))
+        .header("host", "evil.example")
+        .header("x-forwarded-host", "evil.example")
+        .form(&[
+            ("identifier", "201-wickedsprockets"),
+            ("action", "reset"),
+            ("csrf_token", &csrf),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let mail = app.wait_for_mail(1).await.remove(0);
+    assert!(mail.links()[0].starts_with("http://portal.example.test:8080/password/reset?token="));
+    assert!(!mail.text.contains("evil.example") && !mail.html.contains("evil.example"));
+}
+
+#[tokio::test]
+async fn at_most_three_reset_mails_per_account_per_fifteen_minutes() {
+    let app = spawn_app().await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    let b = app.browser();
+    let first = forgot(&b, "201-wickedsprockets")
+        .await
+        .text()
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        assert_eq!(
+            forgot(&b, "201-wickedsprockets")
+                .await
+                .text()
+                .await
+                .unwrap(),
+            first,
+            "same answer when limited"
+        );
+    }
+    app.wait_for_mail(3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.mail_files().len(), 3);
+    assert_eq!(app.audit_count("reset.limited").await, 2);
+
+    app.advance(Duration::from_secs(15 * 60 + 1));
+    forgot(&b, "201-wickedsprockets").await;
+    app.wait_for_mail(4).await;
+}
+
+#[tokio::test]
+async fn usernames_are_mailed_to_the_address_on_file() {
+    let app = spawn_app().await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    let b = app.browser();
+    let r = b
+        .post(
+            "/password/forgot",
+            &[("identifier", "201@example.com"), ("action", "usernames")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("If an account matches, we sent the usernames on file to its email."));
+    let mail = app.wait_for_mail(1).await.remove(0);
+    assert!(mail.text.contains("201-wickedsprockets"));
+    assert!(mail.text.contains("Client ID wickedsprockets"));
+    assert!(
+        mail.links().is_empty(),
+        "no reset link in a username reminder"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_identifier_is_a_form_error() {
+    let app = spawn_app().await;
+    let r = forgot(&app.browser(), "not an account").await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("username (like 201-wickedsprockets) or the email address"));
+}
+
+#[tokio::test]
+async fn a_password_change_mails_a_notice_and_kills_outstanding_links() {
+    let app = spawn_app().await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    let b = app.browser();
+    forgot(&b, "201-wickedsprockets").await;
+    let link = app.wait_for_mail(1).await[0].links()[0].clone();
+    b.login_ok("201-wickedsprockets", PASSWORD).await;
+    assert_eq!(
+        b.change_password(PASSWORD, NEW, NEW).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let notice = app.wait_for_mail(2).await.remove(1);
+    assert!(notice.subject.contains("was changed"));
+    assert_eq!(
+        app.browser().get(&path_of(&link)).await.status(),
+        StatusCode::GONE
+    );
+}
+
+#[tokio::test]
+async fn queued_bodies_are_sealed_and_dropped_once_sent() {
+    // A relay nobody listens on keeps the message queued.
+    let app = spawn_app_with(&[("mail", "smtp://127.0.0.1:9?tls=none")]).await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    forgot(&app.browser(), "201-wickedsprockets").await;
+    let records = app
+        .services
+        .accounts
+        .store()
+        .mail_records(None, 10)
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    assert!(records[0].has_body);
+    // Read the row as anyone with a copy of the database would.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&app.services.settings.database_url)
+        .await
+        .unwrap();
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as("SELECT body_text, body_html FROM outbox")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(rows.len(), 1);
+    for body in [&rows[0].0, &rows[0].1] {
+        let raw = String::from_utf8_lossy(body);
+        assert!(
+            !raw.contains("token=") && !raw.contains("201-wickedsprockets"),
+            "sealed at rest"
+        );
+    }
+
+    let app = app.restart_with(&[]).await;
+    app.advance(Duration::from_secs(3600));
+    app.wait_for_mail(1).await;
+    let records = store_records(&app).await;
+    assert_eq!(records[0].status, "sent");
+    assert!(
+        !records[0].has_body,
+        "the body with the link is dropped once sent"
+    );
+}
+
+async fn store_records(app: &TestApp) -> Vec<dialtone::store::MailRecord> {
+    for _ in 0..100 {
+        let r = app
+            .services
+            .accounts
+            .store()
+            .mail_records(None, 10)
+            .await
+            .unwrap();
+        if r.iter().all(|m| m.status != "queued") {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.services
+        .accounts
+        .store()
+        .mail_records(None, 10)
+        .await
+        .unwrap()
+}
