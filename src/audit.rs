@@ -21,9 +21,38 @@ pub enum EventKind {
     ResetLimited,
     ResetUsed,
     UsernamesRequested,
+    UserUpdated,
+    UserDeleted,
+    TemporaryPasswordSet,
+    SignedOutEverywhere,
+    MailFailed,
 }
 
 impl EventKind {
+    /// Every kind, for the audit page's filter.
+    pub const ALL: &'static [EventKind] = &[
+        EventKind::SignInOk,
+        EventKind::SignInFailed,
+        EventKind::SignInLocked,
+        EventKind::SignInThrottled,
+        EventKind::SignOut,
+        EventKind::PasswordChanged,
+        EventKind::TemporaryPasswordChosen,
+        EventKind::TemporaryPasswordSet,
+        EventKind::ResetRequested,
+        EventKind::ResetLimited,
+        EventKind::ResetUsed,
+        EventKind::UsernamesRequested,
+        EventKind::TenantCreated,
+        EventKind::UserCreated,
+        EventKind::UserUpdated,
+        EventKind::UserDeleted,
+        EventKind::UserUnlocked,
+        EventKind::SignedOutEverywhere,
+        EventKind::MailFailed,
+        EventKind::OperatorCreated,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::SignInOk => "signin.ok",
@@ -41,6 +70,11 @@ impl EventKind {
             EventKind::ResetLimited => "reset.limited",
             EventKind::ResetUsed => "reset.used",
             EventKind::UsernamesRequested => "usernames.requested",
+            EventKind::UserUpdated => "user.updated",
+            EventKind::UserDeleted => "user.deleted",
+            EventKind::TemporaryPasswordSet => "password.temporary_set",
+            EventKind::SignedOutEverywhere => "user.signed_out_everywhere",
+            EventKind::MailFailed => "mail.failed",
         }
     }
 }

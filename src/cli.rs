@@ -99,6 +99,13 @@ enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Reset a user's password: a temporary password printed once, or a link by email.
+    ResetPassword {
+        username: String,
+        /// Mail a reset link to the email on file instead.
+        #[arg(long)]
+        link: bool,
+    },
     /// Clear a user's sign-in lockout.
     Unlock { username: String },
 }
@@ -217,6 +224,19 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             if let Some(p) = temporary {
                 println!("Temporary password (shown once, valid 72 hours, must be changed at first sign-in): {}", p.expose());
             }
+            Ok(())
+        }
+        Command::User(UserCommand::ResetPassword { username, link }) => {
+            let username = Username::parse(&username)?;
+            let services = Services::open(settings, Arc::new(SystemClock)).await?;
+            match services.accounts.reset_password_by_name(&username, link, "cli").await? {
+                Some(p) => println!(
+                    "Temporary password for {username} (shown once, valid 72 hours, must be changed at next sign-in): {}",
+                    p.expose()
+                ),
+                None => println!("A reset link for {username} is queued to the email on file; a running portal delivers it."),
+            }
+            println!("Every session of {username} was ended.");
             Ok(())
         }
         Command::User(UserCommand::Unlock { username }) => {

@@ -202,3 +202,75 @@ async fn a_bad_setting_stops_start_up_naming_it() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("session_max"));
 }
+
+#[tokio::test]
+async fn reset_password_prints_a_temporary_password_or_queues_a_link() {
+    let (dir, db) = fixture().await;
+    assert!(dialtone(
+        dir.path(),
+        &db,
+        &["tenant", "add", "acme", "--name", "Acme"],
+        None
+    )
+    .status
+    .success());
+    assert!(dialtone(
+        dir.path(),
+        &db,
+        &[
+            "user",
+            "add",
+            "201-acme",
+            "--name",
+            "Sam",
+            "--email",
+            "sam@acme.example"
+        ],
+        None
+    )
+    .status
+    .success());
+    assert!(dialtone(
+        dir.path(),
+        &db,
+        &["user", "add", "202-acme", "--name", "Kim"],
+        None
+    )
+    .status
+    .success());
+
+    let out = dialtone(
+        dir.path(),
+        &db,
+        &["user", "reset-password", "201-acme"],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Temporary password for 201-acme"));
+
+    let out = dialtone(
+        dir.path(),
+        &db,
+        &["user", "reset-password", "201-acme", "--link"],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("queued"));
+
+    let out = dialtone(
+        dir.path(),
+        &db,
+        &["user", "reset-password", "202-acme", "--link"],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("no email on file"));
+    let out = dialtone(
+        dir.path(),
+        &db,
+        &["user", "reset-password", "299-acme"],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("no user"));
+}

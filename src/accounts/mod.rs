@@ -1,6 +1,7 @@
 //! The account services: every rule of DESIGN.md about signing in, sessions, lockout,
 //! passwords and provisioning. No HTTP here: the web layer turns outcomes into pages.
 
+pub mod admin;
 pub mod demo;
 mod passwords;
 mod provisioning;
@@ -20,6 +21,7 @@ use crate::mail::Outbox;
 use crate::store::{Store, StoreError};
 use tokio::sync::Notify;
 
+pub use admin::{AdminError, UserDetail, UserFields, PAGE_SIZE};
 pub use passwords::{ChangePasswordError, PasswordForm};
 pub use provisioning::{
     generate_operator_password, generate_temporary_password, ProvisionError, TEMPORARY_PASSWORD_TTL,

@@ -29,6 +29,8 @@ pub enum ProvisionError {
     OperatorExists(String),
     #[error("there is no user {0}")]
     NoSuchUser(String),
+    #[error("{0} has no email on file; use a temporary password instead (without --link)")]
+    NoEmail(String),
     #[error("invalid SIP domain: use a host name like sip.example.com")]
     BadSipDomain,
     #[error("the password is not allowed: {0}")]
@@ -219,6 +221,31 @@ impl Accounts {
         })
         .await?;
         Ok(was_locked)
+    }
+
+    /// `dialtone user reset-password`: a temporary password (returned) or, with `link`, a
+    /// reset link to the email on file. Either way the user's sessions end.
+    pub async fn reset_password_by_name(
+        &self,
+        username: &Username,
+        link: bool,
+        actor: &str,
+    ) -> Result<Option<NewPassword>, ProvisionError> {
+        let user = self
+            .store
+            .user_by_username(username.tenant().as_str(), username.extension().as_str())
+            .await?
+            .ok_or_else(|| ProvisionError::NoSuchUser(username.to_string()))?;
+        let outcome = if link {
+            self.send_reset_link(user, actor).await.map(|()| None)
+        } else {
+            self.set_temporary_password(&user, actor).await.map(Some)
+        };
+        outcome.map_err(|e| match e {
+            super::AdminError::NoEmail => ProvisionError::NoEmail(username.to_string()),
+            super::AdminError::Unexpected(u) => ProvisionError::Unexpected(u),
+            other => ProvisionError::Unexpected(Unexpected(anyhow::anyhow!("{other}"))),
+        })
     }
 
     pub async fn create_operator(

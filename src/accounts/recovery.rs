@@ -129,67 +129,88 @@ impl Accounts {
                 }
             }
         }
-        let now = self.now();
-        let ttl = self.policy.reset_ttl;
         for (email, users) in by_email {
-            let mut links = Vec::new();
-            let mut lines = Vec::new();
-            let mut granted = Vec::new();
-            for user in users {
-                let name = user.username();
-                let recent = self
-                    .store
-                    .reset_links_since(user.id, now.minus(RECOVERY_WINDOW))
-                    .await?;
-                if recent >= RESET_MAILS_PER_ACCOUNT {
-                    self.audit(Event {
-                        tenant: Some(user.tenant_id),
-                        subject: Some(&name),
-                        client_addr: addr.as_deref(),
-                        detail: Some("reset mail limit reached; nothing sent"),
-                        ..Event::new(EventKind::ResetLimited)
-                    })
-                    .await?;
-                    continue;
-                }
-                let token = token::random_token();
-                links.push(NewResetLink {
-                    token_hash: token::token_hash(&token),
-                    user_id: user.id,
-                    expires_at: now.plus(ttl),
-                });
-                lines.push(LinkLine {
-                    username: name,
-                    url: self.outbox.link(&format!("/password/reset?token={token}")),
-                });
-                granted.push(user);
-            }
-            let Some(first) = granted.first() else {
-                continue;
-            };
-            let message = self
-                .outbox
-                .reset_message(&lines, ttl, now.plus(ttl))
-                .map_err(render_failed)?;
-            let single_user = (granted.len() == 1).then_some(first.id);
-            let mail = self
-                .outbox
-                .seal(message, &email, single_user, Some(first.tenant_id));
-            self.store.create_reset_links(&links, &mail, now).await?;
-            for user in &granted {
-                let name = user.username();
-                self.audit(Event {
-                    tenant: Some(user.tenant_id),
-                    subject: Some(&name),
-                    client_addr: addr.as_deref(),
-                    detail: Some("reset link queued to the email on file"),
-                    ..Event::new(EventKind::ResetRequested)
-                })
+            self.queue_reset_mail(&email, users, None, addr.as_deref(), true)
                 .await?;
-            }
         }
         self.mail_wake.notify_one();
         Ok(())
+    }
+
+    /// Creates a link for each of `users` (who share `email`) and queues the one message
+    /// that carries them. With `enforce_limit`, accounts over the per-account mail limit
+    /// are skipped. Returns how many links were queued.
+    pub(crate) async fn queue_reset_mail(
+        &self,
+        email: &str,
+        users: Vec<UserRecord>,
+        actor: Option<&str>,
+        addr: Option<&str>,
+        enforce_limit: bool,
+    ) -> Result<usize, Unexpected> {
+        let now = self.now();
+        let ttl = self.policy.reset_ttl;
+        let mut links = Vec::new();
+        let mut lines = Vec::new();
+        let mut granted = Vec::new();
+        for user in users {
+            let name = user.username();
+            if enforce_limit
+                && self
+                    .store
+                    .reset_links_since(user.id, now.minus(RECOVERY_WINDOW))
+                    .await?
+                    >= RESET_MAILS_PER_ACCOUNT
+            {
+                self.audit(Event {
+                    tenant: Some(user.tenant_id),
+                    actor,
+                    subject: Some(&name),
+                    client_addr: addr,
+                    detail: Some("reset mail limit reached; nothing sent"),
+                    ..Event::new(EventKind::ResetLimited)
+                })
+                .await?;
+                continue;
+            }
+            let token = token::random_token();
+            links.push(NewResetLink {
+                token_hash: token::token_hash(&token),
+                user_id: user.id,
+                expires_at: now.plus(ttl),
+            });
+            lines.push(LinkLine {
+                username: name,
+                url: self.outbox.link(&format!("/password/reset?token={token}")),
+            });
+            granted.push(user);
+        }
+        let Some(first) = granted.first() else {
+            return Ok(0);
+        };
+        let message = self
+            .outbox
+            .reset_message(&lines, ttl, now.plus(ttl))
+            .map_err(render_failed)?;
+        let single_user = (granted.len() == 1).then_some(first.id);
+        let mail = self
+            .outbox
+            .seal(message, email, single_user, Some(first.tenant_id));
+        self.store.create_reset_links(&links, &mail, now).await?;
+        for user in &granted {
+            let name = user.username();
+            self.audit(Event {
+                tenant: Some(user.tenant_id),
+                actor,
+                subject: Some(&name),
+                client_addr: addr,
+                detail: Some("reset link queued to the email on file"),
+                ..Event::new(EventKind::ResetRequested)
+            })
+            .await?;
+        }
+        self.mail_wake.notify_one();
+        Ok(granted.len())
     }
 
     /// Queues the list of usernames on file for the address (found by email, or by the

@@ -2,6 +2,7 @@
 //! databases accept; the few backend differences (connection pragmas, migrations) stay in
 //! this module. Callers pass `now` in: storage never reads a clock.
 
+mod admin;
 mod outbox;
 mod records;
 mod recovery;
@@ -13,6 +14,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 use crate::clock::Timestamp;
+pub use admin::{AuditFilter, UserListRow};
 pub use outbox::{MailRecord, NewMail, OutboxMessage};
 pub use records::*;
 pub use recovery::{NewResetLink, ResetRecord};

@@ -15,6 +15,9 @@ pub enum WebError {
     /// 403: a form without a valid CSRF token.
     #[error("forbidden")]
     Forbidden,
+    /// 403: signed in, but not allowed here (a user on an admin page).
+    #[error("not allowed")]
+    NotAllowed,
     /// 400: a request that could not be read at all.
     #[error("bad request")]
     BadRequest,
@@ -44,6 +47,11 @@ impl IntoResponse for WebError {
                 StatusCode::FORBIDDEN,
                 "Form expired",
                 "This form was not sent from this portal or has expired. Go back, reload the page and try again.",
+            ),
+            WebError::NotAllowed => (
+                StatusCode::FORBIDDEN,
+                "Not available to you",
+                "This page is for your company's portal administrators. Ask one of them if you need a change made.",
             ),
             WebError::BadRequest => (
                 StatusCode::BAD_REQUEST,

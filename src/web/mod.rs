@@ -67,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::phone::router())
         .merge(pages::settings::router())
         .merge(pages::recovery::router())
+        .merge(pages::admin::router())
         .merge(pages::health::router())
         .merge(pages::assets::router())
         .fallback(pages::not_found)

@@ -1,5 +1,6 @@
 //! The pages, one module per area, each exposing its own `router()`.
 
+pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod health;

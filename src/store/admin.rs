@@ -1,0 +1,208 @@
+//! What a tenant admin reads and changes: the user list (searched, paged, with lock state),
+//! edits and deletes scoped to one tenant, and the audit log. Every query takes the
+//! tenant, so one tenant's admin can never reach another tenant's rows.
+
+use sqlx::Row;
+
+use super::{
+    user_from_row, AuditRecord, Store, StoreError, StoreResult, TenantId, UserId, UserRecord,
+    USER_COLUMNS,
+};
+use crate::clock::Timestamp;
+
+/// A row of the admin's user list.
+#[derive(Debug, Clone)]
+pub struct UserListRow {
+    pub user: UserRecord,
+    pub locked_until: Option<Timestamp>,
+}
+
+/// Filters for the audit page.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter<'a> {
+    /// Events where this username acted or was acted on.
+    pub username: Option<&'a str>,
+    pub kind: Option<&'a str>,
+}
+
+impl Store {
+    /// One page of a tenant's users, searched by extension, name or email, with whether
+    /// each is locked out right now.
+    pub async fn list_users(
+        &self,
+        tenant: TenantId,
+        search: Option<&str>,
+        now: Timestamp,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<UserListRow>, i64)> {
+        let pattern = search.map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
+        let filter = "u.tenant_id = $1 AND ($2 IS NULL OR u.extension LIKE $2 ESCAPE '\\' \
+                      OR LOWER(u.name) LIKE $2 ESCAPE '\\' OR COALESCE(u.email, '') LIKE $2 ESCAPE '\\')";
+        let sql = format!(
+            "SELECT {USER_COLUMNS}, th.locked_until FROM users u JOIN tenants t ON t.id = u.tenant_id \
+             LEFT JOIN signin_throttle th ON th.key = 'user:' || u.extension || '-' || t.code \
+               AND th.locked_until > $3 \
+             WHERE {filter} ORDER BY LENGTH(u.extension), u.extension LIMIT $4 OFFSET $5"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(tenant.0)
+            .bind(pattern.as_deref())
+            .bind(now.0)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await?;
+        let list = rows
+            .iter()
+            .map(|r| {
+                Ok(UserListRow {
+                    user: user_from_row(r, 0)?,
+                    locked_until: r.try_get::<Option<i64>, _>(12)?.map(Timestamp),
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        let count_sql = format!("SELECT COUNT(*) FROM users u WHERE {filter}");
+        let total: i64 = sqlx::query(&count_sql)
+            .bind(tenant.0)
+            .bind(pattern.as_deref())
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok((list, total))
+    }
+
+    /// A user of this tenant by extension; another tenant's user is simply not found.
+    pub async fn user_in_tenant(
+        &self,
+        tenant: TenantId,
+        extension: &str,
+    ) -> StoreResult<Option<UserRecord>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id \
+             WHERE u.tenant_id = $1 AND u.extension = $2"
+        );
+        let row = sqlx::query(&sql)
+            .bind(tenant.0)
+            .bind(extension)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| user_from_row(&r, 0)).transpose()
+    }
+
+    /// Changes name, email and role. Taking the admin role away fails (returns false,
+    /// changing nothing) when the user is the tenant's last admin.
+    pub async fn update_user(
+        &self,
+        tenant: TenantId,
+        id: UserId,
+        name: &str,
+        email: Option<&str>,
+        role: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET name = $1, email = $2, role = $3 WHERE id = $4 AND tenant_id = $5 \
+             AND ($3 = 'admin' OR role <> 'admin' \
+                  OR (SELECT COUNT(*) FROM users WHERE tenant_id = $5 AND role = 'admin') > 1)",
+        )
+        .bind(name)
+        .bind(email)
+        .bind(role)
+        .bind(id.0)
+        .bind(tenant.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(ref db) if db.is_unique_violation() => StoreError::Conflict,
+            other => StoreError::Database(other),
+        })?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes a user with their sessions, links and mail records (cascades); the audit log
+    /// keeps their history. Fails (false) for the tenant's last admin.
+    pub async fn delete_user(&self, tenant: TenantId, id: UserId) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // Explicit deletes as well as the cascades, so the result never depends on a
+        // connection's foreign-key setting.
+        let done = sqlx::query(
+            "DELETE FROM users WHERE id = $1 AND tenant_id = $2 \
+             AND (role <> 'admin' OR (SELECT COUNT(*) FROM users WHERE tenant_id = $2 AND role = 'admin') > 1)",
+        )
+        .bind(id.0)
+        .bind(tenant.0)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for sql in [
+            "DELETE FROM sessions WHERE user_id = $1",
+            "DELETE FROM reset_tokens WHERE user_id = $1",
+            "DELETE FROM outbox WHERE user_id = $1",
+        ] {
+            sqlx::query(sql).bind(id.0).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// One page of a tenant's audit log, newest first.
+    pub async fn audit_page(
+        &self,
+        tenant: TenantId,
+        filter: &AuditFilter<'_>,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<AuditRecord>, i64)> {
+        let condition = "tenant_id = $1 AND ($2 IS NULL OR actor = $2 OR subject = $2) AND ($3 IS NULL OR kind = $3)";
+        let rows = sqlx::query(&format!(
+            "SELECT id, at, kind, actor, subject, client_addr, detail FROM audit_events \
+             WHERE {condition} ORDER BY id DESC LIMIT $4 OFFSET $5"
+        ))
+        .bind(tenant.0)
+        .bind(filter.username)
+        .bind(filter.kind)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let events = rows
+            .iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    id: r.try_get(0)?,
+                    at: Timestamp(r.try_get(1)?),
+                    kind: r.try_get(2)?,
+                    actor: r.try_get(3)?,
+                    subject: r.try_get(4)?,
+                    client_addr: r.try_get(5)?,
+                    detail: r.try_get(6)?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        let total: i64 = sqlx::query(&format!(
+            "SELECT COUNT(*) FROM audit_events WHERE {condition}"
+        ))
+        .bind(tenant.0)
+        .bind(filter.username)
+        .bind(filter.kind)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        Ok((events, total))
+    }
+}
+
+/// Escapes LIKE wildcards so a search for "50%" matches literally.
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

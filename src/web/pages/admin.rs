@@ -1,0 +1,733 @@
+//! The Admin tab: a tenant admin manages the users of their own tenant — list, create,
+//! edit, delete, reset passwords, unlock, sign out everywhere, mail status — and reads the
+//! tenant's audit log. Non-admins get 403; another tenant's users are 404s.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+use crate::accounts::{AdminError, SessionUser, UserDetail, UserFields, PAGE_SIZE};
+use crate::audit::EventKind;
+use crate::domain::{DisplayName, Email, Extension, Role};
+use crate::mail::compose::utc;
+use crate::store::{AuditFilter, UserListRow};
+use crate::web::extract::{CsrfToken, CurrentUser, ValidForm};
+use crate::web::render::{html, Chrome};
+use crate::web::{AppState, WebError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/users", get(users_page).post(create_user))
+        .route("/admin/users/{extension}", get(user_page).post(update_user))
+        .route(
+            "/admin/users/{extension}/reset-password",
+            post(reset_password),
+        )
+        .route("/admin/users/{extension}/unlock", post(unlock))
+        .route("/admin/users/{extension}/sign-out", post(sign_out))
+        .route("/admin/users/{extension}/delete", post(delete_user))
+        .route("/admin/audit", get(audit_page))
+}
+
+/// A signed-in tenant admin; anyone else signed in gets 403.
+pub struct RequireAdmin(pub SessionUser);
+
+impl axum::extract::FromRequestParts<AppState> for RequireAdmin {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let CurrentUser(su) = CurrentUser::from_request_parts(parts, state).await?;
+        if su.user.is_admin() {
+            Ok(RequireAdmin(su))
+        } else {
+            Err(WebError::NotAllowed.into_response())
+        }
+    }
+}
+
+impl From<AdminError> for WebError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Forbidden => WebError::NotAllowed,
+            AdminError::NotFound => WebError::NotFound,
+            AdminError::Unexpected(u) => WebError::Unexpected(u),
+            other => {
+                WebError::Unexpected(anyhow::anyhow!("unhandled admin outcome: {other}").into())
+            }
+        }
+    }
+}
+
+/// A user as the pages show them.
+struct UserView {
+    extension: String,
+    username: String,
+    name: String,
+    email: Option<String>,
+    is_admin: bool,
+    locked: Option<String>,
+    temporary: bool,
+    last_sign_in: String,
+}
+
+impl UserView {
+    fn from_row(row: &UserListRow) -> UserView {
+        let u = &row.user;
+        UserView {
+            extension: u.extension.clone(),
+            username: u.username(),
+            name: u.name.clone(),
+            email: u.email.clone(),
+            is_admin: u.is_admin(),
+            locked: row.locked_until.map(|t| format!("until {} UTC", utc(t))),
+            temporary: u.password_temporary,
+            last_sign_in: u
+                .last_sign_in_at
+                .map(utc)
+                .unwrap_or_else(|| "never".to_owned()),
+        }
+    }
+}
+
+struct MailView {
+    kind: String,
+    recipient: String,
+    status: String,
+    queued: String,
+    finished: String,
+    attempts: i64,
+    answer: String,
+}
+
+/// The form a user is created or edited with, as typed, and what is wrong with it.
+#[derive(Default, Deserialize)]
+struct UserForm {
+    #[serde(default)]
+    extension: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    role: String,
+}
+
+#[derive(Default)]
+struct FormErrors {
+    extension: Option<String>,
+    name: Option<String>,
+    email: Option<String>,
+    role: Option<String>,
+    form: Option<String>,
+}
+
+impl FormErrors {
+    fn any(&self) -> bool {
+        self.extension.is_some()
+            || self.name.is_some()
+            || self.email.is_some()
+            || self.role.is_some()
+            || self.form.is_some()
+    }
+}
+
+/// Parses name, email (optional) and role, naming each problem.
+fn parse_fields(form: &UserForm, errors: &mut FormErrors) -> Option<UserFields> {
+    let name = DisplayName::parse(&form.name)
+        .map_err(|e| errors.name = Some(e.to_string()))
+        .ok();
+    let email = if form.email.trim().is_empty() {
+        Some(None)
+    } else {
+        Email::parse(&form.email)
+            .map(Some)
+            .map_err(|e| errors.email = Some(e.to_string()))
+            .ok()
+    };
+    let role = Role::parse(&form.role)
+        .map_err(|e| errors.role = Some(e.to_string()))
+        .ok();
+    Some(UserFields {
+        name: name?,
+        email: email?,
+        role: role?,
+    })
+}
+
+fn clip(s: &str, n: usize) -> String {
+    s.trim().chars().take(n).collect()
+}
+
+#[derive(Template)]
+#[template(path = "admin/users.html")]
+struct UsersPage {
+    chrome: Chrome,
+    tenant_name: String,
+    users: Vec<UserView>,
+    search: String,
+    page: i64,
+    pages: i64,
+    total: i64,
+    notice: Option<String>,
+    form: UserForm,
+    errors: FormErrors,
+}
+
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: Option<i64>,
+    #[serde(default)]
+    deleted: String,
+}
+
+async fn render_users(
+    state: &AppState,
+    su: &SessionUser,
+    csrf: String,
+    q: &ListQuery,
+    status: StatusCode,
+    form: UserForm,
+    errors: FormErrors,
+) -> Result<Response, WebError> {
+    let search = clip(&q.q, 100);
+    let page = q.page.unwrap_or(1).max(1);
+    let (rows, total) = state
+        .accounts
+        .list_users(
+            su,
+            (!search.is_empty()).then_some(search.as_str()),
+            page - 1,
+        )
+        .await?;
+    let notice = Extension::parse(&q.deleted)
+        .ok()
+        .map(|e| format!("User {e}-{} was deleted.", su.user.tenant_code));
+    Ok(html(
+        status,
+        &UsersPage {
+            chrome: Chrome::signed_in(csrf, su, "admin"),
+            tenant_name: su.user.tenant_name.clone(),
+            users: rows.iter().map(UserView::from_row).collect(),
+            search,
+            page,
+            pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+            total,
+            notice,
+            form,
+            errors,
+        },
+    ))
+}
+
+async fn users_page(
+    State(state): State<AppState>,
+    RequireAdmin(su): RequireAdmin,
+    CsrfToken(csrf): CsrfToken,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, WebError> {
+    let form = UserForm {
+        role: "user".to_owned(),
+        ..UserForm::default()
+    };
+    render_users(
+        &state,
+        &su,
+        csrf,
+        &q,
+        StatusCode::OK,
+        form,
+        FormErrors::default(),
+    )
+    .await
+}
+
+#[derive(Template)]
+#[template(path = "admin/password_shown.html")]
+struct PasswordShownPage {
+    chrome: Chrome,
+    username: String,
+    password: String,
+    created: bool,
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    RequireAdmin(su): RequireAdmin,
+    CsrfToken(csrf): CsrfToken,
+    ValidForm(form): ValidForm<UserForm>,
+) -> Result<Response, WebError> {
+    let mut errors = FormErrors::default();
+    let extension = Extension::parse(&form.extension)
+        .map_err(|e| errors.extension = Some(e.to_string()))
+        .ok();
+    let fields = parse_fields(&form, &mut errors);
+    let shown = UserForm {
+        extension: clip(&form.extension, 20),
+        name: clip(&form.name, 100),
+        email: clip(&form.email, 254),
+        role: clip(&form.role, 10),
+    };
+    let (Some(extension), Some(fields)) = (extension, fields) else {
+        return render_users(
+            &state,
+            &su,
+            csrf,
+            &ListQuery::default(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            shown,
+            errors,
+        )
+        .await;
+    };
+    match state
+        .accounts
+        .admin_create_user(&su, &extension, &fields)
+        .await
+    {
+        Ok((username, password)) => Ok(html(
+            StatusCode::OK,
+            &PasswordShownPage {
+                chrome: Chrome::signed_in(csrf, &su, "admin"),
+                username,
+                password: password.expose().to_owned(),
+                created: true,
+            },
+        )),
+        Err(AdminError::ExtensionTaken(ext)) => {
+            errors.extension = Some(format!(
+                "Extension {ext} already has a user. Choose another extension."
+            ));
+            render_users(
+                &state,
+                &su,
+                csrf,
+                &ListQuery::default(),
+                StatusCode::CONFLICT,
+                shown,
+                errors,
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/user.html")]
+struct UserPage {
+    chrome: Chrome,
+    user: UserView,
+    mail: Vec<MailView>,
+    is_self: bool,
+    notice: Option<&'static str>,
+    form: UserForm,
+    errors: FormErrors,
+}
+
+#[derive(Deserialize, Default)]
+struct DoneQuery {
+    #[serde(default)]
+    done: String,
+}
+
+fn notice_for(done: &str) -> Option<&'static str> {
+    Some(match done {
+        "saved" => "Changes saved.",
+        "link" => {
+            "A reset link is on its way to the email on file. The user's sessions were ended."
+        }
+        "unlocked" => "The user is unlocked and can sign in again.",
+        "signed-out" => "The user was signed out everywhere.",
+        _ => return None,
+    })
+}
+
+/// What the user page shows besides the user: a notice, the form as typed, its errors.
+#[derive(Default)]
+struct Shown {
+    notice: Option<&'static str>,
+    form: Option<UserForm>,
+    errors: FormErrors,
+}
+
+async fn render_user(
+    state: &AppState,
+    su: &SessionUser,
+    csrf: String,
+    extension: &str,
+    status: StatusCode,
+    shown: Shown,
+) -> Result<Response, WebError> {
+    let Shown {
+        notice,
+        form,
+        errors,
+    } = shown;
+    let UserDetail { row, mail } = state.accounts.user_detail(su, extension).await?;
+    let user = UserView::from_row(&row);
+    let form = form.unwrap_or_else(|| UserForm {
+        extension: user.extension.clone(),
+        name: user.name.clone(),
+        email: user.email.clone().unwrap_or_default(),
+        role: if user.is_admin { "admin" } else { "user" }.to_owned(),
+    });
+    let mail = mail
+        .iter()
+        .map(|m| MailView {
+            kind: m.kind.replace('_', " "),
+            recipient: m.recipient.clone(),
+            status: m.status.clone(),
+            queued: utc(m.queued_at),
+            finished: m.sent_at.or(m.failed_at).map(utc).unwrap_or_default(),
+            attempts: m.attempts,
+            answer: m.last_error.clone().unwrap_or_default(),
+        })
+        .collect();
+    Ok(html(
+        status,
+        &UserPage {
+            chrome: Chrome::signed_in(csrf, su, "admin"),
+            is_self: row.user.id == su.user.id,
+            user,
+            mail,
+            notice,
+            form,
+            errors,
+        },
+    ))
+}
+
+async fn user_page(
+    State(state): State<AppState>,
+    RequireAdmin(su): RequireAdmin,
+    CsrfToken(csrf): CsrfToken,
+    Path(extension): Path<String>,
+    Query(q): Query<DoneQuery>,
+) -> Result<Response, WebError> {
+    render_user(
+        &state,
+        &su,
+        csrf,
+        &extension,
+        StatusCode::OK,
+        Shown {
+            notice: notice_for(&q.done),
+            ..Shown::default()
+        },
+    )
+    .await
+}
+
+fn back_to(extension: &str, done: &str) -> Response {
+    Redirect::to(&format!("/admin/users/{extension}?done={done}")).into_response()
+}
+
+/// The extension from the path, if it is one (anything else cannot exist: 404).
+fn path_extension(raw: &str) -> Result<Extension, WebError> {
+    Extension::parse(raw).map_err(|_| WebError::NotFound)
+}
+
+async fn update_user(
+    State(state): State<AppState>,
+    RequireAdmin(su): RequireAdmin,
+    CsrfToken(csrf): CsrfToken,
+    Path(extension): Path<String>,
+    ValidForm(form): ValidForm<UserForm>,
+) -> Result<Response, WebError> {
+    let extension = path_extension(&extension)?;
+    let mut errors = FormErrors::default();
+    let fields = parse_fields(&form, &mut errors);
+    let shown = UserForm {
+        extension: extension.to_string(),
+        name: clip(&form.name, 100),
+        email: clip(&form.email, 254),
+        role: clip(&form.role, 10),
+    };
+    let Some(fields) = fields else {
+        return render_user(
+            &state,
+            &su,
+            csrf,
+            extension.as_str(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Shown {
+                form: Some(shown),
+                errors,
+                ..Shown::default()
+            },
+        )
+        .await;
+    };
+    match state
+        .accounts
+        .admin_update_user(&su, extension.as_str(), &fields)
+        .await
+    {
+        Ok(()) => Ok(back_to(extension.as_str(), "saved")),
+        Err(AdminError::LastAdmin) => {
+            errors.role = Some(
+                "This is the tenant's only admin. Make another user an admin first.".to_owned(),
+            );
+            render_user(
+                &state,
+                &su,
+                csrf,
+                extension.as_str(),
+                StatusCode::CONFLICT,
+                Shown {
+                    form: Some(shown),
+                    errors,
+                    ..Shown::default()
+                },
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct ResetFields {
+    #[serde(default)]
+    method: String,
+}
+
+async fn reset_password(
+    State(state): State<AppState>,
+    RequireAdmin(su): RequireAdmin,
+    CsrfToken(csrf): CsrfToken,
+    Path(extension): Path<String>,
+    ValidForm(form): ValidForm<ResetFields>,
+) -> Result<Response, WebError> {
+    let extension = path_extension(&extension)?;
+    match form.method.as_str() {
+        "link" => match state
+            .accounts
+            .admin_send_reset_link(&su, extension.as_str())
+            .await
+        {
+            Ok(()) => Ok(back_to(extension.as_str(), "link")),
+            Err(AdminError::NoEmail) => {
+                let errors = FormErrors {
+                    form: Some("This user has no email on file, so no link can be sent. Set a temporary password instead, or add an email first.".to_owned()),
+                    ..FormErrors::default()
+                };
+                render_user(
+                    &state,
+                    &su,
+                    csrf,
+                    extension.as_str(),
+                    StatusCode::CONFLICT,
+                    Shown {
+                        errors,
+                        ..Shown::default()
+                    },
+                )
+                .await
+            }
+            Err(e) => Err(e.into()),
+        },
+        "temporary" => {
+            let password = state
+                .accounts
+                .admin_set_temporary_password(&su, extension.as_str())
+                .await?;
+            let detail = state.accounts.user_detail(&su, extension.as_str()).await?;
+            Ok(html(
+                StatusCode::OK,
+                &PasswordShownPage {
+                    chrome: Chrome::signed_in(csrf, &su, "admin"),
+                    username: detail.row.user.username(),
+                    password: password.expose().to_owned(),
+                    created: false,
+                },
+            ))
+        }
+        _ => {
+            // Check the target exists first, so a bad method never reveals anything.
+            state.accounts.user_detail(&su, extension.as_str()).await?;
+            let errors = FormErrors {
+                form: Some(
+                    "Choose how to reset the password: a link by email, or a temporary password."
+                        .to_owned(),
+                ),
+                ..FormErrors::default()
+            };
+            render_user(
+                &state,
+                &su,
+                csrf,
+                extension.as_str(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Shown {
+                    errors,
+                    ..Shown::default()
+                },
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct NoFields {}
+
+async fn unlock(
+    State(state): State<AppState>,
+    RequireAdmin(su): RequireAdmin,
+    Path(extension): Path<String>,
+    ValidForm(_): ValidForm<NoFields>,
+) -> Result<Response, WebError> {
+    let extension = path_extension(&extension)?;
+    state.accounts.admin_unlock(&su, extension.as_str()).await?;
+    Ok(back_to(extension.as_str(), "unlocked"))
+}
+
+async fn sign_out(
+    State(state): State<AppState>,
+    RequireAdmin(su): RequireAdmin,
+    Path(extension): Path<String>,
+    ValidForm(_): ValidForm<NoFields>,
+) -> Result<Response, WebError> {
+    let extension = path_extension(&extension)?;
+    state
+        .accounts
+        .admin_sign_out(&su, extension.as_str())
+        .await?;
+    Ok(back_to(extension.as_str(), "signed-out"))
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    RequireAdmin(su): RequireAdmin,
+    CsrfToken(csrf): CsrfToken,
+    Path(extension): Path<String>,
+    ValidForm(_): ValidForm<NoFields>,
+) -> Result<Response, WebError> {
+    let extension = path_extension(&extension)?;
+    match state
+        .accounts
+        .admin_delete_user(&su, extension.as_str())
+        .await
+    {
+        Ok(()) => Ok(Redirect::to(&format!("/admin/users?deleted={extension}")).into_response()),
+        Err(AdminError::LastAdmin) => {
+            let errors = FormErrors {
+                form: Some("This is the tenant's only admin and cannot be deleted. Make another user an admin first.".to_owned()),
+                ..FormErrors::default()
+            };
+            render_user(
+                &state,
+                &su,
+                csrf,
+                extension.as_str(),
+                StatusCode::CONFLICT,
+                Shown {
+                    errors,
+                    ..Shown::default()
+                },
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+struct EventView {
+    at: String,
+    kind: String,
+    actor: String,
+    subject: String,
+    client_addr: String,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/audit.html")]
+struct AuditPage {
+    chrome: Chrome,
+    events: Vec<EventView>,
+    kinds: Vec<&'static str>,
+    user: String,
+    kind: String,
+    page: i64,
+    pages: i64,
+    total: i64,
+}
+
+impl AuditPage {
+    /// The query string of another page with the same filters.
+    fn page_query(&self, page: &i64) -> String {
+        serde_urlencoded::to_string([
+            ("user", self.user.as_str()),
+            ("kind", self.kind.as_str()),
+            ("page", &page.to_string()),
+        ])
+        .unwrap_or_default()
+    }
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    page: Option<i64>,
+}
+
+async fn audit_page(
+    State(state): State<AppState>,
+    RequireAdmin(su): RequireAdmin,
+    CsrfToken(csrf): CsrfToken,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, WebError> {
+    let user = clip(&q.user, 64).to_lowercase();
+    let kinds: Vec<&'static str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+    let kind = kinds.iter().find(|k| **k == q.kind).copied().unwrap_or("");
+    let page = q.page.unwrap_or(1).max(1);
+    let filter = AuditFilter {
+        username: (!user.is_empty()).then_some(user.as_str()),
+        kind: (!kind.is_empty()).then_some(kind),
+    };
+    let (events, total) = state
+        .accounts
+        .admin_audit_page(&su, &filter, page - 1)
+        .await?;
+    let events = events
+        .into_iter()
+        .map(|e| EventView {
+            at: utc(e.at),
+            kind: e.kind,
+            actor: e.actor.unwrap_or_default(),
+            subject: e.subject.unwrap_or_default(),
+            client_addr: e.client_addr.unwrap_or_default(),
+            detail: e.detail.unwrap_or_default(),
+        })
+        .collect();
+    Ok(html(
+        StatusCode::OK,
+        &AuditPage {
+            chrome: Chrome::signed_in(csrf, &su, "admin"),
+            events,
+            kinds,
+            user,
+            kind: kind.to_owned(),
+            page,
+            pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+            total,
+        },
+    ))
+}

@@ -1,0 +1,569 @@
+//! Tenant administration: an admin manages their own tenant's users, and never anyone
+//! else's; every action is audited with who did what to whom.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use dialtone::domain::Role;
+use reqwest::StatusCode;
+
+const ADMIN: &str = "200-wickedsprockets";
+
+/// A tenant with admin 200 and user 201, and a browser signed in as the admin.
+async fn with_admin() -> (TestApp, Browser) {
+    let app = spawn_app().await;
+    app.add_user_as(ADMIN, Some(PASSWORD), Role::Admin).await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    let b = app.browser();
+    b.login_ok(ADMIN, PASSWORD).await;
+    (app, b)
+}
+
+async fn user_count(app: &TestApp) -> usize {
+    let tenant = app
+        .services
+        .accounts
+        .store()
+        .tenant_by_code("wickedsprockets")
+        .await
+        .unwrap()
+        .unwrap();
+    let now = dialtone::clock::Timestamp(0);
+    app.services
+        .accounts
+        .store()
+        .list_users(tenant.id, None, now, 10_000, 0)
+        .await
+        .unwrap()
+        .1 as usize
+}
+
+async fn create(b: &Browser, ext: &str, name: &str, email: &str, role: &str) -> reqwest::Response {
+    b.post(
+        "/admin/users",
+        &[
+            ("extension", ext),
+            ("name", name),
+            ("email", email),
+            ("role", role),
+        ],
+    )
+    .await
+}
+
+fn temporary_password_in(body: &str) -> String {
+    let at = body
+        .find("id=\"temporary-password\">")
+        .expect("a temporary password is shown")
+        + "id=\"temporary-password\">".len();
+    body[at..body[at..].find('<').unwrap() + at].to_owned()
+}
+
+#[tokio::test]
+async fn the_users_list_shows_status_and_is_searchable_and_paged() {
+    let (app, b) = with_admin().await;
+    app.services
+        .accounts
+        .create_user(
+            &dialtone::domain::Username::parse("202-wickedsprockets").unwrap(),
+            &dialtone::domain::DisplayName::parse("Nomail Person").unwrap(),
+            None,
+            Role::User,
+            None,
+            "test",
+        )
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        app.browser()
+            .login("201-wickedsprockets", "Wrong-Password-1")
+            .await;
+    }
+    let body = b.get("/admin/users").await.text().await.unwrap();
+    assert!(body.contains("no email — cannot self-reset"));
+    assert!(body.contains("locked until"));
+    assert!(body.contains("temporary password pending"));
+    assert!(body.contains("201@example.com"));
+
+    let found = b.get("/admin/users?q=nomail").await.text().await.unwrap();
+    assert!(found.contains("Nomail Person") && !found.contains("201@example.com"));
+
+    for ext in 300..360 {
+        app.add_user(&format!("{ext}-wickedsprockets"), PASSWORD)
+            .await;
+    }
+    let first = b.get("/admin/users").await.text().await.unwrap();
+    assert!(first.contains("Page 1 of 2"));
+    assert_eq!(first.matches("href=\"/admin/users/").count(), 50);
+    let second = b.get("/admin/users?page=2").await.text().await.unwrap();
+    assert_eq!(second.matches("href=\"/admin/users/").count(), 13);
+}
+
+#[tokio::test]
+async fn an_admin_adds_a_user_who_must_change_the_temporary_password() {
+    let (app, b) = with_admin().await;
+    let r = create(&b, "210", "New Hire", "new@example.com", "user").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let temporary = temporary_password_in(&r.text().await.unwrap());
+    assert!(temporary.chars().count() >= 16);
+
+    let user = app.browser();
+    let r = user.login("210-wickedsprockets", &temporary).await;
+    assert_eq!(location(&r), "/password/choose");
+    assert_eq!(user.get("/phone").await.status(), StatusCode::SEE_OTHER);
+
+    let events = app
+        .services
+        .accounts
+        .store()
+        .audit_events(None, Some("user.created"), 10)
+        .await
+        .unwrap();
+    let event = events
+        .iter()
+        .find(|e| e.subject.as_deref() == Some("210-wickedsprockets"))
+        .unwrap();
+    assert_eq!(event.actor.as_deref(), Some(ADMIN));
+    let audit = b.get("/admin/audit").await.text().await.unwrap();
+    assert!(!audit.contains(&temporary), "no secret in the audit log");
+}
+
+#[tokio::test]
+async fn bad_input_names_each_problem_and_creates_nothing() {
+    let (app, b) = with_admin().await;
+    let before = user_count(&app).await;
+
+    let r = create(&b, "201", "Duplicate", "", "user").await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Extension 201 already has a user"));
+
+    let r = create(&b, "12a", "", "not-an-email", "boss").await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("The extension must be 1 to 10 digits."));
+    assert!(body.contains("Enter a name"));
+    assert!(body.contains("valid email address"));
+    assert!(body.contains("The role must be"));
+    assert!(body.contains("value=\"12a\""), "what was typed is kept");
+
+    assert_eq!(user_count(&app).await, before);
+}
+
+#[tokio::test]
+async fn an_admin_edits_a_user_but_cannot_rename_them() {
+    let (app, b) = with_admin().await;
+    let page = b.get("/admin/users/201").await.text().await.unwrap();
+    assert!(page.contains("username cannot be changed"));
+
+    let r = b
+        .post(
+            "/admin/users/201",
+            &[
+                ("name", "Samantha Staff"),
+                ("email", "sam@example.com"),
+                ("role", "admin"),
+                ("extension", "999"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let u = app
+        .services
+        .accounts
+        .store()
+        .user_by_username("wickedsprockets", "201")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.name, "Samantha Staff");
+    assert_eq!(u.email.as_deref(), Some("sam@example.com"));
+    assert!(u.is_admin());
+    assert!(app
+        .services
+        .accounts
+        .store()
+        .user_by_username("wickedsprockets", "999")
+        .await
+        .unwrap()
+        .is_none());
+
+    let r = b
+        .post(
+            "/admin/users/201",
+            &[("name", "Sam"), ("email", "bad@"), ("role", "user")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let u = app
+        .services
+        .accounts
+        .store()
+        .user_by_username("wickedsprockets", "201")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.name, "Samantha Staff", "nothing changed");
+    assert_eq!(app.audit_count("user.updated").await, 1);
+}
+
+#[tokio::test]
+async fn deleting_a_user_ends_their_sessions_and_keeps_their_history() {
+    let (app, b) = with_admin().await;
+    let user = app.browser();
+    user.login_ok("201-wickedsprockets", PASSWORD).await;
+    let r = b.post("/admin/users/201/delete", &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/admin/users?deleted=201");
+    assert_eq!(user.get("/phone").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        b.get("/admin/users/201").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let history = b
+        .get("/admin/audit?user=201-wickedsprockets")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(history.contains("signin.ok") && history.contains("user.deleted"));
+}
+
+#[tokio::test]
+async fn the_last_admin_cannot_demote_or_delete_themselves() {
+    let (app, b) = with_admin().await;
+    let r = b
+        .post(
+            "/admin/users/200",
+            &[("name", "Ada"), ("email", ""), ("role", "user")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.unwrap().contains("only admin"));
+    let r = b.post("/admin/users/200/delete", &[]).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(app
+        .services
+        .accounts
+        .store()
+        .user_by_username("wickedsprockets", "200")
+        .await
+        .unwrap()
+        .unwrap()
+        .is_admin());
+
+    // With a second admin it is allowed.
+    b.post(
+        "/admin/users/201",
+        &[
+            ("name", "Sam"),
+            ("email", "201@example.com"),
+            ("role", "admin"),
+        ],
+    )
+    .await;
+    let r = b
+        .post(
+            "/admin/users/200",
+            &[("name", "Ada"), ("email", ""), ("role", "user")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_reset_link_from_the_admin_reaches_the_email_on_file_and_ends_sessions() {
+    let (app, b) = with_admin().await;
+    let user = app.browser();
+    user.login_ok("201-wickedsprockets", PASSWORD).await;
+    let r = b
+        .post("/admin/users/201/reset-password", &[("method", "link")])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        user.get("/phone").await.status(),
+        StatusCode::SEE_OTHER,
+        "sessions ended"
+    );
+    let mail = app.wait_for_mail(1).await.remove(0);
+    assert_eq!(mail.to, "201@example.com");
+    assert_eq!(mail.links().len(), 1);
+
+    // The mail status shows it.
+    for _ in 0..100 {
+        let page = b.get("/admin/users/201").await.text().await.unwrap();
+        if page.contains("badge-success\">sent") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let page = b.get("/admin/users/201").await.text().await.unwrap();
+    assert!(
+        page.contains("password reset") && page.contains("badge-success\">sent"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn a_user_without_email_cannot_be_sent_a_link() {
+    let (app, b) = with_admin().await;
+    b.post(
+        "/admin/users/201",
+        &[("name", "Sam"), ("email", ""), ("role", "user")],
+    )
+    .await;
+    let r = b
+        .post("/admin/users/201/reset-password", &[("method", "link")])
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.unwrap().contains("no email on file"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(app.mail_files().is_empty());
+}
+
+#[tokio::test]
+async fn a_temporary_password_from_the_admin_forces_a_change_and_expires_after_72_hours() {
+    let (app, b) = with_admin().await;
+    let user = app.browser();
+    user.login_ok("201-wickedsprockets", PASSWORD).await;
+    let r = b
+        .post(
+            "/admin/users/201/reset-password",
+            &[("method", "temporary")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let temporary = temporary_password_in(&r.text().await.unwrap());
+    assert_eq!(
+        user.get("/phone").await.status(),
+        StatusCode::SEE_OTHER,
+        "sessions ended"
+    );
+    assert_eq!(
+        app.browser()
+            .login("201-wickedsprockets", PASSWORD)
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let fresh = app.browser();
+    assert_eq!(
+        location(&fresh.login("201-wickedsprockets", &temporary).await),
+        "/password/choose"
+    );
+
+    app.advance(Duration::from_secs(72 * 3600));
+    let r = app.browser().login("201-wickedsprockets", &temporary).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.text().await.unwrap().contains("expired"));
+    let events = app
+        .services
+        .accounts
+        .store()
+        .audit_events(None, Some("password.temporary_set"), 10)
+        .await
+        .unwrap();
+    assert_eq!(events[0].actor.as_deref(), Some(ADMIN));
+    assert_eq!(events[0].subject.as_deref(), Some("201-wickedsprockets"));
+}
+
+#[tokio::test]
+async fn an_admin_unlocks_a_user_and_signs_them_out_everywhere() {
+    let (app, b) = with_admin().await;
+    let user = app.browser();
+    user.login_ok("201-wickedsprockets", PASSWORD).await;
+    let attacker = app.browser();
+    for _ in 0..5 {
+        attacker
+            .login("201-wickedsprockets", "Wrong-Password-1")
+            .await;
+    }
+    assert_eq!(
+        app.browser()
+            .login("201-wickedsprockets", PASSWORD)
+            .await
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        b.post("/admin/users/201/unlock", &[]).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    app.browser()
+        .login_ok("201-wickedsprockets", PASSWORD)
+        .await;
+
+    assert_eq!(
+        b.post("/admin/users/201/sign-out", &[]).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(user.get("/phone").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.sessions_of("201-wickedsprockets").await, 0);
+    let audit = b
+        .get("/admin/audit?kind=user.unlocked")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(audit.contains(ADMIN) && audit.contains("201-wickedsprockets"));
+}
+
+#[tokio::test]
+async fn a_user_without_the_admin_role_gets_403_on_every_admin_route() {
+    let (app, _) = with_admin().await;
+    let user = app.browser();
+    user.login_ok("201-wickedsprockets", PASSWORD).await;
+    for path in ["/admin/users", "/admin/users/200", "/admin/audit"] {
+        assert_eq!(
+            user.get(path).await.status(),
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    for path in [
+        "/admin/users",
+        "/admin/users/200",
+        "/admin/users/200/reset-password",
+        "/admin/users/200/unlock",
+        "/admin/users/200/sign-out",
+        "/admin/users/200/delete",
+    ] {
+        let r = user
+            .post(
+                path,
+                &[
+                    ("method", "temporary"),
+                    ("extension", "250"),
+                    ("name", "X"),
+                    ("role", "admin"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    assert!(app
+        .services
+        .accounts
+        .store()
+        .user_by_username("wickedsprockets", "200")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(app
+        .services
+        .accounts
+        .store()
+        .user_by_username("wickedsprockets", "250")
+        .await
+        .unwrap()
+        .is_none());
+    let body = user.get("/phone").await.text().await.unwrap();
+    assert!(
+        !body.contains("href=\"/admin/users\""),
+        "no Admin tab for users"
+    );
+}
+
+#[tokio::test]
+async fn another_tenants_users_look_exactly_like_users_that_do_not_exist() {
+    let (app, b) = with_admin().await;
+    app.add_user("555-othercorp", PASSWORD).await;
+    let victim = app.browser();
+    victim.login_ok("555-othercorp", PASSWORD).await;
+
+    let missing = b.get("/admin/users/556").await;
+    let missing_status = missing.status();
+    let missing_body = missing.text().await.unwrap();
+    let other = b.get("/admin/users/555").await;
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+    assert_eq!(missing_status, StatusCode::NOT_FOUND);
+    assert_eq!(other.text().await.unwrap(), missing_body);
+
+    for action in ["reset-password", "unlock", "sign-out", "delete"] {
+        let r = b
+            .post(
+                &format!("/admin/users/555/{action}"),
+                &[("method", "temporary")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{action}");
+    }
+    let r = b
+        .post(
+            "/admin/users/555",
+            &[("name", "Hijacked"), ("email", ""), ("role", "user")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    for path in [
+        "/admin/users/555-othercorp",
+        "/admin/users/..%2F555",
+        "/admin/users/%00",
+    ] {
+        assert_eq!(b.get(path).await.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+
+    let u = app
+        .services
+        .accounts
+        .store()
+        .user_by_username("othercorp", "555")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.name, "Sam Staff", "nothing changed");
+    assert_eq!(
+        victim.get("/phone").await.status(),
+        StatusCode::OK,
+        "still signed in"
+    );
+    app.browser().login_ok("555-othercorp", PASSWORD).await;
+    let listed = b.get("/admin/users?q=555").await.text().await.unwrap();
+    assert!(
+        !listed.contains("href=\"/admin/users/555\""),
+        "the list only shows the admin's tenant"
+    );
+    assert!(listed.contains("Users (0)"));
+    let audit = b.get("/admin/audit").await.text().await.unwrap();
+    assert!(
+        !audit.contains("othercorp"),
+        "the audit log only shows the admin's tenant"
+    );
+}
+
+#[tokio::test]
+async fn the_audit_log_is_newest_first_and_filters_by_user_and_kind() {
+    let (app, b) = with_admin().await;
+    app.browser()
+        .login("201-wickedsprockets", "Wrong-Password-1")
+        .await;
+    app.browser()
+        .login_ok("201-wickedsprockets", PASSWORD)
+        .await;
+    let all = b.get("/admin/audit").await.text().await.unwrap();
+    let ok = all.find("signin.ok").unwrap();
+    let failed = all.find("signin.failed").unwrap();
+    assert!(ok < failed, "newest first");
+
+    let only_failed = b
+        .get("/admin/audit?kind=signin.failed")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(only_failed.contains("1 event(s)"));
+    let only_user = b
+        .get("/admin/audit?user=201-wickedsprockets&kind=signin.ok")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(only_user.contains("1 event(s)"));
+}
