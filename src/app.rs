@@ -11,8 +11,10 @@ use lettre::message::Mailbox;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use crate::accounts::Wiring;
 use crate::accounts::{Accounts, Policy};
 use crate::auth::key::SecretKey;
+use crate::auth::keyring::Keyring;
 use crate::auth::Hasher;
 use crate::clock::SharedClock;
 use crate::config::Settings;
@@ -41,28 +43,29 @@ impl Services {
                 settings.data_dir.display()
             )
         })?;
-        let key = SecretKey::load_or_create(&settings.secret_key_file)?;
         let store = Store::connect(&settings.database_url)
             .await
             .context("cannot open the database")?;
+        let keyring = open_keyring(&settings, &store).await?;
         let hasher = Hasher::new(settings.hash_workers);
         let host = settings
             .public_url
             .host_str()
             .unwrap_or("localhost")
             .to_owned();
-        let key = Arc::new(key);
-        let outbox = Outbox::new(key.clone(), &settings);
+        let key = Arc::new(keyring.signing_key());
+        let outbox = Outbox::new(keyring.clone(), &settings);
         let mail_wake = Arc::new(Notify::new());
-        let accounts = Accounts::new(
+        let accounts = Accounts::new(Wiring {
             store,
             hasher,
-            clock.clone(),
-            Policy::from_settings(&settings),
-            host,
-            outbox.clone(),
-            mail_wake.clone(),
-        );
+            clock: clock.clone(),
+            policy: Policy::from_settings(&settings),
+            public_host: host,
+            outbox: outbox.clone(),
+            mail_wake: mail_wake.clone(),
+            keyring,
+        });
         Ok(Services {
             settings: Arc::new(settings),
             accounts,
@@ -88,6 +91,69 @@ impl Services {
             wake: self.mail_wake.clone(),
         })
     }
+}
+
+/// Purpose and value of the check sealed under every data key in use.
+const KEY_CHECK: &str = "key-check";
+const KEY_CHECK_VALUE: &[u8] = b"dialtone data key";
+
+/// Loads the data key file — creating it only for a database that holds no sealed
+/// secrets — and proves every key the database relies on is there and right. A missing or
+/// wrong key stops start-up; it never silently makes new secrets.
+async fn open_keyring(settings: &Settings, store: &Store) -> anyhow::Result<Keyring> {
+    let path = &settings.secret_key_file;
+    let shown = path.display();
+    let checks = store.key_checks().await?;
+    let ring = match Keyring::load(path)? {
+        Some(ring) => ring,
+        None if checks.is_empty() => Keyring::create(path)?,
+        None => anyhow::bail!(
+            "the data key file {shown} is missing, but this database holds secrets sealed with it; \
+             restore the file or point DIALTONE_SECRET_KEY_FILE at it"
+        ),
+    };
+    for (id, sealed) in &checks {
+        if ring.open(KEY_CHECK, &id.to_be_bytes(), sealed).is_err() {
+            let held = u32::try_from(*id).is_ok_and(|id| ring.ids().contains(&id));
+            if held {
+                anyhow::bail!("the data key file {shown} holds a different key {id} than the one this database was sealed with (wrong key file?)");
+            }
+            anyhow::bail!("key {id}, which seals secrets in this database, is not in the data key file {shown}");
+        }
+    }
+    let current = i64::from(ring.current_id());
+    store
+        .add_key_check(
+            current,
+            &ring.seal(KEY_CHECK, &current.to_be_bytes(), KEY_CHECK_VALUE),
+        )
+        .await?;
+    Ok(ring)
+}
+
+/// `dialtone key rotate`: a new current key; every sealed secret and queued mail body is
+/// re-encrypted under it while the portal keeps serving (values sealed under the previous
+/// key keep opening meanwhile). Returns the new key's number and how many rows changed.
+pub async fn rotate_key(services: &Services) -> anyhow::Result<(u32, u64)> {
+    let ring = services.accounts.keyring();
+    let store = services.accounts.store();
+    let id = ring.rotate()?;
+    let current = i64::from(id);
+    store
+        .add_key_check(
+            current,
+            &ring.seal(KEY_CHECK, &current.to_be_bytes(), KEY_CHECK_VALUE),
+        )
+        .await?;
+    let previous = ring.ids().iter().rev().nth(1).copied();
+    let (users, mut in_use) = services.accounts.reseal_everything().await?;
+    let (mail, mail_keys) = services.outbox.reseal_queued(store).await?;
+    in_use.extend(mail_keys);
+    // The previous key stays a while for nodes that have not re-read the file yet.
+    in_use.extend(previous);
+    ring.retain(&in_use)?;
+    store.retire_key_checks(&ring.ids()).await?;
+    Ok((id, users + mail))
 }
 
 /// The portal, bound and ready to serve.

@@ -26,6 +26,9 @@ pub enum EventKind {
     TemporaryPasswordSet,
     SignedOutEverywhere,
     MailFailed,
+    SipSecretRevealed,
+    SipSecretRegenerated,
+    PinChanged,
 }
 
 impl EventKind {
@@ -50,6 +53,9 @@ impl EventKind {
         EventKind::UserUnlocked,
         EventKind::SignedOutEverywhere,
         EventKind::MailFailed,
+        EventKind::SipSecretRevealed,
+        EventKind::SipSecretRegenerated,
+        EventKind::PinChanged,
         EventKind::OperatorCreated,
     ];
 
@@ -75,6 +81,9 @@ impl EventKind {
             EventKind::TemporaryPasswordSet => "password.temporary_set",
             EventKind::SignedOutEverywhere => "user.signed_out_everywhere",
             EventKind::MailFailed => "mail.failed",
+            EventKind::SipSecretRevealed => "sip.revealed",
+            EventKind::SipSecretRegenerated => "sip.regenerated",
+            EventKind::PinChanged => "pin.changed",
         }
     }
 }

@@ -67,6 +67,15 @@ enum Command {
     /// Manage the provider's operators.
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// Manage the data key that seals SIP secrets, PINs and queued mail.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Make a new current key and re-encrypt everything under it (safe while serving).
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -248,6 +257,12 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             } else {
                 println!("{username} was not locked; its failed-attempt count is cleared.");
             }
+            Ok(())
+        }
+        Command::Key(KeyCommand::Rotate) => {
+            let services = Services::open(settings, Arc::new(SystemClock)).await?;
+            let (id, changed) = crate::app::rotate_key(&services).await?;
+            println!("Key {id} is now current; {changed} sealed value(s) re-encrypted under it.");
             Ok(())
         }
         Command::Operator(OperatorCommand::Add {

@@ -1,7 +1,7 @@
 //! The SMTP transport against a real SMTP server (Python's aiosmtpd, delivering into a
 //! Maildir), including a relay that is down and comes back, and a restart before delivery.
 //! Skipped with a printed reason when aiosmtpd is missing, unless
-//! `DIALTONE_REQUIRE_SMTP_TESTS` is set (CI sets it).
+//! `DIALTONE_TEST_REQUIRE_SMTP` is set (CI sets it).
 
 mod common;
 
@@ -66,7 +66,7 @@ fn aiosmtpd_available() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        if std::env::var_os("DIALTONE_REQUIRE_SMTP_TESTS").is_some() {
+        if std::env::var_os("DIALTONE_TEST_REQUIRE_SMTP").is_some() {
             panic!("aiosmtpd is required (pip install aiosmtpd) but missing");
         }
         eprintln!("SKIPPED: python3 with aiosmtpd is not installed (pip install aiosmtpd)");

@@ -64,7 +64,11 @@ impl Accounts {
         }
     }
 
-    async fn target(&self, actor: &SessionUser, extension: &str) -> Result<UserRecord, AdminError> {
+    pub(crate) async fn admin_target(
+        &self,
+        actor: &SessionUser,
+        extension: &str,
+    ) -> Result<UserRecord, AdminError> {
         Self::require_admin(actor)?;
         let extension = Extension::parse(extension).map_err(|_| AdminError::NotFound)?;
         self.store
@@ -110,7 +114,7 @@ impl Accounts {
         actor: &SessionUser,
         extension: &str,
     ) -> Result<UserDetail, AdminError> {
-        let user = self.target(actor, extension).await?;
+        let user = self.admin_target(actor, extension).await?;
         let locked_until = self
             .store
             .throttle_locked_until(&user_key(&user.username()))
@@ -164,7 +168,7 @@ impl Accounts {
         extension: &str,
         fields: &UserFields,
     ) -> Result<(), AdminError> {
-        let user = self.target(actor, extension).await?;
+        let user = self.admin_target(actor, extension).await?;
         let changed = self
             .store
             .update_user(
@@ -202,7 +206,7 @@ impl Accounts {
         actor: &SessionUser,
         extension: &str,
     ) -> Result<(), AdminError> {
-        let user = self.target(actor, extension).await?;
+        let user = self.admin_target(actor, extension).await?;
         if !self
             .store
             .delete_user(actor.user.tenant_id, user.id)
@@ -224,7 +228,7 @@ impl Accounts {
         actor: &SessionUser,
         extension: &str,
     ) -> Result<(), AdminError> {
-        let user = self.target(actor, extension).await?;
+        let user = self.admin_target(actor, extension).await?;
         self.send_reset_link(user, &actor.user.username()).await
     }
 
@@ -234,7 +238,7 @@ impl Accounts {
         actor: &SessionUser,
         extension: &str,
     ) -> Result<NewPassword, AdminError> {
-        let user = self.target(actor, extension).await?;
+        let user = self.admin_target(actor, extension).await?;
         self.set_temporary_password(&user, &actor.user.username())
             .await
     }
@@ -298,7 +302,7 @@ impl Accounts {
         actor: &SessionUser,
         extension: &str,
     ) -> Result<(), AdminError> {
-        let user = self.target(actor, extension).await?;
+        let user = self.admin_target(actor, extension).await?;
         self.store
             .throttle_clear(&user_key(&user.username()))
             .await?;
@@ -312,7 +316,7 @@ impl Accounts {
         actor: &SessionUser,
         extension: &str,
     ) -> Result<u64, AdminError> {
-        let user = self.target(actor, extension).await?;
+        let user = self.admin_target(actor, extension).await?;
         let ended = self.store.delete_user_sessions(user.id).await?;
         let detail = format!("{ended} session(s) ended");
         self.admin_audit(

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod demo;
 mod passwords;
+pub mod phone;
 mod provisioning;
 pub mod recovery;
 mod sessions;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::audit::{self, Event};
+use crate::auth::keyring::Keyring;
 use crate::auth::Hasher;
 use crate::clock::{SharedClock, Timestamp};
 use crate::config::Settings;
@@ -100,27 +102,38 @@ pub struct Accounts {
     outbox: Outbox,
     /// Wakes the mail worker when something was queued.
     mail_wake: Arc<Notify>,
+    /// Seals device secrets (SIP secrets, PINs).
+    keyring: Keyring,
+}
+
+/// Everything the services are built from.
+pub struct Wiring {
+    pub store: Store,
+    pub hasher: Hasher,
+    pub clock: SharedClock,
+    pub policy: Policy,
+    pub public_host: String,
+    pub outbox: Outbox,
+    pub mail_wake: Arc<Notify>,
+    pub keyring: Keyring,
 }
 
 impl Accounts {
-    pub fn new(
-        store: Store,
-        hasher: Hasher,
-        clock: SharedClock,
-        policy: Policy,
-        public_host: String,
-        outbox: Outbox,
-        mail_wake: Arc<Notify>,
-    ) -> Self {
+    pub fn new(w: Wiring) -> Self {
         Accounts {
-            store,
-            hasher,
-            clock,
-            policy,
-            public_host,
-            outbox,
-            mail_wake,
+            store: w.store,
+            hasher: w.hasher,
+            clock: w.clock,
+            policy: w.policy,
+            public_host: w.public_host,
+            outbox: w.outbox,
+            mail_wake: w.mail_wake,
+            keyring: w.keyring,
         }
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
     }
 
     pub fn store(&self) -> &Store {

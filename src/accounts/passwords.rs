@@ -62,9 +62,11 @@ impl Accounts {
     ) -> Result<String, ChangePasswordError> {
         let username = Username::parse(&su.user.username())
             .map_err(|e| Unexpected(anyhow::anyhow!("stored username: {e}")))?;
+        let (sip_secret, pin) = self.device_secrets(&su.user).await?;
         let context = PasswordContext {
             username: Some(&username),
-            ..PasswordContext::default()
+            pin: pin.as_deref(),
+            sip_secret: sip_secret.as_deref(),
         };
         if form.current.is_none() && !su.user.password_temporary {
             // Skipping the current password is only for replacing a temporary one.

@@ -160,6 +160,11 @@ impl Accounts {
             .await
             .map_err(Unexpected::from)?;
         let now = self.now();
+        let sip = self.seal_sip_secret(
+            tenant.id,
+            username.extension().as_str(),
+            &super::phone::generate_sip_secret(),
+        );
         let id = match self
             .store
             .insert_user(
@@ -171,6 +176,7 @@ impl Accounts {
                     role: role.as_str(),
                     password_hash: &hash,
                     password_expires_at: temporary.then(|| now.plus(TEMPORARY_PASSWORD_TTL)),
+                    sip_secret: Some(&sip),
                 },
                 now,
             )

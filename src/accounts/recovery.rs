@@ -318,9 +318,11 @@ impl Accounts {
         };
         let username = Username::parse(&user.username())
             .map_err(|e| Unexpected(anyhow::anyhow!("stored username: {e}")))?;
+        let (sip_secret, pin) = self.device_secrets(&user).await?;
         let context = PasswordContext {
             username: Some(&username),
-            ..PasswordContext::default()
+            pin: pin.as_deref(),
+            sip_secret: sip_secret.as_deref(),
         };
         let checked = check_form(new, confirm, &context);
         let password = match (checked, email_wrong) {

@@ -31,6 +31,16 @@ pub enum KeyError {
 }
 
 impl SecretKey {
+    pub fn from_hex(hex: &str) -> Option<SecretKey> {
+        let bytes = hex::decode(hex.trim()).ok()?;
+        let key: [u8; 32] = bytes.try_into().ok()?;
+        Some(SecretKey(key))
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
     pub fn random() -> SecretKey {
         let mut k = [0u8; 32];
         OsRng.fill_bytes(&mut k);

@@ -4,6 +4,7 @@
 pub mod csrf;
 pub mod hashing;
 pub mod key;
+pub mod keyring;
 pub mod seal;
 pub mod token;
 

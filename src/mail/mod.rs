@@ -5,14 +5,11 @@ pub mod compose;
 pub mod transport;
 pub mod worker;
 
-use std::sync::Arc;
-
 use url::Url;
 
-use crate::auth::key::SecretKey;
-use crate::auth::seal;
+use crate::auth::keyring::{key_id, Keyring};
 use crate::config::Settings;
-use crate::store::{NewMail, OutboxMessage, TenantId, UserId};
+use crate::store::{NewMail, OutboxMessage, Store, StoreResult, TenantId, UserId};
 
 pub use compose::{LinkLine, UsernameLine};
 
@@ -30,15 +27,15 @@ pub struct Composed {
 /// Composes and seals messages for the outbox.
 #[derive(Clone)]
 pub struct Outbox {
-    key: Arc<SecretKey>,
+    keys: Keyring,
     provider: String,
     public_url: Url,
 }
 
 impl Outbox {
-    pub fn new(key: Arc<SecretKey>, settings: &Settings) -> Outbox {
+    pub fn new(keys: Keyring, settings: &Settings) -> Outbox {
         Outbox {
-            key,
+            keys,
             provider: settings.provider_name.clone(),
             public_url: settings.public_url.clone(),
         }
@@ -69,20 +66,50 @@ impl Outbox {
             user_id: user,
             tenant_id: tenant,
             subject: message.subject,
-            body_text: seal::seal(&self.key, SEAL_PURPOSE, &aad, message.text.as_bytes()),
-            body_html: seal::seal(&self.key, SEAL_PURPOSE, &aad, message.html.as_bytes()),
+            body_text: self.keys.seal(SEAL_PURPOSE, &aad, message.text.as_bytes()),
+            body_html: self.keys.seal(SEAL_PURPOSE, &aad, message.html.as_bytes()),
         }
     }
 
     /// Opens a claimed message's bodies.
-    pub fn open(&self, m: &OutboxMessage) -> Result<(String, String), seal::SealError> {
+    pub fn open(
+        &self,
+        m: &OutboxMessage,
+    ) -> Result<(String, String), crate::auth::seal::SealError> {
         let aad = aad(&m.kind, &m.recipient);
-        let text = seal::open(&self.key, SEAL_PURPOSE, &aad, &m.body_text)?;
-        let html = seal::open(&self.key, SEAL_PURPOSE, &aad, &m.body_html)?;
+        let text = self.keys.open(SEAL_PURPOSE, &aad, &m.body_text)?;
+        let html = self.keys.open(SEAL_PURPOSE, &aad, &m.body_html)?;
         Ok((
             String::from_utf8_lossy(&text).into_owned(),
             String::from_utf8_lossy(&html).into_owned(),
         ))
+    }
+
+    /// Re-encrypts queued bodies under the current key (key rotation). Returns how many
+    /// messages changed and the keys still in use by bodies that could not be changed.
+    pub async fn reseal_queued(&self, store: &Store) -> StoreResult<(u64, Vec<u32>)> {
+        let current = self.keys.current_id();
+        let mut changed = 0;
+        let mut in_use = Vec::new();
+        for (id, kind, recipient, text, html) in store.queued_bodies().await? {
+            if key_id(&text) == Some(current) && key_id(&html) == Some(current) {
+                continue;
+            }
+            let aad = aad(&kind, &recipient);
+            match (
+                self.keys.open(SEAL_PURPOSE, &aad, &text),
+                self.keys.open(SEAL_PURPOSE, &aad, &html),
+            ) {
+                (Ok(t), Ok(h)) => {
+                    let new_text = self.keys.seal(SEAL_PURPOSE, &aad, &t);
+                    let new_html = self.keys.seal(SEAL_PURPOSE, &aad, &h);
+                    store.reseal_bodies(id, &text, &new_text, &new_html).await?;
+                    changed += 1;
+                }
+                _ => in_use.extend(key_id(&text)),
+            }
+        }
+        Ok((changed, in_use))
     }
 }
 

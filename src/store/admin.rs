@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use super::{
     user_from_row, AuditRecord, Store, StoreError, StoreResult, TenantId, UserId, UserRecord,
-    USER_COLUMNS,
+    USER_COLUMNS, USER_COLUMN_COUNT,
 };
 use crate::clock::Timestamp;
 
@@ -58,7 +58,9 @@ impl Store {
             .map(|r| {
                 Ok(UserListRow {
                     user: user_from_row(r, 0)?,
-                    locked_until: r.try_get::<Option<i64>, _>(12)?.map(Timestamp),
+                    locked_until: r
+                        .try_get::<Option<i64>, _>(USER_COLUMN_COUNT)?
+                        .map(Timestamp),
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;

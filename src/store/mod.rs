@@ -4,6 +4,7 @@
 
 mod admin;
 mod outbox;
+mod phone;
 mod records;
 mod recovery;
 
@@ -16,6 +17,7 @@ use sqlx::{AnyPool, Executor, Row};
 use crate::clock::Timestamp;
 pub use admin::{AuditFilter, UserListRow};
 pub use outbox::{MailRecord, NewMail, OutboxMessage};
+pub use phone::SealedSecrets;
 pub use records::*;
 pub use recovery::{NewResetLink, ResetRecord};
 
@@ -74,7 +76,9 @@ impl std::fmt::Debug for Store {
 
 const USER_COLUMNS: &str =
     "u.id, u.tenant_id, t.code, t.name, u.extension, u.name, u.email, u.role, \
-     u.password_hash, u.password_temporary, u.password_expires_at, u.last_sign_in_at";
+     u.password_hash, u.password_temporary, u.password_expires_at, u.last_sign_in_at, t.sip_domain";
+/// How many columns `USER_COLUMNS` selects; columns selected after them start here.
+const USER_COLUMN_COUNT: usize = 13;
 
 impl Store {
     /// Connects and runs the embedded migrations of the matching backend.
@@ -172,8 +176,8 @@ impl Store {
     pub async fn insert_user(&self, u: &NewUser<'_>, now: Timestamp) -> StoreResult<UserId> {
         let row = sqlx::query(
             "INSERT INTO users (tenant_id, extension, name, email, role, password_hash, \
-             password_temporary, password_expires_at, password_changed_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+             password_temporary, password_expires_at, password_changed_at, created_at, sip_secret) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING id",
         )
         .bind(u.tenant_id.0)
         .bind(u.extension)
@@ -184,6 +188,7 @@ impl Store {
         .bind(i64::from(u.password_expires_at.is_some()))
         .bind(u.password_expires_at.map(|t| t.0))
         .bind(now.0)
+        .bind(u.sip_secret)
         .fetch_one(&self.pool)
         .await
         .map_err(classify)?;
@@ -308,17 +313,27 @@ impl Store {
         let Some(r) = row else { return Ok(None) };
         let user = user_from_row(&r, 0)?;
         let session = SessionRecord {
-            id: SessionId(r.try_get(12)?),
+            id: SessionId(r.try_get(USER_COLUMN_COUNT + 0)?),
             user_id: user.id,
-            created_at: Timestamp(r.try_get(13)?),
-            last_seen_at: Timestamp(r.try_get(14)?),
-            authenticated_at: Timestamp(r.try_get(15)?),
+            created_at: Timestamp(r.try_get(USER_COLUMN_COUNT + 1)?),
+            last_seen_at: Timestamp(r.try_get(USER_COLUMN_COUNT + 2)?),
+            authenticated_at: Timestamp(r.try_get(USER_COLUMN_COUNT + 3)?),
         };
         Ok(Some((session, user)))
     }
 
     pub async fn touch_session(&self, id: SessionId, now: Timestamp) -> StoreResult<()> {
         sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
+            .bind(now.0)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The password was proven again in this session (for sensitive actions).
+    pub async fn session_reauthenticated(&self, id: SessionId, now: Timestamp) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET authenticated_at = $1 WHERE id = $2")
             .bind(now.0)
             .bind(id.0)
             .execute(&self.pool)
@@ -558,6 +573,7 @@ fn user_from_row(r: &AnyRow, at: usize) -> StoreResult<UserRecord> {
         password_temporary: r.try_get::<i64, _>(at + 9)? != 0,
         password_expires_at: r.try_get::<Option<i64>, _>(at + 10)?.map(Timestamp),
         last_sign_in_at: r.try_get::<Option<i64>, _>(at + 11)?.map(Timestamp),
+        sip_domain: r.try_get(at + 12)?,
     })
 }
 

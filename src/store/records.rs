@@ -35,6 +35,8 @@ pub struct NewUser<'a> {
     pub password_hash: &'a str,
     /// `Some` for a temporary password, which stops working then.
     pub password_expires_at: Option<Timestamp>,
+    /// The sealed SIP secret every user gets at creation.
+    pub sip_secret: Option<&'a [u8]>,
 }
 
 /// A new password hash; `expires_at` is `Some` for a temporary password.
@@ -57,6 +59,8 @@ pub struct UserRecord {
     pub password_temporary: bool,
     pub password_expires_at: Option<Timestamp>,
     pub last_sign_in_at: Option<Timestamp>,
+    /// The tenant's SIP domain, where this user's phones register.
+    pub sip_domain: String,
 }
 
 impl UserRecord {

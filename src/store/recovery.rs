@@ -4,7 +4,10 @@
 use sqlx::Row;
 
 use super::outbox::{enqueue, NewMail};
-use super::{user_from_row, PasswordChange, Store, StoreResult, UserId, UserRecord, USER_COLUMNS};
+use super::{
+    user_from_row, PasswordChange, Store, StoreResult, UserId, UserRecord, USER_COLUMNS,
+    USER_COLUMN_COUNT,
+};
 use crate::clock::Timestamp;
 
 pub struct NewResetLink {
@@ -81,10 +84,12 @@ impl Store {
         };
         let user = user_from_row(&r, 0)?;
         let record = ResetRecord {
-            id: r.try_get(12)?,
+            id: r.try_get(USER_COLUMN_COUNT)?,
             user_id: user.id,
-            expires_at: Timestamp(r.try_get(13)?),
-            used_at: r.try_get::<Option<i64>, _>(14)?.map(Timestamp),
+            expires_at: Timestamp(r.try_get(USER_COLUMN_COUNT + 1)?),
+            used_at: r
+                .try_get::<Option<i64>, _>(USER_COLUMN_COUNT + 2)?
+                .map(Timestamp),
         };
         Ok(Some((record, user)))
     }

@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
+use crate::accounts::phone::PhoneError;
 use crate::accounts::{AdminError, SessionUser, UserDetail, UserFields, PAGE_SIZE};
 use crate::audit::EventKind;
 use crate::domain::{DisplayName, Email, Extension, Role};
@@ -31,6 +32,11 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/{extension}/unlock", post(unlock))
         .route("/admin/users/{extension}/sign-out", post(sign_out))
         .route("/admin/users/{extension}/delete", post(delete_user))
+        .route(
+            "/admin/users/{extension}/sip-secret",
+            post(regenerate_sip_secret),
+        )
+        .route("/admin/users/{extension}/pin", post(set_pin))
         .route("/admin/audit", get(audit_page))
 }
 
@@ -349,6 +355,8 @@ fn notice_for(done: &str) -> Option<&'static str> {
         }
         "unlocked" => "The user is unlocked and can sign in again.",
         "signed-out" => "The user was signed out everywhere.",
+        "sip" => "A new SIP secret was made. Every phone on this extension must be reprogrammed.",
+        "pin" => "The voicemail PIN was set.",
         _ => return None,
     })
 }
@@ -730,4 +738,98 @@ async fn audit_page(
             total,
         },
     ))
+}
+
+#[derive(Deserialize)]
+struct ConfirmFields {
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn regenerate_sip_secret(
+    State(state): State<AppState>,
+    RequireAdmin(su): RequireAdmin,
+    CsrfToken(csrf): CsrfToken,
+    Path(extension): Path<String>,
+    ValidForm(form): ValidForm<ConfirmFields>,
+) -> Result<Response, WebError> {
+    let extension = path_extension(&extension)?;
+    if form.confirm != "yes" {
+        state.accounts.user_detail(&su, extension.as_str()).await?;
+        let errors = FormErrors {
+            form: Some(
+                "Tick the box to confirm that every phone on this extension must be reprogrammed."
+                    .to_owned(),
+            ),
+            ..FormErrors::default()
+        };
+        return render_user(
+            &state,
+            &su,
+            csrf,
+            extension.as_str(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Shown {
+                errors,
+                ..Shown::default()
+            },
+        )
+        .await;
+    }
+    state
+        .accounts
+        .admin_regenerate_sip_secret(&su, extension.as_str())
+        .await?;
+    Ok(back_to(extension.as_str(), "sip"))
+}
+
+#[derive(Deserialize)]
+struct PinFields {
+    #[serde(default)]
+    new_pin: String,
+    #[serde(default)]
+    confirm_pin: String,
+}
+
+async fn set_pin(
+    State(state): State<AppState>,
+    RequireAdmin(su): RequireAdmin,
+    CsrfToken(csrf): CsrfToken,
+    Path(extension): Path<String>,
+    ValidForm(form): ValidForm<PinFields>,
+) -> Result<Response, WebError> {
+    let extension = path_extension(&extension)?;
+    // Resolve the target first: another tenant's user is a 404 before any PIN rule runs.
+    state.accounts.user_detail(&su, extension.as_str()).await?;
+    match state
+        .accounts
+        .admin_set_pin(&su, extension.as_str(), &form.new_pin, &form.confirm_pin)
+        .await
+    {
+        Ok(()) => Ok(back_to(extension.as_str(), "pin")),
+        Err(PhoneError::Pin { problem, mismatch }) => {
+            let message = problem
+                .map(|p| p.message())
+                .or(mismatch.then_some("The two PINs do not match."))
+                .unwrap_or("The PIN was not accepted.");
+            let errors = FormErrors {
+                form: Some(format!("The voicemail PIN was not set: {message}")),
+                ..FormErrors::default()
+            };
+            render_user(
+                &state,
+                &su,
+                csrf,
+                extension.as_str(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Shown {
+                    errors,
+                    ..Shown::default()
+                },
+            )
+            .await
+        }
+        Err(PhoneError::Unexpected(e)) => Err(e.into()),
+        Err(_) => Err(WebError::BadRequest),
+    }
 }

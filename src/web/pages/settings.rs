@@ -10,6 +10,7 @@ use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use super::auth::with_retry_after;
+use crate::accounts::phone::PhoneError;
 use crate::accounts::{ChangePasswordError, PasswordForm};
 use crate::web::extract::{session_cookie, ClientInfo, CsrfToken, CurrentUser, ValidForm};
 use crate::web::render::{html, Chrome};
@@ -19,6 +20,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/settings", get(settings_page))
         .route("/settings/password", post(change_password))
+        .route("/settings/pin", post(change_pin))
 }
 
 /// Problems with a password form, each tied to its field.
@@ -87,6 +89,25 @@ struct SettingsPage {
     username: String,
     saved: bool,
     errors: PasswordErrors,
+    pin_saved: bool,
+    pin_errors: PinErrors,
+}
+
+/// Problems with the PIN form, each tied to its field.
+#[derive(Debug, Default)]
+pub struct PinErrors {
+    pub new: Option<&'static str>,
+    pub confirm: Option<&'static str>,
+}
+
+impl PinErrors {
+    /// The page's PIN errors for a rejected PIN.
+    pub fn from_outcome(problem: Option<crate::domain::PinProblem>, mismatch: bool) -> PinErrors {
+        PinErrors {
+            new: problem.map(|p| p.message()),
+            confirm: mismatch.then_some("The two PINs do not match."),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -107,6 +128,8 @@ async fn settings_page(
             username: su.user.username(),
             saved: q.saved == "password",
             errors: PasswordErrors::default(),
+            pin_saved: q.saved == "pin",
+            pin_errors: PinErrors::default(),
         },
     )
 }
@@ -159,6 +182,8 @@ async fn change_password(
                     username: su.user.username(),
                     saved: false,
                     errors,
+                    pin_saved: false,
+                    pin_errors: PinErrors::default(),
                 },
             );
             Ok(match retry {
@@ -166,5 +191,41 @@ async fn change_password(
                 None => response,
             })
         }
+    }
+}
+
+#[derive(Deserialize)]
+struct PinFields {
+    #[serde(default)]
+    new_pin: String,
+    #[serde(default)]
+    confirm_pin: String,
+}
+
+async fn change_pin(
+    State(state): State<AppState>,
+    CurrentUser(su): CurrentUser,
+    CsrfToken(csrf): CsrfToken,
+    ValidForm(form): ValidForm<PinFields>,
+) -> Result<Response, WebError> {
+    match state
+        .accounts
+        .change_pin(&su, &form.new_pin, &form.confirm_pin)
+        .await
+    {
+        Ok(()) => Ok(Redirect::to("/settings?saved=pin").into_response()),
+        Err(PhoneError::Pin { problem, mismatch }) => Ok(html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &SettingsPage {
+                chrome: Chrome::signed_in(csrf, &su, "settings"),
+                username: su.user.username(),
+                saved: false,
+                errors: PasswordErrors::default(),
+                pin_saved: false,
+                pin_errors: PinErrors::from_outcome(problem, mismatch),
+            },
+        )),
+        Err(PhoneError::Unexpected(e)) => Err(e.into()),
+        Err(_) => Err(WebError::BadRequest),
     }
 }

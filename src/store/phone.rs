@@ -1,0 +1,183 @@
+//! Sealed device secrets (SIP secret, voicemail PIN) and the data-key checks. The store
+//! only moves the sealed bytes; it never sees a secret in clear.
+
+use sqlx::Row;
+
+use super::{Store, StoreResult, UserId};
+
+/// A user's sealed device secrets, for re-encryption.
+#[derive(Debug, Clone)]
+pub struct SealedSecrets {
+    pub user_id: UserId,
+    pub tenant_id: i64,
+    pub extension: String,
+    pub sip_secret: Option<Vec<u8>>,
+    pub voicemail_pin: Option<Vec<u8>>,
+}
+
+impl Store {
+    /// `(sip_secret, voicemail_pin)` of a user, sealed.
+    pub async fn device_secrets(
+        &self,
+        user: UserId,
+    ) -> StoreResult<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+        let row = sqlx::query("SELECT sip_secret, voicemail_pin FROM users WHERE id = $1")
+            .bind(user.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => (r.try_get(0)?, r.try_get(1)?),
+            None => (None, None),
+        })
+    }
+
+    pub async fn set_sip_secret(&self, user: UserId, sealed: &[u8]) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET sip_secret = $1 WHERE id = $2")
+            .bind(sealed)
+            .bind(user.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets the SIP secret only if there is none yet (two first views at once make one).
+    pub async fn set_sip_secret_if_missing(&self, user: UserId, sealed: &[u8]) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET sip_secret = $1 WHERE id = $2 AND sip_secret IS NULL")
+            .bind(sealed)
+            .bind(user.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_voicemail_pin(&self, user: UserId, sealed: &[u8]) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET voicemail_pin = $1 WHERE id = $2")
+            .bind(sealed)
+            .bind(user.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A page of users' sealed secrets, by id, for re-encryption.
+    pub async fn sealed_secrets_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<SealedSecrets>> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, extension, sip_secret, voicemail_pin FROM users WHERE id > $1 \
+             AND (sip_secret IS NOT NULL OR voicemail_pin IS NOT NULL) ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SealedSecrets {
+                    user_id: UserId(r.try_get(0)?),
+                    tenant_id: r.try_get(1)?,
+                    extension: r.try_get(2)?,
+                    sip_secret: r.try_get(3)?,
+                    voicemail_pin: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces a user's sealed secrets, only if they are still the ones read (a change
+    /// made meanwhile by the user wins; the next rotation picks it up).
+    pub async fn reseal_secrets(
+        &self,
+        old: &SealedSecrets,
+        sip: Option<&[u8]>,
+        pin: Option<&[u8]>,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET sip_secret = $1, voicemail_pin = $2 WHERE id = $3 \
+             AND sip_secret IS NOT DISTINCT FROM $4 AND voicemail_pin IS NOT DISTINCT FROM $5",
+        )
+        .bind(sip)
+        .bind(pin)
+        .bind(old.user_id.0)
+        .bind(old.sip_secret.as_deref())
+        .bind(old.voicemail_pin.as_deref())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Every `(key_id, sealed check value)`.
+    pub async fn key_checks(&self) -> StoreResult<Vec<(i64, Vec<u8>)>> {
+        let rows = sqlx::query("SELECT key_id, sealed FROM key_checks ORDER BY key_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    pub async fn add_key_check(&self, key_id: i64, sealed: &[u8]) -> StoreResult<()> {
+        sqlx::query("INSERT INTO key_checks (key_id, sealed) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING")
+            .bind(key_id)
+            .bind(sealed)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets the checks of keys no longer held.
+    pub async fn retire_key_checks(&self, keep: &[u32]) -> StoreResult<()> {
+        for (id, _) in self.key_checks().await? {
+            if !keep.iter().any(|k| i64::from(*k) == id) {
+                sqlx::query("DELETE FROM key_checks WHERE key_id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Queued mail bodies, for re-encryption: `(id, kind, recipient, body_text, body_html)`.
+    #[allow(clippy::type_complexity)]
+    pub async fn queued_bodies(&self) -> StoreResult<Vec<(i64, String, String, Vec<u8>, Vec<u8>)>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, recipient, body_text, body_html FROM outbox \
+             WHERE body_text IS NOT NULL AND body_html IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get(4)?,
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn reseal_bodies(
+        &self,
+        id: i64,
+        old_text: &[u8],
+        text: &[u8],
+        html: &[u8],
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE outbox SET body_text = $1, body_html = $2 WHERE id = $3 AND body_text = $4",
+        )
+        .bind(text)
+        .bind(html)
+        .bind(id)
+        .bind(old_text)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
