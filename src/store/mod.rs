@@ -313,7 +313,7 @@ impl Store {
         let Some(r) = row else { return Ok(None) };
         let user = user_from_row(&r, 0)?;
         let session = SessionRecord {
-            id: SessionId(r.try_get(USER_COLUMN_COUNT + 0)?),
+            id: SessionId(r.try_get(USER_COLUMN_COUNT)?),
             user_id: user.id,
             created_at: Timestamp(r.try_get(USER_COLUMN_COUNT + 1)?),
             last_seen_at: Timestamp(r.try_get(USER_COLUMN_COUNT + 2)?),
