@@ -48,6 +48,11 @@ impl Services {
             .context("cannot open the database")?;
         let keyring = open_keyring(&settings, &store).await?;
         let hasher = Hasher::new(settings.hash_workers);
+        // Make the dummy hash now, off the request path, so the first unknown-username
+        // sign-in takes as long as any other.
+        tokio::task::spawn_blocking(crate::auth::hashing::dummy_hash)
+            .await
+            .context("cannot prepare password hashing")?;
         let host = settings
             .public_url
             .host_str()
@@ -230,6 +235,15 @@ async fn sweep_expired_sessions(services: Services) {
             .await
         {
             tracing::warn!(error = %e, "could not purge expired sessions");
+        }
+        // A day of quiet is longer than any window or lock.
+        if let Err(e) = services
+            .accounts
+            .store()
+            .purge_stale(now.minus(Duration::from_secs(24 * 3600)), now)
+            .await
+        {
+            tracing::warn!(error = %e, "could not purge stale throttle rows and links");
         }
     }
 }

@@ -30,6 +30,7 @@ pub const KEYS: &[&str] = &[
     "reset_ttl",
     "mail_poll",
     "hash_workers",
+    "trusted_proxies",
     "log",
 ];
 
@@ -102,6 +103,8 @@ pub struct Settings {
     pub mail_poll: Duration,
     /// Threads that hash passwords at once; 0 means one per core.
     pub hash_workers: usize,
+    /// Load balancers whose `X-Forwarded-For` is believed for the client's address.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     pub log: String,
 }
 
@@ -277,6 +280,18 @@ impl Layers {
             reset_ttl: self.duration("reset_ttl", "1h")?,
             mail_poll: self.duration("mail_poll", "5s")?,
             hash_workers: self.count("hash_workers", 0)? as usize,
+            trusted_proxies: self
+                .get("trusted_proxies")
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    p.parse().map_err(|_| {
+                        ConfigError::bad("trusted_proxies", format!("`{p}` is not an IP address"))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
             log: self.get("log").unwrap_or("info").to_owned(),
         };
         Ok(settings)

@@ -512,13 +512,7 @@ async fn queued_bodies_are_sealed_and_dropped_once_sent() {
     let app = spawn_app_with(&[("mail", "smtp://127.0.0.1:9?tls=none")]).await;
     app.add_user("201-wickedsprockets", PASSWORD).await;
     forgot(&app.browser(), "201-wickedsprockets").await;
-    let records = app
-        .services
-        .accounts
-        .store()
-        .mail_records(None, 10)
-        .await
-        .unwrap();
+    let records = app.wait_for_queued(1).await;
     assert_eq!(records.len(), 1);
     assert!(records[0].has_body);
     // Read the row as anyone with a copy of the database would.
@@ -571,4 +565,69 @@ async fn store_records(app: &TestApp) -> Vec<dialtone::store::MailRecord> {
         .mail_records(None, 10)
         .await
         .unwrap()
+}
+
+#[tokio::test]
+async fn five_wrong_email_answers_spend_the_link() {
+    let app = spawn_app().await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    let b = app.browser();
+    forgot(&b, "201-wickedsprockets").await;
+    let link = app.wait_for_mail(1).await[0].links()[0].clone();
+    let token = token_of(&link);
+    for _ in 0..4 {
+        assert_eq!(
+            submit_reset(&b, &token, "guess@example.com", NEW)
+                .await
+                .status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+    assert_eq!(
+        submit_reset(&b, &token, "guess@example.com", NEW)
+            .await
+            .status(),
+        StatusCode::GONE
+    );
+    assert_eq!(
+        submit_reset(&b, &token, "201@example.com", NEW)
+            .await
+            .status(),
+        StatusCode::GONE
+    );
+    app.browser()
+        .login_ok("201-wickedsprockets", PASSWORD)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_cannot_beat_the_mail_limit() {
+    let app = spawn_app_with(&[]).await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    let b = app.browser();
+    let csrf = b.csrf().await;
+    let requests: Vec<_> = (0..10)
+        .map(|_| {
+            let b = b.clone();
+            let csrf = csrf.clone();
+            tokio::spawn(async move {
+                b.post_raw(
+                    "/password/forgot",
+                    &[
+                        ("identifier", "201-wickedsprockets"),
+                        ("action", "reset"),
+                        ("csrf_token", &csrf),
+                    ],
+                )
+                .await
+                .status()
+            })
+        })
+        .collect();
+    for r in requests {
+        assert_eq!(r.await.unwrap(), StatusCode::OK);
+    }
+    app.wait_for_mail(3).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.mail_files().len(), 3);
 }

@@ -236,3 +236,13 @@ async fn a_forged_session_cookie_is_just_signed_out() {
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "{value}");
     }
 }
+
+#[tokio::test]
+async fn a_short_idle_time_still_slides() {
+    let app = spawn_app_with(&[("session_idle", "30s"), ("session_max", "1h")]).await;
+    let (b, _) = signed_in(&app).await;
+    for _ in 0..4 {
+        app.advance(Duration::from_secs(20));
+        assert_eq!(b.get("/phone").await.status(), StatusCode::OK);
+    }
+}

@@ -105,7 +105,8 @@ async fn an_empty_password_is_a_form_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_wrong_attempts_check_exactly_five_passwords() {
-    let app = spawn_app().await;
+    // The per-address slow-down would join in after 20; this test is about the username.
+    let app = spawn_app_with(&[("address_attempts", "1000")]).await;
     app.add_user("201-wickedsprockets", PASSWORD).await;
     let b = app.browser();
     let token = b.csrf().await;
@@ -259,6 +260,45 @@ async fn an_unlock_clears_a_lock() {
 }
 
 #[tokio::test]
+async fn hammering_a_locked_username_counts_against_the_address() {
+    let app = spawn_app_with(&[("address_attempts", "8")]).await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    let b = app.browser();
+    for _ in 0..8 {
+        b.login("999-wickedsprockets", "Wrong-Password-1").await;
+    }
+    let r = b.login("201-wickedsprockets", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.text().await.unwrap().contains("from your network"));
+}
+
+#[tokio::test]
+async fn a_burst_at_the_edge_of_the_window_still_locks() {
+    let app = spawn_app().await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    let b = app.browser();
+    b.login("201-wickedsprockets", "Wrong-Password-1").await;
+    app.advance(Duration::from_secs(899));
+    for _ in 0..3 {
+        b.login("201-wickedsprockets", "Wrong-Password-1").await;
+    }
+    app.advance(Duration::from_secs(1));
+    assert_eq!(
+        b.login("201-wickedsprockets", "Wrong-Password-1")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        b.login("201-wickedsprockets", "Wrong-Password-1")
+            .await
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "five failures within a second of each other lock, whatever the window's edge"
+    );
+}
+
+#[tokio::test]
 async fn one_address_failing_across_many_usernames_is_slowed() {
     let app = spawn_app_with(&[("address_attempts", "6")]).await;
     app.add_user("201-wickedsprockets", PASSWORD).await;
@@ -390,4 +430,66 @@ async fn the_sign_in_form_escapes_what_was_typed() {
             || body.contains("&#60;script&#62;")
             || body.contains("&lt;script")
     );
+}
+
+async fn login_from(
+    b: &Browser,
+    forwarded_for: &str,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    let csrf = b.csrf().await;
+    b.client
+        .post(format!("{}/login", b.base))
+        .header("x-forwarded-for", forwarded_for)
+        .form(&[
+            ("username", username),
+            ("password", password),
+            ("csrf_token", &csrf),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_address_is_throttled_on_its_own() {
+    let app = spawn_app_with(&[("address_attempts", "3"), ("trusted_proxies", "127.0.0.1")]).await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    let b = app.browser();
+    for ext in 300..303 {
+        login_from(
+            &b,
+            "198.51.100.7",
+            &format!("{ext}-wickedsprockets"),
+            "Wrong-Password-1",
+        )
+        .await;
+    }
+    let r = login_from(&b, "198.51.100.7", "201-wickedsprockets", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let r = login_from(&b, "203.0.113.9", "201-wickedsprockets", PASSWORD).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "another office behind the balancer is not affected"
+    );
+}
+
+#[tokio::test]
+async fn a_forged_forwarded_for_header_is_ignored_without_a_trusted_proxy() {
+    let app = spawn_app_with(&[("address_attempts", "3")]).await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    let b = app.browser();
+    for (i, ext) in (300..303).enumerate() {
+        login_from(
+            &b,
+            &format!("198.51.100.{i}"),
+            &format!("{ext}-wickedsprockets"),
+            "Wrong-Password-1",
+        )
+        .await;
+    }
+    let r = login_from(&b, "203.0.113.9", "201-wickedsprockets", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
 }

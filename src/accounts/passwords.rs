@@ -68,8 +68,13 @@ impl Accounts {
             pin: pin.as_deref(),
             sip_secret: sip_secret.as_deref(),
         };
-        if form.current.is_none() && !su.user.password_temporary {
-            // Skipping the current password is only for replacing a temporary one.
+        let temporary_expired = su
+            .user
+            .password_expires_at
+            .is_some_and(|at| at <= self.now());
+        if form.current.is_none() && (!su.user.password_temporary || temporary_expired) {
+            // Skipping the current password is only for replacing a temporary one that
+            // still works.
             return Err(ChangePasswordError::WrongCurrent);
         }
         let new = check_form(form.new, form.confirm, &context)?;

@@ -21,6 +21,8 @@ pub const RESET_MAILS_PER_ACCOUNT: i64 = 3;
 /// At most this many recovery requests per client address per window.
 pub const RECOVERY_REQUESTS_PER_ADDRESS: i64 = 10;
 pub const RECOVERY_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Wrong answers to "your email address" on a reset page before the link is spent.
+pub const WRONG_EMAILS_PER_LINK: i64 = 5;
 
 /// What a user typed to find their account: a username or the email on file.
 #[derive(Debug, Clone)]
@@ -155,12 +157,14 @@ impl Accounts {
         let mut granted = Vec::new();
         for user in users {
             let name = user.username();
+            // Counted atomically, so concurrent requests cannot slip past the limit.
             if enforce_limit
                 && self
                     .store
-                    .reset_links_since(user.id, now.minus(RECOVERY_WINDOW))
+                    .throttle_count(&format!("reset-mail:{}", user.id.0), now, RECOVERY_WINDOW)
                     .await?
-                    >= RESET_MAILS_PER_ACCOUNT
+                    .attempts
+                    > RESET_MAILS_PER_ACCOUNT
             {
                 self.audit(Event {
                     tenant: Some(user.tenant_id),
@@ -241,9 +245,10 @@ impl Accounts {
         let now = self.now();
         if self
             .store
-            .recent_mail_count(&email, "usernames", now.minus(RECOVERY_WINDOW))
+            .throttle_count(&format!("usernames-mail:{email}"), now, RECOVERY_WINDOW)
             .await?
-            >= RESET_MAILS_PER_ACCOUNT
+            .attempts
+            > RESET_MAILS_PER_ACCOUNT
         {
             return Ok(());
         }
@@ -316,6 +321,22 @@ impl Accounts {
             Ok(e) => e.as_str() != on_file,
             Err(_) => true,
         };
+        if email_wrong {
+            // The email is the one thing a leaked link's finder does not know: a few wrong
+            // guesses and the link is spent.
+            let guesses = self
+                .store
+                .throttle_count(
+                    &format!("reset-email:{}", link.id),
+                    self.now(),
+                    self.policy.reset_ttl,
+                )
+                .await?;
+            if guesses.attempts >= WRONG_EMAILS_PER_LINK {
+                self.store.spend_reset_link(link.id, self.now()).await?;
+                return Err(ResetError::LinkInvalid);
+            }
+        }
         let username = Username::parse(&user.username())
             .map_err(|e| Unexpected(anyhow::anyhow!("stored username: {e}")))?;
         let (sip_secret, pin) = self.device_secrets(&user).await?;

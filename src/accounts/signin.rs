@@ -49,6 +49,25 @@ impl From<crate::store::StoreError> for SignInError {
 }
 
 impl Accounts {
+    /// One more failure from this client address, across usernames.
+    async fn count_address_failure(&self, client: Client) -> Result<(), crate::store::StoreError> {
+        if let Some(ip) = client.addr {
+            let now = self.now();
+            let k = addr_key(ip);
+            self.store
+                .throttle_count(&k, now, self.policy.lockout_window)
+                .await?;
+            self.store
+                .throttle_fail(
+                    &k,
+                    self.policy.address_attempts,
+                    now.plus(self.policy.address_lock),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
     #[tracing::instrument(skip(self, password), fields(username = %username))]
     pub async fn sign_in(
         &self,
@@ -95,6 +114,8 @@ impl Accounts {
                 .map(|until| now.until(until))
                 .unwrap_or(self.policy.lockout_duration);
             self.audit(event(EventKind::SignInLocked)).await?;
+            // Hammering a locked username still counts against the address.
+            self.count_address_failure(client).await?;
             return Err(SignInError::Locked { retry_after });
         }
 
@@ -129,19 +150,7 @@ impl Accounts {
                         now.plus(self.policy.lockout_duration),
                     )
                     .await?;
-                if let Some(ip) = client.addr {
-                    let k = addr_key(ip);
-                    self.store
-                        .throttle_count(&k, now, self.policy.lockout_window)
-                        .await?;
-                    self.store
-                        .throttle_fail(
-                            &k,
-                            self.policy.address_attempts,
-                            now.plus(self.policy.address_lock),
-                        )
-                        .await?;
-                }
+                self.count_address_failure(client).await?;
                 self.audit(Event {
                     detail: locked.map(|_| "this failure locked the username"),
                     ..event(EventKind::SignInFailed)
@@ -151,9 +160,9 @@ impl Accounts {
             }
         };
 
-        self.store.throttle_clear(&key).await?;
         let now = self.now();
         if user.password_temporary && user.password_expires_at.is_some_and(|at| at <= now) {
+            // The attempt stays counted: an expired password is no proof of anything.
             self.audit(Event {
                 detail: Some("temporary password expired"),
                 ..event(EventKind::SignInFailed)
@@ -161,6 +170,7 @@ impl Accounts {
             .await?;
             return Err(SignInError::TemporaryExpired);
         }
+        self.store.throttle_clear(&key).await?;
         let token = token::random_token();
         self.store
             .insert_session(&token::token_hash(&token), user.id, now)

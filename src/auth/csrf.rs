@@ -1,5 +1,5 @@
 //! CSRF protection for every form: the browser holds a random value in an HttpOnly,
-//! SameSite=Strict cookie, and each form carries an HMAC of it under the server's key.
+//! SameSite=Lax cookie, and each form carries an HMAC of it under the server's key.
 //! A forged form has neither the cookie's value nor the key, so it cannot carry the token.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

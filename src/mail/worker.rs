@@ -66,6 +66,15 @@ impl Worker {
             .claim_mail(now, now.plus(LEASE), &claim, BATCH)
             .await?;
         for m in &messages {
+            // Sending the earlier messages of the batch may have taken long; make sure the
+            // claim still holds, so no other node can be sending this one too.
+            if !self
+                .store
+                .renew_mail_claim(m.id, &claim, self.clock.now().plus(LEASE))
+                .await?
+            {
+                continue;
+            }
             let (text, html) = match self.outbox.open(m) {
                 Ok(bodies) => bodies,
                 Err(_) => {

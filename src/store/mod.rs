@@ -381,8 +381,10 @@ impl Store {
 
     // ---- sign-in throttling --------------------------------------------------------
 
-    /// Counts one attempt for `key`, atomically, before any password is checked. A window
-    /// that has run out (or a lock that has expired) starts again at this attempt.
+    /// Counts one attempt for `key`, atomically, before any password is checked. The count
+    /// starts again only after `window` without attempts (or when a lock has run out), so
+    /// no 15-minute span can ever hold more attempts than the limit — bursts at a window's
+    /// edge included. `window_start` holds the time of the latest attempt.
     pub async fn throttle_count(
         &self,
         key: &str,
@@ -395,9 +397,8 @@ impl Store {
                attempts = CASE WHEN (signin_throttle.locked_until IS NOT NULL AND signin_throttle.locked_until <= $2) \
                                  OR (signin_throttle.locked_until IS NULL AND signin_throttle.window_start <= $3) \
                                THEN 1 ELSE signin_throttle.attempts + 1 END, \
-               window_start = CASE WHEN (signin_throttle.locked_until IS NOT NULL AND signin_throttle.locked_until <= $2) \
-                                 OR (signin_throttle.locked_until IS NULL AND signin_throttle.window_start <= $3) \
-                               THEN $2 ELSE signin_throttle.window_start END, \
+               window_start = CASE WHEN signin_throttle.locked_until IS NOT NULL AND signin_throttle.locked_until > $2 \
+                               THEN signin_throttle.window_start ELSE $2 END, \
                locked_until = CASE WHEN signin_throttle.locked_until <= $2 THEN NULL \
                                ELSE signin_throttle.locked_until END \
              RETURNING attempts, locked_until",
@@ -411,6 +412,23 @@ impl Store {
             attempts: row.try_get(0)?,
             locked_until: row.try_get::<Option<i64>, _>(1)?.map(Timestamp),
         })
+    }
+
+    /// Forgets throttle rows nobody can be limited by any more and reset links long dead,
+    /// so neither table grows without bound.
+    pub async fn purge_stale(&self, quiet_before: Timestamp, now: Timestamp) -> StoreResult<u64> {
+        let throttle = sqlx::query(
+            "DELETE FROM signin_throttle WHERE window_start < $1 AND (locked_until IS NULL OR locked_until < $2)",
+        )
+        .bind(quiet_before.0)
+        .bind(now.0)
+        .execute(&self.pool)
+        .await?;
+        let links = sqlx::query("DELETE FROM reset_tokens WHERE expires_at < $1")
+            .bind(quiet_before.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(throttle.rows_affected() + links.rows_affected())
     }
 
     /// Records that a counted attempt failed; locks the key until `lock_until` once the

@@ -133,6 +133,23 @@ impl Store {
             .collect()
     }
 
+    /// Extends this worker's lease just before sending; false when the claim was lost (the
+    /// lease ran out and another node took the message), and then it must not be sent.
+    pub async fn renew_mail_claim(
+        &self,
+        id: i64,
+        claim_token: &str,
+        lease_until: Timestamp,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE outbox SET claimed_until = $1 WHERE id = $2 AND claim_token = $3 AND status = 'queued'")
+            .bind(lease_until.0)
+            .bind(id)
+            .bind(claim_token)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Delivered: the bodies (which may hold a link) are dropped; the record stays.
     pub async fn mail_sent(
         &self,

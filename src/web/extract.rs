@@ -36,7 +36,10 @@ pub async fn csrf_cookie(State(state): State<AppState>, mut req: Request, next: 
     if fresh {
         let cookie = Cookie::build((state.cookies.csrf, value))
             .http_only(true)
-            .same_site(SameSite::Strict)
+            // Lax, not Strict: a reset link opened from webmail must not replace the
+            // cookie that the forms in other tabs carry tokens for. The token is an HMAC,
+            // so the cookie alone forges nothing.
+            .same_site(SameSite::Lax)
             .secure(state.cookies.secure)
             .path("/")
             .build();
@@ -98,19 +101,45 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ValidForm<T> {
     }
 }
 
-/// The connecting client, for throttling and the audit log.
+/// The connecting client, for throttling and the audit log. Behind a trusted load balancer
+/// (`DIALTONE_TRUSTED_PROXIES`) it is the right-most `X-Forwarded-For` address that is not
+/// itself a trusted proxy; otherwise the TCP peer. Anything a client could forge is ignored.
 pub struct ClientInfo(pub Client);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+impl FromRequestParts<AppState> for ClientInfo {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let addr = parts
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(a)| a.ip());
+        let trusted = &state.settings.trusted_proxies;
+        let addr = match peer {
+            Some(p) if trusted.contains(&p) => {
+                forwarded_client(&parts.headers, trusted).or(Some(p))
+            }
+            other => other,
+        };
         Ok(ClientInfo(Client { addr }))
     }
+}
+
+fn forwarded_client(
+    headers: &axum::http::HeaderMap,
+    trusted: &[std::net::IpAddr],
+) -> Option<std::net::IpAddr> {
+    let chain: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    chain.into_iter().rev().find(|a| !trusted.contains(a))
 }
 
 /// The live session of the request, if any (a sliding timer is advanced on the way).

@@ -159,6 +159,20 @@ impl TestApp {
             .collect()
     }
 
+    /// Waits (bounded) until at least `n` messages are in the outbox — requests are
+    /// processed after their answer is sent — and returns the delivery records.
+    pub async fn wait_for_queued(&self, n: usize) -> Vec<dialtone::store::MailRecord> {
+        let store = self.services.accounts.store();
+        for _ in 0..300 {
+            let records = store.mail_records(None, 1000).await.unwrap();
+            if records.len() >= n {
+                return records;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        store.mail_records(None, 1000).await.unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -78,11 +78,19 @@ async fn forgot(
         }
     };
     let usernames = form.action == "usernames";
-    if usernames {
-        state.accounts.request_usernames(&id, client).await?;
-    } else {
-        state.accounts.request_reset(&id, client).await?;
-    }
+    // The lookup and the queueing happen after the answer is sent, so the answer takes the
+    // same time whether or not an account matched.
+    let accounts = state.accounts.clone();
+    tokio::spawn(async move {
+        let done = if usernames {
+            accounts.request_usernames(&id, client).await
+        } else {
+            accounts.request_reset(&id, client).await
+        };
+        if let Err(e) = done {
+            tracing::error!(error = format!("{e:#}"), "a recovery request failed");
+        }
+    });
     Ok(html(
         StatusCode::OK,
         &ForgotSentPage {
