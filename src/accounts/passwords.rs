@@ -4,7 +4,8 @@
 
 use secrecy::SecretString;
 
-use super::{user_key, Accounts, Client, SessionUser, Unexpected};
+use super::sessions::NotConfirmed;
+use super::{Accounts, Client, SessionUser, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::auth::hashing::HashError;
 use crate::auth::token;
@@ -82,55 +83,22 @@ impl Accounts {
         let addr = client.addr_string();
 
         if let Some(current) = form.current {
-            // A wrong current password counts towards the lockout like a failed sign-in,
-            // so a borrowed session cannot be used to guess the password.
-            let now = self.now();
-            let key = user_key(&name);
-            let state = self
-                .store
-                .throttle_count(&key, now, self.policy.lockout_window)
-                .await?;
-            let locked_until = state.locked_until.filter(|u| *u > now);
-            if locked_until.is_some() || state.attempts > i64::from(self.policy.lockout_attempts) {
-                return Err(ChangePasswordError::Locked {
-                    retry_after: locked_until
-                        .map(|u| now.until(u))
-                        .unwrap_or(self.policy.lockout_duration),
-                });
-            }
-            let ok = match self
-                .hasher
-                .verify(
-                    su.user.password_hash.clone(),
-                    SecretString::from(password::normalize(current)),
+            match self
+                .confirm_password(
+                    &su.user,
+                    current,
+                    client,
+                    "wrong current password on change",
                 )
-                .await
+                .await?
             {
-                Ok(ok) => ok,
-                Err(e) => {
-                    self.store.throttle_release(&key).await?;
-                    return Err(e.into());
+                Ok(()) => {}
+                Err(NotConfirmed::Wrong) => return Err(ChangePasswordError::WrongCurrent),
+                Err(NotConfirmed::Locked { retry_after }) => {
+                    return Err(ChangePasswordError::Locked { retry_after })
                 }
-            };
-            if !ok {
-                self.store
-                    .throttle_fail(
-                        &key,
-                        self.policy.lockout_attempts,
-                        self.now().plus(self.policy.lockout_duration),
-                    )
-                    .await?;
-                self.audit(Event {
-                    tenant: Some(su.user.tenant_id),
-                    actor: Some(&name),
-                    client_addr: addr.as_deref(),
-                    detail: Some("wrong current password on change"),
-                    ..Event::new(EventKind::SignInFailed)
-                })
-                .await?;
-                return Err(ChangePasswordError::WrongCurrent);
+                Err(NotConfirmed::Busy) => return Err(ChangePasswordError::Busy),
             }
-            self.store.throttle_clear(&key).await?;
         }
 
         let hash = self

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use rand::rngs::OsRng;
 use rand::Rng;
-use secrecy::SecretString;
 
-use super::{user_key, Accounts, Client, SessionUser, Unexpected};
+use super::sessions::NotConfirmed;
+use super::{Accounts, Client, SessionUser, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::auth::keyring::key_id;
-use crate::domain::{password, Extension, Pin, PinProblem};
+use crate::domain::{Extension, Pin, PinProblem};
 use crate::store::{SealedSecrets, StoreError, TenantId, UserRecord};
 
 /// Revealing the SIP secret needs the password proven this recently in the session.
@@ -174,67 +174,33 @@ impl Accounts {
         Ok(secret)
     }
 
-    /// Proves the password again within a session (counts toward the lockout like a
-    /// sign-in) and marks the session as recently authenticated.
+    /// Proves the password again within a session and marks the session as recently
+    /// authenticated.
     async fn reauthenticate(
         &self,
         su: &SessionUser,
-        password: &str,
+        typed: &str,
         client: Client,
     ) -> Result<(), PhoneError> {
-        let now = self.now();
-        let key = user_key(&su.user.username());
-        let state = self
-            .store
-            .throttle_count(&key, now, self.policy.lockout_window)
-            .await?;
-        let locked_until = state.locked_until.filter(|u| *u > now);
-        if locked_until.is_some() || state.attempts > i64::from(self.policy.lockout_attempts) {
-            return Err(PhoneError::Locked {
-                retry_after: locked_until
-                    .map(|u| now.until(u))
-                    .unwrap_or(self.policy.lockout_duration),
-            });
-        }
-        let ok = match self
-            .hasher
-            .verify(
-                su.user.password_hash.clone(),
-                SecretString::from(password::normalize(password)),
+        match self
+            .confirm_password(
+                &su.user,
+                typed,
+                client,
+                "wrong password when confirming identity",
             )
-            .await
+            .await?
         {
-            Ok(ok) => ok,
-            Err(_) => {
-                self.store.throttle_release(&key).await?;
-                return Err(PhoneError::Busy);
+            Ok(()) => {}
+            Err(NotConfirmed::Wrong) => return Err(PhoneError::WrongPassword),
+            Err(NotConfirmed::Locked { retry_after }) => {
+                return Err(PhoneError::Locked { retry_after })
             }
-        };
-        if !ok {
-            self.store
-                .throttle_fail(
-                    &key,
-                    self.policy.lockout_attempts,
-                    self.now().plus(self.policy.lockout_duration),
-                )
-                .await?;
-            let name = su.user.username();
-            let addr = client.addr_string();
-            self.audit(Event {
-                tenant: Some(su.user.tenant_id),
-                actor: Some(&name),
-                client_addr: addr.as_deref(),
-                detail: Some("wrong password when confirming identity"),
-                ..Event::new(EventKind::SignInFailed)
-            })
-            .await?;
-            return Err(PhoneError::WrongPassword);
+            Err(NotConfirmed::Busy) => return Err(PhoneError::Busy),
         }
-        self.store.throttle_clear(&key).await?;
         self.store
             .session_reauthenticated(su.session.id, self.now())
             .await?;
-        let _ = client;
         Ok(())
     }
 

@@ -1,10 +1,24 @@
 //! Sessions: a 4-hour sliding idle timer (written at most once a minute), an absolute
 //! cap, and sign-out that ends the session on the server.
 
-use super::{Accounts, Client, Unexpected};
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::{user_key, Accounts, Client, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::auth::token;
+use crate::domain::password;
 use crate::store::{SessionRecord, UserRecord};
+
+/// Why a password typed inside a session (to change it, to reveal a secret) was not
+/// accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotConfirmed {
+    Wrong,
+    Locked { retry_after: Duration },
+    Busy,
+}
 
 /// A live session and the user it belongs to.
 #[derive(Debug, Clone)]
@@ -51,5 +65,64 @@ impl Accounts {
             ..Event::new(EventKind::SignOut)
         })
         .await
+    }
+}
+
+impl Accounts {
+    /// Checks the user's password inside a session. It counts toward the same lockout as
+    /// a sign-in, so a borrowed session cannot be used to guess the password; `why` goes to
+    /// the audit log on a failure.
+    pub(crate) async fn confirm_password(
+        &self,
+        user: &UserRecord,
+        typed: &str,
+        client: Client,
+        why: &'static str,
+    ) -> Result<Result<(), NotConfirmed>, Unexpected> {
+        let now = self.now();
+        let name = user.username();
+        let key = user_key(&name);
+        let state = self
+            .store
+            .throttle_count(&key, now, self.policy.lockout_window)
+            .await?;
+        let locked_until = state.locked_until.filter(|u| *u > now);
+        if locked_until.is_some() || state.attempts > i64::from(self.policy.lockout_attempts) {
+            return Ok(Err(NotConfirmed::Locked {
+                retry_after: locked_until
+                    .map(|u| now.until(u))
+                    .unwrap_or(self.policy.lockout_duration),
+            }));
+        }
+        let candidate = SecretString::from(password::normalize(typed));
+        let Ok(ok) = self
+            .hasher
+            .verify(user.password_hash.clone(), candidate)
+            .await
+        else {
+            self.store.throttle_release(&key).await?;
+            return Ok(Err(NotConfirmed::Busy));
+        };
+        if ok {
+            self.store.throttle_clear(&key).await?;
+            return Ok(Ok(()));
+        }
+        self.store
+            .throttle_fail(
+                &key,
+                self.policy.lockout_attempts,
+                self.now().plus(self.policy.lockout_duration),
+            )
+            .await?;
+        let addr = client.addr_string();
+        self.audit(Event {
+            tenant: Some(user.tenant_id),
+            actor: Some(&name),
+            client_addr: addr.as_deref(),
+            detail: Some(why),
+            ..Event::new(EventKind::SignInFailed)
+        })
+        .await?;
+        Ok(Err(NotConfirmed::Wrong))
     }
 }
