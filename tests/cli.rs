@@ -37,12 +37,11 @@ fn text(b: &[u8]) -> String {
 
 /// A data directory and (on PostgreSQL runs) a fresh database shared by one test's commands.
 async fn fixture() -> (tempfile::TempDir, Option<String>) {
-    let app = common::spawn_app().await;
-    let url = std::env::var("DIALTONE_TEST_DATABASE_URL")
-        .ok()
-        .map(|_| app.services.settings.database_url.clone());
-    let dir = tempfile::tempdir().unwrap();
-    (dir, url)
+    let url = match std::env::var("DIALTONE_TEST_DATABASE_URL") {
+        Ok(admin) => Some(common::fresh_postgres_database(&admin).await),
+        Err(_) => None,
+    };
+    (tempfile::tempdir().unwrap(), url)
 }
 
 #[tokio::test]

@@ -84,7 +84,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 /// A new, empty database on the test server, so tests never see each other's rows.
-async fn fresh_postgres_database(admin_url: &str) -> String {
+pub async fn fresh_postgres_database(admin_url: &str) -> String {
     use sqlx::Connection;
     let mut conn = sqlx::postgres::PgConnection::connect(admin_url)
         .await
