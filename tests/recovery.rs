@@ -631,3 +631,54 @@ async fn concurrent_requests_cannot_beat_the_mail_limit() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(app.mail_files().len(), 3);
 }
+
+#[tokio::test]
+async fn mail_that_can_never_be_delivered_is_given_up_audited_and_shown_to_the_admin() {
+    // Nothing listens on the relay's port, so every attempt fails.
+    let app = spawn_app_with(&[("mail", "smtp://127.0.0.1:9?tls=none")]).await;
+    app.add_user_as("200-wickedsprockets", Some(PASSWORD), Role::Admin)
+        .await;
+    app.add_user("201-wickedsprockets", PASSWORD).await;
+    forgot(&app.browser(), "201-wickedsprockets").await;
+    app.wait_for_queued(1).await;
+    for _ in 0..200 {
+        let records = app
+            .services
+            .accounts
+            .store()
+            .mail_records(None, 10)
+            .await
+            .unwrap();
+        if records.iter().any(|m| m.status == "failed") {
+            break;
+        }
+        app.advance(Duration::from_secs(3600));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let record = app
+        .services
+        .accounts
+        .store()
+        .mail_records(None, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(record.status, "failed");
+    assert_eq!(record.attempts, dialtone::mail::worker::MAX_ATTEMPTS);
+    assert!(!record.has_body, "the link is dropped with the message");
+    assert!(record.last_error.is_some());
+    assert_eq!(app.audit_count("mail.failed").await, 1);
+
+    let admin = app.browser();
+    admin.login_ok("200-wickedsprockets", PASSWORD).await;
+    let page = admin.get("/admin/users/201").await.text().await.unwrap();
+    assert!(page.contains("badge-danger\">failed"));
+    let audit = admin
+        .get("/admin/audit?kind=mail.failed")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(audit.contains("given up after 10 attempt(s)"));
+    assert!(!audit.contains("token="), "no link in the audit log");
+}

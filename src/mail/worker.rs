@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 
 use super::transport::Transport;
 use super::Outbox;
+use crate::audit::{self, Event, EventKind};
 use crate::auth::token::random_token;
 use crate::clock::SharedClock;
 use crate::store::Store;
@@ -99,9 +100,21 @@ impl Worker {
                 }
                 Err(e) if e.permanent || m.attempts >= MAX_ATTEMPTS => {
                     tracing::warn!(id = m.id, kind = %m.kind, error = %e, "mail failed; giving up");
+                    let now = self.clock.now();
                     self.store
-                        .mail_failed(m.id, &claim, self.clock.now(), &e.message)
+                        .mail_failed(m.id, &claim, now, &e.message)
                         .await?;
+                    let detail = format!(
+                        "{} to {} given up after {} attempt(s): {}",
+                        m.kind, m.recipient, m.attempts, e.message
+                    );
+                    let event = Event {
+                        tenant: m.tenant_id,
+                        actor: Some("mail"),
+                        detail: Some(&detail),
+                        ..Event::new(EventKind::MailFailed)
+                    };
+                    audit::record(&self.store, now, event).await?;
                 }
                 Err(e) => {
                     let next = self.clock.now().plus(backoff(m.attempts));

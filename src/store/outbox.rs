@@ -29,6 +29,7 @@ pub struct OutboxMessage {
     pub body_html: Vec<u8>,
     pub attempts: i64,
     pub queued_at: Timestamp,
+    pub tenant_id: Option<TenantId>,
 }
 
 /// The delivery record of a message.
@@ -109,7 +110,7 @@ impl Store {
              WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $3 \
                           AND (claimed_until IS NULL OR claimed_until < $3) ORDER BY id LIMIT $4) \
                AND status = 'queued' AND (claimed_until IS NULL OR claimed_until < $3) \
-             RETURNING id, kind, recipient, subject, body_text, body_html, attempts, queued_at",
+             RETURNING id, kind, recipient, subject, body_text, body_html, attempts, queued_at, tenant_id",
         )
         .bind(lease_until.0)
         .bind(claim_token)
@@ -128,6 +129,7 @@ impl Store {
                     body_html: r.try_get::<Option<Vec<u8>>, _>(5)?.unwrap_or_default(),
                     attempts: r.try_get(6)?,
                     queued_at: Timestamp(r.try_get(7)?),
+                    tenant_id: r.try_get::<Option<i64>, _>(8)?.map(TenantId),
                 })
             })
             .collect()
