@@ -77,24 +77,6 @@ impl Store {
         enqueue(&mut conn, m, now).await
     }
 
-    /// Messages of `kind` queued to `recipient` since `since` (limits on reminder mail).
-    pub async fn recent_mail_count(
-        &self,
-        recipient: &str,
-        kind: &str,
-        since: Timestamp,
-    ) -> StoreResult<i64> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND kind = $2 AND queued_at > $3",
-        )
-        .bind(recipient)
-        .bind(kind)
-        .bind(since.0)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get(0)?)
-    }
-
     /// Takes up to `limit` due messages for `lease_until`. The claim conditions are repeated
     /// in the outer WHERE so that on PostgreSQL a second node that waited on the row lock
     /// re-checks them against the committed claim and skips the row.

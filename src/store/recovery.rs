@@ -34,17 +34,6 @@ impl Store {
         rows.iter().map(|r| user_from_row(r, 0)).collect()
     }
 
-    /// Reset links created for `user` since `since` (the per-account mail limit).
-    pub async fn reset_links_since(&self, user: UserId, since: Timestamp) -> StoreResult<i64> {
-        let row =
-            sqlx::query("SELECT COUNT(*) FROM reset_tokens WHERE user_id = $1 AND created_at > $2")
-                .bind(user.0)
-                .bind(since.0)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(row.try_get(0)?)
-    }
-
     /// Stores the links and queues the one message that carries them, atomically.
     pub async fn create_reset_links(
         &self,
