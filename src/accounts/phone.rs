@@ -135,8 +135,16 @@ impl Accounts {
     }
 
     pub async fn phone_view(&self, su: &SessionUser) -> Result<PhoneView, Unexpected> {
-        let _ = self.sip_secret(&su.user).await?;
-        let (_, pin) = self.store.device_secrets(su.user.id).await?;
+        // One read: the stored secret must open (or is made now), and the PIN's presence.
+        let (sip, pin) = self.store.device_secrets(su.user.id).await?;
+        match sip {
+            Some(sealed) => {
+                self.open_secret(SIP_PURPOSE, &su.user, &sealed)?;
+            }
+            None => {
+                self.sip_secret(&su.user).await?;
+            }
+        }
         Ok(PhoneView {
             sip_username: su.user.extension.clone(),
             sip_domain: su.user.sip_domain.clone(),

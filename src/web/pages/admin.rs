@@ -369,6 +369,19 @@ struct Shown {
     errors: FormErrors,
 }
 
+impl Shown {
+    /// The page with one message about the whole form.
+    fn error(message: impl Into<String>) -> Shown {
+        Shown {
+            errors: FormErrors {
+                form: Some(message.into()),
+                ..FormErrors::default()
+            },
+            ..Shown::default()
+        }
+    }
+}
+
 async fn render_user(
     state: &AppState,
     su: &SessionUser,
@@ -527,20 +540,14 @@ async fn reset_password(
         {
             Ok(()) => Ok(back_to(extension.as_str(), "link")),
             Err(AdminError::NoEmail) => {
-                let errors = FormErrors {
-                    form: Some("This user has no email on file, so no link can be sent. Set a temporary password instead, or add an email first.".to_owned()),
-                    ..FormErrors::default()
-                };
+                let shown = Shown::error("This user has no email on file, so no link can be sent. Set a temporary password instead, or add an email first.".to_owned());
                 render_user(
                     &state,
                     &su,
                     csrf,
                     extension.as_str(),
                     StatusCode::CONFLICT,
-                    Shown {
-                        errors,
-                        ..Shown::default()
-                    },
+                    shown,
                 )
                 .await
             }
@@ -565,23 +572,17 @@ async fn reset_password(
         _ => {
             // Check the target exists first, so a bad method never reveals anything.
             state.accounts.user_detail(&su, extension.as_str()).await?;
-            let errors = FormErrors {
-                form: Some(
-                    "Choose how to reset the password: a link by email, or a temporary password."
-                        .to_owned(),
-                ),
-                ..FormErrors::default()
-            };
+            let shown = Shown::error(
+                "Choose how to reset the password: a link by email, or a temporary password."
+                    .to_owned(),
+            );
             render_user(
                 &state,
                 &su,
                 csrf,
                 extension.as_str(),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                Shown {
-                    errors,
-                    ..Shown::default()
-                },
+                shown,
             )
             .await
         }
@@ -631,20 +632,14 @@ async fn delete_user(
     {
         Ok(()) => Ok(Redirect::to(&format!("/admin/users?deleted={extension}")).into_response()),
         Err(AdminError::LastAdmin) => {
-            let errors = FormErrors {
-                form: Some("This is the tenant's only admin and cannot be deleted. Make another user an admin first.".to_owned()),
-                ..FormErrors::default()
-            };
+            let shown = Shown::error("This is the tenant's only admin and cannot be deleted. Make another user an admin first.".to_owned());
             render_user(
                 &state,
                 &su,
                 csrf,
                 extension.as_str(),
                 StatusCode::CONFLICT,
-                Shown {
-                    errors,
-                    ..Shown::default()
-                },
+                shown,
             )
             .await
         }
@@ -756,23 +751,17 @@ async fn regenerate_sip_secret(
     let extension = path_extension(&extension)?;
     if form.confirm != "yes" {
         state.accounts.user_detail(&su, extension.as_str()).await?;
-        let errors = FormErrors {
-            form: Some(
-                "Tick the box to confirm that every phone on this extension must be reprogrammed."
-                    .to_owned(),
-            ),
-            ..FormErrors::default()
-        };
+        let shown = Shown::error(
+            "Tick the box to confirm that every phone on this extension must be reprogrammed."
+                .to_owned(),
+        );
         return render_user(
             &state,
             &su,
             csrf,
             extension.as_str(),
             StatusCode::UNPROCESSABLE_ENTITY,
-            Shown {
-                errors,
-                ..Shown::default()
-            },
+            shown,
         )
         .await;
     }
@@ -812,20 +801,14 @@ async fn set_pin(
                 .map(|p| p.message())
                 .or(mismatch.then_some("The two PINs do not match."))
                 .unwrap_or("The PIN was not accepted.");
-            let errors = FormErrors {
-                form: Some(format!("The voicemail PIN was not set: {message}")),
-                ..FormErrors::default()
-            };
+            let shown = Shown::error(format!("The voicemail PIN was not set: {message}"));
             render_user(
                 &state,
                 &su,
                 csrf,
                 extension.as_str(),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                Shown {
-                    errors,
-                    ..Shown::default()
-                },
+                shown,
             )
             .await
         }
