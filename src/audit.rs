@@ -29,6 +29,11 @@ pub enum EventKind {
     SipSecretRevealed,
     SipSecretRegenerated,
     PinChanged,
+    SecurityQuestionSet,
+    CallerVerified,
+    CallerNotVerified,
+    CallerRefused,
+    CallerIdentityRevealed,
 }
 
 impl EventKind {
@@ -56,6 +61,11 @@ impl EventKind {
         EventKind::SipSecretRevealed,
         EventKind::SipSecretRegenerated,
         EventKind::PinChanged,
+        EventKind::SecurityQuestionSet,
+        EventKind::CallerVerified,
+        EventKind::CallerNotVerified,
+        EventKind::CallerRefused,
+        EventKind::CallerIdentityRevealed,
         EventKind::OperatorCreated,
     ];
 
@@ -84,6 +94,11 @@ impl EventKind {
             EventKind::SipSecretRevealed => "sip.revealed",
             EventKind::SipSecretRegenerated => "sip.regenerated",
             EventKind::PinChanged => "pin.changed",
+            EventKind::SecurityQuestionSet => "security_question.set",
+            EventKind::CallerVerified => "caller.verified",
+            EventKind::CallerNotVerified => "caller.not_verified",
+            EventKind::CallerRefused => "caller.refused",
+            EventKind::CallerIdentityRevealed => "caller.identity_revealed",
         }
     }
 }

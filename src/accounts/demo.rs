@@ -1,10 +1,11 @@
 //! The demo tenant `wickedsprockets` with admin `200` and user `201`, created when
 //! missing, so a newcomer can sign in at once.
 
+use rand::Rng;
 use url::Url;
 
 use super::{generate_temporary_password, Accounts, ProvisionError};
-use crate::domain::{DisplayName, Email, Role, TenantCode, Username};
+use crate::domain::{DisplayName, Email, Role, TenantCode, Username, SUGGESTED_QUESTIONS};
 
 pub const TENANT: &str = "wickedsprockets";
 
@@ -42,7 +43,7 @@ pub async fn ensure(accounts: &Accounts, public_url: &Url) -> Result<(), Provisi
         let email = Email::parse(email)
             .map_err(|e| ProvisionError::Unexpected(anyhow::anyhow!(e).into()))?;
         let shown = password.expose().to_owned();
-        accounts
+        let (id, _) = accounts
             .create_user(
                 &username,
                 &display(name)?,
@@ -53,8 +54,32 @@ pub async fn ensure(accounts: &Accounts, public_url: &Url) -> Result<(), Provisi
             )
             .await?;
         println!("  {username} ({}) password: {shown}", role.as_str());
+        if role == Role::Admin {
+            let answer = demo_answer();
+            accounts
+                .set_security_question_unchecked(id, SUGGESTED_QUESTIONS[0], &answer, "demo")
+                .await?;
+            println!(
+                "  {username} security question: \"{}\" answer: {answer}",
+                SUGGESTED_QUESTIONS[0]
+            );
+        }
     }
+    println!(
+        "Operators: create one with `dialtone operator add NAME`, then open {public_url}operator/login"
+    );
     Ok(())
+}
+
+/// A pet's name and a number, different on every demo database.
+fn demo_answer() -> String {
+    const PETS: &[&str] = &["Biscuit", "Pepper", "Gizmo", "Mango", "Pickles", "Waffles"];
+    let mut rng = rand::rngs::OsRng;
+    format!(
+        "{} {}",
+        PETS[rng.gen_range(0..PETS.len())],
+        rng.gen_range(10..100)
+    )
 }
 
 fn display(name: &str) -> Result<DisplayName, ProvisionError> {

@@ -3,10 +3,12 @@
 
 pub mod admin;
 pub mod demo;
+pub mod operators;
 mod passwords;
 pub mod phone;
 mod provisioning;
 pub mod recovery;
+pub mod security;
 mod sessions;
 mod signin;
 

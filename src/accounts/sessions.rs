@@ -8,6 +8,7 @@ use secrecy::SecretString;
 use super::{user_key, Accounts, Client, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::auth::token;
+use crate::clock::Timestamp;
 use crate::domain::password;
 use crate::store::{SessionRecord, UserRecord};
 
@@ -18,6 +19,13 @@ pub(crate) enum NotConfirmed {
     Wrong,
     Locked { retry_after: Duration },
     Busy,
+}
+
+/// What [`Accounts::liveness`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    Ended,
+    Live { slide: bool },
 }
 
 /// A live session and the user it belongs to.
@@ -41,16 +49,35 @@ impl Accounts {
             return Ok(None);
         };
         let now = self.now();
-        let idle_end = session.last_seen_at.plus(self.policy.session_idle);
-        let hard_end = session.created_at.plus(self.policy.session_max);
-        if now >= idle_end || now >= hard_end {
-            self.store.delete_session(session.id).await?;
-            return Ok(None);
-        }
-        if session.last_seen_at.until(now) >= self.policy.session_touch_every {
-            self.store.touch_session(session.id, now).await?;
+        match self.liveness(session.created_at, session.last_seen_at, now) {
+            Liveness::Ended => {
+                self.store.delete_session(session.id).await?;
+                return Ok(None);
+            }
+            Liveness::Live { slide: true } => self.store.touch_session(session.id, now).await?,
+            Liveness::Live { slide: false } => {}
         }
         Ok(Some(SessionUser { session, user }))
+    }
+
+    /// Whether a session (tenant or operator) created and last seen at these times is
+    /// still live at `now` — inside both the idle time and the cap — and whether its idle
+    /// timer is due to be written again.
+    pub(crate) fn liveness(
+        &self,
+        created_at: Timestamp,
+        last_seen_at: Timestamp,
+        now: Timestamp,
+    ) -> Liveness {
+        let idle_end = last_seen_at.plus(self.policy.session_idle);
+        let hard_end = created_at.plus(self.policy.session_max);
+        if now >= idle_end || now >= hard_end {
+            Liveness::Ended
+        } else {
+            Liveness::Live {
+                slide: last_seen_at.until(now) >= self.policy.session_touch_every,
+            }
+        }
     }
 
     /// Ends this session on the server.

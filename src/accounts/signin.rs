@@ -68,6 +68,83 @@ impl Accounts {
         Ok(())
     }
 
+    /// The guarded core of every password sign-in (tenant users and operators): the
+    /// per-address slow-down, the attempt counted under `key` before any hash runs, the
+    /// bounded hashing pool, and a dummy hash when there is no `stored` hash, so an unknown
+    /// name costs the same as a wrong password. `Ok` only for a stored hash that matches;
+    /// the caller clears `key` once it accepts the sign-in.
+    pub(crate) async fn check_password_guarded<'e>(
+        &self,
+        key: &str,
+        stored: Option<&str>,
+        password: &SecretString,
+        client: Client,
+        event: &(dyn Fn(EventKind) -> Event<'e> + Sync),
+    ) -> Result<(), SignInError> {
+        let now = self.now();
+        if let Some(ip) = client.addr {
+            if let Some(until) = self.store.throttle_locked_until(&addr_key(ip)).await? {
+                if until > now {
+                    self.audit(event(EventKind::SignInThrottled)).await?;
+                    return Err(SignInError::Throttled {
+                        retry_after: now.until(until),
+                    });
+                }
+            }
+        }
+
+        // Count the attempt before any password is checked: concurrent guesses each take
+        // a number, and only the first `lockout_attempts` get as far as the hash.
+        let state = self
+            .store
+            .throttle_count(key, now, self.policy.lockout_window)
+            .await?;
+        let locked_until = state.locked_until.filter(|until| *until > now);
+        if locked_until.is_some() || state.attempts > i64::from(self.policy.lockout_attempts) {
+            let retry_after = locked_until
+                .map(|until| now.until(until))
+                .unwrap_or(self.policy.lockout_duration);
+            self.audit(event(EventKind::SignInLocked)).await?;
+            // Hammering a locked name still counts against the address.
+            self.count_address_failure(client).await?;
+            return Err(SignInError::Locked { retry_after });
+        }
+
+        let admitted = match self.hasher.admit() {
+            Ok(a) => a,
+            Err(_) => {
+                self.store.throttle_release(key).await?;
+                return Err(SignInError::Busy);
+            }
+        };
+        let candidate = SecretString::from(password::normalize(
+            secrecy::ExposeSecret::expose_secret(password),
+        ));
+        let matches = admitted
+            .verify(stored.unwrap_or_else(|| dummy_hash()).to_owned(), candidate)
+            .await
+            .map_err(|e: HashError| SignInError::Unexpected(e.into()))?;
+        if matches && stored.is_some() {
+            return Ok(());
+        }
+        let now = self.now();
+        let locked = self
+            .store
+            .throttle_fail(
+                key,
+                self.policy.lockout_attempts,
+                now.plus(self.policy.lockout_duration),
+            )
+            .await?;
+        self.count_address_failure(client).await?;
+        self.audit(Event {
+            detail: locked.map(|_| "this failure locked the name"),
+            ..event(EventKind::SignInFailed)
+        })
+        .await?;
+        Err(SignInError::InvalidCredentials)
+    }
+
     #[tracing::instrument(skip(self, password), fields(username = %username))]
     pub async fn sign_in(
         &self,
@@ -75,7 +152,6 @@ impl Accounts {
         password: SecretString,
         client: Client,
     ) -> Result<SignedIn, SignInError> {
-        let now = self.now();
         let name = username.to_string();
         let addr = client.addr_string();
         let user = self
@@ -90,74 +166,17 @@ impl Accounts {
             ..Event::new(kind)
         };
 
-        if let Some(ip) = client.addr {
-            if let Some(until) = self.store.throttle_locked_until(&addr_key(ip)).await? {
-                if until > now {
-                    self.audit(event(EventKind::SignInThrottled)).await?;
-                    return Err(SignInError::Throttled {
-                        retry_after: now.until(until),
-                    });
-                }
-            }
-        }
-
-        // Count the attempt before any password is checked: concurrent guesses each take
-        // a number, and only the first `lockout_attempts` get as far as the hash.
         let key = user_key(&name);
-        let state = self
-            .store
-            .throttle_count(&key, now, self.policy.lockout_window)
-            .await?;
-        let locked_until = state.locked_until.filter(|until| *until > now);
-        if locked_until.is_some() || state.attempts > i64::from(self.policy.lockout_attempts) {
-            let retry_after = locked_until
-                .map(|until| now.until(until))
-                .unwrap_or(self.policy.lockout_duration);
-            self.audit(event(EventKind::SignInLocked)).await?;
-            // Hammering a locked username still counts against the address.
-            self.count_address_failure(client).await?;
-            return Err(SignInError::Locked { retry_after });
-        }
-
-        let admitted = match self.hasher.admit() {
-            Ok(a) => a,
-            Err(_) => {
-                self.store.throttle_release(&key).await?;
-                return Err(SignInError::Busy);
-            }
-        };
-        let stored = user
-            .as_ref()
-            .map(|u| u.password_hash.clone())
-            .unwrap_or_else(|| dummy_hash().to_owned());
-        let candidate = SecretString::from(password::normalize(
-            secrecy::ExposeSecret::expose_secret(&password),
-        ));
-        let matches = admitted
-            .verify(stored, candidate)
-            .await
-            .map_err(|e: HashError| SignInError::Unexpected(e.into()))?;
-
-        let user = match user {
-            Some(u) if matches => u,
-            _ => {
-                let now = self.now();
-                let locked = self
-                    .store
-                    .throttle_fail(
-                        &key,
-                        self.policy.lockout_attempts,
-                        now.plus(self.policy.lockout_duration),
-                    )
-                    .await?;
-                self.count_address_failure(client).await?;
-                self.audit(Event {
-                    detail: locked.map(|_| "this failure locked the username"),
-                    ..event(EventKind::SignInFailed)
-                })
-                .await?;
-                return Err(SignInError::InvalidCredentials);
-            }
+        self.check_password_guarded(
+            &key,
+            user.as_ref().map(|u| u.password_hash.as_str()),
+            &password,
+            client,
+            &event,
+        )
+        .await?;
+        let Some(user) = user else {
+            return Err(SignInError::InvalidCredentials);
         };
 
         let now = self.now();

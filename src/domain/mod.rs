@@ -9,12 +9,14 @@ mod email;
 /// Public as a module too: sign-in calls `password::normalize` on the typed password.
 pub mod password;
 mod pin;
+mod security_question;
 mod username;
 
 pub use display_name::DisplayName;
 pub use email::Email;
 pub use password::{normalize, NewPassword, PasswordContext, PasswordProblem};
 pub use pin::{Pin, PinProblem};
+pub use security_question::{SecurityAnswer, SecurityQuestion, SUGGESTED_QUESTIONS};
 pub use username::{Extension, OperatorName, Role, TenantCode, Username};
 
 /// Why a piece of user input is not a valid domain value; each variant is named after the
@@ -55,4 +57,13 @@ pub enum DomainError {
         "Enter a name of 1 to 100 characters, without line breaks or other control characters."
     )]
     DisplayName,
+    /// Not a security question (see [`SecurityQuestion`]).
+    #[error("Write a question of 10 to 150 characters on one line.")]
+    SecurityQuestion,
+    /// Not a security answer (see [`SecurityAnswer`]).
+    #[error(
+        "The answer must have at least 3 letters or digits (spaces and punctuation do not count) \
+         and at most 100 characters."
+    )]
+    SecurityAnswer,
 }

@@ -5,8 +5,8 @@
 use sqlx::Row;
 
 use super::{
-    user_from_row, AuditRecord, Store, StoreError, StoreResult, TenantId, UserId, UserRecord,
-    USER_COLUMNS, USER_COLUMN_COUNT,
+    audit_from_row, user_from_row, AuditRecord, Store, StoreError, StoreResult, TenantId, UserId,
+    UserRecord, USER_COLUMNS, USER_COLUMN_COUNT,
 };
 use crate::clock::Timestamp;
 
@@ -172,17 +172,7 @@ impl Store {
         .await?;
         let events = rows
             .iter()
-            .map(|r| {
-                Ok(AuditRecord {
-                    id: r.try_get(0)?,
-                    at: Timestamp(r.try_get(1)?),
-                    kind: r.try_get(2)?,
-                    actor: r.try_get(3)?,
-                    subject: r.try_get(4)?,
-                    client_addr: r.try_get(5)?,
-                    detail: r.try_get(6)?,
-                })
-            })
+            .map(audit_from_row)
             .collect::<StoreResult<Vec<_>>>()?;
         let total: i64 = sqlx::query(&format!(
             "SELECT COUNT(*) FROM audit_events WHERE {condition}"
@@ -198,7 +188,7 @@ impl Store {
 }
 
 /// Escapes LIKE wildcards so a search for "50%" matches literally.
-fn escape_like(s: &str) -> String {
+pub(super) fn escape_like(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '%' | '_' | '\\') {

@@ -3,6 +3,7 @@
 //! this module. Callers pass `now` in: storage never reads a clock.
 
 mod admin;
+mod operators;
 mod outbox;
 mod phone;
 mod records;
@@ -16,6 +17,10 @@ use sqlx::{AnyPool, Executor, Row};
 
 use crate::clock::Timestamp;
 pub use admin::{AuditFilter, UserListRow};
+pub use operators::{
+    AdminRow, OperatorId, OperatorRecord, OperatorSessionRecord, SecurityQuestionRecord,
+    TenantListRow,
+};
 pub use outbox::{MailRecord, NewMail, OutboxMessage};
 pub use phone::SealedSecrets;
 pub use records::*;
@@ -371,12 +376,18 @@ impl Store {
         idle_before: Timestamp,
         created_before: Timestamp,
     ) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE last_seen_at < $1 OR created_at < $2")
+        let mut purged = 0;
+        for table in ["sessions", "operator_sessions"] {
+            let done = sqlx::query(&format!(
+                "DELETE FROM {table} WHERE last_seen_at < $1 OR created_at < $2"
+            ))
             .bind(idle_before.0)
             .bind(created_before.0)
             .execute(&self.pool)
             .await?;
-        Ok(done.rows_affected())
+            purged += done.rows_affected();
+        }
+        Ok(purged)
     }
 
     // ---- sign-in throttling --------------------------------------------------------
@@ -523,20 +534,21 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRecord {
-                    id: r.try_get(0)?,
-                    at: Timestamp(r.try_get(1)?),
-                    kind: r.try_get(2)?,
-                    actor: r.try_get(3)?,
-                    subject: r.try_get(4)?,
-                    client_addr: r.try_get(5)?,
-                    detail: r.try_get(6)?,
-                })
-            })
-            .collect()
+        rows.iter().map(audit_from_row).collect()
     }
+}
+
+/// An audit event from a row selecting `id, at, kind, actor, subject, client_addr, detail`.
+fn audit_from_row(r: &AnyRow) -> StoreResult<AuditRecord> {
+    Ok(AuditRecord {
+        id: r.try_get(0)?,
+        at: Timestamp(r.try_get(1)?),
+        kind: r.try_get(2)?,
+        actor: r.try_get(3)?,
+        subject: r.try_get(4)?,
+        client_addr: r.try_get(5)?,
+        detail: r.try_get(6)?,
+    })
 }
 
 async fn set_password(

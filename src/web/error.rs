@@ -18,6 +18,9 @@ pub enum WebError {
     /// 403: signed in, but not allowed here (a user on an admin page).
     #[error("not allowed")]
     NotAllowed,
+    /// 403: a customer portal session on the operator console, or the other way round.
+    #[error("wrong console")]
+    WrongConsole,
     /// 400: a request that could not be read at all.
     #[error("bad request")]
     BadRequest,
@@ -52,6 +55,11 @@ impl IntoResponse for WebError {
                 StatusCode::FORBIDDEN,
                 "Not available to you",
                 "This page is for your company's portal administrators. Ask one of them if you need a change made.",
+            ),
+            WebError::WrongConsole => (
+                StatusCode::FORBIDDEN,
+                "Not available to this account",
+                "Customer portal accounts cannot use the provider's operator console, and operator accounts cannot use the customer portal. Sign in with the right account.",
             ),
             WebError::BadRequest => (
                 StatusCode::BAD_REQUEST,

@@ -13,6 +13,7 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::de::DeserializeOwned;
 
 use super::{AppState, WebError};
+use crate::accounts::operators::OperatorSession;
 use crate::accounts::{Client, SessionUser};
 use crate::auth::{csrf, token};
 
@@ -165,7 +166,7 @@ impl FromRequestParts<AppState> for CurrentUser {
             .await
             .map_err(IntoResponse::into_response)?
         {
-            None => Err(to_sign_in(parts).into_response()),
+            None => Err(no_session(parts, state).await),
             Some(su) if su.user.password_temporary => {
                 Err(Redirect::to("/password/choose").into_response())
             }
@@ -188,9 +189,31 @@ impl FromRequestParts<AppState> for AnySession {
             .await
             .map_err(IntoResponse::into_response)?
         {
-            None => Err(to_sign_in(parts).into_response()),
+            None => Err(no_session(parts, state).await),
             Some(su) => Ok(AnySession(su)),
         }
+    }
+}
+
+/// The live operator session of the request, if any (its idle timer slides).
+pub async fn operator_session_of(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<Option<OperatorSession>, WebError> {
+    let jar = CookieJar::from_headers(&parts.headers);
+    let Some(cookie) = jar.get(state.cookies.operator) else {
+        return Ok(None);
+    };
+    Ok(state.accounts.operator_authenticate(cookie.value()).await?)
+}
+
+/// A customer page without a customer session: an operator is refused outright (the
+/// consoles never cross); anyone else is sent to sign in.
+async fn no_session(parts: &Parts, state: &AppState) -> Response {
+    match operator_session_of(parts, state).await {
+        Ok(Some(_)) => WebError::WrongConsole.into_response(),
+        Ok(None) => to_sign_in(parts).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -222,12 +245,26 @@ pub fn safe_next(next: &str) -> Option<&str> {
 
 /// The session cookie for `token`, or its removal when `token` is `None`.
 pub fn session_cookie(state: &AppState, token: Option<String>) -> Cookie<'static> {
+    scoped_session_cookie(state, state.cookies.session, "/", token)
+}
+
+/// The operator console's session cookie, sent only to `/operator`.
+pub fn operator_cookie(state: &AppState, token: Option<String>) -> Cookie<'static> {
+    scoped_session_cookie(state, state.cookies.operator, "/operator", token)
+}
+
+fn scoped_session_cookie(
+    state: &AppState,
+    name: &'static str,
+    path: &'static str,
+    token: Option<String>,
+) -> Cookie<'static> {
     let removing = token.is_none();
-    let mut cookie = Cookie::build((state.cookies.session, token.unwrap_or_default()))
+    let mut cookie = Cookie::build((name, token.unwrap_or_default()))
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(state.cookies.secure)
-        .path("/")
+        .path(path)
         .build();
     if removing {
         cookie.make_removal();

@@ -29,6 +29,9 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 #[derive(Debug, Clone)]
 pub struct CookieNames {
     pub session: &'static str,
+    /// The operator console's session; scoped to `/operator`, so it never travels with
+    /// customer pages (`__Secure-`, not `__Host-`, since that prefix demands `Path=/`).
+    pub operator: &'static str,
     pub csrf: &'static str,
     pub secure: bool,
 }
@@ -38,12 +41,14 @@ impl CookieNames {
         if settings.https() {
             CookieNames {
                 session: "__Host-dialtone_session",
+                operator: "__Secure-dialtone_operator",
                 csrf: "__Host-dialtone_csrf",
                 secure: true,
             }
         } else {
             CookieNames {
                 session: "dialtone_session",
+                operator: "dialtone_operator",
                 csrf: "dialtone_csrf",
                 secure: false,
             }
@@ -68,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::settings::router())
         .merge(pages::recovery::router())
         .merge(pages::admin::router())
+        .merge(pages::operator::router())
         .merge(pages::health::router())
         .merge(pages::assets::router())
         .fallback(pages::not_found)

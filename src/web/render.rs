@@ -5,6 +5,7 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
+use crate::accounts::operators::OperatorSession;
 use crate::accounts::SessionUser;
 
 /// What the shared layout needs (see `templates/layout.html`).
@@ -17,6 +18,15 @@ pub struct Chrome {
     pub is_admin: bool,
     /// False on the forced "choose a new password" page: no tabs to escape to.
     pub nav: bool,
+    /// The provider's operator console rather than the customer portal.
+    pub console: bool,
+}
+
+/// A tab of the top bar: where it goes, its label, and the `Chrome::tab` that marks it current.
+pub struct Tab {
+    pub href: &'static str,
+    pub label: &'static str,
+    pub key: &'static str,
 }
 
 impl Chrome {
@@ -28,7 +38,67 @@ impl Chrome {
             tab: "",
             is_admin: false,
             nav: false,
+            console: false,
         }
+    }
+
+    /// The operator console's chrome for a signed-in operator.
+    pub fn operator(csrf_token: String, os: &OperatorSession, tab: &'static str) -> Chrome {
+        Chrome {
+            csrf_token,
+            signed_in: true,
+            display_name: os.operator.name.clone(),
+            tab,
+            is_admin: false,
+            nav: true,
+            console: true,
+        }
+    }
+
+    /// The operator console's chrome before sign-in.
+    pub fn operator_anonymous(csrf_token: String) -> Chrome {
+        Chrome {
+            console: true,
+            ..Chrome::anonymous(csrf_token)
+        }
+    }
+
+    /// Where the brand links to.
+    pub fn home(&self) -> &'static str {
+        match (self.console, self.signed_in) {
+            (true, true) => "/operator/tenants",
+            (true, false) => "/operator/login",
+            (false, true) => "/phone",
+            (false, false) => "/login",
+        }
+    }
+
+    /// Where the sign-out forms post.
+    pub fn sign_out_action(&self) -> &'static str {
+        if self.console {
+            "/operator/logout"
+        } else {
+            "/logout"
+        }
+    }
+
+    /// The tabs of the top bar and the menu.
+    pub fn tabs(&self) -> Vec<Tab> {
+        let tab = |href, label, key| Tab { href, label, key };
+        if self.console {
+            return vec![
+                tab("/operator/tenants", "Tenants", "tenants"),
+                tab("/operator/audit", "Audit log", "audit"),
+            ];
+        }
+        let mut tabs = vec![
+            tab("/phone", "Phone", "phone"),
+            tab("/settings", "Settings", "settings"),
+        ];
+        if self.is_admin {
+            tabs.push(tab("/admin/users", "Admin", "admin"));
+        }
+        tabs
     }
 
     pub fn signed_in(csrf_token: String, su: &SessionUser, tab: &'static str) -> Chrome {
@@ -39,6 +109,7 @@ impl Chrome {
             tab,
             is_admin: su.user.is_admin(),
             nav: !su.user.password_temporary,
+            console: false,
         }
     }
 }

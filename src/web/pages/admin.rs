@@ -16,7 +16,7 @@ use crate::accounts::{AdminError, SessionUser, UserDetail, UserFields, PAGE_SIZE
 use crate::audit::EventKind;
 use crate::domain::{DisplayName, Email, Extension, Role};
 use crate::mail::compose::utc;
-use crate::store::{AuditFilter, UserListRow};
+use crate::store::{AuditFilter, AuditRecord, UserListRow};
 use crate::web::extract::{CsrfToken, CurrentUser, ValidForm};
 use crate::web::render::{html, Chrome};
 use crate::web::{AppState, WebError};
@@ -647,13 +647,27 @@ async fn delete_user(
     }
 }
 
-struct EventView {
-    at: String,
-    kind: String,
-    actor: String,
-    subject: String,
-    client_addr: String,
-    detail: String,
+/// An audit event as the audit tables show it (see `templates/audit_table.html`).
+pub(crate) struct EventView {
+    pub(crate) at: String,
+    pub(crate) kind: String,
+    pub(crate) actor: String,
+    pub(crate) subject: String,
+    pub(crate) client_addr: String,
+    pub(crate) detail: String,
+}
+
+impl EventView {
+    pub(crate) fn from_record(e: AuditRecord) -> EventView {
+        EventView {
+            at: utc(e.at),
+            kind: e.kind,
+            actor: e.actor.unwrap_or_default(),
+            subject: e.subject.unwrap_or_default(),
+            client_addr: e.client_addr.unwrap_or_default(),
+            detail: e.detail.unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -709,17 +723,7 @@ async fn audit_page(
         .accounts
         .admin_audit_page(&su, &filter, page - 1)
         .await?;
-    let events = events
-        .into_iter()
-        .map(|e| EventView {
-            at: utc(e.at),
-            kind: e.kind,
-            actor: e.actor.unwrap_or_default(),
-            subject: e.subject.unwrap_or_default(),
-            client_addr: e.client_addr.unwrap_or_default(),
-            detail: e.detail.unwrap_or_default(),
-        })
-        .collect();
+    let events = events.into_iter().map(EventView::from_record).collect();
     Ok(html(
         StatusCode::OK,
         &AuditPage {

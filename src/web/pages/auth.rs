@@ -147,50 +147,65 @@ async fn login(
             let jar = jar.add(session_cookie(&state, Some(signed_in.token)));
             Ok((jar, Redirect::to(&target)).into_response())
         }
-        Err(SignInError::InvalidCredentials) => {
-            page.error = Some(
-                "That username and password do not match. Check both and try again.".to_owned(),
-            );
-            Ok(html(StatusCode::UNAUTHORIZED, &page))
-        }
-        Err(SignInError::TemporaryExpired) => {
-            page.error = Some(
-                "Your temporary password has expired. Ask your administrator for a new one."
-                    .to_owned(),
-            );
-            Ok(html(StatusCode::UNAUTHORIZED, &page))
-        }
-        Err(SignInError::Locked { retry_after }) => {
-            let m = minutes(retry_after);
-            page.error = Some(format!(
-                "Too many failed sign-in attempts for this username. Try again in {m} {}.",
-                plural(m)
-            ));
-            Ok(with_retry_after(
-                html(StatusCode::TOO_MANY_REQUESTS, &page),
-                retry_after.as_secs(),
-            ))
-        }
-        Err(SignInError::Throttled { retry_after }) => {
-            let m = minutes(retry_after);
-            page.error = Some(format!(
-                "Too many failed sign-ins from your network. Try again in {m} {}.",
-                plural(m)
-            ));
-            Ok(with_retry_after(
-                html(StatusCode::TOO_MANY_REQUESTS, &page),
-                retry_after.as_secs(),
-            ))
-        }
-        Err(SignInError::Busy) => {
-            page.error =
-                Some("The portal is very busy right now. Please try again in a moment.".to_owned());
-            Ok(with_retry_after(
-                html(StatusCode::SERVICE_UNAVAILABLE, &page),
-                2,
-            ))
-        }
         Err(SignInError::Unexpected(e)) => Err(e.into()),
+        Err(refused) => {
+            let (status, message, retry) = sign_in_refusal(&refused, "username");
+            page.error = Some(message);
+            let response = html(status, &page);
+            Ok(match retry {
+                Some(s) => with_retry_after(response, s),
+                None => response,
+            })
+        }
+    }
+}
+
+/// The status, message and `Retry-After` seconds for a refused sign-in; `what` names
+/// the sign-in name ("username", or "name" on the operator console).
+pub(crate) fn sign_in_refusal(e: &SignInError, what: &str) -> (StatusCode, String, Option<u64>) {
+    match e {
+        SignInError::InvalidCredentials => (
+            StatusCode::UNAUTHORIZED,
+            format!("That {what} and password do not match. Check both and try again."),
+            None,
+        ),
+        SignInError::TemporaryExpired => (
+            StatusCode::UNAUTHORIZED,
+            "Your temporary password has expired. Ask your administrator for a new one.".to_owned(),
+            None,
+        ),
+        SignInError::Locked { retry_after } => {
+            let m = minutes(*retry_after);
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many failed sign-in attempts for this {what}. Try again in {m} {}.",
+                    plural(m)
+                ),
+                Some(retry_after.as_secs()),
+            )
+        }
+        SignInError::Throttled { retry_after } => {
+            let m = minutes(*retry_after);
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many failed sign-ins from your network. Try again in {m} {}.",
+                    plural(m)
+                ),
+                Some(retry_after.as_secs()),
+            )
+        }
+        SignInError::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The portal is very busy right now. Please try again in a moment.".to_owned(),
+            Some(2),
+        ),
+        SignInError::Unexpected(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong. Please try again in a moment.".to_owned(),
+            None,
+        ),
     }
 }
 

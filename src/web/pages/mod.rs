@@ -4,6 +4,7 @@ pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod health;
+pub mod operator;
 pub mod phone;
 pub mod recovery;
 pub mod settings;

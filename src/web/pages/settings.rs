@@ -11,7 +11,9 @@ use serde::Deserialize;
 
 use super::auth::with_retry_after;
 use crate::accounts::phone::PhoneError;
-use crate::accounts::{ChangePasswordError, PasswordForm};
+use crate::accounts::security::SecurityQuestionError;
+use crate::accounts::{ChangePasswordError, PasswordForm, SessionUser};
+use crate::domain::SUGGESTED_QUESTIONS;
 use crate::web::extract::{session_cookie, ClientInfo, CsrfToken, CurrentUser, ValidForm};
 use crate::web::render::{html, Chrome};
 use crate::web::{AppState, WebError};
@@ -21,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/settings", get(settings_page))
         .route("/settings/password", post(change_password))
         .route("/settings/pin", post(change_pin))
+        .route("/settings/security-question", post(set_security_question))
 }
 
 /// Problems with a password form, each tied to its field.
@@ -91,6 +94,51 @@ struct SettingsPage {
     errors: PasswordErrors,
     pin_saved: bool,
     pin_errors: PinErrors,
+    /// Admins only: the support security question section.
+    is_admin: bool,
+    question: Option<String>,
+    suggested: &'static [&'static str],
+    question_saved: bool,
+    question_form: QuestionForm,
+    question_errors: QuestionErrors,
+}
+
+impl SettingsPage {
+    fn choice_is(&self, choice: &usize) -> bool {
+        self.question_form.choice == choice.to_string()
+    }
+}
+
+/// Renders the Settings tab; `adjust` fills in a form's outcome.
+async fn render_settings(
+    state: &AppState,
+    su: &SessionUser,
+    csrf: String,
+    status: StatusCode,
+    adjust: impl FnOnce(&mut SettingsPage),
+) -> Result<Response, WebError> {
+    let is_admin = su.user.is_admin();
+    let question = if is_admin {
+        state.accounts.security_question_of(su).await?
+    } else {
+        None
+    };
+    let mut page = SettingsPage {
+        chrome: Chrome::signed_in(csrf, su, "settings"),
+        username: su.user.username(),
+        saved: false,
+        errors: PasswordErrors::default(),
+        pin_saved: false,
+        pin_errors: PinErrors::default(),
+        is_admin,
+        question,
+        suggested: SUGGESTED_QUESTIONS,
+        question_saved: false,
+        question_form: QuestionForm::default(),
+        question_errors: QuestionErrors::default(),
+    };
+    adjust(&mut page);
+    Ok(html(status, &page))
 }
 
 /// Problems with the PIN form, each tied to its field.
@@ -117,21 +165,17 @@ struct SettingsQuery {
 }
 
 async fn settings_page(
+    State(state): State<AppState>,
     CurrentUser(su): CurrentUser,
     CsrfToken(csrf): CsrfToken,
     Query(q): Query<SettingsQuery>,
-) -> Response {
-    html(
-        StatusCode::OK,
-        &SettingsPage {
-            chrome: Chrome::signed_in(csrf, &su, "settings"),
-            username: su.user.username(),
-            saved: q.saved == "password",
-            errors: PasswordErrors::default(),
-            pin_saved: q.saved == "pin",
-            pin_errors: PinErrors::default(),
-        },
-    )
+) -> Result<Response, WebError> {
+    render_settings(&state, &su, csrf, StatusCode::OK, |p| {
+        p.saved = q.saved == "password";
+        p.pin_saved = q.saved == "pin";
+        p.question_saved = q.saved == "question";
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -175,17 +219,8 @@ async fn change_password(
         }
         Err((status, errors)) => {
             let retry = errors.retry_after;
-            let response = html(
-                status,
-                &SettingsPage {
-                    chrome: Chrome::signed_in(csrf, &su, "settings"),
-                    username: su.user.username(),
-                    saved: false,
-                    errors,
-                    pin_saved: false,
-                    pin_errors: PinErrors::default(),
-                },
-            );
+            let response =
+                render_settings(&state, &su, csrf, status, |p| p.errors = errors).await?;
             Ok(match retry {
                 Some(s) => with_retry_after(response, s),
                 None => response,
@@ -214,18 +249,116 @@ async fn change_pin(
         .await
     {
         Ok(()) => Ok(Redirect::to("/settings?saved=pin").into_response()),
-        Err(PhoneError::Pin { problem, mismatch }) => Ok(html(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &SettingsPage {
-                chrome: Chrome::signed_in(csrf, &su, "settings"),
-                username: su.user.username(),
-                saved: false,
-                errors: PasswordErrors::default(),
-                pin_saved: false,
-                pin_errors: PinErrors::from_outcome(problem, mismatch),
-            },
-        )),
+        Err(PhoneError::Pin { problem, mismatch }) => {
+            render_settings(&state, &su, csrf, StatusCode::UNPROCESSABLE_ENTITY, |p| {
+                p.pin_errors = PinErrors::from_outcome(problem, mismatch)
+            })
+            .await
+        }
         Err(PhoneError::Unexpected(e)) => Err(e.into()),
         Err(_) => Err(WebError::BadRequest),
     }
+}
+
+/// The security question form as typed (never the answer or the password).
+#[derive(Default, Deserialize)]
+struct QuestionForm {
+    /// The index of a suggested question, or "custom".
+    #[serde(default)]
+    choice: String,
+    #[serde(default)]
+    custom_question: String,
+}
+
+#[derive(Default)]
+struct QuestionErrors {
+    question: Option<String>,
+    answer: Option<String>,
+    password: Option<String>,
+    form: Option<String>,
+}
+
+impl QuestionErrors {
+    fn any(&self) -> bool {
+        self.question.is_some()
+            || self.answer.is_some()
+            || self.password.is_some()
+            || self.form.is_some()
+    }
+}
+
+#[derive(Deserialize)]
+struct QuestionFields {
+    #[serde(default)]
+    choice: String,
+    #[serde(default)]
+    custom_question: String,
+    #[serde(default)]
+    answer: String,
+    #[serde(default)]
+    current_password: String,
+}
+
+async fn set_security_question(
+    State(state): State<AppState>,
+    CurrentUser(su): CurrentUser,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    ValidForm(form): ValidForm<QuestionFields>,
+) -> Result<Response, WebError> {
+    if !su.user.is_admin() {
+        return Err(WebError::NotAllowed);
+    }
+    let question = match form.choice.as_str() {
+        "custom" => Some(form.custom_question.as_str()),
+        n => n
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| SUGGESTED_QUESTIONS.get(i))
+            .copied(),
+    };
+    let mut errors = QuestionErrors::default();
+    let mut status = StatusCode::UNPROCESSABLE_ENTITY;
+    match question {
+        None => errors.question = Some("Choose a question, or write your own.".to_owned()),
+        Some(q) => match state
+            .accounts
+            .set_security_question(&su, q, &form.answer, &form.current_password, client)
+            .await
+        {
+            Ok(()) => return Ok(Redirect::to("/settings?saved=question").into_response()),
+            Err(SecurityQuestionError::Invalid { question, answer }) => {
+                errors.question = question;
+                errors.answer = answer;
+            }
+            Err(SecurityQuestionError::WrongPassword) => {
+                errors.password = Some("Your current password is not right.".to_owned());
+            }
+            Err(SecurityQuestionError::Locked { retry_after }) => {
+                let m = retry_after.as_secs().div_ceil(60).max(1);
+                errors.form = Some(format!(
+                    "Too many wrong passwords. Try again in {m} minute{}.",
+                    if m == 1 { "" } else { "s" }
+                ));
+                status = StatusCode::TOO_MANY_REQUESTS;
+            }
+            Err(SecurityQuestionError::Busy) => {
+                errors.form = Some(
+                    "The portal is very busy right now. Please try again in a moment.".to_owned(),
+                );
+                status = StatusCode::SERVICE_UNAVAILABLE;
+            }
+            Err(SecurityQuestionError::NotAdmin) => return Err(WebError::NotAllowed),
+            Err(SecurityQuestionError::Unexpected(e)) => return Err(e.into()),
+        },
+    }
+    let typed = QuestionForm {
+        choice: form.choice.chars().take(8).collect(),
+        custom_question: form.custom_question.chars().take(200).collect(),
+    };
+    render_settings(&state, &su, csrf, status, |p| {
+        p.question_form = typed;
+        p.question_errors = errors;
+    })
+    .await
 }

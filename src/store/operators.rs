@@ -1,0 +1,334 @@
+//! What the provider's operator console reads and writes: operators and their sessions,
+//! tenants across the whole provider, tenant admins with their support questions, the
+//! verified-caller record, and the provider-wide audit log.
+
+use sqlx::Row;
+
+use super::admin::escape_like;
+use super::{
+    audit_from_row, user_from_row, AuditRecord, SessionId, Store, StoreResult, Tenant, TenantId,
+    UserId, UserRecord, USER_COLUMNS, USER_COLUMN_COUNT,
+};
+use crate::clock::Timestamp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OperatorId(pub i64);
+
+#[derive(Clone)]
+pub struct OperatorRecord {
+    pub id: OperatorId,
+    pub name: String,
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for OperatorRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OperatorSessionRecord {
+    pub id: SessionId,
+    pub operator_id: OperatorId,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+}
+
+/// A row of the operator's tenant list.
+#[derive(Debug, Clone)]
+pub struct TenantListRow {
+    pub tenant: Tenant,
+    pub users: i64,
+}
+
+/// A tenant admin as the console lists them.
+#[derive(Debug, Clone)]
+pub struct AdminRow {
+    pub user: UserRecord,
+    pub question: Option<String>,
+    pub locked_until: Option<Timestamp>,
+}
+
+/// A stored support question; the answer only as a hash.
+#[derive(Clone)]
+pub struct SecurityQuestionRecord {
+    pub question: String,
+    pub answer_hash: String,
+}
+
+impl Store {
+    pub async fn operator_by_name(&self, name: &str) -> StoreResult<Option<OperatorRecord>> {
+        let row = sqlx::query("SELECT id, name, password_hash FROM operators WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(OperatorRecord {
+                id: OperatorId(r.try_get(0)?),
+                name: r.try_get(1)?,
+                password_hash: r.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn insert_operator_session(
+        &self,
+        token_hash: &[u8],
+        operator: OperatorId,
+        now: Timestamp,
+    ) -> StoreResult<SessionId> {
+        let row = sqlx::query(
+            "INSERT INTO operator_sessions (token_hash, operator_id, created_at, last_seen_at) \
+             VALUES ($1, $2, $3, $3) RETURNING id",
+        )
+        .bind(token_hash)
+        .bind(operator.0)
+        .bind(now.0)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(SessionId(row.try_get(0)?))
+    }
+
+    /// The operator session with this token hash and its operator, in one round trip.
+    pub async fn operator_session(
+        &self,
+        token_hash: &[u8],
+    ) -> StoreResult<Option<(OperatorSessionRecord, OperatorRecord)>> {
+        let row = sqlx::query(
+            "SELECT s.id, s.created_at, s.last_seen_at, o.id, o.name, o.password_hash \
+             FROM operator_sessions s JOIN operators o ON o.id = s.operator_id \
+             WHERE s.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let operator = OperatorRecord {
+            id: OperatorId(r.try_get(3)?),
+            name: r.try_get(4)?,
+            password_hash: r.try_get(5)?,
+        };
+        let session = OperatorSessionRecord {
+            id: SessionId(r.try_get(0)?),
+            operator_id: operator.id,
+            created_at: Timestamp(r.try_get(1)?),
+            last_seen_at: Timestamp(r.try_get(2)?),
+        };
+        Ok(Some((session, operator)))
+    }
+
+    pub async fn touch_operator_session(&self, id: SessionId, now: Timestamp) -> StoreResult<()> {
+        sqlx::query("UPDATE operator_sessions SET last_seen_at = $1 WHERE id = $2")
+            .bind(now.0)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_operator_session(&self, id: SessionId) -> StoreResult<()> {
+        sqlx::query("DELETE FROM operator_sessions WHERE id = $1")
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// One page of tenants, searched by Client ID (code) or name, with their user counts.
+    pub async fn list_tenants(
+        &self,
+        search: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<TenantListRow>, i64)> {
+        let pattern = search.map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
+        let filter =
+            "($1 IS NULL OR t.code LIKE $1 ESCAPE '\\' OR LOWER(t.name) LIKE $1 ESCAPE '\\')";
+        let rows = sqlx::query(&format!(
+            "SELECT t.id, t.code, t.name, t.sip_domain, \
+               (SELECT COUNT(*) FROM users u WHERE u.tenant_id = t.id) \
+             FROM tenants t WHERE {filter} ORDER BY t.code LIMIT $2 OFFSET $3"
+        ))
+        .bind(pattern.as_deref())
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let list = rows
+            .iter()
+            .map(|r| {
+                Ok(TenantListRow {
+                    tenant: Tenant {
+                        id: TenantId(r.try_get(0)?),
+                        code: r.try_get(1)?,
+                        name: r.try_get(2)?,
+                        sip_domain: r.try_get(3)?,
+                    },
+                    users: r.try_get(4)?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        let total: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM tenants t WHERE {filter}"))
+            .bind(pattern.as_deref())
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok((list, total))
+    }
+
+    /// A tenant's admins, with their support question (if any) and whether they are
+    /// locked out right now.
+    pub async fn tenant_admins(
+        &self,
+        tenant: TenantId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<AdminRow>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS}, q.question, th.locked_until FROM users u \
+             JOIN tenants t ON t.id = u.tenant_id \
+             LEFT JOIN security_questions q ON q.user_id = u.id \
+             LEFT JOIN signin_throttle th ON th.key = 'user:' || u.extension || '-' || t.code \
+               AND th.locked_until > $2 \
+             WHERE u.tenant_id = $1 AND u.role = 'admin' ORDER BY LENGTH(u.extension), u.extension"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(tenant.0)
+            .bind(now.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AdminRow {
+                    user: user_from_row(r, 0)?,
+                    question: r.try_get(USER_COLUMN_COUNT)?,
+                    locked_until: r
+                        .try_get::<Option<i64>, _>(USER_COLUMN_COUNT + 1)?
+                        .map(Timestamp),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn security_question(
+        &self,
+        user: UserId,
+    ) -> StoreResult<Option<SecurityQuestionRecord>> {
+        let row =
+            sqlx::query("SELECT question, answer_hash FROM security_questions WHERE user_id = $1")
+                .bind(user.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            Ok(SecurityQuestionRecord {
+                question: r.try_get(0)?,
+                answer_hash: r.try_get(1)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Sets or replaces a user's support question and answer hash.
+    pub async fn set_security_question(
+        &self,
+        user: UserId,
+        question: &str,
+        answer_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO security_questions (user_id, question, answer_hash, set_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET \
+             question = excluded.question, answer_hash = excluded.answer_hash, set_at = excluded.set_at",
+        )
+        .bind(user.0)
+        .bind(question)
+        .bind(answer_hash)
+        .bind(now.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn record_caller_verified(
+        &self,
+        operator: OperatorId,
+        user: UserId,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO caller_verifications (operator_id, user_id, verified_at) VALUES ($1, $2, $3)",
+        )
+        .bind(operator.0)
+        .bind(user.0)
+        .bind(now.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// When this operator last verified a caller as this admin, if ever.
+    pub async fn last_caller_verification(
+        &self,
+        operator: OperatorId,
+        user: UserId,
+    ) -> StoreResult<Option<Timestamp>> {
+        let row = sqlx::query(
+            "SELECT MAX(verified_at) FROM caller_verifications WHERE operator_id = $1 AND user_id = $2",
+        )
+        .bind(operator.0)
+        .bind(user.0)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<Option<i64>, _>(0)?.map(Timestamp))
+    }
+
+    /// How many attempts a throttle key holds in its current window (0 when it has none
+    /// or the window has passed), without counting one more.
+    pub async fn throttle_attempts(&self, key: &str, window_after: Timestamp) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "SELECT attempts FROM signin_throttle WHERE key = $1 AND window_start > $2",
+        )
+        .bind(key)
+        .bind(window_after.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => r.try_get(0)?,
+            None => 0,
+        })
+    }
+
+    /// One page of the provider's audit log, newest first: events with no tenant (operator
+    /// sign-ins, operators created) and everything an operator did in any tenant.
+    pub async fn provider_audit_page(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<AuditRecord>, i64)> {
+        let condition = "tenant_id IS NULL OR actor LIKE 'operator:%'";
+        let rows = sqlx::query(&format!(
+            "SELECT id, at, kind, actor, subject, client_addr, detail FROM audit_events \
+             WHERE {condition} ORDER BY id DESC LIMIT $1 OFFSET $2"
+        ))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let events = rows
+            .iter()
+            .map(audit_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let total: i64 = sqlx::query(&format!(
+            "SELECT COUNT(*) FROM audit_events WHERE {condition}"
+        ))
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        Ok((events, total))
+    }
+}

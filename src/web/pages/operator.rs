@@ -1,0 +1,761 @@
+//! The provider's operator console under `/operator`: sign-in apart from the customer
+//! portal, tenants (list, search, create with a first admin), and caller verification for
+//! a tenant admin who is locked out. Nothing here ever shows a password (but the one
+//! temporary password of a new admin without email), a reset token or a security answer.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use axum_extra::extract::CookieJar;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::admin::EventView;
+use super::auth::{sign_in_refusal, with_retry_after};
+use crate::accounts::operators::{
+    CallerCheck, CallerView, NewTenantRequest, OperatorError, OperatorSession,
+};
+use crate::accounts::{ProvisionError, SignInError, PAGE_SIZE};
+use crate::domain::{DisplayName, Email, Extension, OperatorName, TenantCode};
+use crate::mail::compose::utc;
+use crate::web::extract::{
+    operator_cookie, operator_session_of, session_of, ClientInfo, CsrfToken, ValidForm,
+};
+use crate::web::render::{html, Chrome};
+use crate::web::{AppState, WebError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/operator",
+            get(|| async { Redirect::to("/operator/tenants") }),
+        )
+        .route("/operator/login", get(login_form).post(login))
+        .route("/operator/logout", post(logout))
+        .route("/operator/tenants", get(tenants_page).post(create_tenant))
+        .route("/operator/tenants/{code}", get(tenant_page))
+        .route("/operator/tenants/{code}/admins/{id}", get(caller_page))
+        .route("/operator/tenants/{code}/admins/{id}/verify", post(verify))
+        .route("/operator/tenants/{code}/admins/{id}/reveal", post(reveal))
+        .route(
+            "/operator/tenants/{code}/admins/{id}/reset-link",
+            post(send_reset_link),
+        )
+        .route("/operator/tenants/{code}/admins/{id}/unlock", post(unlock))
+        .route("/operator/audit", get(audit_page))
+}
+
+/// A signed-in operator. A customer portal session gets 403 (the consoles never cross);
+/// anyone else is sent to the operator sign-in.
+pub struct RequireOperator(pub OperatorSession);
+
+impl axum::extract::FromRequestParts<AppState> for RequireOperator {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(os) = operator_session_of(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?
+        {
+            return Ok(RequireOperator(os));
+        }
+        match session_of(parts, state).await {
+            Ok(Some(_)) => Err(WebError::WrongConsole.into_response()),
+            Ok(None) => Err(Redirect::to("/operator/login").into_response()),
+            Err(e) => Err(e.into_response()),
+        }
+    }
+}
+
+impl From<OperatorError> for WebError {
+    fn from(e: OperatorError) -> Self {
+        match e {
+            OperatorError::NotFound => WebError::NotFound,
+            OperatorError::Unexpected(u) => WebError::Unexpected(u),
+            other => {
+                WebError::Unexpected(anyhow::anyhow!("unhandled operator outcome: {other}").into())
+            }
+        }
+    }
+}
+
+// ---- sign-in -------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "operator/login.html")]
+struct LoginPage {
+    chrome: Chrome,
+    username: String,
+    error: Option<String>,
+    username_error: Option<String>,
+    password_error: Option<String>,
+}
+
+async fn login_form(
+    State(state): State<AppState>,
+    CsrfToken(csrf): CsrfToken,
+    parts: Parts,
+) -> Result<Response, WebError> {
+    if operator_session_of(&parts, &state).await?.is_some() {
+        return Ok(Redirect::to("/operator/tenants").into_response());
+    }
+    Ok(html(
+        StatusCode::OK,
+        &LoginPage {
+            chrome: Chrome::operator_anonymous(csrf),
+            username: String::new(),
+            error: None,
+            username_error: None,
+            password_error: None,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct LoginFields {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    jar: CookieJar,
+    ValidForm(form): ValidForm<LoginFields>,
+) -> Result<Response, WebError> {
+    let mut page = LoginPage {
+        chrome: Chrome::operator_anonymous(csrf),
+        username: form.username.trim().chars().take(64).collect(),
+        error: None,
+        username_error: None,
+        password_error: None,
+    };
+    let name = OperatorName::parse(&form.username);
+    if let Err(e) = &name {
+        page.username_error = Some(e.to_string());
+    }
+    if form.password.is_empty() {
+        page.password_error = Some("Enter your password.".to_owned());
+    }
+    let name = match name {
+        Ok(n) if page.password_error.is_none() => n,
+        _ => return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page)),
+    };
+    match state
+        .accounts
+        .operator_sign_in(&name, SecretString::from(form.password), client)
+        .await
+    {
+        Ok(token) => {
+            let jar = jar.add(operator_cookie(&state, Some(token)));
+            Ok((jar, Redirect::to("/operator/tenants")).into_response())
+        }
+        Err(SignInError::Unexpected(e)) => Err(e.into()),
+        Err(refused) => {
+            let (status, message, retry) = sign_in_refusal(&refused, "name");
+            page.error = Some(message);
+            let response = html(status, &page);
+            Ok(match retry {
+                Some(s) => with_retry_after(response, s),
+                None => response,
+            })
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct NoFields {}
+
+async fn logout(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    jar: CookieJar,
+    parts: Parts,
+    ValidForm(_): ValidForm<NoFields>,
+) -> Result<Response, WebError> {
+    if let Some(os) = operator_session_of(&parts, &state).await? {
+        state.accounts.operator_sign_out(&os, client).await?;
+    }
+    let jar = jar.add(operator_cookie(&state, None));
+    Ok((jar, Redirect::to("/operator/login")).into_response())
+}
+
+// ---- tenants -------------------------------------------------------------------------
+
+struct TenantRowView {
+    code: String,
+    name: String,
+    sip_domain: String,
+    users: i64,
+}
+
+/// The new-tenant form as typed, and what is wrong with it.
+#[derive(Default, Deserialize)]
+struct TenantForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    sip_domain: String,
+    #[serde(default)]
+    admin_extension: String,
+    #[serde(default)]
+    admin_name: String,
+    #[serde(default)]
+    admin_email: String,
+}
+
+#[derive(Default)]
+struct TenantErrors {
+    code: Option<String>,
+    name: Option<String>,
+    sip_domain: Option<String>,
+    admin_extension: Option<String>,
+    admin_name: Option<String>,
+    admin_email: Option<String>,
+}
+
+impl TenantErrors {
+    fn any(&self) -> bool {
+        self.code.is_some()
+            || self.name.is_some()
+            || self.sip_domain.is_some()
+            || self.admin_extension.is_some()
+            || self.admin_name.is_some()
+            || self.admin_email.is_some()
+    }
+}
+
+#[derive(Template)]
+#[template(path = "operator/tenants.html")]
+struct TenantsPage {
+    chrome: Chrome,
+    rows: Vec<TenantRowView>,
+    q: String,
+    page: i64,
+    pages: i64,
+    total: i64,
+    form: TenantForm,
+    errors: TenantErrors,
+}
+
+impl TenantsPage {
+    fn page_query(&self, page: &i64) -> String {
+        serde_urlencoded::to_string([("q", self.q.as_str()), ("page", &page.to_string())])
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: Option<i64>,
+}
+
+fn clip(s: &str, n: usize) -> String {
+    s.trim().chars().take(n).collect()
+}
+
+async fn render_tenants(
+    state: &AppState,
+    os: &OperatorSession,
+    csrf: String,
+    q: &str,
+    page: i64,
+    status: StatusCode,
+    form: TenantForm,
+    errors: TenantErrors,
+) -> Result<Response, WebError> {
+    let q = clip(q, 64);
+    let page = page.max(1);
+    let (rows, total) = state
+        .accounts
+        .operator_tenants((!q.is_empty()).then_some(q.as_str()), page - 1)
+        .await?;
+    let rows = rows
+        .into_iter()
+        .map(|r| TenantRowView {
+            code: r.tenant.code,
+            name: r.tenant.name,
+            sip_domain: r.tenant.sip_domain,
+            users: r.users,
+        })
+        .collect();
+    Ok(html(
+        status,
+        &TenantsPage {
+            chrome: Chrome::operator(csrf, os, "tenants"),
+            rows,
+            q,
+            page,
+            pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+            total,
+            form,
+            errors,
+        },
+    ))
+}
+
+async fn tenants_page(
+    State(state): State<AppState>,
+    RequireOperator(os): RequireOperator,
+    CsrfToken(csrf): CsrfToken,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, WebError> {
+    render_tenants(
+        &state,
+        &os,
+        csrf,
+        &q.q,
+        q.page.unwrap_or(1),
+        StatusCode::OK,
+        TenantForm::default(),
+        TenantErrors::default(),
+    )
+    .await
+}
+
+/// Parses the new-tenant form, recording each field's problem.
+fn parse_tenant(form: &TenantForm, errors: &mut TenantErrors) -> Option<NewTenantRequest> {
+    let code = TenantCode::parse(&form.code).map_err(|e| errors.code = Some(e.to_string()));
+    let name = DisplayName::parse(&form.name).map_err(|e| errors.name = Some(e.to_string()));
+    let admin_extension = Extension::parse(&form.admin_extension)
+        .map_err(|e| errors.admin_extension = Some(e.to_string()));
+    let admin_name =
+        DisplayName::parse(&form.admin_name).map_err(|e| errors.admin_name = Some(e.to_string()));
+    let admin_email = match form.admin_email.trim() {
+        "" => Ok(None),
+        e => Email::parse(e)
+            .map(Some)
+            .map_err(|e| errors.admin_email = Some(e.to_string())),
+    };
+    let sip_domain = form.sip_domain.trim();
+    Some(NewTenantRequest {
+        code: code.ok()?,
+        name: name.ok()?,
+        sip_domain: (!sip_domain.is_empty()).then(|| sip_domain.to_owned()),
+        admin_extension: admin_extension.ok()?,
+        admin_name: admin_name.ok()?,
+        admin_email: admin_email.ok()?,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "operator/created.html")]
+struct CreatedPage {
+    chrome: Chrome,
+    tenant_code: String,
+    tenant_name: String,
+    admin_username: String,
+    admin_email: Option<String>,
+    temporary_password: Option<String>,
+}
+
+async fn create_tenant(
+    State(state): State<AppState>,
+    RequireOperator(os): RequireOperator,
+    CsrfToken(csrf): CsrfToken,
+    ValidForm(form): ValidForm<TenantForm>,
+) -> Result<Response, WebError> {
+    let mut errors = TenantErrors::default();
+    let parsed = parse_tenant(&form, &mut errors);
+    let req = match parsed {
+        Some(r) if !errors.any() => r,
+        _ => {
+            return render_tenants(
+                &state,
+                &os,
+                csrf,
+                "",
+                1,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                form,
+                errors,
+            )
+            .await
+        }
+    };
+    match state.accounts.operator_create_tenant(&os, &req).await {
+        Ok(created) => Ok(html(
+            StatusCode::OK,
+            &CreatedPage {
+                chrome: Chrome::operator(csrf, &os, "tenants"),
+                tenant_code: req.code.to_string(),
+                tenant_name: req.name.as_str().to_owned(),
+                admin_username: created.admin_username,
+                admin_email: req.admin_email.map(|e| e.as_str().to_owned()),
+                temporary_password: created.temporary_password.map(|p| p.expose().to_owned()),
+            },
+        )),
+        Err(ProvisionError::TenantExists(_)) => {
+            errors.code = Some("A tenant with this Client ID already exists.".to_owned());
+            render_tenants(&state, &os, csrf, "", 1, StatusCode::CONFLICT, form, errors).await
+        }
+        Err(ProvisionError::BadSipDomain) => {
+            errors.sip_domain =
+                Some("Enter a host name like sip.example.com, or leave it empty.".to_owned());
+            render_tenants(
+                &state,
+                &os,
+                csrf,
+                "",
+                1,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                form,
+                errors,
+            )
+            .await
+        }
+        Err(ProvisionError::Unexpected(e)) => Err(e.into()),
+        Err(other) => Err(WebError::Unexpected(
+            anyhow::anyhow!("unhandled provisioning outcome: {other}").into(),
+        )),
+    }
+}
+
+struct AdminView {
+    id: i64,
+    name: String,
+    has_email: bool,
+    has_question: bool,
+    locked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "operator/tenant.html")]
+struct TenantPage {
+    chrome: Chrome,
+    code: String,
+    name: String,
+    sip_domain: String,
+    admins: Vec<AdminView>,
+}
+
+async fn tenant_page(
+    State(state): State<AppState>,
+    RequireOperator(os): RequireOperator,
+    CsrfToken(csrf): CsrfToken,
+    Path(code): Path<String>,
+) -> Result<Response, WebError> {
+    let view = state.accounts.operator_tenant(&code).await?;
+    let admins = view
+        .admins
+        .into_iter()
+        .map(|a| AdminView {
+            id: a.user.id.0,
+            name: a.user.name,
+            has_email: a.user.email.is_some(),
+            has_question: a.question.is_some(),
+            locked: a.locked_until.is_some(),
+        })
+        .collect();
+    Ok(html(
+        StatusCode::OK,
+        &TenantPage {
+            chrome: Chrome::operator(csrf, &os, "tenants"),
+            code: view.tenant.code,
+            name: view.tenant.name,
+            sip_domain: view.tenant.sip_domain,
+            admins,
+        },
+    ))
+}
+
+// ---- caller verification -------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "operator/caller.html")]
+struct CallerPage {
+    chrome: Chrome,
+    code: String,
+    tenant_name: String,
+    id: i64,
+    admin_name: String,
+    question: Option<String>,
+    has_email: bool,
+    email_hint: Option<String>,
+    locked: bool,
+    tries_left: i64,
+    verified_until: Option<String>,
+    /// The username and Client ID, only right after "reveal".
+    revealed: Option<(String, String)>,
+    notice: Option<String>,
+    error: Option<String>,
+    answer_error: Option<String>,
+}
+
+/// What of an email address an operator may read out: its domain only.
+fn email_hint(email: &str) -> String {
+    match email.rsplit_once('@') {
+        Some((_, domain)) => format!("an address at {domain}"),
+        None => "an address".to_owned(),
+    }
+}
+
+impl CallerPage {
+    fn new(csrf: String, os: &OperatorSession, code: &str, v: CallerView) -> CallerPage {
+        CallerPage {
+            chrome: Chrome::operator(csrf, os, "tenants"),
+            code: code.to_owned(),
+            tenant_name: v.tenant.name,
+            id: v.admin.user.id.0,
+            admin_name: v.admin.user.name.clone(),
+            question: v.admin.question,
+            has_email: v.admin.user.email.is_some(),
+            email_hint: v.admin.user.email.as_deref().map(email_hint),
+            locked: v.admin.locked_until.is_some(),
+            tries_left: v.tries_left,
+            verified_until: v.verified_until.map(utc),
+            revealed: None,
+            notice: None,
+            error: None,
+            answer_error: None,
+        }
+    }
+}
+
+async fn caller_page_with(
+    state: &AppState,
+    os: &OperatorSession,
+    csrf: String,
+    code: &str,
+    id: i64,
+    status: StatusCode,
+    adjust: impl FnOnce(&mut CallerPage),
+) -> Result<Response, WebError> {
+    let view = state.accounts.caller_view(os, code, id).await?;
+    let mut page = CallerPage::new(csrf, os, code, view);
+    adjust(&mut page);
+    Ok(html(status, &page))
+}
+
+#[derive(Deserialize)]
+struct DoneQuery {
+    #[serde(default)]
+    done: String,
+}
+
+async fn caller_page(
+    State(state): State<AppState>,
+    RequireOperator(os): RequireOperator,
+    CsrfToken(csrf): CsrfToken,
+    Path((code, id)): Path<(String, i64)>,
+    Query(q): Query<DoneQuery>,
+) -> Result<Response, WebError> {
+    let notice = match q.done.as_str() {
+        "verified" => {
+            Some("The caller's answer matched. For the next 15 minutes you may act for this admin.")
+        }
+        "link" => {
+            Some("A reset link was sent to the email on file. The admin's sessions were ended.")
+        }
+        "unlocked" => Some("The admin's sign-in lock was cleared."),
+        _ => None,
+    };
+    caller_page_with(&state, &os, csrf, &code, id, StatusCode::OK, |p| {
+        p.notice = notice.map(str::to_owned);
+    })
+    .await
+}
+
+fn back_to(code: &str, id: i64, done: &str) -> Response {
+    Redirect::to(&format!("/operator/tenants/{code}/admins/{id}?done={done}")).into_response()
+}
+
+#[derive(Deserialize)]
+struct AnswerFields {
+    #[serde(default)]
+    answer: String,
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    RequireOperator(os): RequireOperator,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    Path((code, id)): Path<(String, i64)>,
+    ValidForm(form): ValidForm<AnswerFields>,
+) -> Result<Response, WebError> {
+    if form.answer.trim().is_empty() {
+        return caller_page_with(
+            &state,
+            &os,
+            csrf,
+            &code,
+            id,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            |p| p.answer_error = Some("Type the answer the caller gave.".to_owned()),
+        )
+        .await;
+    }
+    let outcome = state
+        .accounts
+        .verify_caller(&os, &code, id, &form.answer, client)
+        .await;
+    let (status, message, retry): (StatusCode, String, Option<u64>) = match outcome {
+        Ok(CallerCheck::Matched) => return Ok(back_to(&code, id, "verified")),
+        Ok(CallerCheck::Wrong { tries_left }) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "The answer does not match. {tries_left} {} left.",
+                if tries_left == 1 { "try" } else { "tries" }
+            ),
+            None,
+        ),
+        Err(OperatorError::TooManyTries { retry_after }) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "No tries left for this admin. Ask the caller to call back later (in an hour); do not act on this call.".to_owned(),
+            Some(retry_after.as_secs()),
+        ),
+        Err(OperatorError::NoQuestion) => (
+            StatusCode::CONFLICT,
+            "This admin has no security question on file, so the caller cannot be verified here.".to_owned(),
+            None,
+        ),
+        Err(OperatorError::Busy) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The portal is very busy right now. Try again in a moment; this try was not counted.".to_owned(),
+            Some(2),
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    let response = caller_page_with(&state, &os, csrf, &code, id, status, |p| {
+        p.answer_error = Some(message)
+    })
+    .await?;
+    Ok(match retry {
+        Some(s) => with_retry_after(response, s),
+        None => response,
+    })
+}
+
+/// The page for an action refused because the caller is not (or no longer) verified.
+async fn refused(
+    state: &AppState,
+    os: &OperatorSession,
+    csrf: String,
+    code: &str,
+    id: i64,
+    e: OperatorError,
+) -> Result<Response, WebError> {
+    let (status, message) = match e {
+        OperatorError::NotVerified => (
+            StatusCode::FORBIDDEN,
+            "Verify the caller first: this is only possible within 15 minutes of a matching answer.",
+        ),
+        OperatorError::NoEmail => (
+            StatusCode::CONFLICT,
+            "This admin has no email on file, so no reset link can be sent. Another admin of the tenant can set a temporary password.",
+        ),
+        other => return Err(other.into()),
+    };
+    caller_page_with(state, os, csrf, code, id, status, |p| {
+        p.error = Some(message.to_owned())
+    })
+    .await
+}
+
+async fn reveal(
+    State(state): State<AppState>,
+    RequireOperator(os): RequireOperator,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    Path((code, id)): Path<(String, i64)>,
+    ValidForm(_): ValidForm<NoFields>,
+) -> Result<Response, WebError> {
+    match state
+        .accounts
+        .reveal_admin_identity(&os, &code, id, client)
+        .await
+    {
+        Ok(identity) => {
+            caller_page_with(&state, &os, csrf, &code, id, StatusCode::OK, |p| {
+                p.revealed = Some(identity)
+            })
+            .await
+        }
+        Err(e) => refused(&state, &os, csrf, &code, id, e).await,
+    }
+}
+
+async fn send_reset_link(
+    State(state): State<AppState>,
+    RequireOperator(os): RequireOperator,
+    CsrfToken(csrf): CsrfToken,
+    Path((code, id)): Path<(String, i64)>,
+    ValidForm(_): ValidForm<NoFields>,
+) -> Result<Response, WebError> {
+    match state
+        .accounts
+        .operator_send_reset_link(&os, &code, id)
+        .await
+    {
+        Ok(()) => Ok(back_to(&code, id, "link")),
+        Err(e) => refused(&state, &os, csrf, &code, id, e).await,
+    }
+}
+
+async fn unlock(
+    State(state): State<AppState>,
+    RequireOperator(os): RequireOperator,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    Path((code, id)): Path<(String, i64)>,
+    ValidForm(_): ValidForm<NoFields>,
+) -> Result<Response, WebError> {
+    match state.accounts.operator_unlock(&os, &code, id, client).await {
+        Ok(()) => Ok(back_to(&code, id, "unlocked")),
+        Err(e) => refused(&state, &os, csrf, &code, id, e).await,
+    }
+}
+
+// ---- audit ---------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "operator/audit.html")]
+struct AuditPage {
+    chrome: Chrome,
+    events: Vec<EventView>,
+    page: i64,
+    pages: i64,
+    total: i64,
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    #[serde(default)]
+    page: Option<i64>,
+}
+
+async fn audit_page(
+    State(state): State<AppState>,
+    RequireOperator(os): RequireOperator,
+    CsrfToken(csrf): CsrfToken,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, WebError> {
+    let page = q.page.unwrap_or(1).max(1);
+    let (events, total) = state.accounts.provider_audit(page - 1).await?;
+    Ok(html(
+        StatusCode::OK,
+        &AuditPage {
+            chrome: Chrome::operator(csrf, &os, "audit"),
+            events: events.into_iter().map(EventView::from_record).collect(),
+            page,
+            pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+            total,
+        },
+    ))
+}
