@@ -425,8 +425,8 @@ impl Store {
         })
     }
 
-    /// Forgets throttle rows nobody can be limited by any more and reset links long dead,
-    /// so neither table grows without bound.
+    /// Forgets throttle rows nobody can be limited by any more, reset links long dead and
+    /// caller verifications long past their window, so no table grows without bound.
     pub async fn purge_stale(&self, quiet_before: Timestamp, now: Timestamp) -> StoreResult<u64> {
         let throttle = sqlx::query(
             "DELETE FROM signin_throttle WHERE window_start < $1 AND (locked_until IS NULL OR locked_until < $2)",
@@ -439,7 +439,11 @@ impl Store {
             .bind(quiet_before.0)
             .execute(&self.pool)
             .await?;
-        Ok(throttle.rows_affected() + links.rows_affected())
+        let verified = sqlx::query("DELETE FROM caller_verifications WHERE verified_at < $1")
+            .bind(quiet_before.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(throttle.rows_affected() + links.rows_affected() + verified.rows_affected())
     }
 
     /// Records that a counted attempt failed; locks the key until `lock_until` once the
