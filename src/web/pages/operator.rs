@@ -257,7 +257,7 @@ impl TenantsPage {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 struct ListQuery {
     #[serde(default)]
     q: String,
@@ -273,14 +273,13 @@ async fn render_tenants(
     state: &AppState,
     os: &OperatorSession,
     csrf: String,
-    q: &str,
-    page: i64,
+    list: ListQuery,
     status: StatusCode,
     form: TenantForm,
     errors: TenantErrors,
 ) -> Result<Response, WebError> {
-    let q = clip(q, 64);
-    let page = page.max(1);
+    let q = clip(&list.q, 64);
+    let page = list.page.unwrap_or(1).max(1);
     let (rows, total) = state
         .accounts
         .operator_tenants((!q.is_empty()).then_some(q.as_str()), page - 1)
@@ -319,8 +318,7 @@ async fn tenants_page(
         &state,
         &os,
         csrf,
-        &q.q,
-        q.page.unwrap_or(1),
+        q,
         StatusCode::OK,
         TenantForm::default(),
         TenantErrors::default(),
@@ -379,8 +377,7 @@ async fn create_tenant(
                 &state,
                 &os,
                 csrf,
-                "",
-                1,
+                ListQuery::default(),
                 StatusCode::UNPROCESSABLE_ENTITY,
                 form,
                 errors,
@@ -402,7 +399,16 @@ async fn create_tenant(
         )),
         Err(ProvisionError::TenantExists(_)) => {
             errors.code = Some("A tenant with this Client ID already exists.".to_owned());
-            render_tenants(&state, &os, csrf, "", 1, StatusCode::CONFLICT, form, errors).await
+            render_tenants(
+                &state,
+                &os,
+                csrf,
+                ListQuery::default(),
+                StatusCode::CONFLICT,
+                form,
+                errors,
+            )
+            .await
         }
         Err(ProvisionError::BadSipDomain) => {
             errors.sip_domain =
@@ -411,8 +417,7 @@ async fn create_tenant(
                 &state,
                 &os,
                 csrf,
-                "",
-                1,
+                ListQuery::default(),
                 StatusCode::UNPROCESSABLE_ENTITY,
                 form,
                 errors,
