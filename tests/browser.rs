@@ -67,6 +67,14 @@ async fn five_wrong_passwords_then_the_lock_message_with_minutes_left() {
     for _ in 0..5 {
         sign_in(&c, USER, "Wrong-Password-1").await;
         c.wait_text("[role=alert]", "do not match").await;
+        // The message is tied to the fields it is about.
+        for field in ["#username", "#password"] {
+            let described = c.find(field).await.attr("aria-describedby").await.unwrap();
+            assert!(
+                described.unwrap_or_default().contains("form-error"),
+                "{field} should name the sign-in error"
+            );
+        }
         c.audit().await;
     }
     // Even the right password is refused now, with the time left in minutes.
@@ -247,6 +255,12 @@ async fn an_admin_sets_a_temporary_password_and_the_user_must_change_it() {
     c.click("a[href='/admin/users/201']").await;
     c.wait_path("/admin/users/201").await;
     c.audit().await;
+    // A mistake in the edit form is marked on its field and announced.
+    c.fill("#name", " ").await;
+    c.click("form[action='/admin/users/201'] button[type=submit]").await;
+    c.wait_text("#name-error", "").await;
+    c.audit().await;
+    c.goto("/admin/users/201").await;
     c.click("form[action='/admin/users/201/reset-password'] input[value=temporary] ~ button")
         .await;
     let temporary = c.text("#temporary-password").await;
@@ -471,25 +485,44 @@ async fn screenshots_of_the_pages_in_both_themes() {
         ("admin-users", "/admin/users"),
     ];
     for theme in ["light", "dark"] {
+        c.set_viewport(1280, 800).await;
         c.client.delete_all_cookies().await.unwrap();
         c.goto("/login").await;
         c.set_theme(theme).await;
-        c.screenshot(&format!("login-{theme}")).await;
+        c.audit_contrast().await;
+        c.screenshot(&format!("{}-{theme}", pages[0].0)).await;
+        // Error states are part of the palette too.
+        sign_in(&c, ADMIN, "Wrong-Password-1").await;
+        c.wait_text("[role=alert]", "do not match").await;
+        c.audit_contrast().await;
+        c.goto("/password/forgot").await;
+        c.audit_contrast().await;
+
         sign_in(&c, ADMIN, PASSWORD).await;
         c.wait_path("/phone").await;
         for (name, path) in &pages[1..] {
             c.goto(path).await;
             c.wait_path(path).await;
             c.audit().await;
+            c.audit_contrast().await;
             let file = c.screenshot(&format!("{name}-{theme}")).await;
             assert!(std::fs::metadata(file).unwrap().len() > 1000);
         }
-        c.set_size(360, 740).await;
+        c.goto("/admin/users/203").await;
+        c.audit_contrast().await;
+        c.goto("/admin/audit").await;
+        c.audit_contrast().await;
+        c.goto("/settings").await;
+        c.fill("#new_pin", "1234").await;
+        c.click("form[action='/settings/pin'] button").await;
+        c.wait_text("#new-pin-error", "").await;
+        c.audit_contrast().await;
+
+        c.set_viewport(360, 740).await;
         c.goto("/phone").await;
         c.wait_path("/phone").await;
+        c.assert_fits_width().await;
         c.screenshot(&format!("phone-360-{theme}")).await;
-        c.set_size(1280, 800).await;
-        let _ = pages;
     }
     c.close().await;
 }

@@ -359,6 +359,33 @@ impl Chrome {
         assert_eq!(problems, json!([]), "accessibility problems on {path}");
     }
 
+    /// Every visible piece of text on the page, in its computed colour on the background
+    /// behind it, meets WCAG AA (4.5:1; 3:1 for large text). Disabled controls are exempt.
+    pub async fn audit_contrast(&self) {
+        let problems = self.js_value(CONTRAST).await;
+        let path = self.path().await;
+        let theme = self.js("return document.documentElement.dataset.theme").await;
+        assert_eq!(
+            problems,
+            json!([]),
+            "text below WCAG AA contrast on {path} ({theme} theme)"
+        );
+    }
+
+    /// Sets the viewport (not the window) to `width`×`height` CSS pixels.
+    pub async fn set_viewport(&self, width: u32, height: u32) {
+        self.set_size(width, height).await;
+        let inner: Value = self
+            .js_value("return [window.innerWidth, window.innerHeight]")
+            .await;
+        let (w, h) = (
+            inner[0].as_u64().unwrap() as u32,
+            inner[1].as_u64().unwrap() as u32,
+        );
+        self.set_size(width + (width - w.min(width)), height + (height - h.min(height)))
+            .await;
+    }
+
     /// No horizontal scrolling at the current width.
     pub async fn assert_fits_width(&self) {
         let (scroll, inner) = (
@@ -446,6 +473,42 @@ const ids = {};
 for (const e of document.querySelectorAll('[id]')) {
   if (ids[e.id]) problems.push('duplicate id ' + e.id);
   ids[e.id] = true;
+}
+return problems;
+"#;
+
+/// Run in the page: the contrast of each visible element's own text against the first
+/// opaque background behind it.
+const CONTRAST: &str = r#"
+const parse = (c) => { const m = c.match(/[\d.]+/g) || []; return m.map(Number); };
+const lin = (v) => { v = v / 255; return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+const lum = ([r, g, b]) => 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)]; return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05); };
+const backdrop = (e) => {
+  for (let n = e; n; n = n.parentElement) {
+    const c = parse(getComputedStyle(n).backgroundColor);
+    if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c.slice(0, 3);
+  }
+  return parse(getComputedStyle(document.body).backgroundColor).slice(0, 3);
+};
+const problems = [];
+for (const e of document.body.querySelectorAll('*')) {
+  const own = [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim() !== '');
+  if (!own) continue;
+  const rect = e.getBoundingClientRect();
+  const s = getComputedStyle(e);
+  if (rect.width < 2 || rect.height < 2 || s.visibility === 'hidden') continue;
+  if (e.closest('.visually-hidden, [hidden], details:not([open]) > :not(summary)')) continue;
+  if (e.closest(':disabled, [aria-disabled="true"]')) continue;
+  if (e.closest('.skip-link') && document.activeElement !== e) continue;
+  const fg = parse(s.color);
+  if (fg.length === 4 && fg[3] < 1) { problems.push(e.tagName + ' has translucent text'); continue; }
+  const size = parseFloat(s.fontSize), bold = parseInt(s.fontWeight, 10) >= 700;
+  const large = size >= 24 || (bold && size >= 18.66);
+  const r = ratio(fg.slice(0, 3), backdrop(e));
+  if (r < (large ? 3 : 4.5)) {
+    problems.push(e.tagName.toLowerCase() + ' "' + e.textContent.trim().slice(0, 40) + '" ' + r.toFixed(2) + ':1');
+  }
 }
 return problems;
 "#;
