@@ -137,7 +137,14 @@ async fn forgot_then_the_mailed_link_then_a_new_password_with_the_keyboard_alone
     c.audit().await;
 
     c.tab_to("input#email").await;
-    if c.find("#email").await.prop("value").await.unwrap().as_deref() != Some("201@example.com") {
+    if c.find("#email")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .as_deref()
+        != Some("201@example.com")
+    {
         c.keys("201@example.com").await;
     }
     c.tab_to("input#new_password").await;
@@ -193,7 +200,8 @@ async fn changing_the_password_in_settings_with_the_keyboard_keeps_you_signed_in
     c.tab_to("input#confirm_password").await;
     c.keys(NEW).await;
     c.press(Key::Enter).await;
-    c.wait_text("[role=status]", "Your password was changed").await;
+    c.wait_text("[role=status]", "Your password was changed")
+        .await;
     c.audit().await;
 
     // Still signed in.
@@ -232,7 +240,8 @@ async fn revealing_the_sip_secret_and_changing_the_pin() {
     c.fill("#new_pin", "80417").await;
     c.fill("#confirm_pin", "80417").await;
     c.click("form[action='/settings/pin'] button").await;
-    c.wait_text("[role=status]", "Your voicemail PIN was changed").await;
+    c.wait_text("[role=status]", "Your voicemail PIN was changed")
+        .await;
 
     c.goto("/phone").await;
     c.wait_text("main", "Voicemail PIN").await;
@@ -257,7 +266,8 @@ async fn an_admin_sets_a_temporary_password_and_the_user_must_change_it() {
     c.audit().await;
     // A mistake in the edit form is marked on its field and announced.
     c.fill("#name", " ").await;
-    c.click("form[action='/admin/users/201'] button[type=submit]").await;
+    c.click("form[action='/admin/users/201'] button[type=submit]")
+        .await;
     c.wait_text("#name-error", "").await;
     c.audit().await;
     c.goto("/admin/users/201").await;
@@ -318,7 +328,10 @@ async fn assert_theme_set_first(c: &Chrome, theme: &str) {
     let (Some(t), Some(s), Some(b)) = (first_theme, stylesheet, body) else {
         panic!("incomplete log {log:?}");
     };
-    assert!(t < s && t < b, "the theme was set after the page began: {log:?}");
+    assert!(
+        t < s && t < b,
+        "the theme was set after the page began: {log:?}"
+    );
     // Set once, straight to the stored value (null: no attribute before it).
     assert_eq!(log[t], format!("theme:{theme}:null"), "{log:?}");
     assert_eq!(
@@ -338,7 +351,12 @@ async fn the_theme_icon_cycles_survives_a_reload_and_is_set_before_first_paint()
     assert_theme_set_first(&c, "system").await;
     let toggle = "#theme-toggle";
     assert_eq!(
-        c.find(toggle).await.attr("aria-label").await.unwrap().as_deref(),
+        c.find(toggle)
+            .await
+            .attr("aria-label")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("Theme: system")
     );
     let background = || c.js("return getComputedStyle(document.body).backgroundColor");
@@ -413,7 +431,13 @@ async fn at_phone_size_the_menu_holds_the_tabs_and_no_page_scrolls_sideways() {
     }
     sign_in(&c, ADMIN, PASSWORD).await;
     c.wait_path("/phone").await;
-    for path in ["/phone", "/settings", "/admin/users", "/admin/users/200", "/admin/audit"] {
+    for path in [
+        "/phone",
+        "/settings",
+        "/admin/users",
+        "/admin/users/200",
+        "/admin/audit",
+    ] {
         c.goto(path).await;
         c.wait_path(path).await;
         c.assert_fits_width().await;
@@ -469,12 +493,25 @@ async fn screenshots_of_the_pages_in_both_themes() {
     )
     .await;
     for (user, name, email) in [
-        ("201-wickedsprockets", "Sam Okafor", Some("sam@wickedsprockets.example")),
-        ("202-wickedsprockets", "Priya Natarajan", Some("priya@wickedsprockets.example")),
+        (
+            "201-wickedsprockets",
+            "Sam Okafor",
+            Some("sam@wickedsprockets.example"),
+        ),
+        (
+            "202-wickedsprockets",
+            "Priya Natarajan",
+            Some("priya@wickedsprockets.example"),
+        ),
         ("203-wickedsprockets", "Front Desk", None),
-        ("204-wickedsprockets", "Lee Marchetti", Some("lee@wickedsprockets.example")),
+        (
+            "204-wickedsprockets",
+            "Lee Marchetti",
+            Some("lee@wickedsprockets.example"),
+        ),
     ] {
-        app.add_person(user, name, email, Role::User, PASSWORD).await;
+        app.add_person(user, name, email, Role::User, PASSWORD)
+            .await;
     }
     let Some(c) = browser(&app).await else { return };
 

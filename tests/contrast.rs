@@ -103,7 +103,9 @@ fn check(theme: &str, colours: &Palette) -> Vec<String> {
         };
         let r = ratio(*f, *b);
         if r < *min {
-            failures.push(format!("{theme}: --{fg} on --{bg} is {r:.2}:1, below {min}:1"));
+            failures.push(format!(
+                "{theme}: --{fg} on --{bg} is {r:.2}:1, below {min}:1"
+            ));
         }
     }
     failures

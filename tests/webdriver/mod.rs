@@ -125,7 +125,9 @@ impl Chrome {
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         let client = tokio::time::timeout(
             Duration::from_secs(30),
-            ClientBuilder::new(connector).capabilities(caps).connect(&url),
+            ClientBuilder::new(connector)
+                .capabilities(caps)
+                .connect(&url),
         )
         .await
         .expect("chromium starts in time")
@@ -263,12 +265,10 @@ impl Chrome {
 
     /// A short description of the focused element, e.g. `input#username` or `a[Forgot password?]`.
     pub async fn focused(&self) -> String {
-        self.js(
-            "const e = document.activeElement; if (!e) return '';
+        self.js("const e = document.activeElement; if (!e) return '';
              const text = (e.innerText || e.value || '').trim().slice(0, 40);
-             return e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + '[' + text + ']';",
-        )
-        .await
+             return e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + '[' + text + ']';")
+            .await
     }
 
     /// Presses Tab until the focused element's description contains `target` (bounded),
@@ -334,7 +334,9 @@ impl Chrome {
         ))
         .await;
         self.client.refresh().await.unwrap();
-        let now = self.js("return document.documentElement.dataset.theme").await;
+        let now = self
+            .js("return document.documentElement.dataset.theme")
+            .await;
         assert_eq!(now, theme);
     }
 
@@ -364,7 +366,9 @@ impl Chrome {
     pub async fn audit_contrast(&self) {
         let problems = self.js_value(CONTRAST).await;
         let path = self.path().await;
-        let theme = self.js("return document.documentElement.dataset.theme").await;
+        let theme = self
+            .js("return document.documentElement.dataset.theme")
+            .await;
         assert_eq!(
             problems,
             json!([]),
@@ -382,8 +386,11 @@ impl Chrome {
             inner[0].as_u64().unwrap() as u32,
             inner[1].as_u64().unwrap() as u32,
         );
-        self.set_size(width + (width - w.min(width)), height + (height - h.min(height)))
-            .await;
+        self.set_size(
+            width + (width - w.min(width)),
+            height + (height - h.min(height)),
+        )
+        .await;
     }
 
     /// No horizontal scrolling at the current width.
