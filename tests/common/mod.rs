@@ -251,6 +251,46 @@ impl TestApp {
         temporary.map(|p| p.expose().to_owned())
     }
 
+    /// Creates a user with its own display name and email (`None`: no email on file),
+    /// for pages that list several people.
+    pub async fn add_person(
+        &self,
+        username: &str,
+        name: &str,
+        email: Option<&str>,
+        role: Role,
+        password: &str,
+    ) {
+        let username = Username::parse(username).unwrap();
+        let store = self.services.accounts.store();
+        if store
+            .tenant_by_code(username.tenant().as_str())
+            .await
+            .unwrap()
+            .is_none()
+        {
+            self.add_tenant(username.tenant().as_str()).await;
+        }
+        let context = PasswordContext {
+            username: Some(&username),
+            ..PasswordContext::default()
+        };
+        let password = NewPassword::parse(password, &context).expect("test password is valid");
+        let email = email.map(|e| Email::parse(e).unwrap());
+        self.services
+            .accounts
+            .create_user(
+                &username,
+                &DisplayName::parse(name).unwrap(),
+                email.as_ref(),
+                role,
+                Some(password),
+                "test",
+            )
+            .await
+            .unwrap();
+    }
+
     pub async fn audit_count(&self, kind: &str) -> usize {
         self.services
             .accounts
