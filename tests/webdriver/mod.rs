@@ -35,9 +35,11 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        // The whole group: chromedriver and the browser it started.
+        // The whole group: chromedriver and the browser it started. Spelled `-s KILL --`
+        // on purpose: procps `kill -KILL -12345` reads "-1…" as a signal number and the
+        // rest as nothing, which signals process group -1 — every process on the machine.
         let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.child.id())])
+            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
