@@ -563,3 +563,105 @@ async fn screenshots_of_the_pages_in_both_themes() {
     }
     c.close().await;
 }
+
+/// The operator console in the browser: sign-in with the keyboard, the tenant list, a
+/// caller verified by the answer the admin set in Settings, every page audited in both
+/// themes and at phone width, and screenshots of the console.
+#[tokio::test]
+async fn the_operator_console_verifies_a_caller_and_passes_the_page_audits() {
+    use dialtone::domain::{NewPassword, OperatorName, PasswordContext};
+    let app = spawn_app().await;
+    app.add_person(
+        ADMIN,
+        "Dana Whitfield",
+        Some("dana@wickedsprockets.example"),
+        Role::Admin,
+        PASSWORD,
+    )
+    .await;
+    const OPERATOR_PASSWORD: &str = "Console-Lantern-77";
+    app.services
+        .accounts
+        .create_operator(
+            &OperatorName::parse("olivia").unwrap(),
+            &NewPassword::parse(OPERATOR_PASSWORD, &PasswordContext::default()).unwrap(),
+            "test",
+        )
+        .await
+        .unwrap();
+    let Some(c) = browser(&app).await else { return };
+
+    // The admin sets a security question; a wrong password is tied to its field.
+    sign_in(&c, ADMIN, PASSWORD).await;
+    c.wait_path("/phone").await;
+    c.goto("/settings").await;
+    c.click("input[name=choice][value='1']").await;
+    c.fill("#answer", "Elm Street").await;
+    c.fill("#question-current-password", "Wrong-Password-1")
+        .await;
+    c.click("form[action='/settings/security-question'] button")
+        .await;
+    c.wait_text("#question-password-error", "not right").await;
+    c.audit().await;
+    c.fill("#answer", "Elm Street").await;
+    c.fill("#question-current-password", PASSWORD).await;
+    c.click("form[action='/settings/security-question'] button")
+        .await;
+    c.wait_text("#current-question", "What street did you grow up on?")
+        .await;
+    c.audit().await;
+    c.client.delete_all_cookies().await.unwrap();
+
+    // The operator signs in with the keyboard alone.
+    c.goto("/operator/login").await;
+    c.audit().await;
+    c.tab_to("input#username").await;
+    c.keys("olivia").await;
+    c.tab_to("input#password").await;
+    c.keys(OPERATOR_PASSWORD).await;
+    c.press(Key::Enter).await;
+    c.wait_path("/operator/tenants").await;
+    assert!(c.text("main").await.contains("wickedsprockets"));
+
+    c.goto("/operator/tenants/wickedsprockets").await;
+    c.audit().await;
+    c.click("td a.link").await;
+    c.wait_text("#security-question", "What street did you grow up on?")
+        .await;
+    let caller = c.path().await;
+    c.fill("#answer", "oak avenue").await;
+    c.click("form[action$='/verify'] button").await;
+    c.wait_text("#answer-error", "2 tries left").await;
+    c.audit().await;
+    c.fill("#answer", "ELM street.").await;
+    c.click("form[action$='/verify'] button").await;
+    c.wait_text("[role=status]", "answer matched").await;
+    c.click("form[action$='/reveal'] button").await;
+    c.wait_text("#revealed-username", "200-wickedsprockets")
+        .await;
+    assert_eq!(c.text("#revealed-client-id").await, "wickedsprockets");
+    assert!(!c.text("main").await.to_lowercase().contains("elm street"));
+
+    for theme in ["light", "dark"] {
+        c.set_viewport(1280, 800).await;
+        c.set_theme(theme).await;
+        for path in [
+            "/operator/tenants",
+            "/operator/tenants/wickedsprockets",
+            caller.as_str(),
+            "/operator/audit",
+        ] {
+            c.goto(path).await;
+            c.audit().await;
+            c.audit_contrast().await;
+        }
+        c.goto(&caller).await;
+        c.screenshot(&format!("operator-caller-{theme}")).await;
+        c.set_viewport(360, 740).await;
+        for path in ["/operator/tenants", caller.as_str(), "/operator/audit"] {
+            c.goto(path).await;
+            c.assert_fits_width().await;
+        }
+    }
+    c.close().await;
+}
