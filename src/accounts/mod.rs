@@ -7,6 +7,7 @@ mod passwords;
 pub mod phone;
 mod provisioning;
 pub mod recovery;
+mod seed;
 mod sessions;
 mod signin;
 

@@ -75,6 +75,9 @@ impl Accounts {
         password: SecretString,
         client: Client,
     ) -> Result<SignedIn, SignInError> {
+        // A place on the hashing pool first: when it is full the answer is "busy" at once,
+        // before any database work, so a flood is shed for almost nothing.
+        let admitted = self.hasher.admit().map_err(|_| SignInError::Busy)?;
         let now = self.now();
         let name = username.to_string();
         let addr = client.addr_string();
@@ -119,13 +122,6 @@ impl Accounts {
             return Err(SignInError::Locked { retry_after });
         }
 
-        let admitted = match self.hasher.admit() {
-            Ok(a) => a,
-            Err(_) => {
-                self.store.throttle_release(&key).await?;
-                return Err(SignInError::Busy);
-            }
-        };
         let stored = user
             .as_ref()
             .map(|u| u.password_hash.clone())
