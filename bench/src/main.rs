@@ -107,9 +107,20 @@ fn workspace_root() -> PathBuf {
 fn build_server(root: &Path) -> anyhow::Result<PathBuf> {
     progress("building the release server (cargo build --release --bin dialtone)");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = std::process::Command::new(cargo)
+    let mut command = std::process::Command::new(cargo);
+    command
         .args(["build", "--release", "--bin", "dialtone"])
-        .current_dir(root)
+        .current_dir(root);
+    // `cargo run` sets CARGO_PKG_* and friends for the bench; passed on, they would make
+    // build scripts rerun and the next `cargo run` rebuild everything again.
+    for (name, _) in std::env::vars_os() {
+        if let Some(name) = name.to_str() {
+            if name.starts_with("CARGO_") && !matches!(name, "CARGO_HOME" | "CARGO_TARGET_DIR") {
+                command.env_remove(name);
+            }
+        }
+    }
+    let status = command
         .status()
         .context("cannot run cargo")?;
     if !status.success() {

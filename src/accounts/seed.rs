@@ -63,6 +63,7 @@ impl Accounts {
             created += end - start;
             start = end;
         }
+        self.store.settle_after_bulk_load().await?;
         Ok(created)
     }
 }

@@ -2,7 +2,7 @@
 //! quickly: many rows per statement, one transaction per batch. The portal itself never
 //! calls it.
 
-use super::{classify, NewUser, Store, StoreResult};
+use super::{classify, Backend, NewUser, Store, StoreResult};
 use crate::clock::Timestamp;
 
 /// Columns bound per user row.
@@ -57,6 +57,18 @@ impl Store {
             query.execute(&mut *tx).await.map_err(classify)?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// After a bulk load: folds SQLite's write-ahead log back into the database (readers
+    /// would otherwise search a long log on every query until the next checkpoint), and
+    /// refreshes PostgreSQL's planner statistics for the grown table.
+    pub async fn settle_after_bulk_load(&self) -> StoreResult<()> {
+        let sql = match self.backend {
+            Backend::Sqlite => "PRAGMA wal_checkpoint(TRUNCATE)",
+            Backend::Postgres => "ANALYZE users",
+        };
+        sqlx::query(sql).execute(&self.pool).await?;
         Ok(())
     }
 }
