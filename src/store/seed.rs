@@ -12,7 +12,11 @@ const SEED_BATCH: usize = 1000;
 
 impl Store {
     /// Inserts `users` (at most [`SEED_BATCH`] per statement) in one transaction.
-    pub async fn insert_users_bulk(&self, users: &[NewUser<'_>], now: Timestamp) -> StoreResult<()> {
+    pub async fn insert_users_bulk(
+        &self,
+        users: &[NewUser<'_>],
+        now: Timestamp,
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         for chunk in users.chunks(SEED_BATCH) {
             let mut sql = String::from(
