@@ -115,10 +115,10 @@ pub fn verify_with(scratch: &mut Scratch, stored: &str, password: &str) -> bool 
     hashed.is_ok() && bool::from(out.ct_eq(expected.as_bytes()))
 }
 
-/// Nice value of the hashing threads: below the threads that serve pages, so a flood of
+/// Nice value of the hashing threads (the lowest): below the threads that serve pages, so a flood of
 /// sign-ins that fills the pool only gets the CPU that signed-in users leave over. With
 /// nothing else to run, the hashing threads still get whole cores.
-const HASH_NICE: i32 = 10;
+const HASH_NICE: i32 = 19;
 
 type Job = Box<dyn FnOnce(&mut Scratch) + Send>;
 
