@@ -9,6 +9,7 @@ pub mod phone;
 mod provisioning;
 pub mod recovery;
 pub mod security;
+mod seed;
 mod sessions;
 mod signin;
 

@@ -124,6 +124,7 @@ impl Accounts {
         password: SecretString,
         client: Client,
     ) -> Result<String, SignInError> {
+        let admitted = self.hasher.admit().map_err(|_| SignInError::Busy)?;
         let operator = self.store.operator_by_name(name.as_str()).await?;
         let actor = format!("operator:{name}");
         let addr = client.addr_string();
@@ -134,6 +135,7 @@ impl Accounts {
         };
         let key = format!("operator:{name}");
         self.check_password_guarded(
+            admitted,
             &key,
             operator.as_ref().map(|o| o.password_hash.as_str()),
             &password,

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 
 use super::{addr_key, user_key, Accounts, Client, Unexpected};
 use crate::audit::{Event, EventKind};
-use crate::auth::hashing::{dummy_hash, HashError};
+use crate::auth::hashing::{dummy_hash, Admitted, HashError};
 use crate::auth::token;
 use crate::domain::{password, Username};
 
@@ -68,13 +68,15 @@ impl Accounts {
         Ok(())
     }
 
-    /// The guarded core of every password sign-in (tenant users and operators): the
+    /// The guarded core of every password sign-in (tenant users and operators), run with
+    /// a place on the hashing pool the caller took before any database work: the
     /// per-address slow-down, the attempt counted under `key` before any hash runs, the
     /// bounded hashing pool, and a dummy hash when there is no `stored` hash, so an unknown
     /// name costs the same as a wrong password. `Ok` only for a stored hash that matches;
     /// the caller clears `key` once it accepts the sign-in.
     pub(crate) async fn check_password_guarded<'e>(
         &self,
+        admitted: Admitted,
         key: &str,
         stored: Option<&str>,
         password: &SecretString,
@@ -110,13 +112,6 @@ impl Accounts {
             return Err(SignInError::Locked { retry_after });
         }
 
-        let admitted = match self.hasher.admit() {
-            Ok(a) => a,
-            Err(_) => {
-                self.store.throttle_release(key).await?;
-                return Err(SignInError::Busy);
-            }
-        };
         let candidate = SecretString::from(password::normalize(
             secrecy::ExposeSecret::expose_secret(password),
         ));
@@ -152,6 +147,9 @@ impl Accounts {
         password: SecretString,
         client: Client,
     ) -> Result<SignedIn, SignInError> {
+        // A place on the hashing pool first: when it is full the answer is "busy" at once,
+        // before any database work, so a flood is shed for almost nothing.
+        let admitted = self.hasher.admit().map_err(|_| SignInError::Busy)?;
         let name = username.to_string();
         let addr = client.addr_string();
         let user = self
@@ -168,6 +166,7 @@ impl Accounts {
 
         let key = user_key(&name);
         self.check_password_guarded(
+            admitted,
             &key,
             user.as_ref().map(|u| u.password_hash.as_str()),
             &password,

@@ -4,12 +4,13 @@
 //! more wait; anything beyond is refused at once with [`Busy`], so a flood of sign-ins is
 //! shed instead of queueing without bound and starving everyone else.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 /// The hashing pool and its queue are full; try again shortly.
@@ -61,16 +62,78 @@ pub fn dummy_hash() -> &'static str {
     })
 }
 
+/// Memory a hashing thread keeps between verifies (argon2id's 19 MiB of blocks), so a
+/// busy pool neither allocates nor faults in fresh pages for every sign-in, and the
+/// process holds at most one such buffer per hashing thread.
+pub type Scratch = Vec<Block>;
+
+/// Largest stored-hash memory cost a verify will allocate for (256 MiB); a hash asking
+/// for more is treated as no match rather than growing the pool without bound.
+const MAX_VERIFY_BLOCKS: usize = 256 * 1024;
+
+/// `verify_now` on reused memory: same parameters (read from the stored hash), same
+/// constant-time comparison of the output.
+pub fn verify_with(scratch: &mut Scratch, stored: &str, password: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Ok(algorithm), Some(expected), Some(salt)) = (
+        Algorithm::try_from(parsed.algorithm),
+        parsed.hash,
+        parsed.salt,
+    ) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if blocks > MAX_VERIFY_BLOCKS {
+        return false;
+    }
+    if scratch.len() < blocks {
+        scratch.resize(blocks, Block::default());
+    }
+    let mut out = [0u8; 64];
+    let Some(out) = out.get_mut(..expected.len()) else {
+        return false;
+    };
+    let hashed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        password.as_bytes(),
+        salt,
+        out,
+        &mut scratch[..blocks],
+    );
+    hashed.is_ok() && bool::from(out.ct_eq(expected.as_bytes()))
+}
+
+/// Nice value of the hashing threads (the lowest): below the threads that serve pages, so a flood of
+/// sign-ins that fills the pool only gets the CPU that signed-in users leave over. With
+/// nothing else to run, the hashing threads still get whole cores.
+const HASH_NICE: i32 = 19;
+
+type Job = Box<dyn FnOnce(&mut Scratch) + Send>;
+
 #[derive(Clone, Debug)]
 pub struct Hasher {
     /// Permits for work admitted (running + waiting).
     admitted: Arc<Semaphore>,
-    /// Permits for work running on a core.
-    running: Arc<Semaphore>,
+    /// The hashing threads' queue; `None` if no thread could be started (then hashing
+    /// falls back to the runtime's blocking pool).
+    jobs: Option<mpsc::Sender<Job>>,
 }
 
 impl Hasher {
-    /// `workers` = 0 means one per core; the queue holds twice as many as run.
+    /// `workers` = 0 means one per core; the queue holds twice as many as run. The
+    /// workers are dedicated threads that end when the last `Hasher` clone is dropped.
     pub fn new(workers: usize) -> Hasher {
         let workers = if workers == 0 {
             std::thread::available_parallelism()
@@ -80,21 +143,34 @@ impl Hasher {
             workers
         };
         let queue = workers * 2;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let mut started = 0;
+        for i in 0..workers {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("dialtone-hash-{i}"))
+                .spawn(move || hashing_thread(&rx));
+            if spawned.is_ok() {
+                started += 1;
+            }
+        }
         Hasher {
             admitted: Arc::new(Semaphore::new(workers + queue)),
-            running: Arc::new(Semaphore::new(workers)),
+            jobs: (started > 0).then_some(tx),
         }
     }
 
     /// Checks `password` against `stored`, or refuses at once when the pool is full.
     pub async fn verify(&self, stored: String, password: SecretString) -> Result<bool, HashError> {
-        self.run(move || verify_now(&stored, password.expose_secret()))
-            .await
+        self.admit()?.verify(stored, password).await
     }
 
     /// Hashes a new password on the pool.
     pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
-        self.run(move || hash_now(password.expose_secret())).await?
+        self.admit()?
+            .run(move |_| hash_now(password.expose_secret()))
+            .await?
     }
 
     /// Admission without waiting: the caller learns at once whether it will be served.
@@ -106,43 +182,56 @@ impl Hasher {
             .map_err(|_| Busy)?;
         Ok(Admitted {
             _admitted: permit,
-            running: self.running.clone(),
+            jobs: self.jobs.clone(),
         })
     }
+}
 
-    async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, HashError> {
-        let admitted = self.admit()?;
-        admitted.run(work).await
+fn hashing_thread(jobs: &Mutex<mpsc::Receiver<Job>>) {
+    // Best effort: where the nice value cannot be set, hashing runs at normal priority.
+    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), HASH_NICE);
+    let mut scratch = Scratch::new();
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else {
+            // Every sender is gone: the `Hasher` was dropped.
+            return;
+        };
+        // A panicking job loses its answer (the caller sees "failed"), not the thread.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut scratch)));
     }
 }
 
 /// A place in the hashing queue, held from admission until the hash is done.
 pub struct Admitted {
     _admitted: tokio::sync::OwnedSemaphorePermit,
-    running: Arc<Semaphore>,
+    jobs: Option<mpsc::Sender<Job>>,
 }
 
 impl Admitted {
     pub async fn run<T: Send + 'static>(
         self,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut Scratch) -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let _running = self
-            .running
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| HashError::Failed("hashing pool closed".into()))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| HashError::Failed(e.to_string()))
+        let Some(jobs) = &self.jobs else {
+            return tokio::task::spawn_blocking(move || work(&mut Scratch::new()))
+                .await
+                .map_err(|e| HashError::Failed(e.to_string()));
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        jobs.send(Box::new(move |scratch: &mut Scratch| {
+            let _ = tx.send(work(scratch));
+        }))
+        .map_err(|_| HashError::Failed("hashing pool closed".into()))?;
+        rx.await
+            .map_err(|_| HashError::Failed("hashing job did not finish".into()))
     }
 
     pub async fn verify(self, stored: String, password: SecretString) -> Result<bool, HashError> {
-        self.run(move || verify_now(&stored, password.expose_secret()))
+        self.run(move |scratch| verify_with(scratch, &stored, password.expose_secret()))
             .await
     }
 }
@@ -158,6 +247,50 @@ mod tests {
         assert!(verify_now(&h, "Correct-Horse-7"));
         assert!(!verify_now(&h, "correct-horse-7"));
         assert!(!verify_now("not a hash", "anything"));
+    }
+
+    #[test]
+    fn verifying_on_reused_memory_agrees_with_the_library() {
+        let mut scratch = Scratch::new();
+        let h = hash_now("Correct-Horse-7").unwrap();
+        let weaker = argon2::Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8 * 1024, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"Other-Horse-8", &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string();
+        for _ in 0..2 {
+            assert!(verify_with(&mut scratch, &h, "Correct-Horse-7"));
+            assert!(!verify_with(&mut scratch, &h, "correct-horse-7"));
+            // Other parameters in a stored hash are read from it, on the same memory.
+            assert!(verify_with(&mut scratch, &weaker, "Other-Horse-8"));
+            assert!(!verify_with(&mut scratch, &weaker, "Correct-Horse-7"));
+            assert!(!verify_with(&mut scratch, "not a hash", "anything"));
+        }
+        let tampered = format!("{}A", &h[..h.len() - 1]);
+        assert_eq!(
+            verify_with(&mut scratch, &tampered, "Correct-Horse-7"),
+            verify_now(&tampered, "Correct-Horse-7")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_pool_verifies_and_hashes() {
+        let hasher = Hasher::new(2);
+        let h = hasher
+            .hash(SecretString::from("Correct-Horse-7".to_owned()))
+            .await
+            .unwrap();
+        assert!(hasher
+            .verify(h.clone(), SecretString::from("Correct-Horse-7".to_owned()))
+            .await
+            .unwrap());
+        assert!(!hasher
+            .verify(h, SecretString::from("Wrong-Horse-7".to_owned()))
+            .await
+            .unwrap());
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ mod outbox;
 mod phone;
 mod records;
 mod recovery;
+mod seed;
 
 use std::path::Path;
 use std::time::Duration;
