@@ -1007,7 +1007,7 @@ async fn phases(
 
     // 4. Signed-in page loads at a steady pace, idle and under a sign-in flood.
     let page_conns = 8;
-    let page_rate = 200.0;
+    let page_rate = 300.0;
     let flood_rate = (limit * 5.0).max(50.0);
     let make: MakeRequest = {
         let (http, base, c, s) = (http.clone(), base.clone(), csrf0.clone(), sessions.clone());
@@ -1117,7 +1117,7 @@ async fn phases(
 
     // 5. Scale: one client at a time, 1,000 users, then the directory grown to `large`.
     progress("scale probe with 1,000 users");
-    let (s_small, p_small) = scale_probe(&http, &base, &csrf0, SMALL_USERS, 40, 2000).await?;
+    let (s_small, p_small) = scale_probe(&http, &base, &csrf0, SMALL_USERS, 100, 3000).await?;
     progress(format!("seeding up to {large_users} users"));
     let seed_time = seed(
         data_dir,
@@ -1137,7 +1137,7 @@ async fn phases(
         "",
     ));
     progress(format!("scale probe with {large_users} users"));
-    let (s_large, p_large) = scale_probe(&http, &base, &csrf0, large_users, 40, 2000).await?;
+    let (s_large, p_large) = scale_probe(&http, &base, &csrf0, large_users, 100, 3000).await?;
     let s_ratio = s_large.as_secs_f64() / s_small.as_secs_f64().max(1e-9);
     let p_ratio = p_large.as_secs_f64() / p_small.as_secs_f64().max(1e-9);
     rows.push(row(
