@@ -83,15 +83,19 @@ async fn run() -> anyhow::Result<()> {
         .tempdir()
         .context("cannot make a temporary directory")?;
     let database = Database::fresh(data.path()).await?;
-    let outcome = measure(
-        &server_bin,
-        data.path(),
-        database.url(),
-        cores,
-        large_users,
-        database.label(),
-    )
-    .await;
+    // On Ctrl-C the measuring future is dropped, which kills the server (kill_on_drop),
+    // and the database is still dropped below.
+    let outcome = tokio::select! {
+        outcome = measure(
+            &server_bin,
+            data.path(),
+            database.url(),
+            cores,
+            large_users,
+            database.label(),
+        ) => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
     database.drop_it().await;
     let report = outcome?;
     println!("{report}");
