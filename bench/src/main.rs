@@ -83,15 +83,19 @@ async fn run() -> anyhow::Result<()> {
         .tempdir()
         .context("cannot make a temporary directory")?;
     let database = Database::fresh(data.path()).await?;
-    let outcome = measure(
-        &server_bin,
-        data.path(),
-        database.url(),
-        cores,
-        large_users,
-        database.label(),
-    )
-    .await;
+    // On Ctrl-C the measuring future is dropped, which kills the server (kill_on_drop),
+    // and the database is still dropped below.
+    let outcome = tokio::select! {
+        outcome = measure(
+            &server_bin,
+            data.path(),
+            database.url(),
+            cores,
+            large_users,
+            database.label(),
+        ) => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
     database.drop_it().await;
     let report = outcome?;
     println!("{report}");
@@ -1007,7 +1011,7 @@ async fn phases(
 
     // 4. Signed-in page loads at a steady pace, idle and under a sign-in flood.
     let page_conns = 8;
-    let page_rate = 200.0;
+    let page_rate = 300.0;
     let flood_rate = (limit * 5.0).max(50.0);
     let make: MakeRequest = {
         let (http, base, c, s) = (http.clone(), base.clone(), csrf0.clone(), sessions.clone());
@@ -1117,7 +1121,7 @@ async fn phases(
 
     // 5. Scale: one client at a time, 1,000 users, then the directory grown to `large`.
     progress("scale probe with 1,000 users");
-    let (s_small, p_small) = scale_probe(&http, &base, &csrf0, SMALL_USERS, 40, 2000).await?;
+    let (s_small, p_small) = scale_probe(&http, &base, &csrf0, SMALL_USERS, 100, 3000).await?;
     progress(format!("seeding up to {large_users} users"));
     let seed_time = seed(
         data_dir,
@@ -1137,7 +1141,7 @@ async fn phases(
         "",
     ));
     progress(format!("scale probe with {large_users} users"));
-    let (s_large, p_large) = scale_probe(&http, &base, &csrf0, large_users, 40, 2000).await?;
+    let (s_large, p_large) = scale_probe(&http, &base, &csrf0, large_users, 100, 3000).await?;
     let s_ratio = s_large.as_secs_f64() / s_small.as_secs_f64().max(1e-9);
     let p_ratio = p_large.as_secs_f64() / p_small.as_secs_f64().max(1e-9);
     rows.push(row(
