@@ -870,3 +870,24 @@ async fn an_operator_from_the_cli_verifies_the_demo_admin_and_sends_a_reset_link
     assert_eq!(mail.to, "ada@wickedsprockets.example");
     assert_eq!(mail.links().len(), 1);
 }
+
+#[tokio::test]
+async fn operator_sessions_slide_for_four_idle_hours_and_end_at_twelve() {
+    let (app, op) = console().await;
+    for _ in 0..2 {
+        app.advance(Duration::from_secs(3 * 3600 + 59 * 60));
+        assert_eq!(op.get("/operator/tenants").await.status(), StatusCode::OK);
+    }
+    app.advance(Duration::from_secs(4 * 3600 + 60));
+    let r = op.get("/operator/tenants").await;
+    assert_eq!(location(&r), "/operator/login", "idle for over 4 hours");
+
+    let op = operator_login(&app, OPERATOR).await;
+    for _ in 0..3 {
+        app.advance(Duration::from_secs(3 * 3600 + 50 * 60));
+        assert_eq!(op.get("/operator/tenants").await.status(), StatusCode::OK);
+    }
+    app.advance(Duration::from_secs(31 * 60));
+    let r = op.get("/operator/tenants").await;
+    assert_eq!(location(&r), "/operator/login", "past the 12-hour cap");
+}

@@ -40,8 +40,14 @@ pub struct OperatorSession {
 impl OperatorSession {
     /// How the operator appears in audit logs.
     pub fn actor(&self) -> String {
-        format!("operator:{}", self.operator.name)
+        operator_actor(&self.operator.name)
     }
+}
+
+/// An operator's name in audit logs and as their sign-in throttle key: `operator:NAME`,
+/// which no tenant username can be.
+fn operator_actor(name: &str) -> String {
+    format!("operator:{name}")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,17 +132,16 @@ impl Accounts {
     ) -> Result<String, SignInError> {
         let admitted = self.hasher.admit().map_err(|_| SignInError::Busy)?;
         let operator = self.store.operator_by_name(name.as_str()).await?;
-        let actor = format!("operator:{name}");
+        let actor = operator_actor(name.as_str());
         let addr = client.addr_string();
         let event = |kind| Event {
             actor: Some(actor.as_str()),
             client_addr: addr.as_deref(),
             ..Event::new(kind)
         };
-        let key = format!("operator:{name}");
         self.check_password_guarded(
             admitted,
-            &key,
+            &actor,
             operator.as_ref().map(|o| o.password_hash.as_str()),
             &password,
             client,
@@ -146,7 +151,7 @@ impl Accounts {
         let Some(operator) = operator else {
             return Err(SignInError::InvalidCredentials);
         };
-        self.store.throttle_clear(&key).await?;
+        self.store.throttle_clear(&actor).await?;
         let token = token::random_token();
         self.store
             .insert_operator_session(&token::token_hash(&token), operator.id, self.now())

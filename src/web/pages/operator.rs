@@ -370,65 +370,52 @@ async fn create_tenant(
 ) -> Result<Response, WebError> {
     let mut errors = TenantErrors::default();
     let parsed = parse_tenant(&form, &mut errors);
-    let req = match parsed {
-        Some(r) if !errors.any() => r,
-        _ => {
-            return render_tenants(
-                &state,
-                &os,
-                csrf,
-                ListQuery::default(),
-                StatusCode::UNPROCESSABLE_ENTITY,
-                form,
-                errors,
-            )
-            .await
-        }
+    let status = match parsed {
+        None => StatusCode::UNPROCESSABLE_ENTITY,
+        Some(_) if errors.any() => StatusCode::UNPROCESSABLE_ENTITY,
+        Some(req) => match state.accounts.operator_create_tenant(&os, &req).await {
+            Ok(created) => {
+                return Ok(html(
+                    StatusCode::OK,
+                    &CreatedPage {
+                        chrome: Chrome::operator(csrf, &os, "tenants"),
+                        tenant_code: req.code.to_string(),
+                        tenant_name: req.name.as_str().to_owned(),
+                        admin_username: created.admin_username,
+                        admin_email: req.admin_email.map(|e| e.as_str().to_owned()),
+                        temporary_password: created
+                            .temporary_password
+                            .map(|p| p.expose().to_owned()),
+                    },
+                ))
+            }
+            Err(ProvisionError::TenantExists(_)) => {
+                errors.code = Some("A tenant with this Client ID already exists.".to_owned());
+                StatusCode::CONFLICT
+            }
+            Err(ProvisionError::BadSipDomain) => {
+                errors.sip_domain =
+                    Some("Enter a host name like sip.example.com, or leave it empty.".to_owned());
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Err(ProvisionError::Unexpected(e)) => return Err(e.into()),
+            Err(other) => {
+                return Err(WebError::Unexpected(
+                    anyhow::anyhow!("unhandled provisioning outcome: {other}").into(),
+                ))
+            }
+        },
     };
-    match state.accounts.operator_create_tenant(&os, &req).await {
-        Ok(created) => Ok(html(
-            StatusCode::OK,
-            &CreatedPage {
-                chrome: Chrome::operator(csrf, &os, "tenants"),
-                tenant_code: req.code.to_string(),
-                tenant_name: req.name.as_str().to_owned(),
-                admin_username: created.admin_username,
-                admin_email: req.admin_email.map(|e| e.as_str().to_owned()),
-                temporary_password: created.temporary_password.map(|p| p.expose().to_owned()),
-            },
-        )),
-        Err(ProvisionError::TenantExists(_)) => {
-            errors.code = Some("A tenant with this Client ID already exists.".to_owned());
-            render_tenants(
-                &state,
-                &os,
-                csrf,
-                ListQuery::default(),
-                StatusCode::CONFLICT,
-                form,
-                errors,
-            )
-            .await
-        }
-        Err(ProvisionError::BadSipDomain) => {
-            errors.sip_domain =
-                Some("Enter a host name like sip.example.com, or leave it empty.".to_owned());
-            render_tenants(
-                &state,
-                &os,
-                csrf,
-                ListQuery::default(),
-                StatusCode::UNPROCESSABLE_ENTITY,
-                form,
-                errors,
-            )
-            .await
-        }
-        Err(ProvisionError::Unexpected(e)) => Err(e.into()),
-        Err(other) => Err(WebError::Unexpected(
-            anyhow::anyhow!("unhandled provisioning outcome: {other}").into(),
-        )),
-    }
+    render_tenants(
+        &state,
+        &os,
+        csrf,
+        ListQuery::default(),
+        status,
+        form,
+        errors,
+    )
+    .await
 }
 
 struct AdminView {
