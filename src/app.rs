@@ -206,12 +206,17 @@ impl Application {
         };
         let janitor = tokio::spawn(sweep_expired_sessions(self.services.clone()));
         let mailer = tokio::spawn(self.worker.run());
+        let follower = {
+            let store = self.services.accounts.store().clone();
+            tokio::spawn(async move { store.follow_other_nodes().await })
+        };
         let app = web::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         janitor.abort();
         mailer.abort();
+        follower.abort();
         self.services.accounts.store().close().await;
         served.context("server failed")
     }

@@ -321,7 +321,9 @@ async fn a_secret_moved_onto_another_users_row_does_not_open() {
     assert!(app.services.accounts.device_secrets(&u).await.is_err());
     let b = app.browser();
     b.login_ok("202-wickedsprockets", PASSWORD).await;
-    let r = b.get("/phone").await;
+    // The tab itself never opens the secret; revealing it does, and fails.
+    assert_eq!(b.get("/phone").await.status(), StatusCode::OK);
+    let r = b.post("/phone/sip/reveal", &[]).await;
     assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let body = r.text().await.unwrap();
     assert!(

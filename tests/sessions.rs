@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::*;
 use dialtone::auth::token::token_hash;
+use dialtone::clock::Clock;
 use reqwest::StatusCode;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -43,13 +44,13 @@ async fn the_session_cookie_is_http_only_lax_and_only_its_hash_is_stored() {
 
     let store = app.services.accounts.store();
     assert!(store
-        .session_with_user(&token_hash(&token))
+        .session_with_user(&token_hash(&token), app.clock.now())
         .await
         .unwrap()
         .is_some());
     assert!(
         store
-            .session_with_user(token.as_bytes())
+            .session_with_user(token.as_bytes(), app.clock.now())
             .await
             .unwrap()
             .is_none(),
@@ -150,7 +151,7 @@ async fn the_slide_is_written_at_most_once_a_minute() {
     let store = app.services.accounts.store();
     let seen = || async {
         store
-            .session_with_user(&hash)
+            .session_with_user(&hash, app.clock.now())
             .await
             .unwrap()
             .unwrap()
@@ -244,5 +245,134 @@ async fn a_short_idle_time_still_slides() {
     for _ in 0..4 {
         app.advance(Duration::from_secs(20));
         assert_eq!(b.get("/phone").await.status(), StatusCode::OK);
+    }
+}
+
+/// The same browser (cookie jar) talking to another node.
+fn on_node(b: &Browser, node: &TestApp) -> Browser {
+    Browser {
+        base: node.base.clone(),
+        client: b.client.clone(),
+    }
+}
+
+/// A client that sends this session cookie to `node`, whatever it is told.
+fn holding(token: &str, node: &TestApp) -> Browser {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::COOKIE,
+        format!("dialtone_session={token}").parse().unwrap(),
+    );
+    Browser {
+        base: node.base.clone(),
+        client: reqwest::Client::builder()
+            .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+    }
+}
+
+/// Loads `/phone` on `b` until it answers `want`, for at most five seconds of real time:
+/// the other node hears of a change by a PostgreSQL notice, not at once.
+async fn phone_answers(b: &Browser, want: StatusCode) -> bool {
+    for _ in 0..100 {
+        if b.get("/phone").await.status() == want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn an_admins_change_shows_on_the_users_next_page() {
+    let app = spawn_app().await;
+    app.add_user_as(
+        "200-wickedsprockets",
+        Some(PASSWORD),
+        dialtone::domain::Role::Admin,
+    )
+    .await;
+    let (user, _) = signed_in(&app).await;
+    let page = user.get("/phone").await.text().await.unwrap();
+    assert!(page.contains("Sam Staff") && !page.contains("Administrator"));
+    assert_eq!(
+        user.get("/admin/users").await.status(),
+        StatusCode::FORBIDDEN
+    );
+
+    let admin = app.browser();
+    admin.login_ok("200-wickedsprockets", PASSWORD).await;
+    let r = admin
+        .post(
+            "/admin/users/201",
+            &[
+                ("name", "Samantha Staff"),
+                ("email", "sam@example.com"),
+                ("role", "admin"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+
+    // The pinned clock has not moved: only the change itself can make the page new.
+    let page = user.get("/phone").await.text().await.unwrap();
+    assert!(page.contains("Samantha Staff") && page.contains("Administrator"));
+    assert_eq!(user.get("/admin/users").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_sign_out_on_one_node_ends_the_session_on_every_node() {
+    let app = spawn_app().await;
+    let other = app.second_node().await;
+    let (b, cookie) = signed_in(&app).await;
+    // An attacker who copied the cookie, using it on the other node.
+    let stolen = holding(&cookie_value(&cookie), &other);
+    assert_eq!(stolen.get("/phone").await.status(), StatusCode::OK);
+
+    assert_eq!(b.post("/logout", &[]).await.status(), StatusCode::SEE_OTHER);
+    if app.is_postgres() {
+        // Told at once: the clock stays where it is.
+        assert!(phone_answers(&stolen, StatusCode::SEE_OTHER).await);
+    } else {
+        // One SQLite file has one node in production; a second one still notices
+        // within the cache's freshness.
+        app.advance(dialtone::store::SESSION_CACHE_FRESH_FOR);
+        assert_eq!(stolen.get("/phone").await.status(), StatusCode::SEE_OTHER);
+    }
+}
+
+#[tokio::test]
+async fn a_password_change_on_one_node_ends_other_sessions_on_every_node() {
+    let app = spawn_app().await;
+    let other = app.second_node().await;
+    let (laptop, _) = signed_in(&app).await;
+    let desk = app.browser();
+    desk.login_ok("201-wickedsprockets", PASSWORD).await;
+    let desk_elsewhere = on_node(&desk, &other);
+    assert_eq!(desk_elsewhere.get("/phone").await.status(), StatusCode::OK);
+
+    let r = laptop
+        .post(
+            "/settings/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "Gear-Wednesday-97"),
+                ("confirm_password", "Gear-Wednesday-97"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "the change is accepted");
+    assert_eq!(laptop.get("/phone").await.status(), StatusCode::OK);
+    if app.is_postgres() {
+        assert!(phone_answers(&desk_elsewhere, StatusCode::SEE_OTHER).await);
+    } else {
+        app.advance(dialtone::store::SESSION_CACHE_FRESH_FOR);
+        assert_eq!(
+            desk_elsewhere.get("/phone").await.status(),
+            StatusCode::SEE_OTHER
+        );
     }
 }

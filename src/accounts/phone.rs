@@ -135,20 +135,15 @@ impl Accounts {
     }
 
     pub async fn phone_view(&self, su: &SessionUser) -> Result<PhoneView, Unexpected> {
-        // One read: the stored secret must open (or is made now), and the PIN's presence.
-        let (sip, pin) = self.store.device_secrets(su.user.id).await?;
-        match sip {
-            Some(sealed) => {
-                self.open_secret(SIP_PURPOSE, &su.user, &sealed)?;
-            }
-            None => {
-                self.sip_secret(&su.user).await?;
-            }
+        // The session lookup said whether secrets are stored; the page never opens them.
+        // A user who has no SIP secret yet gets one now.
+        if !su.user.has_sip_secret {
+            self.sip_secret(&su.user).await?;
         }
         Ok(PhoneView {
             sip_username: su.user.extension.clone(),
             sip_domain: su.user.sip_domain.clone(),
-            has_pin: pin.is_some(),
+            has_pin: su.user.has_pin,
             reveal_ready: su.session.authenticated_at.until(self.now()) < REVEAL_WINDOW,
         })
     }

@@ -41,20 +41,24 @@ impl Accounts {
         if !token::looks_like_token(cookie) {
             return Ok(None);
         }
+        let now = self.now();
         let Some((session, user)) = self
             .store
-            .session_with_user(&token::token_hash(cookie))
+            .session_with_user(&token::token_hash(cookie), now)
             .await?
         else {
             return Ok(None);
         };
-        let now = self.now();
         match self.liveness(session.created_at, session.last_seen_at, now) {
             Liveness::Ended => {
                 self.store.delete_session(session.id).await?;
                 return Ok(None);
             }
-            Liveness::Live { slide: true } => self.store.touch_session(session.id, now).await?,
+            Liveness::Live { slide: true } => {
+                if !self.store.touch_session(session.id, now).await? {
+                    return Ok(None);
+                }
+            }
             Liveness::Live { slide: false } => {}
         }
         Ok(Some(SessionUser { session, user }))

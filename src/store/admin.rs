@@ -4,6 +4,7 @@
 
 use sqlx::Row;
 
+use super::session_cache::Change;
 use super::{
     audit_from_row, user_from_row, AuditRecord, Store, StoreError, StoreResult, TenantId, UserId,
     UserRecord, USER_COLUMNS, USER_COLUMN_COUNT,
@@ -118,6 +119,7 @@ impl Store {
             sqlx::Error::Database(ref db) if db.is_unique_violation() => StoreError::Conflict,
             other => StoreError::Database(other),
         })?;
+        self.changed(Change::User(id)).await;
         Ok(done.rows_affected() == 1)
     }
 
@@ -147,6 +149,7 @@ impl Store {
             sqlx::query(sql).bind(id.0).execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        self.changed(Change::User(id)).await;
         Ok(true)
     }
 

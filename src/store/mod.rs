@@ -9,8 +9,10 @@ mod phone;
 mod records;
 mod recovery;
 mod seed;
+mod session_cache;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -26,6 +28,8 @@ pub use outbox::{MailRecord, NewMail, OutboxMessage};
 pub use phone::SealedSecrets;
 pub use records::*;
 pub use recovery::{NewResetLink, ResetRecord};
+pub use session_cache::FRESH_FOR as SESSION_CACHE_FRESH_FOR;
+use session_cache::{Change, Lookup, SessionCache};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -70,6 +74,8 @@ pub struct ThrottleState {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    url: Arc<str>,
+    sessions: Arc<SessionCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -82,9 +88,11 @@ impl std::fmt::Debug for Store {
 
 const USER_COLUMNS: &str =
     "u.id, u.tenant_id, t.code, t.name, u.extension, u.name, u.email, u.role, \
-     u.password_hash, u.password_temporary, u.password_expires_at, u.last_sign_in_at, t.sip_domain";
+     u.password_hash, u.password_temporary, u.password_expires_at, u.last_sign_in_at, t.sip_domain, \
+     CAST(CASE WHEN u.sip_secret IS NULL THEN 0 ELSE 1 END AS BIGINT), \
+     CAST(CASE WHEN u.voicemail_pin IS NULL THEN 0 ELSE 1 END AS BIGINT)";
 /// How many columns `USER_COLUMNS` selects; columns selected after them start here.
-const USER_COLUMN_COUNT: usize = 13;
+const USER_COLUMN_COUNT: usize = 15;
 
 impl Store {
     /// Connects and runs the embedded migrations of the matching backend.
@@ -123,7 +131,12 @@ impl Store {
                 })
             });
         let pool = options.connect(url).await?;
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            url: Arc::from(url),
+            sessions: Arc::default(),
+        };
         match backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&store.pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&store.pool).await?,
@@ -235,6 +248,7 @@ impl Store {
             .bind(id.0)
             .execute(&self.pool)
             .await?;
+        self.changed(Change::User(id)).await;
         Ok(())
     }
 
@@ -269,6 +283,7 @@ impl Store {
             outbox::enqueue(&mut tx, mail, now).await?;
         }
         tx.commit().await?;
+        self.changed(Change::User(id)).await;
         Ok(session)
     }
 
@@ -302,11 +317,17 @@ impl Store {
         insert_session(&mut conn, token_hash, user, now).await
     }
 
-    /// The session with this token hash and its user, in one round trip.
+    /// The session with this token hash and its user: from the session cache while its
+    /// entry is fresh at `now`, else in one round trip (and then kept).
     pub async fn session_with_user(
         &self,
         token_hash: &[u8],
+        now: Timestamp,
     ) -> StoreResult<Option<(SessionRecord, UserRecord)>> {
+        let epoch = match self.sessions.get(token_hash, now) {
+            Lookup::Hit(found) => return Ok(Some(*found)),
+            Lookup::Miss { epoch } => epoch,
+        };
         let sql = format!(
             "SELECT {USER_COLUMNS}, s.id, s.created_at, s.last_seen_at, s.authenticated_at \
              FROM sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = u.tenant_id \
@@ -325,16 +346,24 @@ impl Store {
             last_seen_at: Timestamp(r.try_get(USER_COLUMN_COUNT + 2)?),
             authenticated_at: Timestamp(r.try_get(USER_COLUMN_COUNT + 3)?),
         };
+        self.sessions.put(token_hash, epoch, &session, &user, now);
         Ok(Some((session, user)))
     }
 
-    pub async fn touch_session(&self, id: SessionId, now: Timestamp) -> StoreResult<()> {
-        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
+    /// Slides the idle timer. False when the session no longer exists (ended elsewhere).
+    pub async fn touch_session(&self, id: SessionId, now: Timestamp) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
             .bind(now.0)
             .bind(id.0)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        if done.rows_affected() == 1 {
+            self.sessions.touched(id, now);
+            Ok(true)
+        } else {
+            self.changed(Change::Session(id)).await;
+            Ok(false)
+        }
     }
 
     /// The password was proven again in this session (for sensitive actions).
@@ -344,6 +373,7 @@ impl Store {
             .bind(id.0)
             .execute(&self.pool)
             .await?;
+        self.changed(Change::Session(id)).await;
         Ok(())
     }
 
@@ -352,6 +382,7 @@ impl Store {
             .bind(id.0)
             .execute(&self.pool)
             .await?;
+        self.changed(Change::Session(id)).await;
         Ok(())
     }
 
@@ -360,7 +391,66 @@ impl Store {
             .bind(user.0)
             .execute(&self.pool)
             .await?;
+        self.changed(Change::User(user)).await;
         Ok(done.rows_affected())
+    }
+
+    /// Forgets cached sessions a committed write made wrong, here and — on PostgreSQL — on
+    /// every other node. A notice that cannot be sent is logged: the other nodes' entries
+    /// then run out on their own within the cache's freshness.
+    async fn changed(&self, change: Change) {
+        self.sessions.forget(change);
+        if self.backend == Backend::Postgres {
+            let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(session_cache::CHANNEL)
+                .bind(change.payload())
+                .execute(&self.pool)
+                .await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "could not tell other nodes a session changed");
+            }
+        }
+    }
+
+    /// Keeps this node's session cache in step with the other nodes', until dropped: on
+    /// PostgreSQL it listens for their changes; when the listening connection drops (and
+    /// notices may have been missed) it forgets every cached session. Nothing to do on
+    /// SQLite, where one node owns the file.
+    pub async fn follow_other_nodes(&self) {
+        if self.backend != Backend::Postgres {
+            return;
+        }
+        loop {
+            self.sessions.forget(Change::All);
+            let listener = async {
+                let mut l = sqlx::postgres::PgListener::connect(&self.url).await?;
+                l.listen(session_cache::CHANNEL).await?;
+                Ok::<_, sqlx::Error>(l)
+            };
+            let mut listener = match listener.await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for other nodes' session changes");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            // Anything cached before the listener was up may have missed a notice.
+            self.sessions.forget(Change::All);
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(notice)) => self.sessions.forget(Change::parse(notice.payload())),
+                    Ok(None) => {
+                        // The connection dropped; the next receive reconnects.
+                        self.sessions.forget(Change::All);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "lost the session-change listener");
+                        break;
+                    }
+                }
+            }
+        }
     }
 
     pub async fn count_user_sessions(&self, user: UserId) -> StoreResult<i64> {
@@ -609,6 +699,8 @@ fn user_from_row(r: &AnyRow, at: usize) -> StoreResult<UserRecord> {
         password_expires_at: r.try_get::<Option<i64>, _>(at + 10)?.map(Timestamp),
         last_sign_in_at: r.try_get::<Option<i64>, _>(at + 11)?.map(Timestamp),
         sip_domain: r.try_get(at + 12)?,
+        has_sip_secret: r.try_get::<i64, _>(at + 13)? != 0,
+        has_pin: r.try_get::<i64, _>(at + 14)? != 0,
     })
 }
 

@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use super::session_cache::Change;
 use super::{Store, StoreResult, UserId};
 
 /// A user's sealed device secrets, for re-encryption.
@@ -37,6 +38,7 @@ impl Store {
             .bind(user.0)
             .execute(&self.pool)
             .await?;
+        self.changed(Change::User(user)).await;
         Ok(())
     }
 
@@ -47,6 +49,7 @@ impl Store {
             .bind(user.0)
             .execute(&self.pool)
             .await?;
+        self.changed(Change::User(user)).await;
         Ok(())
     }
 
@@ -56,6 +59,7 @@ impl Store {
             .bind(user.0)
             .execute(&self.pool)
             .await?;
+        self.changed(Change::User(user)).await;
         Ok(())
     }
 

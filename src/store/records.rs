@@ -61,6 +61,9 @@ pub struct UserRecord {
     pub last_sign_in_at: Option<Timestamp>,
     /// The tenant's SIP domain, where this user's phones register.
     pub sip_domain: String,
+    /// Whether a sealed SIP secret and a voicemail PIN are stored (never the values).
+    pub has_sip_secret: bool,
+    pub has_pin: bool,
 }
 
 impl UserRecord {

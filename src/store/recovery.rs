@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use super::outbox::{enqueue, NewMail};
+use super::session_cache::Change;
 use super::{
     user_from_row, PasswordChange, Store, StoreResult, UserId, UserRecord, USER_COLUMNS,
     USER_COLUMN_COUNT,
@@ -134,6 +135,7 @@ impl Store {
             enqueue(&mut tx, mail, now).await?;
         }
         tx.commit().await?;
+        self.changed(Change::User(user)).await;
         Ok(true)
     }
 }

@@ -125,6 +125,22 @@ impl TestApp {
         .await
     }
 
+    /// Another `dialtone serve` node on the same database, data directory and clock, as
+    /// a second server behind the load balancer would be.
+    pub async fn second_node(&self) -> TestApp {
+        start(
+            self.data_dir.clone(),
+            Some(self.services.settings.database_url.clone()),
+            self.clock.clone(),
+            &[],
+        )
+        .await
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.services.accounts.store().backend() == dialtone::store::Backend::Postgres
+    }
+
     pub fn mail_dir(&self) -> std::path::PathBuf {
         self.data_dir.path().join("mail")
     }
