@@ -115,9 +115,30 @@ pub fn verify_with(scratch: &mut Scratch, stored: &str, password: &str) -> bool 
     hashed.is_ok() && bool::from(out.ct_eq(expected.as_bytes()))
 }
 
-/// Nice value of the hashing threads (the lowest): below the threads that serve pages, so a flood of
-/// sign-ins that fills the pool only gets the CPU that signed-in users leave over. With
+/// Puts the calling hashing thread below every thread that serves pages, so a flood of
+/// sign-ins that fills the pool only gets the CPU that signed-in users leave over; with
 /// nothing else to run, the hashing threads still get whole cores.
+///
+/// `SCHED_IDLE` first: a page request that wakes up takes the core from a hashing thread
+/// at once. (At the lowest nice value alone, the scheduler may let the hashing thread
+/// finish its time slice first, a few milliseconds.) Where that policy cannot be set, the
+/// lowest nice value; where neither can, hashing runs at normal priority.
+fn lower_priority() {
+    use thread_priority::{
+        set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+        ThreadPriority, ThreadSchedulePolicy,
+    };
+    let idle = set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Min,
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+    );
+    if idle.is_err() {
+        let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), HASH_NICE);
+    }
+}
+
+/// The nice value of the hashing threads where `SCHED_IDLE` is not available.
 const HASH_NICE: i32 = 19;
 
 type Job = Box<dyn FnOnce(&mut Scratch) + Send>;
@@ -188,8 +209,7 @@ impl Hasher {
 }
 
 fn hashing_thread(jobs: &Mutex<mpsc::Receiver<Job>>) {
-    // Best effort: where the nice value cannot be set, hashing runs at normal priority.
-    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), HASH_NICE);
+    lower_priority();
     let mut scratch = Scratch::new();
     loop {
         let job = match jobs.lock() {
@@ -300,5 +320,30 @@ mod tests {
         assert!(matches!(hasher.admit(), Err(Busy)));
         drop(held);
         assert!(hasher.admit().is_ok());
+    }
+
+    #[tokio::test]
+    async fn hashing_threads_yield_to_everything_else() {
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+        let hasher = Hasher::new(1);
+        let policy = hasher
+            .admit()
+            .unwrap()
+            .run(|_| thread_priority::thread_schedule_policy())
+            .await
+            .unwrap()
+            .unwrap();
+        let nice = hasher
+            .admit()
+            .unwrap()
+            .run(|_| rustix::process::getpriority_process(None))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            policy == ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
+                || nice == HASH_NICE,
+            "hashing runs at {policy:?}, nice {nice}"
+        );
     }
 }
