@@ -130,15 +130,20 @@ impl<'a> Event<'a> {
 }
 
 pub async fn record(store: &Store, at: Timestamp, e: Event<'_>) -> StoreResult<()> {
-    store
-        .insert_audit(&AuditRow {
+    store.insert_audit(&e.row(at)).await
+}
+
+impl<'a> Event<'a> {
+    /// The row this event is stored as, at `at`.
+    pub fn row(&self, at: Timestamp) -> AuditRow<'a> {
+        AuditRow {
             at,
-            tenant_id: e.tenant,
-            kind: e.kind.as_str(),
-            actor: e.actor,
-            subject: e.subject,
-            client_addr: e.client_addr,
-            detail: e.detail,
-        })
-        .await
+            tenant_id: self.tenant,
+            kind: self.kind.as_str(),
+            actor: self.actor,
+            subject: self.subject,
+            client_addr: self.client_addr,
+            detail: self.detail,
+        }
+    }
 }

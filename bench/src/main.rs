@@ -1011,7 +1011,7 @@ async fn phases(
 
     // 4. Signed-in page loads at a steady pace, idle and under a sign-in flood.
     let page_conns = 8;
-    let page_rate = 300.0;
+    let page_rate = 1000.0;
     let flood_rate = (limit * 5.0).max(50.0);
     let make: MakeRequest = {
         let (http, base, c, s) = (http.clone(), base.clone(), csrf0.clone(), sessions.clone());

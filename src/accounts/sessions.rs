@@ -138,22 +138,24 @@ impl Accounts {
             self.store.throttle_clear(&key).await?;
             return Ok(Ok(()));
         }
-        self.store
-            .throttle_fail(
-                &key,
-                self.policy.lockout_attempts,
-                self.now().plus(self.policy.lockout_duration),
-            )
-            .await?;
+        let now = self.now();
         let addr = client.addr_string();
-        self.audit(Event {
+        let event = Event {
             tenant: Some(user.tenant_id),
             actor: Some(&name),
             client_addr: addr.as_deref(),
             detail: Some(why),
             ..Event::new(EventKind::SignInFailed)
-        })
-        .await?;
+        };
+        self.store
+            .record_failed_check(
+                &key,
+                self.policy.lockout_attempts,
+                now.plus(self.policy.lockout_duration),
+                None,
+                |_| event.row(now),
+            )
+            .await?;
         Ok(Err(NotConfirmed::Wrong))
     }
 }

@@ -10,7 +10,9 @@ use super::{addr_key, user_key, Accounts, Client, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::auth::hashing::{dummy_hash, Admitted, HashError};
 use crate::auth::token;
+use crate::clock::Timestamp;
 use crate::domain::{password, Username};
+use crate::store::AddressFailure;
 
 /// A new session for the browser.
 #[derive(Debug)]
@@ -49,20 +51,25 @@ impl From<crate::store::StoreError> for SignInError {
 }
 
 impl Accounts {
+    /// One more failure of the client address `key`, across usernames, at `now`.
+    fn address_failure<'k>(&self, key: &'k str, now: Timestamp) -> AddressFailure<'k> {
+        AddressFailure {
+            key,
+            now,
+            window: self.policy.lockout_window,
+            limit: self.policy.address_attempts,
+            lock_until: now.plus(self.policy.address_lock),
+        }
+    }
+
     /// One more failure from this client address, across usernames.
     async fn count_address_failure(&self, client: Client) -> Result<(), crate::store::StoreError> {
         if let Some(ip) = client.addr {
-            let now = self.now();
-            let k = addr_key(ip);
+            let key = addr_key(ip);
+            let f = self.address_failure(&key, self.now());
+            self.store.throttle_count(f.key, f.now, f.window).await?;
             self.store
-                .throttle_count(&k, now, self.policy.lockout_window)
-                .await?;
-            self.store
-                .throttle_fail(
-                    &k,
-                    self.policy.address_attempts,
-                    now.plus(self.policy.address_lock),
-                )
+                .throttle_fail(f.key, f.limit, f.lock_until)
                 .await?;
         }
         Ok(())
@@ -123,20 +130,25 @@ impl Accounts {
             return Ok(());
         }
         let now = self.now();
-        let locked = self
-            .store
-            .throttle_fail(
+        let address = client.addr.map(addr_key);
+        self.store
+            .record_failed_check(
                 key,
                 self.policy.lockout_attempts,
                 now.plus(self.policy.lockout_duration),
+                address
+                    .as_deref()
+                    .map(|k| self.address_failure(k, now))
+                    .as_ref(),
+                |locked| {
+                    Event {
+                        detail: locked.map(|_| "this failure locked the name"),
+                        ..event(EventKind::SignInFailed)
+                    }
+                    .row(now)
+                },
             )
             .await?;
-        self.count_address_failure(client).await?;
-        self.audit(Event {
-            detail: locked.map(|_| "this failure locked the name"),
-            ..event(EventKind::SignInFailed)
-        })
-        .await?;
         Err(SignInError::InvalidCredentials)
     }
 

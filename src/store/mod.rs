@@ -62,6 +62,17 @@ fn classify(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// One more failure of a client address, counted and, at `limit`, locked until
+/// `lock_until` (see [`Store::record_failed_check`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AddressFailure<'a> {
+    pub key: &'a str,
+    pub now: Timestamp,
+    pub window: Duration,
+    pub limit: u32,
+    pub lock_until: Timestamp,
+}
+
 /// The outcome of counting one sign-in attempt for a throttle key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottleState {
@@ -493,27 +504,7 @@ impl Store {
         now: Timestamp,
         window: Duration,
     ) -> StoreResult<ThrottleState> {
-        let row = sqlx::query(
-            "INSERT INTO signin_throttle (key, window_start, attempts, locked_until) VALUES ($1, $2, 1, NULL) \
-             ON CONFLICT (key) DO UPDATE SET \
-               attempts = CASE WHEN (signin_throttle.locked_until IS NOT NULL AND signin_throttle.locked_until <= $2) \
-                                 OR (signin_throttle.locked_until IS NULL AND signin_throttle.window_start <= $3) \
-                               THEN 1 ELSE signin_throttle.attempts + 1 END, \
-               window_start = CASE WHEN signin_throttle.locked_until IS NOT NULL AND signin_throttle.locked_until > $2 \
-                               THEN signin_throttle.window_start ELSE $2 END, \
-               locked_until = CASE WHEN signin_throttle.locked_until <= $2 THEN NULL \
-                               ELSE signin_throttle.locked_until END \
-             RETURNING attempts, locked_until",
-        )
-        .bind(key)
-        .bind(now.0)
-        .bind(now.minus(window).0)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(ThrottleState {
-            attempts: row.try_get(0)?,
-            locked_until: row.try_get::<Option<i64>, _>(1)?.map(Timestamp),
-        })
+        throttle_count(&self.pool, key, now, window).await
     }
 
     /// Forgets throttle rows nobody can be limited by any more, reset links long dead and
@@ -545,20 +536,32 @@ impl Store {
         limit: u32,
         lock_until: Timestamp,
     ) -> StoreResult<Option<Timestamp>> {
-        let row = sqlx::query(
-            "UPDATE signin_throttle SET locked_until = CASE \
-               WHEN locked_until IS NULL AND attempts >= $2 THEN $3 ELSE locked_until END \
-             WHERE key = $1 RETURNING locked_until",
-        )
-        .bind(key)
-        .bind(i64::from(limit))
-        .bind(lock_until.0)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match row {
-            Some(r) => r.try_get::<Option<i64>, _>(0)?.map(Timestamp),
-            None => None,
-        })
+        throttle_fail(&self.pool, key, limit, lock_until).await
+    }
+
+    /// Records a password that did not match, in one transaction (one commit where there
+    /// were four): the failure under `key`, which locks it once its window holds `limit`
+    /// attempts; one more failure of the client's address, when given; and the audit row
+    /// that `audit` makes, told whether this failure locked `key`. Returns when `key` is
+    /// locked until, if it is.
+    pub async fn record_failed_check<'a>(
+        &self,
+        key: &str,
+        limit: u32,
+        lock_until: Timestamp,
+        address: Option<&AddressFailure<'_>>,
+        audit: impl FnOnce(Option<Timestamp>) -> AuditRow<'a>,
+    ) -> StoreResult<Option<Timestamp>> {
+        let mut tx = self.pool.begin().await?;
+        // A write first, so SQLite takes its write lock at once.
+        let locked = throttle_fail(&mut *tx, key, limit, lock_until).await?;
+        if let Some(a) = address {
+            throttle_count(&mut *tx, a.key, a.now, a.window).await?;
+            throttle_fail(&mut *tx, a.key, a.limit, a.lock_until).await?;
+        }
+        insert_audit(&mut *tx, &audit(locked)).await?;
+        tx.commit().await?;
+        Ok(locked)
     }
 
     /// Gives back an attempt that was counted but never checked (the hashing pool was full).
@@ -596,20 +599,7 @@ impl Store {
     // ---- audit ---------------------------------------------------------------------
 
     pub async fn insert_audit(&self, e: &AuditRow<'_>) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO audit_events (at, tenant_id, kind, actor, subject, client_addr, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(e.at.0)
-        .bind(e.tenant_id.map(|t| t.0))
-        .bind(e.kind)
-        .bind(e.actor)
-        .bind(e.subject)
-        .bind(e.client_addr)
-        .bind(e.detail)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        insert_audit(&self.pool, e).await
     }
 
     /// The newest audit events, optionally only of one kind (for the admin page and tests).
@@ -644,6 +634,77 @@ fn audit_from_row(r: &AnyRow) -> StoreResult<AuditRecord> {
         client_addr: r.try_get(5)?,
         detail: r.try_get(6)?,
     })
+}
+
+async fn throttle_count<'e>(
+    db: impl Executor<'e, Database = sqlx::Any>,
+    key: &str,
+    now: Timestamp,
+    window: Duration,
+) -> StoreResult<ThrottleState> {
+    let row = sqlx::query(
+        "INSERT INTO signin_throttle (key, window_start, attempts, locked_until) VALUES ($1, $2, 1, NULL) \
+         ON CONFLICT (key) DO UPDATE SET \
+           attempts = CASE WHEN (signin_throttle.locked_until IS NOT NULL AND signin_throttle.locked_until <= $2) \
+                             OR (signin_throttle.locked_until IS NULL AND signin_throttle.window_start <= $3) \
+                           THEN 1 ELSE signin_throttle.attempts + 1 END, \
+           window_start = CASE WHEN signin_throttle.locked_until IS NOT NULL AND signin_throttle.locked_until > $2 \
+                           THEN signin_throttle.window_start ELSE $2 END, \
+           locked_until = CASE WHEN signin_throttle.locked_until <= $2 THEN NULL \
+                           ELSE signin_throttle.locked_until END \
+         RETURNING attempts, locked_until",
+    )
+    .bind(key)
+    .bind(now.0)
+    .bind(now.minus(window).0)
+    .fetch_one(db)
+    .await?;
+    Ok(ThrottleState {
+        attempts: row.try_get(0)?,
+        locked_until: row.try_get::<Option<i64>, _>(1)?.map(Timestamp),
+    })
+}
+
+async fn throttle_fail<'e>(
+    db: impl Executor<'e, Database = sqlx::Any>,
+    key: &str,
+    limit: u32,
+    lock_until: Timestamp,
+) -> StoreResult<Option<Timestamp>> {
+    let row = sqlx::query(
+        "UPDATE signin_throttle SET locked_until = CASE \
+           WHEN locked_until IS NULL AND attempts >= $2 THEN $3 ELSE locked_until END \
+         WHERE key = $1 RETURNING locked_until",
+    )
+    .bind(key)
+    .bind(i64::from(limit))
+    .bind(lock_until.0)
+    .fetch_optional(db)
+    .await?;
+    Ok(match row {
+        Some(r) => r.try_get::<Option<i64>, _>(0)?.map(Timestamp),
+        None => None,
+    })
+}
+
+async fn insert_audit<'e>(
+    db: impl Executor<'e, Database = sqlx::Any>,
+    e: &AuditRow<'_>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (at, tenant_id, kind, actor, subject, client_addr, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(e.at.0)
+    .bind(e.tenant_id.map(|t| t.0))
+    .bind(e.kind)
+    .bind(e.actor)
+    .bind(e.subject)
+    .bind(e.client_addr)
+    .bind(e.detail)
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 async fn set_password(
