@@ -432,7 +432,6 @@ impl Store {
             return;
         }
         loop {
-            self.sessions.forget(Change::All);
             let listener = async {
                 let mut l = sqlx::postgres::PgListener::connect(&self.url).await?;
                 l.listen(session_cache::CHANNEL).await?;
