@@ -489,7 +489,7 @@ async fn screenshots_of_the_pages_in_both_themes() {
         "Dana Whitfield",
         Some("dana@wickedsprockets.example"),
         Role::Admin,
-        PASSWORD,
+        Some(PASSWORD),
     )
     .await;
     for (user, name, email) in [
@@ -510,7 +510,7 @@ async fn screenshots_of_the_pages_in_both_themes() {
             Some("lee@wickedsprockets.example"),
         ),
     ] {
-        app.add_person(user, name, email, Role::User, PASSWORD)
+        app.add_person(user, name, email, Role::User, Some(PASSWORD))
             .await;
     }
     let Some(c) = browser(&app).await else { return };
@@ -576,7 +576,7 @@ async fn the_operator_console_verifies_a_caller_and_passes_the_page_audits() {
         "Dana Whitfield",
         Some("dana@wickedsprockets.example"),
         Role::Admin,
-        PASSWORD,
+        Some(PASSWORD),
     )
     .await;
     const OPERATOR_PASSWORD: &str = "Console-Lantern-77";

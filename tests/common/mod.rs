@@ -1,25 +1,59 @@
 //! Test harness: starts the real portal on 127.0.0.1 port 0 with a fresh database —
 //! a SQLite file in a temporary directory, or a new PostgreSQL database when
 //! `DIALTONE_TEST_DATABASE_URL` is set — and a pinned clock the test moves by hand.
+//!
+//! Suites speak HTTP through [`Browser`] (one helper per endpoint), arrange with the
+//! fixtures here (`spawn_app`, `signed_in_user`, `signed_in_admin`, …), run the binary
+//! through [`Cli`], and check what lies below HTTP only through `TestApp` helpers named
+//! for what they check. This file is the only one that names the store or the services:
+//! every store read goes through `TestApp::store`, every service call through
+//! `TestApp::accounts` (or, for the wiring, `self.services`).
 #![allow(dead_code)]
+
+mod browser;
+mod cli;
+mod mail;
+
+// Not every suite uses every part.
+#[allow(unused_imports)]
+pub use browser::*;
+#[allow(unused_imports)]
+pub use cli::*;
+#[allow(unused_imports)]
+pub use mail::*;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use dialtone::app::{Application, Services};
-use dialtone::clock::{ManualClock, Timestamp};
+use dialtone::clock::{Clock, ManualClock, Timestamp};
 use dialtone::config::{Layers, Settings};
 use dialtone::domain::{
-    DisplayName, Email, NewPassword, PasswordContext, Role, TenantCode, Username,
+    DisplayName, Email, NewPassword, OperatorName, PasswordContext, Role, TenantCode, Username,
 };
-use reqwest::redirect::Policy;
-use reqwest::{Response, StatusCode};
 
 pub const TENANT: &str = "wickedsprockets";
+/// The tenant's admin, extension 200 (email 200@example.com when made by `add_user_as`).
+pub const ADMIN: &str = "200-wickedsprockets";
+/// The tenant's user, extension 201 (email 201@example.com).
+pub const USER: &str = "201-wickedsprockets";
 pub const PASSWORD: &str = "Sprocket-Tuesday-42";
+/// A valid password other than `PASSWORD`, for changes and resets.
+pub const NEW: &str = "Gearbox-Sunday-77";
+pub const OPERATOR: &str = "olivia";
+pub const OPERATOR_PASSWORD: &str = "Console-Lantern-77";
 /// A fixed start so expiry arithmetic is the same in every run.
 pub const START: Timestamp = Timestamp(1_800_000_000);
+
+/// What the store keeps, as the checks below read it.
+pub type StoredUser = dialtone::store::UserRecord;
+pub type AuditEvent = dialtone::store::AuditRecord;
+pub type MailRecord = dialtone::store::MailRecord;
+pub type SessionRecord = dialtone::store::SessionRecord;
+pub type SecurityQuestionRecord = dialtone::store::SecurityQuestionRecord;
+/// How long a node trusts its session cache without hearing from the database.
+pub const SESSION_CACHE_FRESH_FOR: Duration = dialtone::store::SESSION_CACHE_FRESH_FOR;
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -31,14 +65,30 @@ pub struct TestApp {
     running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
 /// Extra settings for one test, as `dialtone.toml` keys.
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let data_dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-    let database_url = match std::env::var("DIALTONE_TEST_DATABASE_URL") {
-        Ok(admin_url) => Some(fresh_postgres_database(&admin_url).await),
-        Err(_) => None,
-    };
-    start(data_dir, database_url, ManualClock::new(START), extra).await
+    start(
+        data_dir,
+        fresh_database().await,
+        ManualClock::new(START),
+        extra,
+    )
+    .await
+}
+
+/// A fresh tenant with admin 200 and user 201 (both with `PASSWORD`), and a browser
+/// signed in as the admin.
+pub async fn spawn_tenant() -> (TestApp, Browser) {
+    let app = spawn_app().await;
+    app.add_admin().await;
+    app.add_user(USER, PASSWORD).await;
+    let admin = app.signed_in(ADMIN).await;
+    (app, admin)
 }
 
 /// Starts a server on an existing data directory and database (a restart).
@@ -79,8 +129,22 @@ async fn start(
     }
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(&[]).await
+/// A port nothing listens on yet.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// On PostgreSQL runs (`DIALTONE_TEST_DATABASE_URL` set), a new empty database; on
+/// SQLite runs, none (the portal makes its file in the data directory).
+pub async fn fresh_database() -> Option<String> {
+    match std::env::var("DIALTONE_TEST_DATABASE_URL") {
+        Ok(admin_url) => Some(fresh_postgres_database(&admin_url).await),
+        Err(_) => None,
+    }
 }
 
 /// A new, empty database on the test server, so tests never see each other's rows.
@@ -105,11 +169,12 @@ pub async fn fresh_postgres_database(admin_url: &str) -> String {
     url.to_string()
 }
 
+/// The server: its nodes, its clock, its mail folder and browsers pointed at it.
 impl TestApp {
     /// Stops the server (as a crash or a deploy would) and starts a new one on the same
     /// data directory, database and clock, with other settings.
     pub async fn restart_with(mut self, extra: &[(&str, &str)]) -> TestApp {
-        let database_url = self.services.settings.database_url.clone();
+        let database_url = self.database_url().to_owned();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -130,15 +195,64 @@ impl TestApp {
     pub async fn second_node(&self) -> TestApp {
         start(
             self.data_dir.clone(),
-            Some(self.services.settings.database_url.clone()),
+            Some(self.database_url().to_owned()),
             self.clock.clone(),
             &[],
         )
         .await
     }
 
+    /// Builds (without running) another node on this data directory and database, as
+    /// start-up does: for what start-up must refuse.
+    pub async fn build_node(&self) -> anyhow::Result<()> {
+        let mut layers = Layers::default();
+        layers.set("data_dir", self.data_dir.path().display().to_string());
+        layers.set("listen", "127.0.0.1:0");
+        layers.set("database_url", self.database_url().to_owned());
+        let settings = layers.resolve().expect("settings");
+        Application::build(settings, Arc::new(self.clock.clone()))
+            .await
+            .map(drop)
+    }
+
+    pub fn database_url(&self) -> &str {
+        &self.services.settings.database_url
+    }
+
     pub fn is_postgres(&self) -> bool {
-        self.services.accounts.store().backend() == dialtone::store::Backend::Postgres
+        self.store().backend() == dialtone::store::Backend::Postgres
+    }
+
+    /// The database opened as anyone with a copy of it would, with no key.
+    pub async fn raw_database(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(self.database_url())
+            .await
+            .expect("the database opens")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// GETs `path` by hand, sending exactly `cookie` (`name=value`), as a replayed or
+    /// forged request would.
+    pub async fn get_sending_cookie(&self, path: &str, cookie: &str) -> reqwest::Response {
+        plain_client()
+            .get(self.url(path))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A new browser (its own cookie jar) pointed at this node.
+    pub fn browser(&self) -> Browser {
+        Browser::at(&self.base)
+    }
+
+    pub fn advance(&self, d: Duration) {
+        self.clock.advance(d);
     }
 
     pub fn mail_dir(&self) -> std::path::PathBuf {
@@ -147,71 +261,102 @@ impl TestApp {
 
     /// The `.eml` files delivered so far, oldest first.
     pub fn mail_files(&self) -> Vec<std::path::PathBuf> {
-        let mut files: Vec<_> = std::fs::read_dir(self.mail_dir())
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-            .unwrap_or_default();
-        files.retain(|p| p.extension().is_some_and(|e| e == "eml"));
-        files.sort();
-        files
+        eml_files_in(&self.mail_dir())
     }
 
     /// Waits (bounded) until at least `n` mail files exist, and returns them parsed.
     pub async fn wait_for_mail(&self, n: usize) -> Vec<Mail> {
-        for _ in 0..300 {
-            if self.mail_files().len() >= n {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let files = self.mail_files();
-        assert!(
-            files.len() >= n,
-            "expected {n} mail files, found {}",
-            files.len()
+        wait_for_messages(n, "mail files", || self.mail_files()).await
+    }
+}
+
+/// Fixtures: people and browsers signed in as them.
+impl TestApp {
+    /// Creates `username` (its tenant too, when missing) with `password`.
+    pub async fn add_user(&self, username: &str, password: &str) {
+        self.add_user_as(username, Some(password), Role::User).await;
+    }
+
+    /// Creates `ADMIN` with `PASSWORD`.
+    pub async fn add_admin(&self) {
+        self.add_user_as(ADMIN, Some(PASSWORD), Role::Admin).await;
+    }
+
+    /// Creates a user named Sam Staff with email EXTENSION@example.com; with no
+    /// password, returns the generated temporary one.
+    pub async fn add_user_as(
+        &self,
+        username: &str,
+        password: Option<&str>,
+        role: Role,
+    ) -> Option<String> {
+        let extension = Username::parse(username)
+            .unwrap()
+            .extension()
+            .as_str()
+            .to_owned();
+        let email = format!("{extension}@example.com");
+        self.add_person(username, "Sam Staff", Some(&email), role, password)
+            .await
+    }
+
+    /// A browser signed in as `username` with `PASSWORD`.
+    pub async fn signed_in(&self, username: &str) -> Browser {
+        let b = self.browser();
+        b.login_ok(username, PASSWORD).await;
+        b
+    }
+
+    /// Creates `USER` and signs a browser in as them.
+    pub async fn signed_in_user(&self) -> Browser {
+        self.add_user(USER, PASSWORD).await;
+        self.signed_in(USER).await
+    }
+
+    /// Creates `USER`, signs a browser in and returns the session's `Set-Cookie` too.
+    pub async fn signed_in_user_and_cookie(&self) -> (Browser, String) {
+        self.add_user(USER, PASSWORD).await;
+        let b = self.browser();
+        let r = b.login(USER, PASSWORD).await;
+        let cookie = set_cookie(&r, "dialtone_session").expect("a session cookie");
+        (b, cookie)
+    }
+
+    /// Creates `ADMIN` and signs a browser in as them.
+    pub async fn signed_in_admin(&self) -> Browser {
+        self.add_admin().await;
+        self.signed_in(ADMIN).await
+    }
+
+    /// A browser signed in to the operator console as `name` (with `OPERATOR_PASSWORD`).
+    pub async fn signed_in_operator(&self, name: &str) -> Browser {
+        let op = self.browser();
+        let r = op.operator_login(name, OPERATOR_PASSWORD).await;
+        assert_eq!(
+            r.status(),
+            reqwest::StatusCode::SEE_OTHER,
+            "operator sign-in"
         );
-        files
-            .iter()
-            .map(|p| Mail::parse(&std::fs::read(p).unwrap()))
-            .collect()
+        assert_eq!(location(&r), "/operator/tenants");
+        op
+    }
+}
+
+// Below HTTP. Everything from here on reaches past the portal's pages into its services
+// and store; suites call these helpers, never the services or the store themselves.
+impl TestApp {
+    /// The one way into the store.
+    fn store(&self) -> &dialtone::store::Store {
+        self.services.accounts.store()
     }
 
-    /// Waits (bounded) until at least `n` messages are in the outbox — requests are
-    /// processed after their answer is sent — and returns the delivery records.
-    pub async fn wait_for_queued(&self, n: usize) -> Vec<dialtone::store::MailRecord> {
-        let store = self.services.accounts.store();
-        for _ in 0..300 {
-            let records = store.mail_records(None, 1000).await.unwrap();
-            if records.len() >= n {
-                return records;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        store.mail_records(None, 1000).await.unwrap()
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    pub fn browser(&self) -> Browser {
-        Browser {
-            base: self.base.clone(),
-            client: reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(Policy::none())
-                .timeout(Duration::from_secs(60))
-                .build()
-                .expect("client"),
-        }
-    }
-
-    pub fn advance(&self, d: Duration) {
-        self.clock.advance(d);
+    /// The one way to the account services.
+    fn accounts(&self) -> &dialtone::accounts::Accounts {
+        &self.services.accounts
     }
 
     pub async fn add_tenant(&self, code: &str) {
-        self.services
-            .accounts
+        self.accounts()
             .create_tenant(
                 &TenantCode::parse(code).unwrap(),
                 &DisplayName::parse("Wicked Sprockets").unwrap(),
@@ -222,27 +367,20 @@ impl TestApp {
             .unwrap();
     }
 
-    /// Creates `username` (its tenant too, when missing) with `password`.
-    pub async fn add_user(&self, username: &str, password: &str) {
-        self.add_user_as(username, Some(password), Role::User).await;
-    }
-
-    /// Creates a user; with no password, returns the generated temporary one.
-    pub async fn add_user_as(
+    /// Creates a user (its tenant too, when missing) with its own display name and email
+    /// (`None`: no email on file); with no password, returns the generated temporary one.
+    pub async fn add_person(
         &self,
         username: &str,
-        password: Option<&str>,
+        name: &str,
+        email: Option<&str>,
         role: Role,
+        password: Option<&str>,
     ) -> Option<String> {
         let username = Username::parse(username).unwrap();
-        let store = self.services.accounts.store();
-        if store
-            .tenant_by_code(username.tenant().as_str())
-            .await
-            .unwrap()
-            .is_none()
-        {
-            self.add_tenant(username.tenant().as_str()).await;
+        let tenant = username.tenant().as_str();
+        if self.store().tenant_by_code(tenant).await.unwrap().is_none() {
+            self.add_tenant(tenant).await;
         }
         let context = PasswordContext {
             username: Some(&username),
@@ -250,14 +388,13 @@ impl TestApp {
         };
         let password =
             password.map(|p| NewPassword::parse(p, &context).expect("test password is valid"));
-        let email = Email::parse(&format!("{}@example.com", username.extension())).unwrap();
+        let email = email.map(|e| Email::parse(e).unwrap());
         let (_, temporary) = self
-            .services
-            .accounts
+            .accounts()
             .create_user(
                 &username,
-                &DisplayName::parse("Sam Staff").unwrap(),
-                Some(&email),
+                &DisplayName::parse(name).unwrap(),
+                email.as_ref(),
                 role,
                 password,
                 "test",
@@ -267,214 +404,167 @@ impl TestApp {
         temporary.map(|p| p.expose().to_owned())
     }
 
-    /// Creates a user with its own display name and email (`None`: no email on file),
-    /// for pages that list several people.
-    pub async fn add_person(
-        &self,
-        username: &str,
-        name: &str,
-        email: Option<&str>,
-        role: Role,
-        password: &str,
-    ) {
-        let username = Username::parse(username).unwrap();
-        let store = self.services.accounts.store();
-        if store
-            .tenant_by_code(username.tenant().as_str())
-            .await
-            .unwrap()
-            .is_none()
-        {
-            self.add_tenant(username.tenant().as_str()).await;
-        }
-        let context = PasswordContext {
-            username: Some(&username),
-            ..PasswordContext::default()
-        };
-        let password = NewPassword::parse(password, &context).expect("test password is valid");
-        let email = email.map(|e| Email::parse(e).unwrap());
-        self.services
-            .accounts
-            .create_user(
-                &username,
-                &DisplayName::parse(name).unwrap(),
-                email.as_ref(),
-                role,
-                Some(password),
+    /// Creates an operator `name` with `OPERATOR_PASSWORD`.
+    pub async fn add_operator(&self, name: &str) {
+        self.accounts()
+            .create_operator(
+                &OperatorName::parse(name).unwrap(),
+                &NewPassword::parse(OPERATOR_PASSWORD, &PasswordContext::default()).unwrap(),
                 "test",
             )
             .await
             .unwrap();
     }
 
-    pub async fn audit_count(&self, kind: &str) -> usize {
-        self.services
-            .accounts
-            .store()
-            .audit_events(None, Some(kind), 10_000)
-            .await
-            .unwrap()
-            .len()
+    /// Unlocks `username` as `dialtone user unlock` would; true when it was locked.
+    pub async fn unlock(&self, username: &str) -> bool {
+        let username = Username::parse(username).unwrap();
+        self.accounts().unlock(&username, "test").await.unwrap()
     }
 
-    pub async fn sessions_of(&self, username: &str) -> i64 {
+    /// Rotates the secret key as `dialtone key rotate` would: the new key's number and
+    /// how many rows were sealed again.
+    pub async fn rotate_key(&self) -> (u32, u64) {
+        dialtone::app::rotate_key(&self.services).await.unwrap()
+    }
+
+    /// The user's SIP secret and voicemail PIN, opened.
+    pub async fn phone_secrets_of(&self, username: &str) -> (Option<String>, Option<String>) {
+        self.try_phone_secrets_of(username).await.unwrap()
+    }
+
+    /// The user's SIP secret and voicemail PIN, or why they would not open.
+    pub async fn try_phone_secrets_of(
+        &self,
+        username: &str,
+    ) -> Result<(Option<String>, Option<String>), String> {
+        let user = self.stored_user(username).await.expect("the user exists");
+        self.accounts()
+            .device_secrets(&user)
+            .await
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    /// The user's row, if there is one.
+    pub async fn stored_user(&self, username: &str) -> Option<StoredUser> {
         let u = Username::parse(username).unwrap();
-        let user = self
-            .services
-            .accounts
-            .store()
+        self.store()
             .user_by_username(u.tenant().as_str(), u.extension().as_str())
             .await
             .unwrap()
-            .unwrap();
-        self.services
-            .accounts
-            .store()
-            .count_user_sessions(user.id)
+    }
+
+    pub async fn user_id(&self, username: &str) -> i64 {
+        self.stored_user(username)
+            .await
+            .expect("the user exists")
+            .id
+            .0
+    }
+
+    /// How many users the tenant has.
+    pub async fn user_count(&self, tenant: &str) -> usize {
+        let tenant = self.store().tenant_by_code(tenant).await.unwrap().unwrap();
+        let now = Timestamp(0);
+        self.store()
+            .list_users(tenant.id, None, now, 10_000, 0)
+            .await
+            .unwrap()
+            .1 as usize
+    }
+
+    pub async fn tenant_count(&self) -> i64 {
+        self.store().list_tenants(None, 100, 0).await.unwrap().1
+    }
+
+    pub async fn sessions_of(&self, username: &str) -> i64 {
+        let user = self.stored_user(username).await.expect("the user exists");
+        self.store().count_user_sessions(user.id).await.unwrap()
+    }
+
+    /// The live session stored under `key` (the hash of a token, or whatever a test
+    /// tries as one), as the server sees it now.
+    pub async fn session_under(&self, key: &[u8]) -> Option<SessionRecord> {
+        self.store()
+            .session_with_user(key, self.clock.now())
+            .await
+            .unwrap()
+            .map(|(session, _)| session)
+    }
+
+    pub async fn security_question_of(&self, username: &str) -> Option<SecurityQuestionRecord> {
+        let id = self
+            .stored_user(username)
+            .await
+            .expect("the user exists")
+            .id;
+        self.store().security_question(id).await.unwrap()
+    }
+
+    /// Every audit event of `kind`, newest first.
+    pub async fn audit_events(&self, kind: &str) -> Vec<AuditEvent> {
+        self.store()
+            .audit_events(None, Some(kind), 10_000)
             .await
             .unwrap()
     }
-}
 
-/// One browser: a cookie jar, no automatic redirects.
-#[derive(Clone)]
-pub struct Browser {
-    pub base: String,
-    pub client: reqwest::Client,
-}
-
-impl Browser {
-    pub async fn get(&self, path: &str) -> Response {
-        self.client
-            .get(format!("{}{}", self.base, path))
-            .send()
+    /// The audit events of `kind` in the tenant's own log, newest first.
+    pub async fn tenant_audit_events(&self, tenant: &str, kind: &str) -> Vec<AuditEvent> {
+        let tenant = self.store().tenant_by_code(tenant).await.unwrap().unwrap();
+        self.store()
+            .audit_events(Some(tenant.id), Some(kind), 10_000)
             .await
-            .expect("GET")
+            .unwrap()
     }
 
-    /// The CSRF token this browser's forms carry (read from a page, as a browser would).
-    pub async fn csrf(&self) -> String {
-        // Signed-in browsers are sent on from the sign-in page; every page has a form.
-        let mut r = self.get("/login").await;
-        for _ in 0..3 {
-            if r.status() != StatusCode::SEE_OTHER {
-                break;
+    pub async fn audit_count(&self, kind: &str) -> usize {
+        self.audit_events(kind).await.len()
+    }
+
+    /// The outbox's delivery records, newest first.
+    pub async fn mail_records(&self) -> Vec<MailRecord> {
+        self.store().mail_records(None, 1000).await.unwrap()
+    }
+
+    /// Waits (bounded) until at least `n` messages are in the outbox — requests are
+    /// processed after their answer is sent — and returns the delivery records.
+    pub async fn wait_for_queued(&self, n: usize) -> Vec<MailRecord> {
+        for _ in 0..300 {
+            let records = self.mail_records().await;
+            if records.len() >= n {
+                return records;
             }
-            r = self.get(&location(&r)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let body = r.text().await.unwrap();
-        csrf_in(&body).expect("the page carries a csrf token")
+        self.mail_records().await
     }
 
-    /// Posts a form with this browser's CSRF token added.
-    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Response {
-        let token = self.csrf().await;
-        let mut all: Vec<(&str, &str)> = fields.to_vec();
-        all.push(("csrf_token", &token));
-        self.post_raw(path, &all).await
-    }
-
-    /// Posts exactly the given fields.
-    pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> Response {
-        self.client
-            .post(format!("{}{}", self.base, path))
-            .form(fields)
-            .send()
-            .await
-            .expect("POST")
-    }
-
-    pub async fn login(&self, username: &str, password: &str) -> Response {
-        self.post("/login", &[("username", username), ("password", password)])
-            .await
-    }
-
-    pub async fn login_ok(&self, username: &str, password: &str) {
-        let r = self.login(username, password).await;
-        assert_eq!(
-            r.status(),
-            StatusCode::SEE_OTHER,
-            "sign-in as {username} should succeed"
-        );
-    }
-
-    pub async fn change_password(&self, current: &str, new: &str, confirm: &str) -> Response {
-        self.post(
-            "/settings/password",
-            &[
-                ("current_password", current),
-                ("new_password", new),
-                ("confirm_password", confirm),
-            ],
-        )
-        .await
-    }
-}
-
-pub fn csrf_in(body: &str) -> Option<String> {
-    let at = body.find("name=\"csrf_token\" value=\"")? + "name=\"csrf_token\" value=\"".len();
-    let rest = &body[at..];
-    Some(rest[..rest.find('"')?].to_owned())
-}
-
-pub fn location(r: &Response) -> String {
-    r.headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
-}
-
-/// The `Set-Cookie` value for `name`, if the response sets it.
-pub fn set_cookie(r: &Response, name: &str) -> Option<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|v| v.starts_with(&format!("{name}=")))
-}
-
-/// A delivered message, parsed as a mail client would.
-#[derive(Debug, Clone)]
-pub struct Mail {
-    pub to: String,
-    pub from: String,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-}
-
-impl Mail {
-    pub fn parse(raw: &[u8]) -> Mail {
-        let m = mail_parser::MessageParser::default()
-            .parse(raw)
-            .expect("an RFC 5322 message");
-        let first = |a: Option<&mail_parser::Address>| {
-            a.and_then(|a| a.first())
-                .and_then(|a| a.address())
-                .unwrap_or_default()
-                .to_owned()
-        };
-        Mail {
-            to: first(m.to()),
-            from: first(m.from()),
-            subject: m.subject().unwrap_or_default().to_owned(),
-            text: m.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
-            html: m.body_html(0).map(|t| t.into_owned()).unwrap_or_default(),
+    /// Waits (bounded) until no message is still queued, and returns the records.
+    pub async fn wait_for_mail_settled(&self) -> Vec<MailRecord> {
+        for _ in 0..100 {
+            let r = self.mail_records().await;
+            if r.iter().all(|m| m.status != "queued") {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        self.mail_records().await
     }
 
-    /// Every reset link in the text part.
-    pub fn links(&self) -> Vec<String> {
-        self.text
-            .split_whitespace()
-            .filter(|w| w.contains("/password/reset?token="))
-            .map(|w| w.to_owned())
-            .collect()
+    /// Waits (bounded) for a delivery record that `is` says is the one; panics with
+    /// `never` when none comes.
+    pub async fn wait_for_mail_record(
+        &self,
+        is: impl Fn(&MailRecord) -> bool,
+        never: &str,
+    ) -> MailRecord {
+        for _ in 0..300 {
+            if let Some(m) = self.mail_records().await.into_iter().find(&is) {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{never}");
     }
-}
-
-/// The path and query of an absolute link, to follow it on the test server.
-pub fn path_of(link: &str) -> String {
-    let url = url::Url::parse(link).expect("absolute link");
-    format!("{}?{}", url.path(), url.query().unwrap_or_default())
 }
