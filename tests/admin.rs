@@ -9,77 +9,19 @@ use common::*;
 use dialtone::domain::Role;
 use reqwest::StatusCode;
 
-const ADMIN: &str = "200-wickedsprockets";
-
-/// A tenant with admin 200 and user 201, and a browser signed in as the admin.
-async fn with_admin() -> (TestApp, Browser) {
-    let app = spawn_app().await;
-    app.add_user_as(ADMIN, Some(PASSWORD), Role::Admin).await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
-    let b = app.browser();
-    b.login_ok(ADMIN, PASSWORD).await;
-    (app, b)
-}
-
-async fn user_count(app: &TestApp) -> usize {
-    let tenant = app
-        .services
-        .accounts
-        .store()
-        .tenant_by_code("wickedsprockets")
-        .await
-        .unwrap()
-        .unwrap();
-    let now = dialtone::clock::Timestamp(0);
-    app.services
-        .accounts
-        .store()
-        .list_users(tenant.id, None, now, 10_000, 0)
-        .await
-        .unwrap()
-        .1 as usize
-}
-
-async fn create(b: &Browser, ext: &str, name: &str, email: &str, role: &str) -> reqwest::Response {
-    b.post(
-        "/admin/users",
-        &[
-            ("extension", ext),
-            ("name", name),
-            ("email", email),
-            ("role", role),
-        ],
-    )
-    .await
-}
-
-fn temporary_password_in(body: &str) -> String {
-    let at = body
-        .find("id=\"temporary-password\">")
-        .expect("a temporary password is shown")
-        + "id=\"temporary-password\">".len();
-    body[at..body[at..].find('<').unwrap() + at].to_owned()
-}
-
 #[tokio::test]
 async fn the_users_list_shows_status_and_is_searchable_and_paged() {
-    let (app, b) = with_admin().await;
-    app.services
-        .accounts
-        .create_user(
-            &dialtone::domain::Username::parse("202-wickedsprockets").unwrap(),
-            &dialtone::domain::DisplayName::parse("Nomail Person").unwrap(),
-            None,
-            Role::User,
-            None,
-            "test",
-        )
-        .await
-        .unwrap();
+    let (app, b) = spawn_tenant().await;
+    app.add_person(
+        "202-wickedsprockets",
+        "Nomail Person",
+        None,
+        Role::User,
+        None,
+    )
+    .await;
     for _ in 0..5 {
-        app.browser()
-            .login("201-wickedsprockets", "Wrong-Password-1")
-            .await;
+        app.browser().login(USER, "Wrong-Password-1").await;
     }
     let body = b.get("/admin/users").await.text().await.unwrap();
     assert!(body.contains("no email — cannot self-reset"));
@@ -103,8 +45,10 @@ async fn the_users_list_shows_status_and_is_searchable_and_paged() {
 
 #[tokio::test]
 async fn an_admin_adds_a_user_who_must_change_the_temporary_password() {
-    let (app, b) = with_admin().await;
-    let r = create(&b, "210", "New Hire", "new@example.com", "user").await;
+    let (app, b) = spawn_tenant().await;
+    let r = b
+        .admin_create_user("210", "New Hire", "new@example.com", "user")
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["cache-control"], "no-store");
     let temporary = temporary_password_in(&r.text().await.unwrap());
@@ -115,13 +59,7 @@ async fn an_admin_adds_a_user_who_must_change_the_temporary_password() {
     assert_eq!(location(&r), "/password/choose");
     assert_eq!(user.get("/phone").await.status(), StatusCode::SEE_OTHER);
 
-    let events = app
-        .services
-        .accounts
-        .store()
-        .audit_events(None, Some("user.created"), 10)
-        .await
-        .unwrap();
+    let events = app.audit_events("user.created").await;
     let event = events
         .iter()
         .find(|e| e.subject.as_deref() == Some("210-wickedsprockets"))
@@ -133,10 +71,10 @@ async fn an_admin_adds_a_user_who_must_change_the_temporary_password() {
 
 #[tokio::test]
 async fn bad_input_names_each_problem_and_creates_nothing() {
-    let (app, b) = with_admin().await;
-    let before = user_count(&app).await;
+    let (app, b) = spawn_tenant().await;
+    let before = app.user_count(TENANT).await;
 
-    let r = create(&b, "201", "Duplicate", "", "user").await;
+    let r = b.admin_create_user("201", "Duplicate", "", "user").await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(r
         .text()
@@ -144,7 +82,7 @@ async fn bad_input_names_each_problem_and_creates_nothing() {
         .unwrap()
         .contains("Extension 201 already has a user"));
 
-    let r = create(&b, "12a", "", "not-an-email", "boss").await;
+    let r = b.admin_create_user("12a", "", "not-an-email", "boss").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body = r.text().await.unwrap();
     assert!(body.contains("The extension must be 1 to 10 digits."));
@@ -153,12 +91,12 @@ async fn bad_input_names_each_problem_and_creates_nothing() {
     assert!(body.contains("The role must be"));
     assert!(body.contains("value=\"12a\""), "what was typed is kept");
 
-    assert_eq!(user_count(&app).await, before);
+    assert_eq!(app.user_count(TENANT).await, before);
 }
 
 #[tokio::test]
 async fn an_admin_edits_a_user_but_cannot_rename_them() {
-    let (app, b) = with_admin().await;
+    let (app, b) = spawn_tenant().await;
     let page = b.get("/admin/users/201").await.text().await.unwrap();
     assert!(page.contains("username cannot be changed"));
 
@@ -174,25 +112,11 @@ async fn an_admin_edits_a_user_but_cannot_rename_them() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let u = app
-        .services
-        .accounts
-        .store()
-        .user_by_username("wickedsprockets", "201")
-        .await
-        .unwrap()
-        .unwrap();
+    let u = app.stored_user(USER).await.unwrap();
     assert_eq!(u.name, "Samantha Staff");
     assert_eq!(u.email.as_deref(), Some("sam@example.com"));
     assert!(u.is_admin());
-    assert!(app
-        .services
-        .accounts
-        .store()
-        .user_by_username("wickedsprockets", "999")
-        .await
-        .unwrap()
-        .is_none());
+    assert!(app.stored_user("999-wickedsprockets").await.is_none());
 
     let r = b
         .post(
@@ -201,23 +125,15 @@ async fn an_admin_edits_a_user_but_cannot_rename_them() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let u = app
-        .services
-        .accounts
-        .store()
-        .user_by_username("wickedsprockets", "201")
-        .await
-        .unwrap()
-        .unwrap();
+    let u = app.stored_user(USER).await.unwrap();
     assert_eq!(u.name, "Samantha Staff", "nothing changed");
     assert_eq!(app.audit_count("user.updated").await, 1);
 }
 
 #[tokio::test]
 async fn deleting_a_user_ends_their_sessions_and_keeps_their_history() {
-    let (app, b) = with_admin().await;
-    let user = app.browser();
-    user.login_ok("201-wickedsprockets", PASSWORD).await;
+    let (app, b) = spawn_tenant().await;
+    let user = app.signed_in(USER).await;
     let r = b.post("/admin/users/201/delete", &[]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/admin/users?deleted=201");
@@ -227,7 +143,7 @@ async fn deleting_a_user_ends_their_sessions_and_keeps_their_history() {
         StatusCode::NOT_FOUND
     );
     let history = b
-        .get("/admin/audit?user=201-wickedsprockets")
+        .get(&format!("/admin/audit?user={USER}"))
         .await
         .text()
         .await
@@ -237,7 +153,7 @@ async fn deleting_a_user_ends_their_sessions_and_keeps_their_history() {
 
 #[tokio::test]
 async fn the_last_admin_cannot_demote_or_delete_themselves() {
-    let (app, b) = with_admin().await;
+    let (app, b) = spawn_tenant().await;
     let r = b
         .post(
             "/admin/users/200",
@@ -248,15 +164,7 @@ async fn the_last_admin_cannot_demote_or_delete_themselves() {
     assert!(r.text().await.unwrap().contains("only admin"));
     let r = b.post("/admin/users/200/delete", &[]).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
-    assert!(app
-        .services
-        .accounts
-        .store()
-        .user_by_username("wickedsprockets", "200")
-        .await
-        .unwrap()
-        .unwrap()
-        .is_admin());
+    assert!(app.stored_user(ADMIN).await.unwrap().is_admin());
 
     // With a second admin it is allowed.
     b.post(
@@ -279,9 +187,8 @@ async fn the_last_admin_cannot_demote_or_delete_themselves() {
 
 #[tokio::test]
 async fn a_reset_link_from_the_admin_reaches_the_email_on_file_and_ends_sessions() {
-    let (app, b) = with_admin().await;
-    let user = app.browser();
-    user.login_ok("201-wickedsprockets", PASSWORD).await;
+    let (app, b) = spawn_tenant().await;
+    let user = app.signed_in(USER).await;
     let r = b
         .post("/admin/users/201/reset-password", &[("method", "link")])
         .await;
@@ -312,7 +219,7 @@ async fn a_reset_link_from_the_admin_reaches_the_email_on_file_and_ends_sessions
 
 #[tokio::test]
 async fn a_user_without_email_cannot_be_sent_a_link() {
-    let (app, b) = with_admin().await;
+    let (app, b) = spawn_tenant().await;
     b.post(
         "/admin/users/201",
         &[("name", "Sam"), ("email", ""), ("role", "user")],
@@ -329,9 +236,8 @@ async fn a_user_without_email_cannot_be_sent_a_link() {
 
 #[tokio::test]
 async fn a_temporary_password_from_the_admin_forces_a_change_and_expires_after_72_hours() {
-    let (app, b) = with_admin().await;
-    let user = app.browser();
-    user.login_ok("201-wickedsprockets", PASSWORD).await;
+    let (app, b) = spawn_tenant().await;
+    let user = app.signed_in(USER).await;
     let r = b
         .post(
             "/admin/users/201/reset-password",
@@ -346,80 +252,62 @@ async fn a_temporary_password_from_the_admin_forces_a_change_and_expires_after_7
         "sessions ended"
     );
     assert_eq!(
-        app.browser()
-            .login("201-wickedsprockets", PASSWORD)
-            .await
-            .status(),
+        app.browser().login(USER, PASSWORD).await.status(),
         StatusCode::UNAUTHORIZED
     );
 
     let fresh = app.browser();
     assert_eq!(
-        location(&fresh.login("201-wickedsprockets", &temporary).await),
+        location(&fresh.login(USER, &temporary).await),
         "/password/choose"
     );
 
     app.advance(Duration::from_secs(72 * 3600));
-    let r = app.browser().login("201-wickedsprockets", &temporary).await;
+    let r = app.browser().login(USER, &temporary).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(r.text().await.unwrap().contains("expired"));
-    let events = app
-        .services
-        .accounts
-        .store()
-        .audit_events(None, Some("password.temporary_set"), 10)
-        .await
-        .unwrap();
+    let events = app.audit_events("password.temporary_set").await;
     assert_eq!(events[0].actor.as_deref(), Some(ADMIN));
-    assert_eq!(events[0].subject.as_deref(), Some("201-wickedsprockets"));
+    assert_eq!(events[0].subject.as_deref(), Some(USER));
 }
 
 #[tokio::test]
 async fn an_admin_unlocks_a_user_and_signs_them_out_everywhere() {
-    let (app, b) = with_admin().await;
-    let user = app.browser();
-    user.login_ok("201-wickedsprockets", PASSWORD).await;
+    let (app, b) = spawn_tenant().await;
+    let user = app.signed_in(USER).await;
     let attacker = app.browser();
     for _ in 0..5 {
-        attacker
-            .login("201-wickedsprockets", "Wrong-Password-1")
-            .await;
+        attacker.login(USER, "Wrong-Password-1").await;
     }
     assert_eq!(
-        app.browser()
-            .login("201-wickedsprockets", PASSWORD)
-            .await
-            .status(),
+        app.browser().login(USER, PASSWORD).await.status(),
         StatusCode::TOO_MANY_REQUESTS
     );
     assert_eq!(
         b.post("/admin/users/201/unlock", &[]).await.status(),
         StatusCode::SEE_OTHER
     );
-    app.browser()
-        .login_ok("201-wickedsprockets", PASSWORD)
-        .await;
+    app.browser().login_ok(USER, PASSWORD).await;
 
     assert_eq!(
         b.post("/admin/users/201/sign-out", &[]).await.status(),
         StatusCode::SEE_OTHER
     );
     assert_eq!(user.get("/phone").await.status(), StatusCode::SEE_OTHER);
-    assert_eq!(app.sessions_of("201-wickedsprockets").await, 0);
+    assert_eq!(app.sessions_of(USER).await, 0);
     let audit = b
         .get("/admin/audit?kind=user.unlocked")
         .await
         .text()
         .await
         .unwrap();
-    assert!(audit.contains(ADMIN) && audit.contains("201-wickedsprockets"));
+    assert!(audit.contains(ADMIN) && audit.contains(USER));
 }
 
 #[tokio::test]
 async fn a_user_without_the_admin_role_gets_403_on_every_admin_route() {
-    let (app, _) = with_admin().await;
-    let user = app.browser();
-    user.login_ok("201-wickedsprockets", PASSWORD).await;
+    let (app, _) = spawn_tenant().await;
+    let user = app.signed_in(USER).await;
     for path in ["/admin/users", "/admin/users/200", "/admin/audit"] {
         assert_eq!(
             user.get(path).await.status(),
@@ -448,22 +336,8 @@ async fn a_user_without_the_admin_role_gets_403_on_every_admin_route() {
             .await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
     }
-    assert!(app
-        .services
-        .accounts
-        .store()
-        .user_by_username("wickedsprockets", "200")
-        .await
-        .unwrap()
-        .is_some());
-    assert!(app
-        .services
-        .accounts
-        .store()
-        .user_by_username("wickedsprockets", "250")
-        .await
-        .unwrap()
-        .is_none());
+    assert!(app.stored_user(ADMIN).await.is_some());
+    assert!(app.stored_user("250-wickedsprockets").await.is_none());
     let body = user.get("/phone").await.text().await.unwrap();
     assert!(
         !body.contains("href=\"/admin/users\""),
@@ -473,10 +347,9 @@ async fn a_user_without_the_admin_role_gets_403_on_every_admin_route() {
 
 #[tokio::test]
 async fn another_tenants_users_look_exactly_like_users_that_do_not_exist() {
-    let (app, b) = with_admin().await;
+    let (app, b) = spawn_tenant().await;
     app.add_user("555-othercorp", PASSWORD).await;
-    let victim = app.browser();
-    victim.login_ok("555-othercorp", PASSWORD).await;
+    let victim = app.signed_in("555-othercorp").await;
 
     let missing = b.get("/admin/users/556").await;
     let missing_status = missing.status();
@@ -510,14 +383,7 @@ async fn another_tenants_users_look_exactly_like_users_that_do_not_exist() {
         assert_eq!(b.get(path).await.status(), StatusCode::NOT_FOUND, "{path}");
     }
 
-    let u = app
-        .services
-        .accounts
-        .store()
-        .user_by_username("othercorp", "555")
-        .await
-        .unwrap()
-        .unwrap();
+    let u = app.stored_user("555-othercorp").await.unwrap();
     assert_eq!(u.name, "Sam Staff", "nothing changed");
     assert_eq!(
         victim.get("/phone").await.status(),
@@ -540,13 +406,9 @@ async fn another_tenants_users_look_exactly_like_users_that_do_not_exist() {
 
 #[tokio::test]
 async fn the_audit_log_is_newest_first_and_filters_by_user_and_kind() {
-    let (app, b) = with_admin().await;
-    app.browser()
-        .login("201-wickedsprockets", "Wrong-Password-1")
-        .await;
-    app.browser()
-        .login_ok("201-wickedsprockets", PASSWORD)
-        .await;
+    let (app, b) = spawn_tenant().await;
+    app.browser().login(USER, "Wrong-Password-1").await;
+    app.browser().login_ok(USER, PASSWORD).await;
     let all = b.get("/admin/audit").await.text().await.unwrap();
     let ok = all.find("signin.ok").unwrap();
     let failed = all.find("signin.failed").unwrap();
@@ -560,7 +422,7 @@ async fn the_audit_log_is_newest_first_and_filters_by_user_and_kind() {
         .unwrap();
     assert!(only_failed.contains("1 event(s)"));
     let only_user = b
-        .get("/admin/audit?user=201-wickedsprockets&kind=signin.ok")
+        .get(&format!("/admin/audit?user={USER}&kind=signin.ok"))
         .await
         .text()
         .await

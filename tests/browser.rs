@@ -16,10 +16,6 @@ use dialtone::domain::Role;
 use fantoccini::key::Key;
 use webdriver::Chrome;
 
-const USER: &str = "201-wickedsprockets";
-const ADMIN: &str = "200-wickedsprockets";
-const NEW: &str = "Gearbox-Sunday-77";
-
 async fn browser(app: &TestApp) -> Option<Chrome> {
     Chrome::start(&app.base).await
 }
@@ -252,7 +248,7 @@ async fn revealing_the_sip_secret_and_changing_the_pin() {
 #[tokio::test]
 async fn an_admin_sets_a_temporary_password_and_the_user_must_change_it() {
     let app = spawn_app().await;
-    app.add_user_as(ADMIN, Some(PASSWORD), Role::Admin).await;
+    app.add_admin().await;
     app.add_user(USER, PASSWORD).await;
     let Some(c) = browser(&app).await else { return };
 
@@ -419,7 +415,7 @@ async fn signing_out_ends_the_session() {
 #[tokio::test]
 async fn at_phone_size_the_menu_holds_the_tabs_and_no_page_scrolls_sideways() {
     let app = spawn_app().await;
-    app.add_user_as(ADMIN, Some(PASSWORD), Role::Admin).await;
+    app.add_admin().await;
     let Some(c) = browser(&app).await else { return };
     c.set_size(360, 740).await;
     let width = c.js("return String(window.innerWidth)").await;
@@ -493,11 +489,7 @@ async fn screenshots_of_the_pages_in_both_themes() {
     )
     .await;
     for (user, name, email) in [
-        (
-            "201-wickedsprockets",
-            "Sam Okafor",
-            Some("sam@wickedsprockets.example"),
-        ),
+        (USER, "Sam Okafor", Some("sam@wickedsprockets.example")),
         (
             "202-wickedsprockets",
             "Priya Natarajan",
@@ -569,7 +561,6 @@ async fn screenshots_of_the_pages_in_both_themes() {
 /// themes and at phone width, and screenshots of the console.
 #[tokio::test]
 async fn the_operator_console_verifies_a_caller_and_passes_the_page_audits() {
-    use dialtone::domain::{NewPassword, OperatorName, PasswordContext};
     let app = spawn_app().await;
     app.add_person(
         ADMIN,
@@ -579,16 +570,7 @@ async fn the_operator_console_verifies_a_caller_and_passes_the_page_audits() {
         Some(PASSWORD),
     )
     .await;
-    const OPERATOR_PASSWORD: &str = "Console-Lantern-77";
-    app.services
-        .accounts
-        .create_operator(
-            &OperatorName::parse("olivia").unwrap(),
-            &NewPassword::parse(OPERATOR_PASSWORD, &PasswordContext::default()).unwrap(),
-            "test",
-        )
-        .await
-        .unwrap();
+    app.add_operator(OPERATOR).await;
     let Some(c) = browser(&app).await else { return };
 
     // The admin sets a security question; a wrong password is tied to its field.
@@ -616,7 +598,7 @@ async fn the_operator_console_verifies_a_caller_and_passes_the_page_audits() {
     c.goto("/operator/login").await;
     c.audit().await;
     c.tab_to("input#username").await;
-    c.keys("olivia").await;
+    c.keys(OPERATOR).await;
     c.tab_to("input#password").await;
     c.keys(OPERATOR_PASSWORD).await;
     c.press(Key::Enter).await;
@@ -637,8 +619,7 @@ async fn the_operator_console_verifies_a_caller_and_passes_the_page_audits() {
     c.click("form[action$='/verify'] button").await;
     c.wait_text("[role=status]", "answer matched").await;
     c.click("form[action$='/reveal'] button").await;
-    c.wait_text("#revealed-username", "200-wickedsprockets")
-        .await;
+    c.wait_text("#revealed-username", ADMIN).await;
     assert_eq!(c.text("#revealed-client-id").await, "wickedsprockets");
     assert!(!c.text("main").await.to_lowercase().contains("elm street"));
 

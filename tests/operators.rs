@@ -5,123 +5,56 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use dialtone::domain::{NewPassword, OperatorName, PasswordContext, Role};
 use reqwest::StatusCode;
 
-const ADMIN: &str = "200-wickedsprockets";
-const OPERATOR: &str = "olivia";
-const OPERATOR_PASSWORD: &str = "Console-Lantern-77";
 const ANSWER: &str = "Biscuit the Dog";
-
-async fn add_operator(app: &TestApp, name: &str) {
-    app.services
-        .accounts
-        .create_operator(
-            &OperatorName::parse(name).unwrap(),
-            &NewPassword::parse(OPERATOR_PASSWORD, &PasswordContext::default()).unwrap(),
-            "test",
-        )
-        .await
-        .unwrap();
-}
-
-async fn operator_login(app: &TestApp, name: &str) -> Browser {
-    let op = app.browser();
-    let r = op
-        .post(
-            "/operator/login",
-            &[("username", name), ("password", OPERATOR_PASSWORD)],
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER, "operator sign-in");
-    assert_eq!(location(&r), "/operator/tenants");
-    op
-}
 
 /// Admin 200 (email 200@example.com), user 201, operator olivia signed in.
 async fn console() -> (TestApp, Browser) {
     let app = spawn_app().await;
-    app.add_user_as(ADMIN, Some(PASSWORD), Role::Admin).await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
-    add_operator(&app, OPERATOR).await;
-    let op = operator_login(&app, OPERATOR).await;
+    app.add_admin().await;
+    app.add_user(USER, PASSWORD).await;
+    app.add_operator(OPERATOR).await;
+    let op = app.signed_in_operator(OPERATOR).await;
     (app, op)
 }
 
-async fn admin_id(app: &TestApp, extension: &str) -> i64 {
-    app.services
-        .accounts
-        .store()
-        .user_by_username(TENANT, extension)
-        .await
-        .unwrap()
-        .unwrap()
-        .id
-        .0
-}
-
+/// The admin's page on the console.
 async fn caller_path(app: &TestApp) -> String {
     format!(
         "/operator/tenants/{TENANT}/admins/{}",
-        admin_id(app, "200").await
+        app.user_id(ADMIN).await
     )
 }
 
 /// The admin sets their security question in Settings (first suggested question).
 async fn set_question(app: &TestApp, answer: &str) -> Browser {
-    let admin = app.browser();
-    admin.login_ok(ADMIN, PASSWORD).await;
-    let r = admin
-        .post(
-            "/settings/security-question",
-            &[
-                ("choice", "0"),
-                ("answer", answer),
-                ("current_password", PASSWORD),
-            ],
-        )
-        .await;
+    let admin = app.signed_in(ADMIN).await;
+    let r = admin.set_security_question(answer, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/settings?saved=question");
     admin
 }
 
-async fn verify(op: &Browser, path: &str, answer: &str) -> reqwest::Response {
-    op.post(&format!("{path}/verify"), &[("answer", answer)])
-        .await
-}
-
 #[tokio::test]
 async fn operators_sign_in_and_out_with_a_cookie_of_their_own() {
     let app = spawn_app().await;
-    app.add_user_as(ADMIN, Some(PASSWORD), Role::Admin).await;
-    add_operator(&app, OPERATOR).await;
+    app.add_admin().await;
+    app.add_operator(OPERATOR).await;
     let op = app.browser();
 
     let r = op.get("/operator/tenants").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/operator/login");
 
-    let r = op
-        .post(
-            "/operator/login",
-            &[("username", OPERATOR), ("password", "Not-the-password-1")],
-        )
-        .await;
+    let r = op.operator_login(OPERATOR, "Not-the-password-1").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(r.text().await.unwrap().contains("do not match"));
 
-    let r = op
-        .post(
-            "/operator/login",
-            &[("username", OPERATOR), ("password", OPERATOR_PASSWORD)],
-        )
-        .await;
+    let r = op.operator_login(OPERATOR, OPERATOR_PASSWORD).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let cookie = set_cookie(&r, "dialtone_operator").expect("operator cookie");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
@@ -148,46 +81,28 @@ async fn operators_sign_in_and_out_with_a_cookie_of_their_own() {
 #[tokio::test]
 async fn operator_sign_in_locks_after_five_wrong_passwords() {
     let app = spawn_app().await;
-    add_operator(&app, OPERATOR).await;
+    app.add_operator(OPERATOR).await;
     let op = app.browser();
     for _ in 0..5 {
-        let r = op
-            .post(
-                "/operator/login",
-                &[("username", OPERATOR), ("password", "Wrong-password-123")],
-            )
-            .await;
+        let r = op.operator_login(OPERATOR, "Wrong-password-123").await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
-    let r = op
-        .post(
-            "/operator/login",
-            &[("username", OPERATOR), ("password", OPERATOR_PASSWORD)],
-        )
-        .await;
+    let r = op.operator_login(OPERATOR, OPERATOR_PASSWORD).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(r.headers().get("retry-after").is_some());
     assert!(r.text().await.unwrap().contains("minutes"));
 
     app.advance(Duration::from_secs(16 * 60));
-    operator_login(&app, OPERATOR).await;
-    let events = app
-        .services
-        .accounts
-        .store()
-        .audit_events(None, Some("signin.locked"), 10)
-        .await
-        .unwrap();
+    app.signed_in_operator(OPERATOR).await;
+    let events = app.audit_events("signin.locked").await;
     assert_eq!(events[0].actor.as_deref(), Some("operator:olivia"));
 }
 
 #[tokio::test]
 async fn operator_and_customer_sessions_never_cross() {
     let (app, op) = console().await;
-    let user = app.browser();
-    user.login_ok("201-wickedsprockets", PASSWORD).await;
-    let admin = app.browser();
-    admin.login_ok(ADMIN, PASSWORD).await;
+    let user = app.signed_in(USER).await;
+    let admin = app.signed_in(ADMIN).await;
 
     // Customer sessions on operator routes: 403, never the console.
     let path = caller_path(&app).await;
@@ -196,9 +111,7 @@ async fn operator_and_customer_sessions_never_cross() {
             let r = b.get(route).await;
             assert_eq!(r.status(), StatusCode::FORBIDDEN, "{route}");
         }
-        let r = b
-            .post(&format!("{path}/verify"), &[("answer", ANSWER)])
-            .await;
+        let r = b.verify_caller(&path, ANSWER).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
     }
 
@@ -209,86 +122,49 @@ async fn operator_and_customer_sessions_never_cross() {
     let token = {
         let r = app
             .browser()
-            .post(
-                "/operator/login",
-                &[("username", OPERATOR), ("password", OPERATOR_PASSWORD)],
-            )
+            .operator_login(OPERATOR, OPERATOR_PASSWORD)
             .await;
-        let c = set_cookie(&r, "dialtone_operator").unwrap();
-        c.split(';')
-            .next()
-            .unwrap()
-            .split('=')
-            .nth(1)
-            .unwrap()
-            .to_owned()
+        cookie_value(&set_cookie(&r, "dialtone_operator").unwrap())
     };
-    let raw = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
     for route in ["/phone", "/settings", "/admin/users"] {
-        let r = raw
-            .get(app.url(route))
-            .header("cookie", format!("dialtone_operator={token}"))
-            .send()
-            .await
-            .unwrap();
+        let r = app
+            .get_sending_cookie(route, &format!("dialtone_operator={token}"))
+            .await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{route}");
     }
     // An operator token in the customer cookie is no session at all, and the other way.
-    let r = raw
-        .get(app.url("/phone"))
-        .header("cookie", format!("dialtone_session={token}"))
-        .send()
-        .await
-        .unwrap();
+    let r = app
+        .get_sending_cookie("/phone", &format!("dialtone_session={token}"))
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(location(&r).starts_with("/login"));
     let customer_token = {
         let b = app.browser();
         let r = b.login(ADMIN, PASSWORD).await;
-        let c = set_cookie(&r, "dialtone_session").unwrap();
-        c.split(';')
-            .next()
-            .unwrap()
-            .split('=')
-            .nth(1)
-            .unwrap()
-            .to_owned()
+        cookie_value(&set_cookie(&r, "dialtone_session").unwrap())
     };
-    let r = raw
-        .get(app.url("/operator/tenants"))
-        .header("cookie", format!("dialtone_operator={customer_token}"))
-        .send()
-        .await
-        .unwrap();
+    let r = app
+        .get_sending_cookie(
+            "/operator/tenants",
+            &format!("dialtone_operator={customer_token}"),
+        )
+        .await;
     assert_eq!(location(&r), "/operator/login");
 }
 
 #[tokio::test]
 async fn the_security_question_needs_the_password_and_keeps_only_a_hash() {
     let (app, _) = console().await;
-    let admin = app.browser();
-    admin.login_ok(ADMIN, PASSWORD).await;
-    let store = app.services.accounts.store();
-    let id = dialtone::store::UserId(admin_id(&app, "200").await);
+    let admin = app.signed_in(ADMIN).await;
 
     let r = admin
-        .post(
-            "/settings/security-question",
-            &[
-                ("choice", "0"),
-                ("answer", ANSWER),
-                ("current_password", "Wrong-password-123"),
-            ],
-        )
+        .set_security_question(ANSWER, "Wrong-password-123")
         .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body = r.text().await.unwrap();
     assert!(body.contains("current password is not right"));
     assert!(!body.contains(ANSWER), "the answer is never echoed");
-    assert!(store.security_question(id).await.unwrap().is_none());
+    assert!(app.security_question_of(ADMIN).await.is_none());
 
     let r = admin
         .post(
@@ -305,10 +181,10 @@ async fn the_security_question_needs_the_password_and_keeps_only_a_hash() {
     let body = r.text().await.unwrap();
     assert!(body.contains("10 to 150 characters"));
     assert!(body.contains("at least 3 letters or digits"));
-    assert!(store.security_question(id).await.unwrap().is_none());
+    assert!(app.security_question_of(ADMIN).await.is_none());
 
     let admin = set_question(&app, ANSWER).await;
-    let stored = store.security_question(id).await.unwrap().unwrap();
+    let stored = app.security_question_of(ADMIN).await.unwrap();
     assert_eq!(stored.question, "What was the name of your first pet?");
     assert!(stored.answer_hash.starts_with("$argon2id$"));
     assert!(!stored.answer_hash.to_lowercase().contains("biscuit"));
@@ -318,20 +194,10 @@ async fn the_security_question_needs_the_password_and_keeps_only_a_hash() {
     assert_eq!(app.audit_count("security_question.set").await, 1);
 
     // Only admins have one.
-    let user = app.browser();
-    user.login_ok("201-wickedsprockets", PASSWORD).await;
+    let user = app.signed_in(USER).await;
     let body = user.get("/settings").await.text().await.unwrap();
     assert!(!body.contains("Security question"));
-    let r = user
-        .post(
-            "/settings/security-question",
-            &[
-                ("choice", "0"),
-                ("answer", ANSWER),
-                ("current_password", PASSWORD),
-            ],
-        )
-        .await;
+    let r = user.set_security_question(ANSWER, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 
@@ -352,11 +218,11 @@ async fn a_caller_is_verified_by_the_folded_answer_then_identified() {
     assert!(page.contains("What was the name of your first pet?"));
     assert!(page.contains("3 tries left"));
 
-    let r = verify(&op, &path, "Pepper").await;
+    let r = op.verify_caller(&path, "Pepper").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().await.unwrap().contains("2 tries left"));
 
-    let r = verify(&op, &path, "  biscuit-THE   dog!! ").await;
+    let r = op.verify_caller(&path, "  biscuit-THE   dog!! ").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let page = op.get(&location(&r)).await.text().await.unwrap();
     assert!(page.contains("answer matched"));
@@ -364,7 +230,7 @@ async fn a_caller_is_verified_by_the_folded_answer_then_identified() {
     let r = op.post(&format!("{path}/reveal"), &[]).await;
     assert_eq!(r.status(), StatusCode::OK);
     let page = r.text().await.unwrap();
-    assert!(page.contains("id=\"revealed-username\">200-wickedsprockets<"));
+    assert!(page.contains(&format!("id=\"revealed-username\">{ADMIN}<")));
     assert!(page.contains("id=\"revealed-client-id\">wickedsprockets<"));
     assert_eq!(app.audit_count("caller.identity_revealed").await, 1);
 }
@@ -372,19 +238,19 @@ async fn a_caller_is_verified_by_the_folded_answer_then_identified() {
 #[tokio::test]
 async fn three_tries_per_admin_an_hour_across_operators() {
     let (app, op) = console().await;
-    add_operator(&app, "oscar").await;
-    let other = operator_login(&app, "oscar").await;
+    app.add_operator("oscar").await;
+    let other = app.signed_in_operator("oscar").await;
     set_question(&app, ANSWER).await;
     let path = caller_path(&app).await;
 
     for (b, left) in [(&op, "2 tries"), (&other, "1 try"), (&op, "0 tries")] {
-        let r = verify(b, &path, "Wrong guess").await;
+        let r = b.verify_caller(&path, "Wrong guess").await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert!(r.text().await.unwrap().contains(left), "{left}");
     }
     // The right answer no longer counts: call back later.
     for b in [&op, &other] {
-        let r = verify(b, &path, ANSWER).await;
+        let r = b.verify_caller(&path, ANSWER).await;
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(r.text().await.unwrap().contains("call back later"));
     }
@@ -393,7 +259,7 @@ async fn three_tries_per_admin_an_hour_across_operators() {
     assert_eq!(app.audit_count("caller.refused").await, 2);
 
     app.advance(Duration::from_secs(61 * 60));
-    let r = verify(&op, &path, ANSWER).await;
+    let r = op.verify_caller(&path, ANSWER).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
 
@@ -411,12 +277,12 @@ async fn actions_are_refused_before_a_match_and_after_fifteen_minutes() {
     }
 
     assert_eq!(
-        verify(&op, &path, ANSWER).await.status(),
+        op.verify_caller(&path, ANSWER).await.status(),
         StatusCode::SEE_OTHER
     );
     // Another operator's match is not this operator's.
-    add_operator(&app, "oscar").await;
-    let other = operator_login(&app, "oscar").await;
+    app.add_operator("oscar").await;
+    let other = app.signed_in_operator("oscar").await;
     let r = other.post(&format!("{path}/reveal"), &[]).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
@@ -432,13 +298,7 @@ async fn actions_are_refused_before_a_match_and_after_fifteen_minutes() {
             "{action} after the window"
         );
     }
-    let records = app
-        .services
-        .accounts
-        .store()
-        .mail_records(None, 10)
-        .await
-        .unwrap();
+    let records = app.mail_records().await;
     assert!(records.is_empty(), "no reset link was ever sent");
 }
 
@@ -458,7 +318,7 @@ async fn the_reset_link_goes_only_to_the_email_on_file_and_unlock_clears_the_loc
     );
 
     assert_eq!(
-        verify(&op, &path, ANSWER).await.status(),
+        op.verify_caller(&path, ANSWER).await.status(),
         StatusCode::SEE_OTHER
     );
     let page = op.get(&path).await.text().await.unwrap();
@@ -477,7 +337,7 @@ async fn the_reset_link_goes_only_to_the_email_on_file_and_unlock_clears_the_loc
     assert_eq!(mails[0].to, "200@example.com");
     let links = mails[0].links();
     assert_eq!(links.len(), 1);
-    let token = links[0].split("token=").nth(1).unwrap().to_owned();
+    let token = token_of(&links[0]);
     assert!(!after.contains(&token), "the operator never sees the token");
     // The admin's sessions ended; the link works for them.
     assert_eq!(app.sessions_of(ADMIN).await, 0);
@@ -493,12 +353,12 @@ async fn an_admin_without_email_or_question_cannot_be_helped_that_way() {
     let path = caller_path(&app).await;
     let page = op.get(&path).await.text().await.unwrap();
     assert!(page.contains("has not set a security question"));
-    let r = verify(&op, &path, ANSWER).await;
+    let r = op.verify_caller(&path, ANSWER).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     // A user who is not an admin is not on the console at all.
     let user_path = format!(
         "/operator/tenants/{TENANT}/admins/{}",
-        admin_id(&app, "201").await
+        app.user_id(USER).await
     );
     assert_eq!(op.get(&user_path).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(
@@ -546,12 +406,7 @@ async fn operators_create_tenants_with_a_first_admin() {
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let page = r.text().await.unwrap();
-    let temporary = page
-        .split("id=\"temporary-password\">")
-        .nth(1)
-        .and_then(|s| s.split('<').next())
-        .unwrap()
-        .to_owned();
+    let temporary = temporary_password_in(&page);
     let r = app.browser().login("7-globex", &temporary).await;
     assert_eq!(location(&r), "/password/choose");
     // Shown once: the tenant page does not show it again.
@@ -611,14 +466,7 @@ async fn operators_create_tenants_with_a_first_admin() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
-    let (_, total) = app
-        .services
-        .accounts
-        .store()
-        .list_tenants(None, 100, 0)
-        .await
-        .unwrap();
-    assert_eq!(total, 3);
+    assert_eq!(app.tenant_count().await, 3);
 }
 
 #[tokio::test]
@@ -634,9 +482,9 @@ async fn every_try_and_action_is_audited_for_the_provider_and_the_tenant_and_not
     ] {
         seen.push(op.get(p).await.text().await.unwrap());
     }
-    let r = verify(&op, &path, "Wrong guess").await;
+    let r = op.verify_caller(&path, "Wrong guess").await;
     seen.push(r.text().await.unwrap());
-    let r = verify(&op, &path, ANSWER).await;
+    let r = op.verify_caller(&path, ANSWER).await;
     seen.push(op.get(&location(&r)).await.text().await.unwrap());
     seen.push(
         op.post(&format!("{path}/reveal"), &[])
@@ -653,20 +501,8 @@ async fn every_try_and_action_is_audited_for_the_provider_and_the_tenant_and_not
     seen.push(provider_log.clone());
 
     let mails = app.wait_for_mail(1).await;
-    let token = mails[0].links()[0]
-        .split("token=")
-        .nth(1)
-        .unwrap()
-        .to_owned();
-    let hash = app
-        .services
-        .accounts
-        .store()
-        .security_question(dialtone::store::UserId(admin_id(&app, "200").await))
-        .await
-        .unwrap()
-        .unwrap()
-        .answer_hash;
+    let token = token_of(&mails[0].links()[0]);
+    let hash = app.security_question_of(ADMIN).await.unwrap().answer_hash;
     for page in &seen {
         let lower = page.to_lowercase();
         for secret in [
@@ -693,8 +529,7 @@ async fn every_try_and_action_is_audited_for_the_provider_and_the_tenant_and_not
     assert!(provider_log.contains("signin.ok"));
 
     // The tenant's own log has the same events, with the operator's name.
-    let admin = app.browser();
-    admin.login_ok(ADMIN, PASSWORD).await;
+    let admin = app.signed_in(ADMIN).await;
     let tenant_log = admin.get("/admin/audit").await.text().await.unwrap();
     for kind in [
         "caller.not_verified",
@@ -707,102 +542,26 @@ async fn every_try_and_action_is_audited_for_the_provider_and_the_tenant_and_not
     }
     assert!(tenant_log.contains("operator:olivia"));
     // Operator sign-ins are the provider's business, not the tenant's.
-    let store = app.services.accounts.store();
-    let tenant = store.tenant_by_code(TENANT).await.unwrap().unwrap();
-    let tenant_signins = store
-        .audit_events(Some(tenant.id), Some("signin.ok"), 100)
-        .await
-        .unwrap();
+    let tenant_signins = app.tenant_audit_events(TENANT, "signin.ok").await;
     assert!(tenant_signins
         .iter()
         .all(|e| e.actor.as_deref() != Some("operator:olivia")));
-    let all_signins = store
-        .audit_events(None, Some("signin.ok"), 100)
-        .await
-        .unwrap();
+    let all_signins = app.audit_events("signin.ok").await;
     assert!(all_signins
         .iter()
         .any(|e| e.actor.as_deref() == Some("operator:olivia")));
 }
 
-/// A `dialtone` process serving the demo, killed when dropped.
-struct Demo {
-    child: Child,
-    base: String,
-    output: Vec<String>,
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn dialtone_cmd(dir: &std::path::Path, db: &Option<String>) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dialtone"));
-    cmd.env("DIALTONE_DATA_DIR", dir).current_dir(dir);
-    if let Some(url) = db {
-        cmd.env("DIALTONE_DATABASE_URL", url);
-    }
-    cmd
-}
-
-fn start_demo(dir: &std::path::Path, db: &Option<String>) -> Demo {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut child = dialtone_cmd(dir, db)
-        .arg("demo")
-        .env("DIALTONE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("DIALTONE_PUBLIC_URL", &base)
-        .env("DIALTONE_MAIL_POLL", "100ms")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut output = Vec::new();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let last = line.starts_with("Operators:");
-        output.push(line);
-        if last {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Demo {
-        child,
-        base,
-        output,
-    }
-}
-
 #[tokio::test]
 async fn an_operator_from_the_cli_verifies_the_demo_admin_and_sends_a_reset_link() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = match std::env::var("DIALTONE_TEST_DATABASE_URL") {
-        Ok(admin) => Some(fresh_postgres_database(&admin).await),
-        Err(_) => None,
-    };
-    let mut add = dialtone_cmd(dir.path(), &db)
-        .args(["operator", "add", "olga", "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(OPERATOR_PASSWORD.as_bytes())
-        .unwrap();
-    assert!(add.wait().unwrap().success());
+    let cli = Cli::new().await;
+    let add = cli.run(
+        &["operator", "add", "olga", "--password-stdin"],
+        Some(OPERATOR_PASSWORD),
+    );
+    assert!(add.status.success());
 
-    let demo = start_demo(dir.path(), &db);
+    let demo = cli.start_demo();
     let answer_line = demo
         .output
         .iter()
@@ -810,29 +569,8 @@ async fn an_operator_from_the_cli_verifies_the_demo_admin_and_sends_a_reset_link
         .expect("demo prints the admin's security answer");
     let answer = answer_line.rsplit("answer: ").next().unwrap().to_owned();
 
-    let op = Browser {
-        base: demo.base.clone(),
-        client: reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-    };
-    let mut ready = false;
-    for _ in 0..100 {
-        if op.get("/healthz").await.status() == StatusCode::OK {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "the demo answers");
-    let r = op
-        .post(
-            "/operator/login",
-            &[("username", "olga"), ("password", OPERATOR_PASSWORD)],
-        )
-        .await;
+    let op = demo.browser().await;
+    let r = op.operator_login("olga", OPERATOR_PASSWORD).await;
     assert_eq!(location(&r), "/operator/tenants");
     let page = op
         .get("/operator/tenants/wickedsprockets")
@@ -846,27 +584,12 @@ async fn an_operator_from_the_cli_verifies_the_demo_admin_and_sends_a_reset_link
         .and_then(|s| s.split('"').next())
         .unwrap()
         .to_owned();
-    let r = verify(&op, &admin_link, &answer.to_uppercase()).await;
+    let r = op.verify_caller(&admin_link, &answer.to_uppercase()).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let r = op.post(&format!("{admin_link}/reset-link"), &[]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 
-    let mail_dir = dir.path().join("mail");
-    let mut found = None;
-    for _ in 0..200 {
-        let files: Vec<_> = std::fs::read_dir(&mail_dir)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-            .unwrap_or_default();
-        if let Some(f) = files
-            .iter()
-            .find(|p| p.extension().is_some_and(|e| e == "eml"))
-        {
-            found = Some(Mail::parse(&std::fs::read(f).unwrap()));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mail = found.expect("the reset mail is written");
+    let mail = cli.wait_for_mail(1).await.remove(0);
     assert_eq!(mail.to, "ada@wickedsprockets.example");
     assert_eq!(mail.links().len(), 1);
 }
@@ -882,7 +605,7 @@ async fn operator_sessions_slide_for_four_idle_hours_and_end_at_twelve() {
     let r = op.get("/operator/tenants").await;
     assert_eq!(location(&r), "/operator/login", "idle for over 4 hours");
 
-    let op = operator_login(&app, OPERATOR).await;
+    let op = app.signed_in_operator(OPERATOR).await;
     for _ in 0..3 {
         app.advance(Duration::from_secs(3 * 3600 + 50 * 60));
         assert_eq!(op.get("/operator/tenants").await.status(), StatusCode::OK);

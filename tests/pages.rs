@@ -9,9 +9,7 @@ use reqwest::StatusCode;
 #[tokio::test]
 async fn every_page_carries_the_security_headers_and_no_store() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
-    let b = app.browser();
-    b.login_ok("201-wickedsprockets", PASSWORD).await;
+    let b = app.signed_in_user().await;
     for path in ["/login", "/phone", "/settings", "/no/such/page"] {
         let r = b.get(path).await;
         let h = r.headers();
@@ -65,9 +63,7 @@ async fn the_theme_script_loads_before_the_stylesheet_and_nothing_is_inline() {
 #[tokio::test]
 async fn signed_in_pages_have_the_tabs_and_a_sign_out_form() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
-    let b = app.browser();
-    b.login_ok("201-wickedsprockets", PASSWORD).await;
+    let b = app.signed_in_user().await;
     let body = b.get("/phone").await.text().await.unwrap();
     assert!(body.contains("href=\"/settings\""));
     assert!(body.contains("action=\"/logout\""));
@@ -116,9 +112,7 @@ async fn the_root_sends_visitors_to_the_phone_tab() {
 #[tokio::test]
 async fn a_signed_in_visit_to_the_sign_in_page_goes_to_the_phone_tab() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
-    let b = app.browser();
-    b.login_ok("201-wickedsprockets", PASSWORD).await;
+    let b = app.signed_in_user().await;
     let r = b.get("/login").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/phone");

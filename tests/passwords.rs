@@ -8,16 +8,14 @@ use common::*;
 use dialtone::domain::Role;
 use reqwest::StatusCode;
 
-const NEW: &str = "Gearbox-Sunday-77";
-
 #[tokio::test]
 async fn changing_the_password_keeps_this_session_and_ends_the_others() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let here = app.browser();
     let elsewhere = app.browser();
-    here.login_ok("201-wickedsprockets", PASSWORD).await;
-    elsewhere.login_ok("201-wickedsprockets", PASSWORD).await;
+    here.login_ok(USER, PASSWORD).await;
+    elsewhere.login_ok(USER, PASSWORD).await;
 
     let r = here.change_password(PASSWORD, NEW, NEW).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -39,49 +37,35 @@ async fn changing_the_password_keeps_this_session_and_ends_the_others() {
         StatusCode::SEE_OTHER,
         "other sessions end"
     );
-    assert_eq!(app.sessions_of("201-wickedsprockets").await, 1);
+    assert_eq!(app.sessions_of(USER).await, 1);
 
     assert_eq!(
-        app.browser()
-            .login("201-wickedsprockets", PASSWORD)
-            .await
-            .status(),
+        app.browser().login(USER, PASSWORD).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    app.browser().login_ok("201-wickedsprockets", NEW).await;
+    app.browser().login_ok(USER, NEW).await;
     assert_eq!(app.audit_count("password.changed").await, 1);
 }
 
 #[tokio::test]
 async fn the_old_session_id_dies_when_the_password_changes() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
-    let r = b.login("201-wickedsprockets", PASSWORD).await;
+    let r = b.login(USER, PASSWORD).await;
     let old = set_cookie(&r, "dialtone_session").unwrap();
     let old = old.split(';').next().unwrap().to_owned();
     let r = b.change_password(PASSWORD, NEW, NEW).await;
     let new = set_cookie(&r, "dialtone_session").unwrap();
     assert_ne!(old, new.split(';').next().unwrap());
-    let replay = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = replay
-        .get(app.url("/phone"))
-        .header("cookie", old)
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_sending_cookie("/phone", &old).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
 
 #[tokio::test]
 async fn every_broken_rule_is_explained_at_once_and_nothing_changes() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
-    let b = app.browser();
-    b.login_ok("201-wickedsprockets", PASSWORD).await;
+    let b = app.signed_in_user().await;
 
     let r = b.change_password(PASSWORD, "abc", "abd").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -91,18 +75,14 @@ async fn every_broken_rule_is_explained_at_once_and_nothing_changes() {
     assert!(body.contains("do not match"), "{body}");
     assert!(!body.contains(PASSWORD), "passwords are never echoed");
 
-    app.browser()
-        .login_ok("201-wickedsprockets", PASSWORD)
-        .await;
+    app.browser().login_ok(USER, PASSWORD).await;
     assert_eq!(app.audit_count("password.changed").await, 0);
 }
 
 #[tokio::test]
 async fn policy_cases_each_get_their_message() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
-    let b = app.browser();
-    b.login_ok("201-wickedsprockets", PASSWORD).await;
+    let b = app.signed_in_user().await;
     let long = format!("Aa{}", "x".repeat(127));
     for (new, expect) in [
         (long.as_str(), "at most 128"),
@@ -117,17 +97,13 @@ async fn policy_cases_each_get_their_message() {
         let body = r.text().await.unwrap().to_lowercase();
         assert!(body.contains(expect), "{new}: expected {expect}");
     }
-    app.browser()
-        .login_ok("201-wickedsprockets", PASSWORD)
-        .await;
+    app.browser().login_ok(USER, PASSWORD).await;
 }
 
 #[tokio::test]
 async fn a_wrong_current_password_is_refused_and_counts_toward_the_lock() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
-    let b = app.browser();
-    b.login_ok("201-wickedsprockets", PASSWORD).await;
+    let b = app.signed_in_user().await;
     let r = b.change_password("Not-My-Password-1", NEW, NEW).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r
@@ -146,9 +122,7 @@ async fn a_wrong_current_password_is_refused_and_counts_toward_the_lock() {
 #[tokio::test]
 async fn a_change_without_the_csrf_token_changes_nothing() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
-    let b = app.browser();
-    b.login_ok("201-wickedsprockets", PASSWORD).await;
+    let b = app.signed_in_user().await;
     let r = b
         .post_raw(
             "/settings/password",
@@ -160,37 +134,31 @@ async fn a_change_without_the_csrf_token_changes_nothing() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    app.browser()
-        .login_ok("201-wickedsprockets", PASSWORD)
-        .await;
+    app.browser().login_ok(USER, PASSWORD).await;
 }
 
 #[tokio::test]
 async fn unicode_passwords_are_normalised_the_same_way_at_set_and_sign_in() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
-    let b = app.browser();
-    b.login_ok("201-wickedsprockets", PASSWORD).await;
+    let b = app.signed_in_user().await;
     // "Ｇ" (fullwidth) and "ﬁ" (ligature) fold under NFKC to "G" and "fi".
     let r = b
         .change_password(PASSWORD, "Ｇrüße-ﬁnden-42", "Ｇrüße-ﬁnden-42")
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    app.browser()
-        .login_ok("201-wickedsprockets", "Grüße-finden-42")
-        .await;
+    app.browser().login_ok(USER, "Grüße-finden-42").await;
 }
 
 #[tokio::test]
 async fn a_temporary_password_only_opens_the_choose_a_new_password_page() {
     let app = spawn_app().await;
     let temporary = app
-        .add_user_as("201-wickedsprockets", None, Role::User)
+        .add_user_as(USER, None, Role::User)
         .await
         .expect("a temporary password");
     assert!(temporary.chars().count() >= 16);
     let b = app.browser();
-    let r = b.login("201-wickedsprockets", &temporary).await;
+    let r = b.login(USER, &temporary).await;
     assert_eq!(location(&r), "/password/choose");
     for path in ["/phone", "/settings"] {
         let r = b.get(path).await;
@@ -200,42 +168,26 @@ async fn a_temporary_password_only_opens_the_choose_a_new_password_page() {
     let page = b.get("/password/choose").await.text().await.unwrap();
     assert!(page.contains("Choose a new password"));
 
-    let r = b
-        .post(
-            "/password/choose",
-            &[("new_password", "short"), ("confirm_password", "short")],
-        )
-        .await;
+    let r = b.choose_password("short", "short").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
-    let r = b
-        .post(
-            "/password/choose",
-            &[("new_password", NEW), ("confirm_password", NEW)],
-        )
-        .await;
+    let r = b.choose_password(NEW, NEW).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/phone");
     assert_eq!(b.get("/phone").await.status(), StatusCode::OK);
     assert_eq!(
-        app.browser()
-            .login("201-wickedsprockets", &temporary)
-            .await
-            .status(),
+        app.browser().login(USER, &temporary).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    app.browser().login_ok("201-wickedsprockets", NEW).await;
+    app.browser().login_ok(USER, NEW).await;
 }
 
 #[tokio::test]
 async fn a_temporary_password_expires_after_seventy_two_hours() {
     let app = spawn_app().await;
-    let temporary = app
-        .add_user_as("201-wickedsprockets", None, Role::User)
-        .await
-        .unwrap();
+    let temporary = app.add_user_as(USER, None, Role::User).await.unwrap();
     app.advance(Duration::from_secs(72 * 3600));
-    let r = app.browser().login("201-wickedsprockets", &temporary).await;
+    let r = app.browser().login(USER, &temporary).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(r
         .text()
@@ -247,18 +199,9 @@ async fn a_temporary_password_expires_after_seventy_two_hours() {
 #[tokio::test]
 async fn a_user_with_a_chosen_password_cannot_use_the_choose_page() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
-    let b = app.browser();
-    b.login_ok("201-wickedsprockets", PASSWORD).await;
-    let r = b
-        .post(
-            "/password/choose",
-            &[("new_password", NEW), ("confirm_password", NEW)],
-        )
-        .await;
+    let b = app.signed_in_user().await;
+    let r = b.choose_password(NEW, NEW).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/settings");
-    app.browser()
-        .login_ok("201-wickedsprockets", PASSWORD)
-        .await;
+    app.browser().login_ok(USER, PASSWORD).await;
 }

@@ -7,37 +7,14 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use dialtone::domain::Role;
 use reqwest::StatusCode;
-
-const USER: &str = "201-wickedsprockets";
-const NEW: &str = "Gearbox-Sunday-77";
-
-async fn secrets_of(app: &TestApp, username: &str) -> (Option<String>, Option<String>) {
-    let u = dialtone::domain::Username::parse(username).unwrap();
-    let user = app
-        .services
-        .accounts
-        .store()
-        .user_by_username(u.tenant().as_str(), u.extension().as_str())
-        .await
-        .unwrap()
-        .unwrap();
-    app.services.accounts.device_secrets(&user).await.unwrap()
-}
-
-async fn signed_in(app: &TestApp) -> Browser {
-    app.add_user(USER, PASSWORD).await;
-    let b = app.browser();
-    b.login_ok(USER, PASSWORD).await;
-    b
-}
 
 #[tokio::test]
 async fn the_sip_secret_is_hidden_until_revealed_and_the_reveal_is_audited() {
     let app = spawn_app().await;
-    let b = signed_in(&app).await;
-    let secret = secrets_of(&app, USER)
+    let b = app.signed_in_user().await;
+    let secret = app
+        .phone_secrets_of(USER)
         .await
         .0
         .expect("every user has a SIP secret");
@@ -55,13 +32,7 @@ async fn the_sip_secret_is_hidden_until_revealed_and_the_reveal_is_audited() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["cache-control"], "no-store");
     assert!(r.text().await.unwrap().contains(&secret));
-    let events = app
-        .services
-        .accounts
-        .store()
-        .audit_events(None, Some("sip.revealed"), 10)
-        .await
-        .unwrap();
+    let events = app.audit_events("sip.revealed").await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].actor.as_deref(), Some(USER));
     assert!(
@@ -73,8 +44,8 @@ async fn the_sip_secret_is_hidden_until_revealed_and_the_reveal_is_audited() {
 #[tokio::test]
 async fn revealing_long_after_sign_in_asks_for_the_password_again() {
     let app = spawn_app().await;
-    let b = signed_in(&app).await;
-    let secret = secrets_of(&app, USER).await.0.unwrap();
+    let b = app.signed_in_user().await;
+    let secret = app.phone_secrets_of(USER).await.0.unwrap();
     app.advance(Duration::from_secs(16 * 60));
 
     assert!(b
@@ -105,10 +76,9 @@ async fn revealing_long_after_sign_in_asks_for_the_password_again() {
 #[tokio::test]
 async fn regenerating_the_sip_secret_keeps_portal_sessions() {
     let app = spawn_app().await;
-    let b = signed_in(&app).await;
-    let other = app.browser();
-    other.login_ok(USER, PASSWORD).await;
-    let before = secrets_of(&app, USER).await.0.unwrap();
+    let b = app.signed_in_user().await;
+    let other = app.signed_in(USER).await;
+    let before = app.phone_secrets_of(USER).await.0.unwrap();
 
     let r = b.post("/phone/sip/regenerate", &[]).await;
     assert_eq!(
@@ -116,11 +86,11 @@ async fn regenerating_the_sip_secret_keeps_portal_sessions() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "the warning must be acknowledged"
     );
-    assert_eq!(secrets_of(&app, USER).await.0.unwrap(), before);
+    assert_eq!(app.phone_secrets_of(USER).await.0.unwrap(), before);
 
     let r = b.post("/phone/sip/regenerate", &[("confirm", "yes")]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let after = secrets_of(&app, USER).await.0.unwrap();
+    let after = app.phone_secrets_of(USER).await.0.unwrap();
     assert_ne!(after, before);
     assert_eq!(
         other.get("/phone").await.status(),
@@ -133,58 +103,40 @@ async fn regenerating_the_sip_secret_keeps_portal_sessions() {
 #[tokio::test]
 async fn changing_or_resetting_the_portal_password_keeps_the_sip_secret_and_pin() {
     let app = spawn_app().await;
-    let b = signed_in(&app).await;
+    let b = app.signed_in_user().await;
     assert_eq!(
-        b.post(
-            "/settings/pin",
-            &[("new_pin", "8352"), ("confirm_pin", "8352")]
-        )
-        .await
-        .status(),
+        b.change_pin("8352", "8352").await.status(),
         StatusCode::SEE_OTHER
     );
-    let before = secrets_of(&app, USER).await;
+    let before = app.phone_secrets_of(USER).await;
     assert_eq!(before.1.as_deref(), Some("8352"));
 
     assert_eq!(
         b.change_password(PASSWORD, NEW, NEW).await.status(),
         StatusCode::SEE_OTHER
     );
-    assert_eq!(secrets_of(&app, USER).await, before);
+    assert_eq!(app.phone_secrets_of(USER).await, before);
 
-    b.post(
-        "/password/forgot",
-        &[("identifier", USER), ("action", "reset")],
-    )
-    .await;
+    b.forgot_password(USER).await;
     let mail = app
         .wait_for_mail(2)
         .await
         .into_iter()
         .find(|m| !m.links().is_empty())
         .unwrap();
-    let token = mail.links()[0].split("token=").nth(1).unwrap().to_owned();
+    let token = token_of(&mail.links()[0]);
     let r = b
-        .post(
-            "/password/reset",
-            &[
-                ("token", &token),
-                ("email", "201@example.com"),
-                ("new_password", "Another-Pass-88"),
-                ("confirm_password", "Another-Pass-88"),
-            ],
-        )
+        .reset_password(&token, "201@example.com", "Another-Pass-88")
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(secrets_of(&app, USER).await, before);
+    assert_eq!(app.phone_secrets_of(USER).await, before);
 }
 
 #[tokio::test]
 async fn every_pin_rule_has_its_message_and_a_refused_pin_changes_nothing() {
     let app = spawn_app().await;
     app.add_user("20145-wickedsprockets", PASSWORD).await;
-    let b = app.browser();
-    b.login_ok("20145-wickedsprockets", PASSWORD).await;
+    let b = app.signed_in("20145-wickedsprockets").await;
     for (pin, confirm, message) in [
         ("12", "12", "at least 4 digits"),
         ("12345678901", "12345678901", "at most 10 digits"),
@@ -195,23 +147,13 @@ async fn every_pin_rule_has_its_message_and_a_refused_pin_changes_nothing() {
         ("20145", "20145", "extension number"),
         ("8352", "8353", "do not match"),
     ] {
-        let r = b
-            .post(
-                "/settings/pin",
-                &[("new_pin", pin), ("confirm_pin", confirm)],
-            )
-            .await;
+        let r = b.change_pin(pin, confirm).await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{pin}");
         let body = r.text().await.unwrap();
         assert!(body.contains(message), "{pin}: expected {message}");
     }
-    assert_eq!(secrets_of(&app, "20145-wickedsprockets").await.1, None);
-    let r = b
-        .post(
-            "/settings/pin",
-            &[("new_pin", "8352"), ("confirm_pin", "8352")],
-        )
-        .await;
+    assert_eq!(app.phone_secrets_of("20145-wickedsprockets").await.1, None);
+    let r = b.change_pin("8352", "8352").await;
     assert_eq!(location(&r), "/settings?saved=pin");
     assert!(b
         .get("/settings?saved=pin")
@@ -226,13 +168,9 @@ async fn every_pin_rule_has_its_message_and_a_refused_pin_changes_nothing() {
 #[tokio::test]
 async fn a_portal_password_may_not_contain_the_pin_or_the_sip_secret() {
     let app = spawn_app().await;
-    let b = signed_in(&app).await;
-    b.post(
-        "/settings/pin",
-        &[("new_pin", "8352"), ("confirm_pin", "8352")],
-    )
-    .await;
-    let sip = secrets_of(&app, USER).await.0.unwrap();
+    let b = app.signed_in_user().await;
+    b.change_pin("8352", "8352").await;
+    let sip = app.phone_secrets_of(USER).await.0.unwrap();
     for new in ["Gearbox-8352-x".to_owned(), format!("Xy{sip}")] {
         let r = b.change_password(PASSWORD, &new, &new).await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -247,13 +185,11 @@ async fn a_portal_password_may_not_contain_the_pin_or_the_sip_secret() {
 #[tokio::test]
 async fn an_admin_sets_a_pin_and_regenerates_the_sip_secret_of_their_users_only() {
     let app = spawn_app().await;
-    app.add_user_as("200-wickedsprockets", Some(PASSWORD), Role::Admin)
-        .await;
+    app.add_admin().await;
     app.add_user(USER, PASSWORD).await;
     app.add_user("555-othercorp", PASSWORD).await;
-    let admin = app.browser();
-    admin.login_ok("200-wickedsprockets", PASSWORD).await;
-    let before = secrets_of(&app, USER).await.0.unwrap();
+    let admin = app.signed_in(ADMIN).await;
+    let before = app.phone_secrets_of(USER).await.0.unwrap();
 
     let r = admin
         .post(
@@ -266,11 +202,11 @@ async fn an_admin_sets_a_pin_and_regenerates_the_sip_secret_of_their_users_only(
         .post("/admin/users/201/sip-secret", &[("confirm", "yes")])
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let after = secrets_of(&app, USER).await;
+    let after = app.phone_secrets_of(USER).await;
     assert_eq!(after.1.as_deref(), Some("8352"));
     assert_ne!(after.0.unwrap(), before);
 
-    let other = secrets_of(&app, "555-othercorp").await;
+    let other = app.phone_secrets_of("555-othercorp").await;
     assert_eq!(
         admin
             .post(
@@ -288,14 +224,7 @@ async fn an_admin_sets_a_pin_and_regenerates_the_sip_secret_of_their_users_only(
             .status(),
         StatusCode::NOT_FOUND
     );
-    assert_eq!(secrets_of(&app, "555-othercorp").await, other);
-}
-
-async fn raw_pool(app: &TestApp) -> sqlx::AnyPool {
-    sqlx::any::install_default_drivers();
-    sqlx::AnyPool::connect(&app.services.settings.database_url)
-        .await
-        .unwrap()
+    assert_eq!(app.phone_secrets_of("555-othercorp").await, other);
 }
 
 #[tokio::test]
@@ -303,24 +232,18 @@ async fn a_secret_moved_onto_another_users_row_does_not_open() {
     let app = spawn_app().await;
     app.add_user(USER, PASSWORD).await;
     app.add_user("202-wickedsprockets", PASSWORD).await;
-    let pool = raw_pool(&app).await;
+    let pool = app.raw_database().await;
     sqlx::query("UPDATE users SET sip_secret = (SELECT sip_secret FROM users WHERE extension = '201') WHERE extension = '202'")
         .execute(&pool)
         .await
         .unwrap();
     pool.close().await;
 
-    let u = app
-        .services
-        .accounts
-        .store()
-        .user_by_username("wickedsprockets", "202")
+    assert!(app
+        .try_phone_secrets_of("202-wickedsprockets")
         .await
-        .unwrap()
-        .unwrap();
-    assert!(app.services.accounts.device_secrets(&u).await.is_err());
-    let b = app.browser();
-    b.login_ok("202-wickedsprockets", PASSWORD).await;
+        .is_err());
+    let b = app.signed_in("202-wickedsprockets").await;
     // The tab itself never opens the secret; revealing it does, and fails.
     assert_eq!(b.get("/phone").await.status(), StatusCode::OK);
     let r = b.post("/phone/sip/reveal", &[]).await;
@@ -335,29 +258,25 @@ async fn a_secret_moved_onto_another_users_row_does_not_open() {
 #[tokio::test]
 async fn key_rotation_keeps_every_secret_readable_under_the_new_key() {
     let app = spawn_app().await;
-    let b = signed_in(&app).await;
-    b.post(
-        "/settings/pin",
-        &[("new_pin", "8352"), ("confirm_pin", "8352")],
-    )
-    .await;
+    let b = app.signed_in_user().await;
+    b.change_pin("8352", "8352").await;
     app.add_user("202-wickedsprockets", PASSWORD).await;
     let before = (
-        secrets_of(&app, USER).await,
-        secrets_of(&app, "202-wickedsprockets").await,
+        app.phone_secrets_of(USER).await,
+        app.phone_secrets_of("202-wickedsprockets").await,
     );
 
-    let (id, changed) = dialtone::app::rotate_key(&app.services).await.unwrap();
+    let (id, changed) = app.rotate_key().await;
     assert_eq!(id, 2);
     assert_eq!(changed, 2);
     assert_eq!(
         (
-            secrets_of(&app, USER).await,
-            secrets_of(&app, "202-wickedsprockets").await
+            app.phone_secrets_of(USER).await,
+            app.phone_secrets_of("202-wickedsprockets").await
         ),
         before
     );
-    let pool = raw_pool(&app).await;
+    let pool = app.raw_database().await;
     let sealed: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT sip_secret FROM users")
         .fetch_all(&pool)
         .await
@@ -370,16 +289,8 @@ async fn key_rotation_keeps_every_secret_readable_under_the_new_key() {
     // Sign-ins and pages keep working, and a restarted node reads the rotated file.
     b.login_ok(USER, PASSWORD).await;
     let app = app.restart_with(&[]).await;
-    assert_eq!(secrets_of(&app, USER).await, before.0);
+    assert_eq!(app.phone_secrets_of(USER).await, before.0);
     app.browser().login_ok(USER, PASSWORD).await;
-}
-
-fn restart_settings(app: &TestApp) -> dialtone::config::Settings {
-    let mut layers = dialtone::config::Layers::default();
-    layers.set("data_dir", app.data_dir.path().display().to_string());
-    layers.set("listen", "127.0.0.1:0");
-    layers.set("database_url", app.services.settings.database_url.clone());
-    layers.resolve().unwrap()
 }
 
 #[tokio::test]
@@ -390,41 +301,29 @@ async fn a_wrong_or_missing_key_stops_start_up() {
     let original = std::fs::read(&key_file).unwrap();
 
     std::fs::write(&key_file, format!("1 {}\n", "ab".repeat(32))).unwrap();
-    let clock = std::sync::Arc::new(app.clock.clone());
-    let err = dialtone::app::Application::build(restart_settings(&app), clock.clone())
-        .await
-        .err()
-        .expect("a wrong key is refused");
+    let err = app.build_node().await.expect_err("a wrong key is refused");
     assert!(format!("{err:#}").contains("different key"), "{err:#}");
 
     std::fs::remove_file(&key_file).unwrap();
-    let err = dialtone::app::Application::build(restart_settings(&app), clock.clone())
+    let err = app
+        .build_node()
         .await
-        .err()
-        .expect("a missing key is refused");
+        .expect_err("a missing key is refused");
     assert!(format!("{err:#}").contains("missing"), "{err:#}");
     assert!(!key_file.exists(), "no new key is made silently");
 
     std::fs::write(&key_file, original).unwrap();
-    assert!(
-        dialtone::app::Application::build(restart_settings(&app), clock)
-            .await
-            .is_ok()
-    );
+    assert!(app.build_node().await.is_ok());
 }
 
 #[tokio::test]
 async fn the_raw_database_never_holds_a_sip_secret_or_pin_in_clear() {
     let app = spawn_app().await;
-    let b = signed_in(&app).await;
-    b.post(
-        "/settings/pin",
-        &[("new_pin", "83529174"), ("confirm_pin", "83529174")],
-    )
-    .await;
-    let (sip, pin) = secrets_of(&app, USER).await;
+    let b = app.signed_in_user().await;
+    b.change_pin("83529174", "83529174").await;
+    let (sip, pin) = app.phone_secrets_of(USER).await;
     let (sip, pin) = (sip.unwrap(), pin.unwrap());
-    let everything = if app.services.settings.database_url.starts_with("sqlite:") {
+    let everything = if app.database_url().starts_with("sqlite:") {
         let mut bytes = Vec::new();
         for entry in std::fs::read_dir(app.data_dir.path()).unwrap() {
             let path = entry.unwrap().path();
@@ -439,7 +338,7 @@ async fn the_raw_database_never_holds_a_sip_secret_or_pin_in_clear() {
         }
         String::from_utf8_lossy(&bytes).into_owned()
     } else {
-        let pool = raw_pool(&app).await;
+        let pool = app.raw_database().await;
         let mut text = String::new();
         for table in ["users", "audit_events", "outbox", "sessions"] {
             let rows: Vec<(String,)> =

@@ -9,40 +9,13 @@ use common::*;
 use dialtone::domain::Role;
 use reqwest::StatusCode;
 
-const NEW: &str = "Gearbox-Sunday-77";
-
-async fn forgot(b: &Browser, identifier: &str) -> reqwest::Response {
-    b.post(
-        "/password/forgot",
-        &[("identifier", identifier), ("action", "reset")],
-    )
-    .await
-}
-
-async fn submit_reset(b: &Browser, token: &str, email: &str, new: &str) -> reqwest::Response {
-    b.post(
-        "/password/reset",
-        &[
-            ("token", token),
-            ("email", email),
-            ("new_password", new),
-            ("confirm_password", new),
-        ],
-    )
-    .await
-}
-
-fn token_of(link: &str) -> String {
-    link.split("token=").nth(1).unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn a_forgotten_password_is_recovered_from_the_mail_file() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
 
-    let r = forgot(&b, "201-wickedsprockets").await;
+    let r = b.forgot_password(USER).await;
     assert_eq!(r.status(), StatusCode::OK);
     let body = r.text().await.unwrap();
     assert!(body.contains("If an account matches, we sent a reset link to its email. The link works once, for 1 hour."));
@@ -51,12 +24,10 @@ async fn a_forgotten_password_is_recovered_from_the_mail_file() {
     assert_eq!(mail.to, "201@example.com");
     assert_eq!(mail.from, "no-reply@localhost");
     assert!(mail.subject.contains("Reset"));
-    assert!(mail.text.contains("201-wickedsprockets"));
+    assert!(mail.text.contains(USER));
     assert!(mail.text.contains("1 hour"));
     assert!(mail.text.contains("did not ask"));
-    assert!(mail
-        .html
-        .contains("Reset the password of 201-wickedsprockets"));
+    assert!(mail.html.contains(&format!("Reset the password of {USER}")));
     let links = mail.links();
     assert_eq!(links.len(), 1);
     assert!(
@@ -71,7 +42,9 @@ async fn a_forgotten_password_is_recovered_from_the_mail_file() {
     assert_eq!(page.headers()["cache-control"], "no-store");
     assert!(page.text().await.unwrap().contains("Your email address"));
 
-    let r = submit_reset(&b, &token_of(&links[0]), "201@example.com", NEW).await;
+    let r = b
+        .reset_password(&token_of(&links[0]), "201@example.com", NEW)
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/login?reset=done");
     assert!(
@@ -86,12 +59,9 @@ async fn a_forgotten_password_is_recovered_from_the_mail_file() {
         .unwrap()
         .contains("Your password was changed"));
 
-    b.login_ok("201-wickedsprockets", NEW).await;
+    b.login_ok(USER, NEW).await;
     assert_eq!(
-        app.browser()
-            .login("201-wickedsprockets", PASSWORD)
-            .await
-            .status(),
+        app.browser().login(USER, PASSWORD).await.status(),
         StatusCode::UNAUTHORIZED
     );
 
@@ -106,21 +76,11 @@ async fn a_forgotten_password_is_recovered_from_the_mail_file() {
 #[tokio::test]
 async fn the_answer_is_the_same_for_existing_unknown_email_less_and_locked_accounts() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     app.add_user("203-wickedsprockets", PASSWORD).await;
     // 202 has no email on file.
-    app.services
-        .accounts
-        .create_user(
-            &dialtone::domain::Username::parse("202-wickedsprockets").unwrap(),
-            &dialtone::domain::DisplayName::parse("No Mail").unwrap(),
-            None,
-            Role::User,
-            None,
-            "test",
-        )
-        .await
-        .unwrap();
+    app.add_person("202-wickedsprockets", "No Mail", None, Role::User, None)
+        .await;
     let b = app.browser();
     for _ in 0..5 {
         b.login("203-wickedsprockets", "Wrong-Password-1").await;
@@ -129,14 +89,14 @@ async fn the_answer_is_the_same_for_existing_unknown_email_less_and_locked_accou
 
     let mut answers = Vec::new();
     for id in [
-        "201-wickedsprockets",
+        USER,
         "999-wickedsprockets",
         "202-wickedsprockets",
         "203-wickedsprockets",
         "nobody@example.com",
         "201@example.com",
     ] {
-        let r = forgot(&b, id).await;
+        let r = b.forgot_password(id).await;
         answers.push((
             r.status(),
             r.text()
@@ -160,24 +120,19 @@ async fn the_answer_is_the_same_for_existing_unknown_email_less_and_locked_accou
 #[tokio::test]
 async fn one_address_on_several_extensions_gets_one_message_with_a_link_each() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
-    let shared = dialtone::domain::Email::parse("desk@example.com").unwrap();
+    app.add_user(USER, PASSWORD).await;
     for ext in ["204", "205"] {
-        app.services
-            .accounts
-            .create_user(
-                &dialtone::domain::Username::parse(&format!("{ext}-wickedsprockets")).unwrap(),
-                &dialtone::domain::DisplayName::parse("Front Desk").unwrap(),
-                Some(&shared),
-                Role::User,
-                Some(dialtone::domain::NewPassword::parse(PASSWORD, &Default::default()).unwrap()),
-                "test",
-            )
-            .await
-            .unwrap();
+        app.add_person(
+            &format!("{ext}-wickedsprockets"),
+            "Front Desk",
+            Some("desk@example.com"),
+            Role::User,
+            Some(PASSWORD),
+        )
+        .await;
     }
     let b = app.browser();
-    forgot(&b, "DESK@example.com").await;
+    b.forgot_password("DESK@example.com").await;
     let mail = app.wait_for_mail(1).await.remove(0);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.mail_files().len(), 1, "one message for the address");
@@ -187,7 +142,9 @@ async fn one_address_on_several_extensions_gets_one_message_with_a_link_each() {
     assert_ne!(links[0], links[1]);
 
     // Each link resets its own account only.
-    let r = submit_reset(&b, &token_of(&links[0]), "desk@example.com", NEW).await;
+    let r = b
+        .reset_password(&token_of(&links[0]), "desk@example.com", NEW)
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     app.browser().login_ok("204-wickedsprockets", NEW).await;
     app.browser()
@@ -203,9 +160,9 @@ async fn one_address_on_several_extensions_gets_one_message_with_a_link_each() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_submits_of_one_link_succeed_exactly_once() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
-    forgot(&b, "201-wickedsprockets").await;
+    b.forgot_password(USER).await;
     let token = token_of(&app.wait_for_mail(1).await[0].links()[0]);
     let csrf = b.csrf().await;
 
@@ -250,18 +207,16 @@ async fn twenty_concurrent_submits_of_one_link_succeed_exactly_once() {
             "{status}"
         );
     }
-    app.browser()
-        .login_ok("201-wickedsprockets", &winners[0].1)
-        .await;
+    app.browser().login_ok(USER, &winners[0].1).await;
     assert_eq!(app.audit_count("reset.used").await, 1);
 }
 
 #[tokio::test]
 async fn a_link_expires_after_one_hour() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
-    forgot(&b, "201-wickedsprockets").await;
+    b.forgot_password(USER).await;
     let link = app.wait_for_mail(1).await[0].links()[0].clone();
 
     app.advance(Duration::from_secs(59 * 60));
@@ -273,22 +228,20 @@ async fn a_link_expires_after_one_hour() {
     assert!(body.contains("cannot be used"));
     assert!(body.contains("href=\"/password/forgot\""));
     assert_eq!(
-        submit_reset(&b, &token_of(&link), "201@example.com", NEW)
+        b.reset_password(&token_of(&link), "201@example.com", NEW)
             .await
             .status(),
         StatusCode::GONE
     );
-    app.browser()
-        .login_ok("201-wickedsprockets", PASSWORD)
-        .await;
+    app.browser().login_ok(USER, PASSWORD).await;
 }
 
 #[tokio::test]
 async fn opening_a_link_does_not_use_it_but_a_reset_does() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
-    forgot(&b, "201-wickedsprockets").await;
+    b.forgot_password(USER).await;
     let link = app.wait_for_mail(1).await[0].links()[0].clone();
     for _ in 0..3 {
         assert_eq!(
@@ -297,14 +250,14 @@ async fn opening_a_link_does_not_use_it_but_a_reset_does() {
         );
     }
     assert_eq!(
-        submit_reset(&b, &token_of(&link), "201@example.com", NEW)
+        b.reset_password(&token_of(&link), "201@example.com", NEW)
             .await
             .status(),
         StatusCode::SEE_OTHER
     );
     assert_eq!(b.get(&path_of(&link)).await.status(), StatusCode::GONE);
     assert_eq!(
-        submit_reset(&b, &token_of(&link), "201@example.com", "Another-Pass-88")
+        b.reset_password(&token_of(&link), "201@example.com", "Another-Pass-88")
             .await
             .status(),
         StatusCode::GONE
@@ -324,13 +277,13 @@ async fn tampered_links_get_the_start_over_page() {
 #[tokio::test]
 async fn the_form_needs_the_email_on_file_and_a_good_password_and_then_changes_nothing() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
-    forgot(&b, "201-wickedsprockets").await;
+    b.forgot_password(USER).await;
     let link = app.wait_for_mail(1).await[0].links()[0].clone();
     let token = token_of(&link);
 
-    let r = submit_reset(&b, &token, "someone@else.example", NEW).await;
+    let r = b.reset_password(&token, "someone@else.example", NEW).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r
         .text()
@@ -338,15 +291,13 @@ async fn the_form_needs_the_email_on_file_and_a_good_password_and_then_changes_n
         .unwrap()
         .contains("not the email address on file"));
 
-    let r = submit_reset(&b, &token, "201@example.com", "short").await;
+    let r = b.reset_password(&token, "201@example.com", "short").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().await.unwrap().contains("at least 8 characters"));
 
-    app.browser()
-        .login_ok("201-wickedsprockets", PASSWORD)
-        .await;
+    app.browser().login_ok(USER, PASSWORD).await;
     assert_eq!(
-        submit_reset(&b, &token, "201@EXAMPLE.com", NEW)
+        b.reset_password(&token, "201@EXAMPLE.com", NEW)
             .await
             .status(),
         StatusCode::SEE_OTHER
@@ -356,24 +307,23 @@ async fn the_form_needs_the_email_on_file_and_a_good_password_and_then_changes_n
 #[tokio::test]
 async fn a_reset_ends_every_session_kills_other_links_and_clears_the_lock() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
-    let signed_in = app.browser();
-    signed_in.login_ok("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
+    let signed_in = app.signed_in(USER).await;
     let b = app.browser();
-    forgot(&b, "201-wickedsprockets").await;
-    forgot(&b, "201-wickedsprockets").await;
+    b.forgot_password(USER).await;
+    b.forgot_password(USER).await;
     let mails = app.wait_for_mail(2).await;
     let (first, second) = (mails[0].links()[0].clone(), mails[1].links()[0].clone());
     for _ in 0..5 {
-        b.login("201-wickedsprockets", "Wrong-Password-1").await;
+        b.login(USER, "Wrong-Password-1").await;
     }
     assert_eq!(
-        b.login("201-wickedsprockets", PASSWORD).await.status(),
+        b.login(USER, PASSWORD).await.status(),
         StatusCode::TOO_MANY_REQUESTS
     );
 
     assert_eq!(
-        submit_reset(&b, &token_of(&second), "201@example.com", NEW)
+        b.reset_password(&token_of(&second), "201@example.com", NEW)
             .await
             .status(),
         StatusCode::SEE_OTHER
@@ -383,19 +333,19 @@ async fn a_reset_ends_every_session_kills_other_links_and_clears_the_lock() {
         StatusCode::SEE_OTHER,
         "sessions ended"
     );
-    assert_eq!(app.sessions_of("201-wickedsprockets").await, 0);
+    assert_eq!(app.sessions_of(USER).await, 0);
     assert_eq!(
         b.get(&path_of(&first)).await.status(),
         StatusCode::GONE,
         "other links die"
     );
-    b.login_ok("201-wickedsprockets", NEW).await;
+    b.login_ok(USER, NEW).await;
 }
 
 #[tokio::test]
 async fn a_forged_host_header_does_not_change_the_link() {
     let app = spawn_app_with(&[("public_url", "http://portal.example.test:8080")]).await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
     let csrf = b.csrf().await;
     let r = b
@@ -404,7 +354,7 @@ async fn a_forged_host_header_does_not_change_the_link() {
         .header("host", "evil.example")
         .header("x-forwarded-host", "evil.example")
         .form(&[
-            ("identifier", "201-wickedsprockets"),
+            ("identifier", USER),
             ("action", "reset"),
             ("csrf_token", &csrf),
         ])
@@ -420,20 +370,12 @@ async fn a_forged_host_header_does_not_change_the_link() {
 #[tokio::test]
 async fn at_most_three_reset_mails_per_account_per_fifteen_minutes() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
-    let first = forgot(&b, "201-wickedsprockets")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let first = b.forgot_password(USER).await.text().await.unwrap();
     for _ in 0..4 {
         assert_eq!(
-            forgot(&b, "201-wickedsprockets")
-                .await
-                .text()
-                .await
-                .unwrap(),
+            b.forgot_password(USER).await.text().await.unwrap(),
             first,
             "same answer when limited"
         );
@@ -444,14 +386,14 @@ async fn at_most_three_reset_mails_per_account_per_fifteen_minutes() {
     assert_eq!(app.audit_count("reset.limited").await, 2);
 
     app.advance(Duration::from_secs(15 * 60 + 1));
-    forgot(&b, "201-wickedsprockets").await;
+    b.forgot_password(USER).await;
     app.wait_for_mail(4).await;
 }
 
 #[tokio::test]
 async fn usernames_are_mailed_to_the_address_on_file() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
     let r = b
         .post(
@@ -466,7 +408,7 @@ async fn usernames_are_mailed_to_the_address_on_file() {
         .unwrap()
         .contains("If an account matches, we sent the usernames on file to its email."));
     let mail = app.wait_for_mail(1).await.remove(0);
-    assert!(mail.text.contains("201-wickedsprockets"));
+    assert!(mail.text.contains(USER));
     assert!(mail.text.contains("Client ID wickedsprockets"));
     assert!(
         mail.links().is_empty(),
@@ -477,7 +419,7 @@ async fn usernames_are_mailed_to_the_address_on_file() {
 #[tokio::test]
 async fn a_malformed_identifier_is_a_form_error() {
     let app = spawn_app().await;
-    let r = forgot(&app.browser(), "not an account").await;
+    let r = app.browser().forgot_password("not an account").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r
         .text()
@@ -489,11 +431,11 @@ async fn a_malformed_identifier_is_a_form_error() {
 #[tokio::test]
 async fn a_password_change_mails_a_notice_and_kills_outstanding_links() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
-    forgot(&b, "201-wickedsprockets").await;
+    b.forgot_password(USER).await;
     let link = app.wait_for_mail(1).await[0].links()[0].clone();
-    b.login_ok("201-wickedsprockets", PASSWORD).await;
+    b.login_ok(USER, PASSWORD).await;
     assert_eq!(
         b.change_password(PASSWORD, NEW, NEW).await.status(),
         StatusCode::SEE_OTHER
@@ -510,16 +452,13 @@ async fn a_password_change_mails_a_notice_and_kills_outstanding_links() {
 async fn queued_bodies_are_sealed_and_dropped_once_sent() {
     // A relay nobody listens on keeps the message queued.
     let app = spawn_app_with(&[("mail", "smtp://127.0.0.1:9?tls=none")]).await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
-    forgot(&app.browser(), "201-wickedsprockets").await;
+    app.add_user(USER, PASSWORD).await;
+    app.browser().forgot_password(USER).await;
     let records = app.wait_for_queued(1).await;
     assert_eq!(records.len(), 1);
     assert!(records[0].has_body);
     // Read the row as anyone with a copy of the database would.
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&app.services.settings.database_url)
-        .await
-        .unwrap();
+    let pool = app.raw_database().await;
     let rows: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as("SELECT body_text, body_html FROM outbox")
         .fetch_all(&pool)
         .await
@@ -529,7 +468,7 @@ async fn queued_bodies_are_sealed_and_dropped_once_sent() {
     for body in [&rows[0].0, &rows[0].1] {
         let raw = String::from_utf8_lossy(body);
         assert!(
-            !raw.contains("token=") && !raw.contains("201-wickedsprockets"),
+            !raw.contains("token=") && !raw.contains(USER),
             "sealed at rest"
         );
     }
@@ -537,7 +476,7 @@ async fn queued_bodies_are_sealed_and_dropped_once_sent() {
     let app = app.restart_with(&[]).await;
     app.advance(Duration::from_secs(3600));
     app.wait_for_mail(1).await;
-    let records = store_records(&app).await;
+    let records = app.wait_for_mail_settled().await;
     assert_eq!(records[0].status, "sent");
     assert!(
         !records[0].has_body,
@@ -545,65 +484,41 @@ async fn queued_bodies_are_sealed_and_dropped_once_sent() {
     );
 }
 
-async fn store_records(app: &TestApp) -> Vec<dialtone::store::MailRecord> {
-    for _ in 0..100 {
-        let r = app
-            .services
-            .accounts
-            .store()
-            .mail_records(None, 10)
-            .await
-            .unwrap();
-        if r.iter().all(|m| m.status != "queued") {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    app.services
-        .accounts
-        .store()
-        .mail_records(None, 10)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn five_wrong_email_answers_spend_the_link() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
-    forgot(&b, "201-wickedsprockets").await;
+    b.forgot_password(USER).await;
     let link = app.wait_for_mail(1).await[0].links()[0].clone();
     let token = token_of(&link);
     for _ in 0..4 {
         assert_eq!(
-            submit_reset(&b, &token, "guess@example.com", NEW)
+            b.reset_password(&token, "guess@example.com", NEW)
                 .await
                 .status(),
             StatusCode::UNPROCESSABLE_ENTITY
         );
     }
     assert_eq!(
-        submit_reset(&b, &token, "guess@example.com", NEW)
+        b.reset_password(&token, "guess@example.com", NEW)
             .await
             .status(),
         StatusCode::GONE
     );
     assert_eq!(
-        submit_reset(&b, &token, "201@example.com", NEW)
+        b.reset_password(&token, "201@example.com", NEW)
             .await
             .status(),
         StatusCode::GONE
     );
-    app.browser()
-        .login_ok("201-wickedsprockets", PASSWORD)
-        .await;
+    app.browser().login_ok(USER, PASSWORD).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_cannot_beat_the_mail_limit() {
     let app = spawn_app_with(&[]).await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
     let csrf = b.csrf().await;
     let requests: Vec<_> = (0..10)
@@ -614,7 +529,7 @@ async fn concurrent_requests_cannot_beat_the_mail_limit() {
                 b.post_raw(
                     "/password/forgot",
                     &[
-                        ("identifier", "201-wickedsprockets"),
+                        ("identifier", USER),
                         ("action", "reset"),
                         ("csrf_token", &csrf),
                     ],
@@ -636,41 +551,26 @@ async fn concurrent_requests_cannot_beat_the_mail_limit() {
 async fn mail_that_can_never_be_delivered_is_given_up_audited_and_shown_to_the_admin() {
     // Nothing listens on the relay's port, so every attempt fails.
     let app = spawn_app_with(&[("mail", "smtp://127.0.0.1:9?tls=none")]).await;
-    app.add_user_as("200-wickedsprockets", Some(PASSWORD), Role::Admin)
-        .await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
-    forgot(&app.browser(), "201-wickedsprockets").await;
+    app.add_admin().await;
+    app.add_user(USER, PASSWORD).await;
+    app.browser().forgot_password(USER).await;
     app.wait_for_queued(1).await;
     for _ in 0..200 {
-        let records = app
-            .services
-            .accounts
-            .store()
-            .mail_records(None, 10)
-            .await
-            .unwrap();
+        let records = app.mail_records().await;
         if records.iter().any(|m| m.status == "failed") {
             break;
         }
         app.advance(Duration::from_secs(3600));
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
-    let record = app
-        .services
-        .accounts
-        .store()
-        .mail_records(None, 10)
-        .await
-        .unwrap()
-        .remove(0);
+    let record = app.mail_records().await.remove(0);
     assert_eq!(record.status, "failed");
     assert_eq!(record.attempts, dialtone::mail::worker::MAX_ATTEMPTS);
     assert!(!record.has_body, "the link is dropped with the message");
     assert!(record.last_error.is_some());
     assert_eq!(app.audit_count("mail.failed").await, 1);
 
-    let admin = app.browser();
-    admin.login_ok("200-wickedsprockets", PASSWORD).await;
+    let admin = app.signed_in(ADMIN).await;
     let page = admin.get("/admin/users/201").await.text().await.unwrap();
     assert!(page.contains("badge-danger\">failed"));
     let audit = admin

@@ -6,35 +6,15 @@ use std::time::Duration;
 
 use common::*;
 use dialtone::auth::token::token_hash;
-use dialtone::clock::Clock;
 use reqwest::StatusCode;
 
 const HOUR: Duration = Duration::from_secs(3600);
 const MINUTE: Duration = Duration::from_secs(60);
 
-async fn signed_in(app: &TestApp) -> (Browser, String) {
-    app.add_user("201-wickedsprockets", PASSWORD).await;
-    let b = app.browser();
-    let r = b.login("201-wickedsprockets", PASSWORD).await;
-    let cookie = set_cookie(&r, "dialtone_session").expect("a session cookie");
-    (b, cookie)
-}
-
-fn cookie_value(set_cookie: &str) -> String {
-    set_cookie
-        .split(';')
-        .next()
-        .unwrap()
-        .split_once('=')
-        .unwrap()
-        .1
-        .to_owned()
-}
-
 #[tokio::test]
 async fn the_session_cookie_is_http_only_lax_and_only_its_hash_is_stored() {
     let app = spawn_app().await;
-    let (_, cookie) = signed_in(&app).await;
+    let (_, cookie) = app.signed_in_user_and_cookie().await;
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
     assert!(cookie.contains("Path=/"), "{cookie}");
@@ -42,18 +22,9 @@ async fn the_session_cookie_is_http_only_lax_and_only_its_hash_is_stored() {
     let token = cookie_value(&cookie);
     assert_eq!(token.len(), 43, "256 random bits, base64url");
 
-    let store = app.services.accounts.store();
-    assert!(store
-        .session_with_user(&token_hash(&token), app.clock.now())
-        .await
-        .unwrap()
-        .is_some());
+    assert!(app.session_under(&token_hash(&token)).await.is_some());
     assert!(
-        store
-            .session_with_user(token.as_bytes(), app.clock.now())
-            .await
-            .unwrap()
-            .is_none(),
+        app.session_under(token.as_bytes()).await.is_none(),
         "the raw token is not a key"
     );
 }
@@ -61,12 +32,9 @@ async fn the_session_cookie_is_http_only_lax_and_only_its_hash_is_stored() {
 #[tokio::test]
 async fn an_https_public_url_makes_the_cookie_host_prefixed_and_secure() {
     let app = spawn_app_with(&[("public_url", "https://portal.example.com")]).await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     // A real browser would not send Secure cookies over http, so read the header directly.
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = plain_client();
     let first = client.get(app.url("/login")).send().await.unwrap();
     let csrf_cookie = set_cookie(&first, "__Host-dialtone_csrf").expect("csrf cookie");
     assert!(csrf_cookie.contains("Secure"));
@@ -75,7 +43,7 @@ async fn an_https_public_url_makes_the_cookie_host_prefixed_and_secure() {
         .post(app.url("/login"))
         .header("cookie", csrf_cookie.split(';').next().unwrap())
         .form(&[
-            ("username", "201-wickedsprockets"),
+            ("username", USER),
             ("password", PASSWORD),
             ("csrf_token", &token),
         ])
@@ -99,7 +67,7 @@ async fn signed_out_visitors_are_sent_to_sign_in_with_next_kept() {
 #[tokio::test]
 async fn the_idle_timer_slides_with_each_request() {
     let app = spawn_app().await;
-    let (b, _) = signed_in(&app).await;
+    let (b, _) = app.signed_in_user_and_cookie().await;
     for _ in 0..3 {
         app.advance(3 * HOUR);
         assert_eq!(b.get("/phone").await.status(), StatusCode::OK);
@@ -114,7 +82,7 @@ async fn the_idle_timer_slides_with_each_request() {
 #[tokio::test]
 async fn four_idle_hours_end_a_session_to_the_second() {
     let app = spawn_app().await;
-    let (b, _) = signed_in(&app).await;
+    let (b, _) = app.signed_in_user_and_cookie().await;
     app.advance(4 * HOUR - Duration::from_secs(1));
     assert_eq!(b.get("/phone").await.status(), StatusCode::OK);
     app.advance(4 * HOUR);
@@ -124,7 +92,7 @@ async fn four_idle_hours_end_a_session_to_the_second() {
 #[tokio::test]
 async fn the_absolute_cap_ends_a_busy_session_after_twelve_hours() {
     let app = spawn_app().await;
-    let (b, _) = signed_in(&app).await;
+    let (b, _) = app.signed_in_user_and_cookie().await;
     for _ in 0..11 {
         app.advance(HOUR);
         assert_eq!(b.get("/phone").await.status(), StatusCode::OK);
@@ -136,7 +104,7 @@ async fn the_absolute_cap_ends_a_busy_session_after_twelve_hours() {
 #[tokio::test]
 async fn configured_limits_in_seconds_apply() {
     let app = spawn_app_with(&[("session_idle", "30s"), ("session_max", "90s")]).await;
-    let (b, _) = signed_in(&app).await;
+    let (b, _) = app.signed_in_user_and_cookie().await;
     app.advance(Duration::from_secs(29));
     assert_eq!(b.get("/phone").await.status(), StatusCode::OK);
     app.advance(Duration::from_secs(30));
@@ -146,18 +114,9 @@ async fn configured_limits_in_seconds_apply() {
 #[tokio::test]
 async fn the_slide_is_written_at_most_once_a_minute() {
     let app = spawn_app().await;
-    let (b, cookie) = signed_in(&app).await;
+    let (b, cookie) = app.signed_in_user_and_cookie().await;
     let hash = token_hash(&cookie_value(&cookie));
-    let store = app.services.accounts.store();
-    let seen = || async {
-        store
-            .session_with_user(&hash, app.clock.now())
-            .await
-            .unwrap()
-            .unwrap()
-            .0
-            .last_seen_at
-    };
+    let seen = || async { app.session_under(&hash).await.unwrap().last_seen_at };
     let start = seen().await;
 
     app.advance(Duration::from_secs(30));
@@ -172,8 +131,8 @@ async fn the_slide_is_written_at_most_once_a_minute() {
 #[tokio::test]
 async fn every_sign_in_issues_a_fresh_session() {
     let app = spawn_app().await;
-    let (b, first) = signed_in(&app).await;
-    let r = b.login("201-wickedsprockets", PASSWORD).await;
+    let (b, first) = app.signed_in_user_and_cookie().await;
+    let r = b.login(USER, PASSWORD).await;
     let second = set_cookie(&r, "dialtone_session").unwrap();
     assert_ne!(cookie_value(&first), cookie_value(&second));
 }
@@ -181,33 +140,26 @@ async fn every_sign_in_issues_a_fresh_session() {
 #[tokio::test]
 async fn signing_out_ends_the_session_on_the_server() {
     let app = spawn_app().await;
-    let (b, cookie) = signed_in(&app).await;
+    let (b, cookie) = app.signed_in_user_and_cookie().await;
     let token = cookie_value(&cookie);
 
-    let r = b.post("/logout", &[]).await;
+    let r = b.logout().await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/login");
-    assert_eq!(app.sessions_of("201-wickedsprockets").await, 0);
+    assert_eq!(app.sessions_of(USER).await, 0);
     assert_eq!(app.audit_count("signout").await, 1);
 
     // Replaying the old cookie does not bring the session back.
-    let replay = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = replay
-        .get(app.url("/phone"))
-        .header("cookie", format!("dialtone_session={token}"))
-        .send()
-        .await
-        .unwrap();
+    let r = app
+        .get_sending_cookie("/phone", &format!("dialtone_session={token}"))
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
 
 #[tokio::test]
 async fn sign_out_is_post_only_and_needs_the_csrf_token() {
     let app = spawn_app().await;
-    let (b, _) = signed_in(&app).await;
+    let (b, _) = app.signed_in_user_and_cookie().await;
     assert_ne!(b.get("/logout").await.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         b.post_raw("/logout", &[]).await.status(),
@@ -223,17 +175,10 @@ async fn sign_out_is_post_only_and_needs_the_csrf_token() {
 #[tokio::test]
 async fn a_forged_session_cookie_is_just_signed_out() {
     let app = spawn_app().await;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
     for value in ["x", "A".repeat(43).as_str(), "%00", &"B".repeat(5000)] {
-        let r = client
-            .get(app.url("/phone"))
-            .header("cookie", format!("dialtone_session={value}"))
-            .send()
-            .await
-            .unwrap();
+        let r = app
+            .get_sending_cookie("/phone", &format!("dialtone_session={value}"))
+            .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "{value}");
     }
 }
@@ -241,36 +186,10 @@ async fn a_forged_session_cookie_is_just_signed_out() {
 #[tokio::test]
 async fn a_short_idle_time_still_slides() {
     let app = spawn_app_with(&[("session_idle", "30s"), ("session_max", "1h")]).await;
-    let (b, _) = signed_in(&app).await;
+    let (b, _) = app.signed_in_user_and_cookie().await;
     for _ in 0..4 {
         app.advance(Duration::from_secs(20));
         assert_eq!(b.get("/phone").await.status(), StatusCode::OK);
-    }
-}
-
-/// The same browser (cookie jar) talking to another node.
-fn on_node(b: &Browser, node: &TestApp) -> Browser {
-    Browser {
-        base: node.base.clone(),
-        client: b.client.clone(),
-    }
-}
-
-/// A client that sends this session cookie to `node`, whatever it is told.
-fn holding(token: &str, node: &TestApp) -> Browser {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::COOKIE,
-        format!("dialtone_session={token}").parse().unwrap(),
-    );
-    Browser {
-        base: node.base.clone(),
-        client: reqwest::Client::builder()
-            .default_headers(headers)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap(),
     }
 }
 
@@ -289,13 +208,8 @@ async fn phone_answers(b: &Browser, want: StatusCode) -> bool {
 #[tokio::test]
 async fn an_admins_change_shows_on_the_users_next_page() {
     let app = spawn_app().await;
-    app.add_user_as(
-        "200-wickedsprockets",
-        Some(PASSWORD),
-        dialtone::domain::Role::Admin,
-    )
-    .await;
-    let (user, _) = signed_in(&app).await;
+    app.add_admin().await;
+    let (user, _) = app.signed_in_user_and_cookie().await;
     let page = user.get("/phone").await.text().await.unwrap();
     assert!(page.contains("Sam Staff") && !page.contains("Administrator"));
     assert_eq!(
@@ -303,8 +217,7 @@ async fn an_admins_change_shows_on_the_users_next_page() {
         StatusCode::FORBIDDEN
     );
 
-    let admin = app.browser();
-    admin.login_ok("200-wickedsprockets", PASSWORD).await;
+    let admin = app.signed_in(ADMIN).await;
     let r = admin
         .post(
             "/admin/users/201",
@@ -327,19 +240,19 @@ async fn an_admins_change_shows_on_the_users_next_page() {
 async fn a_sign_out_on_one_node_ends_the_session_on_every_node() {
     let app = spawn_app().await;
     let other = app.second_node().await;
-    let (b, cookie) = signed_in(&app).await;
+    let (b, cookie) = app.signed_in_user_and_cookie().await;
     // An attacker who copied the cookie, using it on the other node.
-    let stolen = holding(&cookie_value(&cookie), &other);
+    let stolen = Browser::holding_session(&cookie_value(&cookie), &other);
     assert_eq!(stolen.get("/phone").await.status(), StatusCode::OK);
 
-    assert_eq!(b.post("/logout", &[]).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(b.logout().await.status(), StatusCode::SEE_OTHER);
     if app.is_postgres() {
         // Told at once: the clock stays where it is.
         assert!(phone_answers(&stolen, StatusCode::SEE_OTHER).await);
     } else {
         // One SQLite file has one node in production; a second one still notices
         // within the cache's freshness.
-        app.advance(dialtone::store::SESSION_CACHE_FRESH_FOR);
+        app.advance(SESSION_CACHE_FRESH_FOR);
         assert_eq!(stolen.get("/phone").await.status(), StatusCode::SEE_OTHER);
     }
 }
@@ -348,28 +261,20 @@ async fn a_sign_out_on_one_node_ends_the_session_on_every_node() {
 async fn a_password_change_on_one_node_ends_other_sessions_on_every_node() {
     let app = spawn_app().await;
     let other = app.second_node().await;
-    let (laptop, _) = signed_in(&app).await;
-    let desk = app.browser();
-    desk.login_ok("201-wickedsprockets", PASSWORD).await;
-    let desk_elsewhere = on_node(&desk, &other);
+    let (laptop, _) = app.signed_in_user_and_cookie().await;
+    let desk = app.signed_in(USER).await;
+    let desk_elsewhere = desk.on(&other);
     assert_eq!(desk_elsewhere.get("/phone").await.status(), StatusCode::OK);
 
     let r = laptop
-        .post(
-            "/settings/password",
-            &[
-                ("current_password", PASSWORD),
-                ("new_password", "Gear-Wednesday-97"),
-                ("confirm_password", "Gear-Wednesday-97"),
-            ],
-        )
+        .change_password(PASSWORD, "Gear-Wednesday-97", "Gear-Wednesday-97")
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "the change is accepted");
     assert_eq!(laptop.get("/phone").await.status(), StatusCode::OK);
     if app.is_postgres() {
         assert!(phone_answers(&desk_elsewhere, StatusCode::SEE_OTHER).await);
     } else {
-        app.advance(dialtone::store::SESSION_CACHE_FRESH_FOR);
+        app.advance(SESSION_CACHE_FRESH_FOR);
         assert_eq!(
             desk_elsewhere.get("/phone").await.status(),
             StatusCode::SEE_OTHER

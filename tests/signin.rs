@@ -11,17 +11,17 @@ use reqwest::StatusCode;
 #[tokio::test]
 async fn signing_in_lands_on_the_phone_tab() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
 
-    let r = b.login("201-wickedsprockets", PASSWORD).await;
+    let r = b.login(USER, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/phone");
 
     let page = b.get("/phone").await;
     assert_eq!(page.status(), StatusCode::OK);
     let body = page.text().await.unwrap();
-    assert!(body.contains("201-wickedsprockets"));
+    assert!(body.contains(USER));
     assert!(body.contains("Wicked Sprockets"));
     assert_eq!(app.audit_count("signin.ok").await, 1);
 }
@@ -29,7 +29,7 @@ async fn signing_in_lands_on_the_phone_tab() {
 #[tokio::test]
 async fn the_username_is_trimmed_and_the_tenant_code_is_case_insensitive() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     app.browser()
         .login_ok(" 201-WickedSprockets ", PASSWORD)
         .await;
@@ -38,16 +38,12 @@ async fn the_username_is_trimmed_and_the_tenant_code_is_case_insensitive() {
 #[tokio::test]
 async fn unknown_users_unknown_tenants_and_wrong_passwords_get_the_same_answer() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
     let _ = b.csrf().await;
 
     let mut answers = Vec::new();
-    for username in [
-        "201-wickedsprockets",
-        "999-wickedsprockets",
-        "201-nosuchtenant",
-    ] {
+    for username in [USER, "999-wickedsprockets", "201-nosuchtenant"] {
         let r = b.login(username, "Wrong-Password-1").await;
         let status = r.status();
         let cookies: Vec<_> = r.headers().get_all("set-cookie").iter().cloned().collect();
@@ -98,7 +94,7 @@ async fn malformed_usernames_get_a_clear_form_error_and_no_attempt_is_counted() 
 #[tokio::test]
 async fn an_empty_password_is_a_form_error() {
     let app = spawn_app().await;
-    let r = app.browser().login("201-wickedsprockets", "").await;
+    let r = app.browser().login(USER, "").await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().await.unwrap().contains("Enter your password"));
 }
@@ -107,7 +103,7 @@ async fn an_empty_password_is_a_form_error() {
 async fn fifty_concurrent_wrong_attempts_check_exactly_five_passwords() {
     // The per-address slow-down would join in after 20; this test is about the username.
     let app = spawn_app_with(&[("address_attempts", "1000")]).await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
     let token = b.csrf().await;
 
@@ -118,7 +114,7 @@ async fn fifty_concurrent_wrong_attempts_check_exactly_five_passwords() {
             b.post_raw(
                 "/login",
                 &[
-                    ("username", "201-wickedsprockets"),
+                    ("username", USER),
                     ("password", "Wrong-Password-1"),
                     ("csrf_token", &token),
                 ],
@@ -148,37 +144,35 @@ async fn fifty_concurrent_wrong_attempts_check_exactly_five_passwords() {
     );
     assert_eq!(app.audit_count("signin.locked").await, 45);
 
-    let r = b.login("201-wickedsprockets", PASSWORD).await;
+    let r = b.login(USER, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
 #[tokio::test]
 async fn a_locked_account_refuses_even_the_right_password_until_the_lock_ends() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
     for _ in 0..5 {
         assert_eq!(
-            b.login("201-wickedsprockets", "Wrong-Password-1")
-                .await
-                .status(),
+            b.login(USER, "Wrong-Password-1").await.status(),
             StatusCode::UNAUTHORIZED
         );
     }
 
-    let r = b.login("201-wickedsprockets", PASSWORD).await;
+    let r = b.login(USER, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.headers()["retry-after"], "900");
     assert!(r.text().await.unwrap().contains("Try again in 15 minutes"));
 
     app.advance(Duration::from_secs(10 * 60));
-    let r = b.login("201-wickedsprockets", PASSWORD).await;
+    let r = b.login(USER, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.headers()["retry-after"], "300");
     assert!(r.text().await.unwrap().contains("Try again in 5 minutes"));
 
     app.advance(Duration::from_secs(5 * 60));
-    b.login_ok("201-wickedsprockets", PASSWORD).await;
+    b.login_ok(USER, PASSWORD).await;
 }
 
 #[tokio::test]
@@ -199,75 +193,65 @@ async fn unknown_usernames_lock_the_same_way() {
 #[tokio::test]
 async fn failures_spread_beyond_the_window_do_not_lock() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
     for _ in 0..4 {
-        b.login("201-wickedsprockets", "Wrong-Password-1").await;
+        b.login(USER, "Wrong-Password-1").await;
     }
     app.advance(Duration::from_secs(16 * 60));
     for _ in 0..4 {
         assert_eq!(
-            b.login("201-wickedsprockets", "Wrong-Password-1")
-                .await
-                .status(),
+            b.login(USER, "Wrong-Password-1").await.status(),
             StatusCode::UNAUTHORIZED
         );
     }
-    b.login_ok("201-wickedsprockets", PASSWORD).await;
+    b.login_ok(USER, PASSWORD).await;
 }
 
 #[tokio::test]
 async fn a_successful_sign_in_clears_the_failure_count() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
     for _ in 0..4 {
-        b.login("201-wickedsprockets", "Wrong-Password-1").await;
+        b.login(USER, "Wrong-Password-1").await;
     }
-    b.login_ok("201-wickedsprockets", PASSWORD).await;
+    b.login_ok(USER, PASSWORD).await;
     for _ in 0..4 {
         assert_eq!(
-            b.login("201-wickedsprockets", "Wrong-Password-1")
-                .await
-                .status(),
+            b.login(USER, "Wrong-Password-1").await.status(),
             StatusCode::UNAUTHORIZED
         );
     }
-    b.login_ok("201-wickedsprockets", PASSWORD).await;
+    b.login_ok(USER, PASSWORD).await;
 }
 
 #[tokio::test]
 async fn an_unlock_clears_a_lock() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
     for _ in 0..5 {
-        b.login("201-wickedsprockets", "Wrong-Password-1").await;
+        b.login(USER, "Wrong-Password-1").await;
     }
     assert_eq!(
-        b.login("201-wickedsprockets", PASSWORD).await.status(),
+        b.login(USER, PASSWORD).await.status(),
         StatusCode::TOO_MANY_REQUESTS
     );
-    let username = dialtone::domain::Username::parse("201-wickedsprockets").unwrap();
-    assert!(app
-        .services
-        .accounts
-        .unlock(&username, "test")
-        .await
-        .unwrap());
-    b.login_ok("201-wickedsprockets", PASSWORD).await;
+    assert!(app.unlock(USER).await);
+    b.login_ok(USER, PASSWORD).await;
     assert_eq!(app.audit_count("user.unlocked").await, 1);
 }
 
 #[tokio::test]
 async fn hammering_a_locked_username_counts_against_the_address() {
     let app = spawn_app_with(&[("address_attempts", "8")]).await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
     for _ in 0..8 {
         b.login("999-wickedsprockets", "Wrong-Password-1").await;
     }
-    let r = b.login("201-wickedsprockets", PASSWORD).await;
+    let r = b.login(USER, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(r.text().await.unwrap().contains("from your network"));
 }
@@ -275,24 +259,20 @@ async fn hammering_a_locked_username_counts_against_the_address() {
 #[tokio::test]
 async fn a_burst_at_the_edge_of_the_window_still_locks() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
-    b.login("201-wickedsprockets", "Wrong-Password-1").await;
+    b.login(USER, "Wrong-Password-1").await;
     app.advance(Duration::from_secs(899));
     for _ in 0..3 {
-        b.login("201-wickedsprockets", "Wrong-Password-1").await;
+        b.login(USER, "Wrong-Password-1").await;
     }
     app.advance(Duration::from_secs(1));
     assert_eq!(
-        b.login("201-wickedsprockets", "Wrong-Password-1")
-            .await
-            .status(),
+        b.login(USER, "Wrong-Password-1").await.status(),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        b.login("201-wickedsprockets", "Wrong-Password-1")
-            .await
-            .status(),
+        b.login(USER, "Wrong-Password-1").await.status(),
         StatusCode::TOO_MANY_REQUESTS,
         "five failures within a second of each other lock, whatever the window's edge"
     );
@@ -301,7 +281,7 @@ async fn a_burst_at_the_edge_of_the_window_still_locks() {
 #[tokio::test]
 async fn one_address_failing_across_many_usernames_is_slowed() {
     let app = spawn_app_with(&[("address_attempts", "6")]).await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
     for ext in 300..306 {
         let r = b
@@ -310,24 +290,24 @@ async fn one_address_failing_across_many_usernames_is_slowed() {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
     // A seventh username from the same address is not even checked.
-    let r = b.login("201-wickedsprockets", PASSWORD).await;
+    let r = b.login(USER, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(r.headers().contains_key("retry-after"));
     assert!(r.text().await.unwrap().contains("from your network"));
     assert_eq!(app.audit_count("signin.throttled").await, 1);
 
     app.advance(Duration::from_secs(5 * 60));
-    b.login_ok("201-wickedsprockets", PASSWORD).await;
+    b.login_ok(USER, PASSWORD).await;
 }
 
 #[tokio::test]
 async fn a_sign_in_without_the_csrf_token_is_refused_and_signs_nobody_in() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
     let _ = b.csrf().await;
     for token in [None, Some("forged"), Some("")] {
-        let mut fields = vec![("username", "201-wickedsprockets"), ("password", PASSWORD)];
+        let mut fields = vec![("username", USER), ("password", PASSWORD)];
         if let Some(t) = token {
             fields.push(("csrf_token", t));
         }
@@ -341,7 +321,7 @@ async fn a_sign_in_without_the_csrf_token_is_refused_and_signs_nobody_in() {
         .post_raw(
             "/login",
             &[
-                ("username", "201-wickedsprockets"),
+                ("username", USER),
                 ("password", PASSWORD),
                 ("csrf_token", &other),
             ],
@@ -361,7 +341,7 @@ async fn a_one_megabyte_body_is_refused_with_a_clear_error() {
         .post_raw(
             "/login",
             &[
-                ("username", "201-wickedsprockets"),
+                ("username", USER),
                 ("password", &big),
                 ("csrf_token", &token),
             ],
@@ -396,7 +376,7 @@ async fn garbage_bodies_never_cause_a_server_error() {
 #[tokio::test]
 async fn next_is_followed_only_for_paths_on_this_site() {
     let app = spawn_app().await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     for (next, expected) in [
         ("/settings", "/settings"),
         ("//evil.example/x", "/phone"),
@@ -407,11 +387,7 @@ async fn next_is_followed_only_for_paths_on_this_site() {
         let r = b
             .post(
                 "/login",
-                &[
-                    ("username", "201-wickedsprockets"),
-                    ("password", PASSWORD),
-                    ("next", next),
-                ],
+                &[("username", USER), ("password", PASSWORD), ("next", next)],
             )
             .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -455,7 +431,7 @@ async fn login_from(
 #[tokio::test]
 async fn behind_a_trusted_proxy_each_client_address_is_throttled_on_its_own() {
     let app = spawn_app_with(&[("address_attempts", "3"), ("trusted_proxies", "127.0.0.1")]).await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
     for ext in 300..303 {
         login_from(
@@ -466,9 +442,9 @@ async fn behind_a_trusted_proxy_each_client_address_is_throttled_on_its_own() {
         )
         .await;
     }
-    let r = login_from(&b, "198.51.100.7", "201-wickedsprockets", PASSWORD).await;
+    let r = login_from(&b, "198.51.100.7", USER, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-    let r = login_from(&b, "203.0.113.9", "201-wickedsprockets", PASSWORD).await;
+    let r = login_from(&b, "203.0.113.9", USER, PASSWORD).await;
     assert_eq!(
         r.status(),
         StatusCode::SEE_OTHER,
@@ -479,7 +455,7 @@ async fn behind_a_trusted_proxy_each_client_address_is_throttled_on_its_own() {
 #[tokio::test]
 async fn a_forged_forwarded_for_header_is_ignored_without_a_trusted_proxy() {
     let app = spawn_app_with(&[("address_attempts", "3")]).await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
     for (i, ext) in (300..303).enumerate() {
         login_from(
@@ -490,6 +466,6 @@ async fn a_forged_forwarded_for_header_is_ignored_without_a_trusted_proxy() {
         )
         .await;
     }
-    let r = login_from(&b, "203.0.113.9", "201-wickedsprockets", PASSWORD).await;
+    let r = login_from(&b, "203.0.113.9", USER, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
 }

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -31,30 +30,14 @@ impl Relay {
     }
 
     fn messages(&self) -> Vec<Mail> {
-        let mut files: Vec<_> = std::fs::read_dir(self.new_dir())
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-            .unwrap_or_default();
-        files.sort();
-        files
+        files_in(&self.new_dir())
             .iter()
             .map(|p| Mail::parse(&std::fs::read(p).unwrap()))
             .collect()
     }
 
     async fn wait_for(&self, n: usize) -> Vec<Mail> {
-        for _ in 0..300 {
-            if self.messages().len() >= n {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let m = self.messages();
-        assert!(
-            m.len() >= n,
-            "expected {n} messages at the relay, found {}",
-            m.len()
-        );
-        m
+        wait_for_messages(n, "messages at the relay", || files_in(&self.new_dir())).await
     }
 }
 
@@ -72,14 +55,6 @@ fn aiosmtpd_available() -> bool {
         eprintln!("SKIPPED: python3 with aiosmtpd is not installed (pip install aiosmtpd)");
     }
     ok
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn start_relay(port: u16) -> Relay {
@@ -113,38 +88,18 @@ fn smtp_url(port: u16) -> String {
     format!("smtp://127.0.0.1:{port}?tls=none")
 }
 
-async fn forgot(b: &Browser) {
-    let r = b
-        .post(
-            "/password/forgot",
-            &[("identifier", "201-wickedsprockets"), ("action", "reset")],
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
-}
-
-async fn records(app: &TestApp) -> Vec<dialtone::store::MailRecord> {
-    app.services
-        .accounts
-        .store()
-        .mail_records(None, 10)
-        .await
-        .unwrap()
-}
-
 /// Waits (bounded) until the first queued message has been tried at least once.
-async fn wait_for_attempt(app: &TestApp) -> dialtone::store::MailRecord {
-    for _ in 0..300 {
-        let r = records(app).await;
-        if let Some(m) = r
-            .into_iter()
-            .find(|m| m.attempts > 0 && m.last_error.is_some())
-        {
-            return m;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the worker never tried the message");
+async fn wait_for_attempt(app: &TestApp) -> MailRecord {
+    app.wait_for_mail_record(
+        |m| m.attempts > 0 && m.last_error.is_some(),
+        "the worker never tried the message",
+    )
+    .await
+}
+
+async fn loop_until_sent(app: &TestApp) -> MailRecord {
+    app.wait_for_mail_record(|m| m.status == "sent", "the message was never marked sent")
+        .await
 }
 
 #[tokio::test]
@@ -159,9 +114,9 @@ async fn a_reset_mail_is_delivered_through_a_real_smtp_relay() {
         ("mail_from", "Wicked Portal <portal@provider.example>"),
     ])
     .await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
+    app.add_user(USER, PASSWORD).await;
     let b = app.browser();
-    forgot(&b).await;
+    assert_eq!(b.forgot_password(USER).await.status(), StatusCode::OK);
 
     let mail = relay.wait_for(1).await.remove(0);
     assert_eq!(mail.to, "201@example.com");
@@ -185,16 +140,6 @@ async fn a_reset_mail_is_delivered_through_a_real_smtp_relay() {
     );
 }
 
-async fn loop_until_sent(app: &TestApp) -> dialtone::store::MailRecord {
-    for _ in 0..300 {
-        if let Some(m) = records(app).await.into_iter().find(|m| m.status == "sent") {
-            return m;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the message was never marked sent");
-}
-
 #[tokio::test]
 async fn a_relay_that_is_down_and_comes_back_gets_the_message_once() {
     if !aiosmtpd_available() {
@@ -202,8 +147,11 @@ async fn a_relay_that_is_down_and_comes_back_gets_the_message_once() {
     }
     let port = free_port();
     let app = spawn_app_with(&[("mail", &smtp_url(port))]).await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
-    forgot(&app.browser()).await;
+    app.add_user(USER, PASSWORD).await;
+    assert_eq!(
+        app.browser().forgot_password(USER).await.status(),
+        StatusCode::OK
+    );
 
     let tried = wait_for_attempt(&app).await;
     assert_eq!(
@@ -223,7 +171,7 @@ async fn a_relay_that_is_down_and_comes_back_gets_the_message_once() {
     app.advance(Duration::from_secs(3 * 3600));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(relay.messages().len(), 1);
-    let record = records(&app).await.remove(0);
+    let record = app.mail_records().await.remove(0);
     assert_eq!(record.status, "sent");
     assert!(record.attempts >= 2);
     assert!(!record.has_body);
@@ -236,8 +184,11 @@ async fn mail_queued_before_a_restart_is_delivered_once_after_it_and_its_link_wo
     }
     let port = free_port();
     let app = spawn_app_with(&[("mail", &smtp_url(port))]).await;
-    app.add_user("201-wickedsprockets", PASSWORD).await;
-    forgot(&app.browser()).await;
+    app.add_user(USER, PASSWORD).await;
+    assert_eq!(
+        app.browser().forgot_password(USER).await.status(),
+        StatusCode::OK
+    );
     wait_for_attempt(&app).await;
 
     // The node stops before it could deliver; a new one starts on the same database.
@@ -249,18 +200,8 @@ async fn mail_queued_before_a_restart_is_delivered_once_after_it_and_its_link_wo
     assert_eq!(relay.messages().len(), 1, "delivered exactly once");
 
     let b = app.browser();
-    let token = mail.links()[0].split("token=").nth(1).unwrap().to_owned();
-    let r = b
-        .post(
-            "/password/reset",
-            &[
-                ("token", &token),
-                ("email", "201@example.com"),
-                ("new_password", "Gearbox-Sunday-77"),
-                ("confirm_password", "Gearbox-Sunday-77"),
-            ],
-        )
-        .await;
+    let token = token_of(&mail.links()[0]);
+    let r = b.reset_password(&token, "201@example.com", NEW).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    b.login_ok("201-wickedsprockets", "Gearbox-Sunday-77").await;
+    b.login_ok(USER, NEW).await;
 }
