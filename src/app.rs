@@ -11,8 +11,6 @@ use lettre::message::Mailbox;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-use crate::accounts::Wiring;
-use crate::accounts::{Accounts, Policy};
 use crate::auth::key::SecretKey;
 use crate::auth::keyring::Keyring;
 use crate::auth::Hasher;
@@ -21,22 +19,27 @@ use crate::config::Settings;
 use crate::mail::transport::Transport;
 use crate::mail::worker::Worker;
 use crate::mail::Outbox;
+use crate::services::{self, Policy, Services};
 use crate::store::Store;
 use crate::web::{self, AppState, CookieNames};
 
-/// Everything behind the portal except the listener: what the CLI commands use too.
+/// Everything behind the portal except the listener: what the CLI commands use too. The
+/// store and keyring are here for the wiring (workers, key rotation); requests reach them
+/// only through [`Services`].
 #[derive(Clone)]
-pub struct Services {
+pub struct Portal {
     pub settings: Arc<Settings>,
-    pub accounts: Accounts,
+    pub services: Services,
+    pub store: Store,
+    pub keyring: Keyring,
     pub key: Arc<SecretKey>,
     pub clock: SharedClock,
     pub outbox: Outbox,
     pub mail_wake: Arc<Notify>,
 }
 
-impl Services {
-    pub async fn open(settings: Settings, clock: SharedClock) -> anyhow::Result<Services> {
+impl Portal {
+    pub async fn open(settings: Settings, clock: SharedClock) -> anyhow::Result<Portal> {
         std::fs::create_dir_all(&settings.data_dir).with_context(|| {
             format!(
                 "cannot create the data directory {}",
@@ -61,19 +64,21 @@ impl Services {
         let key = Arc::new(keyring.signing_key());
         let outbox = Outbox::new(keyring.clone(), &settings);
         let mail_wake = Arc::new(Notify::new());
-        let accounts = Accounts::new(Wiring {
-            store,
+        let services = Services::new(services::Context {
+            store: store.clone(),
             hasher,
             clock: clock.clone(),
             policy: Policy::from_settings(&settings),
             public_host: host,
             outbox: outbox.clone(),
             mail_wake: mail_wake.clone(),
-            keyring,
+            keyring: keyring.clone(),
         });
-        Ok(Services {
+        Ok(Portal {
             settings: Arc::new(settings),
-            accounts,
+            services,
+            store,
+            keyring,
             key,
             clock,
             outbox,
@@ -87,7 +92,7 @@ impl Services {
             anyhow::anyhow!("configuration: mail_from (DIALTONE_MAIL_FROM) is not a mail address")
         })?;
         Ok(Worker {
-            store: self.accounts.store().clone(),
+            store: self.store.clone(),
             outbox: self.outbox.clone(),
             transport: Transport::from_settings(&self.settings)?,
             from,
@@ -139,9 +144,9 @@ async fn open_keyring(settings: &Settings, store: &Store) -> anyhow::Result<Keyr
 /// `dialtone key rotate`: a new current key; every sealed secret and queued mail body is
 /// re-encrypted under it while the portal keeps serving (values sealed under the previous
 /// key keep opening meanwhile). Returns the new key's number and how many rows changed.
-pub async fn rotate_key(services: &Services) -> anyhow::Result<(u32, u64)> {
-    let ring = services.accounts.keyring();
-    let store = services.accounts.store();
+pub async fn rotate_key(portal: &Portal) -> anyhow::Result<(u32, u64)> {
+    let ring = &portal.keyring;
+    let store = &portal.store;
     let id = ring.rotate()?;
     let current = i64::from(id);
     store
@@ -151,8 +156,8 @@ pub async fn rotate_key(services: &Services) -> anyhow::Result<(u32, u64)> {
         )
         .await?;
     let previous = ring.ids().iter().rev().nth(1).copied();
-    let (users, mut in_use) = services.accounts.reseal_everything().await?;
-    let (mail, mail_keys) = services.outbox.reseal_queued(store).await?;
+    let (users, mut in_use) = portal.services.device_secrets.reseal_everything().await?;
+    let (mail, mail_keys) = portal.outbox.reseal_queued(store).await?;
     in_use.extend(mail_keys);
     // The previous key stays a while for nodes that have not re-read the file yet.
     in_use.extend(previous);
@@ -164,21 +169,21 @@ pub async fn rotate_key(services: &Services) -> anyhow::Result<(u32, u64)> {
 /// The portal, bound and ready to serve.
 pub struct Application {
     listener: TcpListener,
-    services: Services,
+    portal: Portal,
     worker: Worker,
 }
 
 impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Application> {
         let listen = settings.listen;
-        let services = Services::open(settings, clock).await?;
-        let worker = services.mail_worker()?;
+        let portal = Portal::open(settings, clock).await?;
+        let worker = portal.mail_worker()?;
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         Ok(Application {
             listener,
-            services,
+            portal,
             worker,
         })
     }
@@ -186,11 +191,11 @@ impl Application {
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
-            .unwrap_or_else(|_| self.services.settings.listen)
+            .unwrap_or_else(|_| self.portal.settings.listen)
     }
 
-    pub fn services(&self) -> &Services {
-        &self.services
+    pub fn portal(&self) -> &Portal {
+        &self.portal
     }
 
     /// Serves until `shutdown` completes, then finishes requests in flight.
@@ -198,16 +203,17 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let portal = self.portal;
         let state = AppState {
-            accounts: self.services.accounts.clone(),
-            key: self.services.key.clone(),
-            cookies: CookieNames::for_settings(&self.services.settings),
-            settings: self.services.settings.clone(),
+            services: portal.services.clone(),
+            key: portal.key.clone(),
+            cookies: CookieNames::for_settings(&portal.settings),
+            settings: portal.settings.clone(),
         };
-        let janitor = tokio::spawn(sweep_expired_sessions(self.services.clone()));
+        let janitor = tokio::spawn(sweep_expired_sessions(portal.clone()));
         let mailer = tokio::spawn(self.worker.run());
         let follower = {
-            let store = self.services.accounts.store().clone();
+            let store = portal.store.clone();
             tokio::spawn(async move { store.follow_other_nodes().await })
         };
         let app = web::router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -217,22 +223,21 @@ impl Application {
         janitor.abort();
         mailer.abort();
         follower.abort();
-        self.services.accounts.store().close().await;
+        portal.store.close().await;
         served.context("server failed")
     }
 }
 
 /// Deletes sessions past their limits every few minutes; lookups already refuse them,
 /// this only keeps the table small.
-async fn sweep_expired_sessions(services: Services) {
+async fn sweep_expired_sessions(portal: Portal) {
     let mut tick = tokio::time::interval(Duration::from_secs(300));
+    let policy = Policy::from_settings(&portal.settings);
     loop {
         tick.tick().await;
-        let now = services.clock.now();
-        let policy = services.accounts.policy();
-        if let Err(e) = services
-            .accounts
-            .store()
+        let now = portal.clock.now();
+        if let Err(e) = portal
+            .store
             .purge_sessions(
                 now.minus(policy.session_idle),
                 now.minus(policy.session_max),
@@ -242,9 +247,8 @@ async fn sweep_expired_sessions(services: Services) {
             tracing::warn!(error = %e, "could not purge expired sessions");
         }
         // A day of quiet is longer than any window or lock.
-        if let Err(e) = services
-            .accounts
-            .store()
+        if let Err(e) = portal
+            .store
             .purge_stale(now.minus(Duration::from_secs(24 * 3600)), now)
             .await
         {

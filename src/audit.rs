@@ -147,3 +147,9 @@ impl<'a> Event<'a> {
         }
     }
 }
+
+/// How an operator appears in audit logs: `operator:NAME`, which no tenant username can
+/// be (the provider's log selects operators' actions by this prefix).
+pub fn operator_actor(name: &crate::domain::OperatorName) -> String {
+    format!("operator:{name}")
+}

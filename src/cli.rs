@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
-use crate::app::{shutdown_signal, Application, Services};
+use crate::app::{shutdown_signal, Application, Portal};
 use crate::clock::SystemClock;
 use crate::config::{Layers, Settings};
 use crate::domain::{
@@ -200,9 +200,10 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         }) => {
             let code = TenantCode::parse(&code)?;
             let name = DisplayName::parse(&name)?;
-            let services = Services::open(settings, Arc::new(SystemClock)).await?;
-            services
-                .accounts
+            let portal = Portal::open(settings, Arc::new(SystemClock)).await?;
+            portal
+                .services
+                .provisioning
                 .create_tenant(&code, &name, sip_domain.as_deref(), "cli")
                 .await?;
             println!("Created tenant {code} ({name}).");
@@ -224,9 +225,10 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             } else {
                 None
             };
-            let services = Services::open(settings, Arc::new(SystemClock)).await?;
-            let (_, temporary) = services
-                .accounts
+            let portal = Portal::open(settings, Arc::new(SystemClock)).await?;
+            let (_, temporary) = portal
+                .services
+                .provisioning
                 .create_user(&username, &name, email.as_ref(), role, password, "cli")
                 .await?;
             println!("Created {} {username} ({name}).", role.as_str());
@@ -237,8 +239,12 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::User(UserCommand::ResetPassword { username, link }) => {
             let username = Username::parse(&username)?;
-            let services = Services::open(settings, Arc::new(SystemClock)).await?;
-            match services.accounts.reset_password_by_name(&username, link, "cli").await? {
+            let portal = Portal::open(settings, Arc::new(SystemClock)).await?;
+            let reset = portal
+                .services
+                .provisioning
+                .reset_password(&username, link, "cli");
+            match reset.await? {
                 Some(p) => println!(
                     "Temporary password for {username} (shown once, valid 72 hours, must be changed at next sign-in): {}",
                     p.expose()
@@ -250,8 +256,12 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::User(UserCommand::Unlock { username }) => {
             let username = Username::parse(&username)?;
-            let services = Services::open(settings, Arc::new(SystemClock)).await?;
-            let was_locked = services.accounts.unlock(&username, "cli").await?;
+            let portal = Portal::open(settings, Arc::new(SystemClock)).await?;
+            let was_locked = portal
+                .services
+                .provisioning
+                .unlock(&username, "cli")
+                .await?;
             if was_locked {
                 println!("Unlocked {username}.");
             } else {
@@ -260,8 +270,8 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Key(KeyCommand::Rotate) => {
-            let services = Services::open(settings, Arc::new(SystemClock)).await?;
-            let (id, changed) = crate::app::rotate_key(&services).await?;
+            let portal = Portal::open(settings, Arc::new(SystemClock)).await?;
+            let (id, changed) = crate::app::rotate_key(&portal).await?;
             println!("Key {id} is now current; {changed} sealed value(s) re-encrypted under it.");
             Ok(())
         }
@@ -273,11 +283,15 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             let (password, generated) = if password_stdin {
                 (password_from_stdin(None)?, false)
             } else {
-                (crate::accounts::generate_operator_password(), true)
+                (
+                    crate::services::passwords::generate_operator_password(),
+                    true,
+                )
             };
-            let services = Services::open(settings, Arc::new(SystemClock)).await?;
-            services
-                .accounts
+            let portal = Portal::open(settings, Arc::new(SystemClock)).await?;
+            portal
+                .services
+                .provisioning
                 .create_operator(&name, &password, "cli")
                 .await?;
             println!("Created operator {name}.");
@@ -314,9 +328,9 @@ fn password_from_stdin(username: Option<&Username>) -> anyhow::Result<NewPasswor
 
 async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let app = Application::build(settings, Arc::new(SystemClock)).await?;
-    let url = app.services().settings.public_url.clone();
+    let url = app.portal().settings.public_url.clone();
     if demo {
-        crate::accounts::demo::ensure(&app.services().accounts, &url).await?;
+        crate::services::demo::ensure(&app.portal().services, &url).await?;
     }
     tracing::info!(address = %app.local_addr(), public_url = %url, "Dialtone is listening");
     app.run_until(shutdown_signal()).await

@@ -6,16 +6,16 @@
 //! - [`domain`]: `Username`, `Extension`, `TenantCode`, `Email`, `NewPassword`, `Pin`,
 //!   parsed once at the edge.
 //! - [`auth`]: password hashing pool, session tokens, CSRF tokens, the secret key.
-//! - [`accounts`]: the services — sign-in, lockout, sessions, passwords, tenants, users.
+//! - [`services`]: every rule, one service per concern over one shared context; the
+//!   guard owns every limit (see the module's map of where each rule lives).
 //! - [`audit`]: the security event log.
-//! - [`store`]: the one facade over SQLite and PostgreSQL.
+//! - [`store`]: the one facade over SQLite and PostgreSQL, one module per kind of record.
 //! - [`web`]: router, pages, extractors, middleware.
 //! - [`app`]: wires everything into a running server bound to its own listener.
 //! - [`cli`]: the `dialtone` command line.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod accounts;
 pub mod app;
 pub mod audit;
 pub mod auth;
@@ -24,5 +24,6 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod mail;
+pub mod services;
 pub mod store;
 pub mod web;

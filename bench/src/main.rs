@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use dialtone::app::Services;
+use dialtone::app::Portal;
 use dialtone::clock::SystemClock;
 use dialtone::config::Layers;
 use dialtone::domain::{DisplayName, NewPassword, PasswordContext, TenantCode};
@@ -240,18 +240,20 @@ async fn seed(
     create_tenant: bool,
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let services = Services::open(settings(data_dir, db, base)?, Arc::new(SystemClock)).await?;
+    let portal = Portal::open(settings(data_dir, db, base)?, Arc::new(SystemClock)).await?;
     let code = TenantCode::parse(TENANT)?;
     if create_tenant {
-        services
-            .accounts
+        portal
+            .services
+            .provisioning
             .create_tenant(&code, &DisplayName::parse("Bench Co")?, None, "bench")
             .await?;
     }
     let password = NewPassword::parse(PASSWORD, &PasswordContext::default())
         .map_err(|_| anyhow::anyhow!("the bench password is refused by the policy"))?;
-    services
-        .accounts
+    portal
+        .services
+        .bulk
         .seed_users(
             &code,
             extensions,
@@ -259,7 +261,7 @@ async fn seed(
             &password,
         )
         .await?;
-    services.accounts.store().close().await;
+    portal.store.close().await;
     Ok(started.elapsed())
 }
 

@@ -5,9 +5,10 @@
 use sqlx::Row;
 
 use super::session_cache::Change;
+use super::throttle::USERNAME_KEY_SQL;
 use super::{
     audit_from_row, user_from_row, AuditRecord, Store, StoreError, StoreResult, TenantId, UserId,
-    UserRecord, USER_COLUMNS, USER_COLUMN_COUNT,
+    UserRecord, USER_COLUMNS,
 };
 use crate::clock::Timestamp;
 
@@ -41,8 +42,8 @@ impl Store {
         let filter = "u.tenant_id = $1 AND ($2 IS NULL OR u.extension LIKE $2 ESCAPE '\\' \
                       OR LOWER(u.name) LIKE $2 ESCAPE '\\' OR COALESCE(u.email, '') LIKE $2 ESCAPE '\\')";
         let sql = format!(
-            "SELECT {USER_COLUMNS}, th.locked_until FROM users u JOIN tenants t ON t.id = u.tenant_id \
-             LEFT JOIN signin_throttle th ON th.key = 'user:' || u.extension || '-' || t.code \
+            "SELECT {USER_COLUMNS}, th.locked_until AS locked_until FROM users u JOIN tenants t ON t.id = u.tenant_id \
+             LEFT JOIN signin_throttle th ON th.key = {USERNAME_KEY_SQL} \
                AND th.locked_until > $3 \
              WHERE {filter} ORDER BY LENGTH(u.extension), u.extension LIMIT $4 OFFSET $5"
         );
@@ -58,10 +59,8 @@ impl Store {
             .iter()
             .map(|r| {
                 Ok(UserListRow {
-                    user: user_from_row(r, 0)?,
-                    locked_until: r
-                        .try_get::<Option<i64>, _>(USER_COLUMN_COUNT)?
-                        .map(Timestamp),
+                    user: user_from_row(r)?,
+                    locked_until: r.try_get::<Option<i64>, _>("locked_until")?.map(Timestamp),
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;
@@ -90,7 +89,7 @@ impl Store {
             .bind(extension)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| user_from_row(&r, 0)).transpose()
+        row.map(|r| user_from_row(&r)).transpose()
     }
 
     /// Changes name, email and role. Taking the admin role away fails (returns false,

@@ -10,6 +10,7 @@ mod records;
 mod recovery;
 mod seed;
 mod session_cache;
+mod throttle;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 use crate::clock::Timestamp;
+use crate::domain::{Extension, Role, TenantCode, Username};
 pub use admin::{AuditFilter, UserListRow};
 pub use operators::{
     AdminRow, OperatorId, OperatorRecord, OperatorSessionRecord, SecurityQuestionRecord,
@@ -30,6 +32,7 @@ pub use records::*;
 pub use recovery::{NewResetLink, ResetRecord};
 pub use session_cache::FRESH_FOR as SESSION_CACHE_FRESH_FOR;
 use session_cache::{Change, Lookup, SessionCache};
+pub use throttle::{AddressFailure, ThrottleKey, ThrottleState};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -49,6 +52,9 @@ pub enum StoreError {
     Conflict,
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// A stored value that no longer parses as what was written (edited by hand?).
+    #[error("stored {0} does not parse")]
+    Corrupt(&'static str),
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -60,25 +66,6 @@ fn classify(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
         _ => StoreError::Database(e),
     }
-}
-
-/// One more failure of a client address, counted and, at `limit`, locked until
-/// `lock_until` (see [`Store::record_failed_check`]).
-#[derive(Debug, Clone, Copy)]
-pub struct AddressFailure<'a> {
-    pub key: &'a str,
-    pub now: Timestamp,
-    pub window: Duration,
-    pub limit: u32,
-    pub lock_until: Timestamp,
-}
-
-/// The outcome of counting one sign-in attempt for a throttle key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ThrottleState {
-    /// Attempts counted in the current window, this one included.
-    pub attempts: i64,
-    pub locked_until: Option<Timestamp>,
 }
 
 #[derive(Clone)]
@@ -97,13 +84,16 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// The columns every user row is read from, by these names (see [`user_from_row`]), for a
+/// query over `users u JOIN tenants t`.
 const USER_COLUMNS: &str =
-    "u.id, u.tenant_id, t.code, t.name, u.extension, u.name, u.email, u.role, \
-     u.password_hash, u.password_temporary, u.password_expires_at, u.last_sign_in_at, t.sip_domain, \
-     CAST(CASE WHEN u.sip_secret IS NULL THEN 0 ELSE 1 END AS BIGINT), \
-     CAST(CASE WHEN u.voicemail_pin IS NULL THEN 0 ELSE 1 END AS BIGINT)";
-/// How many columns `USER_COLUMNS` selects; columns selected after them start here.
-const USER_COLUMN_COUNT: usize = 15;
+    "u.id AS user_id, u.tenant_id AS tenant_id, t.code AS tenant_code, t.name AS tenant_name, \
+     u.extension AS extension, u.name AS name, u.email AS email, u.role AS role, \
+     u.password_hash AS password_hash, u.password_temporary AS password_temporary, \
+     u.password_expires_at AS password_expires_at, u.last_sign_in_at AS last_sign_in_at, \
+     t.sip_domain AS sip_domain, \
+     CAST(CASE WHEN u.sip_secret IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_sip_secret, \
+     CAST(CASE WHEN u.voicemail_pin IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_pin";
 
 impl Store {
     /// Connects and runs the embedded migrations of the matching backend.
@@ -175,7 +165,7 @@ impl Store {
         let row = sqlx::query(
             "INSERT INTO tenants (code, name, sip_domain, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
-        .bind(t.code)
+        .bind(t.code.as_str())
         .bind(t.name)
         .bind(t.sip_domain)
         .bind(now.0)
@@ -185,20 +175,12 @@ impl Store {
         Ok(TenantId(row.try_get(0)?))
     }
 
-    pub async fn tenant_by_code(&self, code: &str) -> StoreResult<Option<Tenant>> {
+    pub async fn tenant_by_code(&self, code: &TenantCode) -> StoreResult<Option<Tenant>> {
         let row = sqlx::query("SELECT id, code, name, sip_domain FROM tenants WHERE code = $1")
-            .bind(code)
+            .bind(code.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| {
-            Ok(Tenant {
-                id: TenantId(r.try_get(0)?),
-                code: r.try_get(1)?,
-                name: r.try_get(2)?,
-                sip_domain: r.try_get(3)?,
-            })
-        })
-        .transpose()
+        row.map(|r| tenant_from_row(&r)).transpose()
     }
 
     // ---- users ---------------------------------------------------------------------
@@ -210,10 +192,10 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING id",
         )
         .bind(u.tenant_id.0)
-        .bind(u.extension)
+        .bind(u.extension.as_str())
         .bind(u.name)
         .bind(u.email)
-        .bind(u.role)
+        .bind(u.role.as_str())
         .bind(u.password_hash)
         .bind(i64::from(u.password_expires_at.is_some()))
         .bind(u.password_expires_at.map(|t| t.0))
@@ -225,21 +207,17 @@ impl Store {
         Ok(UserId(row.try_get(0)?))
     }
 
-    pub async fn user_by_username(
-        &self,
-        tenant_code: &str,
-        extension: &str,
-    ) -> StoreResult<Option<UserRecord>> {
+    pub async fn user_by_username(&self, username: &Username) -> StoreResult<Option<UserRecord>> {
         let sql = format!(
             "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id \
              WHERE t.code = $1 AND u.extension = $2"
         );
         let row = sqlx::query(&sql)
-            .bind(tenant_code)
-            .bind(extension)
+            .bind(username.tenant().as_str())
+            .bind(username.extension().as_str())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| user_from_row(&r, 0)).transpose()
+        row.map(|r| user_from_row(&r)).transpose()
     }
 
     pub async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
@@ -250,7 +228,7 @@ impl Store {
             .bind(id.0)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| user_from_row(&r, 0)).transpose()
+        row.map(|r| user_from_row(&r)).transpose()
     }
 
     pub async fn record_sign_in(&self, id: UserId, now: Timestamp) -> StoreResult<()> {
@@ -340,7 +318,8 @@ impl Store {
             Lookup::Miss { epoch } => epoch,
         };
         let sql = format!(
-            "SELECT {USER_COLUMNS}, s.id, s.created_at, s.last_seen_at, s.authenticated_at \
+            "SELECT {USER_COLUMNS}, s.id AS session_id, s.created_at AS session_created_at, \
+             s.last_seen_at AS session_last_seen_at, s.authenticated_at AS session_authenticated_at \
              FROM sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = u.tenant_id \
              WHERE s.token_hash = $1"
         );
@@ -349,13 +328,13 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         let Some(r) = row else { return Ok(None) };
-        let user = user_from_row(&r, 0)?;
+        let user = user_from_row(&r)?;
         let session = SessionRecord {
-            id: SessionId(r.try_get(USER_COLUMN_COUNT)?),
+            id: SessionId(r.try_get("session_id")?),
             user_id: user.id,
-            created_at: Timestamp(r.try_get(USER_COLUMN_COUNT + 1)?),
-            last_seen_at: Timestamp(r.try_get(USER_COLUMN_COUNT + 2)?),
-            authenticated_at: Timestamp(r.try_get(USER_COLUMN_COUNT + 3)?),
+            created_at: Timestamp(r.try_get("session_created_at")?),
+            last_seen_at: Timestamp(r.try_get("session_last_seen_at")?),
+            authenticated_at: Timestamp(r.try_get("session_authenticated_at")?),
         };
         self.sessions.put(token_hash, epoch, &session, &user, now);
         Ok(Some((session, user)))
@@ -491,21 +470,6 @@ impl Store {
         Ok(purged)
     }
 
-    // ---- sign-in throttling --------------------------------------------------------
-
-    /// Counts one attempt for `key`, atomically, before any password is checked. The count
-    /// starts again only after `window` without attempts (or when a lock has run out), so
-    /// no 15-minute span can ever hold more attempts than the limit — bursts at a window's
-    /// edge included. `window_start` holds the time of the latest attempt.
-    pub async fn throttle_count(
-        &self,
-        key: &str,
-        now: Timestamp,
-        window: Duration,
-    ) -> StoreResult<ThrottleState> {
-        throttle_count(&self.pool, key, now, window).await
-    }
-
     /// Forgets throttle rows nobody can be limited by any more, reset links long dead and
     /// caller verifications long past their window, so no table grows without bound.
     pub async fn purge_stale(&self, quiet_before: Timestamp, now: Timestamp) -> StoreResult<u64> {
@@ -525,74 +489,6 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(throttle.rows_affected() + links.rows_affected() + verified.rows_affected())
-    }
-
-    /// Records that a counted attempt failed; locks the key until `lock_until` once the
-    /// window holds `limit` attempts. Returns when the key is locked until, if it is.
-    pub async fn throttle_fail(
-        &self,
-        key: &str,
-        limit: u32,
-        lock_until: Timestamp,
-    ) -> StoreResult<Option<Timestamp>> {
-        throttle_fail(&self.pool, key, limit, lock_until).await
-    }
-
-    /// Records a password that did not match, in one transaction (one commit where there
-    /// were four): the failure under `key`, which locks it once its window holds `limit`
-    /// attempts; one more failure of the client's address, when given; and the audit row
-    /// that `audit` makes, told whether this failure locked `key`. Returns when `key` is
-    /// locked until, if it is.
-    pub async fn record_failed_check<'a>(
-        &self,
-        key: &str,
-        limit: u32,
-        lock_until: Timestamp,
-        address: Option<&AddressFailure<'_>>,
-        audit: impl FnOnce(Option<Timestamp>) -> AuditRow<'a>,
-    ) -> StoreResult<Option<Timestamp>> {
-        let mut tx = self.pool.begin().await?;
-        // A write first, so SQLite takes its write lock at once.
-        let locked = throttle_fail(&mut *tx, key, limit, lock_until).await?;
-        if let Some(a) = address {
-            throttle_count(&mut *tx, a.key, a.now, a.window).await?;
-            throttle_fail(&mut *tx, a.key, a.limit, a.lock_until).await?;
-        }
-        insert_audit(&mut *tx, &audit(locked)).await?;
-        tx.commit().await?;
-        Ok(locked)
-    }
-
-    /// Gives back an attempt that was counted but never checked (the hashing pool was full).
-    pub async fn throttle_release(&self, key: &str) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE signin_throttle SET attempts = attempts - 1 WHERE key = $1 AND attempts > 0",
-        )
-        .bind(key)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Forgets every counted attempt and lock for `key` (success, reset, unlock).
-    pub async fn throttle_clear(&self, key: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM signin_throttle WHERE key = $1")
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    /// The current lock of `key`, without counting anything.
-    pub async fn throttle_locked_until(&self, key: &str) -> StoreResult<Option<Timestamp>> {
-        let row = sqlx::query("SELECT locked_until FROM signin_throttle WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match row {
-            Some(r) => r.try_get::<Option<i64>, _>(0)?.map(Timestamp),
-            None => None,
-        })
     }
 
     // ---- audit ---------------------------------------------------------------------
@@ -635,58 +531,7 @@ fn audit_from_row(r: &AnyRow) -> StoreResult<AuditRecord> {
     })
 }
 
-async fn throttle_count<'e>(
-    db: impl Executor<'e, Database = sqlx::Any>,
-    key: &str,
-    now: Timestamp,
-    window: Duration,
-) -> StoreResult<ThrottleState> {
-    let row = sqlx::query(
-        "INSERT INTO signin_throttle (key, window_start, attempts, locked_until) VALUES ($1, $2, 1, NULL) \
-         ON CONFLICT (key) DO UPDATE SET \
-           attempts = CASE WHEN (signin_throttle.locked_until IS NOT NULL AND signin_throttle.locked_until <= $2) \
-                             OR (signin_throttle.locked_until IS NULL AND signin_throttle.window_start <= $3) \
-                           THEN 1 ELSE signin_throttle.attempts + 1 END, \
-           window_start = CASE WHEN signin_throttle.locked_until IS NOT NULL AND signin_throttle.locked_until > $2 \
-                           THEN signin_throttle.window_start ELSE $2 END, \
-           locked_until = CASE WHEN signin_throttle.locked_until <= $2 THEN NULL \
-                           ELSE signin_throttle.locked_until END \
-         RETURNING attempts, locked_until",
-    )
-    .bind(key)
-    .bind(now.0)
-    .bind(now.minus(window).0)
-    .fetch_one(db)
-    .await?;
-    Ok(ThrottleState {
-        attempts: row.try_get(0)?,
-        locked_until: row.try_get::<Option<i64>, _>(1)?.map(Timestamp),
-    })
-}
-
-async fn throttle_fail<'e>(
-    db: impl Executor<'e, Database = sqlx::Any>,
-    key: &str,
-    limit: u32,
-    lock_until: Timestamp,
-) -> StoreResult<Option<Timestamp>> {
-    let row = sqlx::query(
-        "UPDATE signin_throttle SET locked_until = CASE \
-           WHEN locked_until IS NULL AND attempts >= $2 THEN $3 ELSE locked_until END \
-         WHERE key = $1 RETURNING locked_until",
-    )
-    .bind(key)
-    .bind(i64::from(limit))
-    .bind(lock_until.0)
-    .fetch_optional(db)
-    .await?;
-    Ok(match row {
-        Some(r) => r.try_get::<Option<i64>, _>(0)?.map(Timestamp),
-        None => None,
-    })
-}
-
-async fn insert_audit<'e>(
+pub(crate) async fn insert_audit<'e>(
     db: impl Executor<'e, Database = sqlx::Any>,
     e: &AuditRow<'_>,
 ) -> StoreResult<()> {
@@ -744,24 +589,50 @@ async fn insert_session(
     Ok(SessionId(row.try_get(0)?))
 }
 
-fn user_from_row(r: &AnyRow, at: usize) -> StoreResult<UserRecord> {
+/// A user from a row that selected [`USER_COLUMNS`]. Stored values were parsed before
+/// they were written; one that no longer parses is reported, never passed on.
+fn user_from_row(r: &AnyRow) -> StoreResult<UserRecord> {
     Ok(UserRecord {
-        id: UserId(r.try_get(at)?),
-        tenant_id: TenantId(r.try_get(at + 1)?),
-        tenant_code: r.try_get(at + 2)?,
-        tenant_name: r.try_get(at + 3)?,
-        extension: r.try_get(at + 4)?,
-        name: r.try_get(at + 5)?,
-        email: r.try_get(at + 6)?,
-        role: r.try_get(at + 7)?,
-        password_hash: r.try_get(at + 8)?,
-        password_temporary: r.try_get::<i64, _>(at + 9)? != 0,
-        password_expires_at: r.try_get::<Option<i64>, _>(at + 10)?.map(Timestamp),
-        last_sign_in_at: r.try_get::<Option<i64>, _>(at + 11)?.map(Timestamp),
-        sip_domain: r.try_get(at + 12)?,
-        has_sip_secret: r.try_get::<i64, _>(at + 13)? != 0,
-        has_pin: r.try_get::<i64, _>(at + 14)? != 0,
+        id: UserId(r.try_get("user_id")?),
+        tenant_id: TenantId(r.try_get("tenant_id")?),
+        tenant_code: stored(r, "tenant_code", TenantCode::parse)?,
+        tenant_name: r.try_get("tenant_name")?,
+        extension: stored(r, "extension", Extension::parse)?,
+        name: r.try_get("name")?,
+        email: r.try_get("email")?,
+        role: stored(r, "role", Role::parse)?,
+        password_hash: r.try_get("password_hash")?,
+        password_temporary: r.try_get::<i64, _>("password_temporary")? != 0,
+        password_expires_at: r
+            .try_get::<Option<i64>, _>("password_expires_at")?
+            .map(Timestamp),
+        last_sign_in_at: r
+            .try_get::<Option<i64>, _>("last_sign_in_at")?
+            .map(Timestamp),
+        sip_domain: r.try_get("sip_domain")?,
+        has_sip_secret: r.try_get::<i64, _>("has_sip_secret")? != 0,
+        has_pin: r.try_get::<i64, _>("has_pin")? != 0,
     })
+}
+
+/// A tenant from a row that selected `id, code, name, sip_domain` of `tenants`.
+fn tenant_from_row(r: &AnyRow) -> StoreResult<Tenant> {
+    Ok(Tenant {
+        id: TenantId(r.try_get("id")?),
+        code: stored(r, "code", TenantCode::parse)?,
+        name: r.try_get("name")?,
+        sip_domain: r.try_get("sip_domain")?,
+    })
+}
+
+/// A text column parsed back into its domain type.
+fn stored<T, E>(
+    r: &AnyRow,
+    column: &'static str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> StoreResult<T> {
+    let raw: String = r.try_get(column)?;
+    parse(&raw).map_err(|_| StoreError::Corrupt(column))
 }
 
 /// The folder a `sqlite://PATH?…` URL's file lives in, so it can be created first.

@@ -2,14 +2,17 @@
 //! tenants across the whole provider, tenant admins with their support questions, the
 //! verified-caller record, and the provider-wide audit log.
 
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::admin::escape_like;
+use super::throttle::USERNAME_KEY_SQL;
 use super::{
-    audit_from_row, user_from_row, AuditRecord, SessionId, Store, StoreResult, Tenant, TenantId,
-    UserId, UserRecord, USER_COLUMNS, USER_COLUMN_COUNT,
+    audit_from_row, stored, tenant_from_row, user_from_row, AuditRecord, SessionId, Store,
+    StoreResult, Tenant, TenantId, UserId, UserRecord, USER_COLUMNS,
 };
 use crate::clock::Timestamp;
+use crate::domain::OperatorName;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OperatorId(pub i64);
@@ -17,7 +20,7 @@ pub struct OperatorId(pub i64);
 #[derive(Clone)]
 pub struct OperatorRecord {
     pub id: OperatorId,
-    pub name: String,
+    pub name: OperatorName,
     pub password_hash: String,
 }
 
@@ -61,19 +64,17 @@ pub struct SecurityQuestionRecord {
 }
 
 impl Store {
-    pub async fn operator_by_name(&self, name: &str) -> StoreResult<Option<OperatorRecord>> {
-        let row = sqlx::query("SELECT id, name, password_hash FROM operators WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            Ok(OperatorRecord {
-                id: OperatorId(r.try_get(0)?),
-                name: r.try_get(1)?,
-                password_hash: r.try_get(2)?,
-            })
-        })
-        .transpose()
+    pub async fn operator_by_name(
+        &self,
+        name: &OperatorName,
+    ) -> StoreResult<Option<OperatorRecord>> {
+        let row = sqlx::query(
+            "SELECT id AS operator_id, name AS operator_name, password_hash FROM operators WHERE name = $1",
+        )
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| operator_from_row(&r)).transpose()
     }
 
     pub async fn insert_operator_session(
@@ -100,7 +101,8 @@ impl Store {
         token_hash: &[u8],
     ) -> StoreResult<Option<(OperatorSessionRecord, OperatorRecord)>> {
         let row = sqlx::query(
-            "SELECT s.id, s.created_at, s.last_seen_at, o.id, o.name, o.password_hash \
+            "SELECT s.id AS session_id, s.created_at, s.last_seen_at, o.id AS operator_id, \
+             o.name AS operator_name, o.password_hash \
              FROM operator_sessions s JOIN operators o ON o.id = s.operator_id \
              WHERE s.token_hash = $1",
         )
@@ -108,27 +110,24 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let Some(r) = row else { return Ok(None) };
-        let operator = OperatorRecord {
-            id: OperatorId(r.try_get(3)?),
-            name: r.try_get(4)?,
-            password_hash: r.try_get(5)?,
-        };
+        let operator = operator_from_row(&r)?;
         let session = OperatorSessionRecord {
-            id: SessionId(r.try_get(0)?),
+            id: SessionId(r.try_get("session_id")?),
             operator_id: operator.id,
-            created_at: Timestamp(r.try_get(1)?),
-            last_seen_at: Timestamp(r.try_get(2)?),
+            created_at: Timestamp(r.try_get("created_at")?),
+            last_seen_at: Timestamp(r.try_get("last_seen_at")?),
         };
         Ok(Some((session, operator)))
     }
 
-    pub async fn touch_operator_session(&self, id: SessionId, now: Timestamp) -> StoreResult<()> {
-        sqlx::query("UPDATE operator_sessions SET last_seen_at = $1 WHERE id = $2")
+    /// Slides the idle timer. False when the session no longer exists (ended elsewhere).
+    pub async fn touch_operator_session(&self, id: SessionId, now: Timestamp) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE operator_sessions SET last_seen_at = $1 WHERE id = $2")
             .bind(now.0)
             .bind(id.0)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn delete_operator_session(&self, id: SessionId) -> StoreResult<()> {
@@ -151,7 +150,7 @@ impl Store {
             "($1 IS NULL OR t.code LIKE $1 ESCAPE '\\' OR LOWER(t.name) LIKE $1 ESCAPE '\\')";
         let rows = sqlx::query(&format!(
             "SELECT t.id, t.code, t.name, t.sip_domain, \
-               (SELECT COUNT(*) FROM users u WHERE u.tenant_id = t.id) \
+               (SELECT COUNT(*) FROM users u WHERE u.tenant_id = t.id) AS users \
              FROM tenants t WHERE {filter} ORDER BY t.code LIMIT $2 OFFSET $3"
         ))
         .bind(pattern.as_deref())
@@ -163,13 +162,8 @@ impl Store {
             .iter()
             .map(|r| {
                 Ok(TenantListRow {
-                    tenant: Tenant {
-                        id: TenantId(r.try_get(0)?),
-                        code: r.try_get(1)?,
-                        name: r.try_get(2)?,
-                        sip_domain: r.try_get(3)?,
-                    },
-                    users: r.try_get(4)?,
+                    tenant: tenant_from_row(r)?,
+                    users: r.try_get("users")?,
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;
@@ -189,10 +183,10 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<Vec<AdminRow>> {
         let sql = format!(
-            "SELECT {USER_COLUMNS}, q.question, th.locked_until FROM users u \
+            "SELECT {USER_COLUMNS}, q.question AS question, th.locked_until AS locked_until FROM users u \
              JOIN tenants t ON t.id = u.tenant_id \
              LEFT JOIN security_questions q ON q.user_id = u.id \
-             LEFT JOIN signin_throttle th ON th.key = 'user:' || u.extension || '-' || t.code \
+             LEFT JOIN signin_throttle th ON th.key = {USERNAME_KEY_SQL} \
                AND th.locked_until > $2 \
              WHERE u.tenant_id = $1 AND u.role = 'admin' ORDER BY LENGTH(u.extension), u.extension"
         );
@@ -204,11 +198,9 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(AdminRow {
-                    user: user_from_row(r, 0)?,
-                    question: r.try_get(USER_COLUMN_COUNT)?,
-                    locked_until: r
-                        .try_get::<Option<i64>, _>(USER_COLUMN_COUNT + 1)?
-                        .map(Timestamp),
+                    user: user_from_row(r)?,
+                    question: r.try_get("question")?,
+                    locked_until: r.try_get::<Option<i64>, _>("locked_until")?.map(Timestamp),
                 })
             })
             .collect()
@@ -287,22 +279,6 @@ impl Store {
         Ok(row.try_get::<Option<i64>, _>(0)?.map(Timestamp))
     }
 
-    /// How many attempts a throttle key holds in its current window (0 when it has none
-    /// or the window has passed), without counting one more.
-    pub async fn throttle_attempts(&self, key: &str, window_after: Timestamp) -> StoreResult<i64> {
-        let row = sqlx::query(
-            "SELECT attempts FROM signin_throttle WHERE key = $1 AND window_start > $2",
-        )
-        .bind(key)
-        .bind(window_after.0)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match row {
-            Some(r) => r.try_get(0)?,
-            None => 0,
-        })
-    }
-
     /// One page of the provider's audit log, newest first: events with no tenant (operator
     /// sign-ins, operators created) and everything an operator did in any tenant.
     pub async fn provider_audit_page(
@@ -331,4 +307,12 @@ impl Store {
         .try_get(0)?;
         Ok((events, total))
     }
+}
+
+fn operator_from_row(r: &AnyRow) -> StoreResult<OperatorRecord> {
+    Ok(OperatorRecord {
+        id: OperatorId(r.try_get("operator_id")?),
+        name: stored(r, "operator_name", OperatorName::parse)?,
+        password_hash: r.try_get("password_hash")?,
+    })
 }

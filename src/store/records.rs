@@ -2,6 +2,7 @@
 //! types before they were written, so they are trusted on the way back.
 
 use crate::clock::Timestamp;
+use crate::domain::{Extension, Role, TenantCode, Username};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TenantId(pub i64);
@@ -15,23 +16,23 @@ pub struct SessionId(pub i64);
 #[derive(Debug, Clone)]
 pub struct Tenant {
     pub id: TenantId,
-    pub code: String,
+    pub code: TenantCode,
     pub name: String,
     pub sip_domain: String,
 }
 
 pub struct NewTenant<'a> {
-    pub code: &'a str,
+    pub code: &'a TenantCode,
     pub name: &'a str,
     pub sip_domain: &'a str,
 }
 
 pub struct NewUser<'a> {
     pub tenant_id: TenantId,
-    pub extension: &'a str,
+    pub extension: &'a Extension,
     pub name: &'a str,
     pub email: Option<&'a str>,
-    pub role: &'a str,
+    pub role: Role,
     pub password_hash: &'a str,
     /// `Some` for a temporary password, which stops working then.
     pub password_expires_at: Option<Timestamp>,
@@ -49,12 +50,12 @@ pub struct PasswordChange<'a> {
 pub struct UserRecord {
     pub id: UserId,
     pub tenant_id: TenantId,
-    pub tenant_code: String,
+    pub tenant_code: TenantCode,
     pub tenant_name: String,
-    pub extension: String,
+    pub extension: Extension,
     pub name: String,
     pub email: Option<String>,
-    pub role: String,
+    pub role: Role,
     pub password_hash: String,
     pub password_temporary: bool,
     pub password_expires_at: Option<Timestamp>,
@@ -67,12 +68,12 @@ pub struct UserRecord {
 }
 
 impl UserRecord {
-    pub fn username(&self) -> String {
-        format!("{}-{}", self.extension, self.tenant_code)
+    pub fn username(&self) -> Username {
+        Username::new(self.extension.clone(), self.tenant_code.clone())
     }
 
     pub fn is_admin(&self) -> bool {
-        self.role == "admin"
+        self.role == Role::Admin
     }
 }
 

@@ -5,10 +5,8 @@ use sqlx::Row;
 
 use super::outbox::{enqueue, NewMail};
 use super::session_cache::Change;
-use super::{
-    user_from_row, PasswordChange, Store, StoreResult, UserId, UserRecord, USER_COLUMNS,
-    USER_COLUMN_COUNT,
-};
+use super::throttle::ThrottleKey;
+use super::{user_from_row, PasswordChange, Store, StoreResult, UserId, UserRecord, USER_COLUMNS};
 use crate::clock::Timestamp;
 
 pub struct NewResetLink {
@@ -32,7 +30,7 @@ impl Store {
              WHERE u.email = $1 ORDER BY t.code, u.extension"
         );
         let rows = sqlx::query(&sql).bind(email).fetch_all(&self.pool).await?;
-        rows.iter().map(|r| user_from_row(r, 0)).collect()
+        rows.iter().map(user_from_row).collect()
     }
 
     /// Stores the links and queues the one message that carries them, atomically.
@@ -72,7 +70,7 @@ impl Store {
         token_hash: &[u8],
     ) -> StoreResult<Option<(ResetRecord, UserRecord)>> {
         let sql = format!(
-            "SELECT {USER_COLUMNS}, r.id, r.expires_at, r.used_at FROM reset_tokens r \
+            "SELECT {USER_COLUMNS}, r.id AS link_id, r.expires_at AS link_expires_at, r.used_at AS link_used_at FROM reset_tokens r \
              JOIN users u ON u.id = r.user_id JOIN tenants t ON t.id = u.tenant_id WHERE r.token_hash = $1"
         );
         let Some(r) = sqlx::query(&sql)
@@ -82,14 +80,12 @@ impl Store {
         else {
             return Ok(None);
         };
-        let user = user_from_row(&r, 0)?;
+        let user = user_from_row(&r)?;
         let record = ResetRecord {
-            id: r.try_get(USER_COLUMN_COUNT)?,
+            id: r.try_get("link_id")?,
             user_id: user.id,
-            expires_at: Timestamp(r.try_get(USER_COLUMN_COUNT + 1)?),
-            used_at: r
-                .try_get::<Option<i64>, _>(USER_COLUMN_COUNT + 2)?
-                .map(Timestamp),
+            expires_at: Timestamp(r.try_get("link_expires_at")?),
+            used_at: r.try_get::<Option<i64>, _>("link_used_at")?.map(Timestamp),
         };
         Ok(Some((record, user)))
     }
@@ -103,7 +99,7 @@ impl Store {
         link_id: i64,
         user: UserId,
         change: &PasswordChange<'_>,
-        throttle_key: &str,
+        throttle_key: &ThrottleKey,
         notice: Option<&NewMail>,
         now: Timestamp,
     ) -> StoreResult<bool> {
@@ -127,10 +123,7 @@ impl Store {
             .bind(user.0)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM signin_throttle WHERE key = $1")
-            .bind(throttle_key)
-            .execute(&mut *tx)
-            .await?;
+        super::throttle::throttle_clear(&mut *tx, throttle_key).await?;
         if let Some(mail) = notice {
             enqueue(&mut tx, mail, now).await?;
         }

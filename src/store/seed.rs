@@ -48,10 +48,10 @@ impl Store {
             for u in chunk {
                 query = query
                     .bind(u.tenant_id.0)
-                    .bind(u.extension)
+                    .bind(u.extension.as_str())
                     .bind(u.name)
                     .bind(u.email)
-                    .bind(u.role)
+                    .bind(u.role.as_str())
                     .bind(u.password_hash)
                     .bind(i64::from(u.password_expires_at.is_some()))
                     .bind(u.password_expires_at.map(|t| t.0))

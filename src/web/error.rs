@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::render::ErrorPage;
-use crate::accounts::Unexpected;
+use crate::services::Unexpected;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {

@@ -13,9 +13,10 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::de::DeserializeOwned;
 
 use super::{AppState, WebError};
-use crate::accounts::operators::OperatorSession;
-use crate::accounts::{Client, SessionUser};
 use crate::auth::{csrf, token};
+use crate::services::operator_console::OperatorSession;
+use crate::services::tenant_admin::Admin;
+use crate::services::{Client, SessionUser};
 
 /// The browser's CSRF cookie value, put in place by [`csrf_cookie`] for every request.
 #[derive(Debug, Clone)]
@@ -123,7 +124,7 @@ impl FromRequestParts<AppState> for ClientInfo {
             Some(p) if trusted.contains(&p) => {
                 forwarded_client(&parts.headers, trusted).or(Some(p))
             }
-            other => other,
+            peer => peer,
         };
         Ok(ClientInfo(Client { addr }))
     }
@@ -149,7 +150,7 @@ pub async fn session_of(parts: &Parts, state: &AppState) -> Result<Option<Sessio
     let Some(cookie) = jar.get(state.cookies.session) else {
         return Ok(None);
     };
-    Ok(state.accounts.authenticate(cookie.value()).await?)
+    Ok(state.services.sessions.authenticate(cookie.value()).await?)
 }
 
 /// A signed-in user who may use the portal (no temporary password pending).
@@ -204,7 +205,53 @@ pub async fn operator_session_of(
     let Some(cookie) = jar.get(state.cookies.operator) else {
         return Ok(None);
     };
-    Ok(state.accounts.operator_authenticate(cookie.value()).await?)
+    Ok(state
+        .services
+        .operator_console
+        .authenticate(cookie.value())
+        .await?)
+}
+
+/// A signed-in tenant admin; anyone else signed in gets 403.
+pub struct RequireAdmin(pub Admin);
+
+impl FromRequestParts<AppState> for RequireAdmin {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let CurrentUser(su) = CurrentUser::from_request_parts(parts, state).await?;
+        Admin::of(su)
+            .map(RequireAdmin)
+            .ok_or_else(|| WebError::NotAllowed.into_response())
+    }
+}
+
+/// A signed-in operator. A customer portal session gets 403 (the consoles never cross);
+/// anyone else is sent to the operator sign-in.
+pub struct RequireOperator(pub OperatorSession);
+
+impl FromRequestParts<AppState> for RequireOperator {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(os) = operator_session_of(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?
+        {
+            return Ok(RequireOperator(os));
+        }
+        match session_of(parts, state).await {
+            Ok(Some(_)) => Err(WebError::WrongConsole.into_response()),
+            Ok(None) => Err(Redirect::to("/operator/login").into_response()),
+            Err(e) => Err(e.into_response()),
+        }
+    }
 }
 
 /// A customer page without a customer session: an operator is refused outright (the

@@ -3,8 +3,10 @@
 
 mod error;
 mod extract;
+mod forms;
 mod pages;
 mod render;
+mod respond;
 
 use std::sync::Arc;
 
@@ -13,9 +15,9 @@ use axum::http::{header, HeaderName, HeaderValue};
 use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::accounts::Accounts;
 use crate::auth::key::SecretKey;
 use crate::config::Settings;
+use crate::services::Services;
 
 pub use error::WebError;
 
@@ -59,7 +61,7 @@ impl CookieNames {
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub accounts: Accounts,
+    pub services: Services,
     pub key: Arc<SecretKey>,
     pub cookies: CookieNames,
     pub settings: Arc<Settings>,

@@ -5,8 +5,10 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::accounts::operators::OperatorSession;
-use crate::accounts::SessionUser;
+use crate::mail::compose::utc;
+use crate::services::operator_console::OperatorSession;
+use crate::services::SessionUser;
+use crate::store::AuditRecord;
 
 /// What the shared layout needs (see `templates/layout.html`).
 #[derive(Debug, Clone)]
@@ -47,7 +49,7 @@ impl Chrome {
         Chrome {
             csrf_token,
             signed_in: true,
-            display_name: os.operator.name.clone(),
+            display_name: os.operator.name.to_string(),
             tab,
             is_admin: false,
             nav: true,
@@ -149,5 +151,28 @@ impl ErrorPage<'_> {
                 message,
             },
         )
+    }
+}
+
+/// An audit event as the audit tables show it (see `templates/audit_table.html`).
+pub struct EventView {
+    pub at: String,
+    pub kind: String,
+    pub actor: String,
+    pub subject: String,
+    pub client_addr: String,
+    pub detail: String,
+}
+
+impl EventView {
+    pub fn from_record(e: AuditRecord) -> EventView {
+        EventView {
+            at: utc(e.at),
+            kind: e.kind,
+            actor: e.actor.unwrap_or_default(),
+            subject: e.subject.unwrap_or_default(),
+            client_addr: e.client_addr.unwrap_or_default(),
+            detail: e.detail.unwrap_or_default(),
+        }
     }
 }

@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dialtone::app::{Application, Services};
+use dialtone::app::{Application, Portal};
 use dialtone::clock::{Clock, ManualClock, Timestamp};
 use dialtone::config::{Layers, Settings};
 use dialtone::domain::{
@@ -59,7 +59,7 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub base: String,
     pub clock: ManualClock,
-    pub services: Services,
+    pub portal: Portal,
     pub data_dir: Arc<tempfile::TempDir>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -113,7 +113,7 @@ async fn start(
         .await
         .expect("app builds");
     let addr = app.local_addr();
-    let services = app.services().clone();
+    let portal = app.portal().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
@@ -122,7 +122,7 @@ async fn start(
         addr,
         base: format!("http://{addr}"),
         clock,
-        services,
+        portal,
         data_dir,
         stop: Some(stop),
         running: Some(running),
@@ -216,7 +216,7 @@ impl TestApp {
     }
 
     pub fn database_url(&self) -> &str {
-        &self.services.settings.database_url
+        &self.portal.settings.database_url
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -347,16 +347,17 @@ impl TestApp {
 impl TestApp {
     /// The one way into the store.
     fn store(&self) -> &dialtone::store::Store {
-        self.services.accounts.store()
+        &self.portal.store
     }
 
-    /// The one way to the account services.
-    fn accounts(&self) -> &dialtone::accounts::Accounts {
-        &self.services.accounts
+    /// The one way to the services.
+    fn services(&self) -> &dialtone::services::Services {
+        &self.portal.services
     }
 
     pub async fn add_tenant(&self, code: &str) {
-        self.accounts()
+        self.services()
+            .provisioning
             .create_tenant(
                 &TenantCode::parse(code).unwrap(),
                 &DisplayName::parse("Wicked Sprockets").unwrap(),
@@ -378,9 +379,9 @@ impl TestApp {
         password: Option<&str>,
     ) -> Option<String> {
         let username = Username::parse(username).unwrap();
-        let tenant = username.tenant().as_str();
+        let tenant = username.tenant();
         if self.store().tenant_by_code(tenant).await.unwrap().is_none() {
-            self.add_tenant(tenant).await;
+            self.add_tenant(tenant.as_str()).await;
         }
         let context = PasswordContext {
             username: Some(&username),
@@ -390,7 +391,8 @@ impl TestApp {
             password.map(|p| NewPassword::parse(p, &context).expect("test password is valid"));
         let email = email.map(|e| Email::parse(e).unwrap());
         let (_, temporary) = self
-            .accounts()
+            .services()
+            .provisioning
             .create_user(
                 &username,
                 &DisplayName::parse(name).unwrap(),
@@ -406,7 +408,8 @@ impl TestApp {
 
     /// Creates an operator `name` with `OPERATOR_PASSWORD`.
     pub async fn add_operator(&self, name: &str) {
-        self.accounts()
+        self.services()
+            .provisioning
             .create_operator(
                 &OperatorName::parse(name).unwrap(),
                 &NewPassword::parse(OPERATOR_PASSWORD, &PasswordContext::default()).unwrap(),
@@ -419,13 +422,17 @@ impl TestApp {
     /// Unlocks `username` as `dialtone user unlock` would; true when it was locked.
     pub async fn unlock(&self, username: &str) -> bool {
         let username = Username::parse(username).unwrap();
-        self.accounts().unlock(&username, "test").await.unwrap()
+        self.services()
+            .provisioning
+            .unlock(&username, "test")
+            .await
+            .unwrap()
     }
 
     /// Rotates the secret key as `dialtone key rotate` would: the new key's number and
     /// how many rows were sealed again.
     pub async fn rotate_key(&self) -> (u32, u64) {
-        dialtone::app::rotate_key(&self.services).await.unwrap()
+        dialtone::app::rotate_key(&self.portal).await.unwrap()
     }
 
     /// The user's SIP secret and voicemail PIN, opened.
@@ -439,8 +446,9 @@ impl TestApp {
         username: &str,
     ) -> Result<(Option<String>, Option<String>), String> {
         let user = self.stored_user(username).await.expect("the user exists");
-        self.accounts()
-            .device_secrets(&user)
+        self.services()
+            .device_secrets
+            .open(&user)
             .await
             .map_err(|e| format!("{e:?}"))
     }
@@ -448,10 +456,7 @@ impl TestApp {
     /// The user's row, if there is one.
     pub async fn stored_user(&self, username: &str) -> Option<StoredUser> {
         let u = Username::parse(username).unwrap();
-        self.store()
-            .user_by_username(u.tenant().as_str(), u.extension().as_str())
-            .await
-            .unwrap()
+        self.store().user_by_username(&u).await.unwrap()
     }
 
     pub async fn user_id(&self, username: &str) -> i64 {
@@ -464,7 +469,12 @@ impl TestApp {
 
     /// How many users the tenant has.
     pub async fn user_count(&self, tenant: &str) -> usize {
-        let tenant = self.store().tenant_by_code(tenant).await.unwrap().unwrap();
+        let tenant = self
+            .store()
+            .tenant_by_code(&TenantCode::parse(tenant).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         let now = Timestamp(0);
         self.store()
             .list_users(tenant.id, None, now, 10_000, 0)
@@ -511,7 +521,12 @@ impl TestApp {
 
     /// The audit events of `kind` in the tenant's own log, newest first.
     pub async fn tenant_audit_events(&self, tenant: &str, kind: &str) -> Vec<AuditEvent> {
-        let tenant = self.store().tenant_by_code(tenant).await.unwrap().unwrap();
+        let tenant = self
+            .store()
+            .tenant_by_code(&TenantCode::parse(tenant).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         self.store()
             .audit_events(Some(tenant.id), Some(kind), 10_000)
             .await

@@ -4,21 +4,24 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use crate::accounts::phone::PhoneError;
-use crate::accounts::{AdminError, SessionUser, UserDetail, UserFields, PAGE_SIZE};
 use crate::audit::EventKind;
 use crate::domain::{DisplayName, Email, Extension, Role};
 use crate::mail::compose::utc;
-use crate::store::{AuditFilter, AuditRecord, UserListRow};
-use crate::web::extract::{CsrfToken, CurrentUser, ValidForm};
-use crate::web::render::{html, Chrome};
+use crate::services::tenant_admin::{
+    Admin, AdminError, AdminPinError, ChangeError, CreateError, ResetLinkError, UserDetail,
+    UserFields, PAGE_SIZE,
+};
+use crate::store::{AuditFilter, UserListRow};
+use crate::web::extract::{CsrfToken, RequireAdmin, ValidForm};
+use crate::web::forms::PinErrors;
+use crate::web::render::{html, Chrome, EventView};
+use crate::web::respond::{self, clip, page_count, DoneQuery, ListQuery};
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
@@ -40,34 +43,11 @@ pub fn router() -> Router<AppState> {
         .route("/admin/audit", get(audit_page))
 }
 
-/// A signed-in tenant admin; anyone else signed in gets 403.
-pub struct RequireAdmin(pub SessionUser);
-
-impl axum::extract::FromRequestParts<AppState> for RequireAdmin {
-    type Rejection = Response;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let CurrentUser(su) = CurrentUser::from_request_parts(parts, state).await?;
-        if su.user.is_admin() {
-            Ok(RequireAdmin(su))
-        } else {
-            Err(WebError::NotAllowed.into_response())
-        }
-    }
-}
-
 impl From<AdminError> for WebError {
     fn from(e: AdminError) -> Self {
         match e {
-            AdminError::Forbidden => WebError::NotAllowed,
             AdminError::NotFound => WebError::NotFound,
             AdminError::Unexpected(u) => WebError::Unexpected(u),
-            other => {
-                WebError::Unexpected(anyhow::anyhow!("unhandled admin outcome: {other}").into())
-            }
         }
     }
 }
@@ -88,8 +68,8 @@ impl UserView {
     fn from_row(row: &UserListRow) -> UserView {
         let u = &row.user;
         UserView {
-            extension: u.extension.clone(),
-            username: u.username(),
+            extension: u.extension.to_string(),
+            username: u.username().to_string(),
             name: u.name.clone(),
             email: u.email.clone(),
             is_admin: u.is_admin(),
@@ -168,10 +148,6 @@ fn parse_fields(form: &UserForm, errors: &mut FormErrors) -> Option<UserFields> 
     })
 }
 
-fn clip(s: &str, n: usize) -> String {
-    s.trim().chars().take(n).collect()
-}
-
 #[derive(Template)]
 #[template(path = "admin/users.html")]
 struct UsersPage {
@@ -187,33 +163,24 @@ struct UsersPage {
     errors: FormErrors,
 }
 
-#[derive(Deserialize, Default)]
-struct ListQuery {
-    #[serde(default)]
-    q: String,
-    #[serde(default)]
-    page: Option<i64>,
-    #[serde(default)]
-    deleted: String,
-}
-
 async fn render_users(
     state: &AppState,
-    su: &SessionUser,
+    admin: &Admin,
     csrf: String,
     q: &ListQuery,
     status: StatusCode,
     form: UserForm,
     errors: FormErrors,
 ) -> Result<Response, WebError> {
+    let su = admin.session();
     let search = clip(&q.q, 100);
-    let page = q.page.unwrap_or(1).max(1);
     let (rows, total) = state
-        .accounts
+        .services
+        .tenant_admin
         .list_users(
-            su,
+            admin,
             (!search.is_empty()).then_some(search.as_str()),
-            page - 1,
+            q.page_index(),
         )
         .await?;
     let notice = Extension::parse(&q.deleted)
@@ -226,8 +193,8 @@ async fn render_users(
             tenant_name: su.user.tenant_name.clone(),
             users: rows.iter().map(UserView::from_row).collect(),
             search,
-            page,
-            pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+            page: q.page_index() + 1,
+            pages: page_count(total, PAGE_SIZE),
             total,
             notice,
             form,
@@ -238,7 +205,7 @@ async fn render_users(
 
 async fn users_page(
     State(state): State<AppState>,
-    RequireAdmin(su): RequireAdmin,
+    RequireAdmin(admin): RequireAdmin,
     CsrfToken(csrf): CsrfToken,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, WebError> {
@@ -248,7 +215,7 @@ async fn users_page(
     };
     render_users(
         &state,
-        &su,
+        &admin,
         csrf,
         &q,
         StatusCode::OK,
@@ -269,7 +236,7 @@ struct PasswordShownPage {
 
 async fn create_user(
     State(state): State<AppState>,
-    RequireAdmin(su): RequireAdmin,
+    RequireAdmin(admin): RequireAdmin,
     CsrfToken(csrf): CsrfToken,
     ValidForm(form): ValidForm<UserForm>,
 ) -> Result<Response, WebError> {
@@ -287,7 +254,7 @@ async fn create_user(
     let (Some(extension), Some(fields)) = (extension, fields) else {
         return render_users(
             &state,
-            &su,
+            &admin,
             csrf,
             &ListQuery::default(),
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -297,26 +264,27 @@ async fn create_user(
         .await;
     };
     match state
-        .accounts
-        .admin_create_user(&su, &extension, &fields)
+        .services
+        .tenant_admin
+        .create_user(&admin, &extension, &fields)
         .await
     {
         Ok((username, password)) => Ok(html(
             StatusCode::OK,
             &PasswordShownPage {
-                chrome: Chrome::signed_in(csrf, &su, "admin"),
-                username,
+                chrome: Chrome::signed_in(csrf, admin.session(), "admin"),
+                username: username.to_string(),
                 password: password.expose().to_owned(),
                 created: true,
             },
         )),
-        Err(AdminError::ExtensionTaken(ext)) => {
+        Err(CreateError::ExtensionTaken(ext)) => {
             errors.extension = Some(format!(
                 "Extension {ext} already has a user. Choose another extension."
             ));
             render_users(
                 &state,
-                &su,
+                &admin,
                 csrf,
                 &ListQuery::default(),
                 StatusCode::CONFLICT,
@@ -325,7 +293,7 @@ async fn create_user(
             )
             .await
         }
-        Err(e) => Err(e.into()),
+        Err(CreateError::Unexpected(e)) => Err(e.into()),
     }
 }
 
@@ -339,12 +307,6 @@ struct UserPage {
     notice: Option<&'static str>,
     form: UserForm,
     errors: FormErrors,
-}
-
-#[derive(Deserialize, Default)]
-struct DoneQuery {
-    #[serde(default)]
-    done: String,
 }
 
 fn notice_for(done: &str) -> Option<&'static str> {
@@ -384,9 +346,9 @@ impl Shown {
 
 async fn render_user(
     state: &AppState,
-    su: &SessionUser,
+    admin: &Admin,
     csrf: String,
-    extension: &str,
+    extension: &Extension,
     status: StatusCode,
     shown: Shown,
 ) -> Result<Response, WebError> {
@@ -395,7 +357,12 @@ async fn render_user(
         form,
         errors,
     } = shown;
-    let UserDetail { row, mail } = state.accounts.user_detail(su, extension).await?;
+    let su = admin.session();
+    let UserDetail { row, mail } = state
+        .services
+        .tenant_admin
+        .user_detail(admin, extension)
+        .await?;
     let user = UserView::from_row(&row);
     let form = form.unwrap_or_else(|| UserForm {
         extension: user.extension.clone(),
@@ -431,16 +398,16 @@ async fn render_user(
 
 async fn user_page(
     State(state): State<AppState>,
-    RequireAdmin(su): RequireAdmin,
+    RequireAdmin(admin): RequireAdmin,
     CsrfToken(csrf): CsrfToken,
     Path(extension): Path<String>,
     Query(q): Query<DoneQuery>,
 ) -> Result<Response, WebError> {
     render_user(
         &state,
-        &su,
+        &admin,
         csrf,
-        &extension,
+        &path_extension(&extension)?,
         StatusCode::OK,
         Shown {
             notice: notice_for(&q.done),
@@ -450,8 +417,8 @@ async fn user_page(
     .await
 }
 
-fn back_to(extension: &str, done: &str) -> Response {
-    Redirect::to(&format!("/admin/users/{extension}?done={done}")).into_response()
+fn back_to(extension: &Extension, done: &str) -> Response {
+    respond::back_to(&format!("/admin/users/{extension}"), done)
 }
 
 /// The extension from the path, if it is one (anything else cannot exist: 404).
@@ -461,7 +428,7 @@ fn path_extension(raw: &str) -> Result<Extension, WebError> {
 
 async fn update_user(
     State(state): State<AppState>,
-    RequireAdmin(su): RequireAdmin,
+    RequireAdmin(admin): RequireAdmin,
     CsrfToken(csrf): CsrfToken,
     Path(extension): Path<String>,
     ValidForm(form): ValidForm<UserForm>,
@@ -478,9 +445,9 @@ async fn update_user(
     let Some(fields) = fields else {
         return render_user(
             &state,
-            &su,
+            &admin,
             csrf,
-            extension.as_str(),
+            &extension,
             StatusCode::UNPROCESSABLE_ENTITY,
             Shown {
                 form: Some(shown),
@@ -491,20 +458,22 @@ async fn update_user(
         .await;
     };
     match state
-        .accounts
-        .admin_update_user(&su, extension.as_str(), &fields)
+        .services
+        .tenant_admin
+        .update_user(&admin, &extension, &fields)
         .await
     {
-        Ok(()) => Ok(back_to(extension.as_str(), "saved")),
-        Err(AdminError::LastAdmin) => {
+        Ok(()) => Ok(back_to(&extension, "saved")),
+        Err(ChangeError::NotFound) => Err(WebError::NotFound),
+        Err(ChangeError::LastAdmin) => {
             errors.role = Some(
                 "This is the tenant's only admin. Make another user an admin first.".to_owned(),
             );
             render_user(
                 &state,
-                &su,
+                &admin,
                 csrf,
-                extension.as_str(),
+                &extension,
                 StatusCode::CONFLICT,
                 Shown {
                     form: Some(shown),
@@ -514,7 +483,7 @@ async fn update_user(
             )
             .await
         }
-        Err(e) => Err(e.into()),
+        Err(ChangeError::Unexpected(e)) => Err(e.into()),
     }
 }
 
@@ -526,7 +495,7 @@ struct ResetFields {
 
 async fn reset_password(
     State(state): State<AppState>,
-    RequireAdmin(su): RequireAdmin,
+    RequireAdmin(admin): RequireAdmin,
     CsrfToken(csrf): CsrfToken,
     Path(extension): Path<String>,
     ValidForm(form): ValidForm<ResetFields>,
@@ -534,36 +503,38 @@ async fn reset_password(
     let extension = path_extension(&extension)?;
     match form.method.as_str() {
         "link" => match state
-            .accounts
-            .admin_send_reset_link(&su, extension.as_str())
+            .services
+            .tenant_admin
+            .send_reset_link(&admin, &extension)
             .await
         {
-            Ok(()) => Ok(back_to(extension.as_str(), "link")),
-            Err(AdminError::NoEmail) => {
+            Ok(()) => Ok(back_to(&extension, "link")),
+            Err(ResetLinkError::NotFound) => Err(WebError::NotFound),
+            Err(ResetLinkError::NoEmail) => {
                 let shown = Shown::error("This user has no email on file, so no link can be sent. Set a temporary password instead, or add an email first.".to_owned());
                 render_user(
                     &state,
-                    &su,
+                    &admin,
                     csrf,
-                    extension.as_str(),
+                    &extension,
                     StatusCode::CONFLICT,
                     shown,
                 )
                 .await
             }
-            Err(e) => Err(e.into()),
+            Err(ResetLinkError::Unexpected(e)) => Err(e.into()),
         },
         "temporary" => {
-            let password = state
-                .accounts
-                .admin_set_temporary_password(&su, extension.as_str())
+            let (username, password) = state
+                .services
+                .tenant_admin
+                .set_temporary_password(&admin, &extension)
                 .await?;
-            let detail = state.accounts.user_detail(&su, extension.as_str()).await?;
             Ok(html(
                 StatusCode::OK,
                 &PasswordShownPage {
-                    chrome: Chrome::signed_in(csrf, &su, "admin"),
-                    username: detail.row.user.username(),
+                    chrome: Chrome::signed_in(csrf, admin.session(), "admin"),
+                    username: username.to_string(),
                     password: password.expose().to_owned(),
                     created: false,
                 },
@@ -571,16 +542,20 @@ async fn reset_password(
         }
         _ => {
             // Check the target exists first, so a bad method never reveals anything.
-            state.accounts.user_detail(&su, extension.as_str()).await?;
+            state
+                .services
+                .tenant_admin
+                .user_detail(&admin, &extension)
+                .await?;
             let shown = Shown::error(
                 "Choose how to reset the password: a link by email, or a temporary password."
                     .to_owned(),
             );
             render_user(
                 &state,
-                &su,
+                &admin,
                 csrf,
-                extension.as_str(),
+                &extension,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 shown,
             )
@@ -594,79 +569,63 @@ struct NoFields {}
 
 async fn unlock(
     State(state): State<AppState>,
-    RequireAdmin(su): RequireAdmin,
-    Path(extension): Path<String>,
-    ValidForm(_): ValidForm<NoFields>,
-) -> Result<Response, WebError> {
-    let extension = path_extension(&extension)?;
-    state.accounts.admin_unlock(&su, extension.as_str()).await?;
-    Ok(back_to(extension.as_str(), "unlocked"))
-}
-
-async fn sign_out(
-    State(state): State<AppState>,
-    RequireAdmin(su): RequireAdmin,
+    RequireAdmin(admin): RequireAdmin,
     Path(extension): Path<String>,
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
     let extension = path_extension(&extension)?;
     state
-        .accounts
-        .admin_sign_out(&su, extension.as_str())
+        .services
+        .tenant_admin
+        .unlock(&admin, &extension)
         .await?;
-    Ok(back_to(extension.as_str(), "signed-out"))
+    Ok(back_to(&extension, "unlocked"))
+}
+
+async fn sign_out(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    Path(extension): Path<String>,
+    ValidForm(_): ValidForm<NoFields>,
+) -> Result<Response, WebError> {
+    let extension = path_extension(&extension)?;
+    state
+        .services
+        .tenant_admin
+        .sign_out_everywhere(&admin, &extension)
+        .await?;
+    Ok(back_to(&extension, "signed-out"))
 }
 
 async fn delete_user(
     State(state): State<AppState>,
-    RequireAdmin(su): RequireAdmin,
+    RequireAdmin(admin): RequireAdmin,
     CsrfToken(csrf): CsrfToken,
     Path(extension): Path<String>,
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
     let extension = path_extension(&extension)?;
     match state
-        .accounts
-        .admin_delete_user(&su, extension.as_str())
+        .services
+        .tenant_admin
+        .delete_user(&admin, &extension)
         .await
     {
         Ok(()) => Ok(Redirect::to(&format!("/admin/users?deleted={extension}")).into_response()),
-        Err(AdminError::LastAdmin) => {
+        Err(ChangeError::NotFound) => Err(WebError::NotFound),
+        Err(ChangeError::LastAdmin) => {
             let shown = Shown::error("This is the tenant's only admin and cannot be deleted. Make another user an admin first.".to_owned());
             render_user(
                 &state,
-                &su,
+                &admin,
                 csrf,
-                extension.as_str(),
+                &extension,
                 StatusCode::CONFLICT,
                 shown,
             )
             .await
         }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// An audit event as the audit tables show it (see `templates/audit_table.html`).
-pub(crate) struct EventView {
-    pub(crate) at: String,
-    pub(crate) kind: String,
-    pub(crate) actor: String,
-    pub(crate) subject: String,
-    pub(crate) client_addr: String,
-    pub(crate) detail: String,
-}
-
-impl EventView {
-    pub(crate) fn from_record(e: AuditRecord) -> EventView {
-        EventView {
-            at: utc(e.at),
-            kind: e.kind,
-            actor: e.actor.unwrap_or_default(),
-            subject: e.subject.unwrap_or_default(),
-            client_addr: e.client_addr.unwrap_or_default(),
-            detail: e.detail.unwrap_or_default(),
-        }
+        Err(ChangeError::Unexpected(e)) => Err(e.into()),
     }
 }
 
@@ -707,7 +666,7 @@ struct AuditQuery {
 
 async fn audit_page(
     State(state): State<AppState>,
-    RequireAdmin(su): RequireAdmin,
+    RequireAdmin(admin): RequireAdmin,
     CsrfToken(csrf): CsrfToken,
     Query(q): Query<AuditQuery>,
 ) -> Result<Response, WebError> {
@@ -720,20 +679,21 @@ async fn audit_page(
         kind: (!kind.is_empty()).then_some(kind),
     };
     let (events, total) = state
-        .accounts
-        .admin_audit_page(&su, &filter, page - 1)
+        .services
+        .tenant_admin
+        .audit_page(&admin, &filter, page - 1)
         .await?;
     let events = events.into_iter().map(EventView::from_record).collect();
     Ok(html(
         StatusCode::OK,
         &AuditPage {
-            chrome: Chrome::signed_in(csrf, &su, "admin"),
+            chrome: Chrome::signed_in(csrf, admin.session(), "admin"),
             events,
             kinds,
             user,
             kind: kind.to_owned(),
             page,
-            pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+            pages: page_count(total, PAGE_SIZE),
             total,
         },
     ))
@@ -747,33 +707,33 @@ struct ConfirmFields {
 
 async fn regenerate_sip_secret(
     State(state): State<AppState>,
-    RequireAdmin(su): RequireAdmin,
+    RequireAdmin(admin): RequireAdmin,
     CsrfToken(csrf): CsrfToken,
     Path(extension): Path<String>,
     ValidForm(form): ValidForm<ConfirmFields>,
 ) -> Result<Response, WebError> {
     let extension = path_extension(&extension)?;
     if form.confirm != "yes" {
-        state.accounts.user_detail(&su, extension.as_str()).await?;
         let shown = Shown::error(
             "Tick the box to confirm that every phone on this extension must be reprogrammed."
                 .to_owned(),
         );
         return render_user(
             &state,
-            &su,
+            &admin,
             csrf,
-            extension.as_str(),
+            &extension,
             StatusCode::UNPROCESSABLE_ENTITY,
             shown,
         )
         .await;
     }
     state
-        .accounts
-        .admin_regenerate_sip_secret(&su, extension.as_str())
+        .services
+        .tenant_admin
+        .regenerate_sip_secret(&admin, &extension)
         .await?;
-    Ok(back_to(extension.as_str(), "sip"))
+    Ok(back_to(&extension, "sip"))
 }
 
 #[derive(Deserialize)]
@@ -786,37 +746,37 @@ struct PinFields {
 
 async fn set_pin(
     State(state): State<AppState>,
-    RequireAdmin(su): RequireAdmin,
+    RequireAdmin(admin): RequireAdmin,
     CsrfToken(csrf): CsrfToken,
     Path(extension): Path<String>,
     ValidForm(form): ValidForm<PinFields>,
 ) -> Result<Response, WebError> {
     let extension = path_extension(&extension)?;
-    // Resolve the target first: another tenant's user is a 404 before any PIN rule runs.
-    state.accounts.user_detail(&su, extension.as_str()).await?;
     match state
-        .accounts
-        .admin_set_pin(&su, extension.as_str(), &form.new_pin, &form.confirm_pin)
+        .services
+        .tenant_admin
+        .set_pin(&admin, &extension, &form.new_pin, &form.confirm_pin)
         .await
     {
-        Ok(()) => Ok(back_to(extension.as_str(), "pin")),
-        Err(PhoneError::Pin { problem, mismatch }) => {
-            let message = problem
-                .map(|p| p.message())
-                .or(mismatch.then_some("The two PINs do not match."))
+        Ok(()) => Ok(back_to(&extension, "pin")),
+        Err(AdminPinError::NotFound) => Err(WebError::NotFound),
+        Err(AdminPinError::Rejected(r)) => {
+            let errors = PinErrors::rejected(r);
+            let message = errors
+                .new
+                .or(errors.confirm)
                 .unwrap_or("The PIN was not accepted.");
             let shown = Shown::error(format!("The voicemail PIN was not set: {message}"));
             render_user(
                 &state,
-                &su,
+                &admin,
                 csrf,
-                extension.as_str(),
+                &extension,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 shown,
             )
             .await
         }
-        Err(PhoneError::Unexpected(e)) => Err(e.into()),
-        Err(_) => Err(WebError::BadRequest),
+        Err(AdminPinError::Unexpected(e)) => Err(e.into()),
     }
 }

@@ -2,7 +2,7 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -10,13 +10,15 @@ use axum_extra::extract::CookieJar;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::settings::{password_change_outcome, PasswordErrors};
-use crate::accounts::{PasswordForm, SignInError};
 use crate::domain::Username;
+use crate::services::passwords::PasswordForm;
+use crate::services::sign_in::SignInError;
 use crate::web::extract::{
     safe_next, session_cookie, session_of, AnySession, ClientInfo, CsrfToken, ValidForm,
 };
+use crate::web::forms::{password_change_outcome, PasswordErrors};
 use crate::web::render::{html, Chrome};
+use crate::web::respond::{maybe_retry_after, refused_sign_in};
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
@@ -94,18 +96,6 @@ struct LoginFields {
     next: String,
 }
 
-fn minutes(d: std::time::Duration) -> u64 {
-    d.as_secs().div_ceil(60).max(1)
-}
-
-fn plural(n: u64) -> &'static str {
-    if n == 1 {
-        "minute"
-    } else {
-        "minutes"
-    }
-}
-
 async fn login(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -132,7 +122,8 @@ async fn login(
     page.username = username.to_string();
 
     match state
-        .accounts
+        .services
+        .sign_in
         .sign_in(&username, SecretString::from(form.password), client)
         .await
     {
@@ -147,74 +138,24 @@ async fn login(
             let jar = jar.add(session_cookie(&state, Some(signed_in.token)));
             Ok((jar, Redirect::to(&target)).into_response())
         }
+        Err(SignInError::Refused(r)) => {
+            let shown = refused_sign_in(r, "username");
+            page.error = Some(shown.message);
+            Ok(maybe_retry_after(
+                html(shown.status, &page),
+                shown.retry_after,
+            ))
+        }
+        Err(SignInError::TemporaryExpired) => {
+            page.error = Some(TEMPORARY_EXPIRED.to_owned());
+            Ok(html(StatusCode::UNAUTHORIZED, &page))
+        }
         Err(SignInError::Unexpected(e)) => Err(e.into()),
-        Err(refused) => {
-            let (status, message, retry) = sign_in_refusal(&refused, "username");
-            page.error = Some(message);
-            let response = html(status, &page);
-            Ok(match retry {
-                Some(s) => with_retry_after(response, s),
-                None => response,
-            })
-        }
     }
 }
 
-/// The status, message and `Retry-After` seconds for a refused sign-in; `what` names
-/// the sign-in name ("username", or "name" on the operator console).
-pub(crate) fn sign_in_refusal(e: &SignInError, what: &str) -> (StatusCode, String, Option<u64>) {
-    match e {
-        SignInError::InvalidCredentials => (
-            StatusCode::UNAUTHORIZED,
-            format!("That {what} and password do not match. Check both and try again."),
-            None,
-        ),
-        SignInError::TemporaryExpired => (
-            StatusCode::UNAUTHORIZED,
-            "Your temporary password has expired. Ask your administrator for a new one.".to_owned(),
-            None,
-        ),
-        SignInError::Locked { retry_after } => {
-            let m = minutes(*retry_after);
-            (
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "Too many failed sign-in attempts for this {what}. Try again in {m} {}.",
-                    plural(m)
-                ),
-                Some(retry_after.as_secs()),
-            )
-        }
-        SignInError::Throttled { retry_after } => {
-            let m = minutes(*retry_after);
-            (
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "Too many failed sign-ins from your network. Try again in {m} {}.",
-                    plural(m)
-                ),
-                Some(retry_after.as_secs()),
-            )
-        }
-        SignInError::Busy => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The portal is very busy right now. Please try again in a moment.".to_owned(),
-            Some(2),
-        ),
-        SignInError::Unexpected(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong. Please try again in a moment.".to_owned(),
-            None,
-        ),
-    }
-}
-
-pub(crate) fn with_retry_after(mut response: Response, seconds: u64) -> Response {
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-    response
-}
+const TEMPORARY_EXPIRED: &str =
+    "Your temporary password has expired. Ask your administrator for a new one.";
 
 #[derive(Deserialize)]
 struct Empty {}
@@ -227,7 +168,7 @@ async fn logout(
     ValidForm(_): ValidForm<Empty>,
 ) -> Result<Response, WebError> {
     if let Some(su) = session_of(&parts, &state).await? {
-        state.accounts.sign_out(&su, client).await?;
+        state.services.sessions.sign_out(&su, client).await?;
     }
     let jar = jar.add(session_cookie(&state, None));
     Ok((jar, Redirect::to("/login")).into_response())
@@ -249,7 +190,7 @@ async fn choose_password_form(AnySession(su): AnySession, CsrfToken(csrf): CsrfT
         StatusCode::OK,
         &ChoosePasswordPage {
             chrome: Chrome::signed_in(csrf, &su, ""),
-            username: su.user.username(),
+            username: su.user.username().to_string(),
             errors: PasswordErrors::default(),
         },
     )
@@ -275,7 +216,8 @@ async fn choose_password(
         return Ok(Redirect::to("/settings").into_response());
     }
     let outcome = state
-        .accounts
+        .services
+        .passwords
         .change_password(
             &su,
             PasswordForm {
@@ -295,7 +237,7 @@ async fn choose_password(
             status,
             &ChoosePasswordPage {
                 chrome: Chrome::signed_in(csrf, &su, ""),
-                username: su.user.username(),
+                username: su.user.username().to_string(),
                 errors,
             },
         )),

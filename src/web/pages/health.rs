@@ -12,11 +12,9 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn healthz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match state.accounts.store().ping().await {
-        Ok(()) => (StatusCode::OK, "ok\n"),
-        Err(e) => {
-            tracing::warn!(error = %e, "health check: database not answering");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
-        }
+    if state.services.sessions.database_answers().await {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
     }
 }

@@ -14,18 +14,25 @@ use axum_extra::extract::CookieJar;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::admin::EventView;
-use super::auth::{sign_in_refusal, with_retry_after};
-use crate::accounts::operators::{
-    CallerCheck, CallerView, NewTenantRequest, OperatorError, OperatorSession,
-};
-use crate::accounts::{ProvisionError, SignInError, PAGE_SIZE};
 use crate::domain::{DisplayName, Email, Extension, OperatorName, TenantCode};
 use crate::mail::compose::utc;
-use crate::web::extract::{
-    operator_cookie, operator_session_of, session_of, ClientInfo, CsrfToken, ValidForm,
+use crate::services::operator_console::{
+    ActError, CallerCheck, CallerView, NewTenantRequest, OperatorError, OperatorSession,
+    VerifyError,
 };
-use crate::web::render::{html, Chrome};
+use crate::services::provisioning::CreateTenantError;
+use crate::services::sign_in::SignInError;
+use crate::services::tenant_admin::PAGE_SIZE;
+use crate::services::Unexpected;
+use crate::store::UserId;
+use crate::web::extract::{
+    operator_cookie, operator_session_of, ClientInfo, CsrfToken, RequireOperator, ValidForm,
+};
+use crate::web::render::{html, Chrome, EventView};
+use crate::web::respond::{
+    self, clip, maybe_retry_after, page_count, refused_sign_in, DoneQuery, ListQuery,
+    BUSY_RETRY_AFTER,
+};
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
@@ -49,41 +56,20 @@ pub fn router() -> Router<AppState> {
         .route("/operator/audit", get(audit_page))
 }
 
-/// A signed-in operator. A customer portal session gets 403 (the consoles never cross);
-/// anyone else is sent to the operator sign-in.
-pub struct RequireOperator(pub OperatorSession);
-
-impl axum::extract::FromRequestParts<AppState> for RequireOperator {
-    type Rejection = Response;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        if let Some(os) = operator_session_of(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?
-        {
-            return Ok(RequireOperator(os));
-        }
-        match session_of(parts, state).await {
-            Ok(Some(_)) => Err(WebError::WrongConsole.into_response()),
-            Ok(None) => Err(Redirect::to("/operator/login").into_response()),
-            Err(e) => Err(e.into_response()),
-        }
-    }
-}
-
 impl From<OperatorError> for WebError {
     fn from(e: OperatorError) -> Self {
         match e {
             OperatorError::NotFound => WebError::NotFound,
             OperatorError::Unexpected(u) => WebError::Unexpected(u),
-            other => {
-                WebError::Unexpected(anyhow::anyhow!("unhandled operator outcome: {other}").into())
-            }
         }
     }
+}
+
+/// The tenant and admin a caller page is about, from its path; anything that cannot be
+/// one does not exist.
+fn caller_target(code: &str, id: i64) -> Result<(TenantCode, UserId), WebError> {
+    let code = TenantCode::parse(code).map_err(|_| WebError::NotFound)?;
+    Ok((code, UserId(id)))
 }
 
 // ---- sign-in -------------------------------------------------------------------------
@@ -135,7 +121,7 @@ async fn login(
 ) -> Result<Response, WebError> {
     let mut page = LoginPage {
         chrome: Chrome::operator_anonymous(csrf),
-        username: form.username.trim().chars().take(64).collect(),
+        username: clip(&form.username, 64),
         error: None,
         username_error: None,
         password_error: None,
@@ -152,24 +138,27 @@ async fn login(
         _ => return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page)),
     };
     match state
-        .accounts
-        .operator_sign_in(&name, SecretString::from(form.password), client)
+        .services
+        .operator_console
+        .sign_in(&name, SecretString::from(form.password), client)
         .await
     {
         Ok(token) => {
             let jar = jar.add(operator_cookie(&state, Some(token)));
             Ok((jar, Redirect::to("/operator/tenants")).into_response())
         }
-        Err(SignInError::Unexpected(e)) => Err(e.into()),
-        Err(refused) => {
-            let (status, message, retry) = sign_in_refusal(&refused, "name");
-            page.error = Some(message);
-            let response = html(status, &page);
-            Ok(match retry {
-                Some(s) => with_retry_after(response, s),
-                None => response,
-            })
+        Err(SignInError::Refused(r)) => {
+            let shown = refused_sign_in(r, "name");
+            page.error = Some(shown.message);
+            Ok(maybe_retry_after(
+                html(shown.status, &page),
+                shown.retry_after,
+            ))
         }
+        Err(SignInError::TemporaryExpired) => {
+            Err(Unexpected::invariant("operators have no temporary passwords").into())
+        }
+        Err(SignInError::Unexpected(e)) => Err(e.into()),
     }
 }
 
@@ -184,7 +173,11 @@ async fn logout(
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
     if let Some(os) = operator_session_of(&parts, &state).await? {
-        state.accounts.operator_sign_out(&os, client).await?;
+        state
+            .services
+            .operator_console
+            .sign_out(&os, client)
+            .await?;
     }
     let jar = jar.add(operator_cookie(&state, None));
     Ok((jar, Redirect::to("/operator/login")).into_response())
@@ -257,18 +250,6 @@ impl TenantsPage {
     }
 }
 
-#[derive(Default, Deserialize)]
-struct ListQuery {
-    #[serde(default)]
-    q: String,
-    #[serde(default)]
-    page: Option<i64>,
-}
-
-fn clip(s: &str, n: usize) -> String {
-    s.trim().chars().take(n).collect()
-}
-
 async fn render_tenants(
     state: &AppState,
     os: &OperatorSession,
@@ -279,15 +260,16 @@ async fn render_tenants(
     errors: TenantErrors,
 ) -> Result<Response, WebError> {
     let q = clip(&list.q, 64);
-    let page = list.page.unwrap_or(1).max(1);
+    let page = list.page_index() + 1;
     let (rows, total) = state
-        .accounts
-        .operator_tenants((!q.is_empty()).then_some(q.as_str()), page - 1)
+        .services
+        .operator_console
+        .tenants((!q.is_empty()).then_some(q.as_str()), page - 1)
         .await?;
     let rows = rows
         .into_iter()
         .map(|r| TenantRowView {
-            code: r.tenant.code,
+            code: r.tenant.code.to_string(),
             name: r.tenant.name,
             sip_domain: r.tenant.sip_domain,
             users: r.users,
@@ -300,7 +282,7 @@ async fn render_tenants(
             rows,
             q,
             page,
-            pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+            pages: page_count(total, PAGE_SIZE),
             total,
             form,
             errors,
@@ -373,7 +355,12 @@ async fn create_tenant(
     let status = match parsed {
         None => StatusCode::UNPROCESSABLE_ENTITY,
         Some(_) if errors.any() => StatusCode::UNPROCESSABLE_ENTITY,
-        Some(req) => match state.accounts.operator_create_tenant(&os, &req).await {
+        Some(req) => match state
+            .services
+            .operator_console
+            .create_tenant(&os, &req)
+            .await
+        {
             Ok(created) => {
                 return Ok(html(
                     StatusCode::OK,
@@ -381,7 +368,7 @@ async fn create_tenant(
                         chrome: Chrome::operator(csrf, &os, "tenants"),
                         tenant_code: req.code.to_string(),
                         tenant_name: req.name.as_str().to_owned(),
-                        admin_username: created.admin_username,
+                        admin_username: created.admin_username.to_string(),
                         admin_email: req.admin_email.map(|e| e.as_str().to_owned()),
                         temporary_password: created
                             .temporary_password
@@ -389,21 +376,16 @@ async fn create_tenant(
                     },
                 ))
             }
-            Err(ProvisionError::TenantExists(_)) => {
+            Err(CreateTenantError::TenantExists(_)) => {
                 errors.code = Some("A tenant with this Client ID already exists.".to_owned());
                 StatusCode::CONFLICT
             }
-            Err(ProvisionError::BadSipDomain) => {
+            Err(CreateTenantError::BadSipDomain) => {
                 errors.sip_domain =
                     Some("Enter a host name like sip.example.com, or leave it empty.".to_owned());
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Err(ProvisionError::Unexpected(e)) => return Err(e.into()),
-            Err(other) => {
-                return Err(WebError::Unexpected(
-                    anyhow::anyhow!("unhandled provisioning outcome: {other}").into(),
-                ))
-            }
+            Err(CreateTenantError::Unexpected(e)) => return Err(e.into()),
         },
     };
     render_tenants(
@@ -442,7 +424,8 @@ async fn tenant_page(
     CsrfToken(csrf): CsrfToken,
     Path(code): Path<String>,
 ) -> Result<Response, WebError> {
-    let view = state.accounts.operator_tenant(&code).await?;
+    let code = TenantCode::parse(&code).map_err(|_| WebError::NotFound)?;
+    let view = state.services.operator_console.tenant(&code).await?;
     let admins = view
         .admins
         .into_iter()
@@ -458,7 +441,7 @@ async fn tenant_page(
         StatusCode::OK,
         &TenantPage {
             chrome: Chrome::operator(csrf, &os, "tenants"),
-            code: view.tenant.code,
+            code: view.tenant.code.to_string(),
             name: view.tenant.name,
             sip_domain: view.tenant.sip_domain,
             admins,
@@ -498,10 +481,10 @@ fn email_hint(email: &str) -> String {
 }
 
 impl CallerPage {
-    fn new(csrf: String, os: &OperatorSession, code: &str, v: CallerView) -> CallerPage {
+    fn new(csrf: String, os: &OperatorSession, v: CallerView) -> CallerPage {
         CallerPage {
             chrome: Chrome::operator(csrf, os, "tenants"),
-            code: code.to_owned(),
+            code: v.tenant.code.to_string(),
             tenant_name: v.tenant.name,
             id: v.admin.user.id.0,
             admin_name: v.admin.user.name.clone(),
@@ -523,21 +506,19 @@ async fn caller_page_with(
     state: &AppState,
     os: &OperatorSession,
     csrf: String,
-    code: &str,
-    id: i64,
+    code: &TenantCode,
+    id: UserId,
     status: StatusCode,
     adjust: impl FnOnce(&mut CallerPage),
 ) -> Result<Response, WebError> {
-    let view = state.accounts.caller_view(os, code, id).await?;
-    let mut page = CallerPage::new(csrf, os, code, view);
+    let view = state
+        .services
+        .operator_console
+        .caller_view(os, code, id)
+        .await?;
+    let mut page = CallerPage::new(csrf, os, view);
     adjust(&mut page);
     Ok(html(status, &page))
-}
-
-#[derive(Deserialize)]
-struct DoneQuery {
-    #[serde(default)]
-    done: String,
 }
 
 async fn caller_page(
@@ -547,6 +528,7 @@ async fn caller_page(
     Path((code, id)): Path<(String, i64)>,
     Query(q): Query<DoneQuery>,
 ) -> Result<Response, WebError> {
+    let (code, id) = caller_target(&code, id)?;
     let notice = match q.done.as_str() {
         "verified" => {
             Some("The caller's answer matched. For the next 15 minutes you may act for this admin.")
@@ -563,8 +545,8 @@ async fn caller_page(
     .await
 }
 
-fn back_to(code: &str, id: i64, done: &str) -> Response {
-    Redirect::to(&format!("/operator/tenants/{code}/admins/{id}?done={done}")).into_response()
+fn back_to(code: &TenantCode, id: UserId, done: &str) -> Response {
+    respond::back_to(&format!("/operator/tenants/{code}/admins/{}", id.0), done)
 }
 
 #[derive(Deserialize)]
@@ -581,6 +563,7 @@ async fn verify(
     Path((code, id)): Path<(String, i64)>,
     ValidForm(form): ValidForm<AnswerFields>,
 ) -> Result<Response, WebError> {
+    let (code, id) = caller_target(&code, id)?;
     if form.answer.trim().is_empty() {
         return caller_page_with(
             &state,
@@ -594,7 +577,8 @@ async fn verify(
         .await;
     }
     let outcome = state
-        .accounts
+        .services
+        .operator_console
         .verify_caller(&os, &code, id, &form.answer, client)
         .await;
     let (status, message, retry): (StatusCode, String, Option<u64>) = match outcome {
@@ -607,31 +591,29 @@ async fn verify(
             ),
             None,
         ),
-        Err(OperatorError::TooManyTries { retry_after }) => (
+        Err(VerifyError::TooManyTries { retry_after }) => (
             StatusCode::TOO_MANY_REQUESTS,
             "No tries left for this admin. Ask the caller to call back later (in an hour); do not act on this call.".to_owned(),
             Some(retry_after.as_secs()),
         ),
-        Err(OperatorError::NoQuestion) => (
+        Err(VerifyError::NoQuestion) => (
             StatusCode::CONFLICT,
             "This admin has no security question on file, so the caller cannot be verified here.".to_owned(),
             None,
         ),
-        Err(OperatorError::Busy) => (
+        Err(VerifyError::Busy) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "The portal is very busy right now. Try again in a moment; this try was not counted.".to_owned(),
-            Some(2),
+            Some(BUSY_RETRY_AFTER),
         ),
-        Err(e) => return Err(e.into()),
+        Err(VerifyError::NotFound) => return Err(WebError::NotFound),
+        Err(VerifyError::Unexpected(e)) => return Err(e.into()),
     };
     let response = caller_page_with(&state, &os, csrf, &code, id, status, |p| {
         p.answer_error = Some(message)
     })
     .await?;
-    Ok(match retry {
-        Some(s) => with_retry_after(response, s),
-        None => response,
-    })
+    Ok(maybe_retry_after(response, retry))
 }
 
 /// The page for an action refused because the caller is not (or no longer) verified.
@@ -639,20 +621,21 @@ async fn refused(
     state: &AppState,
     os: &OperatorSession,
     csrf: String,
-    code: &str,
-    id: i64,
-    e: OperatorError,
+    code: &TenantCode,
+    id: UserId,
+    e: ActError,
 ) -> Result<Response, WebError> {
     let (status, message) = match e {
-        OperatorError::NotVerified => (
+        ActError::NotVerified => (
             StatusCode::FORBIDDEN,
             "Verify the caller first: this is only possible within 15 minutes of a matching answer.",
         ),
-        OperatorError::NoEmail => (
+        ActError::NoEmail => (
             StatusCode::CONFLICT,
             "This admin has no email on file, so no reset link can be sent. Another admin of the tenant can set a temporary password.",
         ),
-        other => return Err(other.into()),
+        ActError::NotFound => return Err(WebError::NotFound),
+        ActError::Unexpected(e) => return Err(e.into()),
     };
     caller_page_with(state, os, csrf, code, id, status, |p| {
         p.error = Some(message.to_owned())
@@ -668,12 +651,15 @@ async fn reveal(
     Path((code, id)): Path<(String, i64)>,
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
+    let (code, id) = caller_target(&code, id)?;
     match state
-        .accounts
+        .services
+        .operator_console
         .reveal_admin_identity(&os, &code, id, client)
         .await
     {
-        Ok(identity) => {
+        Ok((username, code_read_back)) => {
+            let identity = (username.to_string(), code_read_back.to_string());
             caller_page_with(&state, &os, csrf, &code, id, StatusCode::OK, |p| {
                 p.revealed = Some(identity)
             })
@@ -690,9 +676,11 @@ async fn send_reset_link(
     Path((code, id)): Path<(String, i64)>,
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
+    let (code, id) = caller_target(&code, id)?;
     match state
-        .accounts
-        .operator_send_reset_link(&os, &code, id)
+        .services
+        .operator_console
+        .send_reset_link(&os, &code, id)
         .await
     {
         Ok(()) => Ok(back_to(&code, id, "link")),
@@ -708,7 +696,13 @@ async fn unlock(
     Path((code, id)): Path<(String, i64)>,
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
-    match state.accounts.operator_unlock(&os, &code, id, client).await {
+    let (code, id) = caller_target(&code, id)?;
+    match state
+        .services
+        .operator_console
+        .unlock(&os, &code, id, client)
+        .await
+    {
         Ok(()) => Ok(back_to(&code, id, "unlocked")),
         Err(e) => refused(&state, &os, csrf, &code, id, e).await,
     }
@@ -739,14 +733,18 @@ async fn audit_page(
     Query(q): Query<PageQuery>,
 ) -> Result<Response, WebError> {
     let page = q.page.unwrap_or(1).max(1);
-    let (events, total) = state.accounts.provider_audit(page - 1).await?;
+    let (events, total) = state
+        .services
+        .operator_console
+        .provider_audit(page - 1)
+        .await?;
     Ok(html(
         StatusCode::OK,
         &AuditPage {
             chrome: Chrome::operator(csrf, &os, "audit"),
             events: events.into_iter().map(EventView::from_record).collect(),
             page,
-            pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+            pages: page_count(total, PAGE_SIZE),
             total,
         },
     ))

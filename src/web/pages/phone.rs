@@ -5,16 +5,16 @@
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use super::auth::with_retry_after;
-use crate::accounts::phone::PhoneError;
-use crate::accounts::SessionUser;
+use crate::services::phone::RevealError;
+use crate::services::SessionUser;
 use crate::web::extract::{ClientInfo, CsrfToken, CurrentUser, ValidForm};
 use crate::web::render::{html, Chrome};
+use crate::web::respond::{back_to, maybe_retry_after, refused_in_session, DoneQuery};
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
@@ -45,14 +45,14 @@ struct PhonePage {
 }
 
 async fn page(state: &AppState, su: &SessionUser, csrf: String) -> Result<PhonePage, WebError> {
-    let view = state.accounts.phone_view(su).await?;
+    let view = state.services.phone.view(su).await?;
     Ok(PhonePage {
         chrome: Chrome::signed_in(csrf, su, "phone"),
         name: su.user.name.clone(),
-        username: su.user.username(),
-        extension: su.user.extension.clone(),
+        username: su.user.username().to_string(),
+        extension: su.user.extension.to_string(),
         tenant_name: su.user.tenant_name.clone(),
-        tenant_code: su.user.tenant_code.clone(),
+        tenant_code: su.user.tenant_code.to_string(),
         role: if su.user.is_admin() {
             "Administrator"
         } else {
@@ -69,17 +69,11 @@ async fn page(state: &AppState, su: &SessionUser, csrf: String) -> Result<PhoneP
     })
 }
 
-#[derive(Deserialize)]
-struct PhoneQuery {
-    #[serde(default)]
-    done: String,
-}
-
 async fn phone_page(
     State(state): State<AppState>,
     CurrentUser(su): CurrentUser,
     CsrfToken(csrf): CsrfToken,
-    axum::extract::Query(q): axum::extract::Query<PhoneQuery>,
+    axum::extract::Query(q): axum::extract::Query<DoneQuery>,
 ) -> Result<Response, WebError> {
     let mut p = page(&state, &su, csrf).await?;
     if q.done == "regenerated" {
@@ -102,7 +96,8 @@ async fn reveal_sip_secret(
     ValidForm(form): ValidForm<RevealFields>,
 ) -> Result<Response, WebError> {
     let outcome = state
-        .accounts
+        .services
+        .phone
         .reveal_sip_secret(&su, Some(form.password.as_str()), client)
         .await;
     let mut p = page(&state, &su, csrf).await?;
@@ -111,36 +106,25 @@ async fn reveal_sip_secret(
             p.secret = Some(secret);
             (StatusCode::OK, None)
         }
-        Err(PhoneError::PasswordNeeded) => {
+        Err(RevealError::PasswordNeeded) => {
             p.error =
                 Some("To reveal the SIP secret, confirm your portal password first.".to_owned());
             (StatusCode::UNAUTHORIZED, None)
         }
-        Err(PhoneError::WrongPassword) => {
-            p.error = Some("That password is not right. The SIP secret stays hidden.".to_owned());
-            (StatusCode::UNAUTHORIZED, None)
+        Err(RevealError::Refused(r)) => {
+            let shown = refused_in_session(
+                r,
+                (
+                    StatusCode::UNAUTHORIZED,
+                    "That password is not right. The SIP secret stays hidden.",
+                ),
+            );
+            p.error = Some(shown.message);
+            (shown.status, shown.retry_after)
         }
-        Err(PhoneError::Locked { retry_after }) => {
-            let m = retry_after.as_secs().div_ceil(60).max(1);
-            p.error = Some(format!(
-                "Too many wrong passwords. Try again in {m} minute{}.",
-                if m == 1 { "" } else { "s" }
-            ));
-            (StatusCode::TOO_MANY_REQUESTS, Some(retry_after.as_secs()))
-        }
-        Err(PhoneError::Busy) => {
-            p.error =
-                Some("The portal is very busy right now. Please try again in a moment.".to_owned());
-            (StatusCode::SERVICE_UNAVAILABLE, Some(2))
-        }
-        Err(PhoneError::Pin { .. }) => return Err(WebError::BadRequest),
-        Err(PhoneError::Unexpected(e)) => return Err(e.into()),
+        Err(RevealError::Unexpected(e)) => return Err(e.into()),
     };
-    let response = html(status, &p);
-    Ok(match retry {
-        Some(s) => with_retry_after(response, s),
-        None => response,
-    })
+    Ok(maybe_retry_after(html(status, &p), retry))
 }
 
 #[derive(Deserialize)]
@@ -163,6 +147,6 @@ async fn regenerate_sip_secret(
         );
         return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &p));
     }
-    state.accounts.regenerate_sip_secret(&su).await?;
-    Ok(Redirect::to("/phone?done=regenerated").into_response())
+    state.services.phone.regenerate_sip_secret(&su).await?;
+    Ok(back_to("/phone", "regenerated"))
 }

@@ -9,11 +9,12 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
-use super::auth::with_retry_after;
-use crate::accounts::{Identifier, ResetError};
 use crate::mail::compose::human;
+use crate::services::recovery::{Identifier, ResetError};
 use crate::web::extract::{ClientInfo, CsrfToken, ValidForm};
+use crate::web::forms::PasswordErrors;
 use crate::web::render::{html, Chrome};
+use crate::web::respond::{busy, clip, maybe_retry_after};
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
@@ -68,7 +69,7 @@ async fn forgot(
         Err(_) => {
             let page = ForgotPage {
                 chrome: Chrome::anonymous(csrf),
-                identifier: form.identifier.trim().chars().take(254).collect(),
+                identifier: clip(&form.identifier, 254),
                 error: Some(
                     "Enter your username (like 201-wickedsprockets) or the email address on file."
                         .to_owned(),
@@ -80,12 +81,12 @@ async fn forgot(
     let usernames = form.action == "usernames";
     // The lookup and the queueing happen after the answer is sent, so the answer takes the
     // same time whether or not an account matched.
-    let accounts = state.accounts.clone();
+    let recovery = state.services.recovery.clone();
     tokio::spawn(async move {
         let done = if usernames {
-            accounts.request_usernames(&id, client).await
+            recovery.request_usernames(&id, client).await
         } else {
-            accounts.request_reset(&id, client).await
+            recovery.request_reset(&id, client).await
         };
         if let Err(e) = done {
             tracing::error!(error = format!("{e:#}"), "a recovery request failed");
@@ -109,7 +110,7 @@ struct ResetPage {
     username: String,
     email: String,
     email_error: Option<String>,
-    errors: super::settings::PasswordErrors,
+    errors: PasswordErrors,
 }
 
 #[derive(Template)]
@@ -147,7 +148,7 @@ async fn reset_form(
     CsrfToken(csrf): CsrfToken,
     Query(q): Query<ResetQuery>,
 ) -> Result<Response, WebError> {
-    let Some(link) = state.accounts.reset_link(&q.token).await? else {
+    let Some(link) = state.services.recovery.reset_link(&q.token).await? else {
         return Ok(invalid_link(csrf));
     };
     Ok(private(html(
@@ -182,7 +183,8 @@ async fn reset(
     ValidForm(form): ValidForm<ResetFields>,
 ) -> Result<Response, WebError> {
     let outcome = state
-        .accounts
+        .services
+        .recovery
         .complete_reset(
             &form.token,
             &form.email,
@@ -195,48 +197,42 @@ async fn reset(
         Ok(()) => return Ok(private(Redirect::to("/login?reset=done").into_response())),
         Err(ResetError::LinkInvalid) => return Ok(invalid_link(csrf)),
         Err(ResetError::Busy) => {
-            let errors = super::settings::PasswordErrors {
-                form: Some(
-                    "The portal is very busy right now. Please try again in a moment.".to_owned(),
-                ),
+            let shown = busy();
+            let errors = PasswordErrors {
+                form: Some(shown.message),
+                retry_after: shown.retry_after,
                 ..Default::default()
             };
-            (StatusCode::SERVICE_UNAVAILABLE, None, errors)
+            (shown.status, None, errors)
         }
         Err(ResetError::Form {
             email_wrong,
-            problems,
-            mismatch,
+            rejected,
         }) => {
-            let errors = super::settings::PasswordErrors {
-                new: problems.iter().map(|p| p.message()).collect(),
-                confirm: mismatch.then(|| "The two new passwords do not match.".to_owned()),
-                ..Default::default()
-            };
+            let errors = rejected
+                .as_ref()
+                .map(PasswordErrors::rejected)
+                .unwrap_or_default();
             let email_error = email_wrong
                 .then(|| "This is not the email address on file for this account.".to_owned());
             (StatusCode::UNPROCESSABLE_ENTITY, email_error, errors)
         }
         Err(ResetError::Unexpected(e)) => return Err(e.into()),
     };
-    let Some(link) = state.accounts.reset_link(&form.token).await? else {
+    let Some(link) = state.services.recovery.reset_link(&form.token).await? else {
         return Ok(invalid_link(csrf));
     };
-    let busy = status == StatusCode::SERVICE_UNAVAILABLE;
+    let retry_after = errors.retry_after;
     let response = private(html(
         status,
         &ResetPage {
             chrome: Chrome::anonymous(csrf),
             token: form.token,
             username: link.username,
-            email: form.email.trim().chars().take(254).collect(),
+            email: clip(&form.email, 254),
             email_error,
             errors,
         },
     ));
-    Ok(if busy {
-        with_retry_after(response, 2)
-    } else {
-        response
-    })
+    Ok(maybe_retry_after(response, retry_after))
 }

@@ -9,13 +9,16 @@ use axum::Router;
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-use super::auth::with_retry_after;
-use crate::accounts::phone::PhoneError;
-use crate::accounts::security::SecurityQuestionError;
-use crate::accounts::{ChangePasswordError, PasswordForm, SessionUser};
 use crate::domain::SUGGESTED_QUESTIONS;
+use crate::services::passwords::{ChangePasswordError, PasswordForm};
+use crate::services::phone::PinError;
+use crate::services::security_questions::SecurityQuestionError;
+use crate::services::tenant_admin::Admin;
+use crate::services::{Refusal, SessionUser};
 use crate::web::extract::{session_cookie, ClientInfo, CsrfToken, CurrentUser, ValidForm};
+use crate::web::forms::{password_change_outcome, PasswordErrors, PinErrors, WRONG_CURRENT};
 use crate::web::render::{html, Chrome};
+use crate::web::respond::{maybe_retry_after, refused_in_session};
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
@@ -24,65 +27,6 @@ pub fn router() -> Router<AppState> {
         .route("/settings/password", post(change_password))
         .route("/settings/pin", post(change_pin))
         .route("/settings/security-question", post(set_security_question))
-}
-
-/// Problems with a password form, each tied to its field.
-#[derive(Debug, Default)]
-pub struct PasswordErrors {
-    pub current: Option<String>,
-    pub new: Vec<&'static str>,
-    pub confirm: Option<String>,
-    pub form: Option<String>,
-    /// Seconds for a `Retry-After` header (locked or busy).
-    pub retry_after: Option<u64>,
-}
-
-impl PasswordErrors {
-    pub fn any(&self) -> bool {
-        self.current.is_some()
-            || !self.new.is_empty()
-            || self.confirm.is_some()
-            || self.form.is_some()
-    }
-}
-
-/// Turns a password change outcome into the new session token, or the status and errors
-/// to re-render the form with. Unexpected failures stay errors.
-pub fn password_change_outcome(
-    outcome: Result<String, ChangePasswordError>,
-) -> Result<Result<String, (StatusCode, PasswordErrors)>, WebError> {
-    let mut errors = PasswordErrors::default();
-    let status = match outcome {
-        Ok(token) => return Ok(Ok(token)),
-        Err(ChangePasswordError::Invalid { problems, mismatch }) => {
-            errors.new = problems.iter().map(|p| p.message()).collect();
-            if mismatch {
-                errors.confirm = Some("The two new passwords do not match.".to_owned());
-            }
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-        Err(ChangePasswordError::WrongCurrent) => {
-            errors.current = Some("Your current password is not right.".to_owned());
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-        Err(ChangePasswordError::Locked { retry_after }) => {
-            let m = retry_after.as_secs().div_ceil(60).max(1);
-            errors.form = Some(format!(
-                "Too many wrong passwords. Try again in {m} minute{}.",
-                if m == 1 { "" } else { "s" }
-            ));
-            errors.retry_after = Some(retry_after.as_secs());
-            StatusCode::TOO_MANY_REQUESTS
-        }
-        Err(ChangePasswordError::Busy) => {
-            errors.form =
-                Some("The portal is very busy right now. Please try again in a moment.".to_owned());
-            errors.retry_after = Some(2);
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-        Err(ChangePasswordError::Unexpected(e)) => return Err(e.into()),
-    };
-    Ok(Err((status, errors)))
 }
 
 #[derive(Template)]
@@ -119,13 +63,13 @@ async fn render_settings(
 ) -> Result<Response, WebError> {
     let is_admin = su.user.is_admin();
     let question = if is_admin {
-        state.accounts.security_question_of(su).await?
+        state.services.security_questions.question_of(su).await?
     } else {
         None
     };
     let mut page = SettingsPage {
         chrome: Chrome::signed_in(csrf, su, "settings"),
-        username: su.user.username(),
+        username: su.user.username().to_string(),
         saved: false,
         errors: PasswordErrors::default(),
         pin_saved: false,
@@ -139,23 +83,6 @@ async fn render_settings(
     };
     adjust(&mut page);
     Ok(html(status, &page))
-}
-
-/// Problems with the PIN form, each tied to its field.
-#[derive(Debug, Default)]
-pub struct PinErrors {
-    pub new: Option<&'static str>,
-    pub confirm: Option<&'static str>,
-}
-
-impl PinErrors {
-    /// The page's PIN errors for a rejected PIN.
-    pub fn from_outcome(problem: Option<crate::domain::PinProblem>, mismatch: bool) -> PinErrors {
-        PinErrors {
-            new: problem.map(|p| p.message()),
-            confirm: mismatch.then_some("The two PINs do not match."),
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -197,10 +124,11 @@ async fn change_password(
     ValidForm(form): ValidForm<ChangeFields>,
 ) -> Result<Response, WebError> {
     let outcome = if form.current_password.is_empty() {
-        Err(ChangePasswordError::WrongCurrent)
+        Err(ChangePasswordError::Refused(Refusal::WrongPassword))
     } else {
         state
-            .accounts
+            .services
+            .passwords
             .change_password(
                 &su,
                 PasswordForm {
@@ -221,10 +149,7 @@ async fn change_password(
             let retry = errors.retry_after;
             let response =
                 render_settings(&state, &su, csrf, status, |p| p.errors = errors).await?;
-            Ok(match retry {
-                Some(s) => with_retry_after(response, s),
-                None => response,
-            })
+            Ok(maybe_retry_after(response, retry))
         }
     }
 }
@@ -244,19 +169,19 @@ async fn change_pin(
     ValidForm(form): ValidForm<PinFields>,
 ) -> Result<Response, WebError> {
     match state
-        .accounts
+        .services
+        .phone
         .change_pin(&su, &form.new_pin, &form.confirm_pin)
         .await
     {
         Ok(()) => Ok(Redirect::to("/settings?saved=pin").into_response()),
-        Err(PhoneError::Pin { problem, mismatch }) => {
+        Err(PinError::Rejected(r)) => {
             render_settings(&state, &su, csrf, StatusCode::UNPROCESSABLE_ENTITY, |p| {
-                p.pin_errors = PinErrors::from_outcome(problem, mismatch)
+                p.pin_errors = PinErrors::rejected(r)
             })
             .await
         }
-        Err(PhoneError::Unexpected(e)) => Err(e.into()),
-        Err(_) => Err(WebError::BadRequest),
+        Err(PinError::Unexpected(e)) => Err(e.into()),
     }
 }
 
@@ -306,9 +231,9 @@ async fn set_security_question(
     CsrfToken(csrf): CsrfToken,
     ValidForm(form): ValidForm<QuestionFields>,
 ) -> Result<Response, WebError> {
-    if !su.user.is_admin() {
+    let Some(admin) = Admin::of(su) else {
         return Err(WebError::NotAllowed);
-    }
+    };
     let question = match form.choice.as_str() {
         "custom" => Some(form.custom_question.as_str()),
         n => n
@@ -319,11 +244,13 @@ async fn set_security_question(
     };
     let mut errors = QuestionErrors::default();
     let mut status = StatusCode::UNPROCESSABLE_ENTITY;
+    let mut retry_after = None;
     match question {
         None => errors.question = Some("Choose a question, or write your own.".to_owned()),
         Some(q) => match state
-            .accounts
-            .set_security_question(&su, q, &form.answer, &form.current_password, client)
+            .services
+            .security_questions
+            .set(&admin, q, &form.answer, &form.current_password, client)
             .await
         {
             Ok(()) => return Ok(Redirect::to("/settings?saved=question").into_response()),
@@ -331,24 +258,16 @@ async fn set_security_question(
                 errors.question = question;
                 errors.answer = answer;
             }
-            Err(SecurityQuestionError::WrongPassword) => {
-                errors.password = Some("Your current password is not right.".to_owned());
+            Err(SecurityQuestionError::Refused(Refusal::WrongPassword)) => {
+                errors.password = Some(WRONG_CURRENT.to_owned());
             }
-            Err(SecurityQuestionError::Locked { retry_after }) => {
-                let m = retry_after.as_secs().div_ceil(60).max(1);
-                errors.form = Some(format!(
-                    "Too many wrong passwords. Try again in {m} minute{}.",
-                    if m == 1 { "" } else { "s" }
-                ));
-                status = StatusCode::TOO_MANY_REQUESTS;
+            Err(SecurityQuestionError::Refused(r)) => {
+                let shown =
+                    refused_in_session(r, (StatusCode::UNPROCESSABLE_ENTITY, WRONG_CURRENT));
+                errors.form = Some(shown.message);
+                status = shown.status;
+                retry_after = shown.retry_after;
             }
-            Err(SecurityQuestionError::Busy) => {
-                errors.form = Some(
-                    "The portal is very busy right now. Please try again in a moment.".to_owned(),
-                );
-                status = StatusCode::SERVICE_UNAVAILABLE;
-            }
-            Err(SecurityQuestionError::NotAdmin) => return Err(WebError::NotAllowed),
             Err(SecurityQuestionError::Unexpected(e)) => return Err(e.into()),
         },
     }
@@ -356,9 +275,10 @@ async fn set_security_question(
         choice: form.choice.chars().take(8).collect(),
         custom_question: form.custom_question.chars().take(200).collect(),
     };
-    render_settings(&state, &su, csrf, status, |p| {
+    let response = render_settings(&state, admin.session(), csrf, status, |p| {
         p.question_form = typed;
         p.question_errors = errors;
     })
-    .await
+    .await?;
+    Ok(maybe_retry_after(response, retry_after))
 }

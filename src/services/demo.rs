@@ -4,18 +4,25 @@
 use rand::Rng;
 use url::Url;
 
-use super::{generate_temporary_password, Accounts, ProvisionError};
-use crate::domain::{DisplayName, Email, Role, TenantCode, Username, SUGGESTED_QUESTIONS};
+use super::passwords::generate_temporary_password;
+use super::provisioning::ProvisionError;
+use super::{Services, Unexpected};
+use crate::domain::{
+    DisplayName, DomainError, Email, Extension, Role, SecurityAnswer, SecurityQuestion, TenantCode,
+    Username, SUGGESTED_QUESTIONS,
+};
 
 pub const TENANT: &str = "wickedsprockets";
 
 /// Creates what is missing and prints how to sign in.
-pub async fn ensure(accounts: &Accounts, public_url: &Url) -> Result<(), ProvisionError> {
-    let code = TenantCode::parse(TENANT)
-        .map_err(|e| ProvisionError::Unexpected(anyhow::anyhow!(e).into()))?;
-    if accounts.store().tenant_by_code(TENANT).await?.is_none() {
-        let name = display("Wicked Sprockets")?;
-        accounts.create_tenant(&code, &name, None, "demo").await?;
+pub async fn ensure(services: &Services, public_url: &Url) -> Result<(), ProvisionError> {
+    let provisioning = &services.provisioning;
+    let code = TenantCode::parse(TENANT).map_err(fixed)?;
+    if !provisioning.tenant_exists(&code).await? {
+        let name = DisplayName::parse("Wicked Sprockets").map_err(fixed)?;
+        provisioning
+            .create_tenant(&code, &name, None, "demo")
+            .await?;
     }
     println!("Dialtone demo — open {public_url}login");
     for (extension, name, email, role) in [
@@ -32,21 +39,18 @@ pub async fn ensure(accounts: &Accounts, public_url: &Url) -> Result<(), Provisi
             Role::User,
         ),
     ] {
-        let username = Username::parse(&format!("{extension}-{TENANT}"))
-            .map_err(|e| ProvisionError::Unexpected(anyhow::anyhow!(e).into()))?;
-        let existing = accounts.store().user_by_username(TENANT, extension).await?;
-        if existing.is_some() {
+        let username = Username::new(Extension::parse(extension).map_err(fixed)?, code.clone());
+        if provisioning.user(&username).await?.is_some() {
             println!("  {username}: created earlier; use the password printed then");
             continue;
         }
         let password = generate_temporary_password(&username);
-        let email = Email::parse(email)
-            .map_err(|e| ProvisionError::Unexpected(anyhow::anyhow!(e).into()))?;
+        let email = Email::parse(email).map_err(fixed)?;
         let shown = password.expose().to_owned();
-        let (id, _) = accounts
+        let (id, _) = provisioning
             .create_user(
                 &username,
-                &display(name)?,
+                &DisplayName::parse(name).map_err(fixed)?,
                 Some(&email),
                 role,
                 Some(password),
@@ -56,8 +60,19 @@ pub async fn ensure(accounts: &Accounts, public_url: &Url) -> Result<(), Provisi
         println!("  {username} ({}) password: {shown}", role.as_str());
         if role == Role::Admin {
             let answer = demo_answer();
-            accounts
-                .set_security_question_unchecked(id, SUGGESTED_QUESTIONS[0], &answer, "demo")
+            let admin = provisioning
+                .user(&username)
+                .await?
+                .filter(|u| u.id == id)
+                .ok_or_else(|| Unexpected::invariant("the demo admin is gone"))?;
+            services
+                .security_questions
+                .set_by_provider(
+                    &admin,
+                    &SecurityQuestion::parse(SUGGESTED_QUESTIONS[0]).map_err(fixed)?,
+                    &SecurityAnswer::parse(&answer).map_err(fixed)?,
+                    "demo",
+                )
                 .await?;
             println!(
                 "  {username} security question: \"{}\" answer: {answer}",
@@ -82,6 +97,7 @@ fn demo_answer() -> String {
     )
 }
 
-fn display(name: &str) -> Result<DisplayName, ProvisionError> {
-    DisplayName::parse(name).map_err(|e| ProvisionError::Unexpected(anyhow::anyhow!(e).into()))
+/// The demo's own fixed values are valid; one that is not is a bug here, not the user's.
+fn fixed(e: DomainError) -> Unexpected {
+    Unexpected(anyhow::Error::new(e).context("a demo value"))
 }

@@ -7,14 +7,21 @@ use std::ops::Range;
 
 use secrecy::SecretString;
 
-use super::{Accounts, ProvisionError, Unexpected};
-use crate::domain::{DisplayName, NewPassword, TenantCode};
+use super::device_secrets::{generate_sip_secret, seal_sip_secret};
+use super::provisioning::CreateUserError;
+use super::{service, Unexpected};
+use crate::domain::{DisplayName, Extension, NewPassword, Role, TenantCode};
 use crate::store::NewUser;
 
 /// Users built and written per transaction.
 const CHUNK: u64 = 10_000;
 
-impl Accounts {
+service!(
+    /// Seeding many users at once.
+    BulkLoad
+);
+
+impl BulkLoad {
     /// Creates the users `{n}-{tenant}` for every `n` in `extensions`, role "user", named
     /// `{name} {n}`, all with `password`. Returns how many were created.
     pub async fn seed_users(
@@ -23,29 +30,32 @@ impl Accounts {
         extensions: Range<u64>,
         name: &DisplayName,
         password: &NewPassword,
-    ) -> Result<u64, ProvisionError> {
-        let tenant = self
+    ) -> Result<u64, CreateUserError> {
+        let ctx = &self.ctx;
+        let tenant = ctx
             .store
-            .tenant_by_code(tenant.as_str())
+            .tenant_by_code(tenant)
             .await?
-            .ok_or_else(|| ProvisionError::NoSuchTenant(tenant.to_string()))?;
-        let hash = self
+            .ok_or_else(|| CreateUserError::NoSuchTenant(tenant.clone()))?;
+        let hash = ctx
             .hasher
             .hash(SecretString::from(password.expose().to_owned()))
             .await
             .map_err(Unexpected::from)?;
-        let sip = super::phone::generate_sip_secret();
+        let sip = generate_sip_secret();
         let mut created = 0;
         let mut start = extensions.start;
         while start < extensions.end {
             let end = extensions.end.min(start.saturating_add(CHUNK));
-            let rows: Vec<(String, String, Vec<u8>)> = (start..end)
+            let rows = (start..end)
                 .map(|n| {
-                    let ext = n.to_string();
-                    let sealed = self.seal_sip_secret(tenant.id, &ext, &sip);
-                    (ext, format!("{} {n}", name.as_str()), sealed)
+                    let ext = Extension::parse(&n.to_string()).map_err(|_| {
+                        Unexpected::invariant("a seeded extension is not 1-10 digits")
+                    })?;
+                    let sealed = seal_sip_secret(ctx, tenant.id, &ext, &sip);
+                    Ok((ext, format!("{} {n}", name.as_str()), sealed))
                 })
-                .collect();
+                .collect::<Result<Vec<(Extension, String, Vec<u8>)>, Unexpected>>()?;
             let users: Vec<NewUser<'_>> = rows
                 .iter()
                 .map(|(ext, display, sealed)| NewUser {
@@ -53,17 +63,17 @@ impl Accounts {
                     extension: ext,
                     name: display,
                     email: None,
-                    role: "user",
+                    role: Role::User,
                     password_hash: &hash,
                     password_expires_at: None,
                     sip_secret: Some(sealed),
                 })
                 .collect();
-            self.store.insert_users_bulk(&users, self.now()).await?;
+            ctx.store.insert_users_bulk(&users, ctx.now()).await?;
             created += end - start;
             start = end;
         }
-        self.store.settle_after_bulk_load().await?;
+        ctx.store.settle_after_bulk_load().await?;
         Ok(created)
     }
 }

@@ -8,10 +8,14 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::provisioning::ProvisionError;
+use super::guard::{Counted, Refusal, CALLER_TRIES, CALLER_TRIES_WINDOW};
+use super::provisioning::{CreateTenantError, CreateUserError, Provisioning};
+use super::recovery::{send_link_for, NoEmailOnFile};
 use super::sessions::Liveness;
-use super::{user_key, Accounts, AdminError, Client, SignInError, Unexpected, PAGE_SIZE};
-use crate::audit::{Event, EventKind};
+use super::sign_in::SignInError;
+use super::tenant_admin::PAGE_SIZE;
+use super::{service, Client, Unexpected};
+use crate::audit::{operator_actor, Event, EventKind};
 use crate::auth::token;
 use crate::clock::Timestamp;
 use crate::domain::{
@@ -20,15 +24,11 @@ use crate::domain::{
 };
 use crate::store::{
     AdminRow, AuditRecord, OperatorRecord, OperatorSessionRecord, StoreError, Tenant,
-    TenantListRow, UserId, UserRecord,
+    TenantListRow, ThrottleKey, UserId, UserRecord,
 };
 
 /// How long after a caller's answer matched the operator may act for that admin.
 pub const VERIFIED_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Tries at a caller's answer per admin, across operators, before a pause of…
-pub const CALLER_TRIES: i64 = 3;
-/// …an hour without tries.
-pub const CALLER_TRIES_WINDOW: Duration = Duration::from_secs(3600);
 
 /// A live operator session and its operator.
 #[derive(Debug, Clone)]
@@ -44,31 +44,44 @@ impl OperatorSession {
     }
 }
 
-/// An operator's name in audit logs and as their sign-in throttle key: `operator:NAME`,
-/// which no tenant username can be.
-fn operator_actor(name: &str) -> String {
-    format!("operator:{name}")
-}
-
+/// No such tenant, or no such admin in it; or a fault.
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
-    /// No such tenant, or no such admin in it.
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+/// Why a try at a caller's answer gave no verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
     #[error("not found")]
     NotFound,
     /// The admin has no security question, so a caller cannot be verified.
     #[error("no security question")]
     NoQuestion,
-    /// No matching answer from this operator in the last 15 minutes.
-    #[error("caller not verified")]
-    NotVerified,
     /// The admin's tries are used up; call back later.
     #[error("too many tries")]
     TooManyTries { retry_after: Duration },
+    /// The hashing pool is full; the try was given back.
+    #[error("busy")]
+    Busy,
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+/// Why an action for a verified caller was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ActError {
+    #[error("not found")]
+    NotFound,
+    /// No matching answer from this operator in the last 15 minutes.
+    #[error("caller not verified")]
+    NotVerified,
     /// No email on file to send a reset link to.
     #[error("no email on file")]
     NoEmail,
-    #[error("busy")]
-    Busy,
     #[error(transparent)]
     Unexpected(#[from] Unexpected),
 }
@@ -76,6 +89,30 @@ pub enum OperatorError {
 impl From<StoreError> for OperatorError {
     fn from(e: StoreError) -> Self {
         OperatorError::Unexpected(e.into())
+    }
+}
+
+impl From<StoreError> for VerifyError {
+    fn from(e: StoreError) -> Self {
+        VerifyError::Unexpected(e.into())
+    }
+}
+
+impl From<OperatorError> for VerifyError {
+    fn from(e: OperatorError) -> Self {
+        match e {
+            OperatorError::NotFound => VerifyError::NotFound,
+            OperatorError::Unexpected(u) => VerifyError::Unexpected(u),
+        }
+    }
+}
+
+impl From<OperatorError> for ActError {
+    fn from(e: OperatorError) -> Self {
+        match e {
+            OperatorError::NotFound => ActError::NotFound,
+            OperatorError::Unexpected(u) => ActError::Unexpected(u),
+        }
     }
 }
 
@@ -117,128 +154,154 @@ pub struct NewTenantRequest {
 /// The first admin of a new tenant: a reset link went to their email, or (without one)
 /// this temporary password is shown once.
 pub struct CreatedTenant {
-    pub admin_username: String,
+    pub admin_username: Username,
     pub temporary_password: Option<NewPassword>,
 }
 
-impl Accounts {
+service!(
+    /// The provider's operator console.
+    OperatorConsole
+);
+
+impl OperatorConsole {
     /// Signs an operator in: the same lockout, address slow-down, bounded hashing and
     /// dummy hash as a tenant sign-in. Returns the new session's cookie value.
-    pub async fn operator_sign_in(
+    pub async fn sign_in(
         &self,
         name: &OperatorName,
         password: SecretString,
         client: Client,
     ) -> Result<String, SignInError> {
-        let admitted = self.hasher.admit().map_err(|_| SignInError::Busy)?;
-        let operator = self.store.operator_by_name(name.as_str()).await?;
-        let actor = operator_actor(name.as_str());
+        let ctx = &self.ctx;
+        let admitted = ctx
+            .hasher
+            .admit()
+            .map_err(|_| SignInError::Refused(Refusal::Busy))?;
+        let operator = ctx.store.operator_by_name(name).await?;
+        let actor = operator_actor(name);
         let addr = client.addr_string();
         let event = |kind| Event {
             actor: Some(actor.as_str()),
             client_addr: addr.as_deref(),
             ..Event::new(kind)
         };
-        self.check_password_guarded(
-            admitted,
-            &actor,
-            operator.as_ref().map(|o| o.password_hash.as_str()),
-            &password,
-            client,
-            &event,
-        )
-        .await?;
+        let key = ThrottleKey::operator(name);
+        let guard = ctx.guard();
+        guard
+            .check_sign_in(
+                admitted,
+                &key,
+                operator.as_ref().map(|o| o.password_hash.as_str()),
+                &password,
+                client,
+                &event,
+            )
+            .await?
+            .map_err(SignInError::Refused)?;
         let Some(operator) = operator else {
-            return Err(SignInError::InvalidCredentials);
+            return Err(SignInError::Refused(Refusal::WrongPassword));
         };
-        self.store.throttle_clear(&actor).await?;
+        guard.unlock(&key).await?;
         let token = token::random_token();
-        self.store
-            .insert_operator_session(&token::token_hash(&token), operator.id, self.now())
+        ctx.store
+            .insert_operator_session(&token::token_hash(&token), operator.id, ctx.now())
             .await?;
-        self.audit(event(EventKind::SignInOk)).await?;
+        ctx.audit(event(EventKind::SignInOk)).await?;
         Ok(token)
     }
 
     /// The operator session behind a cookie value, if it is live; slides its idle timer.
-    pub async fn operator_authenticate(
-        &self,
-        cookie: &str,
-    ) -> Result<Option<OperatorSession>, Unexpected> {
+    pub async fn authenticate(&self, cookie: &str) -> Result<Option<OperatorSession>, Unexpected> {
         if !token::looks_like_token(cookie) {
             return Ok(None);
         }
-        let Some((session, operator)) = self
+        let ctx = &self.ctx;
+        let Some((session, operator)) = ctx
             .store
             .operator_session(&token::token_hash(cookie))
             .await?
         else {
             return Ok(None);
         };
-        let now = self.now();
-        match self.liveness(session.created_at, session.last_seen_at, now) {
+        let now = ctx.now();
+        match ctx
+            .policy
+            .liveness(session.created_at, session.last_seen_at, now)
+        {
             Liveness::Ended => {
-                self.store.delete_operator_session(session.id).await?;
+                ctx.store.delete_operator_session(session.id).await?;
                 return Ok(None);
             }
             Liveness::Live { slide: true } => {
-                self.store.touch_operator_session(session.id, now).await?
+                if !ctx.store.touch_operator_session(session.id, now).await? {
+                    return Ok(None);
+                }
             }
             Liveness::Live { slide: false } => {}
         }
         Ok(Some(OperatorSession { session, operator }))
     }
 
-    pub async fn operator_sign_out(
-        &self,
-        os: &OperatorSession,
-        client: Client,
-    ) -> Result<(), Unexpected> {
-        self.store.delete_operator_session(os.session.id).await?;
+    pub async fn sign_out(&self, os: &OperatorSession, client: Client) -> Result<(), Unexpected> {
+        self.ctx
+            .store
+            .delete_operator_session(os.session.id)
+            .await?;
         let actor = os.actor();
         let addr = client.addr_string();
-        self.audit(Event {
-            actor: Some(&actor),
-            client_addr: addr.as_deref(),
-            ..Event::new(EventKind::SignOut)
-        })
-        .await
+        self.ctx
+            .audit(Event {
+                actor: Some(&actor),
+                client_addr: addr.as_deref(),
+                ..Event::new(EventKind::SignOut)
+            })
+            .await
     }
 
     /// One page of tenants, searched by Client ID or name.
-    pub async fn operator_tenants(
+    pub async fn tenants(
         &self,
         search: Option<&str>,
         page: i64,
     ) -> Result<(Vec<TenantListRow>, i64), Unexpected> {
         let offset = page.max(0).saturating_mul(PAGE_SIZE);
-        Ok(self.store.list_tenants(search, PAGE_SIZE, offset).await?)
+        Ok(self
+            .ctx
+            .store
+            .list_tenants(search, PAGE_SIZE, offset)
+            .await?)
     }
 
-    /// A tenant (by Client ID as typed in a link) and its admins.
-    pub async fn operator_tenant(&self, code: &str) -> Result<TenantView, OperatorError> {
-        let code = TenantCode::parse(code).map_err(|_| OperatorError::NotFound)?;
+    /// A tenant and its admins.
+    pub async fn tenant(&self, code: &TenantCode) -> Result<TenantView, OperatorError> {
         let tenant = self
+            .ctx
             .store
-            .tenant_by_code(code.as_str())
+            .tenant_by_code(code)
             .await?
             .ok_or(OperatorError::NotFound)?;
-        let admins = self.store.tenant_admins(tenant.id, self.now()).await?;
+        let admins = self
+            .ctx
+            .store
+            .tenant_admins(tenant.id, self.ctx.now())
+            .await?;
         Ok(TenantView { tenant, admins })
     }
 
     /// Creates a tenant and its first admin. With an email the admin is mailed a reset
     /// link to choose a password; without one a temporary password is returned, once.
-    pub async fn operator_create_tenant(
+    pub async fn create_tenant(
         &self,
         os: &OperatorSession,
         req: &NewTenantRequest,
-    ) -> Result<CreatedTenant, ProvisionError> {
+    ) -> Result<CreatedTenant, CreateTenantError> {
         let actor = os.actor();
-        self.create_tenant(&req.code, &req.name, req.sip_domain.as_deref(), &actor)
+        let provisioning = Provisioning::new(self.ctx.clone());
+        provisioning
+            .create_tenant(&req.code, &req.name, req.sip_domain.as_deref(), &actor)
             .await?;
         let username = Username::new(req.admin_extension.clone(), req.code.clone());
-        let (id, temporary) = self
+        let (id, temporary) = match provisioning
             .create_user(
                 &username,
                 &req.admin_name,
@@ -247,27 +310,38 @@ impl Accounts {
                 None,
                 &actor,
             )
-            .await?;
+            .await
+        {
+            Ok(created) => created,
+            Err(CreateUserError::NoSuchTenant(_)) => {
+                return Err(Unexpected::invariant("the new tenant is gone").into())
+            }
+            Err(CreateUserError::UserExists(_)) => {
+                return Err(Unexpected::invariant("a new tenant already has users").into())
+            }
+            Err(CreateUserError::Unexpected(e)) => return Err(e.into()),
+        };
         if req.admin_email.is_none() {
             return Ok(CreatedTenant {
-                admin_username: username.to_string(),
+                admin_username: username,
                 temporary_password: temporary,
             });
         }
         // The generated password is never shown: the admin chooses one from the link.
         let user = self
+            .ctx
             .store
             .user_by_id(id)
             .await?
-            .ok_or_else(|| Unexpected(anyhow::anyhow!("new admin vanished")))?;
-        self.send_reset_link(user, &actor)
-            .await
-            .map_err(|e| match e {
-                AdminError::Unexpected(u) => ProvisionError::Unexpected(u),
-                other => ProvisionError::Unexpected(Unexpected(anyhow::anyhow!("{other}"))),
-            })?;
+            .ok_or_else(|| Unexpected::invariant("the new admin is gone"))?;
+        match send_link_for(&self.ctx, user, &actor).await? {
+            Ok(()) => {}
+            Err(NoEmailOnFile) => {
+                return Err(Unexpected::invariant("the new admin's email is gone").into())
+            }
+        }
         Ok(CreatedTenant {
-            admin_username: username.to_string(),
+            admin_username: username,
             temporary_password: None,
         })
     }
@@ -275,20 +349,16 @@ impl Accounts {
     /// The admin `admin_id` of the tenant `code`, with their question and lock state.
     async fn claimed_admin(
         &self,
-        code: &str,
-        admin_id: i64,
+        code: &TenantCode,
+        admin_id: UserId,
     ) -> Result<(Tenant, AdminRow), OperatorError> {
-        let view = self.operator_tenant(code).await?;
+        let view = self.tenant(code).await?;
         let admin = view
             .admins
             .into_iter()
-            .find(|a| a.user.id == UserId(admin_id))
+            .find(|a| a.user.id == admin_id)
             .ok_or(OperatorError::NotFound)?;
         Ok((view.tenant, admin))
-    }
-
-    fn tries_key(user: &UserRecord) -> String {
-        format!("caller:{}", user.id.0)
     }
 
     /// Until when this operator may act for this admin, if a caller matched lately.
@@ -297,8 +367,9 @@ impl Accounts {
         os: &OperatorSession,
         user: &UserRecord,
     ) -> Result<Option<Timestamp>, OperatorError> {
-        let now = self.now();
+        let now = self.ctx.now();
         Ok(self
+            .ctx
             .store
             .last_caller_verification(os.operator.id, user.id)
             .await?
@@ -310,16 +381,16 @@ impl Accounts {
     pub async fn caller_view(
         &self,
         os: &OperatorSession,
-        code: &str,
-        admin_id: i64,
+        code: &TenantCode,
+        admin_id: UserId,
     ) -> Result<CallerView, OperatorError> {
         let (tenant, admin) = self.claimed_admin(code, admin_id).await?;
-        let now = self.now();
         let used = self
-            .store
-            .throttle_attempts(
-                &Self::tries_key(&admin.user),
-                now.minus(CALLER_TRIES_WINDOW),
+            .ctx
+            .guard()
+            .tries_used(
+                &ThrottleKey::caller_tries(admin.user.id),
+                CALLER_TRIES_WINDOW,
             )
             .await?;
         let verified_until = self.verified_until(os, &admin.user).await?;
@@ -331,7 +402,7 @@ impl Accounts {
         })
     }
 
-    async fn operator_audit(
+    async fn audit(
         &self,
         os: &OperatorSession,
         kind: EventKind,
@@ -340,17 +411,18 @@ impl Accounts {
         detail: Option<&str>,
     ) -> Result<(), Unexpected> {
         let actor = os.actor();
-        let subject = user.username();
+        let subject = user.username().to_string();
         let addr = client.addr_string();
-        self.audit(Event {
-            tenant: Some(user.tenant_id),
-            actor: Some(&actor),
-            subject: Some(&subject),
-            client_addr: addr.as_deref(),
-            detail,
-            ..Event::new(kind)
-        })
-        .await
+        self.ctx
+            .audit(Event {
+                tenant: Some(user.tenant_id),
+                actor: Some(&actor),
+                subject: Some(&subject),
+                client_addr: addr.as_deref(),
+                detail,
+                ..Event::new(kind)
+            })
+            .await
     }
 
     /// Checks the answer a caller gave against the admin's stored one. Three tries per
@@ -358,39 +430,40 @@ impl Accounts {
     pub async fn verify_caller(
         &self,
         os: &OperatorSession,
-        code: &str,
-        admin_id: i64,
+        code: &TenantCode,
+        admin_id: UserId,
         answer: &str,
         client: Client,
-    ) -> Result<CallerCheck, OperatorError> {
+    ) -> Result<CallerCheck, VerifyError> {
         let (_, admin) = self.claimed_admin(code, admin_id).await?;
         let user = &admin.user;
         let stored = self
+            .ctx
             .store
             .security_question(user.id)
             .await?
-            .ok_or(OperatorError::NoQuestion)?;
-        let now = self.now();
-        let key = Self::tries_key(user);
-        let state = self
-            .store
-            .throttle_count(&key, now, CALLER_TRIES_WINDOW)
-            .await?;
-        if state.attempts > CALLER_TRIES {
-            self.operator_audit(
-                os,
-                EventKind::CallerRefused,
-                user,
-                client,
-                Some("no tries left; caller told to call back later"),
-            )
-            .await?;
-            return Err(OperatorError::TooManyTries {
-                retry_after: CALLER_TRIES_WINDOW,
-            });
-        }
+            .ok_or(VerifyError::NoQuestion)?;
+        let key = ThrottleKey::caller_tries(user.id);
+        let guard = self.ctx.guard();
+        let attempts = match guard.count(&key, CALLER_TRIES, CALLER_TRIES_WINDOW).await? {
+            Counted::Within { attempts } => attempts,
+            Counted::Over => {
+                self.audit(
+                    os,
+                    EventKind::CallerRefused,
+                    user,
+                    client,
+                    Some("no tries left; caller told to call back later"),
+                )
+                .await?;
+                return Err(VerifyError::TooManyTries {
+                    retry_after: CALLER_TRIES_WINDOW,
+                });
+            }
+        };
         let typed = SecurityAnswer::typed(answer);
         let matched = match self
+            .ctx
             .hasher
             .verify(
                 stored.answer_hash,
@@ -400,21 +473,22 @@ impl Accounts {
         {
             Ok(m) => m,
             Err(_) => {
-                self.store.throttle_release(&key).await?;
-                return Err(OperatorError::Busy);
+                guard.give_back(&key).await?;
+                return Err(VerifyError::Busy);
             }
         };
-        let tries_left = (CALLER_TRIES - state.attempts).max(0);
+        let tries_left = (CALLER_TRIES - attempts).max(0);
         if matched {
-            self.store
-                .record_caller_verified(os.operator.id, user.id, self.now())
+            self.ctx
+                .store
+                .record_caller_verified(os.operator.id, user.id, self.ctx.now())
                 .await?;
-            self.operator_audit(os, EventKind::CallerVerified, user, client, None)
+            self.audit(os, EventKind::CallerVerified, user, client, None)
                 .await?;
             Ok(CallerCheck::Matched)
         } else {
             let detail = format!("answer did not match; {tries_left} tries left");
-            self.operator_audit(
+            self.audit(
                 os,
                 EventKind::CallerNotVerified,
                 user,
@@ -430,13 +504,13 @@ impl Accounts {
     async fn verified_admin(
         &self,
         os: &OperatorSession,
-        code: &str,
-        admin_id: i64,
-    ) -> Result<UserRecord, OperatorError> {
+        code: &TenantCode,
+        admin_id: UserId,
+    ) -> Result<UserRecord, ActError> {
         let (_, admin) = self.claimed_admin(code, admin_id).await?;
         match self.verified_until(os, &admin.user).await? {
             Some(_) => Ok(admin.user),
-            None => Err(OperatorError::NotVerified),
+            None => Err(ActError::NotVerified),
         }
     }
 
@@ -444,12 +518,12 @@ impl Accounts {
     pub async fn reveal_admin_identity(
         &self,
         os: &OperatorSession,
-        code: &str,
-        admin_id: i64,
+        code: &TenantCode,
+        admin_id: UserId,
         client: Client,
-    ) -> Result<(String, String), OperatorError> {
+    ) -> Result<(Username, TenantCode), ActError> {
         let user = self.verified_admin(os, code, admin_id).await?;
-        self.operator_audit(
+        self.audit(
             os,
             EventKind::CallerIdentityRevealed,
             &user,
@@ -461,35 +535,33 @@ impl Accounts {
     }
 
     /// Mails a reset link to the verified admin's email on file; their sessions end.
-    pub async fn operator_send_reset_link(
+    pub async fn send_reset_link(
         &self,
         os: &OperatorSession,
-        code: &str,
-        admin_id: i64,
-    ) -> Result<(), OperatorError> {
+        code: &TenantCode,
+        admin_id: UserId,
+    ) -> Result<(), ActError> {
         let user = self.verified_admin(os, code, admin_id).await?;
-        self.send_reset_link(user, &os.actor())
-            .await
-            .map_err(|e| match e {
-                AdminError::NoEmail => OperatorError::NoEmail,
-                AdminError::Unexpected(u) => OperatorError::Unexpected(u),
-                other => OperatorError::Unexpected(Unexpected(anyhow::anyhow!("{other}"))),
-            })
+        match send_link_for(&self.ctx, user, &os.actor()).await? {
+            Ok(()) => Ok(()),
+            Err(NoEmailOnFile) => Err(ActError::NoEmail),
+        }
     }
 
     /// Clears the verified admin's sign-in lock.
-    pub async fn operator_unlock(
+    pub async fn unlock(
         &self,
         os: &OperatorSession,
-        code: &str,
-        admin_id: i64,
+        code: &TenantCode,
+        admin_id: UserId,
         client: Client,
-    ) -> Result<(), OperatorError> {
+    ) -> Result<(), ActError> {
         let user = self.verified_admin(os, code, admin_id).await?;
-        self.store
-            .throttle_clear(&user_key(&user.username()))
+        self.ctx
+            .guard()
+            .unlock(&ThrottleKey::username(&user.username()))
             .await?;
-        self.operator_audit(os, EventKind::UserUnlocked, &user, client, None)
+        self.audit(os, EventKind::UserUnlocked, &user, client, None)
             .await?;
         Ok(())
     }
@@ -497,6 +569,10 @@ impl Accounts {
     /// One page of the provider's audit log.
     pub async fn provider_audit(&self, page: i64) -> Result<(Vec<AuditRecord>, i64), Unexpected> {
         let offset = page.max(0).saturating_mul(PAGE_SIZE);
-        Ok(self.store.provider_audit_page(PAGE_SIZE, offset).await?)
+        Ok(self
+            .ctx
+            .store
+            .provider_audit_page(PAGE_SIZE, offset)
+            .await?)
     }
 }

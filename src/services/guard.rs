@@ -1,0 +1,296 @@
+//! The guard owns every limit: the lockout rule (5 failures in 15 minutes lock a name for
+//! 15 minutes, counted atomically before any hash), the per-address slow-down against
+//! password spraying, the operator lockout, caller-verification tries, the recovery mail
+//! limits and wrong-email guesses on a reset link. Its keys are [`ThrottleKey`]s, written
+//! once in the store's throttle module. Services ask the guard; none counts on its own.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::{Client, Context, Unexpected};
+use crate::audit::{Event, EventKind};
+use crate::auth::hashing::{dummy_hash, Admitted};
+use crate::clock::Timestamp;
+use crate::domain::password;
+use crate::store::{AddressFailure, ThrottleKey, UserRecord};
+
+/// Reset links mailed per account per [`RECOVERY_WINDOW`].
+pub const RESET_MAILS_PER_ACCOUNT: i64 = 3;
+/// Usernames reminders mailed per address per [`RECOVERY_WINDOW`].
+pub const USERNAMES_MAILS_PER_ADDRESS: i64 = 3;
+/// Recovery requests per client address per [`RECOVERY_WINDOW`].
+pub const RECOVERY_REQUESTS_PER_ADDRESS: i64 = 10;
+pub const RECOVERY_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Wrong answers to "your email address" on a reset page before the link is spent.
+pub const WRONG_EMAILS_PER_LINK: i64 = 5;
+/// Tries at a caller's answer per admin, across operators, before a pause of…
+pub const CALLER_TRIES: i64 = 3;
+/// …an hour without tries.
+pub const CALLER_TRIES_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Why a password (at sign-in, or typed again inside a session) was not accepted: the
+/// one refusal every service shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Wrong password, unknown user or unknown tenant — deliberately indistinguishable.
+    WrongPassword,
+    /// Too many failures for this name.
+    Locked { retry_after: Duration },
+    /// Too many failures from this client address across names.
+    Throttled { retry_after: Duration },
+    /// The hashing pool is full; try again in a moment.
+    Busy,
+}
+
+/// The guard over one context; see the module doc.
+pub(crate) struct Guard<'a> {
+    ctx: &'a Context,
+}
+
+/// What a counted try found: within the limit, or over it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Counted {
+    /// Within the limit; `attempts` counts this one.
+    Within {
+        attempts: i64,
+    },
+    Over,
+}
+
+impl<'a> Guard<'a> {
+    pub(crate) fn new(ctx: &'a Context) -> Self {
+        Guard { ctx }
+    }
+
+    fn address_failure<'k>(&self, key: &'k ThrottleKey, now: Timestamp) -> AddressFailure<'k> {
+        let policy = &self.ctx.policy;
+        AddressFailure {
+            key,
+            now,
+            window: policy.lockout_window,
+            limit: policy.address_attempts,
+            lock_until: now.plus(policy.address_lock),
+        }
+    }
+
+    /// One more failure from this client address, across names.
+    async fn count_address_failure(&self, client: Client) -> Result<(), Unexpected> {
+        if let Some(ip) = client.addr {
+            let key = ThrottleKey::address(ip);
+            let f = self.address_failure(&key, self.ctx.now());
+            let store = &self.ctx.store;
+            store.throttle_count(f.key, f.now, f.window).await?;
+            store.throttle_fail(f.key, f.limit, f.lock_until).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts one attempt under `key` before any password is checked: concurrent guesses
+    /// each take a number, and only the first `lockout_attempts` get as far as the hash.
+    /// `Err` with how long is left when the name is locked (or this attempt is over).
+    async fn count_attempt(&self, key: &ThrottleKey) -> Result<Result<(), Duration>, Unexpected> {
+        let now = self.ctx.now();
+        let policy = &self.ctx.policy;
+        let state = self
+            .ctx
+            .store
+            .throttle_count(key, now, policy.lockout_window)
+            .await?;
+        let locked_until = state.locked_until.filter(|until| *until > now);
+        if locked_until.is_some() || state.attempts > i64::from(policy.lockout_attempts) {
+            return Ok(Err(locked_until
+                .map(|until| now.until(until))
+                .unwrap_or(policy.lockout_duration)));
+        }
+        Ok(Ok(()))
+    }
+
+    /// The guarded core of every password sign-in (tenant users and operators), run with
+    /// a place on the hashing pool the caller took before any database work: the
+    /// per-address slow-down, the attempt counted under `key` before any hash runs, and a
+    /// dummy hash when there is no `stored` hash, so an unknown name costs the same as a
+    /// wrong password. `Ok` only for a stored hash that matches; the caller [`unlock`]s
+    /// `key` once it accepts the sign-in.
+    ///
+    /// [`unlock`]: Guard::unlock
+    pub(crate) async fn check_sign_in<'e>(
+        &self,
+        admitted: Admitted,
+        key: &ThrottleKey,
+        stored: Option<&str>,
+        password: &SecretString,
+        client: Client,
+        event: &(dyn Fn(EventKind) -> Event<'e> + Sync),
+    ) -> Result<Result<(), Refusal>, Unexpected> {
+        let now = self.ctx.now();
+        if let Some(ip) = client.addr {
+            let address = ThrottleKey::address(ip);
+            if let Some(until) = self.ctx.store.throttle_locked_until(&address).await? {
+                if until > now {
+                    self.ctx.audit(event(EventKind::SignInThrottled)).await?;
+                    return Ok(Err(Refusal::Throttled {
+                        retry_after: now.until(until),
+                    }));
+                }
+            }
+        }
+        if let Err(retry_after) = self.count_attempt(key).await? {
+            self.ctx.audit(event(EventKind::SignInLocked)).await?;
+            // Hammering a locked name still counts against the address.
+            self.count_address_failure(client).await?;
+            return Ok(Err(Refusal::Locked { retry_after }));
+        }
+        let candidate = SecretString::from(password::normalize(
+            secrecy::ExposeSecret::expose_secret(password),
+        ));
+        let matches = admitted
+            .verify(stored.unwrap_or_else(|| dummy_hash()).to_owned(), candidate)
+            .await?;
+        if matches && stored.is_some() {
+            return Ok(Ok(()));
+        }
+        let address = client.addr.map(ThrottleKey::address);
+        self.record_failure(key, address.as_ref(), |locked| Event {
+            detail: locked.map(|_| "this failure locked the name"),
+            ..event(EventKind::SignInFailed)
+        })
+        .await?;
+        Ok(Err(Refusal::WrongPassword))
+    }
+
+    /// Checks a user's password inside a session (to change it, to reveal a secret). It
+    /// counts toward the same lockout as a sign-in, so a borrowed session cannot be used
+    /// to guess the password; `why` goes to the audit log on a failure.
+    pub(crate) async fn confirm_password(
+        &self,
+        user: &UserRecord,
+        typed: &str,
+        client: Client,
+        why: &'static str,
+    ) -> Result<Result<(), Refusal>, Unexpected> {
+        let name = user.username();
+        let key = ThrottleKey::username(&name);
+        if let Err(retry_after) = self.count_attempt(&key).await? {
+            return Ok(Err(Refusal::Locked { retry_after }));
+        }
+        let candidate = SecretString::from(password::normalize(typed));
+        let Ok(ok) = self
+            .ctx
+            .hasher
+            .verify(user.password_hash.clone(), candidate)
+            .await
+        else {
+            self.ctx.store.throttle_release(&key).await?;
+            return Ok(Err(Refusal::Busy));
+        };
+        if ok {
+            self.unlock(&key).await?;
+            return Ok(Ok(()));
+        }
+        let actor = name.to_string();
+        let addr = client.addr_string();
+        self.record_failure(&key, None, |_| Event {
+            tenant: Some(user.tenant_id),
+            actor: Some(&actor),
+            client_addr: addr.as_deref(),
+            detail: Some(why),
+            ..Event::new(EventKind::SignInFailed)
+        })
+        .await?;
+        Ok(Err(Refusal::WrongPassword))
+    }
+
+    /// The one place a failed password check is counted: under `key` (locking it once its
+    /// window holds the limit), against the client's address when given, and audited —
+    /// all in one transaction.
+    async fn record_failure<'e>(
+        &self,
+        key: &ThrottleKey,
+        address: Option<&ThrottleKey>,
+        event: impl FnOnce(Option<Timestamp>) -> Event<'e>,
+    ) -> Result<(), Unexpected> {
+        let now = self.ctx.now();
+        let policy = &self.ctx.policy;
+        self.ctx
+            .store
+            .record_failed_check(
+                key,
+                policy.lockout_attempts,
+                now.plus(policy.lockout_duration),
+                address.map(|k| self.address_failure(k, now)).as_ref(),
+                |locked| event(locked).row(now),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Until when `key` is locked, if it is now.
+    pub(crate) async fn locked_until(
+        &self,
+        key: &ThrottleKey,
+    ) -> Result<Option<Timestamp>, Unexpected> {
+        let now = self.ctx.now();
+        Ok(self
+            .ctx
+            .store
+            .throttle_locked_until(key)
+            .await?
+            .filter(|until| *until > now))
+    }
+
+    /// Clears every counted failure and lock of `key` (a sign-in accepted, an unlock).
+    /// Returns whether there was anything to clear.
+    pub(crate) async fn unlock(&self, key: &ThrottleKey) -> Result<bool, Unexpected> {
+        Ok(self.ctx.store.throttle_clear(key).await?)
+    }
+
+    /// Counts one try under `key` against `limit` per `window`, atomically, so concurrent
+    /// requests cannot slip past it.
+    pub(crate) async fn count(
+        &self,
+        key: &ThrottleKey,
+        limit: i64,
+        window: Duration,
+    ) -> Result<Counted, Unexpected> {
+        let state = self
+            .ctx
+            .store
+            .throttle_count(key, self.ctx.now(), window)
+            .await?;
+        Ok(if state.attempts > limit {
+            Counted::Over
+        } else {
+            Counted::Within {
+                attempts: state.attempts,
+            }
+        })
+    }
+
+    /// Gives back a try that was counted but never checked (the hashing pool was full).
+    pub(crate) async fn give_back(&self, key: &ThrottleKey) -> Result<(), Unexpected> {
+        Ok(self.ctx.store.throttle_release(key).await?)
+    }
+
+    /// How many tries `key` holds in the `window` up to now, without counting one.
+    pub(crate) async fn tries_used(
+        &self,
+        key: &ThrottleKey,
+        window: Duration,
+    ) -> Result<i64, Unexpected> {
+        let after = self.ctx.now().minus(window);
+        Ok(self.ctx.store.throttle_attempts(key, after).await?)
+    }
+
+    /// Whether the client address has asked for too much recovery mail lately.
+    pub(crate) async fn recovery_limited(&self, client: Client) -> Result<bool, Unexpected> {
+        let Some(ip) = client.addr else {
+            return Ok(false);
+        };
+        let key = ThrottleKey::recovery_address(ip);
+        Ok(self
+            .count(&key, RECOVERY_REQUESTS_PER_ADDRESS, RECOVERY_WINDOW)
+            .await?
+            == Counted::Over)
+    }
+}

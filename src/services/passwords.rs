@@ -1,0 +1,248 @@
+//! Passwords under the one policy: changing one from Settings with the current one,
+//! choosing one in place of a temporary one, and setting a temporary one for someone (an
+//! admin, an operator's CLI). Every other session of the user ends; the user stays signed
+//! in on a fresh session.
+
+use std::time::Duration;
+
+use rand::rngs::OsRng;
+use rand::Rng;
+use secrecy::SecretString;
+
+use super::device_secrets;
+use super::guard::Refusal;
+use super::{service, Client, Context, SessionUser, Unexpected};
+use crate::audit::{Event, EventKind};
+use crate::auth::hashing::HashError;
+use crate::auth::token;
+use crate::domain::{password, NewPassword, PasswordContext, PasswordProblem, Username};
+use crate::store::{PasswordChange, UserRecord};
+
+/// How long a temporary password works.
+pub const TEMPORARY_PASSWORD_TTL: Duration = Duration::from_secs(72 * 3600);
+
+/// What the user typed.
+pub struct PasswordForm<'a> {
+    pub current: Option<&'a str>,
+    pub new: &'a str,
+    pub confirm: &'a str,
+}
+
+/// The form's own problems, all at once: policy failures and a confirmation mismatch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordRejected {
+    pub problems: Vec<PasswordProblem>,
+    pub mismatch: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChangePasswordError {
+    #[error("invalid new password")]
+    Rejected(PasswordRejected),
+    /// The current password was wrong, the name is locked, or the pool is busy.
+    #[error("refused: {0:?}")]
+    Refused(Refusal),
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+impl From<crate::store::StoreError> for ChangePasswordError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ChangePasswordError::Unexpected(e.into())
+    }
+}
+
+impl From<HashError> for ChangePasswordError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy(_) => ChangePasswordError::Refused(Refusal::Busy),
+            HashError::Failed(_) => ChangePasswordError::Unexpected(e.into()),
+        }
+    }
+}
+
+/// 20 random characters from letters and digits (no look-alikes), with at least one
+/// lowercase, one uppercase and one digit, and accepted by the password policy.
+pub fn generate_temporary_password(username: &Username) -> NewPassword {
+    generate_password(Some(username))
+}
+
+/// A generated password for an operator (no username to compare with).
+pub fn generate_operator_password() -> NewPassword {
+    generate_password(None)
+}
+
+fn generate_password(username: Option<&Username>) -> NewPassword {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    loop {
+        let candidate: String = (0..20)
+            .map(|_| char::from(ALPHABET[OsRng.gen_range(0..ALPHABET.len())]))
+            .collect();
+        let varied = candidate.chars().any(|c| c.is_ascii_lowercase())
+            && candidate.chars().any(|c| c.is_ascii_uppercase())
+            && candidate.chars().any(|c| c.is_ascii_digit());
+        let context = PasswordContext {
+            username,
+            ..PasswordContext::default()
+        };
+        if let (true, Ok(p)) = (varied, NewPassword::parse(&candidate, &context)) {
+            return p;
+        }
+    }
+}
+
+/// The policy and the confirmation for `user`'s new password (not their username, PIN or
+/// SIP secret), every problem at once.
+pub(crate) async fn check_new_password(
+    ctx: &Context,
+    user: &UserRecord,
+    new: &str,
+    confirm: &str,
+) -> Result<Result<NewPassword, PasswordRejected>, Unexpected> {
+    let username = user.username();
+    let secrets = device_secrets::open(ctx, user).await?;
+    let context = PasswordContext {
+        username: Some(&username),
+        pin: secrets.pin.as_deref(),
+        sip_secret: secrets.sip_secret.as_deref(),
+    };
+    let parsed = NewPassword::parse(new, &context);
+    let mismatch = password::normalize(new) != password::normalize(confirm);
+    Ok(match parsed {
+        Ok(p) if !mismatch => Ok(p),
+        Ok(_) => Err(PasswordRejected {
+            problems: Vec::new(),
+            mismatch,
+        }),
+        Err(problems) => Err(PasswordRejected { problems, mismatch }),
+    })
+}
+
+/// Sets a temporary password for `user` (72 hours, must be changed at the next sign-in),
+/// by `actor`; the user's sessions and reset links end. Returned once.
+pub(crate) async fn set_temporary_password(
+    ctx: &Context,
+    user: &UserRecord,
+    actor: &str,
+) -> Result<NewPassword, Unexpected> {
+    let password = generate_temporary_password(&user.username());
+    let hash = ctx
+        .hasher
+        .hash(SecretString::from(password.expose().to_owned()))
+        .await?;
+    let now = ctx.now();
+    ctx.store
+        .replace_password(
+            user.id,
+            &PasswordChange {
+                password_hash: &hash,
+                expires_at: Some(now.plus(TEMPORARY_PASSWORD_TTL)),
+            },
+            None,
+            None,
+            now,
+        )
+        .await?;
+    let name = user.username().to_string();
+    ctx.audit(Event {
+        tenant: Some(user.tenant_id),
+        actor: Some(actor),
+        subject: Some(&name),
+        ..Event::new(EventKind::TemporaryPasswordSet)
+    })
+    .await?;
+    Ok(password)
+}
+
+service!(
+    /// A signed-in user's own password.
+    Passwords
+);
+
+impl Passwords {
+    /// Changes the password (with the current one), or replaces a temporary one that
+    /// still works (without). Returns the cookie value of the replacement session.
+    #[tracing::instrument(skip_all, fields(user = %su.user.username()))]
+    pub async fn change_password(
+        &self,
+        su: &SessionUser,
+        form: PasswordForm<'_>,
+        client: Client,
+    ) -> Result<String, ChangePasswordError> {
+        let ctx = &self.ctx;
+        let temporary_expired = su
+            .user
+            .password_expires_at
+            .is_some_and(|at| at <= ctx.now());
+        if form.current.is_none() && (!su.user.password_temporary || temporary_expired) {
+            // Skipping the current password is only for replacing a temporary one that
+            // still works.
+            return Err(ChangePasswordError::Refused(Refusal::WrongPassword));
+        }
+        let new = check_new_password(ctx, &su.user, form.new, form.confirm)
+            .await?
+            .map_err(ChangePasswordError::Rejected)?;
+        let name = su.user.username().to_string();
+        let addr = client.addr_string();
+
+        if let Some(current) = form.current {
+            ctx.guard()
+                .confirm_password(
+                    &su.user,
+                    current,
+                    client,
+                    "wrong current password on change",
+                )
+                .await?
+                .map_err(ChangePasswordError::Refused)?;
+        }
+
+        let hash = ctx
+            .hasher
+            .hash(SecretString::from(new.expose().to_owned()))
+            .await?;
+        let token = token::random_token();
+        let now = ctx.now();
+        let notice = match &su.user.email {
+            Some(email) => {
+                let message = ctx
+                    .outbox
+                    .password_changed_message(&su.user.name, &name, "changed", now)
+                    .map_err(Unexpected::from)?;
+                Some(
+                    ctx.outbox
+                        .seal(message, email, Some(su.user.id), Some(su.user.tenant_id)),
+                )
+            }
+            None => None,
+        };
+        ctx.store
+            .replace_password(
+                su.user.id,
+                &PasswordChange {
+                    password_hash: &hash,
+                    expires_at: None,
+                },
+                Some(&token::token_hash(&token)),
+                notice.as_ref(),
+                now,
+            )
+            .await?;
+        if notice.is_some() {
+            ctx.mail_wake.notify_one();
+        }
+        let kind = if form.current.is_some() {
+            EventKind::PasswordChanged
+        } else {
+            EventKind::TemporaryPasswordChosen
+        };
+        ctx.audit(Event {
+            tenant: Some(su.user.tenant_id),
+            actor: Some(&name),
+            client_addr: addr.as_deref(),
+            ..Event::new(kind)
+        })
+        .await?;
+        Ok(token)
+    }
+}

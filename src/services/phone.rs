@@ -1,0 +1,206 @@
+//! The Phone tab: the extension's SIP credentials (the secret revealed only with a
+//! password proven in the last 15 minutes, audited), a new SIP secret on request, and the
+//! voicemail PIN. They are separate from the portal password: changing one never touches
+//! the other. An admin's actions on someone else's phone are in `tenant_admin`, through
+//! the same functions.
+
+use std::time::Duration;
+
+use super::device_secrets::{self, generate_sip_secret, seal_sip_secret};
+use super::guard::Refusal;
+use super::{service, Client, Context, SessionUser, Unexpected};
+use crate::audit::{Event, EventKind};
+use crate::domain::{Pin, PinProblem};
+use crate::store::{StoreError, UserRecord};
+
+/// Revealing the SIP secret needs the password proven this recently in the session.
+pub const REVEAL_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// What the Phone tab shows (never the secret itself).
+#[derive(Debug, Clone)]
+pub struct PhoneView {
+    pub sip_username: String,
+    pub sip_domain: String,
+    pub has_pin: bool,
+    /// The password was proven recently enough to reveal the SIP secret without asking.
+    pub reveal_ready: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RevealError {
+    /// Reveal asked without a recent sign-in; the page asks for the password.
+    #[error("password needed")]
+    PasswordNeeded,
+    #[error("refused: {0:?}")]
+    Refused(Refusal),
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+impl From<StoreError> for RevealError {
+    fn from(e: StoreError) -> Self {
+        RevealError::Unexpected(e.into())
+    }
+}
+
+/// A PIN the policy or the confirmation refused, every problem at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PinRejected {
+    pub problem: Option<PinProblem>,
+    pub mismatch: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    #[error("invalid PIN")]
+    Rejected(PinRejected),
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+service!(
+    /// The signed-in user's own phone credentials.
+    Phone
+);
+
+impl Phone {
+    pub async fn view(&self, su: &SessionUser) -> Result<PhoneView, Unexpected> {
+        if !su.user.has_sip_secret {
+            device_secrets::sip_secret(&self.ctx, &su.user).await?;
+        }
+        Ok(PhoneView {
+            sip_username: su.user.extension.to_string(),
+            sip_domain: su.user.sip_domain.clone(),
+            has_pin: su.user.has_pin,
+            reveal_ready: su.session.authenticated_at.until(self.ctx.now()) < REVEAL_WINDOW,
+        })
+    }
+
+    /// The SIP secret in clear — only with a password proven in the last 15 minutes
+    /// (given now as `password`, or at sign-in). Audited.
+    pub async fn reveal_sip_secret(
+        &self,
+        su: &SessionUser,
+        password: Option<&str>,
+        client: Client,
+    ) -> Result<String, RevealError> {
+        let ctx = &self.ctx;
+        let recent = su.session.authenticated_at.until(ctx.now()) < REVEAL_WINDOW;
+        if !recent {
+            match password {
+                None | Some("") => return Err(RevealError::PasswordNeeded),
+                Some(p) => {
+                    ctx.guard()
+                        .confirm_password(
+                            &su.user,
+                            p,
+                            client,
+                            "wrong password when confirming identity",
+                        )
+                        .await?
+                        .map_err(RevealError::Refused)?;
+                    ctx.store
+                        .session_reauthenticated(su.session.id, ctx.now())
+                        .await?;
+                }
+            }
+        }
+        let secret = device_secrets::sip_secret(ctx, &su.user).await?;
+        let name = su.user.username().to_string();
+        let addr = client.addr_string();
+        ctx.audit(Event {
+            tenant: Some(su.user.tenant_id),
+            actor: Some(&name),
+            subject: Some(&name),
+            client_addr: addr.as_deref(),
+            ..Event::new(EventKind::SipSecretRevealed)
+        })
+        .await?;
+        Ok(secret)
+    }
+
+    /// A new random SIP secret; every phone must be reprogrammed. Portal sessions stay.
+    pub async fn regenerate_sip_secret(&self, su: &SessionUser) -> Result<(), Unexpected> {
+        regenerate_for(&self.ctx, &su.user, &su.user.username().to_string()).await
+    }
+
+    pub async fn change_pin(
+        &self,
+        su: &SessionUser,
+        new: &str,
+        confirm: &str,
+    ) -> Result<(), PinError> {
+        set_pin_for(
+            &self.ctx,
+            &su.user,
+            new,
+            confirm,
+            &su.user.username().to_string(),
+        )
+        .await
+    }
+}
+
+/// A new SIP secret for `user`, by `actor`; audited.
+pub(crate) async fn regenerate_for(
+    ctx: &Context,
+    user: &UserRecord,
+    actor: &str,
+) -> Result<(), Unexpected> {
+    let fresh = generate_sip_secret();
+    ctx.store
+        .set_sip_secret(
+            user.id,
+            &seal_sip_secret(ctx, user.tenant_id, &user.extension, &fresh),
+        )
+        .await?;
+    let subject = user.username().to_string();
+    ctx.audit(Event {
+        tenant: Some(user.tenant_id),
+        actor: Some(actor),
+        subject: Some(&subject),
+        ..Event::new(EventKind::SipSecretRegenerated)
+    })
+    .await
+}
+
+/// Sets `user`'s voicemail PIN under the PIN policy, by `actor`; audited.
+pub(crate) async fn set_pin_for(
+    ctx: &Context,
+    user: &UserRecord,
+    new: &str,
+    confirm: &str,
+    actor: &str,
+) -> Result<(), PinError> {
+    let parsed = Pin::parse(new, &user.extension);
+    let mismatch = new.trim() != confirm.trim();
+    let pin = match parsed {
+        Ok(p) if !mismatch => p,
+        Ok(_) => {
+            return Err(PinError::Rejected(PinRejected {
+                problem: None,
+                mismatch,
+            }))
+        }
+        Err(problem) => {
+            return Err(PinError::Rejected(PinRejected {
+                problem: Some(problem),
+                mismatch,
+            }))
+        }
+    };
+    let sealed = device_secrets::seal_pin(ctx, user, pin.expose());
+    ctx.store
+        .set_voicemail_pin(user.id, &sealed)
+        .await
+        .map_err(Unexpected::from)?;
+    let subject = user.username().to_string();
+    ctx.audit(Event {
+        tenant: Some(user.tenant_id),
+        actor: Some(actor),
+        subject: Some(&subject),
+        ..Event::new(EventKind::PinChanged)
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,287 @@
+//! Provisioning: creating tenants, users and operators, and the CLI's unlock and reset —
+//! what the command line, the demo, the admin page and the operator console share. A SIP
+//! domain derived when none is given; every user gets a SIP secret at creation.
+
+use secrecy::SecretString;
+
+use super::device_secrets::{generate_sip_secret, seal_sip_secret};
+use super::passwords::{
+    generate_temporary_password, set_temporary_password, TEMPORARY_PASSWORD_TTL,
+};
+use super::recovery::{send_link_for, NoEmailOnFile};
+use super::{service, Unexpected};
+use crate::audit::{operator_actor, Event, EventKind};
+use crate::domain::{DisplayName, Email, NewPassword, OperatorName, Role, TenantCode, Username};
+use crate::store::{NewTenant, NewUser, StoreError, TenantId, ThrottleKey, UserId, UserRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateTenantError {
+    #[error("tenant {0} already exists")]
+    TenantExists(TenantCode),
+    #[error("invalid SIP domain: use a host name like sip.example.com")]
+    BadSipDomain,
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("there is no tenant {0}")]
+    NoSuchTenant(TenantCode),
+    #[error("user {0} already exists")]
+    UserExists(Username),
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+/// What the CLI's other commands can be refused for; its message is the CLI's one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error(transparent)]
+    Tenant(#[from] CreateTenantError),
+    #[error(transparent)]
+    User(#[from] CreateUserError),
+    #[error("operator {0} already exists")]
+    OperatorExists(OperatorName),
+    #[error("there is no user {0}")]
+    NoSuchUser(Username),
+    #[error("{0} has no email on file; use a temporary password instead (without --link)")]
+    NoEmail(Username),
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+impl From<StoreError> for CreateTenantError {
+    fn from(e: StoreError) -> Self {
+        CreateTenantError::Unexpected(e.into())
+    }
+}
+
+impl From<StoreError> for CreateUserError {
+    fn from(e: StoreError) -> Self {
+        CreateUserError::Unexpected(e.into())
+    }
+}
+
+impl From<StoreError> for ProvisionError {
+    fn from(e: StoreError) -> Self {
+        ProvisionError::Unexpected(e.into())
+    }
+}
+
+fn valid_sip_domain(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= 253
+        && d.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+service!(
+    /// Creating accounts.
+    Provisioning
+);
+
+impl Provisioning {
+    /// Creates a tenant; without a SIP domain one is derived from the code and the public
+    /// URL's host (`wickedsprockets.sip.localhost`).
+    pub async fn create_tenant(
+        &self,
+        code: &TenantCode,
+        name: &DisplayName,
+        sip_domain: Option<&str>,
+        actor: &str,
+    ) -> Result<TenantId, CreateTenantError> {
+        let ctx = &self.ctx;
+        let sip_domain = match sip_domain {
+            Some(d) => d.trim().to_ascii_lowercase(),
+            None => format!("{}.sip.{}", code.as_str(), ctx.public_host),
+        };
+        if !valid_sip_domain(&sip_domain) {
+            return Err(CreateTenantError::BadSipDomain);
+        }
+        let id = match ctx
+            .store
+            .insert_tenant(
+                &NewTenant {
+                    code,
+                    name: name.as_str(),
+                    sip_domain: &sip_domain,
+                },
+                ctx.now(),
+            )
+            .await
+        {
+            Ok(id) => id,
+            Err(StoreError::Conflict) => return Err(CreateTenantError::TenantExists(code.clone())),
+            Err(e) => return Err(e.into()),
+        };
+        ctx.audit(Event {
+            tenant: Some(id),
+            actor: Some(actor),
+            subject: Some(code.as_str()),
+            ..Event::new(EventKind::TenantCreated)
+        })
+        .await?;
+        Ok(id)
+    }
+
+    /// Whether a tenant with this code exists.
+    pub async fn tenant_exists(&self, code: &TenantCode) -> Result<bool, Unexpected> {
+        Ok(self.ctx.store.tenant_by_code(code).await?.is_some())
+    }
+
+    /// The user with this username, if there is one.
+    pub async fn user(&self, username: &Username) -> Result<Option<UserRecord>, Unexpected> {
+        Ok(self.ctx.store.user_by_username(username).await?)
+    }
+
+    /// Creates a user. With no password a temporary one is generated and returned — the
+    /// only time it is ever visible.
+    pub async fn create_user(
+        &self,
+        username: &Username,
+        name: &DisplayName,
+        email: Option<&Email>,
+        role: Role,
+        password: Option<NewPassword>,
+        actor: &str,
+    ) -> Result<(UserId, Option<NewPassword>), CreateUserError> {
+        let ctx = &self.ctx;
+        let tenant = ctx
+            .store
+            .tenant_by_code(username.tenant())
+            .await?
+            .ok_or_else(|| CreateUserError::NoSuchTenant(username.tenant().clone()))?;
+        let (password, temporary) = match password {
+            Some(p) => (p, false),
+            None => (generate_temporary_password(username), true),
+        };
+        let hash = ctx
+            .hasher
+            .hash(SecretString::from(password.expose().to_owned()))
+            .await
+            .map_err(Unexpected::from)?;
+        let now = ctx.now();
+        let sip = seal_sip_secret(ctx, tenant.id, username.extension(), &generate_sip_secret());
+        let id = match ctx
+            .store
+            .insert_user(
+                &NewUser {
+                    tenant_id: tenant.id,
+                    extension: username.extension(),
+                    name: name.as_str(),
+                    email: email.map(Email::as_str),
+                    role,
+                    password_hash: &hash,
+                    password_expires_at: temporary.then(|| now.plus(TEMPORARY_PASSWORD_TTL)),
+                    sip_secret: Some(&sip),
+                },
+                now,
+            )
+            .await
+        {
+            Ok(id) => id,
+            Err(StoreError::Conflict) => return Err(CreateUserError::UserExists(username.clone())),
+            Err(e) => return Err(e.into()),
+        };
+        let subject = username.to_string();
+        ctx.audit(Event {
+            tenant: Some(tenant.id),
+            actor: Some(actor),
+            subject: Some(&subject),
+            detail: Some(if temporary {
+                "with a temporary password"
+            } else {
+                "with a chosen password"
+            }),
+            ..Event::new(EventKind::UserCreated)
+        })
+        .await?;
+        Ok((id, temporary.then_some(password)))
+    }
+
+    async fn existing_user(&self, username: &Username) -> Result<UserRecord, ProvisionError> {
+        self.ctx
+            .store
+            .user_by_username(username)
+            .await?
+            .ok_or_else(|| ProvisionError::NoSuchUser(username.clone()))
+    }
+
+    /// `dialtone user unlock`: clears the lockout of a username. Returns whether it was
+    /// locked.
+    pub async fn unlock(&self, username: &Username, actor: &str) -> Result<bool, ProvisionError> {
+        let user = self.existing_user(username).await?;
+        let key = ThrottleKey::username(username);
+        let guard = self.ctx.guard();
+        let was_locked = guard.locked_until(&key).await?.is_some();
+        guard.unlock(&key).await?;
+        let subject = username.to_string();
+        self.ctx
+            .audit(Event {
+                tenant: Some(user.tenant_id),
+                actor: Some(actor),
+                subject: Some(&subject),
+                ..Event::new(EventKind::UserUnlocked)
+            })
+            .await?;
+        Ok(was_locked)
+    }
+
+    /// `dialtone user reset-password`: a temporary password (returned) or, with `link`, a
+    /// reset link to the email on file. Either way the user's sessions end.
+    pub async fn reset_password(
+        &self,
+        username: &Username,
+        link: bool,
+        actor: &str,
+    ) -> Result<Option<NewPassword>, ProvisionError> {
+        let user = self.existing_user(username).await?;
+        if link {
+            match send_link_for(&self.ctx, user, actor).await? {
+                Ok(()) => Ok(None),
+                Err(NoEmailOnFile) => Err(ProvisionError::NoEmail(username.clone())),
+            }
+        } else {
+            Ok(Some(set_temporary_password(&self.ctx, &user, actor).await?))
+        }
+    }
+
+    pub async fn create_operator(
+        &self,
+        name: &OperatorName,
+        password: &NewPassword,
+        actor: &str,
+    ) -> Result<(), ProvisionError> {
+        let ctx = &self.ctx;
+        let hash = ctx
+            .hasher
+            .hash(SecretString::from(password.expose().to_owned()))
+            .await
+            .map_err(Unexpected::from)?;
+        match ctx
+            .store
+            .insert_operator(name.as_str(), &hash, ctx.now())
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Err(ProvisionError::OperatorExists(name.clone())),
+            Err(e) => return Err(e.into()),
+        }
+        let subject = operator_actor(name);
+        ctx.audit(Event {
+            actor: Some(actor),
+            subject: Some(&subject),
+            ..Event::new(EventKind::OperatorCreated)
+        })
+        .await?;
+        Ok(())
+    }
+}

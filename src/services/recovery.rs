@@ -1,0 +1,409 @@
+//! Password recovery by email: reset links (one message per address, one link per
+//! account), the "email me my usernames" reminder, and using a link exactly once.
+//! Every request gets the same answer whatever exists; the mail is only queued here.
+
+use secrecy::SecretString;
+use std::collections::BTreeMap;
+
+use super::guard::{
+    Counted, RECOVERY_WINDOW, RESET_MAILS_PER_ACCOUNT, USERNAMES_MAILS_PER_ADDRESS,
+    WRONG_EMAILS_PER_LINK,
+};
+use super::passwords::{check_new_password, PasswordRejected};
+use super::{service, Client, Context, Unexpected};
+use crate::audit::{Event, EventKind};
+use crate::auth::hashing::HashError;
+use crate::auth::token;
+use crate::domain::{DomainError, Email, Username};
+use crate::mail::{LinkLine, UsernameLine};
+use crate::store::{NewResetLink, PasswordChange, StoreError, ThrottleKey, UserRecord};
+
+/// What a user typed to find their account: a username or the email on file.
+#[derive(Debug, Clone)]
+pub enum Identifier {
+    Username(Username),
+    Email(Email),
+}
+
+impl Identifier {
+    pub fn parse(raw: &str) -> Result<Identifier, DomainError> {
+        if raw.contains('@') {
+            Email::parse(raw).map(Identifier::Email)
+        } else {
+            Username::parse(raw).map(Identifier::Username)
+        }
+    }
+}
+
+/// A reset link that can still be used, as its page shows it.
+#[derive(Debug, Clone)]
+pub struct ResetLinkView {
+    pub username: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResetError {
+    /// Unknown, tampered, expired or already used.
+    #[error("the link is not valid")]
+    LinkInvalid,
+    /// The form's problems, all at once.
+    #[error("invalid form")]
+    Form {
+        email_wrong: bool,
+        rejected: Option<PasswordRejected>,
+    },
+    #[error("busy")]
+    Busy,
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+impl From<StoreError> for ResetError {
+    fn from(e: StoreError) -> Self {
+        ResetError::Unexpected(e.into())
+    }
+}
+
+/// The account has no email on file, so no link can be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoEmailOnFile;
+
+/// Mails `user` a reset link to the email on file and ends their sessions, for someone
+/// else who asked (`actor`: an admin, an operator, the CLI). Not limited: the actor is
+/// trusted with the account.
+pub(crate) async fn send_link_for(
+    ctx: &Context,
+    user: UserRecord,
+    actor: &str,
+) -> Result<Result<(), NoEmailOnFile>, Unexpected> {
+    let Some(email) = user.email.clone() else {
+        return Ok(Err(NoEmailOnFile));
+    };
+    ctx.store.delete_user_sessions(user.id).await?;
+    queue_reset_mail(ctx, &email, vec![user], Some(actor), None, false).await?;
+    Ok(Ok(()))
+}
+
+/// Creates a link for each of `users` (who share `email`) and queues the one message that
+/// carries them. With `enforce_limit`, accounts over the per-account mail limit are
+/// skipped. Returns how many links were queued.
+async fn queue_reset_mail(
+    ctx: &Context,
+    email: &str,
+    users: Vec<UserRecord>,
+    actor: Option<&str>,
+    addr: Option<&str>,
+    enforce_limit: bool,
+) -> Result<usize, Unexpected> {
+    let now = ctx.now();
+    let ttl = ctx.policy.reset_ttl;
+    let mut links = Vec::new();
+    let mut lines = Vec::new();
+    let mut granted = Vec::new();
+    for user in users {
+        let name = user.username().to_string();
+        if enforce_limit
+            && ctx
+                .guard()
+                .count(
+                    &ThrottleKey::reset_mail(user.id),
+                    RESET_MAILS_PER_ACCOUNT,
+                    RECOVERY_WINDOW,
+                )
+                .await?
+                == Counted::Over
+        {
+            ctx.audit(Event {
+                tenant: Some(user.tenant_id),
+                actor,
+                subject: Some(&name),
+                client_addr: addr,
+                detail: Some("reset mail limit reached; nothing sent"),
+                ..Event::new(EventKind::ResetLimited)
+            })
+            .await?;
+            continue;
+        }
+        let token = token::random_token();
+        links.push(NewResetLink {
+            token_hash: token::token_hash(&token),
+            user_id: user.id,
+            expires_at: now.plus(ttl),
+        });
+        lines.push(LinkLine {
+            username: name,
+            url: ctx.outbox.link(&format!("/password/reset?token={token}")),
+        });
+        granted.push(user);
+    }
+    let Some(first) = granted.first() else {
+        return Ok(0);
+    };
+    let message = ctx.outbox.reset_message(&lines, ttl, now.plus(ttl))?;
+    let single_user = (granted.len() == 1).then_some(first.id);
+    let mail = ctx
+        .outbox
+        .seal(message, email, single_user, Some(first.tenant_id));
+    ctx.store.create_reset_links(&links, &mail, now).await?;
+    for user in &granted {
+        let name = user.username().to_string();
+        ctx.audit(Event {
+            tenant: Some(user.tenant_id),
+            actor,
+            subject: Some(&name),
+            client_addr: addr,
+            detail: Some("reset link queued to the email on file"),
+            ..Event::new(EventKind::ResetRequested)
+        })
+        .await?;
+    }
+    ctx.mail_wake.notify_one();
+    Ok(granted.len())
+}
+
+service!(
+    /// Recovery by email, asked for by the account's owner.
+    Recovery
+);
+
+impl Recovery {
+    async fn accounts_for(&self, id: &Identifier) -> Result<Vec<UserRecord>, Unexpected> {
+        let store = &self.ctx.store;
+        Ok(match id {
+            Identifier::Username(u) => store.user_by_username(u).await?.into_iter().collect(),
+            Identifier::Email(e) => store.users_by_email(e.as_str()).await?,
+        })
+    }
+
+    /// Queues reset links for the matching accounts that have an email on file. The caller
+    /// shows the same answer whatever happened here.
+    pub async fn request_reset(&self, id: &Identifier, client: Client) -> Result<(), Unexpected> {
+        let addr = client.addr_string();
+        if self.ctx.guard().recovery_limited(client).await? {
+            self.ctx
+                .audit(Event {
+                    client_addr: addr.as_deref(),
+                    detail: Some("too many recovery requests from this address"),
+                    ..Event::new(EventKind::ResetLimited)
+                })
+                .await?;
+            return Ok(());
+        }
+        let users = self.accounts_for(id).await?;
+        let mut by_email: BTreeMap<String, Vec<UserRecord>> = BTreeMap::new();
+        for user in users {
+            let name = user.username().to_string();
+            match user.email.clone() {
+                Some(email) => by_email.entry(email).or_default().push(user),
+                None => {
+                    self.ctx
+                        .audit(Event {
+                            tenant: Some(user.tenant_id),
+                            subject: Some(&name),
+                            client_addr: addr.as_deref(),
+                            detail: Some("no email on file; nothing sent"),
+                            ..Event::new(EventKind::ResetRequested)
+                        })
+                        .await?
+                }
+            }
+        }
+        for (email, users) in by_email {
+            queue_reset_mail(&self.ctx, &email, users, None, addr.as_deref(), true).await?;
+        }
+        self.ctx.mail_wake.notify_one();
+        Ok(())
+    }
+
+    /// Queues the list of usernames on file for the address (found by email, or by the
+    /// email of the named account).
+    pub async fn request_usernames(
+        &self,
+        id: &Identifier,
+        client: Client,
+    ) -> Result<(), Unexpected> {
+        let addr = client.addr_string();
+        if self.ctx.guard().recovery_limited(client).await? {
+            return Ok(());
+        }
+        let email = match id {
+            Identifier::Email(e) => Some(e.as_str().to_owned()),
+            Identifier::Username(_) => self
+                .accounts_for(id)
+                .await?
+                .into_iter()
+                .next()
+                .and_then(|u| u.email),
+        };
+        let Some(email) = email else { return Ok(()) };
+        let users = self.ctx.store.users_by_email(email.as_str()).await?;
+        let Some(first) = users.first() else {
+            return Ok(());
+        };
+        let now = self.ctx.now();
+        let key = ThrottleKey::usernames_mail(&email);
+        if self
+            .ctx
+            .guard()
+            .count(&key, USERNAMES_MAILS_PER_ADDRESS, RECOVERY_WINDOW)
+            .await?
+            == Counted::Over
+        {
+            return Ok(());
+        }
+        let lines: Vec<UsernameLine> = users
+            .iter()
+            .map(|u| UsernameLine {
+                username: u.username().to_string(),
+                tenant_name: u.tenant_name.clone(),
+                tenant_code: u.tenant_code.to_string(),
+            })
+            .collect();
+        let message = self.ctx.outbox.usernames_message(&lines)?;
+        let single_user = (users.len() == 1).then_some(first.id);
+        let mail =
+            self.ctx
+                .outbox
+                .seal(message, email.as_str(), single_user, Some(first.tenant_id));
+        self.ctx.store.enqueue_mail(&mail, now).await?;
+        for user in &users {
+            let name = user.username().to_string();
+            self.ctx
+                .audit(Event {
+                    tenant: Some(user.tenant_id),
+                    subject: Some(&name),
+                    client_addr: addr.as_deref(),
+                    ..Event::new(EventKind::UsernamesRequested)
+                })
+                .await?;
+        }
+        self.ctx.mail_wake.notify_one();
+        Ok(())
+    }
+
+    /// The account a link resets, if the link can still be used. Looking never uses it up.
+    pub async fn reset_link(&self, token: &str) -> Result<Option<ResetLinkView>, Unexpected> {
+        Ok(self.live_link(token).await?.map(|(_, user)| ResetLinkView {
+            username: user.username().to_string(),
+        }))
+    }
+
+    async fn live_link(
+        &self,
+        token: &str,
+    ) -> Result<Option<(crate::store::ResetRecord, UserRecord)>, Unexpected> {
+        if !token::looks_like_token(token) {
+            return Ok(None);
+        }
+        let found = self.ctx.store.reset_link(&token::token_hash(token)).await?;
+        let now = self.ctx.now();
+        Ok(found.filter(|(link, _)| link.used_at.is_none() && link.expires_at > now))
+    }
+
+    /// Uses a link: checks the email on file and the new password, then — atomically with
+    /// marking the link used — sets the password, ends every session, kills the user's other
+    /// links, clears the lockout and queues a notice.
+    pub async fn complete_reset(
+        &self,
+        token: &str,
+        email: &str,
+        new: &str,
+        confirm: &str,
+        client: Client,
+    ) -> Result<(), ResetError> {
+        let Some((link, user)) = self.live_link(token).await? else {
+            return Err(ResetError::LinkInvalid);
+        };
+        let on_file = user.email.as_deref().unwrap_or("");
+        let email_wrong = match Email::parse(email) {
+            Ok(e) => e.as_str() != on_file,
+            Err(_) => true,
+        };
+        if email_wrong {
+            // The email is the one thing a leaked link's finder does not know: a few wrong
+            // guesses and the link is spent.
+            let guesses = self
+                .ctx
+                .guard()
+                .count(
+                    &ThrottleKey::reset_email_guesses(link.id),
+                    WRONG_EMAILS_PER_LINK - 1,
+                    self.ctx.policy.reset_ttl,
+                )
+                .await?;
+            if guesses == Counted::Over {
+                self.ctx
+                    .store
+                    .spend_reset_link(link.id, self.ctx.now())
+                    .await?;
+                return Err(ResetError::LinkInvalid);
+            }
+        }
+        let checked = check_new_password(&self.ctx, &user, new, confirm).await?;
+        let password = match (checked, email_wrong) {
+            (Ok(p), false) => p,
+            (Ok(_), true) => {
+                return Err(ResetError::Form {
+                    email_wrong,
+                    rejected: None,
+                })
+            }
+            (Err(rejected), _) => {
+                return Err(ResetError::Form {
+                    email_wrong,
+                    rejected: Some(rejected),
+                })
+            }
+        };
+        let hash = match self
+            .ctx
+            .hasher
+            .hash(SecretString::from(password.expose().to_owned()))
+            .await
+        {
+            Ok(h) => h,
+            Err(HashError::Busy(_)) => return Err(ResetError::Busy),
+            Err(e) => return Err(Unexpected::from(e).into()),
+        };
+        let now = self.ctx.now();
+        let name = user.username().to_string();
+        let notice = self
+            .ctx
+            .outbox
+            .password_changed_message(&user.name, &name, "reset", now)
+            .map_err(Unexpected::from)?;
+        let notice = self
+            .ctx
+            .outbox
+            .seal(notice, on_file, Some(user.id), Some(user.tenant_id));
+        let done = self
+            .ctx
+            .store
+            .complete_reset(
+                link.id,
+                user.id,
+                &PasswordChange {
+                    password_hash: &hash,
+                    expires_at: None,
+                },
+                &ThrottleKey::username(&user.username()),
+                Some(&notice),
+                now,
+            )
+            .await?;
+        if !done {
+            return Err(ResetError::LinkInvalid);
+        }
+        let addr = client.addr_string();
+        self.ctx
+            .audit(Event {
+                tenant: Some(user.tenant_id),
+                actor: Some(&name),
+                client_addr: addr.as_deref(),
+                ..Event::new(EventKind::ResetUsed)
+            })
+            .await?;
+        self.ctx.mail_wake.notify_one();
+        Ok(())
+    }
+}

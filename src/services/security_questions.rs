@@ -1,0 +1,131 @@
+//! A tenant admin's support security question: the provider's operators ask it when an
+//! admin who is locked out calls. The answer is kept only as an argon2id hash of its folded
+//! form; setting it needs the portal password.
+
+use secrecy::SecretString;
+
+use super::guard::Refusal;
+use super::tenant_admin::Admin;
+use super::{service, Client, SessionUser, Unexpected};
+use crate::audit::{Event, EventKind};
+use crate::domain::{SecurityAnswer, SecurityQuestion};
+use crate::store::UserRecord;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityQuestionError {
+    /// The question or the answer does not meet the rules; each problem named.
+    #[error("invalid")]
+    Invalid {
+        question: Option<String>,
+        answer: Option<String>,
+    },
+    /// The password was wrong or missing, the name is locked, or the pool is busy.
+    #[error("refused: {0:?}")]
+    Refused(Refusal),
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+impl From<crate::store::StoreError> for SecurityQuestionError {
+    fn from(e: crate::store::StoreError) -> Self {
+        SecurityQuestionError::Unexpected(e.into())
+    }
+}
+
+service!(
+    /// Admins' support security questions.
+    SecurityQuestions
+);
+
+impl SecurityQuestions {
+    /// The question the user has set, if any (never the answer).
+    pub async fn question_of(&self, su: &SessionUser) -> Result<Option<String>, Unexpected> {
+        Ok(self
+            .ctx
+            .store
+            .security_question(su.user.id)
+            .await?
+            .map(|q| q.question))
+    }
+
+    /// Sets the admin's question and answer, with their portal password confirmed (counted
+    /// toward the lockout like any other password check).
+    pub async fn set(
+        &self,
+        admin: &Admin,
+        question: &str,
+        answer: &str,
+        current_password: &str,
+        client: Client,
+    ) -> Result<(), SecurityQuestionError> {
+        let question = SecurityQuestion::parse(question);
+        let answer = SecurityAnswer::parse(answer);
+        let (question, answer) = match (question, answer) {
+            (Ok(q), Ok(a)) => (q, a),
+            (q, a) => {
+                return Err(SecurityQuestionError::Invalid {
+                    question: q.err().map(|e| e.to_string()),
+                    answer: a.err().map(|e| e.to_string()),
+                })
+            }
+        };
+        if current_password.is_empty() {
+            return Err(SecurityQuestionError::Refused(Refusal::WrongPassword));
+        }
+        let user = &admin.session().user;
+        self.ctx
+            .guard()
+            .confirm_password(
+                user,
+                current_password,
+                client,
+                "wrong password when setting the security question",
+            )
+            .await?
+            .map_err(SecurityQuestionError::Refused)?;
+        let name = user.username().to_string();
+        let addr = client.addr_string();
+        self.store(user, &question, &answer, &name, addr.as_deref())
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a question for an admin without their password: only for the provider's own
+    /// tools (the demo tenant), never from a page.
+    pub async fn set_by_provider(
+        &self,
+        user: &UserRecord,
+        question: &SecurityQuestion,
+        answer: &SecurityAnswer,
+        actor: &str,
+    ) -> Result<(), Unexpected> {
+        self.store(user, question, answer, actor, None).await
+    }
+
+    async fn store(
+        &self,
+        user: &UserRecord,
+        question: &SecurityQuestion,
+        answer: &SecurityAnswer,
+        actor: &str,
+        addr: Option<&str>,
+    ) -> Result<(), Unexpected> {
+        let ctx = &self.ctx;
+        let hash = ctx
+            .hasher
+            .hash(SecretString::from(answer.expose().to_owned()))
+            .await?;
+        ctx.store
+            .set_security_question(user.id, question.as_str(), &hash, ctx.now())
+            .await?;
+        let subject = user.username().to_string();
+        ctx.audit(Event {
+            tenant: Some(user.tenant_id),
+            actor: Some(actor),
+            subject: Some(&subject),
+            client_addr: addr,
+            ..Event::new(EventKind::SecurityQuestionSet)
+        })
+        .await
+    }
+}

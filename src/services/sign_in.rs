@@ -1,0 +1,112 @@
+//! Signing in to the customer portal: one generic failure for every wrong combination, the
+//! guard's lockout per username (known or not) and slow-down per address, a dummy hash
+//! for unknown users so timing tells nothing, and a temporary password past its 72 hours
+//! refused.
+
+use secrecy::SecretString;
+
+use super::guard::Refusal;
+use super::{service, Client, Unexpected};
+use crate::audit::{Event, EventKind};
+use crate::auth::token;
+use crate::domain::Username;
+use crate::store::ThrottleKey;
+
+/// A new session for the browser.
+#[derive(Debug)]
+pub struct SignedIn {
+    /// The cookie value; only its hash is stored.
+    pub token: String,
+    /// The password was temporary: only "choose a new password" is open until it is done.
+    pub must_change_password: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    /// Wrong password, locked, slowed down or busy.
+    #[error("refused: {0:?}")]
+    Refused(Refusal),
+    /// The right temporary password, but past its 72 hours.
+    #[error("temporary password expired")]
+    TemporaryExpired,
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+impl From<crate::store::StoreError> for SignInError {
+    fn from(e: crate::store::StoreError) -> Self {
+        SignInError::Unexpected(e.into())
+    }
+}
+
+service!(
+    /// Signing in to the customer portal.
+    SignIn
+);
+
+impl SignIn {
+    #[tracing::instrument(skip(self, password), fields(username = %username))]
+    pub async fn sign_in(
+        &self,
+        username: &Username,
+        password: SecretString,
+        client: Client,
+    ) -> Result<SignedIn, SignInError> {
+        let ctx = &self.ctx;
+        // A place on the hashing pool first: when it is full the answer is "busy" at once,
+        // before any database work, so a flood is shed for almost nothing.
+        let admitted = ctx
+            .hasher
+            .admit()
+            .map_err(|_| SignInError::Refused(Refusal::Busy))?;
+        let name = username.to_string();
+        let addr = client.addr_string();
+        let user = ctx.store.user_by_username(username).await?;
+        let tenant = user.as_ref().map(|u| u.tenant_id);
+        let event = |kind| Event {
+            tenant,
+            actor: Some(name.as_str()),
+            client_addr: addr.as_deref(),
+            ..Event::new(kind)
+        };
+
+        let key = ThrottleKey::username(username);
+        let guard = ctx.guard();
+        guard
+            .check_sign_in(
+                admitted,
+                &key,
+                user.as_ref().map(|u| u.password_hash.as_str()),
+                &password,
+                client,
+                &event,
+            )
+            .await?
+            .map_err(SignInError::Refused)?;
+        let Some(user) = user else {
+            return Err(SignInError::Refused(Refusal::WrongPassword));
+        };
+
+        let now = ctx.now();
+        if user.password_temporary && user.password_expires_at.is_some_and(|at| at <= now) {
+            // The attempt stays counted: an expired password is no proof of anything.
+            ctx.audit(Event {
+                detail: Some("temporary password expired"),
+                ..event(EventKind::SignInFailed)
+            })
+            .await?;
+            return Err(SignInError::TemporaryExpired);
+        }
+        guard.unlock(&key).await?;
+        let token = token::random_token();
+        ctx.store
+            .insert_session(&token::token_hash(&token), user.id, now)
+            .await?;
+        ctx.store.record_sign_in(user.id, now).await?;
+        ctx.audit(event(EventKind::SignInOk)).await?;
+        Ok(SignedIn {
+            token,
+            must_change_password: user.password_temporary,
+        })
+    }
+}

@@ -1,0 +1,388 @@
+//! Everything a tenant admin may do, to the users of their own tenant and nobody else's:
+//! list, create, edit, delete, reset a password (link or temporary), unlock, sign out
+//! everywhere, a new SIP secret, a PIN, and the tenant's audit log. Every action takes an
+//! [`Admin`] — the proof that the actor is one — and scopes each lookup to the admin's
+//! tenant, so another tenant's user is indistinguishable from one that does not exist.
+//! The tenant keeps at least one admin.
+
+use super::passwords::set_temporary_password;
+use super::phone::{regenerate_for, set_pin_for, PinError, PinRejected};
+use super::provisioning::{CreateUserError, Provisioning};
+use super::recovery::{send_link_for, NoEmailOnFile};
+use super::{service, SessionUser, Unexpected};
+use crate::audit::{Event, EventKind};
+use crate::domain::{DisplayName, Email, Extension, NewPassword, Role, Username};
+use crate::store::{
+    AuditFilter, AuditRecord, MailRecord, StoreError, ThrottleKey, UserListRow, UserRecord,
+};
+
+/// Users per page of the admin list, and events per page of the audit log.
+pub const PAGE_SIZE: i64 = 50;
+
+/// Proof that the acting user is an admin of their tenant: only [`Admin::of`] makes one.
+#[derive(Debug, Clone)]
+pub struct Admin(SessionUser);
+
+impl Admin {
+    /// The admin behind this session; `None` when its user is not one.
+    pub fn of(su: SessionUser) -> Option<Admin> {
+        su.user.is_admin().then_some(Admin(su))
+    }
+
+    pub fn session(&self) -> &SessionUser {
+        &self.0
+    }
+
+    fn actor(&self) -> String {
+        self.0.user.username().to_string()
+    }
+}
+
+/// No such user in the admin's tenant (whether or not it exists elsewhere), or a fault.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        AdminError::Unexpected(e.into())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("extension {0} is already taken")]
+    ExtensionTaken(Extension),
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+/// An edit or a deletion refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("not found")]
+    NotFound,
+    /// The change would leave the tenant without an admin.
+    #[error("last admin")]
+    LastAdmin,
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResetLinkError {
+    #[error("not found")]
+    NotFound,
+    /// A reset link needs an email on file.
+    #[error("no email on file")]
+    NoEmail,
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminPinError {
+    #[error("not found")]
+    NotFound,
+    #[error("invalid PIN")]
+    Rejected(PinRejected),
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+/// One user as the admin's detail page shows them.
+#[derive(Debug, Clone)]
+pub struct UserDetail {
+    pub row: UserListRow,
+    pub mail: Vec<MailRecord>,
+}
+
+/// What the admin wants a user to be.
+pub struct UserFields {
+    pub name: DisplayName,
+    pub email: Option<Email>,
+    pub role: Role,
+}
+
+service!(
+    /// Tenant administration.
+    TenantAdmin
+);
+
+impl TenantAdmin {
+    /// The user `extension` of the admin's tenant.
+    async fn target(&self, admin: &Admin, extension: &Extension) -> Result<UserRecord, AdminError> {
+        self.ctx
+            .store
+            .user_in_tenant(admin.0.user.tenant_id, extension.as_str())
+            .await?
+            .ok_or(AdminError::NotFound)
+    }
+
+    async fn audit(
+        &self,
+        admin: &Admin,
+        kind: EventKind,
+        target: &UserRecord,
+        detail: Option<&str>,
+    ) -> Result<(), Unexpected> {
+        let actor = admin.actor();
+        let subject = target.username().to_string();
+        self.ctx
+            .audit(Event {
+                tenant: Some(admin.0.user.tenant_id),
+                actor: Some(&actor),
+                subject: Some(&subject),
+                detail,
+                ..Event::new(kind)
+            })
+            .await
+    }
+
+    /// One page of the tenant's users, searched by extension, name or email; and how many
+    /// match in all.
+    pub async fn list_users(
+        &self,
+        admin: &Admin,
+        search: Option<&str>,
+        page: i64,
+    ) -> Result<(Vec<UserListRow>, i64), Unexpected> {
+        let offset = page.max(0).saturating_mul(PAGE_SIZE);
+        Ok(self
+            .ctx
+            .store
+            .list_users(
+                admin.0.user.tenant_id,
+                search,
+                self.ctx.now(),
+                PAGE_SIZE,
+                offset,
+            )
+            .await?)
+    }
+
+    pub async fn user_detail(
+        &self,
+        admin: &Admin,
+        extension: &Extension,
+    ) -> Result<UserDetail, AdminError> {
+        let user = self.target(admin, extension).await?;
+        let locked_until = self
+            .ctx
+            .guard()
+            .locked_until(&ThrottleKey::username(&user.username()))
+            .await?;
+        let mail = self.ctx.store.mail_records(Some(user.id), 10).await?;
+        Ok(UserDetail {
+            row: UserListRow { user, locked_until },
+            mail,
+        })
+    }
+
+    /// Creates a user of the admin's tenant with a temporary password, returned once.
+    pub async fn create_user(
+        &self,
+        admin: &Admin,
+        extension: &Extension,
+        fields: &UserFields,
+    ) -> Result<(Username, NewPassword), CreateError> {
+        let username = Username::new(extension.clone(), admin.0.user.tenant_code.clone());
+        let created = Provisioning::new(self.ctx.clone())
+            .create_user(
+                &username,
+                &fields.name,
+                fields.email.as_ref(),
+                fields.role,
+                None,
+                &admin.actor(),
+            )
+            .await;
+        match created {
+            Ok((_, Some(password))) => Ok((username, password)),
+            Ok((_, None)) => {
+                Err(Unexpected::invariant("no temporary password was generated").into())
+            }
+            Err(CreateUserError::UserExists(_)) => {
+                Err(CreateError::ExtensionTaken(extension.clone()))
+            }
+            Err(CreateUserError::NoSuchTenant(_)) => {
+                Err(Unexpected::invariant("the admin's own tenant is gone").into())
+            }
+            Err(CreateUserError::Unexpected(e)) => Err(e.into()),
+        }
+    }
+
+    pub async fn update_user(
+        &self,
+        admin: &Admin,
+        extension: &Extension,
+        fields: &UserFields,
+    ) -> Result<(), ChangeError> {
+        let user = self.changeable(admin, extension).await?;
+        let changed = self
+            .ctx
+            .store
+            .update_user(
+                admin.0.user.tenant_id,
+                user.id,
+                fields.name.as_str(),
+                fields.email.as_ref().map(Email::as_str),
+                fields.role.as_str(),
+            )
+            .await
+            .map_err(Unexpected::from)?;
+        if !changed {
+            return Err(ChangeError::LastAdmin);
+        }
+        let detail = format!(
+            "name, email and role saved (role {}{})",
+            fields.role.as_str(),
+            if fields.email.is_none() {
+                ", no email"
+            } else {
+                ""
+            }
+        );
+        self.audit(admin, EventKind::UserUpdated, &user, Some(&detail))
+            .await?;
+        Ok(())
+    }
+
+    async fn changeable(
+        &self,
+        admin: &Admin,
+        extension: &Extension,
+    ) -> Result<UserRecord, ChangeError> {
+        match self.target(admin, extension).await {
+            Ok(user) => Ok(user),
+            Err(AdminError::NotFound) => Err(ChangeError::NotFound),
+            Err(AdminError::Unexpected(e)) => Err(e.into()),
+        }
+    }
+
+    pub async fn delete_user(
+        &self,
+        admin: &Admin,
+        extension: &Extension,
+    ) -> Result<(), ChangeError> {
+        let user = self.changeable(admin, extension).await?;
+        if !self
+            .ctx
+            .store
+            .delete_user(admin.0.user.tenant_id, user.id)
+            .await
+            .map_err(Unexpected::from)?
+        {
+            return Err(ChangeError::LastAdmin);
+        }
+        self.ctx
+            .guard()
+            .unlock(&ThrottleKey::username(&user.username()))
+            .await?;
+        self.audit(admin, EventKind::UserDeleted, &user, None)
+            .await?;
+        Ok(())
+    }
+
+    /// Mails a reset link to the email on file and ends the user's sessions.
+    pub async fn send_reset_link(
+        &self,
+        admin: &Admin,
+        extension: &Extension,
+    ) -> Result<(), ResetLinkError> {
+        let user = match self.target(admin, extension).await {
+            Ok(user) => user,
+            Err(AdminError::NotFound) => return Err(ResetLinkError::NotFound),
+            Err(AdminError::Unexpected(e)) => return Err(e.into()),
+        };
+        match send_link_for(&self.ctx, user, &admin.actor()).await? {
+            Ok(()) => Ok(()),
+            Err(NoEmailOnFile) => Err(ResetLinkError::NoEmail),
+        }
+    }
+
+    /// Sets a temporary password (returned once, with whose it is); the user's sessions and
+    /// links end.
+    pub async fn set_temporary_password(
+        &self,
+        admin: &Admin,
+        extension: &Extension,
+    ) -> Result<(Username, NewPassword), AdminError> {
+        let user = self.target(admin, extension).await?;
+        let password = set_temporary_password(&self.ctx, &user, &admin.actor()).await?;
+        Ok((user.username(), password))
+    }
+
+    pub async fn unlock(&self, admin: &Admin, extension: &Extension) -> Result<(), AdminError> {
+        let user = self.target(admin, extension).await?;
+        self.ctx
+            .guard()
+            .unlock(&ThrottleKey::username(&user.username()))
+            .await?;
+        self.audit(admin, EventKind::UserUnlocked, &user, None)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every session of the user; returns how many.
+    pub async fn sign_out_everywhere(
+        &self,
+        admin: &Admin,
+        extension: &Extension,
+    ) -> Result<u64, AdminError> {
+        let user = self.target(admin, extension).await?;
+        let ended = self.ctx.store.delete_user_sessions(user.id).await?;
+        let detail = format!("{ended} session(s) ended");
+        self.audit(admin, EventKind::SignedOutEverywhere, &user, Some(&detail))
+            .await?;
+        Ok(ended)
+    }
+
+    /// A new SIP secret for the user; their phones must be reprogrammed.
+    pub async fn regenerate_sip_secret(
+        &self,
+        admin: &Admin,
+        extension: &Extension,
+    ) -> Result<(), AdminError> {
+        let user = self.target(admin, extension).await?;
+        Ok(regenerate_for(&self.ctx, &user, &admin.actor()).await?)
+    }
+
+    pub async fn set_pin(
+        &self,
+        admin: &Admin,
+        extension: &Extension,
+        new: &str,
+        confirm: &str,
+    ) -> Result<(), AdminPinError> {
+        let user = match self.target(admin, extension).await {
+            Ok(user) => user,
+            Err(AdminError::NotFound) => return Err(AdminPinError::NotFound),
+            Err(AdminError::Unexpected(e)) => return Err(e.into()),
+        };
+        match set_pin_for(&self.ctx, &user, new, confirm, &admin.actor()).await {
+            Ok(()) => Ok(()),
+            Err(PinError::Rejected(r)) => Err(AdminPinError::Rejected(r)),
+            Err(PinError::Unexpected(e)) => Err(e.into()),
+        }
+    }
+
+    /// One page of the tenant's audit log, newest first, and how many events match.
+    pub async fn audit_page(
+        &self,
+        admin: &Admin,
+        filter: &AuditFilter<'_>,
+        page: i64,
+    ) -> Result<(Vec<AuditRecord>, i64), Unexpected> {
+        let offset = page.max(0).saturating_mul(PAGE_SIZE);
+        Ok(self
+            .ctx
+            .store
+            .audit_page(admin.0.user.tenant_id, filter, PAGE_SIZE, offset)
+            .await?)
+    }
+}

@@ -1,0 +1,319 @@
+//! The `signin_throttle` table: one counter per key, counted atomically before anything
+//! is checked, locked once its window holds the limit. Every key format lives here, in
+//! [`ThrottleKey`], and the SQL that joins on a key takes its pattern from here too, so
+//! existing rows keep working and no format is written twice. The rules that read the
+//! counters (how many, how long) are the guard's, in `services::guard`.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use sqlx::{Executor, Row};
+
+use super::{insert_audit, AuditRow, Store, StoreResult, UserId};
+use crate::clock::Timestamp;
+use crate::domain::{OperatorName, Username};
+
+/// The name of one counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleKey(String);
+
+/// The SQL expression of a tenant user's [`ThrottleKey::username`], for a query that
+/// selects `u` from `users` joined with `t` from `tenants`.
+pub(crate) const USERNAME_KEY_SQL: &str = "'user:' || u.extension || '-' || t.code";
+
+impl ThrottleKey {
+    /// Sign-in failures of one username, known or not: `user:201-wickedsprockets`.
+    pub fn username(u: &Username) -> ThrottleKey {
+        ThrottleKey(format!("user:{u}"))
+    }
+
+    /// Sign-in failures of one operator name: `operator:NAME`, which no tenant username
+    /// can be.
+    pub fn operator(name: &OperatorName) -> ThrottleKey {
+        ThrottleKey(format!("operator:{name}"))
+    }
+
+    /// Password failures from one client address across usernames. IPv6 clients are
+    /// grouped by /64, the block one subscriber usually holds, so hopping between
+    /// addresses does not escape the limit.
+    pub fn address(addr: IpAddr) -> ThrottleKey {
+        ThrottleKey(match addr {
+            IpAddr::V4(v4) => format!("addr:{v4}"),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => format!("addr:{v4}"),
+                None => {
+                    let s = v6.segments();
+                    format!("addr:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+        })
+    }
+
+    /// Recovery requests (reset links, usernames) from one client address.
+    pub fn recovery_address(addr: IpAddr) -> ThrottleKey {
+        ThrottleKey(format!("recovery:{addr}"))
+    }
+
+    /// Reset links mailed for one account.
+    pub fn reset_mail(user: UserId) -> ThrottleKey {
+        ThrottleKey(format!("reset-mail:{}", user.0))
+    }
+
+    /// Usernames reminders mailed to one address (as stored: parsed, lowercased).
+    pub fn usernames_mail(email: &str) -> ThrottleKey {
+        ThrottleKey(format!("usernames-mail:{email}"))
+    }
+
+    /// Wrong answers to "your email address" on one reset link.
+    pub fn reset_email_guesses(link_id: i64) -> ThrottleKey {
+        ThrottleKey(format!("reset-email:{link_id}"))
+    }
+
+    /// Operators' tries at the answer of one admin's security question.
+    pub fn caller_tries(admin: UserId) -> ThrottleKey {
+        ThrottleKey(format!("caller:{}", admin.0))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One more failure of a client address, counted and, at `limit`, locked until
+/// `lock_until` (see [`Store::record_failed_check`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AddressFailure<'a> {
+    pub key: &'a ThrottleKey,
+    pub now: Timestamp,
+    pub window: Duration,
+    pub limit: u32,
+    pub lock_until: Timestamp,
+}
+
+/// The outcome of counting one attempt for a throttle key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleState {
+    /// Attempts counted in the current window, this one included.
+    pub attempts: i64,
+    pub locked_until: Option<Timestamp>,
+}
+
+impl Store {
+    /// Counts one attempt for `key`, atomically, before anything is checked. The count
+    /// starts again only after `window` without attempts (or when a lock has run out), so
+    /// no window-long span can ever hold more attempts than the limit — bursts at a
+    /// window's edge included. `window_start` holds the time of the latest attempt.
+    pub async fn throttle_count(
+        &self,
+        key: &ThrottleKey,
+        now: Timestamp,
+        window: Duration,
+    ) -> StoreResult<ThrottleState> {
+        throttle_count(&self.pool, key, now, window).await
+    }
+
+    /// Records that a counted attempt failed; locks the key until `lock_until` once the
+    /// window holds `limit` attempts. Returns when the key is locked until, if it is.
+    pub async fn throttle_fail(
+        &self,
+        key: &ThrottleKey,
+        limit: u32,
+        lock_until: Timestamp,
+    ) -> StoreResult<Option<Timestamp>> {
+        throttle_fail(&self.pool, key, limit, lock_until).await
+    }
+
+    /// Records a password that did not match, in one transaction (one commit where there
+    /// were four): the failure under `key`, which locks it once its window holds `limit`
+    /// attempts; one more failure of the client's address, when given; and the audit row
+    /// that `audit` makes, told whether this failure locked `key`. Returns when `key` is
+    /// locked until, if it is.
+    pub async fn record_failed_check<'a>(
+        &self,
+        key: &ThrottleKey,
+        limit: u32,
+        lock_until: Timestamp,
+        address: Option<&AddressFailure<'_>>,
+        audit: impl FnOnce(Option<Timestamp>) -> AuditRow<'a>,
+    ) -> StoreResult<Option<Timestamp>> {
+        let mut tx = self.pool.begin().await?;
+        // A write first, so SQLite takes its write lock at once.
+        let locked = throttle_fail(&mut *tx, key, limit, lock_until).await?;
+        if let Some(a) = address {
+            throttle_count(&mut *tx, a.key, a.now, a.window).await?;
+            throttle_fail(&mut *tx, a.key, a.limit, a.lock_until).await?;
+        }
+        insert_audit(&mut *tx, &audit(locked)).await?;
+        tx.commit().await?;
+        Ok(locked)
+    }
+
+    /// Gives back an attempt that was counted but never checked (the hashing pool was full).
+    pub async fn throttle_release(&self, key: &ThrottleKey) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE signin_throttle SET attempts = attempts - 1 WHERE key = $1 AND attempts > 0",
+        )
+        .bind(key.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets every counted attempt and lock for `key` (success, reset, unlock).
+    pub async fn throttle_clear(&self, key: &ThrottleKey) -> StoreResult<bool> {
+        let done = throttle_clear(&self.pool, key).await?;
+        Ok(done)
+    }
+
+    /// The current lock of `key`, without counting anything.
+    pub async fn throttle_locked_until(&self, key: &ThrottleKey) -> StoreResult<Option<Timestamp>> {
+        let row = sqlx::query("SELECT locked_until FROM signin_throttle WHERE key = $1")
+            .bind(key.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<Option<i64>, _>("locked_until")?.map(Timestamp),
+            None => None,
+        })
+    }
+
+    /// How many attempts `key` holds in its current window (0 when it has none or the
+    /// window has passed), without counting one more.
+    pub async fn throttle_attempts(
+        &self,
+        key: &ThrottleKey,
+        window_after: Timestamp,
+    ) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "SELECT attempts FROM signin_throttle WHERE key = $1 AND window_start > $2",
+        )
+        .bind(key.as_str())
+        .bind(window_after.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => r.try_get("attempts")?,
+            None => 0,
+        })
+    }
+}
+
+pub(crate) async fn throttle_clear<'e>(
+    db: impl Executor<'e, Database = sqlx::Any>,
+    key: &ThrottleKey,
+) -> StoreResult<bool> {
+    let done = sqlx::query("DELETE FROM signin_throttle WHERE key = $1")
+        .bind(key.as_str())
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+async fn throttle_count<'e>(
+    db: impl Executor<'e, Database = sqlx::Any>,
+    key: &ThrottleKey,
+    now: Timestamp,
+    window: Duration,
+) -> StoreResult<ThrottleState> {
+    let row = sqlx::query(
+        "INSERT INTO signin_throttle (key, window_start, attempts, locked_until) VALUES ($1, $2, 1, NULL) \
+         ON CONFLICT (key) DO UPDATE SET \
+           attempts = CASE WHEN (signin_throttle.locked_until IS NOT NULL AND signin_throttle.locked_until <= $2) \
+                             OR (signin_throttle.locked_until IS NULL AND signin_throttle.window_start <= $3) \
+                           THEN 1 ELSE signin_throttle.attempts + 1 END, \
+           window_start = CASE WHEN signin_throttle.locked_until IS NOT NULL AND signin_throttle.locked_until > $2 \
+                           THEN signin_throttle.window_start ELSE $2 END, \
+           locked_until = CASE WHEN signin_throttle.locked_until <= $2 THEN NULL \
+                           ELSE signin_throttle.locked_until END \
+         RETURNING attempts, locked_until",
+    )
+    .bind(key.as_str())
+    .bind(now.0)
+    .bind(now.minus(window).0)
+    .fetch_one(db)
+    .await?;
+    Ok(ThrottleState {
+        attempts: row.try_get("attempts")?,
+        locked_until: row
+            .try_get::<Option<i64>, _>("locked_until")?
+            .map(Timestamp),
+    })
+}
+
+async fn throttle_fail<'e>(
+    db: impl Executor<'e, Database = sqlx::Any>,
+    key: &ThrottleKey,
+    limit: u32,
+    lock_until: Timestamp,
+) -> StoreResult<Option<Timestamp>> {
+    let row = sqlx::query(
+        "UPDATE signin_throttle SET locked_until = CASE \
+           WHEN locked_until IS NULL AND attempts >= $2 THEN $3 ELSE locked_until END \
+         WHERE key = $1 RETURNING locked_until",
+    )
+    .bind(key.as_str())
+    .bind(i64::from(limit))
+    .bind(lock_until.0)
+    .fetch_optional(db)
+    .await?;
+    Ok(match row {
+        Some(r) => r.try_get::<Option<i64>, _>("locked_until")?.map(Timestamp),
+        None => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Email;
+
+    fn username(s: &str) -> Username {
+        Username::parse(s).unwrap()
+    }
+
+    #[test]
+    fn every_key_format_is_pinned_so_existing_rows_keep_working() {
+        let user = UserId(42);
+        let cases = [
+            (
+                ThrottleKey::username(&username("201-WickedSprockets")),
+                "user:201-wickedsprockets",
+            ),
+            (
+                ThrottleKey::operator(&OperatorName::parse("Olive").unwrap()),
+                "operator:olive",
+            ),
+            (
+                ThrottleKey::address("192.0.2.7".parse().unwrap()),
+                "addr:192.0.2.7",
+            ),
+            (
+                ThrottleKey::recovery_address("192.0.2.7".parse().unwrap()),
+                "recovery:192.0.2.7",
+            ),
+            (ThrottleKey::reset_mail(user), "reset-mail:42"),
+            (
+                ThrottleKey::usernames_mail(Email::parse("Sam@Example.com").unwrap().as_str()),
+                "usernames-mail:sam@example.com",
+            ),
+            (ThrottleKey::reset_email_guesses(7), "reset-email:7"),
+            (ThrottleKey::caller_tries(user), "caller:42"),
+        ];
+        for (key, expected) in cases {
+            assert_eq!(key.as_str(), expected);
+        }
+        assert_eq!(USERNAME_KEY_SQL, "'user:' || u.extension || '-' || t.code");
+    }
+
+    #[test]
+    fn ipv6_clients_are_grouped_by_their_64_bit_prefix() {
+        let a = ThrottleKey::address("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = ThrottleKey::address("2001:db8:1:2:bbbb::9".parse().unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, ThrottleKey::address("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(
+            ThrottleKey::address("::ffff:192.0.2.7".parse().unwrap()).as_str(),
+            "addr:192.0.2.7"
+        );
+    }
+}

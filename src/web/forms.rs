@@ -1,0 +1,94 @@
+//! Form pieces more than one page shows: the password fields' errors (Settings, choosing a
+//! new password, a reset link) and the PIN fields' errors (Settings, an admin's user page).
+
+use axum::http::StatusCode;
+
+use super::respond::refused_in_session;
+use super::WebError;
+use crate::services::passwords::{ChangePasswordError, PasswordRejected};
+use crate::services::phone::PinRejected;
+use crate::services::Refusal;
+
+/// What a form says when the current password typed is wrong.
+pub const WRONG_CURRENT: &str = "Your current password is not right.";
+
+/// Problems with a password form, each tied to its field.
+#[derive(Debug, Default)]
+pub struct PasswordErrors {
+    pub current: Option<String>,
+    pub new: Vec<&'static str>,
+    pub confirm: Option<String>,
+    pub form: Option<String>,
+    /// Seconds for a `Retry-After` header (locked or busy).
+    pub retry_after: Option<u64>,
+}
+
+impl PasswordErrors {
+    pub fn any(&self) -> bool {
+        self.current.is_some()
+            || !self.new.is_empty()
+            || self.confirm.is_some()
+            || self.form.is_some()
+    }
+
+    /// The errors of a new password the policy or the confirmation refused.
+    pub fn rejected(r: &PasswordRejected) -> PasswordErrors {
+        PasswordErrors {
+            new: r.problems.iter().map(|p| p.message()).collect(),
+            confirm: r
+                .mismatch
+                .then(|| "The two new passwords do not match.".to_owned()),
+            ..PasswordErrors::default()
+        }
+    }
+}
+
+/// Turns a password change outcome into the new session token, or the status and errors
+/// to re-render the form with. Unexpected failures stay errors.
+pub fn password_change_outcome(
+    outcome: Result<String, ChangePasswordError>,
+) -> Result<Result<String, (StatusCode, PasswordErrors)>, WebError> {
+    match outcome {
+        Ok(token) => Ok(Ok(token)),
+        Err(ChangePasswordError::Rejected(r)) => Ok(Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            PasswordErrors::rejected(&r),
+        ))),
+        Err(ChangePasswordError::Refused(Refusal::WrongPassword)) => Ok(Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            PasswordErrors {
+                current: Some(WRONG_CURRENT.to_owned()),
+                ..PasswordErrors::default()
+            },
+        ))),
+        Err(ChangePasswordError::Refused(r)) => {
+            let shown = refused_in_session(r, (StatusCode::UNPROCESSABLE_ENTITY, WRONG_CURRENT));
+            Ok(Err((
+                shown.status,
+                PasswordErrors {
+                    form: Some(shown.message),
+                    retry_after: shown.retry_after,
+                    ..PasswordErrors::default()
+                },
+            )))
+        }
+        Err(ChangePasswordError::Unexpected(e)) => Err(e.into()),
+    }
+}
+
+/// Problems with the PIN form, each tied to its field.
+#[derive(Debug, Default)]
+pub struct PinErrors {
+    pub new: Option<&'static str>,
+    pub confirm: Option<&'static str>,
+}
+
+impl PinErrors {
+    /// The page's PIN errors for a rejected PIN.
+    pub fn rejected(r: PinRejected) -> PinErrors {
+        PinErrors {
+            new: r.problem.map(|p| p.message()),
+            confirm: r.mismatch.then_some("The two PINs do not match."),
+        }
+    }
+}

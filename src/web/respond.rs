@@ -1,0 +1,163 @@
+//! Responses every page shares: `Retry-After`, the "busy" and "too many wrong passwords"
+//! messages, redirects back to a page with a notice, paging, and clipping what a form
+//! echoes back.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::services::Refusal;
+
+/// What a page says when the hashing pool is full.
+pub const BUSY: &str = "The portal is very busy right now. Please try again in a moment.";
+/// `Retry-After` of a "busy" answer, in seconds.
+pub const BUSY_RETRY_AFTER: u64 = 2;
+
+/// Adds `Retry-After: seconds` (at least 1).
+pub fn with_retry_after(mut response: Response, seconds: u64) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
+}
+
+/// Adds `Retry-After` when there is one.
+pub fn maybe_retry_after(response: Response, seconds: Option<u64>) -> Response {
+    match seconds {
+        Some(s) => with_retry_after(response, s),
+        None => response,
+    }
+}
+
+/// Whole minutes left, rounded up, at least 1.
+pub fn minutes(d: Duration) -> u64 {
+    d.as_secs().div_ceil(60).max(1)
+}
+
+/// "1 minute", "5 minutes".
+pub fn minutes_text(d: Duration) -> String {
+    let m = minutes(d);
+    format!("{m} minute{}", if m == 1 { "" } else { "s" })
+}
+
+/// How a page shows a refused password: status, message, and `Retry-After` seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub status: StatusCode,
+    pub message: String,
+    pub retry_after: Option<u64>,
+}
+
+/// A password typed inside a session (to change it, reveal a secret, set a question) was
+/// refused; `wrong` is what the page says for a wrong password, with its status.
+pub fn refused_in_session(r: Refusal, wrong: (StatusCode, &str)) -> Refused {
+    match r {
+        Refusal::WrongPassword => Refused {
+            status: wrong.0,
+            message: wrong.1.to_owned(),
+            retry_after: None,
+        },
+        Refusal::Locked { retry_after } | Refusal::Throttled { retry_after } => Refused {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!(
+                "Too many wrong passwords. Try again in {}.",
+                minutes_text(retry_after)
+            ),
+            retry_after: Some(retry_after.as_secs()),
+        },
+        Refusal::Busy => busy(),
+    }
+}
+
+/// A refused sign-in; `what` names the sign-in name ("username", or "name" on the
+/// operator console).
+pub fn refused_sign_in(r: Refusal, what: &str) -> Refused {
+    match r {
+        Refusal::WrongPassword => Refused {
+            status: StatusCode::UNAUTHORIZED,
+            message: format!("That {what} and password do not match. Check both and try again."),
+            retry_after: None,
+        },
+        Refusal::Locked { retry_after } => Refused {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!(
+                "Too many failed sign-in attempts for this {what}. Try again in {}.",
+                minutes_text(retry_after)
+            ),
+            retry_after: Some(retry_after.as_secs()),
+        },
+        Refusal::Throttled { retry_after } => Refused {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!(
+                "Too many failed sign-ins from your network. Try again in {}.",
+                minutes_text(retry_after)
+            ),
+            retry_after: Some(retry_after.as_secs()),
+        },
+        Refusal::Busy => busy(),
+    }
+}
+
+/// The hashing pool is full: 503 with a short `Retry-After`.
+pub fn busy() -> Refused {
+    Refused {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        message: BUSY.to_owned(),
+        retry_after: Some(BUSY_RETRY_AFTER),
+    }
+}
+
+/// 303 back to `path` with `?done=WHAT`, for the page to show its notice.
+pub fn back_to(path: &str, done: &str) -> Response {
+    Redirect::to(&format!("{path}?done={done}")).into_response()
+}
+
+/// `?done=…` on a page that shows a notice after an action.
+#[derive(Debug, Default, Deserialize)]
+pub struct DoneQuery {
+    #[serde(default)]
+    pub done: String,
+}
+
+/// `?q=…&page=…` on a searchable list (`deleted` names a user just deleted).
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub page: Option<i64>,
+    #[serde(default)]
+    pub deleted: String,
+}
+
+impl ListQuery {
+    /// The zero-based page asked for.
+    pub fn page_index(&self) -> i64 {
+        self.page.unwrap_or(1).max(1) - 1
+    }
+}
+
+/// How many pages `total` rows fill at `per_page` (at least one, even when empty).
+pub fn page_count(total: i64, per_page: i64) -> i64 {
+    ((total + per_page - 1) / per_page).max(1)
+}
+
+/// What a form echoes back of a field: trimmed and at most `n` characters.
+pub fn clip(s: &str, n: usize) -> String {
+    s.trim().chars().take(n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minutes_round_up_and_pages_never_reach_zero() {
+        assert_eq!(minutes_text(Duration::from_secs(1)), "1 minute");
+        assert_eq!(minutes_text(Duration::from_secs(61)), "2 minutes");
+        assert_eq!(page_count(0, 50), 1);
+        assert_eq!(page_count(51, 50), 2);
+    }
+}
