@@ -1,10 +1,7 @@
-//! The server's secret key: 32 random bytes generated into the data directory on first
-//! start (mode 0600), or read from `DIALTONE_SECRET_KEY_FILE`. Every node that shares a
-//! database must be given the same key. Purpose-specific keys are derived from it.
+//! One 32-byte secret key, held by the keyring (see `keyring.rs`, which reads and writes
+//! the key file). Purpose-specific keys are derived from it.
 
 use std::fmt;
-use std::io::Write;
-use std::path::Path;
 
 use hmac::{Hmac, Mac};
 use rand::rngs::OsRng;
@@ -47,48 +44,6 @@ impl SecretKey {
         SecretKey(k)
     }
 
-    /// Reads the key file, creating it (0600) when it does not exist.
-    pub fn load_or_create(path: &Path) -> Result<SecretKey, KeyError> {
-        let shown = path.display().to_string();
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let bytes =
-                    hex::decode(text.trim()).map_err(|_| KeyError::Malformed(shown.clone()))?;
-                let key: [u8; 32] = bytes.try_into().map_err(|_| KeyError::Malformed(shown))?;
-                Ok(SecretKey(key))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = SecretKey::random();
-                key.write_new(path).map_err(|why| KeyError::Create {
-                    path: shown,
-                    why: why.to_string(),
-                })?;
-                Ok(key)
-            }
-            Err(e) => Err(KeyError::Read {
-                path: shown,
-                why: e.to_string(),
-            }),
-        }
-    }
-
-    fn write_new(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(path)?;
-        file.write_all(hex::encode(self.0).as_bytes())?;
-        file.write_all(b"\n")?;
-        file.sync_all()
-    }
-
     /// HMAC-SHA256 of `message` under a key derived for `purpose`.
     pub fn mac(&self, purpose: &str, message: &[u8]) -> [u8; 32] {
         let derived = self.derive(purpose);
@@ -116,29 +71,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_key_file_is_created_once_and_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("secret.key");
-        let a = SecretKey::load_or_create(&path).unwrap();
-        let b = SecretKey::load_or_create(&path).unwrap();
-        assert_eq!(a.mac("x", b"m"), b.mac("x", b"m"));
+    fn purposes_derive_different_keys() {
+        let a = SecretKey::random();
+        assert_eq!(a.mac("x", b"m"), a.mac("x", b"m"));
         assert_ne!(a.mac("x", b"m"), a.mac("y", b"m"));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-    }
-
-    #[test]
-    fn a_malformed_key_file_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("secret.key");
-        std::fs::write(&path, "not hex").unwrap();
-        assert!(matches!(
-            SecretKey::load_or_create(&path),
-            Err(KeyError::Malformed(_))
-        ));
+        let back = SecretKey::from_hex(&a.to_hex()).unwrap();
+        assert_eq!(a.mac("x", b"m"), back.mac("x", b"m"));
     }
 }
