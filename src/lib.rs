@@ -7,6 +7,7 @@
 //!   parsed once at the edge.
 //! - [`auth`]: password hashing pool, session tokens, CSRF tokens, the secret key.
 //! - [`accounts`]: the services — sign-in, lockout, sessions, passwords, tenants, users.
+//! - [`services`]: the PBX link (credential lookup, PBX tokens, notices to Kamailio).
 //! - [`audit`]: the security event log.
 //! - [`store`]: the one facade over SQLite and PostgreSQL.
 //! - [`web`]: router, pages, extractors, middleware.
@@ -24,5 +25,6 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod mail;
+pub mod services;
 pub mod store;
 pub mod web;

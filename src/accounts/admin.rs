@@ -214,6 +214,9 @@ impl Accounts {
         {
             return Err(AdminError::LastAdmin);
         }
+        // The SIP server forgets the deleted user's secret and registrations (PBX link).
+        let aor = crate::services::pbx::aor(&user.extension, &user.sip_domain);
+        self.store.queue_pbx_notices(&[aor], self.now()).await?;
         self.store
             .throttle_clear(&user_key(&user.username()))
             .await?;

@@ -28,6 +28,7 @@ use tokio::sync::Notify;
 
 pub use admin::{AdminError, UserDetail, UserFields, PAGE_SIZE};
 pub use passwords::{ChangePasswordError, PasswordForm};
+pub(crate) use provisioning::valid_sip_domain;
 pub use provisioning::{
     generate_operator_password, generate_temporary_password, ProvisionError, TEMPORARY_PASSWORD_TTL,
 };

@@ -33,6 +33,30 @@ fn aad(tenant: TenantId, extension: &str) -> Vec<u8> {
     format!("{}:{extension}", tenant.0).into_bytes()
 }
 
+/// Seals a SIP secret to its tenant and extension (for the PBX link's backfill).
+pub(crate) fn seal_sip_secret_with(
+    keyring: &crate::auth::keyring::Keyring,
+    tenant: TenantId,
+    extension: &str,
+    secret: &str,
+) -> Vec<u8> {
+    keyring.seal(SIP_PURPOSE, &aad(tenant, extension), secret.as_bytes())
+}
+
+/// Opens a sealed SIP secret (for the PBX link's credential lookup); `None` when it does
+/// not open with the data key and its row.
+pub(crate) fn open_sip_secret_with(
+    keyring: &crate::auth::keyring::Keyring,
+    tenant: TenantId,
+    extension: &str,
+    sealed: &[u8],
+) -> Option<String> {
+    let clear = keyring
+        .open(SIP_PURPOSE, &aad(tenant, extension), sealed)
+        .ok()?;
+    String::from_utf8(clear).ok()
+}
+
 /// What the Phone tab shows (never the secret itself).
 #[derive(Debug, Clone)]
 pub struct PhoneView {
@@ -210,10 +234,13 @@ impl Accounts {
     /// A new random SIP secret; every phone must be reprogrammed. Portal sessions stay.
     async fn regenerate_for(&self, user: &UserRecord, actor: &str) -> Result<(), Unexpected> {
         let fresh = generate_sip_secret();
+        // The SIP server is told to forget the old secret once this commits (PBX link).
         self.store
-            .set_sip_secret(
+            .replace_sip_secret(
                 user.id,
                 &self.seal_sip_secret(user.tenant_id, &user.extension, &fresh),
+                &crate::services::pbx::aor(&user.extension, &user.sip_domain),
+                self.now(),
             )
             .await?;
         let subject = user.username();

@@ -33,6 +33,8 @@ pub enum ProvisionError {
     NoEmail(String),
     #[error("invalid SIP domain: use a host name like sip.example.com")]
     BadSipDomain,
+    #[error("the SIP domain {0} is already another tenant's")]
+    SipDomainTaken(String),
     #[error("the password is not allowed: {0}")]
     Password(String),
     #[error(transparent)]
@@ -75,7 +77,7 @@ fn generate_password(username: Option<&Username>) -> NewPassword {
     }
 }
 
-fn valid_sip_domain(d: &str) -> bool {
+pub(crate) fn valid_sip_domain(d: &str) -> bool {
     !d.is_empty()
         && d.len() <= 253
         && d.split('.').all(|label| {
@@ -106,6 +108,16 @@ impl Accounts {
         if !valid_sip_domain(&sip_domain) {
             return Err(ProvisionError::BadSipDomain);
         }
+        let taken = || async {
+            match self.store.sip_domain_taken(&sip_domain).await {
+                Ok(true) => ProvisionError::SipDomainTaken(sip_domain.clone()),
+                Ok(false) => ProvisionError::TenantExists(code.to_string()),
+                Err(e) => e.into(),
+            }
+        };
+        if self.store.sip_domain_taken(&sip_domain).await? {
+            return Err(ProvisionError::SipDomainTaken(sip_domain));
+        }
         let id = match self
             .store
             .insert_tenant(
@@ -119,9 +131,8 @@ impl Accounts {
             .await
         {
             Ok(id) => id,
-            Err(StoreError::Conflict) => {
-                return Err(ProvisionError::TenantExists(code.to_string()))
-            }
+            // Either unique index: the code, or (a race) the SIP domain.
+            Err(StoreError::Conflict) => return Err(taken().await),
             Err(e) => return Err(e.into()),
         };
         self.audit(Event {

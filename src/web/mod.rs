@@ -3,6 +3,7 @@
 
 mod error;
 mod extract;
+pub mod internal;
 mod pages;
 mod render;
 

@@ -23,6 +23,8 @@ pub const START: Timestamp = Timestamp(1_800_000_000);
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The internal listener (PBX credential lookup).
+    pub internal: Option<SocketAddr>,
     pub base: String,
     pub clock: ManualClock,
     pub services: Services,
@@ -51,6 +53,7 @@ async fn start(
     let mut layers = Layers::default();
     layers.set("data_dir", data_dir.path().display().to_string());
     layers.set("listen", "127.0.0.1:0");
+    layers.set("internal_listen", "127.0.0.1:0");
     layers.set("mail_poll", "100ms");
     if let Some(url) = database_url {
         layers.set("database_url", url);
@@ -63,6 +66,7 @@ async fn start(
         .await
         .expect("app builds");
     let addr = app.local_addr();
+    let internal = app.internal_addr();
     let services = app.services().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(app.run_until(async {
@@ -70,6 +74,7 @@ async fn start(
     }));
     TestApp {
         addr,
+        internal,
         base: format!("http://{addr}"),
         clock,
         services,
