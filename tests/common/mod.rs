@@ -3,6 +3,8 @@
 //! `DIALTONE_TEST_DATABASE_URL` is set — and a pinned clock the test moves by hand.
 #![allow(dead_code)]
 
+pub mod kamailio;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
