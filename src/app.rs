@@ -230,6 +230,7 @@ impl Application {
             key: self.services.key.clone(),
             cookies: CookieNames::for_settings(&self.services.settings),
             settings: self.services.settings.clone(),
+            pbx: self.services.pbx.clone(),
         };
         let janitor = tokio::spawn(sweep_expired_sessions(self.services.clone()));
         let mailer = tokio::spawn(self.worker.run());

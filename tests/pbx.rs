@@ -331,6 +331,32 @@ async fn two_tenants_cannot_share_a_sip_domain_whatever_its_case() {
         .is_none());
 }
 
+#[tokio::test]
+async fn the_phone_tab_says_when_registered_devices_cannot_be_read_and_still_works() {
+    let closed = kamailio::free_port();
+    let app = spawn_app_with(&[("kamailio_rpc", &format!("http://127.0.0.1:{closed}/RPC"))]).await;
+    app.add_user(USER, PASSWORD).await;
+    let b = app.browser();
+    b.login_ok(USER, PASSWORD).await;
+
+    let r = b.get("/phone").await;
+
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("The phone system did not answer"),
+        "the page says so"
+    );
+    assert!(page.contains(DOMAIN), "and shows the rest");
+
+    let unconnected = spawn_app().await;
+    unconnected.add_user(USER, PASSWORD).await;
+    let b = unconnected.browser();
+    b.login_ok(USER, PASSWORD).await;
+    let page = b.get("/phone").await.text().await.unwrap();
+    assert!(page.contains("has not connected the phone system"));
+}
+
 // ---- the PBX token commands ---------------------------------------------------------------
 
 fn dialtone(app: &TestApp, args: &[&str]) -> Output {
@@ -508,6 +534,23 @@ async fn a_phone_registers_with_the_secret_the_phone_tab_reveals_and_only_with_i
 
     assert_eq!(phone.register("201", DOMAIN, &secret).await, 200);
     assert_eq!(p.kamailio.contacts(&format!("201@{DOMAIN}")).await, 1);
+
+    // The Phone tab lists the registered phone, and so does the admin's page of the user.
+    let (b, _) = revealed_secret(&p.app, USER).await;
+    let tab = b.get("/phone").await.text().await.unwrap();
+    assert!(tab.contains("Registered devices"));
+    assert!(
+        tab.contains("Sprocket Desk Phone 1.0"),
+        "the phone's user agent is listed"
+    );
+    assert!(tab.contains("127.0.0.1"), "and where it is");
+    p.app
+        .add_user_as("200-wickedsprockets", Some(PASSWORD), Role::Admin)
+        .await;
+    let admin = p.app.browser();
+    admin.login_ok("200-wickedsprockets", PASSWORD).await;
+    let page = admin.get("/admin/users/201").await.text().await.unwrap();
+    assert!(page.contains("Sprocket Desk Phone 1.0"));
 }
 
 #[tokio::test]

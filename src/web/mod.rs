@@ -64,6 +64,8 @@ pub struct AppState {
     pub key: Arc<SecretKey>,
     pub cookies: CookieNames,
     pub settings: Arc<Settings>,
+    /// The PBX link, for the registered devices shown on pages.
+    pub pbx: crate::services::pbx::PbxLink,
 }
 
 /// The whole router, with the security headers every response carries.

@@ -339,6 +339,7 @@ struct UserPage {
     notice: Option<&'static str>,
     form: UserForm,
     errors: FormErrors,
+    devices: super::devices::DevicesView,
 }
 
 #[derive(Deserialize, Default)]
@@ -420,6 +421,12 @@ async fn render_user(
         &UserPage {
             chrome: Chrome::signed_in(csrf, su, "admin"),
             is_self: row.user.id == su.user.id,
+            devices: super::devices::registered(
+                &state.pbx,
+                &row.user.extension,
+                &su.user.sip_domain,
+            )
+            .await,
             user,
             mail,
             notice,

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod assets;
 pub mod auth;
+mod devices;
 pub mod health;
 pub mod operator;
 pub mod phone;

@@ -42,6 +42,7 @@ struct PhonePage {
     secret: Option<String>,
     notice: Option<&'static str>,
     error: Option<String>,
+    devices: super::devices::DevicesView,
 }
 
 async fn page(state: &AppState, su: &SessionUser, csrf: String) -> Result<PhonePage, WebError> {
@@ -66,6 +67,8 @@ async fn page(state: &AppState, su: &SessionUser, csrf: String) -> Result<PhoneP
         secret: None,
         notice: None,
         error: None,
+        devices: super::devices::registered(&state.pbx, &su.user.extension, &su.user.sip_domain)
+            .await,
     })
 }
 
