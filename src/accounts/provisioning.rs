@@ -108,16 +108,14 @@ impl Accounts {
         if !valid_sip_domain(&sip_domain) {
             return Err(ProvisionError::BadSipDomain);
         }
+        // Which unique index refused the tenant: its code, or its SIP domain (any case).
         let taken = || async {
-            match self.store.sip_domain_taken(&sip_domain).await {
-                Ok(true) => ProvisionError::SipDomainTaken(sip_domain.clone()),
-                Ok(false) => ProvisionError::TenantExists(code.to_string()),
+            match self.store.tenant_by_code(code.as_str()).await {
+                Ok(Some(_)) => ProvisionError::TenantExists(code.to_string()),
+                Ok(None) => ProvisionError::SipDomainTaken(sip_domain.clone()),
                 Err(e) => e.into(),
             }
         };
-        if self.store.sip_domain_taken(&sip_domain).await? {
-            return Err(ProvisionError::SipDomainTaken(sip_domain));
-        }
         let id = match self
             .store
             .insert_tenant(
@@ -131,7 +129,6 @@ impl Accounts {
             .await
         {
             Ok(id) => id,
-            // Either unique index: the code, or (a race) the SIP domain.
             Err(StoreError::Conflict) => return Err(taken().await),
             Err(e) => return Err(e.into()),
         };
