@@ -718,3 +718,45 @@ async fn a_call_from_one_registered_phone_to_another_completes() {
     let ended = caller.hang_up().await;
     assert_eq!(ended["state"], "ended");
 }
+
+#[tokio::test]
+async fn a_change_made_while_kamailio_is_down_reaches_it_when_it_is_back() {
+    let Some((p, _turn)) = pbx("a_change_made_while_kamailio_is_down").await else {
+        return;
+    };
+    let Pbx {
+        app,
+        kamailio,
+        token,
+    } = p;
+    let ports = kamailio.ports;
+    drop(kamailio);
+    let (b, _) = revealed_secret(&app, USER).await;
+
+    let r = b.post("/phone/sip/regenerate", &[("confirm", "yes")]).await;
+
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "the page does not wait for Kamailio"
+    );
+    let store = app.services.accounts.store();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        store.pbx_queue_depth().await.unwrap(),
+        1,
+        "the notice waits in the queue"
+    );
+
+    let _kamailio = Kamailio::start(ports, app.internal.unwrap(), &token, &[]).await;
+    app.advance(Duration::from_secs(60));
+    let back = Instant::now();
+    while store.pbx_queue_depth().await.unwrap() > 0 && back.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        store.pbx_queue_depth().await.unwrap(),
+        0,
+        "delivered once Kamailio is back"
+    );
+}
