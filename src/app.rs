@@ -19,6 +19,7 @@ use crate::config::Settings;
 use crate::mail::transport::Transport;
 use crate::mail::worker::Worker;
 use crate::mail::Outbox;
+use crate::services::pbx::PbxLink;
 use crate::services::{self, Policy, Services};
 use crate::store::Store;
 use crate::web::{self, AppState, CookieNames};
@@ -36,6 +37,7 @@ pub struct Portal {
     pub clock: SharedClock,
     pub outbox: Outbox,
     pub mail_wake: Arc<Notify>,
+    pub pbx: PbxLink,
 }
 
 impl Portal {
@@ -64,6 +66,16 @@ impl Portal {
         let key = Arc::new(keyring.signing_key());
         let outbox = Outbox::new(keyring.clone(), &settings);
         let mail_wake = Arc::new(Notify::new());
+        let pbx = PbxLink::new(
+            store.clone(),
+            keyring.clone(),
+            clock.clone(),
+            settings.kamailio_rpc.clone(),
+        )?;
+        let backfilled = pbx.backfill_sip_secrets().await?;
+        if backfilled > 0 {
+            tracing::info!(users = backfilled, "gave users without a SIP secret one");
+        }
         let services = Services::new(services::Context {
             store: store.clone(),
             hasher,
@@ -83,6 +95,7 @@ impl Portal {
             clock,
             outbox,
             mail_wake,
+            pbx,
         })
     }
 
@@ -169,6 +182,8 @@ pub async fn rotate_key(portal: &Portal) -> anyhow::Result<(u32, u64)> {
 /// The portal, bound and ready to serve.
 pub struct Application {
     listener: TcpListener,
+    /// The internal listener (PBX credential lookup), unless turned off.
+    internal: Option<TcpListener>,
     portal: Portal,
     worker: Worker,
 }
@@ -181,8 +196,15 @@ impl Application {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
+        let internal = match portal.settings.internal_listen {
+            Some(at) => Some(TcpListener::bind(at).await.with_context(|| {
+                format!("cannot listen on {at} (internal_listen; `off` disables it)")
+            })?),
+            None => None,
+        };
         Ok(Application {
             listener,
+            internal,
             portal,
             worker,
         })
@@ -192,6 +214,11 @@ impl Application {
         self.listener
             .local_addr()
             .unwrap_or_else(|_| self.portal.settings.listen)
+    }
+
+    /// Where the internal listener is bound, when it is on.
+    pub fn internal_addr(&self) -> Option<SocketAddr> {
+        self.internal.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn portal(&self) -> &Portal {
@@ -209,6 +236,7 @@ impl Application {
             key: portal.key.clone(),
             cookies: CookieNames::for_settings(&portal.settings),
             settings: portal.settings.clone(),
+            pbx: portal.pbx.clone(),
         };
         let janitor = tokio::spawn(sweep_expired_sessions(portal.clone()));
         let mailer = tokio::spawn(self.worker.run());
@@ -216,10 +244,32 @@ impl Application {
             let store = portal.store.clone();
             tokio::spawn(async move { store.follow_other_nodes().await })
         };
+        let notifier = tokio::spawn(portal.pbx.clone().run_notifier());
+        let (internal_stop, internal_stopped) = tokio::sync::watch::channel(false);
+        let internal = self.internal.map(|listener| {
+            let app = web::internal::router(portal.pbx.clone());
+            let mut stopped = internal_stopped.clone();
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::error!(error = %e, "the internal listener failed");
+                }
+            })
+        });
         let app = web::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
+        let _ = internal_stop.send(true);
+        if let Some(internal) = internal {
+            let _ = internal.await;
+        }
+        notifier.abort();
         janitor.abort();
         mailer.abort();
         follower.abort();

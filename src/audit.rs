@@ -34,6 +34,8 @@ pub enum EventKind {
     CallerNotVerified,
     CallerRefused,
     CallerIdentityRevealed,
+    PbxTokenAdded,
+    PbxTokenRevoked,
 }
 
 impl EventKind {
@@ -67,6 +69,8 @@ impl EventKind {
         EventKind::CallerRefused,
         EventKind::CallerIdentityRevealed,
         EventKind::OperatorCreated,
+        EventKind::PbxTokenAdded,
+        EventKind::PbxTokenRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -99,6 +103,8 @@ impl EventKind {
             EventKind::CallerNotVerified => "caller.not_verified",
             EventKind::CallerRefused => "caller.refused",
             EventKind::CallerIdentityRevealed => "caller.identity_revealed",
+            EventKind::PbxTokenAdded => "pbx_token.added",
+            EventKind::PbxTokenRevoked => "pbx_token.revoked",
         }
     }
 }

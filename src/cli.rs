@@ -1,6 +1,8 @@
 //! The `dialtone` command line: `serve`, `demo`, `tenant add`, `user add`,
 //! `user unlock`, `operator add`. Failures print one line on stderr and exit non-zero.
 
+mod pbx;
+
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,6 +72,9 @@ enum Command {
     /// Manage the data key that seals SIP secrets, PINs and queued mail.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// The phone system's link: PBX tokens for the credential lookup.
+    #[command(subcommand)]
+    Pbx(pbx::PbxCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,6 +274,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Pbx(command) => pbx::run(command, settings).await,
         Command::Key(KeyCommand::Rotate) => {
             let portal = Portal::open(settings, Arc::new(SystemClock)).await?;
             let (id, changed) = crate::app::rotate_key(&portal).await?;
@@ -333,5 +339,8 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
         crate::services::demo::ensure(&app.portal().services, &url).await?;
     }
     tracing::info!(address = %app.local_addr(), public_url = %url, "Dialtone is listening");
+    if let Some(internal) = app.internal_addr() {
+        tracing::info!(address = %internal, "the internal listener (PBX credential lookup) is listening");
+    }
     app.run_until(shutdown_signal()).await
 }

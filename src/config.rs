@@ -32,6 +32,8 @@ pub const KEYS: &[&str] = &[
     "hash_workers",
     "trusted_proxies",
     "log",
+    "internal_listen",
+    "kamailio_rpc",
 ];
 
 /// Environment variables with the prefix that are not settings but are still expected.
@@ -106,6 +108,10 @@ pub struct Settings {
     /// Load balancers whose `X-Forwarded-For` is believed for the client's address.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub log: String,
+    /// The internal listener (PBX credential lookup); `None` when set to `off`.
+    pub internal_listen: Option<SocketAddr>,
+    /// Kamailio's JSON-RPC URL, told when a SIP secret changes; `None` when unset.
+    pub kamailio_rpc: Option<Url>,
 }
 
 impl fmt::Debug for Settings {
@@ -293,6 +299,24 @@ impl Layers {
                 })
                 .collect::<Result<_, _>>()?,
             log: self.get("log").unwrap_or("info").to_owned(),
+            internal_listen: match self.get("internal_listen").unwrap_or("127.0.0.1:8081") {
+                "off" => None,
+                a => Some(a.parse().map_err(|_| {
+                    ConfigError::bad(
+                        "internal_listen",
+                        "must be an address like 127.0.0.1:8081 or off",
+                    )
+                })?),
+            },
+            kamailio_rpc: self
+                .get("kamailio_rpc")
+                .map(|u| {
+                    Url::parse(u)
+                        .ok()
+                        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                        .ok_or_else(|| ConfigError::bad("kamailio_rpc", "must be an http:// URL"))
+                })
+                .transpose()?,
         };
         Ok(settings)
     }

@@ -8,6 +8,7 @@
 //! - [`auth`]: password hashing pool, session tokens, CSRF tokens, the secret key.
 //! - [`services`]: every rule, one service per concern over one shared context; the
 //!   guard owns every limit (see the module's map of where each rule lives).
+//!   The PBX link ([`services::pbx`]) answers the SIP server's credential lookups.
 //! - [`audit`]: the security event log.
 //! - [`store`]: the one facade over SQLite and PostgreSQL, one module per kind of record.
 //! - [`web`]: router, pages, extractors, middleware.

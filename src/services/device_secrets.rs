@@ -46,11 +46,32 @@ pub(crate) fn seal_sip_secret(
     extension: &Extension,
     secret: &str,
 ) -> Vec<u8> {
-    ctx.keyring.seal(
-        SIP_PURPOSE,
-        &aad(tenant, extension.as_str()),
-        secret.as_bytes(),
-    )
+    seal_sip_secret_with(&ctx.keyring, tenant, extension.as_str(), secret)
+}
+
+/// Seals a SIP secret to its tenant and extension with `keyring` (for the PBX link,
+/// which holds the keyring but not the whole context).
+pub(crate) fn seal_sip_secret_with(
+    keyring: &crate::auth::keyring::Keyring,
+    tenant: TenantId,
+    extension: &str,
+    secret: &str,
+) -> Vec<u8> {
+    keyring.seal(SIP_PURPOSE, &aad(tenant, extension), secret.as_bytes())
+}
+
+/// Opens a sealed SIP secret (for the PBX link's credential lookup); `None` when it does
+/// not open with the data key and its row.
+pub(crate) fn open_sip_secret_with(
+    keyring: &crate::auth::keyring::Keyring,
+    tenant: TenantId,
+    extension: &str,
+    sealed: &[u8],
+) -> Option<String> {
+    let clear = keyring
+        .open(SIP_PURPOSE, &aad(tenant, extension), sealed)
+        .ok()?;
+    String::from_utf8(clear).ok()
 }
 
 pub(crate) fn seal_pin(ctx: &Context, user: &UserRecord, pin: &str) -> Vec<u8> {

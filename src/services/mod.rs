@@ -26,6 +26,7 @@ pub mod device_secrets;
 pub mod guard;
 pub mod operator_console;
 pub mod passwords;
+pub mod pbx;
 pub mod phone;
 pub mod provisioning;
 pub mod recovery;

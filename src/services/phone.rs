@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::device_secrets::{self, generate_sip_secret, seal_sip_secret};
 use super::guard::Refusal;
+use super::pbx::aor;
 use super::{service, Client, Context, SessionUser, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::domain::{Pin, PinProblem};
@@ -148,10 +149,13 @@ pub(crate) async fn regenerate_for(
     actor: &str,
 ) -> Result<(), Unexpected> {
     let fresh = generate_sip_secret();
+    // The SIP server is told to forget the old secret once this commits (PBX link).
     ctx.store
-        .set_sip_secret(
+        .replace_sip_secret(
             user.id,
             &seal_sip_secret(ctx, user.tenant_id, &user.extension, &fresh),
+            &aor(user.extension.as_str(), &user.sip_domain),
+            ctx.now(),
         )
         .await?;
     let subject = user.username().to_string();

@@ -20,6 +20,8 @@ pub enum CreateTenantError {
     TenantExists(TenantCode),
     #[error("invalid SIP domain: use a host name like sip.example.com")]
     BadSipDomain,
+    #[error("the SIP domain {0} is already another tenant's")]
+    SipDomainTaken(String),
     #[error(transparent)]
     Unexpected(#[from] Unexpected),
 }
@@ -69,7 +71,7 @@ impl From<StoreError> for ProvisionError {
     }
 }
 
-fn valid_sip_domain(d: &str) -> bool {
+pub(crate) fn valid_sip_domain(d: &str) -> bool {
     !d.is_empty()
         && d.len() <= 253
         && d.split('.').all(|label| {
@@ -119,7 +121,13 @@ impl Provisioning {
             .await
         {
             Ok(id) => id,
-            Err(StoreError::Conflict) => return Err(CreateTenantError::TenantExists(code.clone())),
+            // Which unique index refused the tenant: its code, or its SIP domain (any case).
+            Err(StoreError::Conflict) => {
+                return Err(match ctx.store.tenant_by_code(code).await? {
+                    Some(_) => CreateTenantError::TenantExists(code.clone()),
+                    None => CreateTenantError::SipDomainTaken(sip_domain),
+                })
+            }
             Err(e) => return Err(e.into()),
         };
         ctx.audit(Event {

@@ -6,6 +6,7 @@
 //! The tenant keeps at least one admin.
 
 use super::passwords::set_temporary_password;
+use super::pbx::aor;
 use super::phone::{regenerate_for, set_pin_for, PinError, PinRejected};
 use super::provisioning::{CreateUserError, Provisioning};
 use super::recovery::{send_link_for, NoEmailOnFile};
@@ -279,6 +280,13 @@ impl TenantAdmin {
         {
             return Err(ChangeError::LastAdmin);
         }
+        // The SIP server forgets the deleted user's secret and registrations (PBX link).
+        let aor = aor(user.extension.as_str(), &user.sip_domain);
+        self.ctx
+            .store
+            .queue_pbx_notices(&[aor], self.ctx.now())
+            .await
+            .map_err(Unexpected::from)?;
         self.ctx
             .guard()
             .unlock(&ThrottleKey::username(&user.username()))

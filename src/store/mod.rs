@@ -5,6 +5,7 @@
 mod admin;
 mod operators;
 mod outbox;
+mod pbx;
 mod phone;
 mod records;
 mod recovery;
@@ -27,6 +28,9 @@ pub use operators::{
     TenantListRow,
 };
 pub use outbox::{MailRecord, NewMail, OutboxMessage};
+pub use pbx::{
+    PbxNotice, PbxTokenRecord, SipCredentialRow, UserWithoutSecret, CREDENTIAL_FRESH_FOR,
+};
 pub use phone::SealedSecrets;
 pub use records::*;
 pub use recovery::{NewResetLink, ResetRecord};
@@ -74,6 +78,8 @@ pub struct Store {
     backend: Backend,
     url: Arc<str>,
     sessions: Arc<SessionCache>,
+    /// Credential rows of the PBX lookup; forgotten with the sessions (see `pbx`).
+    pbx: Arc<pbx::CredentialCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -137,6 +143,7 @@ impl Store {
             backend,
             url: Arc::from(url),
             sessions: Arc::default(),
+            pbx: Arc::default(),
         };
         match backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&store.pool).await?,
@@ -390,6 +397,7 @@ impl Store {
     /// then run out on their own within the cache's freshness.
     async fn changed(&self, change: Change) {
         self.sessions.forget(change);
+        self.pbx.forget(change);
         if self.backend == Backend::Postgres {
             let sent = sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(session_cache::CHANNEL)
@@ -426,12 +434,18 @@ impl Store {
             };
             // Anything cached before the listener was up may have missed a notice.
             self.sessions.forget(Change::All);
+            self.pbx.forget(Change::All);
             loop {
                 match listener.try_recv().await {
-                    Ok(Some(notice)) => self.sessions.forget(Change::parse(notice.payload())),
+                    Ok(Some(notice)) => {
+                        let change = Change::parse(notice.payload());
+                        self.sessions.forget(change);
+                        self.pbx.forget(change);
+                    }
                     Ok(None) => {
                         // The connection dropped; the next receive reconnects.
                         self.sessions.forget(Change::All);
+                        self.pbx.forget(Change::All);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "lost the session-change listener");

@@ -1,9 +1,11 @@
 //! The web layer: parses requests, calls the services, renders pages. It owns every
 //! HTTP concern (cookies, CSRF, headers, status codes) and no business rule.
 
+mod devices;
 mod error;
 mod extract;
 mod forms;
+pub mod internal;
 mod pages;
 mod render;
 mod respond;
@@ -65,6 +67,8 @@ pub struct AppState {
     pub key: Arc<SecretKey>,
     pub cookies: CookieNames,
     pub settings: Arc<Settings>,
+    /// The PBX link, for the registered devices shown on pages.
+    pub pbx: crate::services::pbx::PbxLink,
 }
 
 /// The whole router, with the security headers every response carries.

@@ -7,7 +7,7 @@
 //! through [`Cli`], and check what lies below HTTP only through `TestApp` helpers named
 //! for what they check. This file is the only one that names the store or the services:
 //! every store read goes through `TestApp::store`, every service call through
-//! `TestApp::accounts` (or, for the wiring, `self.services`).
+//! `TestApp::services` (or, for the wiring, `self.portal`).
 #![allow(dead_code)]
 
 mod browser;
@@ -21,6 +21,7 @@ pub use browser::*;
 pub use cli::*;
 #[allow(unused_imports)]
 pub use mail::*;
+pub mod kamailio;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,6 +58,8 @@ pub const SESSION_CACHE_FRESH_FOR: Duration = dialtone::store::SESSION_CACHE_FRE
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The internal listener (PBX credential lookup).
+    pub internal: Option<SocketAddr>,
     pub base: String,
     pub clock: ManualClock,
     pub portal: Portal,
@@ -101,6 +104,7 @@ async fn start(
     let mut layers = Layers::default();
     layers.set("data_dir", data_dir.path().display().to_string());
     layers.set("listen", "127.0.0.1:0");
+    layers.set("internal_listen", "127.0.0.1:0");
     layers.set("mail_poll", "100ms");
     if let Some(url) = database_url {
         layers.set("database_url", url);
@@ -113,6 +117,7 @@ async fn start(
         .await
         .expect("app builds");
     let addr = app.local_addr();
+    let internal = app.internal_addr();
     let portal = app.portal().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(app.run_until(async {
@@ -120,6 +125,7 @@ async fn start(
     }));
     TestApp {
         addr,
+        internal,
         base: format!("http://{addr}"),
         clock,
         portal,

@@ -307,6 +307,7 @@ struct UserPage {
     notice: Option<&'static str>,
     form: UserForm,
     errors: FormErrors,
+    devices: crate::web::devices::DevicesView,
 }
 
 fn notice_for(done: &str) -> Option<&'static str> {
@@ -387,6 +388,12 @@ async fn render_user(
         &UserPage {
             chrome: Chrome::signed_in(csrf, su, "admin"),
             is_self: row.user.id == su.user.id,
+            devices: crate::web::devices::registered(
+                &state.pbx,
+                row.user.extension.as_str(),
+                &su.user.sip_domain,
+            )
+            .await,
             user,
             mail,
             notice,

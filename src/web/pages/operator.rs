@@ -380,6 +380,13 @@ async fn create_tenant(
                 errors.code = Some("A tenant with this Client ID already exists.".to_owned());
                 StatusCode::CONFLICT
             }
+            Err(CreateTenantError::SipDomainTaken(_)) => {
+                errors.sip_domain = Some(
+                    "Another tenant already uses this SIP domain (letter case does not matter)."
+                        .to_owned(),
+                );
+                StatusCode::CONFLICT
+            }
             Err(CreateTenantError::BadSipDomain) => {
                 errors.sip_domain =
                     Some("Enter a host name like sip.example.com, or leave it empty.".to_owned());

@@ -42,6 +42,7 @@ struct PhonePage {
     secret: Option<String>,
     notice: Option<&'static str>,
     error: Option<String>,
+    devices: crate::web::devices::DevicesView,
 }
 
 async fn page(state: &AppState, su: &SessionUser, csrf: String) -> Result<PhonePage, WebError> {
@@ -66,6 +67,12 @@ async fn page(state: &AppState, su: &SessionUser, csrf: String) -> Result<PhoneP
         secret: None,
         notice: None,
         error: None,
+        devices: crate::web::devices::registered(
+            &state.pbx,
+            su.user.extension.as_str(),
+            &su.user.sip_domain,
+        )
+        .await,
     })
 }
 

@@ -1,0 +1,167 @@
+//! The internal listener's routes, for the provider's own machines (the SIP server): the
+//! PBX credential lookup. Never merged into the public router.
+//!
+//! Answers are JSON, errors included (`{"error": "…"}`), and never cached by anyone.
+
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::domain::Extension;
+use crate::services::pbx::PbxLink;
+
+/// The longest query string read; a real one is well under 300 bytes.
+const MAX_QUERY: usize = 1024;
+
+/// The router of the internal listener.
+pub fn router(pbx: PbxLink) -> Router {
+    Router::new()
+        .route("/pbx/v1/sip-credentials", get(sip_credentials))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(1024))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .with_state(pbx)
+}
+
+/// `GET /pbx/v1/sip-credentials?user=EXT&domain=SIPDOMAIN`, with `Authorization: Bearer`.
+async fn sip_credentials(
+    State(pbx): State<PbxLink>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some(token) = bearer(&headers) else {
+        return unauthorized();
+    };
+    match pbx.token_valid(token).await {
+        Ok(true) => {}
+        Ok(false) => return unauthorized(),
+        Err(e) => return internal(&e),
+    }
+    let (user, domain) = match lookup_query(query.as_deref().unwrap_or("")) {
+        Ok(q) => q,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    match pbx.sip_credential(&user, &domain).await {
+        Ok(Some(credential)) => match serde_json::to_string(&credential) {
+            Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            Err(e) => internal(&e),
+        },
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "no such extension at this SIP domain",
+        ),
+        Err(e) => internal(&e),
+    }
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// `user` (an extension) and `domain` (a host name), each exactly once.
+fn lookup_query(query: &str) -> Result<(String, String), &'static str> {
+    if query.len() > MAX_QUERY {
+        return Err("the query is too long");
+    }
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query).map_err(|_| "the query is not form-encoded")?;
+    let one = |name: &str| -> Result<&str, &'static str> {
+        let mut found = pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v);
+        match (found.next(), found.next()) {
+            (Some(v), None) => Ok(v.as_str()),
+            (None, _) => Err("user and domain are both required"),
+            (Some(_), Some(_)) => Err("user and domain must each be given once"),
+        }
+    };
+    let user = one("user")?;
+    let domain = one("domain")?;
+    let extension = Extension::parse(user)
+        .ok()
+        .filter(|e| e.as_str() == user)
+        .ok_or("user must be an extension number (1 to 10 digits)")?;
+    if !crate::services::provisioning::valid_sip_domain(domain) {
+        return Err("domain must be a host name like sip.example.com");
+    }
+    Ok((extension.as_str().to_owned(), domain.to_ascii_lowercase()))
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": message }).to_string();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn unauthorized() -> Response {
+    let mut r = error(StatusCode::UNAUTHORIZED, "a valid PBX token is required");
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+/// An unexpected failure: logged once here, opaque to the caller.
+fn internal(e: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "PBX credential lookup failed");
+    error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such route")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lookup_query_needs_one_extension_and_one_host_name() {
+        assert_eq!(
+            lookup_query("user=201&domain=Acme.Example").unwrap(),
+            ("201".to_owned(), "acme.example".to_owned())
+        );
+        for bad in [
+            "",
+            "user=201",
+            "domain=acme.example",
+            "user=alice&domain=acme.example",
+            "user=201&user=202&domain=acme.example",
+            "user=%20201&domain=acme.example",
+            "user=201&domain=acme..example",
+            "user=201&domain=acme.example%00",
+            "user=201&domain=%ff%fe",
+            "user=12345678901&domain=acme.example",
+        ] {
+            assert!(lookup_query(bad).is_err(), "{bad:?} must be refused");
+        }
+        assert!(lookup_query(&format!("user=201&domain={}", "a".repeat(5000))).is_err());
+    }
+
+    #[test]
+    fn only_a_bearer_authorization_carries_a_token() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h), None);
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer "));
+        assert_eq!(bearer(&h), None);
+    }
+}
