@@ -269,17 +269,25 @@ struct Server {
     child: Child,
     pid: u32,
     base: String,
+    /// The internal listener, where the SIP server looks up credentials.
+    internal: String,
 }
 
 impl Server {
     async fn start(bin: &Path, data_dir: &Path, db: &str, port: u16) -> anyhow::Result<Server> {
         let base = format!("http://127.0.0.1:{port}");
+        let internal_port = free_port()?;
+        let internal = format!("http://127.0.0.1:{internal_port}");
         let log = std::fs::File::create(data_dir.join("server.log"))?;
         let mut cmd = Command::new(bin);
         cmd.arg("serve")
             .env("DIALTONE_DATA_DIR", data_dir)
             .env("DIALTONE_DATABASE_URL", db)
             .env("DIALTONE_LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "DIALTONE_INTERNAL_LISTEN",
+                format!("127.0.0.1:{internal_port}"),
+            )
             .env("DIALTONE_PUBLIC_URL", &base)
             .env("DIALTONE_MAIL", "log")
             .env("DIALTONE_LOG", "warn")
@@ -293,7 +301,12 @@ impl Server {
             .kill_on_drop(true);
         let child = cmd.spawn().context("cannot start the server")?;
         let pid = child.id().context("the server exited at once")?;
-        let server = Server { child, pid, base };
+        let server = Server {
+            child,
+            pid,
+            base,
+            internal,
+        };
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -760,6 +773,69 @@ async fn scale_probe(
     Ok((signin.percentile(50.0), page.percentile(50.0)))
 }
 
+/// A PBX token for the lookups, made as `dialtone pbx token add` would.
+async fn pbx_token(data_dir: &Path, db: &str, base: &str) -> anyhow::Result<String> {
+    let portal = Portal::open(settings(data_dir, db, base)?, Arc::new(SystemClock)).await?;
+    let token = portal.pbx.add_token("bench", "bench").await?;
+    portal.store.close().await;
+    Ok(token)
+}
+
+/// The SIP server's view: `conns` keep-alive clients looking up the credential of a
+/// random extension among `users` on the internal listener, for 5 s. The first look at an
+/// extension may reach the database; every later one within the cache's freshness is
+/// answered from memory, as a registering phone's would be.
+async fn credential_lookups(
+    server: &Server,
+    token: &str,
+    conns: usize,
+    users: u64,
+) -> anyhow::Result<Outcome> {
+    let http = client(conns)?;
+    let host = url::Url::parse(&server.base)?
+        .host_str()
+        .unwrap_or("localhost")
+        .to_owned();
+    let domain = format!("{TENANT}.sip.{host}");
+    let make: MakeRequest = {
+        let (internal, token) = (server.internal.clone(), token.to_owned());
+        Arc::new(move |_, _| {
+            let n = FIRST_EXTENSION + rand::thread_rng().gen_range(0..users);
+            http.get(format!(
+                "{internal}/pbx/v1/sip-credentials?user={n}&domain={domain}"
+            ))
+            .bearer_auth(&token)
+        })
+    };
+    let out = closed_loop(conns, Duration::from_secs(5), 10_000_000, 200, false, make).await;
+    if out.count(200) == 0 {
+        bail!(
+            "no credential lookup answered 200 ({})",
+            out.statuses_text()
+        );
+    }
+    Ok(out)
+}
+
+fn lookup_row(out: &mut Outcome, conns: usize, users: u64, static_rate: f64) -> Row {
+    let p99 = out.percentile(99.0);
+    row(
+        format!(
+            "SIP credential lookups, {conns} keep-alive clients, {users} users ({})",
+            out.statuses_text()
+        ),
+        format!(
+            "**{:.0}/s** = {:.0} % of the static asset; p50 {}, **p99 {}**",
+            out.rate(),
+            out.rate() / static_rate.max(1e-9) * 100.0,
+            ms(out.percentile(50.0)),
+            ms(p99)
+        ),
+        "≥ 20,000/s, p99 < 2 ms",
+        verdict(out.rate() >= 20_000.0 && p99 < Duration::from_millis(2)),
+    )
+}
+
 // ---- measuring and reporting ----------------------------------------------------------
 
 fn ms(d: Duration) -> String {
@@ -846,9 +922,10 @@ async fn measure(
     )
     .await?;
 
+    let token = pbx_token(data_dir, db, &base).await?;
     progress("starting the server");
     let server = Server::start(bin, data_dir, db, port).await?;
-    let result = phases(&server, data_dir, db, cores, large_users, &mut rows).await;
+    let result = phases(&server, &token, data_dir, db, cores, large_users, &mut rows).await;
     let (rss, hwm) = server.memory();
     server.stop().await;
     let notes = result?;
@@ -882,8 +959,10 @@ async fn measure(
     Ok(out)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn phases(
     server: &Server,
+    token: &str,
     data_dir: &Path,
     db: &str,
     cores: usize,
@@ -994,6 +1073,16 @@ async fn phases(
         ),
         "",
         "",
+    ));
+    progress(format!(
+        "SIP credential lookups, {SMALL_USERS} users: {conns} clients, 5 s"
+    ));
+    let mut lookups = credential_lookups(server, token, conns, SMALL_USERS).await?;
+    rows.push(lookup_row(
+        &mut lookups,
+        conns,
+        SMALL_USERS,
+        static_out.rate(),
     ));
     rows.push(row(
         format!(
@@ -1144,6 +1233,11 @@ async fn phases(
     ));
     progress(format!("scale probe with {large_users} users"));
     let (s_large, p_large) = scale_probe(&http, &base, &csrf0, large_users, 100, 3000).await?;
+    progress(format!(
+        "SIP credential lookups, {large_users} users: 16 clients, 5 s"
+    ));
+    let mut lookups = credential_lookups(server, token, 16, large_users).await?;
+    rows.push(lookup_row(&mut lookups, 16, large_users, static_out.rate()));
     let s_ratio = s_large.as_secs_f64() / s_small.as_secs_f64().max(1e-9);
     let p_ratio = p_large.as_secs_f64() / p_small.as_secs_f64().max(1e-9);
     rows.push(row(
