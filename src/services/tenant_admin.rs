@@ -271,22 +271,18 @@ impl TenantAdmin {
         extension: &Extension,
     ) -> Result<(), ChangeError> {
         let user = self.changeable(admin, extension).await?;
+        // The SIP server forgets the deleted user's secret and registrations (PBX link):
+        // the notice is queued in the delete's own transaction.
+        let aor = aor(user.extension.as_str(), &user.sip_domain);
         if !self
             .ctx
             .store
-            .delete_user(admin.0.user.tenant_id, user.id)
+            .delete_user(admin.0.user.tenant_id, user.id, &aor, self.ctx.now())
             .await
             .map_err(Unexpected::from)?
         {
             return Err(ChangeError::LastAdmin);
         }
-        // The SIP server forgets the deleted user's secret and registrations (PBX link).
-        let aor = aor(user.extension.as_str(), &user.sip_domain);
-        self.ctx
-            .store
-            .queue_pbx_notices(&[aor], self.ctx.now())
-            .await
-            .map_err(Unexpected::from)?;
         self.ctx
             .guard()
             .unlock(&ThrottleKey::username(&user.username()))

@@ -124,7 +124,16 @@ impl Store {
 
     /// Deletes a user with their sessions, links and mail records (cascades); the audit log
     /// keeps their history. Fails (false) for the tenant's last admin.
-    pub async fn delete_user(&self, tenant: TenantId, id: UserId) -> StoreResult<bool> {
+    /// Deletes a user (never the tenant's last admin) with their sessions, links and mail,
+    /// and in the same transaction queues the notice that tells the SIP server to forget
+    /// `aor`. False, changing nothing, when the user is the last admin.
+    pub async fn delete_user(
+        &self,
+        tenant: TenantId,
+        id: UserId,
+        aor: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         // Explicit deletes as well as the cascades, so the result never depends on a
         // connection's foreign-key setting.
@@ -147,6 +156,7 @@ impl Store {
         ] {
             sqlx::query(sql).bind(id.0).execute(&mut *tx).await?;
         }
+        super::pbx::insert_notice(&mut tx, aor, now).await?;
         tx.commit().await?;
         self.changed(Change::User(id)).await;
         Ok(true)

@@ -355,7 +355,7 @@ impl Store {
     }
 }
 
-async fn insert_notice(
+pub(super) async fn insert_notice(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     aor: &str,
     now: Timestamp,
