@@ -52,7 +52,7 @@ impl Portal {
             .await
             .context("cannot open the database")?;
         let keyring = open_keyring(&settings, &store).await?;
-        let hasher = Hasher::new(settings.hash_workers);
+        let hasher = Hasher::new(settings.hash_workers, settings.signin_queue_wait);
         // Make the dummy hash now, off the request path, so the first unknown-username
         // sign-in takes as long as any other.
         tokio::task::spawn_blocking(crate::auth::hashing::dummy_hash)

@@ -28,6 +28,7 @@ pub const KEYS: &[&str] = &[
     "lockout_duration",
     "address_attempts",
     "reset_ttl",
+    "signin_queue_wait",
     "mail_poll",
     "hash_workers",
     "trusted_proxies",
@@ -101,6 +102,9 @@ pub struct Settings {
     /// Failed sign-ins from one client address, across usernames, before it is slowed.
     pub address_attempts: u32,
     pub reset_ttl: Duration,
+    /// How long a sign-in may wait for a hashing worker before it is shed with 503: the
+    /// queue holds this much hashing work at the measured time of one hash.
+    pub signin_queue_wait: Duration,
     /// How often the mail worker looks for due messages when nothing woke it.
     pub mail_poll: Duration,
     /// Threads that hash passwords at once; 0 means one per core.
@@ -132,6 +136,7 @@ impl fmt::Debug for Settings {
             .field("lockout_window", &self.lockout_window)
             .field("lockout_duration", &self.lockout_duration)
             .field("reset_ttl", &self.reset_ttl)
+            .field("signin_queue_wait", &self.signin_queue_wait)
             .finish_non_exhaustive()
     }
 }
@@ -284,6 +289,7 @@ impl Layers {
             lockout_duration: self.duration("lockout_duration", "15m")?,
             address_attempts: self.count("address_attempts", 20)?,
             reset_ttl: self.duration("reset_ttl", "1h")?,
+            signin_queue_wait: self.duration("signin_queue_wait", "2s")?,
             mail_poll: self.duration("mail_poll", "5s")?,
             hash_workers: self.count("hash_workers", 0)? as usize,
             trusted_proxies: self

@@ -1,8 +1,9 @@
 //! Password hashing (argon2id, OWASP parameters m=19 MiB, t=2, p=1) on a bounded pool.
 //!
-//! At most `workers` hashes run at once (one per core by default) and at most `queue`
-//! more wait; anything beyond is refused at once with [`Busy`], so a flood of sign-ins is
-//! shed instead of queueing without bound and starving everyone else.
+//! At most `workers` hashes run at once (one per core by default); the others wait in the
+//! [`Admission`] queue, bounded by waiting time and fair across sources. Anything beyond
+//! the bound is refused at once with [`Busy`], so a flood of sign-ins is shed instead of
+//! queueing without bound and starving everyone else.
 
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
@@ -11,7 +12,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
+use super::admission::{Admission, Slot, Source};
 
 /// The hashing pool and its queue are full; try again shortly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -145,17 +146,17 @@ type Job = Box<dyn FnOnce(&mut Scratch) + Send>;
 
 #[derive(Clone, Debug)]
 pub struct Hasher {
-    /// Permits for work admitted (running + waiting).
-    admitted: Arc<Semaphore>,
+    /// The line in front of the workers.
+    admission: Arc<Admission>,
     /// The hashing threads' queue; `None` if no thread could be started (then hashing
     /// falls back to the runtime's blocking pool).
     jobs: Option<mpsc::Sender<Job>>,
 }
 
 impl Hasher {
-    /// `workers` = 0 means one per core; the queue holds twice as many as run. The
+    /// `workers` = 0 means one per core; the queue holds `max_wait` of hashing work. The
     /// workers are dedicated threads that end when the last `Hasher` clone is dropped.
-    pub fn new(workers: usize) -> Hasher {
+    pub fn new(workers: usize, max_wait: std::time::Duration) -> Hasher {
         let workers = if workers == 0 {
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -163,7 +164,6 @@ impl Hasher {
         } else {
             workers
         };
-        let queue = workers * 2;
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let mut started = 0;
@@ -177,32 +177,36 @@ impl Hasher {
             }
         }
         Hasher {
-            admitted: Arc::new(Semaphore::new(workers + queue)),
+            // Until hashes are measured, assume one takes 50 ms (a slow core's argon2id).
+            admission: Admission::new(workers, max_wait, std::time::Duration::from_millis(50)),
             jobs: (started > 0).then_some(tx),
         }
     }
 
-    /// Checks `password` against `stored`, or refuses at once when the pool is full.
+    /// Checks `password` against `stored` for someone already signed in (who goes before
+    /// strangers), or refuses when the queue is at its bound.
     pub async fn verify(&self, stored: String, password: SecretString) -> Result<bool, HashError> {
-        self.admit()?.verify(stored, password).await
+        self.admit(Source::portal(), true)
+            .await?
+            .verify(stored, password)
+            .await
     }
 
     /// Hashes a new password on the pool.
     pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
-        self.admit()?
+        self.admit(Source::portal(), true)
+            .await?
             .run(move |_| hash_now(password.expose_secret()))
             .await?
     }
 
-    /// Admission without waiting: the caller learns at once whether it will be served.
-    pub fn admit(&self) -> Result<Admitted, Busy> {
-        let permit = self
-            .admitted
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Busy)?;
+    /// Waits for a worker in `source`'s turn (`priority`: a browser that proved itself
+    /// before), or `Busy` at once beyond the queue's bound.
+    pub async fn admit(&self, source: Source, priority: bool) -> Result<Admitted, Busy> {
+        let slot = self.admission.admit(source, priority).await?;
         Ok(Admitted {
-            _admitted: permit,
+            _slot: slot,
+            admission: self.admission.clone(),
             jobs: self.jobs.clone(),
         })
     }
@@ -227,7 +231,8 @@ fn hashing_thread(jobs: &Mutex<mpsc::Receiver<Job>>) {
 
 /// A place in the hashing queue, held from admission until the hash is done.
 pub struct Admitted {
-    _admitted: tokio::sync::OwnedSemaphorePermit,
+    _slot: Slot,
+    admission: Arc<Admission>,
     jobs: Option<mpsc::Sender<Job>>,
 }
 
@@ -242,8 +247,12 @@ impl Admitted {
                 .map_err(|e| HashError::Failed(e.to_string()));
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let admission = self.admission.clone();
         jobs.send(Box::new(move |scratch: &mut Scratch| {
-            let _ = tx.send(work(scratch));
+            let started = std::time::Instant::now();
+            let done = work(scratch);
+            admission.observe(started.elapsed());
+            let _ = tx.send(done);
         }))
         .map_err(|_| HashError::Failed("hashing pool closed".into()))?;
         rx.await
@@ -296,9 +305,13 @@ mod tests {
         );
     }
 
+    fn pool(workers: usize) -> Hasher {
+        Hasher::new(workers, std::time::Duration::from_secs(2))
+    }
+
     #[tokio::test]
     async fn the_pool_verifies_and_hashes() {
-        let hasher = Hasher::new(2);
+        let hasher = pool(2);
         let h = hasher
             .hash(SecretString::from("Correct-Horse-7".to_owned()))
             .await
@@ -313,28 +326,22 @@ mod tests {
             .unwrap());
     }
 
-    #[tokio::test]
-    async fn a_full_pool_refuses_at_once() {
-        let hasher = Hasher::new(1);
-        let held: Vec<_> = (0..3).map(|_| hasher.admit().unwrap()).collect();
-        assert!(matches!(hasher.admit(), Err(Busy)));
-        drop(held);
-        assert!(hasher.admit().is_ok());
-    }
 
     #[tokio::test]
     async fn hashing_threads_yield_to_everything_else() {
         use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
-        let hasher = Hasher::new(1);
+        let hasher = pool(1);
         let policy = hasher
-            .admit()
+            .admit(Source::portal(), false)
+            .await
             .unwrap()
             .run(|_| thread_priority::thread_schedule_policy())
             .await
             .unwrap()
             .unwrap();
         let nice = hasher
-            .admit()
+            .admit(Source::portal(), false)
+            .await
             .unwrap()
             .run(|_| rustix::process::getpriority_process(None))
             .await

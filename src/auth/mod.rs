@@ -1,6 +1,7 @@
 //! Credentials machinery with no business rules: the bounded password-hashing pool,
 //! random tokens and their hashes, CSRF tokens, and the server's secret key.
 
+pub mod admission;
 pub mod csrf;
 pub mod hashing;
 pub mod key;

@@ -126,6 +126,15 @@ impl Client {
     fn addr_string(&self) -> Option<String> {
         self.addr.map(|a| a.to_string())
     }
+
+    /// Whom a sign-in waits in line for the hashing pool as: its address (IPv6 by /64,
+    /// as the address slow-down groups them), or one shared line for unknown ones.
+    fn source(&self) -> crate::auth::admission::Source {
+        crate::auth::admission::Source(match self.addr {
+            Some(ip) => crate::store::ThrottleKey::address(ip).as_str().to_owned(),
+            None => "unknown".to_owned(),
+        })
+    }
 }
 
 /// What every service is built from: the one place the wiring lives.

@@ -175,7 +175,8 @@ impl OperatorConsole {
         let ctx = &self.ctx;
         let admitted = ctx
             .hasher
-            .admit()
+            .admit(client.source(), false)
+            .await
             .map_err(|_| SignInError::Refused(Refusal::Busy))?;
         let operator = ctx.store.operator_by_name(name).await?;
         let actor = operator_actor(name);

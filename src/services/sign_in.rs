@@ -57,7 +57,8 @@ impl SignIn {
         // before any database work, so a flood is shed for almost nothing.
         let admitted = ctx
             .hasher
-            .admit()
+            .admit(client.source(), false)
+            .await
             .map_err(|_| SignInError::Refused(Refusal::Busy))?;
         let name = username.to_string();
         let addr = client.addr_string();
