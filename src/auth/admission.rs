@@ -294,9 +294,9 @@ mod tests {
         let mut held = Vec::new();
         for _ in 0..PER_SOURCE_WAITING {
             let a = a.clone();
-            held.push(tokio::spawn(
-                async move { a.admit(source("flood"), false).await },
-            ));
+            held.push(tokio::spawn(async move {
+                a.admit(source("flood"), false).await
+            }));
         }
         while a.lock().waiting < PER_SOURCE_WAITING {
             tokio::task::yield_now().await;

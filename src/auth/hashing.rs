@@ -7,12 +7,12 @@
 
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
+use super::admission::{Admission, Slot, Source};
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
-use super::admission::{Admission, Slot, Source};
 
 /// The hashing pool and its queue are full; try again shortly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -325,7 +325,6 @@ mod tests {
             .await
             .unwrap());
     }
-
 
     #[tokio::test]
     async fn hashing_threads_yield_to_everything_else() {
