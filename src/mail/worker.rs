@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 
 use super::transport::Transport;
 use super::Outbox;
-use crate::audit::{self, Event, EventKind};
+use crate::audit::{Event, EventKind};
 use crate::auth::token::random_token;
 use crate::clock::SharedClock;
 use crate::store::Store;
@@ -86,6 +86,7 @@ impl Worker {
                             &claim,
                             self.clock.now(),
                             "the message cannot be decrypted with this server's key",
+                            None,
                         )
                         .await?;
                     continue;
@@ -101,9 +102,6 @@ impl Worker {
                 Err(e) if e.permanent || m.attempts >= MAX_ATTEMPTS => {
                     tracing::warn!(id = m.id, kind = %m.kind, error = %e, "mail failed; giving up");
                     let now = self.clock.now();
-                    self.store
-                        .mail_failed(m.id, &claim, now, &e.message)
-                        .await?;
                     let detail = format!(
                         "{} to {} given up after {} attempt(s): {}",
                         m.kind, m.recipient, m.attempts, e.message
@@ -114,7 +112,9 @@ impl Worker {
                         detail: Some(&detail),
                         ..Event::new(EventKind::MailFailed)
                     };
-                    audit::record(&self.store, now, event).await?;
+                    self.store
+                        .mail_failed(m.id, &claim, now, &e.message, Some(&event.row(now)))
+                        .await?;
                 }
                 Err(e) => {
                     let next = self.clock.now().plus(backoff(m.attempts));

@@ -3,7 +3,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{Store, StoreResult, TenantId, UserId};
+use super::{AuditRow, Store, StoreResult, TenantId, UserId};
 use crate::clock::Timestamp;
 
 /// A message to queue; bodies are already sealed.
@@ -177,14 +177,18 @@ impl Store {
     }
 
     /// Given up: the bodies are dropped, the record and the relay's answer stay.
+    /// Gives a message up (its body dropped), and — in the same transaction, so the two
+    /// never disagree — writes the audit event that says so, when given.
     pub async fn mail_failed(
         &self,
         id: i64,
         claim_token: &str,
         now: Timestamp,
         error: &str,
+        audit: Option<&AuditRow<'_>>,
     ) -> StoreResult<()> {
-        sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
             "UPDATE outbox SET status = 'failed', failed_at = $1, last_error = $2, body_text = NULL, \
              body_html = NULL, claimed_until = NULL, claim_token = NULL WHERE id = $3 AND claim_token = $4",
         )
@@ -192,8 +196,13 @@ impl Store {
         .bind(error)
         .bind(id)
         .bind(claim_token)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        // Only the node that still held the claim records the failure.
+        if let (Some(row), 1) = (audit, done.rows_affected()) {
+            super::insert_audit(&mut *tx, row).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
