@@ -12,10 +12,14 @@
 //! node, and nothing can outlive [`FRESH_FOR`] even if a notice is lost. A lookup that
 //! raced with a change is not kept: an epoch counts the changes, and an answer read from
 //! the database is stored only if none happened while it was read. Unknown tokens are
-//! never stored, so guessing cannot fill the cache; it is bounded besides.
+//! never stored, so guessing cannot fill the cache; it is bounded besides, without a cliff:
+//! past its capacity the least recently used session makes room, one at a time.
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::{Mutex, MutexGuard};
+
+use lru::LruCache;
 use std::time::Duration;
 
 use crate::clock::Timestamp;
@@ -26,7 +30,7 @@ use super::{SessionId, SessionRecord, UserId, UserRecord};
 pub const FRESH_FOR: Duration = Duration::from_secs(2);
 /// The PostgreSQL channel the nodes announce changes on.
 pub(super) const CHANNEL: &str = "dialtone_sessions";
-/// At most this many sessions are held; past it, stale entries go, then all of them.
+/// At most this many sessions are held; past it, the least recently used one goes.
 const CAPACITY: usize = 10_000;
 
 type Key = [u8; 32];
@@ -69,12 +73,21 @@ struct Entry {
     read_at: Timestamp,
 }
 
-#[derive(Default)]
 struct Inner {
-    by_token: HashMap<Key, Entry>,
+    by_token: LruCache<Key, Entry>,
     by_session: HashMap<SessionId, Key>,
     /// Counts changes, so a read that overlapped one is not stored.
     epoch: u64,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            by_token: LruCache::new(NonZeroUsize::new(CAPACITY).unwrap_or(NonZeroUsize::MIN)),
+            by_session: HashMap::new(),
+            epoch: 0,
+        }
+    }
 }
 
 /// What [`SessionCache::get`] found.
@@ -131,20 +144,8 @@ impl SessionCache {
         if inner.epoch != epoch {
             return;
         }
-        if inner.by_token.len() >= CAPACITY {
-            inner.by_token.retain(|_, e| fresh(e.read_at, now));
-            if inner.by_token.len() >= CAPACITY {
-                inner.by_token.clear();
-            }
-            let Inner {
-                by_token,
-                by_session,
-                ..
-            } = &mut *inner;
-            by_session.retain(|_, k| by_token.contains_key(k));
-        }
         inner.by_session.insert(session.id, key);
-        inner.by_token.insert(
+        let evicted = inner.by_token.push(
             key,
             Entry {
                 session: session.clone(),
@@ -152,13 +153,19 @@ impl SessionCache {
                 read_at: now,
             },
         );
+        // The least recently used session made room (or this token's older entry).
+        if let Some((old_key, old)) = evicted {
+            if old_key != key {
+                inner.by_session.remove(&old.session.id);
+            }
+        }
     }
 
     /// The session's idle timer was written; the entry follows without a new read.
     pub(super) fn touched(&self, id: SessionId, now: Timestamp) {
         let mut inner = self.lock();
         if let Some(key) = inner.by_session.get(&id).copied() {
-            if let Some(e) = inner.by_token.get_mut(&key) {
+            if let Some(e) = inner.by_token.peek_mut(&key) {
                 e.session.last_seen_at = now;
             }
         }
@@ -199,7 +206,7 @@ impl SessionCache {
 
 impl Inner {
     fn remove(&mut self, key: &Key) {
-        if let Some(e) = self.by_token.remove(key) {
+        if let Some(e) = self.by_token.pop(key) {
             self.by_session.remove(&e.session.id);
         }
     }
@@ -329,6 +336,15 @@ mod tests {
             cache.put(&key, epoch, &s, &u, now);
         }
         assert!(cache.len() <= CAPACITY);
+        // No cliff: the newest sessions are all still there; only the oldest made room.
+        let newest = CAPACITY as i64 + 9;
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&newest.to_le_bytes());
+        assert!(matches!(cache.get(&key, now), Lookup::Hit(_)));
+        let mut oldest = [0u8; 32];
+        oldest[..8].copy_from_slice(&0i64.to_le_bytes());
+        assert!(matches!(cache.get(&oldest, now), Lookup::Miss { .. }));
+        assert_eq!(cache.len(), CAPACITY);
     }
 
     #[test]
