@@ -604,6 +604,9 @@ async fn paced(
 /// Wrong-password sign-ins for random unknown usernames at `rate` per second for
 /// `duration`, at most `in_flight` at once (an attempt due while that many are open is
 /// skipped and counted as such).
+/// Wrong passwords for random unknown usernames at `rate` a second, at most `in_flight`
+/// open at once; from the benchmark's own address, or spread over `addresses` others
+/// (through the trusted-proxy header) when that is not zero.
 async fn flood(
     client: reqwest::Client,
     base: String,
@@ -611,6 +614,7 @@ async fn flood(
     rate: f64,
     in_flight: usize,
     duration: Duration,
+    addresses: usize,
 ) -> (Outcome, u64) {
     let results = Arc::new(Mutex::new(Outcome::default()));
     let open = Arc::new(tokio::sync::Semaphore::new(in_flight));
@@ -631,7 +635,14 @@ async fn flood(
             continue;
         };
         let n = rand::thread_rng().gen_range(FLOOD_EXTENSIONS);
-        let request = sign_in_request(&client, &base, &csrf, &username(n), "Wrong-Guess-123");
+        let mut request = sign_in_request(&client, &base, &csrf, &username(n), "Wrong-Guess-123");
+        if addresses > 0 {
+            let a = k as usize % addresses;
+            request = request.header(
+                "x-forwarded-for",
+                format!("172.16.{}.{}", a / 250, a % 250 + 1),
+            );
+        }
         let results = results.clone();
         tasks.push(tokio::spawn(async move {
             let t = Instant::now();
@@ -855,6 +866,108 @@ async fn fresh_browser_sign_ins(
     }
     total.elapsed = started.elapsed();
     Ok(total)
+}
+
+/// One sign-in as a fresh browser from `address`: GET the form, POST it. The POST's
+/// status and latency, or `None` when no answer came.
+async fn fresh_sign_in(
+    http: &reqwest::Client,
+    base: &str,
+    address: &str,
+    user: &str,
+) -> Option<(u16, Duration)> {
+    let form = http
+        .get(format!("{base}/login"))
+        .header("x-forwarded-for", address)
+        .send()
+        .await
+        .ok()?;
+    let cookie = cookie_value(&form, CSRF_COOKIE)?;
+    let body = form.text().await.ok()?;
+    let marker = "name=\"csrf_token\" value=\"";
+    let rest = &body[body.find(marker)? + marker.len()..];
+    let token = rest[..rest.find('"')?].to_owned();
+    let csrf = Csrf { cookie, token };
+    let t = Instant::now();
+    let resp = sign_in_request(http, base, &csrf, user, PASSWORD)
+        .header("x-forwarded-for", address)
+        .send()
+        .await
+        .ok()?;
+    let status = resp.status().as_u16();
+    let _ = resp.bytes().await;
+    Some((status, t.elapsed()))
+}
+
+/// Sign-ins arriving at random (Poisson) at `rate` a second for `duration`, each a fresh
+/// browser from its own address; the outcome counts how many were shed.
+async fn open_loop_sign_ins(base: &str, rate: f64, duration: Duration) -> anyhow::Result<Outcome> {
+    let http = client(256)?;
+    let results = Arc::new(Mutex::new(Outcome::default()));
+    let started = Instant::now();
+    let mut at = Duration::ZERO;
+    let mut tasks = Vec::new();
+    let mut k: u64 = 0;
+    loop {
+        let u: f64 = rand::thread_rng().gen_range(f64::EPSILON..1.0);
+        at += Duration::from_secs_f64(-u.ln() / rate);
+        if at >= duration {
+            break;
+        }
+        tokio::time::sleep_until((started + at).into()).await;
+        k += 1;
+        let (http, base, results) = (http.clone(), base.to_owned(), results.clone());
+        let address = format!(
+            "10.{}.{}.{}",
+            100 + (k >> 16) % 100,
+            (k >> 8) & 255,
+            (k & 255) + 1
+        );
+        let user = username(FIRST_EXTENSION + k % SMALL_USERS);
+        tasks.push(tokio::spawn(async move {
+            let answer = fresh_sign_in(&http, &base, &address, &user).await;
+            let mut r = results.lock().unwrap_or_else(|p| p.into_inner());
+            match answer {
+                Some((status, took)) => {
+                    if status == 303 {
+                        r.latencies.push(took.as_micros() as u64);
+                    }
+                    *r.statuses.entry(status).or_default() += 1;
+                }
+                None => r.failed += 1,
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let mut out = std::mem::take(&mut *results.lock().unwrap_or_else(|p| p.into_inner()));
+    out.elapsed = started.elapsed();
+    Ok(out)
+}
+
+/// One person signing in every quarter second from their own address for `duration`,
+/// while whatever else runs.
+async fn legitimate_user(base: &str, duration: Duration) -> anyhow::Result<Outcome> {
+    let http = client(2)?;
+    let started = Instant::now();
+    let mut out = Outcome::default();
+    let user = username(FIRST_EXTENSION + 1);
+    while started.elapsed() < duration {
+        let tick = Instant::now();
+        match fresh_sign_in(&http, base, "10.254.0.1", &user).await {
+            Some((status, took)) => {
+                if status == 303 {
+                    out.latencies.push(took.as_micros() as u64);
+                }
+                *out.statuses.entry(status).or_default() += 1;
+            }
+            None => out.failed += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(250).saturating_sub(tick.elapsed())).await;
+    }
+    out.elapsed = started.elapsed();
+    Ok(out)
 }
 
 /// A PBX token for the lookups, made as `dialtone pbx token add` would.
@@ -1155,6 +1268,74 @@ async fn phases(
             if target.is_empty() { "" } else { verdict(met) },
         ));
     }
+    // 2c. Open loop: sign-ins arriving at random at 50 % and 90 % of the limit.
+    for share in [0.5, 0.9] {
+        let rate = limit * share;
+        progress(format!("open-loop sign-ins at {rate:.0}/s for 10 s"));
+        let out = open_loop_sign_ins(&base, rate, Duration::from_secs(10)).await?;
+        let total = out.statuses.values().sum::<u64>() + out.failed;
+        let shed = out.count(503) as f64 / (total.max(1)) as f64;
+        rows.push(row(
+            format!(
+                "open-loop sign-ins at {:.0} % of the limit ({})",
+                share * 100.0,
+                out.statuses_text()
+            ),
+            format!("**{:.2} %** shed", shed * 100.0),
+            if share > 0.8 { "≤ 1 % shed" } else { "" },
+            if share > 0.8 {
+                verdict(shed <= 0.01)
+            } else {
+                ""
+            },
+        ));
+    }
+
+    // 2d. A real user from their own address during a flood from 200 others at 5× the limit.
+    progress("a legitimate user during a flood from 200 addresses, 10 s");
+    let flood_task = {
+        let (base, csrf) = (base.clone(), csrf0.clone());
+        let rate = limit * 5.0;
+        std::thread::spawn(move || -> anyhow::Result<(Outcome, u64)> {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .on_thread_start(lower_priority)
+                .build()?;
+            lower_priority();
+            runtime.block_on(async move {
+                Ok(flood(
+                    client(256)?,
+                    base,
+                    csrf,
+                    rate,
+                    256,
+                    Duration::from_secs(10),
+                    200,
+                )
+                .await)
+            })
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut user = legitimate_user(&base, Duration::from_secs(8)).await?;
+    let (flood_out, _) = tokio::task::spawn_blocking(move || flood_task.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the flood thread panicked"))??;
+    let attempts = user.statuses.values().sum::<u64>() + user.failed;
+    let success = user.count(303) as f64 / attempts.max(1) as f64;
+    let p99 = user.percentile(99.0);
+    rows.push(row(
+        format!(
+            "a user's sign-ins during a flood at 5× the limit from 200 addresses (user {}; flood {})",
+            user.statuses_text(),
+            flood_out.statuses_text()
+        ),
+        format!("**{:.0} %** succeed, p99 {}", success * 100.0, ms(p99)),
+        "≥ 90 % (no device cookie), p99 ≤ 2 s",
+        verdict(success >= 0.9 && p99 <= Duration::from_secs(2)),
+    ));
+
     let sessions = Arc::new(std::mem::take(&mut signins.sessions));
     if sessions.len() < 16 {
         bail!(
@@ -1258,6 +1439,7 @@ async fn phases(
                     flood_rate,
                     256,
                     Duration::from_secs(10),
+                    0,
                 )
                 .await)
             })
