@@ -85,6 +85,7 @@ impl Portal {
             outbox: outbox.clone(),
             mail_wake: mail_wake.clone(),
             keyring: keyring.clone(),
+            softphone: settings.softphone.clone(),
         });
         Ok(Portal {
             settings: Arc::new(settings),

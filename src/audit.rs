@@ -36,6 +36,7 @@ pub enum EventKind {
     CallerIdentityRevealed,
     PbxTokenAdded,
     PbxTokenRevoked,
+    SoftphoneCredential,
 }
 
 impl EventKind {
@@ -71,6 +72,7 @@ impl EventKind {
         EventKind::OperatorCreated,
         EventKind::PbxTokenAdded,
         EventKind::PbxTokenRevoked,
+        EventKind::SoftphoneCredential,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -105,6 +107,7 @@ impl EventKind {
             EventKind::CallerIdentityRevealed => "caller.identity_revealed",
             EventKind::PbxTokenAdded => "pbx_token.added",
             EventKind::PbxTokenRevoked => "pbx_token.revoked",
+            EventKind::SoftphoneCredential => "softphone.credential",
         }
     }
 }

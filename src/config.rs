@@ -35,6 +35,8 @@ pub const KEYS: &[&str] = &[
     "log",
     "internal_listen",
     "kamailio_rpc",
+    "sip_ws_url",
+    "sip_ephemeral_secret_file",
 ];
 
 /// Environment variables with the prefix that are not settings but are still expected.
@@ -116,6 +118,27 @@ pub struct Settings {
     pub internal_listen: Option<SocketAddr>,
     /// Kamailio's JSON-RPC URL, told when a SIP secret changes; `None` when unset.
     pub kamailio_rpc: Option<Url>,
+    /// The Phone tab's softphone; `None` unless both of its settings are given.
+    pub softphone: Option<SoftphoneSetting>,
+}
+
+/// Where the softphone registers and the secret Kamailio's `auth_ephemeral` shares
+/// (`sip_ws_url`, `sip_ephemeral_secret_file`).
+#[derive(Clone)]
+pub struct SoftphoneSetting {
+    /// The SIP-over-WebSocket address, `wss://…` (or `ws://…`).
+    pub ws_url: Url,
+    /// The shared secret, read from the file at start-up.
+    pub secret: secrecy::SecretString,
+}
+
+impl fmt::Debug for SoftphoneSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SoftphoneSetting")
+            .field("ws_url", &self.ws_url.as_str())
+            .field("secret", &"REDACTED")
+            .finish()
+    }
 }
 
 impl fmt::Debug for Settings {
@@ -323,8 +346,71 @@ impl Layers {
                         .ok_or_else(|| ConfigError::bad("kamailio_rpc", "must be an http:// URL"))
                 })
                 .transpose()?,
+            softphone: self.softphone()?,
         };
         Ok(settings)
+    }
+
+    /// Both softphone settings or neither; the secret file is read now, so a missing or
+    /// weak one stops start-up.
+    fn softphone(&self) -> Result<Option<SoftphoneSetting>, ConfigError> {
+        let (url, file) = match (
+            self.get("sip_ws_url"),
+            self.get("sip_ephemeral_secret_file"),
+        ) {
+            (None, None) => return Ok(None),
+            (Some(_), None) => {
+                return Err(ConfigError::bad(
+                    "sip_ephemeral_secret_file",
+                    "must be set when sip_ws_url is",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::bad(
+                    "sip_ws_url",
+                    "must be set when sip_ephemeral_secret_file is",
+                ))
+            }
+            (Some(url), Some(file)) => (url, file),
+        };
+        let ws_url = Url::parse(url.trim())
+            .ok()
+            .filter(|u| {
+                matches!(u.scheme(), "ws" | "wss")
+                    && u.host().is_some()
+                    && u.username().is_empty()
+                    && u.password().is_none()
+                    && u.fragment().is_none()
+            })
+            .ok_or_else(|| {
+                ConfigError::bad(
+                    "sip_ws_url",
+                    "must be a wss:// (or ws://) URL without credentials",
+                )
+            })?;
+        let raw = std::fs::read_to_string(file).map_err(|e| {
+            ConfigError::bad(
+                "sip_ephemeral_secret_file",
+                format!("cannot be read ({file}: {})", e.kind()),
+            )
+        })?;
+        let secret = raw.trim();
+        let usable = secret.len() >= 16
+            && secret.len() <= 256
+            && secret
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'!' | b'\\'));
+        if !usable {
+            return Err(ConfigError::bad(
+                "sip_ephemeral_secret_file",
+                "must hold one secret of 16 to 256 visible ASCII characters without \" ! or \\ \
+                 (for example the output of `openssl rand -hex 32`)",
+            ));
+        }
+        Ok(Some(SoftphoneSetting {
+            ws_url,
+            secret: secrecy::SecretString::from(secret.to_owned()),
+        }))
     }
 
     fn duration(&self, key: &str, default: &str) -> Result<Duration, ConfigError> {
@@ -461,6 +547,67 @@ mod tests {
         let s = l.resolve().unwrap();
         assert_eq!(s.lockout_attempts, 7);
         assert_eq!(s.listen.port(), 9000);
+    }
+
+    #[test]
+    fn the_softphone_needs_both_settings_a_websocket_url_and_a_readable_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("secret");
+        std::fs::write(&good, "0123456789abcdef0123456789abcdef\n").unwrap();
+        let weak = dir.path().join("weak");
+        std::fs::write(&weak, "short").unwrap();
+        let good = good.display().to_string();
+        let weak = weak.display().to_string();
+        let missing = dir.path().join("missing").display().to_string();
+
+        assert!(Layers::default().resolve().unwrap().softphone.is_none());
+        let mut l = Layers::default();
+        l.set("sip_ws_url", "wss://sip.example.com:8443/ws");
+        l.set("sip_ephemeral_secret_file", good.as_str());
+        let s = l.resolve().unwrap().softphone.unwrap();
+        assert_eq!(s.ws_url.as_str(), "wss://sip.example.com:8443/ws");
+        assert!(!format!("{s:?}").contains("0123456789abcdef"));
+
+        for (url, file, named) in [
+            (
+                Some("https://sip.example.com"),
+                Some(good.as_str()),
+                "sip_ws_url",
+            ),
+            (Some("wss://"), Some(good.as_str()), "sip_ws_url"),
+            (
+                Some("wss://u:p@sip.example.com"),
+                Some(good.as_str()),
+                "sip_ws_url",
+            ),
+            (
+                Some("wss://sip.example.com"),
+                None,
+                "sip_ephemeral_secret_file",
+            ),
+            (None, Some(good.as_str()), "sip_ws_url"),
+            (
+                Some("wss://sip.example.com"),
+                Some(missing.as_str()),
+                "sip_ephemeral_secret_file",
+            ),
+            (
+                Some("wss://sip.example.com"),
+                Some(weak.as_str()),
+                "sip_ephemeral_secret_file",
+            ),
+        ] {
+            let mut l = Layers::default();
+            if let Some(u) = url {
+                l.set("sip_ws_url", u);
+            }
+            if let Some(f) = file {
+                l.set("sip_ephemeral_secret_file", f);
+            }
+            let err = l.resolve().unwrap_err().to_string();
+            assert!(err.contains(named), "{url:?} {file:?}: {err}");
+            assert!(!err.contains("short"), "the secret is never shown: {err}");
+        }
     }
 
     #[test]

@@ -83,7 +83,23 @@ pub async fn ensure(services: &Services, public_url: &Url) -> Result<(), Provisi
     println!(
         "Operators: create one with `dialtone operator add NAME`, then open {public_url}operator/login"
     );
+    println!("{}", softphone_hint(services));
     Ok(())
+}
+
+/// How to try the Phone tab's softphone: two browsers, extensions 200 and 201.
+fn softphone_hint(services: &Services) -> String {
+    let how = "two browser profiles (or one private window), sign in as 200 in one and \
+               201 in the other, wait for \"Ready\", then type 201 as the Number and Call";
+    match services.softphone.ws_url() {
+        Some(url) => format!("Softphone: registering at {url}. Try it with {how}."),
+        None => format!(
+            "Softphone: not set up. To try it, run Kamailio with contrib/kamailio/kamailio.cfg \
+             (WS_PORT 8088, EPHEMERAL_SECRET from `openssl rand -hex 32` written to a file), \
+             restart the demo with DIALTONE_SIP_WS_URL=ws://127.0.0.1:8088 and \
+             DIALTONE_SIP_EPHEMERAL_SECRET_FILE=THAT_FILE, and use {how}."
+        ),
+    }
 }
 
 /// A pet's name and a number, different on every demo database.

@@ -17,6 +17,7 @@
 //! - [`security_questions`]: an admin's support question.
 //! - [`tenant_admin`]: everything a tenant admin may do to their own tenant's users.
 //! - [`operator_console`]: everything a provider's operator may do.
+//! - [`softphone`]: the Phone tab's softphone and its short-lived SIP credentials.
 //! - [`provisioning`]: creating tenants, users and operators (CLI, demo, consoles);
 //!   [`bulk`] seeds many users for the benchmark.
 
@@ -33,6 +34,7 @@ pub mod recovery;
 pub mod security_questions;
 pub mod sessions;
 pub mod sign_in;
+pub mod softphone;
 pub mod tenant_admin;
 
 use std::net::IpAddr;
@@ -150,6 +152,8 @@ pub struct Context {
     pub mail_wake: Arc<Notify>,
     /// Seals device secrets (SIP secrets, PINs).
     pub keyring: Keyring,
+    /// The softphone's WebSocket URL and `auth_ephemeral` secret, when configured.
+    pub softphone: Option<crate::config::SoftphoneSetting>,
 }
 
 impl Context {
@@ -182,6 +186,7 @@ pub struct Services {
     pub operator_console: operator_console::OperatorConsole,
     pub provisioning: provisioning::Provisioning,
     pub bulk: bulk::BulkLoad,
+    pub softphone: softphone::Softphone,
 }
 
 impl Services {
@@ -198,6 +203,7 @@ impl Services {
             tenant_admin: tenant_admin::TenantAdmin::new(ctx.clone()),
             operator_console: operator_console::OperatorConsole::new(ctx.clone()),
             provisioning: provisioning::Provisioning::new(ctx.clone()),
+            softphone: softphone::Softphone::new(ctx.clone()),
             bulk: bulk::BulkLoad::new(ctx),
         }
     }

@@ -11,6 +11,7 @@ mod records;
 mod recovery;
 mod seed;
 mod session_cache;
+mod softphone;
 mod throttle;
 
 use std::path::Path;

@@ -26,7 +26,13 @@ const MODULES: &[&str] = &[
     "jansson.so",
     "jsonrpcs.so",
     "xhttp.so",
+    "nathelper.so",
+    "websocket.so",
+    "auth_ephemeral.so",
 ];
+
+/// The secret the test Kamailio shares with Dialtone for the softphone's credentials.
+pub const EPHEMERAL_SECRET: &str = "test-ephemeral-secret-0123456789abcdef";
 
 fn kamailio_binary() -> Option<PathBuf> {
     ["/usr/sbin/kamailio", "/usr/local/sbin/kamailio"]
@@ -46,7 +52,8 @@ pub fn missing() -> Option<String> {
     };
     if let Some(m) = MODULES.iter().find(|m| !dir.join(m).exists()) {
         return Some(format!(
-            "Kamailio module {m} is missing (apt-get install kamailio-extra-modules kamailio-json-modules)"
+            "Kamailio module {m} is missing (apt-get install kamailio-extra-modules kamailio-json-modules \
+             kamailio-websocket-modules kamailio-autheph-modules)"
         ));
     }
     let pjsua = std::process::Command::new("python3")
@@ -93,6 +100,8 @@ pub fn free_port() -> u16 {
 pub struct Ports {
     pub sip: u16,
     pub rpc: u16,
+    /// SIP over WebSocket, for the softphone.
+    pub ws: u16,
 }
 
 impl Ports {
@@ -102,7 +111,16 @@ impl Ports {
         while rpc == sip {
             rpc = free_port();
         }
-        Ports { sip, rpc }
+        let mut ws = free_port();
+        while ws == sip || ws == rpc {
+            ws = free_port();
+        }
+        Ports { sip, rpc, ws }
+    }
+
+    /// What Dialtone's `sip_ws_url` names.
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.ws)
     }
 
     pub fn rpc_url(&self) -> String {
@@ -151,9 +169,12 @@ impl Kamailio {
         let url = format!("http://{dialtone}");
         let sip = ports.sip.to_string();
         let rpc = ports.rpc.to_string();
+        let ws = ports.ws.to_string();
         let mut settings = vec![
             ("SIP_PORT", sip.as_str()),
             ("RPC_PORT", rpc.as_str()),
+            ("WS_PORT", ws.as_str()),
+            ("EPHEMERAL_SECRET", EPHEMERAL_SECRET),
             ("DIALTONE_URL", url.as_str()),
             ("DIALTONE_TOKEN", token),
             ("WORKERS", "2"),
@@ -331,6 +352,22 @@ impl Phone {
     /// Registers `ext` at `domain` with `secret`; the final SIP status code.
     pub async fn register(&mut self, ext: &str, domain: &str, secret: &str) -> u64 {
         self.send(&format!("register {ext} {domain} {secret}"))
+            .await;
+        self.wait_for("registration").await["code"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// Registers `ext` at `domain` authenticating as `auth_user` with `password` (the
+    /// softphone's ephemeral credential); the final SIP status code.
+    pub async fn register_as(
+        &mut self,
+        ext: &str,
+        domain: &str,
+        auth_user: &str,
+        password: &str,
+    ) -> u64 {
+        self.send(&format!("register {ext} {domain} {password} {auth_user}"))
             .await;
         self.wait_for("registration").await["code"]
             .as_u64()

@@ -6,7 +6,9 @@ per line on stdout.
     python3 ua.py --proxy 127.0.0.1:5060 --user-agent "Test Phone"
 
 Commands:
-    register EXT DOMAIN SECRET   register (or re-register) and report the final status:
+    register EXT DOMAIN SECRET [AUTHUSER]
+                                 register (or re-register), authenticating as AUTHUSER
+                                 (default EXT), and report the final status:
                                  {"event": "registration", "code": 200}
     unregister                   {"event": "registration", "code": ...}
     call EXT                     call EXT at the phone's own domain; reports
@@ -110,8 +112,11 @@ def main():
             continue
         command = words[0]
         try:
-            if command == "register" and len(words) == 4:
+            if command == "register" and len(words) in (4, 5):
                 ext, domain, secret = words[1], words[2], words[3]
+                # An authentication username other than the extension (the softphone's
+                # EXPIRY:EXT@DOMAIN credential).
+                auth_user = words[4] if len(words) == 5 else ext
                 acfg = pj.AccountConfig()
                 acfg.idUri = "sip:%s@%s" % (ext, domain)
                 acfg.regConfig.registrarUri = "sip:%s" % args.proxy
@@ -119,7 +124,7 @@ def main():
                 acfg.regConfig.retryIntervalSec = 0
                 acfg.regConfig.firstRetryIntervalSec = 0
                 acfg.sipConfig.proxies.append("sip:%s;lr" % args.proxy)
-                acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", ext, 0, secret))
+                acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", auth_user, 0, secret))
                 acfg.natConfig.contactRewriteUse = 0
                 acfg.natConfig.viaRewriteUse = 0
                 acfg.natConfig.sdpNatRewriteUse = 0

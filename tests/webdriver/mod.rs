@@ -73,13 +73,26 @@ pub struct Chrome {
     pub client: Client,
     pub base: String,
     driver: Driver,
-    _turn: tokio::sync::MutexGuard<'static, ()>,
+    /// `None` for a second window opened beside one that holds the turn.
+    _turn: Option<tokio::sync::MutexGuard<'static, ()>>,
 }
+
+/// Chromium's switches for a page that uses the microphone: a fake device, and the
+/// permission granted without a prompt.
+pub const FAKE_MEDIA: &[&str] = &[
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+];
 
 impl Chrome {
     /// A new headless browser (1280×800) for the portal at `base`, or `None` (with the
     /// reason printed) when there is no browser on this machine.
     pub async fn start(base: &str) -> Option<Chrome> {
+        Chrome::start_with(base, &[]).await
+    }
+
+    /// [`Chrome::start`] with more Chromium switches (like [`FAKE_MEDIA`]).
+    pub async fn start_with(base: &str, extra_args: &[&str]) -> Option<Chrome> {
         if let Some(reason) = missing() {
             if std::env::var_os("DIALTONE_TEST_REQUIRE_BROWSER").is_some() {
                 panic!("DIALTONE_TEST_REQUIRE_BROWSER is set but {reason}");
@@ -88,6 +101,20 @@ impl Chrome {
             return None;
         }
         let turn = TURN.lock().await;
+        Some(Chrome::launch(base, extra_args, Some(turn)).await)
+    }
+
+    /// A second browser (its own profile and cookies) beside this one, sharing its turn:
+    /// for two people calling each other.
+    pub async fn another(&self, extra_args: &[&str]) -> Chrome {
+        Chrome::launch(&self.base, extra_args, None).await
+    }
+
+    async fn launch(
+        base: &str,
+        extra_args: &[&str],
+        turn: Option<tokio::sync::MutexGuard<'static, ()>>,
+    ) -> Chrome {
         let port = free_port();
         let mut command = Command::new(CHROMEDRIVER);
         command
@@ -103,21 +130,23 @@ impl Chrome {
         let url = format!("http://127.0.0.1:{port}");
         wait_until_ready(&url).await;
 
+        let mut args = vec![
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,800",
+            "--hide-scrollbars",
+            "--force-color-profile=srgb",
+            "--font-render-hinting=none",
+            "--lang=en-US",
+        ];
+        args.extend_from_slice(extra_args);
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
-                "args": [
-                    "--headless=new",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-dev-shm-usage",
-                    "--window-size=1280,800",
-                    "--hide-scrollbars",
-                    "--force-color-profile=srgb",
-                    "--font-render-hinting=none",
-                    "--lang=en-US",
-                ]
+                "args": args,
             }
         });
         let caps = match caps {
@@ -134,12 +163,12 @@ impl Chrome {
         .await
         .expect("chromium starts in time")
         .expect("a WebDriver session");
-        Some(Chrome {
+        Chrome {
             client,
             base: base.to_owned(),
             driver,
             _turn: turn,
-        })
+        }
     }
 
     /// Ends the browser session (the driver is killed on drop in any case).

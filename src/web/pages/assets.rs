@@ -1,5 +1,5 @@
-//! The stylesheet, the theme script and the icon, compiled into the binary so one file
-//! is the whole portal.
+//! The stylesheet, the theme script, the softphone's bundle and the icon, compiled into
+//! the binary so one file is the whole portal.
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -15,6 +15,7 @@ pub fn router() -> Router<AppState> {
         .route("/static/app.css", get(stylesheet))
         .route("/static/theme.js", get(theme_script))
         .route("/static/favicon.svg", get(icon))
+        .route("/static/softphone.js", get(softphone_script))
 }
 
 async fn stylesheet() -> impl IntoResponse {
@@ -34,6 +35,17 @@ async fn theme_script() -> impl IntoResponse {
             (header::CACHE_CONTROL, CACHE),
         ],
         include_str!("../../../static/theme.js"),
+    )
+}
+
+/// The Phone tab's softphone, bundled from `web/softphone/` (see README.md).
+async fn softphone_script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, CACHE),
+        ],
+        include_str!("../../../static/softphone.js"),
     )
 }
 

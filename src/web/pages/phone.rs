@@ -1,16 +1,19 @@
-//! The Phone tab, where sign-in lands: the extension, and the SIP credentials a desk phone
-//! or softphone registers with — the secret hidden until revealed (recent sign-in needed,
-//! audited), and regenerated on request.
+//! The Phone tab, where sign-in lands: the softphone (when the provider set one up) and
+//! its short-lived credential, the extension, and the SIP credentials a desk phone or
+//! softphone app registers with — the secret hidden until revealed (recent sign-in
+//! needed, audited), and regenerated on request.
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Json;
 use axum::Router;
 use serde::Deserialize;
 
 use crate::services::phone::RevealError;
+use crate::services::softphone::CredentialError;
 use crate::services::SessionUser;
 use crate::web::extract::{ClientInfo, CsrfToken, CurrentUser, ValidForm};
 use crate::web::render::{html, Chrome};
@@ -22,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/phone", get(phone_page))
         .route("/phone/sip/reveal", post(reveal_sip_secret))
         .route("/phone/sip/regenerate", post(regenerate_sip_secret))
+        .route("/phone/softphone/credential", post(softphone_credential))
 }
 
 #[derive(Template)]
@@ -43,6 +47,8 @@ struct PhonePage {
     notice: Option<&'static str>,
     error: Option<String>,
     devices: crate::web::devices::DevicesView,
+    /// The softphone is configured: its card and script are on the page.
+    softphone: bool,
 }
 
 async fn page(state: &AppState, su: &SessionUser, csrf: String) -> Result<PhonePage, WebError> {
@@ -73,6 +79,7 @@ async fn page(state: &AppState, su: &SessionUser, csrf: String) -> Result<PhoneP
             &su.user.sip_domain,
         )
         .await,
+        softphone: state.services.softphone.ws_url().is_some(),
     })
 }
 
@@ -86,7 +93,50 @@ async fn phone_page(
     if q.done == "regenerated" {
         p.notice = Some("A new SIP secret was made. Reprogram every phone with it; the old one no longer works.");
     }
-    Ok(html(StatusCode::OK, &p))
+    Ok(with_softphone_policy(&state, html(StatusCode::OK, &p)))
+}
+
+/// The Phone tab's own headers when the softphone is on it: the microphone for this
+/// origin (every other page denies it) and a connection to the configured WebSocket
+/// origin. Everything else of the site-wide policy stays.
+fn with_softphone_policy(state: &AppState, mut response: Response) -> Response {
+    let Some(url) = state.services.softphone.ws_url() else {
+        return response;
+    };
+    let csp = format!(
+        "{}; connect-src 'self' {}",
+        crate::web::CONTENT_SECURITY_POLICY,
+        url.origin().ascii_serialization()
+    );
+    let headers = response.headers_mut();
+    if let Ok(csp) = HeaderValue::from_str(&csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    headers.insert(
+        HeaderName::from_static("permissions-policy"),
+        HeaderValue::from_static("camera=(), microphone=(self), geolocation=()"),
+    );
+    response
+}
+
+#[derive(Deserialize)]
+struct CredentialFields {}
+
+/// A short-lived SIP credential for the softphone (JSON, `no-store`); 404 when the
+/// provider has not set the softphone up.
+async fn softphone_credential(
+    State(state): State<AppState>,
+    CurrentUser(su): CurrentUser,
+    ClientInfo(client): ClientInfo,
+    ValidForm(_): ValidForm<CredentialFields>,
+) -> Result<Response, WebError> {
+    match state.services.softphone.credential(&su, client).await {
+        Ok(credential) => {
+            Ok(([(header::CACHE_CONTROL, "no-store")], Json(credential)).into_response())
+        }
+        Err(CredentialError::NotConfigured) => Err(WebError::NotFound),
+        Err(CredentialError::Unexpected(e)) => Err(e.into()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -131,7 +181,10 @@ async fn reveal_sip_secret(
         }
         Err(RevealError::Unexpected(e)) => return Err(e.into()),
     };
-    Ok(maybe_retry_after(html(status, &p), retry))
+    Ok(with_softphone_policy(
+        &state,
+        maybe_retry_after(html(status, &p), retry),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -152,7 +205,10 @@ async fn regenerate_sip_secret(
             "Tick the box to confirm that every phone on this extension must be reprogrammed."
                 .to_owned(),
         );
-        return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &p));
+        return Ok(with_softphone_policy(
+            &state,
+            html(StatusCode::UNPROCESSABLE_ENTITY, &p),
+        ));
     }
     state.services.phone.regenerate_sip_secret(&su).await?;
     Ok(back_to("/phone", "regenerated"))
