@@ -147,6 +147,9 @@ type Job = Box<dyn FnOnce(&mut Scratch) + Send>;
 pub struct Hasher {
     /// Permits for work admitted (running + waiting).
     admitted: Arc<Semaphore>,
+    /// Hashing threads, and how many may wait beyond them.
+    workers: usize,
+    capacity: usize,
     /// The hashing threads' queue; `None` if no thread could be started (then hashing
     /// falls back to the runtime's blocking pool).
     jobs: Option<mpsc::Sender<Job>>,
@@ -178,6 +181,8 @@ impl Hasher {
         }
         Hasher {
             admitted: Arc::new(Semaphore::new(workers + queue)),
+            workers,
+            capacity: workers + queue,
             jobs: (started > 0).then_some(tx),
         }
     }
@@ -196,15 +201,25 @@ impl Hasher {
 
     /// Admission without waiting: the caller learns at once whether it will be served.
     pub fn admit(&self) -> Result<Admitted, Busy> {
-        let permit = self
-            .admitted
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Busy)?;
+        let permit = self.admitted.clone().try_acquire_owned().map_err(|_| {
+            crate::telemetry::hashing_shed();
+            Busy
+        })?;
         Ok(Admitted {
             _admitted: permit,
             jobs: self.jobs.clone(),
         })
+    }
+}
+
+impl Hasher {
+    /// (running, waiting) hashes now, for the metrics.
+    pub fn load(&self) -> (usize, usize) {
+        let admitted = self
+            .capacity
+            .saturating_sub(self.admitted.available_permits());
+        let running = admitted.min(self.workers);
+        (running, admitted - running)
     }
 }
 
@@ -318,7 +333,9 @@ mod tests {
         let hasher = Hasher::new(1);
         let held: Vec<_> = (0..3).map(|_| hasher.admit().unwrap()).collect();
         assert!(matches!(hasher.admit(), Err(Busy)));
+        assert_eq!(hasher.load(), (1, 2));
         drop(held);
+        assert_eq!(hasher.load(), (0, 0));
         assert!(hasher.admit().is_ok());
     }
 
