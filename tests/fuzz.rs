@@ -248,7 +248,6 @@ fn random_forms_and_cookies_are_answered_without_a_5xx_or_internal_text() {
     let (app, signed_in, token) = rt.block_on(async {
         let app = spawn_app().await;
         app.add_admin().await;
-        app.add_user(USER, PASSWORD).await;
         let b = app.signed_in_user().await;
         let token = b.csrf().await;
         (app, b, token)
