@@ -38,6 +38,8 @@ pub struct Portal {
     pub outbox: Outbox,
     pub mail_wake: Arc<Notify>,
     pub pbx: PbxLink,
+    /// The hashing pool, for the metrics' view of its load.
+    pub hasher: Hasher,
 }
 
 impl Portal {
@@ -48,6 +50,8 @@ impl Portal {
                 settings.data_dir.display()
             )
         })?;
+        // The metrics recorder first, so nothing counted from here on is lost.
+        crate::telemetry::metrics_handle();
         let store = Store::connect(&settings.database_url)
             .await
             .context("cannot open the database")?;
@@ -78,7 +82,7 @@ impl Portal {
         }
         let services = Services::new(services::Context {
             store: store.clone(),
-            hasher,
+            hasher: hasher.clone(),
             clock: clock.clone(),
             policy: Policy::from_settings(&settings),
             public_host: host,
@@ -97,6 +101,7 @@ impl Portal {
             outbox,
             mail_wake,
             pbx,
+            hasher,
         })
     }
 
@@ -180,6 +185,9 @@ pub async fn rotate_key(portal: &Portal) -> anyhow::Result<(u32, u64)> {
     Ok((id, users + mail))
 }
 
+/// How long a stopping server waits for the message being sent.
+const MAIL_STOP_WAIT: Duration = Duration::from_secs(20);
+
 /// The portal, bound and ready to serve.
 pub struct Application {
     listener: TcpListener,
@@ -240,7 +248,8 @@ impl Application {
             pbx: portal.pbx.clone(),
         };
         let janitor = tokio::spawn(sweep_expired_sessions(portal.clone()));
-        let mailer = tokio::spawn(self.worker.run());
+        let (mail_stop, mail_stopped) = tokio::sync::watch::channel(false);
+        let mailer = tokio::spawn(self.worker.run_until(mail_stopped));
         let follower = {
             let store = portal.store.clone();
             tokio::spawn(async move { store.follow_other_nodes().await })
@@ -248,7 +257,14 @@ impl Application {
         let notifier = tokio::spawn(portal.pbx.clone().run_notifier());
         let (internal_stop, internal_stopped) = tokio::sync::watch::channel(false);
         let internal = self.internal.map(|listener| {
-            let app = web::internal::router(portal.pbx.clone());
+            let app = web::internal::router(
+                portal.pbx.clone(),
+                web::internal::LevelSource {
+                    store: portal.store.clone(),
+                    hasher: portal.hasher.clone(),
+                    clock: portal.clock.clone(),
+                },
+            );
             let mut stopped = internal_stopped.clone();
             tokio::spawn(async move {
                 let stop = async move {
@@ -272,7 +288,16 @@ impl Application {
         }
         notifier.abort();
         janitor.abort();
-        mailer.abort();
+        // The mail being sent is finished and recorded; the rest goes back to the outbox.
+        let _ = mail_stop.send(true);
+        let mut mailer = mailer;
+        if tokio::time::timeout(MAIL_STOP_WAIT, &mut mailer)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the mail worker did not stop in time; its leases run out instead");
+            mailer.abort();
+        }
         follower.abort();
         portal.store.close().await;
         served.context("server failed")

@@ -1,5 +1,5 @@
 //! The `dialtone` command line: `serve`, `demo`, `tenant add`, `user add`,
-//! `user unlock`, `operator add`. Failures print one line on stderr and exit non-zero.
+//! `user unlock`, `operator add`, `backup`. Failures print one line on stderr and exit non-zero.
 
 mod pbx;
 
@@ -75,6 +75,11 @@ enum Command {
     /// The phone system's link: PBX tokens for the credential lookup.
     #[command(subcommand)]
     Pbx(pbx::PbxCommand),
+    /// Write a consistent copy of the SQLite database (safe while serving) and check it.
+    Backup {
+        /// The new file to write; it must not exist yet.
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,20 +178,13 @@ fn load_settings(o: &Overrides) -> anyhow::Result<Settings> {
     Ok(layers.resolve()?)
 }
 
-fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = load_settings(&cli.overrides)?;
     let serving = matches!(cli.command, Command::Serve | Command::Demo);
-    init_tracing(if serving { &settings.log } else { "warn" });
+    crate::telemetry::init_logging(
+        if serving { &settings.log } else { "warn" },
+        settings.log_format,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -275,6 +273,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Pbx(command) => pbx::run(command, settings).await,
+        Command::Backup { path } => backup(&settings, &path).await,
         Command::Key(KeyCommand::Rotate) => {
             let portal = Portal::open(settings, Arc::new(SystemClock)).await?;
             let (id, changed) = crate::app::rotate_key(&portal).await?;
@@ -330,6 +329,25 @@ fn password_from_stdin(username: Option<&Username>) -> anyhow::Result<NewPasswor
             bail!("the password is not allowed: {}", reasons.join(" "))
         }
     }
+}
+
+/// `dialtone backup PATH`: the copy, its check, and what else a restore needs.
+async fn backup(settings: &Settings, path: &std::path::Path) -> anyhow::Result<()> {
+    let store = crate::store::Store::connect(&settings.database_url)
+        .await
+        .context("cannot open the database")?;
+    let written = store.backup_to(path).await;
+    store.close().await;
+    let bytes = written?;
+    println!(
+        "Wrote {} ({bytes} bytes); its integrity check passed.",
+        path.display()
+    );
+    println!(
+        "Keep the data key file {} with it: the copy's SIP secrets, PINs and queued mail open only with that key.",
+        settings.secret_key_file.display()
+    );
+    Ok(())
 }
 
 async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {

@@ -33,6 +33,7 @@ pub const KEYS: &[&str] = &[
     "hash_workers",
     "trusted_proxies",
     "log",
+    "log_format",
     "internal_listen",
     "kamailio_rpc",
     "sip_ws_url",
@@ -114,6 +115,8 @@ pub struct Settings {
     /// Load balancers whose `X-Forwarded-For` is believed for the client's address.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub log: String,
+    /// `text` (default) or `json`: one JSON object per log line.
+    pub log_format: crate::telemetry::LogFormat,
     /// The internal listener (PBX credential lookup); `None` when set to `off`.
     pub internal_listen: Option<SocketAddr>,
     /// Kamailio's JSON-RPC URL, told when a SIP secret changes; `None` when unset.
@@ -328,6 +331,11 @@ impl Layers {
                 })
                 .collect::<Result<_, _>>()?,
             log: self.get("log").unwrap_or("info").to_owned(),
+            log_format: {
+                let raw = self.get("log_format").unwrap_or("text");
+                crate::telemetry::LogFormat::parse(raw)
+                    .ok_or_else(|| ConfigError::bad("log_format", "must be text or json"))?
+            },
             internal_listen: match self.get("internal_listen").unwrap_or("127.0.0.1:8081") {
                 "off" => None,
                 a => Some(a.parse().map_err(|_| {

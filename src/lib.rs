@@ -14,6 +14,7 @@
 //! - [`web`]: router, pages, extractors, middleware.
 //! - [`app`]: wires everything into a running server bound to its own listener.
 //! - [`cli`]: the `dialtone` command line.
+//! - [`telemetry`]: log format and the Prometheus metrics.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -27,4 +28,5 @@ pub mod domain;
 pub mod mail;
 pub mod services;
 pub mod store;
+pub mod telemetry;
 pub mod web;

@@ -121,6 +121,12 @@ impl Admission {
         self.lock().capacity()
     }
 
+    /// (running, waiting) checks now, for the metrics.
+    pub fn load(&self) -> (usize, usize) {
+        let q = self.lock();
+        (q.running, q.waiting)
+    }
+
     /// Folds one measured hash time into the estimate the bound is computed from.
     pub fn observe(&self, took: Duration) {
         let mut q = self.lock();

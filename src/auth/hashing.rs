@@ -203,12 +203,25 @@ impl Hasher {
     /// Waits for a worker in `source`'s turn (`priority`: a browser that proved itself
     /// before), or `Busy` at once beyond the queue's bound.
     pub async fn admit(&self, source: Source, priority: bool) -> Result<Admitted, Busy> {
-        let slot = self.admission.admit(source, priority).await?;
+        let slot = self
+            .admission
+            .admit(source, priority)
+            .await
+            .inspect_err(|_| {
+                crate::telemetry::hashing_shed();
+            })?;
         Ok(Admitted {
             _slot: slot,
             admission: self.admission.clone(),
             jobs: self.jobs.clone(),
         })
+    }
+}
+
+impl Hasher {
+    /// (running, waiting) hashes now, for the metrics.
+    pub fn load(&self) -> (usize, usize) {
+        self.admission.load()
     }
 }
 
@@ -324,6 +337,16 @@ mod tests {
             .verify(h, SecretString::from("Wrong-Horse-7".to_owned()))
             .await
             .unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_load_counts_running_and_waiting_hashes() {
+        let hasher = pool(1);
+        assert_eq!(hasher.load(), (0, 0));
+        let held = hasher.admit(Source::portal(), false).await.unwrap();
+        assert_eq!(hasher.load(), (1, 0));
+        drop(held);
+        assert_eq!(hasher.load(), (0, 0));
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::Mailbox;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use super::transport::Transport;
 use super::Outbox;
@@ -40,9 +40,19 @@ pub struct Worker {
 impl Worker {
     /// Runs until the task is dropped.
     pub async fn run(self) {
+        let (_keep, never) = tokio::sync::watch::channel(false);
+        self.run_until(never).await;
+    }
+
+    /// Runs until `stop` turns true, then returns once the message being sent (if any) is
+    /// done; the rest of its claimed batch goes back to the outbox for the next worker.
+    pub async fn run_until(self, mut stop: watch::Receiver<bool>) {
         loop {
             loop {
-                match self.deliver_due().await {
+                if *stop.borrow() {
+                    return;
+                }
+                match self.deliver_due_until(Some(&stop)).await {
                     Ok(n) if n as i64 == BATCH => continue,
                     Ok(_) => break,
                     Err(e) => {
@@ -54,12 +64,20 @@ impl Worker {
             tokio::select! {
                 () = tokio::time::sleep(self.poll) => {},
                 () = self.wake.notified() => {},
+                _ = stop.changed() => {},
             }
         }
     }
 
     /// Delivers what is due now; returns how many messages were claimed.
     pub async fn deliver_due(&self) -> Result<usize, crate::store::StoreError> {
+        self.deliver_due_until(None).await
+    }
+
+    async fn deliver_due_until(
+        &self,
+        stop: Option<&watch::Receiver<bool>>,
+    ) -> Result<usize, crate::store::StoreError> {
         let claim = random_token();
         let now = self.clock.now();
         let messages = self
@@ -67,6 +85,15 @@ impl Worker {
             .claim_mail(now, now.plus(LEASE), &claim, BATCH)
             .await?;
         for m in &messages {
+            if stop.is_some_and(|s| *s.borrow()) {
+                // Shutting down: what is not sent yet is handed back, not left leased.
+                let back = self.store.release_mail_claim(&claim).await?;
+                tracing::info!(
+                    messages = back,
+                    "stopping; unsent mail handed back to the outbox"
+                );
+                break;
+            }
             // Sending the earlier messages of the batch may have taken long; make sure the
             // claim still holds, so no other node can be sending this one too.
             if !self

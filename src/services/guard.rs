@@ -212,7 +212,8 @@ impl<'a> Guard<'a> {
     ) -> Result<(), Unexpected> {
         let now = self.ctx.now();
         let policy = &self.ctx.policy;
-        self.ctx
+        let locked = self
+            .ctx
             .store
             .record_failed_check(
                 key,
@@ -222,6 +223,9 @@ impl<'a> Guard<'a> {
                 |locked| event(locked).row(now),
             )
             .await?;
+        if locked.is_some() {
+            crate::telemetry::lockout();
+        }
         Ok(())
     }
 

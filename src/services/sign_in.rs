@@ -11,6 +11,7 @@ use crate::audit::{Event, EventKind};
 use crate::auth::token;
 use crate::domain::Username;
 use crate::store::ThrottleKey;
+use crate::telemetry::{self, SignInOutcome};
 
 /// A new session for the browser.
 #[derive(Debug)]
@@ -45,8 +46,28 @@ service!(
 );
 
 impl SignIn {
-    #[tracing::instrument(skip(self, password), fields(username = %username))]
+    /// Signs in, counting the outcome for the metrics.
     pub async fn sign_in(
+        &self,
+        username: &Username,
+        password: SecretString,
+        client: Client,
+    ) -> Result<SignedIn, SignInError> {
+        let result = self.attempt(username, password, client).await;
+        telemetry::sign_in(match &result {
+            Ok(_) => SignInOutcome::Ok,
+            Err(SignInError::Refused(Refusal::WrongPassword)) => SignInOutcome::WrongPassword,
+            Err(SignInError::Refused(Refusal::Locked { .. })) => SignInOutcome::Locked,
+            Err(SignInError::Refused(Refusal::Throttled { .. })) => SignInOutcome::SlowedDown,
+            Err(SignInError::Refused(Refusal::Busy)) => SignInOutcome::Busy,
+            Err(SignInError::TemporaryExpired) => SignInOutcome::TemporaryExpired,
+            Err(SignInError::Unexpected(_)) => SignInOutcome::Error,
+        });
+        result
+    }
+
+    #[tracing::instrument(skip(self, password), fields(username = %username))]
+    async fn attempt(
         &self,
         username: &Username,
         password: SecretString,

@@ -4,6 +4,7 @@
 
 mod admin;
 mod operators;
+mod ops;
 mod outbox;
 mod pbx;
 mod phone;
@@ -28,6 +29,7 @@ pub use operators::{
     AdminRow, OperatorId, OperatorRecord, OperatorSessionRecord, SecurityQuestionRecord,
     TenantListRow,
 };
+pub use ops::BackupError;
 pub use outbox::{MailRecord, NewMail, OutboxMessage};
 pub use pbx::{
     PbxNotice, PbxTokenRecord, SipCredentialRow, UserWithoutSecret, CREDENTIAL_FRESH_FOR,

@@ -73,11 +73,17 @@ impl IntoResponse for WebError {
             ),
             WebError::Unexpected(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
-                (
+                const MESSAGE: &str = "The portal could not finish this request. Nothing was lost; please try again in a moment.";
+                // The request id ties what the user reports to the log line above.
+                let message = match super::observe::current_request_id() {
+                    Some(id) => format!("{MESSAGE} If it keeps happening, tell support the reference {id}."),
+                    None => MESSAGE.to_owned(),
+                };
+                return ErrorPage::response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Something went wrong",
-                    "The portal could not finish this request. Nothing was lost; please try again in a moment.",
-                )
+                    &message,
+                );
             }
         };
         ErrorPage::response(status, title, message)

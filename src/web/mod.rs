@@ -6,6 +6,7 @@ mod error;
 mod extract;
 mod forms;
 pub mod internal;
+mod observe;
 mod pages;
 mod render;
 mod respond;
@@ -100,6 +101,7 @@ pub fn router(state: AppState) -> Router {
             HeaderName::from_static("permissions-policy"),
             "camera=(), microphone=(), geolocation=()",
         ))
+        .layer(axum::middleware::from_fn(observe::public))
         .with_state(state)
 }
 

@@ -12,6 +12,7 @@
 
 mod browser;
 mod cli;
+mod faults;
 mod mail;
 
 // Not every suite uses every part.
@@ -19,6 +20,8 @@ mod mail;
 pub use browser::*;
 #[allow(unused_imports)]
 pub use cli::*;
+#[allow(unused_imports)]
+pub use faults::*;
 #[allow(unused_imports)]
 pub use mail::*;
 pub mod kamailio;

@@ -1,9 +1,14 @@
-//! The internal listener's routes, for the provider's own machines (the SIP server): the
-//! PBX credential lookup. Never merged into the public router.
+//! The internal listener's routes, for the provider's own machines (the SIP server,
+//! Prometheus): the PBX credential lookup and `/metrics`. Never merged into the public
+//! router.
 //!
 //! Answers are JSON, errors included (`{"error": "…"}`), and never cached by anyone.
 
-use axum::extract::{DefaultBodyLimit, RawQuery, State};
+mod scrape;
+
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, FromRef, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -12,14 +17,36 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::domain::Extension;
 use crate::services::pbx::PbxLink;
+use crate::telemetry;
+pub use scrape::LevelSource;
 
 /// The longest query string read; a real one is well under 300 bytes.
 const MAX_QUERY: usize = 1024;
 
+/// What the internal routes reach.
+#[derive(Clone)]
+struct InternalState {
+    pbx: PbxLink,
+    levels: LevelSource,
+}
+
+impl FromRef<InternalState> for PbxLink {
+    fn from_ref(s: &InternalState) -> PbxLink {
+        s.pbx.clone()
+    }
+}
+
+impl FromRef<InternalState> for LevelSource {
+    fn from_ref(s: &InternalState) -> LevelSource {
+        s.levels.clone()
+    }
+}
+
 /// The router of the internal listener.
-pub fn router(pbx: PbxLink) -> Router {
+pub fn router(pbx: PbxLink, levels: LevelSource) -> Router {
     Router::new()
         .route("/pbx/v1/sip-credentials", get(sip_credentials))
+        .route("/metrics", get(scrape::metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(1024))
         .layer(SetResponseHeaderLayer::overriding(
@@ -30,37 +57,52 @@ pub fn router(pbx: PbxLink) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .with_state(pbx)
+        .layer(axum::middleware::from_fn(super::observe::internal))
+        .with_state(InternalState { pbx, levels })
 }
 
 /// `GET /pbx/v1/sip-credentials?user=EXT&domain=SIPDOMAIN`, with `Authorization: Bearer`.
+/// Counted and timed by outcome.
 async fn sip_credentials(
     State(pbx): State<PbxLink>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let Some(token) = bearer(&headers) else {
-        return unauthorized();
+    let started = Instant::now();
+    let (outcome, response) = lookup(&pbx, &headers, query.as_deref().unwrap_or("")).await;
+    telemetry::pbx_lookup(outcome, started.elapsed());
+    response
+}
+
+async fn lookup(pbx: &PbxLink, headers: &HeaderMap, query: &str) -> (&'static str, Response) {
+    let Some(token) = bearer(headers) else {
+        return ("unauthorized", unauthorized());
     };
     match pbx.token_valid(token).await {
         Ok(true) => {}
-        Ok(false) => return unauthorized(),
-        Err(e) => return internal(&e),
+        Ok(false) => return ("unauthorized", unauthorized()),
+        Err(e) => return ("error", internal(&e)),
     }
-    let (user, domain) = match lookup_query(query.as_deref().unwrap_or("")) {
+    let (user, domain) = match lookup_query(query) {
         Ok(q) => q,
-        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+        Err(why) => return ("bad_request", error(StatusCode::BAD_REQUEST, why)),
     };
     match pbx.sip_credential(&user, &domain).await {
         Ok(Some(credential)) => match serde_json::to_string(&credential) {
-            Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-            Err(e) => internal(&e),
+            Ok(body) => (
+                "found",
+                ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            ),
+            Err(e) => ("error", internal(&e)),
         },
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            "no such extension at this SIP domain",
+        Ok(None) => (
+            "not_found",
+            error(
+                StatusCode::NOT_FOUND,
+                "no such extension at this SIP domain",
+            ),
         ),
-        Err(e) => internal(&e),
+        Err(e) => ("error", internal(&e)),
     }
 }
 

@@ -1,0 +1,244 @@
+//! Fault injection for the campaign: the real `dialtone serve` started and killed with
+//! SIGKILL, a client whose steps may fail (its server can die under it), and the checks
+//! made after each crash. Everything talks to 127.0.0.1 only and waits a bounded time.
+
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use reqwest::redirect::Policy;
+use reqwest::StatusCode;
+
+use super::{csrf_in, Cli};
+
+/// A `dialtone serve` process; killed (SIGKILL) when dropped.
+pub struct Server {
+    child: Child,
+    pub base: String,
+}
+
+impl Cli {
+    /// Starts `dialtone serve` on a free port (internal listener off, mail written to the
+    /// data directory's `mail/`) and waits, at most 60 s, until it answers `/healthz`.
+    pub async fn serve(&self, extra_env: &[(&str, &str)]) -> Server {
+        let port = super::free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut cmd = self.command();
+        cmd.arg("serve")
+            .env("DIALTONE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("DIALTONE_PUBLIC_URL", &base)
+            .env("DIALTONE_INTERNAL_LISTEN", "off")
+            .env("DIALTONE_MAIL_POLL", "100ms")
+            .env("DIALTONE_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("dialtone serve starts");
+        let server = Server { child, base };
+        let probe = FallibleBrowser::at(&server.base);
+        for _ in 0..600 {
+            if matches!(probe.status("/healthz").await, Ok(StatusCode::OK)) {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("dialtone serve did not answer /healthz within 60 s");
+    }
+}
+
+impl Server {
+    /// SIGKILL: no shutdown code runs, as in a power cut or the OOM killer.
+    pub fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM (a deploy, `systemctl stop`), then waits at most `limit` for the exit;
+    /// whether it exited by itself, with success.
+    pub async fn terminate(&mut self, limit: Duration) -> bool {
+        let pid = self.child.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-s", "TERM", &pid])
+            .status();
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+/// A cookie-jar client whose every step returns the transport error instead of panicking:
+/// the server may be killed between any two bytes.
+pub struct FallibleBrowser {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl FallibleBrowser {
+    pub fn at(base: &str) -> FallibleBrowser {
+        FallibleBrowser {
+            base: base.to_owned(),
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(Policy::none())
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("client"),
+        }
+    }
+
+    pub async fn status(&self, path: &str) -> Result<StatusCode, reqwest::Error> {
+        Ok(self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await?
+            .status())
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        form_page: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let page = self
+            .client
+            .get(format!("{}{form_page}", self.base))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let token = csrf_in(&page).unwrap_or_default();
+        let mut all = fields.to_vec();
+        all.push(("csrf_token", &token));
+        self.client
+            .post(format!("{}{path}", self.base))
+            .form(&all)
+            .send()
+            .await
+    }
+
+    /// Signs in; `Ok(true)` when the portal accepted the password.
+    pub async fn sign_in(&self, username: &str, password: &str) -> Result<bool, reqwest::Error> {
+        let r = self
+            .post(
+                "/login",
+                "/login",
+                &[("username", username), ("password", password)],
+            )
+            .await?;
+        Ok(r.status() == StatusCode::SEE_OTHER)
+    }
+
+    /// Changes the signed-in user's password; `Ok(true)` when the portal said it is done.
+    pub async fn change_password(&self, current: &str, new: &str) -> Result<bool, reqwest::Error> {
+        let r = self
+            .post(
+                "/settings/password",
+                "/settings",
+                &[
+                    ("current_password", current),
+                    ("new_password", new),
+                    ("confirm_password", new),
+                ],
+            )
+            .await?;
+        let done = r
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .is_some_and(|l| l.contains("saved=password"));
+        Ok(done)
+    }
+}
+
+/// `PRAGMA integrity_check` of the SQLite database in `cli`'s data directory, as a
+/// restarted server would open it (the write-ahead log is replayed first): `ok` or the
+/// problems found. `None` on PostgreSQL runs.
+pub async fn sqlite_integrity(cli: &Cli) -> Option<String> {
+    if cli.database_url.is_some() {
+        return None;
+    }
+    Some(sqlite_file_integrity(&cli.dir.path().join("dialtone.db")).await)
+}
+
+/// `PRAGMA integrity_check` of the SQLite file at `path`.
+pub async fn sqlite_file_integrity(path: &std::path::Path) -> String {
+    use sqlx::{Connection, Row};
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("the database file opens");
+    let rows = sqlx::query("PRAGMA integrity_check")
+        .fetch_all(&mut conn)
+        .await
+        .expect("integrity_check runs");
+    let _ = conn.close().await;
+    rows.iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// How many rows a table of the SQLite file at `path` holds.
+pub async fn sqlite_file_rows(path: &std::path::Path, table: &str) -> i64 {
+    use sqlx::{Connection, Row};
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("the database file opens");
+    let n = sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(&mut conn)
+        .await
+        .expect("count")
+        .get::<i64, _>(0);
+    let _ = conn.close().await;
+    n
+}
+
+impl super::TestApp {
+    /// Renames the sessions table away, so any request that starts a session fails inside the
+    /// portal: the way to see the opaque 500 page.
+    pub async fn break_sessions_table(&self) {
+        let db = self.raw_database().await;
+        sqlx::query("ALTER TABLE sessions RENAME TO sessions_gone")
+            .execute(&db)
+            .await
+            .expect("rename sessions");
+        db.close().await;
+    }
+
+    /// The internal listener's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let at = self.internal.expect("the internal listener is on");
+        let r = super::plain_client()
+            .get(format!("http://{at}/metrics"))
+            .send()
+            .await
+            .expect("metrics answer");
+        assert_eq!(r.status(), StatusCode::OK);
+        r.text().await.expect("text")
+    }
+}
+
+/// The value of the series written exactly as `series` (name and labels) in `text`.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
