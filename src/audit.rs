@@ -36,6 +36,12 @@ pub enum EventKind {
     CallerIdentityRevealed,
     PbxTokenAdded,
     PbxTokenRevoked,
+    TenantUpdated,
+    TenantSuspended,
+    TenantResumed,
+    TenantDeleted,
+    ApiTokenAdded,
+    ApiTokenRevoked,
 }
 
 impl EventKind {
@@ -71,6 +77,12 @@ impl EventKind {
         EventKind::OperatorCreated,
         EventKind::PbxTokenAdded,
         EventKind::PbxTokenRevoked,
+        EventKind::TenantUpdated,
+        EventKind::TenantSuspended,
+        EventKind::TenantResumed,
+        EventKind::TenantDeleted,
+        EventKind::ApiTokenAdded,
+        EventKind::ApiTokenRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -105,6 +117,12 @@ impl EventKind {
             EventKind::CallerIdentityRevealed => "caller.identity_revealed",
             EventKind::PbxTokenAdded => "pbx_token.added",
             EventKind::PbxTokenRevoked => "pbx_token.revoked",
+            EventKind::TenantUpdated => "tenant.updated",
+            EventKind::TenantSuspended => "tenant.suspended",
+            EventKind::TenantResumed => "tenant.resumed",
+            EventKind::TenantDeleted => "tenant.deleted",
+            EventKind::ApiTokenAdded => "api_token.added",
+            EventKind::ApiTokenRevoked => "api_token.revoked",
         }
     }
 }

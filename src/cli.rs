@@ -1,6 +1,7 @@
 //! The `dialtone` command line: `serve`, `demo`, `tenant add`, `user add`,
 //! `user unlock`, `operator add`. Failures print one line on stderr and exit non-zero.
 
+mod api;
 mod pbx;
 
 use std::io::Read;
@@ -75,6 +76,9 @@ enum Command {
     /// The phone system's link: PBX tokens for the credential lookup.
     #[command(subcommand)]
     Pbx(pbx::PbxCommand),
+    /// The JSON API's provider tokens.
+    #[command(subcommand, name = "api-token")]
+    ApiToken(api::ApiTokenCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +99,10 @@ enum TenantCommand {
         #[arg(long)]
         sip_domain: Option<String>,
     },
+    /// Suspend a tenant: no sign-in, sessions ended, phones stop registering; nothing deleted.
+    Suspend { code: String },
+    /// Put a suspended tenant back in service.
+    Resume { code: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -275,6 +283,13 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Pbx(command) => pbx::run(command, settings).await,
+        Command::ApiToken(command) => api::run(command, settings).await,
+        Command::Tenant(TenantCommand::Suspend { code }) => {
+            api::suspend(&code, true, settings).await
+        }
+        Command::Tenant(TenantCommand::Resume { code }) => {
+            api::suspend(&code, false, settings).await
+        }
         Command::Key(KeyCommand::Rotate) => {
             let portal = Portal::open(settings, Arc::new(SystemClock)).await?;
             let (id, changed) = crate::app::rotate_key(&portal).await?;

@@ -34,6 +34,7 @@ pub const KEYS: &[&str] = &[
     "log",
     "internal_listen",
     "kamailio_rpc",
+    "api_rate_limit",
 ];
 
 /// Environment variables with the prefix that are not settings but are still expected.
@@ -100,6 +101,8 @@ pub struct Settings {
     pub lockout_duration: Duration,
     /// Failed sign-ins from one client address, across usernames, before it is slowed.
     pub address_attempts: u32,
+    /// JSON API requests one token may make per minute.
+    pub api_rate_limit: u32,
     pub reset_ttl: Duration,
     /// How often the mail worker looks for due messages when nothing woke it.
     pub mail_poll: Duration,
@@ -283,6 +286,7 @@ impl Layers {
             lockout_window: self.duration("lockout_window", "15m")?,
             lockout_duration: self.duration("lockout_duration", "15m")?,
             address_attempts: self.count("address_attempts", 20)?,
+            api_rate_limit: self.count("api_rate_limit", 600)?,
             reset_ttl: self.duration("reset_ttl", "1h")?,
             mail_poll: self.duration("mail_poll", "5s")?,
             hash_workers: self.count("hash_workers", 0)? as usize,

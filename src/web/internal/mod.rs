@@ -11,7 +11,7 @@ use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::domain::Extension;
-use crate::services::pbx::PbxLink;
+use crate::services::pbx::{CredentialLookup, PbxLink};
 
 /// The longest query string read; a real one is well under 300 bytes.
 const MAX_QUERY: usize = 1024;
@@ -52,13 +52,17 @@ async fn sip_credentials(
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
     match pbx.sip_credential(&user, &domain).await {
-        Ok(Some(credential)) => match serde_json::to_string(&credential) {
+        Ok(CredentialLookup::Found(credential)) => match serde_json::to_string(&credential) {
             Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
             Err(e) => internal(&e),
         },
-        Ok(None) => error(
+        Ok(CredentialLookup::Missing) => error(
             StatusCode::NOT_FOUND,
             "no such extension at this SIP domain",
+        ),
+        Ok(CredentialLookup::Suspended) => error(
+            StatusCode::FORBIDDEN,
+            "this extension's tenant is suspended",
         ),
         Err(e) => internal(&e),
     }
