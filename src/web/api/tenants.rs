@@ -97,7 +97,7 @@ pub async fn list_tenants(
 #[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = NewTenant,
     params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and body get the first answer again (24 h)")),
     responses((status = 201, description = "Created; the admin's temporary password is shown once", body = CreatedTenant),
-              (status = 409, description = "The code or SIP domain is taken", body = Problem)))]
+              (status = 409, description = "The code or SIP domain is taken", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_tenant(
     State(state): State<AppState>,
     ApiAuth(actor): ApiAuth,
@@ -181,7 +181,7 @@ pub async fn get_tenant(
 #[utoipa::path(patch, path = "/api/v1/tenants/{code}", tag = "tenants", request_body = TenantChanges,
     params(("code" = String, Path, description = "Tenant code")),
     responses((status = 200, description = "The tenant as changed", body = Tenant),
-              (status = 409, description = "The SIP domain is another tenant's", body = Problem)))]
+              (status = 409, description = "The SIP domain is another tenant's", body = Problem, content_type = "application/problem+json")))]
 pub async fn update_tenant(
     State(state): State<AppState>,
     ApiAuth(actor): ApiAuth,

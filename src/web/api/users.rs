@@ -88,7 +88,7 @@ pub async fn list_users(
     params(("code" = String, Path, description = "Tenant code"),
            ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and body get the first answer again (24 h)")),
     responses((status = 201, description = "Created", body = CreatedUser),
-              (status = 409, description = "The extension is taken", body = Problem)))]
+              (status = 409, description = "The extension is taken", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_user(
     State(state): State<AppState>,
     ApiAuth(actor): ApiAuth,
@@ -155,7 +155,7 @@ pub async fn get_user(
 #[utoipa::path(patch, path = "/api/v1/tenants/{code}/users/{extension}", tag = "users", request_body = UserChanges,
     params(("code" = String, Path, description = "Tenant code"), ("extension" = String, Path, description = "Extension")),
     responses((status = 200, description = "The user as changed", body = User),
-              (status = 409, description = "It would leave the tenant without an admin", body = Problem)))]
+              (status = 409, description = "It would leave the tenant without an admin", body = Problem, content_type = "application/problem+json")))]
 pub async fn update_user(
     State(state): State<AppState>,
     ApiAuth(actor): ApiAuth,
@@ -206,7 +206,7 @@ pub async fn update_user(
 #[utoipa::path(delete, path = "/api/v1/tenants/{code}/users/{extension}", tag = "users",
     params(("code" = String, Path, description = "Tenant code"), ("extension" = String, Path, description = "Extension")),
     responses((status = 204, description = "Deleted"),
-              (status = 409, description = "The tenant's last admin", body = Problem)))]
+              (status = 409, description = "The tenant's last admin", body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_user(
     State(state): State<AppState>,
     ApiAuth(actor): ApiAuth,
@@ -227,7 +227,7 @@ pub async fn delete_user(
 #[utoipa::path(post, path = "/api/v1/tenants/{code}/users/{extension}/reset-password", tag = "users", request_body = ResetPassword,
     params(("code" = String, Path, description = "Tenant code"), ("extension" = String, Path, description = "Extension")),
     responses((status = 200, description = "Done", body = PasswordReset),
-              (status = 409, description = "A link was asked for but there is no email on file", body = Problem)))]
+              (status = 409, description = "A link was asked for but there is no email on file", body = Problem, content_type = "application/problem+json")))]
 pub async fn reset_password(
     State(state): State<AppState>,
     ApiAuth(actor): ApiAuth,
