@@ -37,6 +37,12 @@ pub enum EventKind {
     PbxTokenAdded,
     PbxTokenRevoked,
     SoftphoneCredential,
+    TenantUpdated,
+    TenantSuspended,
+    TenantResumed,
+    TenantDeleted,
+    ApiTokenAdded,
+    ApiTokenRevoked,
 }
 
 impl EventKind {
@@ -73,6 +79,12 @@ impl EventKind {
         EventKind::PbxTokenAdded,
         EventKind::PbxTokenRevoked,
         EventKind::SoftphoneCredential,
+        EventKind::TenantUpdated,
+        EventKind::TenantSuspended,
+        EventKind::TenantResumed,
+        EventKind::TenantDeleted,
+        EventKind::ApiTokenAdded,
+        EventKind::ApiTokenRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -108,6 +120,12 @@ impl EventKind {
             EventKind::PbxTokenAdded => "pbx_token.added",
             EventKind::PbxTokenRevoked => "pbx_token.revoked",
             EventKind::SoftphoneCredential => "softphone.credential",
+            EventKind::TenantUpdated => "tenant.updated",
+            EventKind::TenantSuspended => "tenant.suspended",
+            EventKind::TenantResumed => "tenant.resumed",
+            EventKind::TenantDeleted => "tenant.deleted",
+            EventKind::ApiTokenAdded => "api_token.added",
+            EventKind::ApiTokenRevoked => "api_token.revoked",
         }
     }
 }

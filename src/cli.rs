@@ -1,6 +1,7 @@
 //! The `dialtone` command line: `serve`, `demo`, `tenant add`, `user add`,
 //! `user unlock`, `operator add`, `backup`. Failures print one line on stderr and exit non-zero.
 
+mod api;
 mod pbx;
 
 use std::io::Read;
@@ -80,6 +81,9 @@ enum Command {
         /// The new file to write; it must not exist yet.
         path: PathBuf,
     },
+    /// The JSON API's provider tokens.
+    #[command(subcommand, name = "api-token")]
+    ApiToken(api::ApiTokenCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +104,10 @@ enum TenantCommand {
         #[arg(long)]
         sip_domain: Option<String>,
     },
+    /// Suspend a tenant: no sign-in, sessions ended, phones stop registering; nothing deleted.
+    Suspend { code: String },
+    /// Put a suspended tenant back in service.
+    Resume { code: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -274,6 +282,13 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Pbx(command) => pbx::run(command, settings).await,
         Command::Backup { path } => backup(&settings, &path).await,
+        Command::ApiToken(command) => api::run(command, settings).await,
+        Command::Tenant(TenantCommand::Suspend { code }) => {
+            api::suspend(&code, true, settings).await
+        }
+        Command::Tenant(TenantCommand::Resume { code }) => {
+            api::suspend(&code, false, settings).await
+        }
         Command::Key(KeyCommand::Rotate) => {
             let portal = Portal::open(settings, Arc::new(SystemClock)).await?;
             let (id, changed) = crate::app::rotate_key(&portal).await?;

@@ -38,6 +38,7 @@ pub const KEYS: &[&str] = &[
     "kamailio_rpc",
     "sip_ws_url",
     "sip_ephemeral_secret_file",
+    "api_rate_limit",
 ];
 
 /// Environment variables with the prefix that are not settings but are still expected.
@@ -104,6 +105,8 @@ pub struct Settings {
     pub lockout_duration: Duration,
     /// Failed sign-ins from one client address, across usernames, before it is slowed.
     pub address_attempts: u32,
+    /// JSON API requests one token may make per minute.
+    pub api_rate_limit: u32,
     pub reset_ttl: Duration,
     /// How long a sign-in may wait for a hashing worker before it is shed with 503: the
     /// queue holds this much hashing work at the measured time of one hash.
@@ -314,6 +317,7 @@ impl Layers {
             lockout_window: self.duration("lockout_window", "15m")?,
             lockout_duration: self.duration("lockout_duration", "15m")?,
             address_attempts: self.count("address_attempts", 20)?,
+            api_rate_limit: self.count("api_rate_limit", 600)?,
             reset_ttl: self.duration("reset_ttl", "1h")?,
             signin_queue_wait: self.duration("signin_queue_wait", "2s")?,
             mail_poll: self.duration("mail_poll", "5s")?,

@@ -133,6 +133,7 @@ pub enum SignInOutcome {
     SlowedDown,
     Busy,
     TemporaryExpired,
+    Suspended,
     Error,
 }
 
@@ -145,6 +146,7 @@ impl SignInOutcome {
             SignInOutcome::SlowedDown => "slowed_down",
             SignInOutcome::Busy => "busy",
             SignInOutcome::TemporaryExpired => "temporary_expired",
+            SignInOutcome::Suspended => "suspended",
             SignInOutcome::Error => "error",
         }
     }

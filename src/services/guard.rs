@@ -286,6 +286,25 @@ impl<'a> Guard<'a> {
         Ok(self.ctx.store.throttle_attempts(key, after).await?)
     }
 
+    /// Counts one JSON API request of a token against the per-minute limit; `Err` with how
+    /// long until the next minute starts when it is over.
+    pub(crate) async fn api_request(
+        &self,
+        token_id: i64,
+    ) -> Result<Result<(), Duration>, Unexpected> {
+        let now = self.ctx.now();
+        let minute = now.0.div_euclid(60);
+        let key = ThrottleKey::api_token(token_id, minute);
+        let limit = i64::from(self.ctx.policy.api_requests_per_minute);
+        match self.count(&key, limit, Duration::from_secs(60)).await? {
+            Counted::Within { .. } => Ok(Ok(())),
+            Counted::Over => {
+                let left = 60 - now.0.rem_euclid(60);
+                Ok(Err(Duration::from_secs(left.unsigned_abs().max(1))))
+            }
+        }
+    }
+
     /// Whether the client address has asked for too much recovery mail lately.
     pub(crate) async fn recovery_limited(&self, client: Client) -> Result<bool, Unexpected> {
         let Some(ip) = client.addr else {

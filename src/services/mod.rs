@@ -20,7 +20,12 @@
 //! - [`softphone`]: the Phone tab's softphone and its short-lived SIP credentials.
 //! - [`provisioning`]: creating tenants, users and operators (CLI, demo, consoles);
 //!   [`bulk`] seeds many users for the benchmark.
+//! - [`tenants`]: a tenant's lifecycle for the provider (API and CLI): create with its
+//!   first admin, rename, new SIP domain, suspend, resume, delete.
+//! - [`api_tokens`]: the JSON API's tokens (provider and tenant), who a token may reach,
+//!   its rate limit, and the replay store behind `Idempotency-Key`.
 
+pub mod api_tokens;
 pub mod bulk;
 pub mod demo;
 pub mod device_secrets;
@@ -36,6 +41,7 @@ pub mod sessions;
 pub mod sign_in;
 pub mod softphone;
 pub mod tenant_admin;
+pub mod tenants;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -98,6 +104,8 @@ pub struct Policy {
     pub address_attempts: u32,
     pub address_lock: Duration,
     pub reset_ttl: Duration,
+    /// JSON API requests per token per minute.
+    pub api_requests_per_minute: u32,
 }
 
 impl Policy {
@@ -114,6 +122,7 @@ impl Policy {
             address_attempts: s.address_attempts,
             address_lock: Duration::from_secs(5 * 60),
             reset_ttl: s.reset_ttl,
+            api_requests_per_minute: s.api_rate_limit,
         }
     }
 }
@@ -187,6 +196,8 @@ pub struct Services {
     pub provisioning: provisioning::Provisioning,
     pub bulk: bulk::BulkLoad,
     pub softphone: softphone::Softphone,
+    pub api_tokens: api_tokens::ApiTokens,
+    pub tenants: tenants::Tenants,
 }
 
 impl Services {
@@ -204,6 +215,8 @@ impl Services {
             operator_console: operator_console::OperatorConsole::new(ctx.clone()),
             provisioning: provisioning::Provisioning::new(ctx.clone()),
             softphone: softphone::Softphone::new(ctx.clone()),
+            api_tokens: api_tokens::ApiTokens::new(ctx.clone()),
+            tenants: tenants::Tenants::new(ctx.clone()),
             bulk: bulk::BulkLoad::new(ctx),
         }
     }

@@ -71,6 +71,16 @@ impl SipCredential {
     }
 }
 
+/// What the credential lookup found.
+#[derive(Debug, Clone)]
+pub enum CredentialLookup {
+    Found(SipCredential),
+    /// No such extension at that SIP domain.
+    Missing,
+    /// The extension's tenant is suspended: its phones may not register.
+    Suspended,
+}
+
 /// A phone registered for an extension, as Kamailio knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
@@ -190,21 +200,23 @@ impl PbxLink {
         *self.lock_tokens() = TokenCache::default();
     }
 
-    /// The HA1 digests of `extension` in the tenant whose SIP domain is `domain`; `None`
-    /// when there is no such extension.
+    /// The HA1 digests of `extension` in the tenant whose SIP domain is `domain`.
     pub async fn sip_credential(
         &self,
         extension: &str,
         domain: &str,
-    ) -> Result<Option<SipCredential>, Unexpected> {
+    ) -> Result<CredentialLookup, Unexpected> {
         let Some(row) = self
             .inner
             .store
             .sip_credential(domain, extension, self.now())
             .await?
         else {
-            return Ok(None);
+            return Ok(CredentialLookup::Missing);
         };
+        if row.suspended {
+            return Ok(CredentialLookup::Suspended);
+        }
         let secret = open_sip_secret_with(
             &self.inner.keyring,
             row.tenant_id,
@@ -216,7 +228,7 @@ impl PbxLink {
                 "a stored SIP secret does not open with the data key and its row"
             ))
         })?;
-        Ok(Some(SipCredential::new(
+        Ok(CredentialLookup::Found(SipCredential::new(
             &row.extension,
             &row.domain,
             &secret,

@@ -64,6 +64,10 @@ impl Sessions {
         else {
             return Ok(None);
         };
+        // A suspended tenant's sessions were ended; none may outlive it in a cache.
+        if user.tenant_suspended {
+            return Ok(None);
+        }
         match ctx
             .policy
             .liveness(session.created_at, session.last_seen_at, now)

@@ -27,6 +27,9 @@ pub enum SignInError {
     /// Wrong password, locked, slowed down or busy.
     #[error("refused: {0:?}")]
     Refused(Refusal),
+    /// The right password, but the user's tenant is suspended by the provider.
+    #[error("tenant suspended")]
+    Suspended,
     /// The right temporary password, but past its 72 hours.
     #[error("temporary password expired")]
     TemporaryExpired,
@@ -61,6 +64,7 @@ impl SignIn {
             Err(SignInError::Refused(Refusal::Throttled { .. })) => SignInOutcome::SlowedDown,
             Err(SignInError::Refused(Refusal::Busy)) => SignInOutcome::Busy,
             Err(SignInError::TemporaryExpired) => SignInOutcome::TemporaryExpired,
+            Err(SignInError::Suspended) => SignInOutcome::Suspended,
             Err(SignInError::Unexpected(_)) => SignInOutcome::Error,
         });
         result
@@ -109,6 +113,15 @@ impl SignIn {
             return Err(SignInError::Refused(Refusal::WrongPassword));
         };
 
+        if user.tenant_suspended {
+            // Told only to someone who knows the password.
+            ctx.audit(Event {
+                detail: Some("the tenant is suspended"),
+                ..event(EventKind::SignInFailed)
+            })
+            .await?;
+            return Err(SignInError::Suspended);
+        }
         let now = ctx.now();
         if user.password_temporary && user.password_expires_at.is_some_and(|at| at <= now) {
             // The attempt stays counted: an expired password is no proof of anything.

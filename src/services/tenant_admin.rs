@@ -12,9 +12,10 @@ use super::provisioning::{CreateUserError, Provisioning};
 use super::recovery::{send_link_for, NoEmailOnFile};
 use super::{service, SessionUser, Unexpected};
 use crate::audit::{Event, EventKind};
-use crate::domain::{DisplayName, Email, Extension, NewPassword, Role, Username};
+use crate::domain::{DisplayName, Email, Extension, NewPassword, Role, TenantCode, Username};
 use crate::store::{
-    AuditFilter, AuditRecord, MailRecord, StoreError, ThrottleKey, UserListRow, UserRecord,
+    ApiUserRow, AuditFilter, AuditRecord, MailRecord, StoreError, TenantId, ThrottleKey,
+    UserListRow, UserRecord,
 };
 
 /// Users per page of the admin list, and events per page of the audit log.
@@ -24,6 +25,56 @@ pub const PAGE_SIZE: i64 = 50;
 #[derive(Debug, Clone)]
 pub struct Admin(SessionUser);
 
+/// Who may act on one tenant's users: a tenant admin ([`Admin`]) or an API token that
+/// reaches the tenant ([`ApiAdmin`]). Sealed: only this module's proofs implement it, so
+/// the tenant a proof names is the only one its holder can reach.
+pub trait TenantActor: sealed::Sealed {
+    fn tenant_id(&self) -> TenantId;
+    fn tenant_code(&self) -> &TenantCode;
+    /// How the actor appears in the audit log.
+    fn actor(&self) -> String;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Admin {}
+    impl Sealed for super::ApiAdmin {}
+}
+
+impl TenantActor for Admin {
+    fn tenant_id(&self) -> TenantId {
+        self.0.user.tenant_id
+    }
+    fn tenant_code(&self) -> &TenantCode {
+        &self.0.user.tenant_code
+    }
+    fn actor(&self) -> String {
+        self.0.user.username().to_string()
+    }
+}
+
+/// Proof that an API token reaches this tenant: made only by the API token service
+/// (`ApiTokens::tenant_scope`), after it checked the token's scope.
+#[derive(Debug, Clone)]
+pub struct ApiAdmin {
+    pub(super) tenant_id: TenantId,
+    pub(super) tenant_code: TenantCode,
+    /// `api:NAME`.
+    pub(super) actor: String,
+}
+
+impl TenantActor for ApiAdmin {
+    fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+    fn tenant_code(&self) -> &TenantCode {
+        &self.tenant_code
+    }
+    fn actor(&self) -> String {
+        self.actor.clone()
+    }
+}
+
 impl Admin {
     /// The admin behind this session; `None` when its user is not one.
     pub fn of(su: SessionUser) -> Option<Admin> {
@@ -32,10 +83,6 @@ impl Admin {
 
     pub fn session(&self) -> &SessionUser {
         &self.0
-    }
-
-    fn actor(&self) -> String {
-        self.0.user.username().to_string()
     }
 }
 
@@ -116,17 +163,21 @@ service!(
 
 impl TenantAdmin {
     /// The user `extension` of the admin's tenant.
-    async fn target(&self, admin: &Admin, extension: &Extension) -> Result<UserRecord, AdminError> {
+    async fn target(
+        &self,
+        admin: &impl TenantActor,
+        extension: &Extension,
+    ) -> Result<UserRecord, AdminError> {
         self.ctx
             .store
-            .user_in_tenant(admin.0.user.tenant_id, extension.as_str())
+            .user_in_tenant(admin.tenant_id(), extension.as_str())
             .await?
             .ok_or(AdminError::NotFound)
     }
 
     async fn audit(
         &self,
-        admin: &Admin,
+        admin: &impl TenantActor,
         kind: EventKind,
         target: &UserRecord,
         detail: Option<&str>,
@@ -135,7 +186,7 @@ impl TenantAdmin {
         let subject = target.username().to_string();
         self.ctx
             .audit(Event {
-                tenant: Some(admin.0.user.tenant_id),
+                tenant: Some(admin.tenant_id()),
                 actor: Some(&actor),
                 subject: Some(&subject),
                 detail,
@@ -148,7 +199,7 @@ impl TenantAdmin {
     /// match in all.
     pub async fn list_users(
         &self,
-        admin: &Admin,
+        admin: &impl TenantActor,
         search: Option<&str>,
         page: i64,
     ) -> Result<(Vec<UserListRow>, i64), Unexpected> {
@@ -156,19 +207,13 @@ impl TenantAdmin {
         Ok(self
             .ctx
             .store
-            .list_users(
-                admin.0.user.tenant_id,
-                search,
-                self.ctx.now(),
-                PAGE_SIZE,
-                offset,
-            )
+            .list_users(admin.tenant_id(), search, self.ctx.now(), PAGE_SIZE, offset)
             .await?)
     }
 
     pub async fn user_detail(
         &self,
-        admin: &Admin,
+        admin: &impl TenantActor,
         extension: &Extension,
     ) -> Result<UserDetail, AdminError> {
         let user = self.target(admin, extension).await?;
@@ -187,11 +232,11 @@ impl TenantAdmin {
     /// Creates a user of the admin's tenant with a temporary password, returned once.
     pub async fn create_user(
         &self,
-        admin: &Admin,
+        admin: &impl TenantActor,
         extension: &Extension,
         fields: &UserFields,
     ) -> Result<(Username, NewPassword), CreateError> {
-        let username = Username::new(extension.clone(), admin.0.user.tenant_code.clone());
+        let username = Username::new(extension.clone(), admin.tenant_code().clone());
         let created = Provisioning::new(self.ctx.clone())
             .create_user(
                 &username,
@@ -219,7 +264,7 @@ impl TenantAdmin {
 
     pub async fn update_user(
         &self,
-        admin: &Admin,
+        admin: &impl TenantActor,
         extension: &Extension,
         fields: &UserFields,
     ) -> Result<(), ChangeError> {
@@ -228,7 +273,7 @@ impl TenantAdmin {
             .ctx
             .store
             .update_user(
-                admin.0.user.tenant_id,
+                admin.tenant_id(),
                 user.id,
                 fields.name.as_str(),
                 fields.email.as_ref().map(Email::as_str),
@@ -255,7 +300,7 @@ impl TenantAdmin {
 
     async fn changeable(
         &self,
-        admin: &Admin,
+        admin: &impl TenantActor,
         extension: &Extension,
     ) -> Result<UserRecord, ChangeError> {
         match self.target(admin, extension).await {
@@ -267,7 +312,7 @@ impl TenantAdmin {
 
     pub async fn delete_user(
         &self,
-        admin: &Admin,
+        admin: &impl TenantActor,
         extension: &Extension,
     ) -> Result<(), ChangeError> {
         let user = self.changeable(admin, extension).await?;
@@ -277,7 +322,7 @@ impl TenantAdmin {
         if !self
             .ctx
             .store
-            .delete_user(admin.0.user.tenant_id, user.id, &aor, self.ctx.now())
+            .delete_user(admin.tenant_id(), user.id, &aor, self.ctx.now())
             .await
             .map_err(Unexpected::from)?
         {
@@ -295,7 +340,7 @@ impl TenantAdmin {
     /// Mails a reset link to the email on file and ends the user's sessions.
     pub async fn send_reset_link(
         &self,
-        admin: &Admin,
+        admin: &impl TenantActor,
         extension: &Extension,
     ) -> Result<(), ResetLinkError> {
         let user = match self.target(admin, extension).await {
@@ -313,7 +358,7 @@ impl TenantAdmin {
     /// links end.
     pub async fn set_temporary_password(
         &self,
-        admin: &Admin,
+        admin: &impl TenantActor,
         extension: &Extension,
     ) -> Result<(Username, NewPassword), AdminError> {
         let user = self.target(admin, extension).await?;
@@ -321,7 +366,11 @@ impl TenantAdmin {
         Ok((user.username(), password))
     }
 
-    pub async fn unlock(&self, admin: &Admin, extension: &Extension) -> Result<(), AdminError> {
+    pub async fn unlock(
+        &self,
+        admin: &impl TenantActor,
+        extension: &Extension,
+    ) -> Result<(), AdminError> {
         let user = self.target(admin, extension).await?;
         self.ctx
             .guard()
@@ -335,7 +384,7 @@ impl TenantAdmin {
     /// Ends every session of the user; returns how many.
     pub async fn sign_out_everywhere(
         &self,
-        admin: &Admin,
+        admin: &impl TenantActor,
         extension: &Extension,
     ) -> Result<u64, AdminError> {
         let user = self.target(admin, extension).await?;
@@ -349,7 +398,7 @@ impl TenantAdmin {
     /// A new SIP secret for the user; their phones must be reprogrammed.
     pub async fn regenerate_sip_secret(
         &self,
-        admin: &Admin,
+        admin: &impl TenantActor,
         extension: &Extension,
     ) -> Result<(), AdminError> {
         let user = self.target(admin, extension).await?;
@@ -358,7 +407,7 @@ impl TenantAdmin {
 
     pub async fn set_pin(
         &self,
-        admin: &Admin,
+        admin: &impl TenantActor,
         extension: &Extension,
         new: &str,
         confirm: &str,
@@ -378,7 +427,7 @@ impl TenantAdmin {
     /// One page of the tenant's audit log, newest first, and how many events match.
     pub async fn audit_page(
         &self,
-        admin: &Admin,
+        admin: &impl TenantActor,
         filter: &AuditFilter<'_>,
         page: i64,
     ) -> Result<(Vec<AuditRecord>, i64), Unexpected> {
@@ -386,7 +435,53 @@ impl TenantAdmin {
         Ok(self
             .ctx
             .store
-            .audit_page(admin.0.user.tenant_id, filter, PAGE_SIZE, offset)
+            .audit_page(admin.tenant_id(), filter, PAGE_SIZE, offset)
+            .await?)
+    }
+
+    /// Up to `limit` users after extension `after`, in extension order (the API's pages).
+    pub async fn users_after(
+        &self,
+        admin: &impl TenantActor,
+        after: Option<&Extension>,
+        limit: i64,
+    ) -> Result<Vec<ApiUserRow>, Unexpected> {
+        Ok(self
+            .ctx
+            .store
+            .users_after(
+                admin.tenant_id(),
+                after.map(Extension::as_str),
+                self.ctx.now(),
+                limit,
+            )
+            .await?)
+    }
+
+    /// One user with whether they are locked now and when they were made.
+    pub async fn user_row(
+        &self,
+        admin: &impl TenantActor,
+        extension: &Extension,
+    ) -> Result<ApiUserRow, AdminError> {
+        self.ctx
+            .store
+            .api_user(admin.tenant_id(), extension.as_str(), self.ctx.now())
+            .await?
+            .ok_or(AdminError::NotFound)
+    }
+
+    /// Up to `limit` audit events older than event `before`, newest first.
+    pub async fn audit_before(
+        &self,
+        admin: &impl TenantActor,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, Unexpected> {
+        Ok(self
+            .ctx
+            .store
+            .audit_before(admin.tenant_id(), before, limit)
             .await?)
     }
 }

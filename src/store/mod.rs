@@ -3,6 +3,7 @@
 //! this module. Callers pass `now` in: storage never reads a clock.
 
 mod admin;
+mod api;
 mod operators;
 mod ops;
 mod outbox;
@@ -25,6 +26,7 @@ use sqlx::{AnyPool, Executor, Row};
 use crate::clock::Timestamp;
 use crate::domain::{Extension, Role, TenantCode, Username};
 pub use admin::{AuditFilter, UserListRow};
+pub use api::{ApiTokenRecord, ApiUserRow, IdempotentAnswer, TenantRow};
 pub use operators::{
     AdminRow, OperatorId, OperatorRecord, OperatorSessionRecord, SecurityQuestionRecord,
     TenantListRow,
@@ -102,7 +104,8 @@ const USER_COLUMNS: &str =
      u.password_expires_at AS password_expires_at, u.last_sign_in_at AS last_sign_in_at, \
      t.sip_domain AS sip_domain, \
      CAST(CASE WHEN u.sip_secret IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_sip_secret, \
-     CAST(CASE WHEN u.voicemail_pin IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_pin";
+     CAST(CASE WHEN u.voicemail_pin IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_pin, \
+     CAST(CASE WHEN t.suspended_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS tenant_suspended";
 
 impl Store {
     /// Connects and runs the embedded migrations of the matching backend.
@@ -629,6 +632,7 @@ fn user_from_row(r: &AnyRow) -> StoreResult<UserRecord> {
         sip_domain: r.try_get("sip_domain")?,
         has_sip_secret: r.try_get::<i64, _>("has_sip_secret")? != 0,
         has_pin: r.try_get::<i64, _>("has_pin")? != 0,
+        tenant_suspended: r.try_get::<i64, _>("tenant_suspended")? != 0,
     })
 }
 

@@ -31,6 +31,8 @@ pub struct SipCredentialRow {
     /// The tenant's SIP domain as stored (lowercase).
     pub domain: String,
     pub sealed_secret: Vec<u8>,
+    /// The tenant is suspended: the lookup answers 403.
+    pub suspended: bool,
 }
 
 /// A PBX token as listed (never the token).
@@ -146,7 +148,8 @@ impl Store {
             Err(epoch) => epoch,
         };
         let row = sqlx::query(
-            "SELECT u.id, u.tenant_id, u.extension, t.sip_domain, u.sip_secret \
+            "SELECT u.id, u.tenant_id, u.extension, t.sip_domain, u.sip_secret, \
+             CAST(CASE WHEN t.suspended_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS suspended \
              FROM users u JOIN tenants t ON t.id = u.tenant_id \
              WHERE lower(t.sip_domain) = $1 AND u.extension = $2 AND u.sip_secret IS NOT NULL",
         )
@@ -161,6 +164,7 @@ impl Store {
             extension: r.try_get("extension")?,
             domain: r.try_get("sip_domain")?,
             sealed_secret: r.try_get("sip_secret")?,
+            suspended: r.try_get::<i64, _>("suspended")? != 0,
         };
         self.pbx.put(key, epoch, &found, now);
         Ok(Some(found))
@@ -381,6 +385,7 @@ mod tests {
             extension: "201".into(),
             domain: "acme.example".into(),
             sealed_secret: vec![1, 2, 3],
+            suspended: false,
         }
     }
 

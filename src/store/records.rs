@@ -65,6 +65,8 @@ pub struct UserRecord {
     /// Whether a sealed SIP secret and a voicemail PIN are stored (never the values).
     pub has_sip_secret: bool,
     pub has_pin: bool,
+    /// The tenant is suspended: no sign-in, no session, no SIP lookup.
+    pub tenant_suspended: bool,
 }
 
 impl UserRecord {

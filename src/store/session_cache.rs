@@ -248,6 +248,7 @@ mod tests {
                 sip_domain: "acme.example".into(),
                 has_sip_secret: true,
                 has_pin: false,
+                tenant_suspended: false,
             },
         )
     }

@@ -74,6 +74,12 @@ impl ThrottleKey {
         ThrottleKey(format!("caller:{}", admin.0))
     }
 
+    /// JSON API requests of one token in one minute (`minute` counts minutes since the
+    /// epoch), so the count starts afresh each minute however busy the token is.
+    pub fn api_token(token_id: i64, minute: i64) -> ThrottleKey {
+        ThrottleKey(format!("api:{token_id}:{minute}"))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -298,6 +304,7 @@ mod tests {
             ),
             (ThrottleKey::reset_email_guesses(7), "reset-email:7"),
             (ThrottleKey::caller_tries(user), "caller:42"),
+            (ThrottleKey::api_token(7, 30_000_000), "api:7:30000000"),
         ];
         for (key, expected) in cases {
             assert_eq!(key.as_str(), expected);

@@ -1,6 +1,7 @@
 //! The web layer: parses requests, calls the services, renders pages. It owns every
 //! HTTP concern (cookies, CSRF, headers, status codes) and no business rule.
 
+pub mod api;
 mod devices;
 mod error;
 mod extract;
@@ -74,12 +75,13 @@ pub struct AppState {
 
 /// The whole router, with the security headers every response carries.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let pages = Router::new()
         .merge(pages::auth::router())
         .merge(pages::phone::router())
         .merge(pages::settings::router())
         .merge(pages::recovery::router())
         .merge(pages::admin::router())
+        .merge(pages::api_tokens::router())
         .merge(pages::operator::router())
         .merge(pages::health::router())
         .merge(pages::assets::router())
@@ -88,7 +90,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             extract::csrf_cookie,
         ))
-        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES));
+    // The JSON API has no cookies, hence no CSRF cookie; its own body limit and errors.
+    Router::new()
+        .nest("/api/v1", api::router())
+        .merge(pages)
         .layer(header_layer(
             header::CONTENT_SECURITY_POLICY,
             CONTENT_SECURITY_POLICY,

@@ -10,12 +10,15 @@
 //! `TestApp::services` (or, for the wiring, `self.portal`).
 #![allow(dead_code)]
 
+mod api;
 mod browser;
 mod cli;
 mod faults;
 mod mail;
 
 // Not every suite uses every part.
+#[allow(unused_imports)]
+pub use api::*;
 #[allow(unused_imports)]
 pub use browser::*;
 #[allow(unused_imports)]

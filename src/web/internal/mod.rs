@@ -16,7 +16,7 @@ use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::domain::Extension;
-use crate::services::pbx::PbxLink;
+use crate::services::pbx::{CredentialLookup, PbxLink};
 use crate::telemetry;
 pub use scrape::LevelSource;
 
@@ -88,18 +88,25 @@ async fn lookup(pbx: &PbxLink, headers: &HeaderMap, query: &str) -> (&'static st
         Err(why) => return ("bad_request", error(StatusCode::BAD_REQUEST, why)),
     };
     match pbx.sip_credential(&user, &domain).await {
-        Ok(Some(credential)) => match serde_json::to_string(&credential) {
+        Ok(CredentialLookup::Found(credential)) => match serde_json::to_string(&credential) {
             Ok(body) => (
                 "found",
                 ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
             ),
             Err(e) => ("error", internal(&e)),
         },
-        Ok(None) => (
+        Ok(CredentialLookup::Missing) => (
             "not_found",
             error(
                 StatusCode::NOT_FOUND,
                 "no such extension at this SIP domain",
+            ),
+        ),
+        Ok(CredentialLookup::Suspended) => (
+            "suspended",
+            error(
+                StatusCode::FORBIDDEN,
+                "this extension's tenant is suspended",
             ),
         ),
         Err(e) => ("error", internal(&e)),

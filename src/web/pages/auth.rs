@@ -150,9 +150,15 @@ async fn login(
             page.error = Some(TEMPORARY_EXPIRED.to_owned());
             Ok(html(StatusCode::UNAUTHORIZED, &page))
         }
+        Err(SignInError::Suspended) => {
+            page.error = Some(SUSPENDED.to_owned());
+            Ok(html(StatusCode::FORBIDDEN, &page))
+        }
         Err(SignInError::Unexpected(e)) => Err(e.into()),
     }
 }
+
+const SUSPENDED: &str = "This account is suspended. Please contact your provider.";
 
 const TEMPORARY_EXPIRED: &str =
     "Your temporary password has expired. Ask your administrator for a new one.";

@@ -1,6 +1,7 @@
 //! The pages, one module per area, each exposing its own `router()`.
 
 pub mod admin;
+pub mod api_tokens;
 pub mod assets;
 pub mod auth;
 pub mod health;

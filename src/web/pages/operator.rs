@@ -158,6 +158,9 @@ async fn login(
         Err(SignInError::TemporaryExpired) => {
             Err(Unexpected::invariant("operators have no temporary passwords").into())
         }
+        Err(SignInError::Suspended) => {
+            Err(Unexpected::invariant("operators belong to no tenant").into())
+        }
         Err(SignInError::Unexpected(e)) => Err(e.into()),
     }
 }

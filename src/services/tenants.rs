@@ -1,0 +1,282 @@
+//! A tenant's lifecycle, as the provider's billing system drives it (JSON API) and the
+//! provider's staff (CLI): create with its first admin, rename, move to another SIP
+//! domain, suspend, resume, delete. Every action takes a [`ProviderActor`].
+//!
+//! Suspension keeps everything: the tenant's users cannot sign in, their sessions end,
+//! the SIP credential lookup answers 403 and the SIP server is told to forget every
+//! extension (so phones stop registering); resuming undoes it.
+
+use super::provisioning::{CreateTenantError, CreateUserError, Provisioning};
+use super::{service, Unexpected};
+use crate::audit::{Event, EventKind};
+use crate::domain::{DisplayName, Email, Extension, NewPassword, Role, TenantCode, Username};
+use crate::store::{ApiUserRow, StoreError, TenantRow};
+
+/// Proof of acting for the provider: a provider API token ([`ApiActor::provider`]) or the
+/// command line.
+///
+/// [`ApiActor::provider`]: super::api_tokens::ApiActor::provider
+#[derive(Debug, Clone)]
+pub struct ProviderActor {
+    actor: String,
+}
+
+impl ProviderActor {
+    pub(super) fn new(actor: String) -> ProviderActor {
+        ProviderActor { actor }
+    }
+
+    /// The provider's staff at the command line (audited as `cli`).
+    pub fn cli() -> ProviderActor {
+        ProviderActor::new("cli".to_owned())
+    }
+
+    pub(super) fn actor(&self) -> &str {
+        &self.actor
+    }
+}
+
+/// A lifecycle action refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    #[error("there is no such tenant")]
+    NotFound,
+    #[error("invalid SIP domain: use a host name like sip.example.com")]
+    BadSipDomain,
+    #[error("the SIP domain {0} is already another tenant's")]
+    SipDomainTaken(String),
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+impl From<StoreError> for TenantError {
+    fn from(e: StoreError) -> Self {
+        TenantError::Unexpected(e.into())
+    }
+}
+
+/// A new tenant with its first admin.
+pub struct NewTenantWithAdmin {
+    pub code: TenantCode,
+    pub name: DisplayName,
+    pub sip_domain: Option<String>,
+    pub admin_extension: Extension,
+    pub admin_name: DisplayName,
+    pub admin_email: Option<Email>,
+}
+
+/// What creating a tenant made: the tenant, its admin and the admin's temporary
+/// password (the only time it is visible).
+pub struct CreatedTenant {
+    pub tenant: TenantRow,
+    pub admin: ApiUserRow,
+    pub temporary_password: NewPassword,
+}
+
+service!(
+    /// Tenants' lifecycle.
+    Tenants
+);
+
+impl Tenants {
+    async fn existing(&self, code: &TenantCode) -> Result<TenantRow, TenantError> {
+        self.ctx
+            .store
+            .tenant_row(code)
+            .await?
+            .ok_or(TenantError::NotFound)
+    }
+
+    async fn audit(
+        &self,
+        by: &ProviderActor,
+        kind: EventKind,
+        tenant: &TenantRow,
+        detail: Option<&str>,
+    ) -> Result<(), Unexpected> {
+        self.ctx
+            .audit(Event {
+                tenant: Some(tenant.tenant.id),
+                actor: Some(by.actor()),
+                subject: Some(tenant.tenant.code.as_str()),
+                detail,
+                ..Event::new(kind)
+            })
+            .await
+    }
+
+    /// Up to `limit` tenants after `after`, in code order.
+    pub async fn list(
+        &self,
+        _by: &ProviderActor,
+        after: Option<&TenantCode>,
+        limit: i64,
+    ) -> Result<Vec<TenantRow>, Unexpected> {
+        Ok(self
+            .ctx
+            .store
+            .tenants_after(after.map(TenantCode::as_str), limit)
+            .await?)
+    }
+
+    pub async fn get(
+        &self,
+        _by: &ProviderActor,
+        code: &TenantCode,
+    ) -> Result<TenantRow, TenantError> {
+        self.existing(code).await
+    }
+
+    /// Creates a tenant and its first admin, who gets a temporary password.
+    pub async fn create(
+        &self,
+        by: &ProviderActor,
+        new: &NewTenantWithAdmin,
+    ) -> Result<CreatedTenant, CreateTenantError> {
+        let provisioning = Provisioning::new(self.ctx.clone());
+        provisioning
+            .create_tenant(&new.code, &new.name, new.sip_domain.as_deref(), by.actor())
+            .await?;
+        let username = Username::new(new.admin_extension.clone(), new.code.clone());
+        let created = provisioning
+            .create_user(
+                &username,
+                &new.admin_name,
+                new.admin_email.as_ref(),
+                Role::Admin,
+                None,
+                by.actor(),
+            )
+            .await;
+        let temporary_password = match created {
+            Ok((_, Some(password))) => password,
+            Ok((_, None)) => {
+                return Err(Unexpected::invariant("no temporary password was generated").into())
+            }
+            Err(CreateUserError::UserExists(_) | CreateUserError::NoSuchTenant(_)) => {
+                return Err(Unexpected::invariant("the tenant just made has changed").into())
+            }
+            Err(CreateUserError::Unexpected(e)) => return Err(e.into()),
+        };
+        let tenant = self
+            .ctx
+            .store
+            .tenant_row(&new.code)
+            .await
+            .map_err(Unexpected::from)?
+            .ok_or_else(|| Unexpected::invariant("the tenant just made is gone"))?;
+        let admin = self
+            .ctx
+            .store
+            .api_user(
+                tenant.tenant.id,
+                new.admin_extension.as_str(),
+                self.ctx.now(),
+            )
+            .await
+            .map_err(Unexpected::from)?
+            .ok_or_else(|| Unexpected::invariant("the admin just made is gone"))?;
+        Ok(CreatedTenant {
+            tenant,
+            admin,
+            temporary_password,
+        })
+    }
+
+    pub async fn rename(
+        &self,
+        by: &ProviderActor,
+        code: &TenantCode,
+        name: &DisplayName,
+    ) -> Result<(), TenantError> {
+        let tenant = self.existing(code).await?;
+        self.ctx
+            .store
+            .rename_tenant(tenant.tenant.id, name.as_str())
+            .await?;
+        self.audit(by, EventKind::TenantUpdated, &tenant, Some("renamed"))
+            .await?;
+        Ok(())
+    }
+
+    /// Moves the tenant's phones to another SIP domain; the SIP server forgets the old
+    /// addresses, so every phone must be set to the new one.
+    pub async fn set_sip_domain(
+        &self,
+        by: &ProviderActor,
+        code: &TenantCode,
+        domain: &str,
+    ) -> Result<(), TenantError> {
+        let domain = domain.trim().to_ascii_lowercase();
+        if !super::provisioning::valid_sip_domain(&domain) {
+            return Err(TenantError::BadSipDomain);
+        }
+        let tenant = self.existing(code).await?;
+        if tenant.tenant.sip_domain.eq_ignore_ascii_case(&domain) {
+            return Ok(());
+        }
+        match self
+            .ctx
+            .store
+            .set_tenant_sip_domain(
+                tenant.tenant.id,
+                &tenant.tenant.sip_domain,
+                &domain,
+                self.ctx.now(),
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Err(TenantError::SipDomainTaken(domain)),
+            Err(e) => return Err(e.into()),
+        }
+        let detail = format!("SIP domain is now {domain}");
+        self.audit(by, EventKind::TenantUpdated, &tenant, Some(&detail))
+            .await?;
+        Ok(())
+    }
+
+    /// Suspends the tenant (see the module doc). Suspending a suspended tenant changes
+    /// nothing.
+    pub async fn suspend(&self, by: &ProviderActor, code: &TenantCode) -> Result<(), TenantError> {
+        let tenant = self.existing(code).await?;
+        if self
+            .ctx
+            .store
+            .suspend_tenant(tenant.tenant.id, self.ctx.now())
+            .await?
+        {
+            self.audit(by, EventKind::TenantSuspended, &tenant, None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Puts a suspended tenant back in service; a tenant in service is left as it is.
+    pub async fn resume(&self, by: &ProviderActor, code: &TenantCode) -> Result<(), TenantError> {
+        let tenant = self.existing(code).await?;
+        if self.ctx.store.resume_tenant(tenant.tenant.id).await? {
+            self.audit(by, EventKind::TenantResumed, &tenant, None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the tenant with its users, tokens and mail; the audit log keeps its history
+    /// and the provider's log records the deletion.
+    pub async fn delete(&self, by: &ProviderActor, code: &TenantCode) -> Result<(), TenantError> {
+        let tenant = self.existing(code).await?;
+        self.ctx
+            .store
+            .delete_tenant(tenant.tenant.id, self.ctx.now())
+            .await?;
+        self.ctx
+            .audit(Event {
+                actor: Some(by.actor()),
+                subject: Some(code.as_str()),
+                ..Event::new(EventKind::TenantDeleted)
+            })
+            .await?;
+        Ok(())
+    }
+}

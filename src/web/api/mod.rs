@@ -1,0 +1,267 @@
+//! The JSON API under `/api/v1`: bearer tokens, JSON in and out, errors as
+//! `application/problem+json` (RFC 9457), cursor-paged lists, `Idempotency-Key` on the
+//! POSTs that create. One more thin layer over the same services as the pages: parse,
+//! call one service, render. The OpenAPI description ([`openapi`]) is generated from the
+//! handlers and types here.
+
+mod body;
+mod openapi;
+mod problem;
+mod tenants;
+mod types;
+mod users;
+
+use axum::extract::{FromRequestParts, OriginalUri};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use super::AppState;
+use crate::domain::TenantCode;
+use crate::services::api_tokens::{ApiActor, ApiAuthError, Replay};
+use crate::services::tenant_admin::ApiAdmin;
+use crate::services::tenants::ProviderActor;
+pub use problem::Problem;
+
+/// Largest request body read; every request of the API fits many times over.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Items per page unless `limit` says otherwise, and the most it may say.
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 200;
+
+/// The API's router, to be nested at `/api/v1`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(openapi::document))
+        .route(
+            "/tenants",
+            get(tenants::list_tenants).post(tenants::create_tenant),
+        )
+        .route(
+            "/tenants/{code}",
+            get(tenants::get_tenant)
+                .patch(tenants::update_tenant)
+                .delete(tenants::delete_tenant),
+        )
+        .route("/tenants/{code}/suspend", post(tenants::suspend_tenant))
+        .route("/tenants/{code}/resume", post(tenants::resume_tenant))
+        .route("/tenants/{code}/audit", get(users::audit_log))
+        .route(
+            "/tenants/{code}/users",
+            get(users::list_users).post(users::create_user),
+        )
+        .route(
+            "/tenants/{code}/users/{extension}",
+            get(users::get_user)
+                .patch(users::update_user)
+                .delete(users::delete_user),
+        )
+        .route(
+            "/tenants/{code}/users/{extension}/reset-password",
+            post(users::reset_password),
+        )
+        .route(
+            "/tenants/{code}/users/{extension}/unlock",
+            post(users::unlock_user),
+        )
+        .route(
+            "/tenants/{code}/users/{extension}/sign-out",
+            post(users::sign_out_user),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found()
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "This resource does not answer that method; see /api/v1/openapi.json.",
+    )
+}
+
+/// The actor behind the request's bearer token (see [`ApiTokens::authenticate`]).
+///
+/// [`ApiTokens::authenticate`]: crate::services::api_tokens::ApiTokens::authenticate
+pub struct ApiAuth(pub ApiActor);
+
+impl FromRequestParts<AppState> for ApiAuth {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let Some(token) = bearer(&parts.headers) else {
+            return Err(Problem::unauthorized());
+        };
+        match state.services.api_tokens.authenticate(token).await {
+            Ok(actor) => Ok(ApiAuth(actor)),
+            Err(ApiAuthError::Invalid) => Err(Problem::unauthorized()),
+            Err(ApiAuthError::Suspended) => Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "tenant-suspended",
+                "Tenant suspended",
+                "This token's tenant is suspended. Please contact your provider.",
+            )),
+            Err(ApiAuthError::RateLimited { retry_after }) => {
+                Err(Problem::rate_limited(retry_after.as_secs().max(1)))
+            }
+            Err(ApiAuthError::Unexpected(e)) => Err(Problem::unexpected(&e)),
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// The provider's powers of this actor; a tenant token is answered as if nothing were
+/// there.
+fn provider(actor: &ApiActor) -> Result<ProviderActor, Problem> {
+    actor.provider().ok_or_else(Problem::not_found)
+}
+
+/// A tenant code from the path; one that cannot be a code names nothing.
+fn tenant_code(raw: &str) -> Result<TenantCode, Problem> {
+    TenantCode::parse(raw)
+        .ok()
+        .filter(|c| c.as_str() == raw)
+        .ok_or_else(Problem::not_found)
+}
+
+/// The proof that this actor reaches tenant `code`, or 404.
+async fn tenant_scope(state: &AppState, actor: &ApiActor, raw: &str) -> Result<ApiAdmin, Problem> {
+    let code = tenant_code(raw)?;
+    match state.services.api_tokens.tenant_scope(actor, &code).await {
+        Ok(Some(scope)) => Ok(scope),
+        Ok(None) => Err(Problem::not_found()),
+        Err(e) => Err(Problem::unexpected(&e)),
+    }
+}
+
+/// A JSON answer.
+pub struct Json {
+    status: StatusCode,
+    body: String,
+}
+
+impl Json {
+    pub fn new<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<Json, Problem> {
+        serde_json::to_string(value)
+            .map(|body| Json { status, body })
+            .map_err(|e| Problem::unexpected(&e))
+    }
+
+    pub fn ok<T: serde::Serialize>(value: &T) -> Result<Json, Problem> {
+        Json::new(StatusCode::OK, value)
+    }
+}
+
+impl IntoResponse for Json {
+    fn into_response(self) -> Response {
+        // A replayed first answer may have been a problem.
+        let content_type = if self.status.is_client_error() {
+            problem::CONTENT_TYPE
+        } else {
+            "application/json"
+        };
+        (
+            self.status,
+            [(header::CONTENT_TYPE, content_type)],
+            self.body,
+        )
+            .into_response()
+    }
+}
+
+/// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+pub struct IdempotencyKey(Option<String>);
+
+impl FromRequestParts<AppState> for IdempotencyKey {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Problem> {
+        let Some(value) = parts.headers.get("idempotency-key") else {
+            return Ok(IdempotencyKey(None));
+        };
+        let key = value
+            .to_str()
+            .ok()
+            .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or_else(|| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad-idempotency-key",
+                    "Bad Idempotency-Key",
+                    "An Idempotency-Key is 1 to 255 visible ASCII characters.",
+                )
+            })?;
+        Ok(IdempotencyKey(Some(key.to_owned())))
+    }
+}
+
+/// Runs a creating request once per `Idempotency-Key`: a retry with the same key and
+/// body gets the first answer again; the same key with another body is refused (422).
+async fn once(
+    state: &AppState,
+    actor: &ApiActor,
+    key: IdempotencyKey,
+    uri: &OriginalUri,
+    raw: &[u8],
+    run: impl std::future::Future<Output = Result<Json, Problem>>,
+) -> Result<Json, Problem> {
+    let Some(key) = key.0 else { return run.await };
+    let mut request = format!("POST {}\n", uri.0.path()).into_bytes();
+    request.extend_from_slice(raw);
+    let tokens = &state.services.api_tokens;
+    match tokens.replay(actor, &key, &request).await {
+        Ok(Replay::New) => {}
+        Ok(Replay::Same { status, body }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            return Ok(Json { status, body });
+        }
+        Ok(Replay::Mismatch) => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+                "This Idempotency-Key was used with another request in the last 24 hours; use a new key.",
+            ))
+        }
+        Err(e) => return Err(Problem::unexpected(&e)),
+    }
+    let answer = run.await;
+    let (status, body) = match &answer {
+        Ok(json) => (json.status, json.body.clone()),
+        Err(problem) if !problem.status().is_server_error() => (problem.status(), problem.body()),
+        Err(_) => return answer,
+    };
+    if let Err(e) = tokens
+        .remember(actor, &key, &request, status.as_u16(), &body)
+        .await
+    {
+        return Err(Problem::unexpected(&e));
+    }
+    answer
+}

@@ -1,0 +1,147 @@
+//! Admin → API tokens: a tenant admin makes (shown once), lists (name, created, last used)
+//! and revokes the tokens their company's own tools use on the JSON API.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+use crate::mail::compose::utc;
+use crate::services::api_tokens::ApiTokenError;
+use crate::services::tenant_admin::Admin;
+use crate::web::extract::{CsrfToken, RequireAdmin, ValidForm};
+use crate::web::render::{html, Chrome};
+use crate::web::respond::DoneQuery;
+use crate::web::{AppState, WebError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/api-tokens", get(tokens_page).post(create_token))
+        .route("/admin/api-tokens/{name}/revoke", post(revoke_token))
+}
+
+struct TokenView {
+    name: String,
+    created: String,
+    last_used: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/api_tokens.html")]
+struct TokensPage {
+    chrome: Chrome,
+    tenant_code: String,
+    tokens: Vec<TokenView>,
+    new_token: Option<String>,
+    new_name: String,
+    notice: Option<&'static str>,
+    error: Option<String>,
+    name: String,
+}
+
+async fn render(
+    state: &AppState,
+    admin: &Admin,
+    csrf: String,
+    status: StatusCode,
+    fill: impl FnOnce(&mut TokensPage),
+) -> Result<Response, WebError> {
+    let tokens = state.services.api_tokens.tenant_tokens(admin).await?;
+    let mut page = TokensPage {
+        chrome: Chrome::signed_in(csrf, admin.session(), "admin"),
+        tenant_code: admin.session().user.tenant_code.to_string(),
+        tokens: tokens
+            .into_iter()
+            .map(|t| TokenView {
+                name: t.name,
+                created: format!("{} UTC", utc(t.created_at)),
+                last_used: t
+                    .last_used_at
+                    .map_or_else(|| "never".to_owned(), |at| format!("{} UTC", utc(at))),
+            })
+            .collect(),
+        new_token: None,
+        new_name: String::new(),
+        notice: None,
+        error: None,
+        name: String::new(),
+    };
+    fill(&mut page);
+    Ok(html(status, &page))
+}
+
+async fn tokens_page(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    CsrfToken(csrf): CsrfToken,
+    Query(done): Query<DoneQuery>,
+) -> Result<Response, WebError> {
+    let notice = (done.done == "revoked").then_some("The token was revoked.");
+    render(&state, &admin, csrf, StatusCode::OK, |p| p.notice = notice).await
+}
+
+#[derive(Deserialize)]
+struct NewToken {
+    name: String,
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    CsrfToken(csrf): CsrfToken,
+    ValidForm(form): ValidForm<NewToken>,
+) -> Result<Response, WebError> {
+    let name = form.name.trim().to_owned();
+    match state
+        .services
+        .api_tokens
+        .add_tenant_token(&admin, &name)
+        .await
+    {
+        Ok(token) => {
+            render(&state, &admin, csrf, StatusCode::OK, |p| {
+                p.new_token = Some(token);
+                p.new_name = name;
+            })
+            .await
+        }
+        Err(e @ (ApiTokenError::Exists(_) | ApiTokenError::BadName)) => {
+            let message = e.to_string();
+            render(
+                &state,
+                &admin,
+                csrf,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                |p| {
+                    p.error = Some(message);
+                    p.name = crate::web::respond::clip(&name, 64);
+                },
+            )
+            .await
+        }
+        Err(ApiTokenError::Unexpected(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct NoFields {}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    Path(name): Path<String>,
+    ValidForm(_): ValidForm<NoFields>,
+) -> Result<Response, WebError> {
+    if !state
+        .services
+        .api_tokens
+        .revoke_tenant_token(&admin, &name)
+        .await?
+    {
+        return Err(WebError::NotFound);
+    }
+    Ok(Redirect::to("/admin/api-tokens?done=revoked").into_response())
+}

@@ -1,0 +1,394 @@
+//! The JSON API through the real server: provider and tenant tokens, tenants and users,
+//! suspension, idempotent retries and every error shape.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+async fn with_tenant() -> (TestApp, Api) {
+    let app = spawn_app().await;
+    app.add_admin().await;
+    app.add_user(USER, PASSWORD).await;
+    let api = app.provider_api().await;
+    (app, api)
+}
+
+fn new_tenant(code: &str) -> serde_json::Value {
+    json!({"code": code, "name": "Acme Ltd", "admin": {"extension": "100", "name": "Ada Admin", "email": "ada@example.com"}})
+}
+
+#[tokio::test]
+async fn without_a_valid_token_every_route_is_401_problem() {
+    let app = spawn_app().await;
+    for api in [
+        Api::new(&app, None),
+        Api::new(&app, Some("not-a-token")),
+        Api::new(&app, Some(&"a".repeat(43))),
+    ] {
+        let a = api.get("/tenants").await;
+        a.problem(401);
+        assert_eq!(a.headers["www-authenticate"], "Bearer");
+        api.post("/tenants", new_tenant("acme")).await.problem(401);
+    }
+    assert_eq!(app.tenant_count().await, 0);
+}
+
+#[tokio::test]
+async fn a_provider_creates_a_tenant_whose_admin_signs_in_with_the_temporary_password() {
+    let app = spawn_app().await;
+    let api = app.provider_api().await;
+    let made = api.post("/tenants", new_tenant("acme")).await;
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    assert_eq!(made.body["tenant"]["code"], "acme");
+    assert_eq!(made.body["tenant"]["suspended"], false);
+    assert_eq!(made.body["admin"]["username"], "100-acme");
+    assert_eq!(made.body["admin"]["role"], "admin");
+    let password = made.body["temporary_password"].as_str().unwrap().to_owned();
+    let b = app.browser();
+    let r = b.login("100-acme", &password).await;
+    assert_eq!(location(&r), "/password/choose");
+    api.post("/tenants", new_tenant("acme")).await.problem(409);
+    let got = api.get("/tenants/acme").await;
+    assert_eq!(got.body["name"], "Acme Ltd");
+    let events = app.tenant_audit_events("acme", "tenant.created").await;
+    assert_eq!(events[0].actor.as_deref(), Some("api:billing"));
+}
+
+#[tokio::test]
+async fn users_are_created_listed_paged_changed_and_deleted_with_the_pages_rules() {
+    let (app, api) = with_tenant().await;
+    let base = format!("/tenants/{TENANT}/users");
+    for ext in ["202", "203", "1000"] {
+        let a = api
+            .post(
+                &base,
+                json!({"extension": ext, "name": "Sam", "email": "shared@example.com"}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{:?}", a.body);
+        assert!(a.body["temporary_password"].as_str().unwrap().len() >= 16);
+    }
+    api.post(&base, json!({"extension": "202", "name": "Dup"}))
+        .await
+        .problem(409);
+    let first = api.get(&format!("{base}?limit=2")).await;
+    let exts: Vec<_> = first.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["extension"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(exts, ["200", "201"]);
+    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+    let rest = api.get(&format!("{base}?limit=10&cursor={cursor}")).await;
+    let exts: Vec<_> = rest.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["extension"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(exts, ["202", "203", "1000"]);
+    assert!(rest.body["next_cursor"].is_null());
+
+    let changed = api
+        .patch(
+            &format!("{base}/202"),
+            json!({"name": "Samantha", "role": "admin", "email": null}),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{:?}", changed.body);
+    assert_eq!(changed.body["name"], "Samantha");
+    assert_eq!(changed.body["role"], "admin");
+    assert!(changed.body["email"].is_null());
+    // The last-admin rule: 200 and 202 are admins; demote 202, then 200 cannot be demoted.
+    api.patch(&format!("{base}/202"), json!({"role": "user"}))
+        .await;
+    api.patch(&format!("{base}/200"), json!({"role": "user"}))
+        .await
+        .problem(409);
+    api.delete(&format!("{base}/200")).await.problem(409);
+    assert_eq!(api.delete(&format!("{base}/203")).await.status, 204);
+    api.get(&format!("{base}/203")).await.problem(404);
+    assert_eq!(app.user_count(TENANT).await, 4);
+}
+
+#[tokio::test]
+async fn password_resets_unlock_and_sign_out_end_sessions_as_the_pages_do() {
+    let (app, api) = with_tenant().await;
+    let user = app.signed_in(USER).await;
+    let base = format!("/tenants/{TENANT}/users/201");
+    let reset = api
+        .post(
+            &format!("{base}/reset-password"),
+            json!({"method": "temporary"}),
+        )
+        .await;
+    assert_eq!(reset.status, 200, "{:?}", reset.body);
+    let temporary = reset.body["temporary_password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(location(&user.get("/phone").await), "/login?next=%2Fphone");
+    let b = app.browser();
+    assert_eq!(
+        location(&b.login(USER, &temporary).await),
+        "/password/choose"
+    );
+    let link = api
+        .post(&format!("{base}/reset-password"), json!({"method": "link"}))
+        .await;
+    assert_eq!(link.status, 200);
+    assert!(link.body.get("temporary_password").is_none());
+    api.post(
+        &format!("{base}/reset-password"),
+        json!({"method": "carrier-pigeon"}),
+    )
+    .await
+    .invalid_fields();
+    let out = api.act(&format!("{base}/sign-out")).await;
+    assert_eq!(out.status, 200);
+    for _ in 0..5 {
+        app.browser().login(USER, "Wrong-Password-1").await;
+    }
+    assert_eq!(api.get(&base).await.body["locked"], true);
+    let unlocked = api.act(&format!("{base}/unlock")).await;
+    assert_eq!(unlocked.body["locked"], false);
+    let audit = api.get(&format!("/tenants/{TENANT}/audit?limit=3")).await;
+    assert_eq!(audit.body["items"][0]["kind"], "user.unlocked");
+    assert_eq!(audit.body["items"][0]["actor"], "api:billing");
+    assert!(audit.body["next_cursor"].is_string());
+}
+
+#[tokio::test]
+async fn a_tenant_token_reaches_its_own_users_only_and_no_tenants() {
+    let (app, provider) = with_tenant().await;
+    provider.post("/tenants", new_tenant("acme")).await;
+    let admin = app.signed_in(ADMIN).await;
+    let token = tenant_token_via_page(&admin, "crm-sync").await;
+    let page = admin.get("/admin/api-tokens").await.text().await.unwrap();
+    assert!(
+        page.contains("crm-sync") && !page.contains(&token),
+        "shown once"
+    );
+    let api = Api::new(&app, Some(&token));
+    assert_eq!(
+        api.get(&format!("/tenants/{TENANT}/users")).await.status,
+        200
+    );
+    api.get("/tenants/acme/users").await.problem(404);
+    api.get("/tenants/acme/users/100").await.problem(404);
+    api.delete("/tenants/acme/users/100").await.problem(404);
+    api.get("/tenants").await.problem(404);
+    api.get(&format!("/tenants/{TENANT}")).await.problem(404);
+    api.act(&format!("/tenants/{TENANT}/suspend"))
+        .await
+        .problem(404);
+    api.post("/tenants", new_tenant("evil")).await.problem(404);
+    let made = api
+        .post(
+            &format!("/tenants/{TENANT}/users"),
+            json!({"extension": "300", "name": "Via Token"}),
+        )
+        .await;
+    assert_eq!(made.status, 201);
+    assert_eq!(
+        app.tenant_audit_events(TENANT, "user.created").await[0]
+            .actor
+            .as_deref(),
+        Some("api:crm-sync")
+    );
+    let page = admin.get("/admin/api-tokens").await.text().await.unwrap();
+    assert!(!page.contains("never"), "last used is shown");
+    admin.post("/admin/api-tokens/crm-sync/revoke", &[]).await;
+    api.get(&format!("/tenants/{TENANT}/users"))
+        .await
+        .problem(401);
+}
+
+#[tokio::test]
+async fn suspension_ends_sessions_refuses_sign_in_and_sip_lookups_and_resume_restores() {
+    let (app, api) = with_tenant().await;
+    let user = app.signed_in(USER).await;
+    let domain = format!("{TENANT}.sip.localhost");
+    assert_eq!(app.sip_lookup_status("201", &domain).await, 200);
+    let before = app.pbx_queue_depth().await;
+    let s = api.act(&format!("/tenants/{TENANT}/suspend")).await;
+    assert_eq!(s.body["suspended"], true);
+    assert_eq!(
+        app.pbx_queue_depth().await - before,
+        2,
+        "Kamailio is told of both users"
+    );
+    assert_eq!(location(&user.get("/phone").await), "/login?next=%2Fphone");
+    let r = app.browser().login(USER, PASSWORD).await;
+    assert_eq!(r.status(), 403);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("suspended. Please contact your provider"));
+    assert_eq!(app.sip_lookup_status("201", &domain).await, 403);
+    assert_eq!(app.user_count(TENANT).await, 2, "nothing deleted");
+    let r = api.act(&format!("/tenants/{TENANT}/resume")).await;
+    assert_eq!(r.body["suspended"], false);
+    assert_eq!(app.sip_lookup_status("201", &domain).await, 200);
+    app.browser().login_ok(USER, PASSWORD).await;
+}
+
+#[tokio::test]
+async fn tenants_are_renamed_moved_listed_and_deleted() {
+    let (app, api) = with_tenant().await;
+    api.post("/tenants", new_tenant("acme")).await;
+    let r = api
+        .patch(
+            "/tenants/acme",
+            json!({"name": "Acme Two", "sip_domain": "voice.acme.example"}),
+        )
+        .await;
+    assert_eq!(r.body["name"], "Acme Two");
+    assert_eq!(r.body["sip_domain"], "voice.acme.example");
+    api.patch(
+        "/tenants/acme",
+        json!({"sip_domain": format!("{TENANT}.sip.localhost")}),
+    )
+    .await
+    .problem(409);
+    assert_eq!(
+        api.patch("/tenants/acme", json!({"sip_domain": "bad domain"}))
+            .await
+            .invalid_fields(),
+        ["sip_domain"]
+    );
+    let list = api.get("/tenants?limit=1").await;
+    assert_eq!(list.body["items"][0]["code"], "acme");
+    let next = list.body["next_cursor"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.get(&format!("/tenants?cursor={next}")).await.body["items"][0]["code"],
+        TENANT
+    );
+    assert_eq!(api.delete("/tenants/acme").await.status, 204);
+    api.get("/tenants/acme").await.problem(404);
+    assert_eq!(app.tenant_count().await, 1);
+    assert_eq!(app.audit_count("tenant.deleted").await, 1);
+}
+
+#[tokio::test]
+async fn an_idempotent_retry_gets_the_first_answer_and_another_body_is_422() {
+    let (app, api) = with_tenant().await;
+    let path = format!("/tenants/{TENANT}/users");
+    let body = json!({"extension": "250", "name": "Once"});
+    let first = api.post_with_key(&path, "k-1", body.clone()).await;
+    let again = api.post_with_key(&path, "k-1", body).await;
+    assert_eq!(first.status, 201);
+    assert_eq!(again.status, 201);
+    assert_eq!(first.body, again.body);
+    api.post_with_key(&path, "k-1", json!({"extension": "251", "name": "Other"}))
+        .await
+        .problem(422);
+    assert_eq!(app.user_count(TENANT).await, 3);
+    app.advance(std::time::Duration::from_secs(25 * 3600));
+    api.post_with_key(&path, "k-1", json!({"extension": "250", "name": "Once"}))
+        .await
+        .problem(409);
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_clear_4xx_problem_and_change_nothing() {
+    let (app, api) = with_tenant().await;
+    let path = format!("/tenants/{TENANT}/users");
+    let send = |r: reqwest::RequestBuilder| Api::send(r);
+    send(
+        api.request(reqwest::Method::POST, &path)
+            .header("content-type", "application/json")
+            .body("{\"extension\":"),
+    )
+    .await
+    .problem(400);
+    send(
+        api.request(reqwest::Method::POST, &path)
+            .header("content-type", "text/plain")
+            .body("{}"),
+    )
+    .await
+    .problem(415);
+    send(
+        api.request(reqwest::Method::POST, &path)
+            .header("content-type", "application/json")
+            .body(format!("{{\"name\":\"{}\"}}", "x".repeat(100_000))),
+    )
+    .await
+    .problem(413);
+    send(api.request(reqwest::Method::PUT, &path))
+        .await
+        .problem(405);
+    api.post(
+        &path,
+        json!({"extension": "260", "name": "A", "admin": true}),
+    )
+    .await
+    .problem(422);
+    let fields = api
+        .post(
+            &path,
+            json!({"extension": "12ab", "name": "", "email": "nope"}),
+        )
+        .await
+        .invalid_fields();
+    assert_eq!(fields, ["extension", "name", "email"]);
+    api.get(&format!("{path}?limit=0")).await.problem(422);
+    api.get(&format!("{path}?limit=abc&cursor=x"))
+        .await
+        .invalid_fields();
+    api.get("/nowhere").await.problem(404);
+    api.get("/tenants/NOT%20A%20CODE/users").await.problem(404);
+    api.post_with_key(
+        &path,
+        "bad key with spaces",
+        json!({"extension": "261", "name": "B"}),
+    )
+    .await
+    .problem(400);
+    assert_eq!(app.user_count(TENANT).await, 2);
+}
+
+#[tokio::test]
+async fn a_token_over_its_rate_limit_gets_429_with_retry_after_until_the_next_minute() {
+    let app = spawn_app_with(&[("api_rate_limit", "3")]).await;
+    let api = app.provider_api().await;
+    for _ in 0..3 {
+        assert_eq!(api.get("/tenants").await.status, 200);
+    }
+    let limited = api.get("/tenants").await;
+    limited.problem(429);
+    assert!(limited.headers.contains_key("retry-after"));
+    app.advance(std::time::Duration::from_secs(61));
+    assert_eq!(api.get("/tenants").await.status, 200);
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_and_the_bearer_scheme() {
+    let app = spawn_app().await;
+    let doc = Api::new(&app, None).get("/openapi.json").await;
+    assert_eq!(doc.status, 200);
+    assert!(doc.body["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc.body["paths"].as_object().unwrap();
+    for p in [
+        "/api/v1/tenants",
+        "/api/v1/tenants/{code}",
+        "/api/v1/tenants/{code}/suspend",
+        "/api/v1/tenants/{code}/resume",
+        "/api/v1/tenants/{code}/users",
+        "/api/v1/tenants/{code}/users/{extension}",
+        "/api/v1/tenants/{code}/users/{extension}/reset-password",
+        "/api/v1/tenants/{code}/users/{extension}/unlock",
+        "/api/v1/tenants/{code}/users/{extension}/sign-out",
+        "/api/v1/tenants/{code}/audit",
+    ] {
+        assert!(paths.contains_key(p), "{p} is described");
+    }
+    assert_eq!(
+        doc.body["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}
