@@ -34,6 +34,7 @@ pub const KEYS: &[&str] = &[
     "log",
     "internal_listen",
     "kamailio_rpc",
+    "audit_retention",
 ];
 
 /// Environment variables with the prefix that are not settings but are still expected.
@@ -112,6 +113,8 @@ pub struct Settings {
     pub internal_listen: Option<SocketAddr>,
     /// Kamailio's JSON-RPC URL, told when a SIP secret changes; `None` when unset.
     pub kamailio_rpc: Option<Url>,
+    /// How long audit events are kept before they are purged.
+    pub audit_retention: Duration,
 }
 
 impl fmt::Debug for Settings {
@@ -132,6 +135,7 @@ impl fmt::Debug for Settings {
             .field("lockout_window", &self.lockout_window)
             .field("lockout_duration", &self.lockout_duration)
             .field("reset_ttl", &self.reset_ttl)
+            .field("audit_retention", &self.audit_retention)
             .finish_non_exhaustive()
     }
 }
@@ -317,6 +321,7 @@ impl Layers {
                         .ok_or_else(|| ConfigError::bad("kamailio_rpc", "must be an http:// URL"))
                 })
                 .transpose()?,
+            audit_retention: self.duration("audit_retention", "400d")?,
         };
         Ok(settings)
     }

@@ -34,6 +34,7 @@ pub mod security_questions;
 pub mod sessions;
 pub mod sign_in;
 pub mod tenant_admin;
+pub mod trusted_devices;
 
 use std::net::IpAddr;
 use std::sync::Arc;

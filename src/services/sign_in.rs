@@ -6,11 +6,10 @@
 use secrecy::SecretString;
 
 use super::guard::Refusal;
-use super::{service, Client, Unexpected};
+use super::{service, trusted_devices, Client, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::auth::token;
 use crate::domain::Username;
-use crate::store::ThrottleKey;
 
 /// A new session for the browser.
 #[derive(Debug)]
@@ -19,6 +18,8 @@ pub struct SignedIn {
     pub token: String,
     /// The password was temporary: only "choose a new password" is open until it is done.
     pub must_change_password: bool,
+    /// The device cookie value that makes this browser trusted for the account.
+    pub device_cookie: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +52,7 @@ impl SignIn {
         username: &Username,
         password: SecretString,
         client: Client,
+        device_cookie: Option<&str>,
     ) -> Result<SignedIn, SignInError> {
         let ctx = &self.ctx;
         // A place on the hashing pool first: when it is full the answer is "busy" at once,
@@ -70,8 +72,10 @@ impl SignIn {
             ..Event::new(kind)
         };
 
-        let key = ThrottleKey::username(username);
+        let signing_key = ctx.keyring.signing_key();
+        let device = trusted_devices::recognise(&signing_key, device_cookie, username);
         let guard = ctx.guard();
+        let key = guard.sign_in_key(username, device.as_ref());
         guard
             .check_sign_in(
                 admitted,
@@ -107,6 +111,7 @@ impl SignIn {
         Ok(SignedIn {
             token,
             must_change_password: user.password_temporary,
+            device_cookie: trusted_devices::issue(&signing_key, username, device.as_ref()),
         })
     }
 }

@@ -7,6 +7,7 @@ mod extract;
 mod forms;
 pub mod internal;
 mod pages;
+mod params;
 mod render;
 mod respond;
 
@@ -37,6 +38,8 @@ pub struct CookieNames {
     /// customer pages (`__Secure-`, not `__Host-`, since that prefix demands `Path=/`).
     pub operator: &'static str,
     pub csrf: &'static str,
+    /// The long-lived device cookie of a browser that signed in before.
+    pub device: &'static str,
     pub secure: bool,
 }
 
@@ -47,6 +50,7 @@ impl CookieNames {
                 session: "__Host-dialtone_session",
                 operator: "__Secure-dialtone_operator",
                 csrf: "__Host-dialtone_csrf",
+                device: "__Host-dialtone_device",
                 secure: true,
             }
         } else {
@@ -54,6 +58,7 @@ impl CookieNames {
                 session: "dialtone_session",
                 operator: "dialtone_operator",
                 csrf: "dialtone_csrf",
+                device: "dialtone_device",
                 secure: false,
             }
         }
@@ -73,7 +78,8 @@ pub struct AppState {
 
 /// The whole router, with the security headers every response carries.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let https = state.settings.https();
+    let router = Router::new()
         .merge(pages::auth::router())
         .merge(pages::phone::router())
         .merge(pages::settings::router())
@@ -99,9 +105,18 @@ pub fn router(state: AppState) -> Router {
         .layer(header_layer(
             HeaderName::from_static("permissions-policy"),
             "camera=(), microphone=(), geolocation=()",
-        ))
-        .with_state(state)
+        ));
+    // Over https, browsers are told to never try plain http again (a year, subdomains too).
+    let router = if https {
+        router.layer(header_layer(header::STRICT_TRANSPORT_SECURITY, HSTS))
+    } else {
+        router
+    };
+    router.with_state(state)
 }
+
+/// `Strict-Transport-Security` of an https portal.
+pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 
 fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
