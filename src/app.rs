@@ -44,7 +44,7 @@ pub struct Portal {
 
 impl Portal {
     pub async fn open(settings: Settings, clock: SharedClock) -> anyhow::Result<Portal> {
-        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        crate::private_files::private_dir(&settings.data_dir).with_context(|| {
             format!(
                 "cannot create the data directory {}",
                 settings.data_dir.display()
@@ -329,6 +329,15 @@ async fn sweep_expired_sessions(portal: Portal) {
             .await
         {
             tracing::warn!(error = %e, "could not purge stale throttle rows and links");
+        }
+        match portal
+            .store
+            .purge_audit(now.minus(portal.settings.audit_retention))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "purged audit events past their retention"),
+            Err(e) => tracing::warn!(error = %e, "could not purge old audit events"),
         }
     }
 }

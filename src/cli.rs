@@ -370,6 +370,11 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let url = app.portal().settings.public_url.clone();
     if demo {
         crate::services::demo::ensure(&app.portal().services, &url).await?;
+    } else if app.portal().settings.mail == crate::config::MailSetting::File {
+        tracing::warn!(
+            dir = %app.portal().settings.mail_dir().display(),
+            "mail is written to files (DIALTONE_MAIL=file), not sent: fine for a demo, but set DIALTONE_MAIL to an smtp:// URL for real users"
+        );
     }
     tracing::info!(address = %app.local_addr(), public_url = %url, "Dialtone is listening");
     if let Some(internal) = app.internal_addr() {

@@ -39,6 +39,7 @@ pub const KEYS: &[&str] = &[
     "sip_ws_url",
     "sip_ephemeral_secret_file",
     "api_rate_limit",
+    "audit_retention",
 ];
 
 /// Environment variables with the prefix that are not settings but are still expected.
@@ -124,6 +125,8 @@ pub struct Settings {
     pub internal_listen: Option<SocketAddr>,
     /// Kamailio's JSON-RPC URL, told when a SIP secret changes; `None` when unset.
     pub kamailio_rpc: Option<Url>,
+    /// How long audit events are kept before they are purged.
+    pub audit_retention: Duration,
     /// The Phone tab's softphone; `None` unless both of its settings are given.
     pub softphone: Option<SoftphoneSetting>,
 }
@@ -166,6 +169,7 @@ impl fmt::Debug for Settings {
             .field("lockout_duration", &self.lockout_duration)
             .field("reset_ttl", &self.reset_ttl)
             .field("signin_queue_wait", &self.signin_queue_wait)
+            .field("audit_retention", &self.audit_retention)
             .finish_non_exhaustive()
     }
 }
@@ -359,6 +363,7 @@ impl Layers {
                 })
                 .transpose()?,
             softphone: self.softphone()?,
+            audit_retention: self.duration("audit_retention", "400d")?,
         };
         Ok(settings)
     }

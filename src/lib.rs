@@ -26,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod mail;
+pub mod private_files;
 pub mod services;
 pub mod store;
 pub mod telemetry;

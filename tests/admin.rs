@@ -231,7 +231,18 @@ async fn a_user_without_email_cannot_be_sent_a_link() {
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(r.text().await.unwrap().contains("no email on file"));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(app.mail_files().is_empty());
+    // The only mail is the notice to the address that was removed; no reset link.
+    let mails = app.wait_for_mail(1).await;
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0].subject.contains("email address"),
+        "{}",
+        mails[0].subject
+    );
+    assert!(mails[0]
+        .links()
+        .iter()
+        .all(|l| !l.contains("/password/reset")));
 }
 
 #[tokio::test]

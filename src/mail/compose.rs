@@ -57,6 +57,24 @@ struct UsernamesHtml<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "email/email_changed.txt")]
+struct EmailChangedText<'a> {
+    provider: &'a str,
+    name: &'a str,
+    username: &'a str,
+    when: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/email_changed.html")]
+struct EmailChangedHtml<'a> {
+    provider: &'a str,
+    name: &'a str,
+    username: &'a str,
+    when: &'a str,
+}
+
+#[derive(Template)]
 #[template(path = "email/password_changed.txt")]
 struct ChangedText<'a> {
     provider: &'a str,
@@ -145,6 +163,33 @@ impl Outbox {
                 provider,
                 usernames,
                 login_url: &login_url,
+            })?,
+        })
+    }
+
+    /// To the old address, when an admin changed the email on file.
+    pub fn email_changed_message(
+        &self,
+        name: &str,
+        username: &str,
+        when: Timestamp,
+    ) -> Result<Composed, askama::Error> {
+        let provider = &self.provider;
+        let when = utc(when);
+        Ok(Composed {
+            kind: "email_changed",
+            subject: format!("The email address of your {provider} portal account was changed"),
+            text: render(&EmailChangedText {
+                provider,
+                name,
+                username,
+                when: &when,
+            })?,
+            html: render(&EmailChangedHtml {
+                provider,
+                name,
+                username,
+                when: &when,
             })?,
         })
     }

@@ -106,14 +106,22 @@ async fn write_eml(
     m: &OutboxMessage,
     bytes: &[u8],
 ) -> std::io::Result<String> {
-    tokio::fs::create_dir_all(dir).await?;
     let name = format!("{}-{:08}-{}.eml", m.queued_at.0, m.id, m.kind);
-    let tmp = dir.join(format!(".{name}.tmp"));
-    tokio::fs::write(&tmp, bytes).await?;
-    let file = tokio::fs::File::open(&tmp).await?;
-    file.sync_all().await?;
-    tokio::fs::rename(&tmp, dir.join(&name)).await?;
-    Ok(format!("written to {name}"))
+    let dir = dir.to_owned();
+    let bytes = bytes.to_owned();
+    // 0700 directory, 0600 files: a message may hold a live reset link.
+    tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        use std::io::Write;
+        crate::private_files::private_dir(&dir)?;
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let mut file = crate::private_files::private_options().open(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, dir.join(&name))?;
+        Ok(format!("written to {name}"))
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// `smtp://user:pass@host:port` (STARTTLS required; `?tls=none` or `?tls=opportunistic`

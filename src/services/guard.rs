@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use super::trusted_devices::TrustedDevice;
 use super::{Client, Context, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::auth::hashing::{dummy_hash, Admitted};
 use crate::clock::Timestamp;
-use crate::domain::password;
+use crate::domain::{password, Username};
 use crate::store::{AddressFailure, ThrottleKey, UserRecord};
 
 /// Reset links mailed per account per [`RECOVERY_WINDOW`].
@@ -74,16 +75,70 @@ impl<'a> Guard<'a> {
         }
     }
 
-    /// One more failure from this client address, across names.
-    async fn count_address_failure(&self, client: Client) -> Result<(), Unexpected> {
+    /// Counts one attempt of the client's address before any hash runs, atomically, as
+    /// the per-name count is: concurrent guesses from one address each take a number and
+    /// only the first `address_attempts` get as far as the hash. `Err` with how long is
+    /// left when the address is slowed down (or this attempt is over its limit). The
+    /// attempt stays counted as a failure unless [`Guard::forgive_address`] gives it back.
+    async fn count_address(&self, client: Client) -> Result<Result<(), Duration>, Unexpected> {
+        let Some(ip) = client.addr else {
+            return Ok(Ok(()));
+        };
+        let key = ThrottleKey::address(ip);
+        let now = self.ctx.now();
+        let f = self.address_failure(&key, now);
+        let state = self
+            .ctx
+            .store
+            .throttle_count(f.key, f.now, f.window)
+            .await?;
+        let locked_until = state.locked_until.filter(|until| *until > now);
+        if locked_until.is_some() || state.attempts > i64::from(f.limit) {
+            return Ok(Err(locked_until
+                .map(|until| now.until(until))
+                .unwrap_or(self.ctx.policy.address_lock)));
+        }
+        Ok(Ok(()))
+    }
+
+    /// Locks the client's address once its counted attempts reach the limit (a refused
+    /// attempt on a locked name, which never reached the hash, still counts).
+    async fn address_failed(&self, client: Client) -> Result<(), Unexpected> {
         if let Some(ip) = client.addr {
             let key = ThrottleKey::address(ip);
             let f = self.address_failure(&key, self.ctx.now());
-            let store = &self.ctx.store;
-            store.throttle_count(f.key, f.now, f.window).await?;
-            store.throttle_fail(f.key, f.limit, f.lock_until).await?;
+            self.ctx
+                .store
+                .throttle_fail(f.key, f.limit, f.lock_until)
+                .await?;
         }
         Ok(())
+    }
+
+    /// Gives back the address attempt of a sign-in that succeeded: only failures slow an
+    /// address down (an office behind one address signs in all morning).
+    async fn forgive_address(&self, client: Client) -> Result<(), Unexpected> {
+        if let Some(ip) = client.addr {
+            self.ctx
+                .store
+                .throttle_release(&ThrottleKey::address(ip))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The key a sign-in as `username` is counted under: its own when the browser is a
+    /// trusted device for it (a valid device cookie), so failures from elsewhere cannot
+    /// lock the user out of their own browser; the username's otherwise.
+    pub(crate) fn sign_in_key(
+        &self,
+        username: &Username,
+        device: Option<&TrustedDevice>,
+    ) -> ThrottleKey {
+        match device {
+            Some(d) => ThrottleKey::device(username, d.id()),
+            None => ThrottleKey::username(username),
+        }
     }
 
     /// Counts one attempt under `key` before any password is checked: concurrent guesses
@@ -123,22 +178,15 @@ impl<'a> Guard<'a> {
         client: Client,
         event: &(dyn Fn(EventKind) -> Event<'e> + Sync),
     ) -> Result<Result<(), Refusal>, Unexpected> {
-        let now = self.ctx.now();
-        if let Some(ip) = client.addr {
-            let address = ThrottleKey::address(ip);
-            if let Some(until) = self.ctx.store.throttle_locked_until(&address).await? {
-                if until > now {
-                    self.ctx.audit(event(EventKind::SignInThrottled)).await?;
-                    return Ok(Err(Refusal::Throttled {
-                        retry_after: now.until(until),
-                    }));
-                }
-            }
+        if let Err(retry_after) = self.count_address(client).await? {
+            self.audit_refusal(event(EventKind::SignInThrottled))
+                .await?;
+            return Ok(Err(Refusal::Throttled { retry_after }));
         }
         if let Err(retry_after) = self.count_attempt(key).await? {
-            self.ctx.audit(event(EventKind::SignInLocked)).await?;
+            self.audit_refusal(event(EventKind::SignInLocked)).await?;
             // Hammering a locked name still counts against the address.
-            self.count_address_failure(client).await?;
+            self.address_failed(client).await?;
             return Ok(Err(Refusal::Locked { retry_after }));
         }
         let candidate = SecretString::from(password::normalize(
@@ -148,6 +196,7 @@ impl<'a> Guard<'a> {
             .verify(stored.unwrap_or_else(|| dummy_hash()).to_owned(), candidate)
             .await?;
         if matches && stored.is_some() {
+            self.forgive_address(client).await?;
             return Ok(Ok(()));
         }
         let address = client.addr.map(ThrottleKey::address);
@@ -157,6 +206,18 @@ impl<'a> Guard<'a> {
         })
         .await?;
         Ok(Err(Refusal::WrongPassword))
+    }
+
+    /// Audits a refused attempt as part of its burst: the refusals of one kind from one
+    /// source for one name within the lockout window are one event with a count and the
+    /// time of the last, so a flood cannot write the audit log without limit.
+    async fn audit_refusal(&self, event: Event<'_>) -> Result<(), Unexpected> {
+        let now = self.ctx.now();
+        self.ctx
+            .store
+            .insert_audit_burst(&event.row(now), now.minus(self.ctx.policy.lockout_window))
+            .await?;
+        Ok(())
     }
 
     /// Checks a user's password inside a session (to change it, to reveal a secret). It
@@ -261,6 +322,29 @@ impl<'a> Guard<'a> {
             .ctx
             .store
             .throttle_count(key, self.ctx.now(), window)
+            .await?;
+        Ok(if state.attempts > limit {
+            Counted::Over
+        } else {
+            Counted::Within {
+                attempts: state.attempts,
+            }
+        })
+    }
+
+    /// Counts one try under `key` against `limit` per fixed `window` (which starts with
+    /// its first try), atomically: the mail limits, so requests trickled in from elsewhere
+    /// cannot keep a user's limit spent for ever.
+    pub(crate) async fn count_fixed(
+        &self,
+        key: &ThrottleKey,
+        limit: i64,
+        window: Duration,
+    ) -> Result<Counted, Unexpected> {
+        let state = self
+            .ctx
+            .store
+            .throttle_count_fixed(key, self.ctx.now(), window)
             .await?;
         Ok(if state.attempts > limit {
             Counted::Over

@@ -42,6 +42,7 @@ pub mod sign_in;
 pub mod softphone;
 pub mod tenant_admin;
 pub mod tenants;
+pub mod trusted_devices;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -567,13 +567,49 @@ impl OperatorConsole {
         Ok(())
     }
 
-    /// One page of the provider's audit log.
-    pub async fn provider_audit(&self, page: i64) -> Result<(Vec<AuditRecord>, i64), Unexpected> {
+    /// One page of the provider's audit log. Tenant usernames in it (actors, subjects) are
+    /// masked to their Client ID (`•••-acme`) unless this operator has a live caller
+    /// verification for that admin: the username is revealed only after verification.
+    pub async fn provider_audit(
+        &self,
+        os: &OperatorSession,
+        page: i64,
+    ) -> Result<(Vec<AuditRecord>, i64), Unexpected> {
         let offset = page.max(0).saturating_mul(PAGE_SIZE);
-        Ok(self
+        let (mut events, total) = self
             .ctx
             .store
             .provider_audit_page(PAGE_SIZE, offset)
-            .await?)
+            .await?;
+        let since = self.ctx.now().minus(VERIFIED_WINDOW);
+        let verified: Vec<Username> = self
+            .ctx
+            .store
+            .verified_admins(os.operator.id, since)
+            .await?
+            .into_iter()
+            .filter_map(|(extension, code)| {
+                Some(Username::new(
+                    Extension::parse(&extension).ok()?,
+                    TenantCode::parse(&code).ok()?,
+                ))
+            })
+            .collect();
+        let shown = |name: Option<String>| {
+            name.map(|n| match Username::parse(&n) {
+                Ok(u) if !verified.contains(&u) => masked(&u),
+                _ => n,
+            })
+        };
+        for e in &mut events {
+            e.actor = shown(e.actor.take());
+            e.subject = shown(e.subject.take());
+        }
+        Ok((events, total))
     }
+}
+
+/// A tenant username with its extension hidden: the Client ID is enough to find the tenant.
+fn masked(u: &Username) -> String {
+    format!("•••-{}", u.tenant())
 }

@@ -33,6 +33,9 @@ pub struct PasswordForm<'a> {
 pub struct PasswordRejected {
     pub problems: Vec<PasswordProblem>,
     pub mismatch: bool,
+    /// The new password is the one the account has now (a temporary password kept for
+    /// good would leave whoever set or read it out a working credential).
+    pub same_as_current: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,8 +116,44 @@ pub(crate) async fn check_new_password(
         Ok(_) => Err(PasswordRejected {
             problems: Vec::new(),
             mismatch,
+            same_as_current: false,
         }),
-        Err(problems) => Err(PasswordRejected { problems, mismatch }),
+        Err(problems) => Err(PasswordRejected {
+            problems,
+            mismatch,
+            same_as_current: false,
+        }),
+    })
+}
+
+/// Refuses a new password equal to the account's current one (`typed` when the caller
+/// just proved it, otherwise checked against the stored hash). Run only after the caller
+/// proved who they are, like the policy itself.
+pub(crate) async fn refuse_current(
+    ctx: &Context,
+    user: &UserRecord,
+    new: NewPassword,
+    typed_current: Option<&str>,
+) -> Result<Result<NewPassword, PasswordRejected>, HashError> {
+    let same = match typed_current {
+        Some(current) => password::normalize(current) == new.expose(),
+        None => {
+            ctx.hasher
+                .verify(
+                    user.password_hash.clone(),
+                    SecretString::from(new.expose().to_owned()),
+                )
+                .await?
+        }
+    };
+    Ok(if same {
+        Err(PasswordRejected {
+            problems: Vec::new(),
+            mismatch: false,
+            same_as_current: true,
+        })
+    } else {
+        Ok(new)
     })
 }
 
@@ -179,12 +218,12 @@ impl Passwords {
             // still works.
             return Err(ChangePasswordError::Refused(Refusal::WrongPassword));
         }
-        let new = check_new_password(ctx, &su.user, form.new, form.confirm)
-            .await?
-            .map_err(ChangePasswordError::Rejected)?;
         let name = su.user.username().to_string();
         let addr = client.addr_string();
 
+        // The current password first (counted toward the lockout, audited when wrong):
+        // only a caller who proved it learns what the policy says of the new one, which
+        // may name the voicemail PIN.
         if let Some(current) = form.current {
             ctx.guard()
                 .confirm_password(
@@ -196,6 +235,12 @@ impl Passwords {
                 .await?
                 .map_err(ChangePasswordError::Refused)?;
         }
+        let new = check_new_password(ctx, &su.user, form.new, form.confirm)
+            .await?
+            .map_err(ChangePasswordError::Rejected)?;
+        let new = refuse_current(ctx, &su.user, new, form.current)
+            .await?
+            .map_err(ChangePasswordError::Rejected)?;
 
         let hash = ctx
             .hasher

@@ -9,7 +9,7 @@ use super::guard::{
     Counted, RECOVERY_WINDOW, RESET_MAILS_PER_ACCOUNT, USERNAMES_MAILS_PER_ADDRESS,
     WRONG_EMAILS_PER_LINK,
 };
-use super::passwords::{check_new_password, PasswordRejected};
+use super::passwords::{check_new_password, refuse_current, PasswordRejected};
 use super::{service, Client, Context, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::auth::hashing::HashError;
@@ -105,7 +105,7 @@ async fn queue_reset_mail(
         if enforce_limit
             && ctx
                 .guard()
-                .count(
+                .count_fixed(
                     &ThrottleKey::reset_mail(user.id),
                     RESET_MAILS_PER_ACCOUNT,
                     RECOVERY_WINDOW,
@@ -245,7 +245,7 @@ impl Recovery {
         if self
             .ctx
             .guard()
-            .count(&key, USERNAMES_MAILS_PER_ADDRESS, RECOVERY_WINDOW)
+            .count_fixed(&key, USERNAMES_MAILS_PER_ADDRESS, RECOVERY_WINDOW)
             .await?
             == Counted::Over
         {
@@ -339,21 +339,28 @@ impl Recovery {
                 return Err(ResetError::LinkInvalid);
             }
         }
-        let checked = check_new_password(&self.ctx, &user, new, confirm).await?;
-        let password = match (checked, email_wrong) {
-            (Ok(p), false) => p,
-            (Ok(_), true) => {
-                return Err(ResetError::Form {
-                    email_wrong,
-                    rejected: None,
-                })
-            }
-            (Err(rejected), _) => {
+        if email_wrong {
+            // The policy only after the email is proven: its answer may name the
+            // voicemail PIN, which a link's finder must not be able to test.
+            return Err(ResetError::Form {
+                email_wrong,
+                rejected: None,
+            });
+        }
+        let checked = match check_new_password(&self.ctx, &user, new, confirm).await? {
+            Ok(p) => refuse_current(&self.ctx, &user, p, None).await,
+            Err(rejected) => Ok(Err(rejected)),
+        };
+        let password = match checked {
+            Ok(Ok(p)) => p,
+            Ok(Err(rejected)) => {
                 return Err(ResetError::Form {
                     email_wrong,
                     rejected: Some(rejected),
                 })
             }
+            Err(HashError::Busy(_)) => return Err(ResetError::Busy),
+            Err(e) => return Err(Unexpected::from(e).into()),
         };
         let hash = match self
             .ctx

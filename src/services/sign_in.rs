@@ -6,11 +6,10 @@
 use secrecy::SecretString;
 
 use super::guard::Refusal;
-use super::{service, Client, Unexpected};
+use super::{service, trusted_devices, Client, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::auth::token;
 use crate::domain::Username;
-use crate::store::ThrottleKey;
 use crate::telemetry::{self, SignInOutcome};
 
 /// A new session for the browser.
@@ -20,6 +19,8 @@ pub struct SignedIn {
     pub token: String,
     /// The password was temporary: only "choose a new password" is open until it is done.
     pub must_change_password: bool,
+    /// The device cookie value that makes this browser trusted for the account.
+    pub device_cookie: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,8 +56,11 @@ impl SignIn {
         username: &Username,
         password: SecretString,
         client: Client,
+        device_cookie: Option<&str>,
     ) -> Result<SignedIn, SignInError> {
-        let result = self.attempt(username, password, client).await;
+        let result = self
+            .attempt(username, password, client, device_cookie)
+            .await;
         telemetry::sign_in(match &result {
             Ok(_) => SignInOutcome::Ok,
             Err(SignInError::Refused(Refusal::WrongPassword)) => SignInOutcome::WrongPassword,
@@ -70,19 +74,24 @@ impl SignIn {
         result
     }
 
-    #[tracing::instrument(skip(self, password), fields(username = %username))]
+    #[tracing::instrument(skip(self, password, device_cookie), fields(username = %username))]
     async fn attempt(
         &self,
         username: &Username,
         password: SecretString,
         client: Client,
+        device_cookie: Option<&str>,
     ) -> Result<SignedIn, SignInError> {
         let ctx = &self.ctx;
-        // A place on the hashing pool first: when it is full the answer is "busy" at once,
-        // before any database work, so a flood is shed for almost nothing.
+        // A browser that signed in to this account before carries a device cookie: its
+        // attempts are counted for it alone, and it waits before strangers for hashing.
+        let signing_key = ctx.keyring.signing_key();
+        let device = trusted_devices::recognise(&signing_key, device_cookie, username);
+        // A place on the hashing pool first, before any database work: beyond the queue's
+        // bound the answer is "busy" at once, so a flood is shed for almost nothing.
         let admitted = ctx
             .hasher
-            .admit(client.source(), false)
+            .admit(client.source(), device.is_some())
             .await
             .map_err(|_| SignInError::Refused(Refusal::Busy))?;
         let name = username.to_string();
@@ -96,8 +105,8 @@ impl SignIn {
             ..Event::new(kind)
         };
 
-        let key = ThrottleKey::username(username);
         let guard = ctx.guard();
+        let key = guard.sign_in_key(username, device.as_ref());
         guard
             .check_sign_in(
                 admitted,
@@ -142,6 +151,7 @@ impl SignIn {
         Ok(SignedIn {
             token,
             must_change_password: user.password_temporary,
+            device_cookie: trusted_devices::issue(&signing_key, username, device.as_ref()),
         })
     }
 }

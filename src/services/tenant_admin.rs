@@ -14,8 +14,8 @@ use super::{service, SessionUser, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::domain::{DisplayName, Email, Extension, NewPassword, Role, TenantCode, Username};
 use crate::store::{
-    ApiUserRow, AuditFilter, AuditRecord, MailRecord, StoreError, TenantId, ThrottleKey,
-    UserListRow, UserRecord,
+    ApiUserRow, AuditFilter, AuditRecord, EmailChanged, MailRecord, StoreError, TenantId,
+    ThrottleKey, UserListRow, UserRecord,
 };
 
 /// Users per page of the admin list, and events per page of the audit log.
@@ -269,26 +269,57 @@ impl TenantAdmin {
         fields: &UserFields,
     ) -> Result<(), ChangeError> {
         let user = self.changeable(admin, extension).await?;
-        let changed = self
-            .ctx
+        let ctx = &self.ctx;
+        let now = ctx.now();
+        let new_email = fields.email.as_ref().map(Email::as_str);
+        let email_changed = user.email.as_deref() != new_email;
+        // A changed email is told to the old address (a silent change would let an admin,
+        // or whoever holds one's session, take the account's recovery), and reset links
+        // already sent there end.
+        let notice = match (&user.email, email_changed) {
+            (Some(old), true) => {
+                let message = ctx
+                    .outbox
+                    .email_changed_message(&user.name, &user.username().to_string(), now)
+                    .map_err(Unexpected::from)?;
+                Some(
+                    ctx.outbox
+                        .seal(message, old, Some(user.id), Some(user.tenant_id)),
+                )
+            }
+            _ => None,
+        };
+        let changed = ctx
             .store
             .update_user(
                 admin.tenant_id(),
                 user.id,
                 fields.name.as_str(),
-                fields.email.as_ref().map(Email::as_str),
+                new_email,
                 fields.role.as_str(),
+                email_changed.then_some(EmailChanged {
+                    now,
+                    notice: notice.as_ref(),
+                }),
             )
             .await
             .map_err(Unexpected::from)?;
         if !changed {
             return Err(ChangeError::LastAdmin);
         }
+        if notice.is_some() {
+            ctx.mail_wake.notify_one();
+        }
         let detail = format!(
-            "name, email and role saved (role {}{})",
+            "name, email and role saved (role {}{}{})",
             fields.role.as_str(),
             if fields.email.is_none() {
                 ", no email"
+            } else {
+                ""
+            },
+            if email_changed {
+                "; email changed, the old address told and its reset links ended"
             } else {
                 ""
             }

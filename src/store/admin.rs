@@ -8,7 +8,7 @@ use super::session_cache::Change;
 use super::throttle::USERNAME_KEY_SQL;
 use super::{
     audit_from_row, user_from_row, AuditRecord, Store, StoreError, StoreResult, TenantId, UserId,
-    UserRecord, USER_COLUMNS,
+    UserRecord, AUDIT_COLUMNS, USER_COLUMNS,
 };
 use crate::clock::Timestamp;
 
@@ -93,7 +93,9 @@ impl Store {
     }
 
     /// Changes name, email and role. Taking the admin role away fails (returns false,
-    /// changing nothing) when the user is the tenant's last admin.
+    /// changing nothing) when the user is the tenant's last admin. When the email changes
+    /// (`email_changed`), in the same transaction the user's outstanding reset links end
+    /// (they went to the old address) and the notice to the old address is queued.
     pub async fn update_user(
         &self,
         tenant: TenantId,
@@ -101,7 +103,10 @@ impl Store {
         name: &str,
         email: Option<&str>,
         role: &str,
+        email_changed: Option<EmailChanged<'_>>,
     ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        lock_tenant_admins(&mut tx, tenant).await?;
         let done = sqlx::query(
             "UPDATE users SET name = $1, email = $2, role = $3 WHERE id = $4 AND tenant_id = $5 \
              AND ($3 = 'admin' OR role <> 'admin' \
@@ -112,12 +117,27 @@ impl Store {
         .bind(role)
         .bind(id.0)
         .bind(tenant.0)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| match e {
             sqlx::Error::Database(ref db) if db.is_unique_violation() => StoreError::Conflict,
             other => StoreError::Database(other),
         })?;
+        if done.rows_affected() == 1 {
+            if let Some(changed) = email_changed {
+                sqlx::query(
+                    "UPDATE reset_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
+                )
+                .bind(changed.now.0)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+                if let Some(mail) = changed.notice {
+                    super::outbox::enqueue(&mut tx, mail, changed.now).await?;
+                }
+            }
+        }
+        tx.commit().await?;
         self.changed(Change::User(id)).await;
         Ok(done.rows_affected() == 1)
     }
@@ -135,6 +155,7 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
+        lock_tenant_admins(&mut tx, tenant).await?;
         // Explicit deletes as well as the cascades, so the result never depends on a
         // connection's foreign-key setting.
         let done = sqlx::query(
@@ -172,7 +193,7 @@ impl Store {
     ) -> StoreResult<(Vec<AuditRecord>, i64)> {
         let condition = "tenant_id = $1 AND ($2 IS NULL OR actor = $2 OR subject = $2) AND ($3 IS NULL OR kind = $3)";
         let rows = sqlx::query(&format!(
-            "SELECT id, at, kind, actor, subject, client_addr, detail FROM audit_events \
+            "SELECT {AUDIT_COLUMNS} FROM audit_events \
              WHERE {condition} ORDER BY id DESC LIMIT $4 OFFSET $5"
         ))
         .bind(tenant.0)
@@ -197,6 +218,29 @@ impl Store {
         .try_get(0)?;
         Ok((events, total))
     }
+}
+
+/// An admin changed a user's email: when, and the notice to the old address (if any).
+#[derive(Debug, Clone, Copy)]
+pub struct EmailChanged<'a> {
+    pub now: Timestamp,
+    pub notice: Option<&'a super::NewMail>,
+}
+
+/// Takes the tenant's row lock before its admins are counted, so two concurrent
+/// demotions or deletions of two different admins run one after the other and the
+/// second sees the first: under PostgreSQL's READ COMMITTED both would otherwise count
+/// two admins and leave none. A no-op write, so it is the same SQL on both databases
+/// (on SQLite it takes the one write lock at once).
+async fn lock_tenant_admins(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant: TenantId,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
+        .bind(tenant.0)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Escapes LIKE wildcards so a search for "50%" matches literally.

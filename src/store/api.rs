@@ -11,7 +11,7 @@ use super::session_cache::Change;
 use super::throttle::USERNAME_KEY_SQL;
 use super::{
     audit_from_row, classify, stored, user_from_row, AuditRecord, Store, StoreError, StoreResult,
-    Tenant, TenantId, UserRecord, USER_COLUMNS,
+    Tenant, TenantId, UserRecord, AUDIT_COLUMNS, USER_COLUMNS,
 };
 use crate::clock::Timestamp;
 use crate::domain::TenantCode;
@@ -334,10 +334,10 @@ impl Store {
         before: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<AuditRecord>> {
-        let rows = sqlx::query(
-            "SELECT id, at, kind, actor, subject, client_addr, detail FROM audit_events \
-             WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events \
+             WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+        ))
         .bind(tenant.0)
         .bind(before)
         .bind(limit)

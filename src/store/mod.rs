@@ -25,7 +25,7 @@ use sqlx::{AnyPool, Executor, Row};
 
 use crate::clock::Timestamp;
 use crate::domain::{Extension, Role, TenantCode, Username};
-pub use admin::{AuditFilter, UserListRow};
+pub use admin::{AuditFilter, EmailChanged, UserListRow};
 pub use api::{ApiTokenRecord, ApiUserRow, IdempotentAnswer, TenantRow};
 pub use operators::{
     AdminRow, OperatorId, OperatorRecord, OperatorSessionRecord, SecurityQuestionRecord,
@@ -119,6 +119,10 @@ impl Store {
         if backend == Backend::Sqlite {
             if let Some(dir) = sqlite_parent_dir(url) {
                 std::fs::create_dir_all(dir)
+                    .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+            }
+            if let Some(file) = sqlite_file(url) {
+                crate::private_files::private_sqlite(file)
                     .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
             }
         }
@@ -517,6 +521,24 @@ impl Store {
         insert_audit(&self.pool, e).await
     }
 
+    /// Records a refused attempt in its burst (see [`insert_audit_burst`]), in one
+    /// transaction.
+    pub async fn insert_audit_burst(&self, e: &AuditRow<'_>, since: Timestamp) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_audit_burst(&mut tx, e, since).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes audit events older than `before` (the retention); returns how many.
+    pub async fn purge_audit(&self, before: Timestamp) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM audit_events WHERE COALESCE(last_at, at) < $1")
+            .bind(before.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// The newest audit events, optionally only of one kind (for the admin page and tests).
     pub async fn audit_events(
         &self,
@@ -524,11 +546,11 @@ impl Store {
         kind: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<AuditRecord>> {
-        let rows = sqlx::query(
-            "SELECT id, at, kind, actor, subject, client_addr, detail FROM audit_events \
+        let rows = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events \
              WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR kind = $2) \
-             ORDER BY id DESC LIMIT $3",
-        )
+             ORDER BY id DESC LIMIT $3"
+        ))
         .bind(tenant.map(|t| t.0))
         .bind(kind)
         .bind(limit)
@@ -538,17 +560,52 @@ impl Store {
     }
 }
 
-/// An audit event from a row selecting `id, at, kind, actor, subject, client_addr, detail`.
+/// The columns every audit event is read from, by these names (see [`audit_from_row`]).
+pub(crate) const AUDIT_COLUMNS: &str =
+    "id, at, kind, actor, subject, client_addr, detail, repeats, last_at";
+
+/// An audit event from a row that selected [`AUDIT_COLUMNS`].
 fn audit_from_row(r: &AnyRow) -> StoreResult<AuditRecord> {
     Ok(AuditRecord {
-        id: r.try_get(0)?,
-        at: Timestamp(r.try_get(1)?),
-        kind: r.try_get(2)?,
-        actor: r.try_get(3)?,
-        subject: r.try_get(4)?,
-        client_addr: r.try_get(5)?,
-        detail: r.try_get(6)?,
+        id: r.try_get("id")?,
+        at: Timestamp(r.try_get("at")?),
+        kind: r.try_get("kind")?,
+        actor: r.try_get("actor")?,
+        subject: r.try_get("subject")?,
+        client_addr: r.try_get("client_addr")?,
+        detail: r.try_get("detail")?,
+        repeats: r.try_get("repeats")?,
+        last_at: r.try_get::<Option<i64>, _>("last_at")?.map(Timestamp),
     })
+}
+
+/// Records a refused attempt as part of the open burst of the same kind, actor, address
+/// and tenant since `since` (one more repeat, the last one now), or as a new event.
+pub(crate) async fn insert_audit_burst(
+    conn: &mut sqlx::AnyConnection,
+    e: &AuditRow<'_>,
+    since: Timestamp,
+) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE audit_events SET repeats = repeats + 1, last_at = $1 WHERE id = ( \
+           SELECT id FROM audit_events WHERE kind = $2 AND at > $3 \
+             AND COALESCE(client_addr, '') = COALESCE($4, '') \
+             AND COALESCE(actor, '') = COALESCE($5, '') \
+             AND COALESCE(tenant_id, 0) = COALESCE($6, 0) \
+           ORDER BY id DESC LIMIT 1)",
+    )
+    .bind(e.at.0)
+    .bind(e.kind)
+    .bind(since.0)
+    .bind(e.client_addr)
+    .bind(e.actor)
+    .bind(e.tenant_id.map(|t| t.0))
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        insert_audit(&mut *conn, e).await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn insert_audit<'e>(
@@ -658,6 +715,13 @@ fn stored<T, E>(
 
 /// The folder a `sqlite://PATH?…` URL's file lives in, so it can be created first.
 fn sqlite_parent_dir(url: &str) -> Option<&Path> {
+    sqlite_file(url)?
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+}
+
+/// The database file of a SQLite URL (none for an in-memory one).
+fn sqlite_file(url: &str) -> Option<&Path> {
     let path = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
@@ -665,7 +729,5 @@ fn sqlite_parent_dir(url: &str) -> Option<&Path> {
     if path.is_empty() || path == ":memory:" {
         return None;
     }
-    Path::new(path)
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
+    Some(Path::new(path))
 }

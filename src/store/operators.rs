@@ -9,7 +9,7 @@ use super::admin::escape_like;
 use super::throttle::USERNAME_KEY_SQL;
 use super::{
     audit_from_row, stored, tenant_from_row, user_from_row, AuditRecord, SessionId, Store,
-    StoreResult, Tenant, TenantId, UserId, UserRecord, USER_COLUMNS,
+    StoreResult, Tenant, TenantId, UserId, UserRecord, AUDIT_COLUMNS, USER_COLUMNS,
 };
 use crate::clock::Timestamp;
 use crate::domain::OperatorName;
@@ -279,6 +279,26 @@ impl Store {
         Ok(row.try_get::<Option<i64>, _>(0)?.map(Timestamp))
     }
 
+    /// The admins (extension, tenant code) this operator verified a caller as after `since`.
+    pub async fn verified_admins(
+        &self,
+        operator: OperatorId,
+        since: Timestamp,
+    ) -> StoreResult<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT u.extension AS extension, t.code AS code FROM caller_verifications v \
+             JOIN users u ON u.id = v.user_id JOIN tenants t ON t.id = u.tenant_id \
+             WHERE v.operator_id = $1 AND v.verified_at > $2",
+        )
+        .bind(operator.0)
+        .bind(since.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("extension")?, r.try_get("code")?)))
+            .collect()
+    }
+
     /// One page of the provider's audit log, newest first: events with no tenant (operator
     /// sign-ins, operators created) and everything an operator did in any tenant.
     pub async fn provider_audit_page(
@@ -288,7 +308,7 @@ impl Store {
     ) -> StoreResult<(Vec<AuditRecord>, i64)> {
         let condition = "tenant_id IS NULL OR actor LIKE 'operator:%'";
         let rows = sqlx::query(&format!(
-            "SELECT id, at, kind, actor, subject, client_addr, detail FROM audit_events \
+            "SELECT {AUDIT_COLUMNS} FROM audit_events \
              WHERE {condition} ORDER BY id DESC LIMIT $1 OFFSET $2"
         ))
         .bind(limit)

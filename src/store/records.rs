@@ -117,4 +117,8 @@ pub struct AuditRecord {
     pub subject: Option<String>,
     pub client_addr: Option<String>,
     pub detail: Option<String>,
+    /// How many refused attempts this one event stands for (1 for most events).
+    pub repeats: i64,
+    /// When the last of those repeats came, when there were several.
+    pub last_at: Option<Timestamp>,
 }

@@ -17,6 +17,9 @@ use crate::domain::{OperatorName, Username};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThrottleKey(String);
 
+/// What follows a username key in the key of one of its trusted browsers.
+const DEVICE_SUFFIX: &str = "#device:";
+
 /// The SQL expression of a tenant user's [`ThrottleKey::username`], for a query that
 /// selects `u` from `users` joined with `t` from `tenants`.
 pub(crate) const USERNAME_KEY_SQL: &str = "'user:' || u.extension || '-' || t.code";
@@ -25,6 +28,13 @@ impl ThrottleKey {
     /// Sign-in failures of one username, known or not: `user:201-wickedsprockets`.
     pub fn username(u: &Username) -> ThrottleKey {
         ThrottleKey(format!("user:{u}"))
+    }
+
+    /// Sign-in failures of one username from one trusted browser (a valid device
+    /// cookie): `user:201-wickedsprockets#device:ID`. Clearing the username's key clears
+    /// these too (a reset, an unlock).
+    pub fn device(u: &Username, device_id: &str) -> ThrottleKey {
+        ThrottleKey(format!("user:{u}{DEVICE_SUFFIX}{device_id}"))
     }
 
     /// Sign-in failures of one operator name: `operator:NAME`, which no tenant username
@@ -85,8 +95,8 @@ impl ThrottleKey {
     }
 }
 
-/// One more failure of a client address, counted and, at `limit`, locked until
-/// `lock_until` (see [`Store::record_failed_check`]).
+/// A failure of a client address whose attempt was already counted (before the hash):
+/// at `limit`, locked until `lock_until` (see [`Store::record_failed_check`]).
 #[derive(Debug, Clone, Copy)]
 pub struct AddressFailure<'a> {
     pub key: &'a ThrottleKey,
@@ -118,6 +128,37 @@ impl Store {
         throttle_count(&self.pool, key, now, window).await
     }
 
+    /// Counts one attempt for `key` in a fixed window: the count starts again `window`
+    /// after the first attempt of the current one, however many came since, so a steady
+    /// trickle of requests cannot keep a limit spent for ever.
+    pub async fn throttle_count_fixed(
+        &self,
+        key: &ThrottleKey,
+        now: Timestamp,
+        window: Duration,
+    ) -> StoreResult<ThrottleState> {
+        let row = sqlx::query(
+            "INSERT INTO signin_throttle (key, window_start, attempts, locked_until) VALUES ($1, $2, 1, NULL) \
+             ON CONFLICT (key) DO UPDATE SET \
+               attempts = CASE WHEN signin_throttle.window_start <= $3 THEN 1 \
+                               ELSE signin_throttle.attempts + 1 END, \
+               window_start = CASE WHEN signin_throttle.window_start <= $3 THEN $2 \
+                               ELSE signin_throttle.window_start END \
+             RETURNING attempts, locked_until",
+        )
+        .bind(key.as_str())
+        .bind(now.0)
+        .bind(now.minus(window).0)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ThrottleState {
+            attempts: row.try_get("attempts")?,
+            locked_until: row
+                .try_get::<Option<i64>, _>("locked_until")?
+                .map(Timestamp),
+        })
+    }
+
     /// Records that a counted attempt failed; locks the key until `lock_until` once the
     /// window holds `limit` attempts. Returns when the key is locked until, if it is.
     pub async fn throttle_fail(
@@ -131,7 +172,8 @@ impl Store {
 
     /// Records a password that did not match, in one transaction (one commit where there
     /// were four): the failure under `key`, which locks it once its window holds `limit`
-    /// attempts; one more failure of the client's address, when given; and the audit row
+    /// attempts; the failure of the client's address (counted before the hash), when
+    /// given; and the audit row
     /// that `audit` makes, told whether this failure locked `key`. Returns when `key` is
     /// locked until, if it is.
     pub async fn record_failed_check<'a>(
@@ -146,7 +188,7 @@ impl Store {
         // A write first, so SQLite takes its write lock at once.
         let locked = throttle_fail(&mut *tx, key, limit, lock_until).await?;
         if let Some(a) = address {
-            throttle_count(&mut *tx, a.key, a.now, a.window).await?;
+            // Its attempt was counted before the hash; this failure may lock it.
             throttle_fail(&mut *tx, a.key, a.limit, a.lock_until).await?;
         }
         insert_audit(&mut *tx, &audit(locked)).await?;
@@ -208,8 +250,11 @@ pub(crate) async fn throttle_clear<'e>(
     db: impl Executor<'e, Database = sqlx::Any>,
     key: &ThrottleKey,
 ) -> StoreResult<bool> {
-    let done = sqlx::query("DELETE FROM signin_throttle WHERE key = $1")
+    // The key and the keys of its trusted browsers (`KEY#device:…`); no key holds a LIKE
+    // wildcard (`%`, `_`) before its suffix, and only username keys have such browsers.
+    let done = sqlx::query("DELETE FROM signin_throttle WHERE key = $1 OR key LIKE $2")
         .bind(key.as_str())
+        .bind(format!("{}{DEVICE_SUFFIX}%", key.as_str()))
         .execute(db)
         .await?;
     Ok(done.rows_affected() > 0)
@@ -305,6 +350,10 @@ mod tests {
             (ThrottleKey::reset_email_guesses(7), "reset-email:7"),
             (ThrottleKey::caller_tries(user), "caller:42"),
             (ThrottleKey::api_token(7, 30_000_000), "api:7:30000000"),
+            (
+                ThrottleKey::device(&username("201-wickedsprockets"), "abc"),
+                "user:201-wickedsprockets#device:abc",
+            ),
         ];
         for (key, expected) in cases {
             assert_eq!(key.as_str(), expected);

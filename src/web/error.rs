@@ -64,7 +64,7 @@ impl IntoResponse for WebError {
             WebError::BadRequest => (
                 StatusCode::BAD_REQUEST,
                 "Request not understood",
-                "The form could not be read. Go back, reload the page and try again.",
+                "The address or the form could not be read. Go back, reload the page and try again.",
             ),
             WebError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -22,7 +22,9 @@ use crate::services::{Client, SessionUser};
 #[derive(Debug, Clone)]
 pub struct CsrfCookie(pub String);
 
-/// Gives every browser a CSRF cookie (set on the response when it had none).
+/// Gives every browser a CSRF cookie (set on the response when it had none) — except on a
+/// response a shared cache may keep (`Cache-Control: public`, the static files), which
+/// could otherwise hand one browser's cookie to many.
 pub async fn csrf_cookie(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let jar = CookieJar::from_headers(req.headers());
     let existing = jar
@@ -35,7 +37,7 @@ pub async fn csrf_cookie(State(state): State<AppState>, mut req: Request, next: 
     };
     req.extensions_mut().insert(CsrfCookie(value.clone()));
     let mut response = next.run(req).await;
-    if fresh {
+    if fresh && !publicly_cacheable(&response) {
         let cookie = Cookie::build((state.cookies.csrf, value))
             .http_only(true)
             // Lax, not Strict: a reset link opened from webmail must not replace the
@@ -50,6 +52,16 @@ pub async fn csrf_cookie(State(state): State<AppState>, mut req: Request, next: 
         }
     }
     response
+}
+
+fn publicly_cacheable(response: &Response) -> bool {
+    response
+        .headers()
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| d.trim().eq_ignore_ascii_case("public"))
 }
 
 /// The token forms must carry for this browser.
@@ -316,6 +328,21 @@ fn scoped_session_cookie(
     if removing {
         cookie.make_removal();
     } else if let Ok(max) = time_duration(state.settings.session_max) {
+        cookie.set_max_age(max);
+    }
+    cookie
+}
+
+/// The device cookie that marks this browser as trusted for the account it signed in to
+/// (see `services::trusted_devices`), kept a year from the last sign-in.
+pub fn device_cookie(state: &AppState, value: String) -> Cookie<'static> {
+    let mut cookie = Cookie::build((state.cookies.device, value))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.cookies.secure)
+        .path("/")
+        .build();
+    if let Ok(max) = time_duration(crate::services::trusted_devices::DEVICE_COOKIE_LIFETIME) {
         cookie.set_max_age(max);
     }
     cookie

@@ -12,6 +12,10 @@ use crate::services::Refusal;
 /// What a form says when the current password typed is wrong.
 pub const WRONG_CURRENT: &str = "Your current password is not right.";
 
+/// What a form says when the new password is the current one.
+pub const SAME_AS_CURRENT: &str =
+    "Choose a password different from your current one (or the temporary one you were given).";
+
 /// Problems with a password form, each tied to its field.
 #[derive(Debug, Default)]
 pub struct PasswordErrors {
@@ -33,8 +37,12 @@ impl PasswordErrors {
 
     /// The errors of a new password the policy or the confirmation refused.
     pub fn rejected(r: &PasswordRejected) -> PasswordErrors {
+        let mut new: Vec<&'static str> = r.problems.iter().map(|p| p.message()).collect();
+        if r.same_as_current {
+            new.push(SAME_AS_CURRENT);
+        }
         PasswordErrors {
-            new: r.problems.iter().map(|p| p.message()).collect(),
+            new,
             confirm: r
                 .mismatch
                 .then(|| "The two new passwords do not match.".to_owned()),

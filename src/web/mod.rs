@@ -9,6 +9,7 @@ mod forms;
 pub mod internal;
 mod observe;
 mod pages;
+mod params;
 mod render;
 mod respond;
 
@@ -39,6 +40,8 @@ pub struct CookieNames {
     /// customer pages (`__Secure-`, not `__Host-`, since that prefix demands `Path=/`).
     pub operator: &'static str,
     pub csrf: &'static str,
+    /// The long-lived device cookie of a browser that signed in before.
+    pub device: &'static str,
     pub secure: bool,
 }
 
@@ -49,6 +52,7 @@ impl CookieNames {
                 session: "__Host-dialtone_session",
                 operator: "__Secure-dialtone_operator",
                 csrf: "__Host-dialtone_csrf",
+                device: "__Host-dialtone_device",
                 secure: true,
             }
         } else {
@@ -56,6 +60,7 @@ impl CookieNames {
                 session: "dialtone_session",
                 operator: "dialtone_operator",
                 csrf: "dialtone_csrf",
+                device: "dialtone_device",
                 secure: false,
             }
         }
@@ -75,6 +80,7 @@ pub struct AppState {
 
 /// The whole router, with the security headers every response carries.
 pub fn router(state: AppState) -> Router {
+    let https = state.settings.https();
     let pages = Router::new()
         .merge(pages::auth::router())
         .merge(pages::phone::router())
@@ -92,7 +98,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES));
     // The JSON API has no cookies, hence no CSRF cookie; its own body limit and errors.
-    Router::new()
+    let router = Router::new()
         .nest("/api/v1", api::router())
         .merge(pages)
         .layer(header_layer(
@@ -106,10 +112,20 @@ pub fn router(state: AppState) -> Router {
         .layer(header_layer(
             HeaderName::from_static("permissions-policy"),
             "camera=(), microphone=(), geolocation=()",
-        ))
+        ));
+    // Over https, browsers are told to never try plain http again (a year, subdomains too).
+    let router = if https {
+        router.layer(header_layer(header::STRICT_TRANSPORT_SECURITY, HSTS))
+    } else {
+        router
+    };
+    router
         .layer(axum::middleware::from_fn(observe::public))
         .with_state(state)
 }
+
+/// `Strict-Transport-Security` of an https portal.
+pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 
 fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))

@@ -172,7 +172,14 @@ impl EventView {
             actor: e.actor.unwrap_or_default(),
             subject: e.subject.unwrap_or_default(),
             client_addr: e.client_addr.unwrap_or_default(),
-            detail: e.detail.unwrap_or_default(),
+            detail: match (e.repeats, e.last_at) {
+                (n, Some(last)) if n > 1 => {
+                    let detail = e.detail.unwrap_or_default();
+                    let sep = if detail.is_empty() { "" } else { "; " };
+                    format!("{detail}{sep}{n} times, the last at {}", utc(last))
+                }
+                _ => e.detail.unwrap_or_default(),
+            },
         }
     }
 }

@@ -549,6 +549,15 @@ impl TestApp {
         self.audit_events(kind).await.len()
     }
 
+    /// How many attempts the events of `kind` stand for (a burst of refusals is one event).
+    pub async fn audit_repeats(&self, kind: &str) -> i64 {
+        self.audit_events(kind)
+            .await
+            .iter()
+            .map(|e| e.repeats)
+            .sum()
+    }
+
     /// The outbox's delivery records, newest first.
     pub async fn mail_records(&self) -> Vec<MailRecord> {
         self.store().mail_records(None, 1000).await.unwrap()

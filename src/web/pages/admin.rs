@@ -3,7 +3,9 @@
 //! tenant's audit log. Non-admins get 403; another tenant's users are 404s.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use crate::web::params::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};

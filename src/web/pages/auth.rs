@@ -1,7 +1,9 @@
 //! Signing in and out, and the forced "choose a new password" page after a temporary one.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
+
+use crate::web::params::Query;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -14,7 +16,8 @@ use crate::domain::Username;
 use crate::services::passwords::PasswordForm;
 use crate::services::sign_in::SignInError;
 use crate::web::extract::{
-    safe_next, session_cookie, session_of, AnySession, ClientInfo, CsrfToken, ValidForm,
+    device_cookie, safe_next, session_cookie, session_of, AnySession, ClientInfo, CsrfToken,
+    ValidForm,
 };
 use crate::web::forms::{password_change_outcome, PasswordErrors};
 use crate::web::render::{html, Chrome};
@@ -124,7 +127,12 @@ async fn login(
     match state
         .services
         .sign_in
-        .sign_in(&username, SecretString::from(form.password), client)
+        .sign_in(
+            &username,
+            SecretString::from(form.password),
+            client,
+            jar.get(state.cookies.device).map(|c| c.value()),
+        )
         .await
     {
         Ok(signed_in) => {
@@ -135,7 +143,9 @@ async fn login(
             } else {
                 next
             };
-            let jar = jar.add(session_cookie(&state, Some(signed_in.token)));
+            let jar = jar
+                .add(session_cookie(&state, Some(signed_in.token)))
+                .add(device_cookie(&state, signed_in.device_cookie));
             Ok((jar, Redirect::to(&target)).into_response())
         }
         Err(SignInError::Refused(r)) => {

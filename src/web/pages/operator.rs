@@ -4,7 +4,9 @@
 //! temporary password of a new admin without email), a reset token or a security answer.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use crate::web::params::{Path, Query};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -746,7 +748,7 @@ async fn audit_page(
     let (events, total) = state
         .services
         .operator_console
-        .provider_audit(page - 1)
+        .provider_audit(&os, page - 1)
         .await?;
     Ok(html(
         StatusCode::OK,

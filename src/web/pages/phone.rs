@@ -87,7 +87,7 @@ async fn phone_page(
     State(state): State<AppState>,
     CurrentUser(su): CurrentUser,
     CsrfToken(csrf): CsrfToken,
-    axum::extract::Query(q): axum::extract::Query<DoneQuery>,
+    crate::web::params::Query(q): crate::web::params::Query<DoneQuery>,
 ) -> Result<Response, WebError> {
     let mut p = page(&state, &su, csrf).await?;
     if q.done == "regenerated" {

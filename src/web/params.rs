@@ -1,0 +1,32 @@
+//! The path and query extractors every page uses: axum's own, but a value that cannot be
+//! read (`?page=abc`, `/admins/x/unlock`) becomes the styled 400 page of [`WebError`],
+//! logged once here, never the framework's text.
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::FromRequestParts;
+
+use super::WebError;
+
+/// Like `axum::extract::Path`, rejected as [`WebError::BadRequest`].
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(WebError))]
+pub struct Path<T>(pub T);
+
+/// Like `axum::extract::Query`, rejected as [`WebError::BadRequest`].
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(WebError))]
+pub struct Query<T>(pub T);
+
+impl From<PathRejection> for WebError {
+    fn from(rejection: PathRejection) -> Self {
+        tracing::info!(reason = %rejection.body_text(), "unreadable path parameter");
+        WebError::BadRequest
+    }
+}
+
+impl From<QueryRejection> for WebError {
+    fn from(rejection: QueryRejection) -> Self {
+        tracing::info!(reason = %rejection.body_text(), "unreadable query string");
+        WebError::BadRequest
+    }
+}
