@@ -7,8 +7,8 @@ use sqlx::Row;
 use super::session_cache::Change;
 use super::throttle::USERNAME_KEY_SQL;
 use super::{
-    audit_from_row, user_from_row, AuditRecord, Store, StoreError, StoreResult, TenantId, UserId,
-    UserRecord, AUDIT_COLUMNS, USER_COLUMNS,
+    audit_from_row, user_from_row, AuditRecord, Store, StoreResult, TenantId, UserId, UserRecord,
+    AUDIT_COLUMNS, USER_COLUMNS,
 };
 use crate::clock::Timestamp;
 
@@ -119,10 +119,7 @@ impl Store {
         .bind(tenant.0)
         .execute(&mut *tx)
         .await
-        .map_err(|e| match e {
-            sqlx::Error::Database(ref db) if db.is_unique_violation() => StoreError::Conflict,
-            other => StoreError::Database(other),
-        })?;
+        .map_err(super::classify)?;
         if done.rows_affected() == 1 {
             if let Some(changed) = email_changed {
                 sqlx::query(
