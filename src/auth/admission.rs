@@ -146,12 +146,7 @@ impl Admission {
                 });
             }
             let queued_here = q.by_source.get(&source).map_or(0, VecDeque::len);
-            if queued_here >= PER_SOURCE_WAITING {
-                return Err(Busy);
-            }
-            // At the bound, the source with the most checks waiting gives up its newest
-            // one, if it has more than this source would: a flood sheds itself first.
-            if q.waiting >= q.capacity() && !q.shed_from_heaviest(queued_here + 1) {
+            if q.waiting >= q.capacity() || queued_here >= PER_SOURCE_WAITING {
                 return Err(Busy);
             }
             let (tx, rx) = oneshot::channel();
@@ -233,33 +228,6 @@ impl Queue {
         }
     }
 
-    /// Drops the newest waiter of the source with the most waiters, when it has more than
-    /// `than`; its client is answered `Busy`. False when no source has that many.
-    fn shed_from_heaviest(&mut self, than: usize) -> bool {
-        let heaviest = self
-            .by_source
-            .iter()
-            .max_by_key(|(_, waiters)| waiters.len())
-            .filter(|(_, waiters)| waiters.len() > than)
-            .map(|(source, _)| source.clone());
-        let Some(source) = heaviest else {
-            return false;
-        };
-        let newest = self
-            .by_source
-            .get(&source)
-            .and_then(|w| w.back())
-            .map(|w| w.id);
-        match newest {
-            // Dropping its sender answers the waiter `Busy`.
-            Some(id) => {
-                self.remove(&source, id);
-                true
-            }
-            None => false,
-        }
-    }
-
     fn remove(&mut self, source: &Source, id: u64) {
         let Some(waiters) = self.by_source.get_mut(source) else {
             return;
@@ -323,49 +291,6 @@ mod tests {
         drop(running);
         let first = waiting.remove(0).await.unwrap();
         assert!(first.is_ok());
-    }
-
-    #[tokio::test]
-    async fn at_the_bound_a_newcomer_takes_the_place_of_a_flood_check() {
-        // One worker, 100 ms a hash, 400 ms of waiting: four may wait.
-        let a = Admission::new(1, Duration::from_millis(400), Duration::from_millis(100));
-        let _running = a.admit(source("x"), false).await.unwrap();
-        let mut flood = Vec::new();
-        for _ in 0..PER_SOURCE_WAITING {
-            let a = a.clone();
-            flood.push(tokio::spawn(async move {
-                a.admit(source("flood"), false).await
-            }));
-        }
-        while a.lock().waiting < PER_SOURCE_WAITING {
-            tokio::task::yield_now().await;
-        }
-        let a2 = a.clone();
-        let user = tokio::spawn(async move { a2.admit(source("user"), false).await });
-        while !a.lock().by_source.contains_key(&source("user")) {
-            tokio::task::yield_now().await;
-        }
-        assert_eq!(
-            a.lock().waiting,
-            PER_SOURCE_WAITING,
-            "still within the bound"
-        );
-        // The flood's newest check was answered Busy to make room.
-        let newest = flood.pop().unwrap().await.unwrap();
-        assert!(newest.is_err());
-        // The user's only check is never the one to go: with every source down to one
-        // waiter, a newcomer at the bound is shed itself.
-        {
-            let mut q = a.lock();
-            while q.by_source.get(&source("flood")).map_or(0, VecDeque::len) > 1 {
-                assert!(q.shed_from_heaviest(1));
-            }
-            assert!(!q.shed_from_heaviest(1));
-        }
-        user.abort();
-        for f in flood {
-            f.abort();
-        }
     }
 
     #[tokio::test]
