@@ -111,6 +111,7 @@
       headers: { "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json" },
       body: body
     }).then(function (r) {
+      if (r.redirected) throw new Error("You were signed out. Reload the page and sign in again.");
       return r.json().catch(function () { return {}; }).then(function (data) {
         if (!r.ok) {
           throw new Error(data.error || (r.status === 403

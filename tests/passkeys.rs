@@ -452,7 +452,15 @@ async fn a_passkey_is_added_named_used_renamed_and_removed_in_chromium() {
     );
     assert_eq!(app.audit_count("passkey.added").await, 1);
     c.audit().await;
+    c.set_theme("light").await;
+    c.audit_contrast().await;
     c.screenshot("passkeys-light").await;
+    c.set_theme("dark").await;
+    c.audit_contrast().await;
+    c.screenshot("passkeys-dark").await;
+    c.set_viewport(360, 740).await;
+    c.assert_fits_width().await;
+    c.set_size(1280, 800).await;
 
     // The same authenticator again: the browser refuses (it is excluded), nothing added.
     c.fill("#passkey-name", "Work laptop again").await;
@@ -471,6 +479,8 @@ async fn a_passkey_is_added_named_used_renamed_and_removed_in_chromium() {
     app.advance(Duration::from_secs(60));
     assert_eq!(app.finish_passkey_sign_in(USER, &answer).await, Ok(()));
     assert_eq!(app.audit_count("passkey.used").await, 1);
+    // The authenticator's signature counter moved on, and the stored credential with it.
+    assert_ne!(app.passkeys_of(USER).await[0].passkey, stored[0].passkey);
     // The same answer again: its challenge is used up.
     assert_eq!(
         app.finish_passkey_sign_in(USER, &answer).await,

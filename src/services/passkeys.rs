@@ -197,9 +197,8 @@ impl Passkeys {
             .unwrap_or_else(Uuid::new_v4);
         let exclude = existing
             .iter()
-            .filter_map(|p| serde_json::from_str::<Passkey>(&p.passkey).ok())
-            .map(|p| p.cred_id().clone())
-            .collect::<Vec<_>>();
+            .map(|p| from_json::<Passkey>(&p.passkey, "passkey").map(|p| p.cred_id().clone()))
+            .collect::<Result<Vec<_>, _>>()?;
         let username = user.username().to_string();
         let (challenge, state) = rp
             .start_passkey_registration(user_handle, &username, &user.name, Some(exclude))
