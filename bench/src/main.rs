@@ -43,6 +43,11 @@ const CSRF_COOKIE: &str = "dialtone_csrf";
 const DEVICE_COOKIE: &str = "dialtone_device";
 
 fn main() -> std::process::ExitCode {
+    // `dialtone-bench flood …`: one of the attacker's processes (see `flood_processes`).
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(FLOOD_MODE) {
+        return flood_process(&args[1..]);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -104,6 +109,122 @@ async fn run() -> anyhow::Result<()> {
     let report = outcome?;
     println!("{report}");
     Ok(())
+}
+
+/// The first argument that makes the bench binary one of the flood's processes.
+const FLOOD_MODE: &str = "flood";
+/// How many processes the flood comes from.
+const FLOOD_PROCESSES: usize = 4;
+
+/// Starts the flood: `FLOOD_PROCESSES` copies of this binary at nice 10, sharing `rate`
+/// wrong sign-ins a second for `duration` (from `addresses` addresses, 0 = the bench's
+/// own). The task resolves to what they saw together and how many sends they skipped
+/// because too many were in flight.
+fn flood_processes(
+    base: &str,
+    csrf: &Csrf,
+    rate: f64,
+    duration: Duration,
+    addresses: usize,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<(Outcome, u64)>>> {
+    let exe = std::env::current_exe().context("cannot find the bench binary")?;
+    let mut children = Vec::new();
+    for _ in 0..FLOOD_PROCESSES {
+        let child = Command::new(&exe)
+            .arg(FLOOD_MODE)
+            .arg(base)
+            .arg(&csrf.cookie)
+            .arg(&csrf.token)
+            .arg((rate / FLOOD_PROCESSES as f64).to_string())
+            .arg((256 / FLOOD_PROCESSES).to_string())
+            .arg(duration.as_secs_f64().to_string())
+            .arg(addresses.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start a flood process")?;
+        children.push(child);
+    }
+    Ok(tokio::spawn(async move {
+        let mut total = Outcome::default();
+        let mut skipped = 0;
+        for child in children {
+            let out = child.wait_with_output().await?;
+            if !out.status.success() {
+                bail!("a flood process failed ({})", out.status);
+            }
+            let (o, s) = parse_flood_report(&String::from_utf8_lossy(&out.stdout))?;
+            total.elapsed = total.elapsed.max(o.elapsed);
+            total.merge(o);
+            skipped += s;
+        }
+        Ok((total, skipped))
+    }))
+}
+
+/// One flood process: `base csrf_cookie csrf_token rate in_flight seconds addresses`.
+/// Prints what it saw: `status N` lines, `failed N`, `skipped N`, `elapsed SECONDS`.
+fn flood_process(args: &[String]) -> std::process::ExitCode {
+    lower_priority();
+    let run = || -> anyhow::Result<()> {
+        let [base, cookie, token, rate, in_flight, secs, addresses] = args else {
+            bail!(
+                "flood: expected base, csrf cookie and token, rate, in flight, seconds, addresses"
+            );
+        };
+        let csrf = Csrf {
+            cookie: cookie.clone(),
+            token: token.clone(),
+        };
+        let (rate, in_flight): (f64, usize) = (rate.parse()?, in_flight.parse()?);
+        let (secs, addresses): (f64, usize) = (secs.parse()?, addresses.parse()?);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let (out, skipped) = runtime.block_on(flood(
+            client(in_flight)?,
+            base.clone(),
+            csrf,
+            rate,
+            in_flight,
+            Duration::from_secs_f64(secs),
+            addresses,
+        ));
+        for (status, n) in &out.statuses {
+            println!("status {status} {n}");
+        }
+        println!("failed {}", out.failed);
+        println!("skipped {skipped}");
+        println!("elapsed {}", out.elapsed.as_secs_f64());
+        Ok(())
+    };
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench flood: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_flood_report(report: &str) -> anyhow::Result<(Outcome, u64)> {
+    let mut out = Outcome::default();
+    let mut skipped = 0;
+    for line in report.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["status", status, n] => {
+                *out.statuses.entry(status.parse()?).or_default() += n.parse::<u64>()?;
+            }
+            ["failed", n] => out.failed += n.parse::<u64>()?,
+            ["skipped", n] => skipped += n.parse::<u64>()?,
+            ["elapsed", secs] => out.elapsed = Duration::from_secs_f64(secs.parse()?),
+            _ => bail!("a flood process printed an unexpected line: {line}"),
+        }
+    }
+    Ok((out, skipped))
 }
 
 /// Nice 10 for the calling thread (the flood generator's), best effort.
@@ -1369,30 +1490,7 @@ async fn phases(
         ),
     };
     progress("two legitimate users during a flood from 200 addresses, 10 s");
-    let flood_task = {
-        let (base, csrf) = (base.clone(), csrf0.clone());
-        let rate = limit * 5.0;
-        std::thread::spawn(move || -> anyhow::Result<(Outcome, u64)> {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .on_thread_start(lower_priority)
-                .build()?;
-            lower_priority();
-            runtime.block_on(async move {
-                Ok(flood(
-                    client(256)?,
-                    base,
-                    csrf,
-                    rate,
-                    256,
-                    Duration::from_secs(10),
-                    200,
-                )
-                .await)
-            })
-        })
-    };
+    let flood_task = flood_processes(&base, &csrf0, limit * 5.0, Duration::from_secs(10), 200)?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let first_timer = username(FIRST_EXTENSION + 1);
     let stranger = legitimate_user(
@@ -1410,9 +1508,7 @@ async fn phases(
         Some(device),
     );
     let (stranger, known) = tokio::join!(stranger, known);
-    let (flood_out, _) = tokio::task::spawn_blocking(move || flood_task.join())
-        .await?
-        .map_err(|_| anyhow::anyhow!("the flood thread panicked"))??;
+    let (flood_out, _) = flood_task.await??;
     for (mut user, with_device, target) in [(stranger?, false, 0.9), (known?, true, 0.99)] {
         let attempts = user.statuses.values().sum::<u64>() + user.failed;
         let success = user.count(303) as f64 / attempts.max(1) as f64;
@@ -1537,36 +1633,12 @@ async fn phases(
     progress(format!(
         "page latency under a flood of {flood_rate:.0} wrong sign-ins/s for 10 s"
     ));
-    // The attacker would bring its own machine; here it shares ours, so it runs on its
-    // own runtime at a lower priority and the page clients are not queued behind it.
-    let flood_task = {
-        let (base, csrf) = (base.clone(), csrf0.clone());
-        std::thread::spawn(move || -> anyhow::Result<(Outcome, u64)> {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .on_thread_start(lower_priority)
-                .build()?;
-            lower_priority();
-            runtime.block_on(async move {
-                Ok(flood(
-                    client(256)?,
-                    base,
-                    csrf,
-                    flood_rate,
-                    256,
-                    Duration::from_secs(10),
-                    0,
-                )
-                .await)
-            })
-        })
-    };
+    // The attacker would bring its own machines; here they share ours, so the flood runs in
+    // processes of its own at nice 10, as a separate load test would.
+    let flood_task = flood_processes(&base, &csrf0, flood_rate, Duration::from_secs(10), 0)?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut busy = paced(page_conns, page_rate, Duration::from_secs(8), 200, make).await;
-    let (flood_out, skipped) = tokio::task::spawn_blocking(move || flood_task.join())
-        .await?
-        .map_err(|_| anyhow::anyhow!("the flood thread panicked"))??;
+    let (flood_out, skipped) = flood_task.await??;
     let (_, flood_hwm) = server.memory();
     let idle_p99 = idle.percentile(99.0);
     let busy_p99 = busy.percentile(99.0);
