@@ -196,7 +196,7 @@ impl Admission {
                 return Err(Busy);
             }
             let class = q.class_of(&source, priority);
-            if q.waiting >= q.capacity() && (class == Class::Suspect || !q.shed_newest_suspect()) {
+            if q.waiting >= q.capacity() && !q.make_room_for(class) {
                 return Err(Busy);
             }
             let (tx, rx) = oneshot::channel();
@@ -258,27 +258,41 @@ impl Queue {
         }
     }
 
-    /// Sheds the newest check of the suspect source that joined last, to make room;
-    /// `false` when no suspect check waits.
-    fn shed_newest_suspect(&mut self) -> bool {
-        let Some(source) = self.suspect_turns.back().cloned() else {
-            return false;
-        };
-        let Some(waiters) = self.by_source.get_mut(&source) else {
-            self.suspect_turns.pop_back();
-            return self.shed_newest_suspect();
-        };
-        // Dropping its sender tells the waiter it was shed.
-        let shed = waiters.pop_back();
-        if waiters.is_empty() {
-            self.by_source.remove(&source);
-            self.suspect_turns.pop_back();
+    /// At the bound, sheds a check served after `class` to make room for one of it: a
+    /// suspect one for anyone else, an ordinary one for a proven browser. `false` when
+    /// no such check waits.
+    fn make_room_for(&mut self, class: Class) -> bool {
+        match class {
+            Class::Suspect => false,
+            Class::Ordinary => self.shed_newest(Class::Suspect),
+            Class::Priority => {
+                self.shed_newest(Class::Suspect) || self.shed_newest(Class::Ordinary)
+            }
         }
-        if shed.is_some() {
-            self.waiting = self.waiting.saturating_sub(1);
-            return true;
+    }
+
+    /// Sheds the newest check of the `class` source that joined last; `false` when no
+    /// check of that class waits.
+    fn shed_newest(&mut self, class: Class) -> bool {
+        loop {
+            let Some(source) = self.turns_of(class).back().cloned() else {
+                return false;
+            };
+            let Some(waiters) = self.by_source.get_mut(&source) else {
+                self.turns_of(class).pop_back();
+                continue;
+            };
+            // Dropping its sender tells the waiter it was shed.
+            let shed = waiters.pop_back();
+            if waiters.is_empty() {
+                self.by_source.remove(&source);
+                self.turns_of(class).pop_back();
+            }
+            if shed.is_some() {
+                self.waiting = self.waiting.saturating_sub(1);
+                return true;
+            }
         }
-        self.shed_newest_suspect()
     }
 
     /// Hands free workers to waiters, one source at a time.
@@ -509,6 +523,35 @@ mod tests {
         assert!(user.await.unwrap().is_ok(), "the user is served first");
         for f in flood {
             f.abort();
+        }
+    }
+
+    #[tokio::test]
+    async fn at_the_bound_a_proven_browser_takes_the_place_of_an_unknown_one() {
+        let a = queue();
+        let running = a.admit(source("x"), false).await.unwrap();
+        let mut unknown = Vec::new();
+        for i in 0..10 {
+            let queue = a.clone();
+            let s = source(&format!("u{i}"));
+            unknown.push(tokio::spawn(async move { queue.admit(s, false).await }));
+            while a.lock().waiting < i + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        // An unknown browser is shed at once: no suspect check to take the place of.
+        assert!(a.admit(source("stranger"), false).await.is_err());
+        let a2 = a.clone();
+        let proven = tokio::spawn(async move { a2.admit(source("proven"), true).await });
+        let shed = unknown.pop().unwrap().await.unwrap();
+        assert!(shed.is_err(), "the newest unknown check was shed");
+        drop(running);
+        assert!(
+            proven.await.unwrap().is_ok(),
+            "the proven browser is served first"
+        );
+        for u in unknown {
+            u.abort();
         }
     }
 
