@@ -704,3 +704,138 @@ async fn two_nodes_on_one_postgresql_with_one_killed_mid_load_lose_no_session_lo
         nodes.log.answers_from(nodes.survivor()),
     );
 }
+
+// ---- the database going away -------------------------------------------------------------
+
+/// How long a page may take to answer while the database is gone: the pool's wait for a
+/// connection, and some slack for a loaded machine.
+const UNAVAILABLE_WITHIN: Duration = Duration::from_secs(8);
+
+/// What a page answered, and how long it took.
+async fn timed(
+    what: &str,
+    answer: impl std::future::Future<Output = Result<(StatusCode, String), reqwest::Error>>,
+) -> (StatusCode, String) {
+    let started = Instant::now();
+    let (status, body) = tokio::time::timeout(UNAVAILABLE_WITHIN + Duration::from_secs(20), answer)
+        .await
+        .unwrap_or_else(|_| panic!("{what} hung"))
+        .unwrap_or_else(|e| panic!("{what}: no answer: {e}"));
+    let took = started.elapsed();
+    assert!(took <= UNAVAILABLE_WITHIN, "{what} took {took:?}");
+    (status, body)
+}
+
+/// A 503 page that says to try again, with `Retry-After`, and nothing of the cause.
+fn assert_plain_unavailable(what: &str, status: StatusCode, body: &str) {
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{what}: {body}");
+    let lower = body.to_ascii_lowercase();
+    for leak in [
+        "sqlx",
+        "pool",
+        "connection",
+        "postgres",
+        "timed out",
+        "error returned",
+        "io error",
+        "os error",
+    ] {
+        assert!(!lower.contains(leak), "{what} tells {leak:?}: {body}");
+    }
+    assert!(
+        lower.contains("try again"),
+        "{what} says to try again: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_postgresql_goes_away_pages_answer_503_at_once_and_recover_without_a_restart() {
+    let cli = Cli::new().await;
+    let Some(database_url) = cli.database_url.clone() else {
+        eprintln!("skipped: the database going away is a PostgreSQL case; set DIALTONE_TEST_DATABASE_URL to run it");
+        return;
+    };
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let out = cli.run(args, stdin);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    };
+    run(
+        &["tenant", "add", TENANT, "--name", "Wicked Sprockets"],
+        None,
+    );
+    run(
+        &[
+            "user",
+            "add",
+            USER,
+            "--name",
+            "Sam Staff",
+            "--password-stdin",
+        ],
+        Some(PASSWORD),
+    );
+    let proxy = DatabaseProxy::start(&database_url).await;
+    let through = proxy.url_through(&database_url);
+    let mut server = cli.serve(&[("DIALTONE_DATABASE_URL", &through)]).await;
+    let signed_in = FallibleBrowser::at(&server.base);
+    assert!(signed_in.sign_in(USER, PASSWORD).await.expect("answers"));
+    assert_eq!(
+        signed_in.status("/phone").await.expect("answers"),
+        StatusCode::OK
+    );
+
+    proxy.cut();
+    // Past the session cache's freshness, so the signed-in page must ask the database.
+    tokio::time::sleep(SESSION_CACHE_FRESH_FOR + Duration::from_millis(200)).await;
+    let (status, body) = timed("GET /phone", signed_in.get("/phone")).await;
+    assert_plain_unavailable("GET /phone", status, &body);
+    let stranger = FallibleBrowser::at(&server.base);
+    let (status, body) = timed("GET /login", stranger.get("/login")).await;
+    // The sign-in form needs no database; if it asks one, it must say "unavailable".
+    if status != StatusCode::OK {
+        assert_plain_unavailable("GET /login", status, &body);
+    }
+    let (status, body) = timed("POST /login", async {
+        let r = stranger.sign_in_response(USER, PASSWORD).await?;
+        let status = r.status();
+        assert!(
+            !status.is_server_error() || r.headers().contains_key("retry-after"),
+            "POST /login: a 503 carries Retry-After"
+        );
+        Ok((status, r.text().await?))
+    })
+    .await;
+    assert_plain_unavailable("POST /login", status, &body);
+    let (status, _) = timed("GET /healthz", stranger.get("/healthz")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "GET /healthz");
+
+    proxy.restore();
+    // The same process serves again once the pool reconnects.
+    let mut back = false;
+    for _ in 0..150 {
+        if signed_in.status("/phone").await.expect("answers") == StatusCode::OK {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        back,
+        "the signed-in page works again after the database returns"
+    );
+    assert_eq!(
+        stranger.status("/login").await.expect("answers"),
+        StatusCode::OK
+    );
+    assert!(
+        FallibleBrowser::at(&server.base)
+            .sign_in(USER, PASSWORD)
+            .await
+            .expect("answers"),
+        "signing in works again"
+    );
+    assert!(
+        server.terminate(Duration::from_secs(30)).await,
+        "a SIGTERM stops the server cleanly"
+    );
+}

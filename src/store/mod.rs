@@ -59,8 +59,13 @@ pub enum StoreError {
     /// A unique constraint refused the write (duplicate tenant code, extension, name…).
     #[error("already exists")]
     Conflict,
+    /// The database cannot be reached just now: no connection within the pool's wait, or
+    /// the connection dropped, or the server is shutting down. A retry later may work;
+    /// pages answer 503 (see [`StoreError::is_unavailable`]).
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// A stored value that no longer parses as what was written (edited by hand?).
     #[error("stored {0} does not parse")]
     Corrupt(&'static str),
@@ -69,6 +74,49 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if unreachable_database(&e) {
+            StoreError::Unavailable(e)
+        } else {
+            StoreError::Database(e)
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether the database could not be reached (rather than refusing or failing this one
+    /// operation): the caller may say "try again shortly" instead of "something broke".
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// How long a request waits for a database connection before it is answered "unavailable".
+/// On PostgreSQL, a few seconds: when the database is gone, the pool retries refused
+/// connections until this runs out, and a person should not watch a page hang for longer.
+/// SQLite's file is always there; its wait is for a free connection under load.
+const POSTGRES_CONNECTION_WAIT: Duration = Duration::from_secs(4);
+const SQLITE_CONNECTION_WAIT: Duration = Duration::from_secs(10);
+
+/// Errors that mean "the database is not there just now": the pool found no connection in
+/// time (refused connections are retried until then), the connection broke mid-request,
+/// or PostgreSQL said it is shutting down, starting up or out of connections.
+fn unreachable_database(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => db
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some_and(|pg| {
+                let code = pg.code();
+                // 08: connection exception; 57P01–57P03: admin/crash shutdown, cannot
+                // connect now; 53300: too many connections.
+                code.starts_with("08") || code.starts_with("57P0") || code == "53300"
+            }),
+        _ => false,
+    }
+}
 
 fn classify(e: sqlx::Error) -> StoreError {
     match &e {
@@ -132,7 +180,10 @@ impl Store {
                 Backend::Postgres => 16,
             })
             .min_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(match backend {
+                Backend::Sqlite => SQLITE_CONNECTION_WAIT,
+                Backend::Postgres => POSTGRES_CONNECTION_WAIT,
+            })
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -730,4 +781,29 @@ fn sqlite_file(url: &str) -> Option<&Path> {
         return None;
     }
     Some(Path::new(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_told_apart_from_a_failed_query() {
+        let refused = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        for e in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(refused()),
+        ] {
+            assert!(StoreError::from(e).is_unavailable());
+        }
+        for e in [
+            sqlx::Error::RowNotFound,
+            sqlx::Error::ColumnNotFound("id".into()),
+            sqlx::Error::Protocol("unexpected message".into()),
+        ] {
+            assert!(!StoreError::from(e).is_unavailable());
+        }
+        assert!(!StoreError::Conflict.is_unavailable());
+    }
 }

@@ -267,6 +267,20 @@ impl FallibleBrowser {
         Ok(r.status())
     }
 
+    /// Signs in; the whole answer.
+    pub async fn sign_in_response(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        self.post(
+            "/login",
+            "/login",
+            &[("username", username), ("password", password)],
+        )
+        .await
+    }
+
     /// Asks for a reset link for `identifier`; the status of the answer.
     pub async fn forgot_password(&self, identifier: &str) -> Result<StatusCode, reqwest::Error> {
         let r = self
@@ -389,4 +403,100 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
             .parse()
             .ok()
     })
+}
+
+/// A TCP proxy on 127.0.0.1 between the portal and its PostgreSQL, which the test can cut
+/// (every connection through it dropped, new ones refused: the port is closed) and restore
+/// (the same port listens again), as when the database host goes away and comes back.
+pub struct DatabaseProxy {
+    port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DatabaseProxy {
+    /// Starts forwarding a free port to the host and port of `url`.
+    pub async fn start(url: &str) -> DatabaseProxy {
+        let parsed = url::Url::parse(url).expect("database url");
+        let upstream = format!(
+            "{}:{}",
+            parsed.host_str().expect("a host"),
+            parsed.port().unwrap_or(5432)
+        );
+        let port = super::free_port();
+        let (cut, watching) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(forward(port, upstream, watching));
+        // Listening before anyone connects.
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        DatabaseProxy { port, cut, task }
+    }
+
+    /// `url` with its host and port replaced by the proxy's.
+    pub fn url_through(&self, url: &str) -> String {
+        let mut u = url::Url::parse(url).expect("database url");
+        u.set_host(Some("127.0.0.1")).expect("host");
+        u.set_port(Some(self.port)).expect("port");
+        u.to_string()
+    }
+
+    /// Drops every connection and refuses new ones until [`DatabaseProxy::restore`].
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    pub fn restore(&self) {
+        self.cut.send_replace(false);
+    }
+}
+
+impl Drop for DatabaseProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Listens on `port` while not cut, forwarding each connection to `upstream` until it
+/// ends or the cut comes; while cut, nothing listens.
+async fn forward(port: u16, upstream: String, mut cut: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if cut.wait_for(|c| !*c).await.is_err() {
+            return;
+        }
+        let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => l,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let mut stop = cut.clone();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((mut down, _)) = accepted else { continue };
+                    let upstream = upstream.clone();
+                    let mut cut = cut.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
+                            _ = cut.wait_for(|c| *c) => {}
+                        }
+                    });
+                }
+                _ = stop.wait_for(|c| *c) => break,
+            }
+        }
+        // Dropping the listener closes the port: new connections are refused.
+    }
 }
