@@ -141,6 +141,8 @@ impl Policy {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Client {
     pub addr: Option<IpAddr>,
+    /// What the browser says it is (for "Your sessions").
+    pub device: sessions::Device,
 }
 
 impl Client {

@@ -13,6 +13,7 @@ mod records;
 mod recovery;
 mod seed;
 mod session_cache;
+mod sessions;
 mod softphone;
 mod throttle;
 
@@ -41,6 +42,7 @@ pub use records::*;
 pub use recovery::{NewResetLink, ResetRecord};
 pub use session_cache::FRESH_FOR as SESSION_CACHE_FRESH_FOR;
 use session_cache::{Change, Lookup, SessionCache};
+pub use sessions::{SessionListRow, SessionOrigin};
 pub use throttle::{AddressFailure, ThrottleKey, ThrottleState};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -311,12 +313,13 @@ impl Store {
 
     /// Sets a password and, in the same transaction, ends every session of the user, kills
     /// their outstanding reset links, queues the notice (when given) and — when `keep` is
-    /// given — opens the one replacement session the caller stays signed in on.
+    /// given (a token hash and where the caller is) — opens the one replacement session the
+    /// caller stays signed in on.
     pub async fn replace_password(
         &self,
         id: UserId,
         change: &PasswordChange<'_>,
-        keep: Option<&[u8]>,
+        keep: Option<(&[u8], &SessionOrigin)>,
         notice: Option<&NewMail>,
         now: Timestamp,
     ) -> StoreResult<Option<SessionId>> {
@@ -333,7 +336,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let session = match keep {
-            Some(hash) => Some(insert_session(&mut tx, hash, id, now).await?),
+            Some((hash, origin)) => {
+                Some(insert_session(&mut tx, hash, id, Some(origin), now).await?)
+            }
             None => None,
         };
         if let Some(mail) = notice {
@@ -371,7 +376,7 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<SessionId> {
         let mut conn = self.pool.acquire().await?;
-        insert_session(&mut conn, token_hash, user, now).await
+        insert_session(&mut conn, token_hash, user, None, now).await
     }
 
     /// The session with this token hash and its user: from the session cache while its
@@ -703,15 +708,18 @@ async fn insert_session(
     conn: &mut sqlx::AnyConnection,
     token_hash: &[u8],
     user: UserId,
+    origin: Option<&SessionOrigin>,
     now: Timestamp,
 ) -> StoreResult<SessionId> {
     let row = sqlx::query(
-        "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, authenticated_at) \
-         VALUES ($1, $2, $3, $3, $3) RETURNING id",
+        "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, authenticated_at, \
+         device, client_addr) VALUES ($1, $2, $3, $3, $3, $4, $5) RETURNING id",
     )
     .bind(token_hash)
     .bind(user.0)
     .bind(now.0)
+    .bind(origin.map(|o| o.device.as_str()))
+    .bind(origin.and_then(|o| o.client_addr.as_deref()))
     .fetch_one(&mut *conn)
     .await?;
     Ok(SessionId(row.try_get(0)?))

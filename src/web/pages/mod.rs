@@ -8,6 +8,7 @@ pub mod health;
 pub mod operator;
 pub mod phone;
 pub mod recovery;
+pub mod sessions;
 pub mod settings;
 
 use super::WebError;
