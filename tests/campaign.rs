@@ -171,6 +171,9 @@ async fn killing_the_server_at_random_moments_loses_no_acknowledged_change_and_s
         if let Some(report) = sqlite_integrity(&cli).await {
             assert_eq!(report, "ok", "integrity check after kill {}", cycle + 1);
         }
+        if (cycle + 1) % 25 == 0 {
+            eprintln!("campaign: {} of {cycles} kills survived", cycle + 1);
+        }
     }
 
     // One last start: settle, let the outbox drain, and count what was delivered. A kill
