@@ -726,6 +726,11 @@ async fn timed(
         .unwrap_or_else(|e| panic!("{what}: no answer: {e}"));
     let took = started.elapsed();
     assert!(took <= UNAVAILABLE_WITHIN, "{what} took {took:?}");
+    eprintln!(
+        "database away: {what} answered {} in {:.1} s",
+        status.as_u16(),
+        took.as_secs_f64()
+    );
     (status, body)
 }
 
@@ -813,6 +818,7 @@ async fn when_postgresql_goes_away_pages_answer_503_at_once_and_recover_without_
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "GET /healthz");
 
     proxy.restore();
+    let restored = Instant::now();
     // The same process serves again once the pool reconnects.
     let mut back = false;
     for _ in 0..150 {
@@ -822,6 +828,10 @@ async fn when_postgresql_goes_away_pages_answer_503_at_once_and_recover_without_
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    eprintln!(
+        "database away: back {:.1} s after the database returned",
+        restored.elapsed().as_secs_f64()
+    );
     assert!(
         back,
         "the signed-in page works again after the database returns"
