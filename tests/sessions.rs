@@ -281,3 +281,257 @@ async fn a_password_change_on_one_node_ends_other_sessions_on_every_node() {
         );
     }
 }
+
+// ---- Your sessions (Settings) -------------------------------------------------------------
+
+const FIREFOX_ON_LINUX: &str =
+    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+const SAFARI_ON_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+
+/// "2027-01-15 08:00" for `START` plus `d`, as the page writes times.
+fn at(d: Duration) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_secs(START.0 as u64) + d;
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    s[..16].replace('T', " ")
+}
+
+/// A browser of `user_agent` signed in as `USER`; the session token it was given.
+async fn sign_in_as(app: &TestApp, user_agent: &str) -> (Browser, String) {
+    let b = Browser::with_user_agent(&app.base, user_agent);
+    let r = b.login(USER, PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed in");
+    let cookie = set_cookie(&r, "dialtone_session").expect("a session cookie");
+    (b, cookie_value(&cookie))
+}
+
+/// The one listed session that is not `b`'s own.
+async fn the_other_session(b: &Browser) -> ListedSession {
+    let others: Vec<_> = b
+        .own_sessions()
+        .await
+        .into_iter()
+        .filter(|s| !s.current)
+        .collect();
+    assert_eq!(others.len(), 1, "{others:?}");
+    others[0].clone()
+}
+
+#[tokio::test]
+async fn your_sessions_lists_each_signed_in_browser_with_its_device_address_and_times() {
+    let app = spawn_app().await;
+    app.add_user(USER, PASSWORD).await;
+    app.add_admin().await;
+    let (laptop, laptop_token) = sign_in_as(&app, FIREFOX_ON_LINUX).await;
+    app.advance(10 * MINUTE);
+    let (phone, phone_token) = sign_in_as(&app, SAFARI_ON_IPHONE).await;
+    // Someone else's session is not theirs to see.
+    let _admin = app.signed_in(ADMIN).await;
+    app.advance(5 * MINUTE);
+
+    let r = laptop.get("/settings").await;
+    let body = r.text().await.unwrap();
+    let sessions = sessions_in(&body);
+    assert_eq!(
+        sessions
+            .iter()
+            .map(|s| (
+                s.device.as_str(),
+                s.address.as_str(),
+                s.signed_in.clone(),
+                s.last_seen.clone(),
+                s.current
+            ))
+            .collect::<Vec<_>>(),
+        vec![
+            (
+                "Firefox on Linux",
+                "127.0.0.1",
+                at(Duration::ZERO),
+                at(15 * MINUTE),
+                true
+            ),
+            (
+                "Safari on iPhone",
+                "127.0.0.1",
+                at(10 * MINUTE),
+                at(10 * MINUTE),
+                false
+            ),
+        ],
+        "this browser first, then the others; seen when last used"
+    );
+    // Named by an opaque id, never by the token or its stored hash.
+    for token in [&laptop_token, &phone_token] {
+        assert!(
+            !body.contains(token.as_str()),
+            "the page shows a session token"
+        );
+        let hash: String = dialtone::auth::token::token_hash(token)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(!body.contains(&hash[..16]), "the page shows a token's hash");
+    }
+    for s in &sessions {
+        assert!(s.id.parse::<i64>().is_ok(), "an opaque row id: {s:?}");
+    }
+    assert_eq!(phone.own_sessions().await.len(), 2);
+}
+
+#[tokio::test]
+async fn ending_a_session_signs_that_browser_out_and_keeps_this_one() {
+    let app = spawn_app().await;
+    app.add_user(USER, PASSWORD).await;
+    let (laptop, _) = sign_in_as(&app, FIREFOX_ON_LINUX).await;
+    let (phone, _) = sign_in_as(&app, SAFARI_ON_IPHONE).await;
+    // The phone's session is in use (and so held in the session cache).
+    assert_eq!(phone.get("/phone").await.status(), StatusCode::OK);
+
+    let other = the_other_session(&laptop).await;
+    assert_eq!(other.device, "Safari on iPhone");
+    let r = laptop.end_session(&other.id).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/settings?saved=session");
+
+    let r = phone.get("/phone").await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "the ended browser is signed out"
+    );
+    assert_eq!(location(&r), "/login?next=%2Fphone");
+    assert_eq!(laptop.get("/phone").await.status(), StatusCode::OK);
+    let page = laptop
+        .get("/settings?saved=session")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("That session was ended"), "{page}");
+    assert_eq!(sessions_in(&page).len(), 1);
+    assert_eq!(app.sessions_of(USER).await, 1);
+    assert!(
+        app.audit_events("signout")
+            .await
+            .iter()
+            .any(|e| e.detail.as_deref() == Some("another session, from Your sessions")),
+        "audited"
+    );
+    // Ending it again: it is gone.
+    assert_eq!(
+        laptop.end_session(&other.id).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn ending_this_session_from_the_list_signs_this_browser_out() {
+    let app = spawn_app().await;
+    app.add_user(USER, PASSWORD).await;
+    let (laptop, _) = sign_in_as(&app, FIREFOX_ON_LINUX).await;
+    let (phone, _) = sign_in_as(&app, SAFARI_ON_IPHONE).await;
+    let mine = laptop
+        .own_sessions()
+        .await
+        .into_iter()
+        .find(|s| s.current)
+        .expect("this browser is listed");
+    let r = laptop.end_session(&mine.id).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/login");
+    assert_eq!(laptop.get("/phone").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(phone.get("/phone").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn ending_all_other_sessions_keeps_only_this_one() {
+    let app = spawn_app().await;
+    app.add_user(USER, PASSWORD).await;
+    let (laptop, _) = sign_in_as(&app, FIREFOX_ON_LINUX).await;
+    let (phone, _) = sign_in_as(&app, SAFARI_ON_IPHONE).await;
+    let (desk, _) = sign_in_as(&app, FIREFOX_ON_LINUX).await;
+    for b in [&phone, &desk] {
+        assert_eq!(b.get("/phone").await.status(), StatusCode::OK);
+    }
+    assert_eq!(laptop.own_sessions().await.len(), 3);
+
+    let r = laptop.end_other_sessions().await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/settings?saved=sessions");
+    for b in [&phone, &desk] {
+        assert_eq!(
+            b.get("/phone").await.status(),
+            StatusCode::SEE_OTHER,
+            "an ended browser is signed out"
+        );
+    }
+    assert_eq!(laptop.get("/phone").await.status(), StatusCode::OK);
+    let listed = laptop.own_sessions().await;
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].current);
+    assert_eq!(app.sessions_of(USER).await, 1);
+}
+
+#[tokio::test]
+async fn another_users_session_cannot_be_ended_and_nothing_changes() {
+    let app = spawn_app().await;
+    app.add_user(USER, PASSWORD).await;
+    app.add_admin().await;
+    let (user, _) = sign_in_as(&app, FIREFOX_ON_LINUX).await;
+    let users_own = user.own_sessions().await;
+    let admin = app.signed_in(ADMIN).await;
+
+    for id in [
+        users_own[0].id.as_str(),
+        "abc",
+        "-1",
+        "0",
+        "99999999999999999999",
+        "1%20OR%201=1",
+    ] {
+        let r = admin.end_session(id).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "ending {id:?}");
+    }
+    assert_eq!(user.get("/phone").await.status(), StatusCode::OK);
+    assert_eq!(user.own_sessions().await, users_own, "nothing changed");
+    assert_eq!(app.sessions_of(USER).await, 1);
+    assert_eq!(app.sessions_of(ADMIN).await, 1);
+    // "All other sessions" of the admin reaches no one else's either.
+    assert_eq!(
+        admin.end_other_sessions().await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(user.get("/phone").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn ending_sessions_needs_the_csrf_token() {
+    let app = spawn_app().await;
+    app.add_user(USER, PASSWORD).await;
+    let (laptop, _) = sign_in_as(&app, FIREFOX_ON_LINUX).await;
+    let (phone, _) = sign_in_as(&app, SAFARI_ON_IPHONE).await;
+    let other = the_other_session(&laptop).await;
+    let end = format!("/settings/sessions/{}/end", other.id);
+    for fields in [vec![], vec![("csrf_token", "forged")]] {
+        for path in [end.as_str(), "/settings/sessions/end-others"] {
+            let r = laptop.post_raw(path, &fields).await;
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path} with {fields:?}");
+        }
+    }
+    assert_eq!(phone.get("/phone").await.status(), StatusCode::OK);
+    assert_eq!(app.sessions_of(USER).await, 2);
+}
+
+#[tokio::test]
+async fn a_password_change_keeps_this_browsers_device_on_its_new_session() {
+    let app = spawn_app().await;
+    app.add_user(USER, PASSWORD).await;
+    let (laptop, _) = sign_in_as(&app, FIREFOX_ON_LINUX).await;
+    let (_phone, _) = sign_in_as(&app, SAFARI_ON_IPHONE).await;
+    let r = laptop.change_password(PASSWORD, NEW, NEW).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let listed = laptop.own_sessions().await;
+    assert_eq!(listed.len(), 1, "the other sessions ended: {listed:?}");
+    assert_eq!(listed[0].device, "Firefox on Linux");
+    assert!(listed[0].current);
+}

@@ -71,6 +71,15 @@ pub use sessions::SessionUser;
 pub struct Unexpected(#[from] anyhow::Error);
 
 impl Unexpected {
+    /// Whether the cause is the database being unreachable just now (see
+    /// [`StoreError::is_unavailable`]): worth a "try again shortly", not a fault report.
+    pub fn is_database_unavailable(&self) -> bool {
+        self.0.chain().any(|c| {
+            c.downcast_ref::<StoreError>()
+                .is_some_and(StoreError::is_unavailable)
+        })
+    }
+
     /// A broken invariant, named for the log.
     pub(crate) fn invariant(what: &'static str) -> Unexpected {
         Unexpected(anyhow::Error::msg(what))
@@ -135,6 +144,8 @@ impl Policy {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Client {
     pub addr: Option<IpAddr>,
+    /// What the browser says it is (for "Your sessions").
+    pub device: sessions::Device,
 }
 
 impl Client {

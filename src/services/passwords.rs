@@ -268,7 +268,7 @@ impl Passwords {
                     password_hash: &hash,
                     expires_at: None,
                 },
-                Some(&token::token_hash(&token)),
+                Some((&token::token_hash(&token), &client.session_origin())),
                 notice.as_ref(),
                 now,
             )

@@ -1,12 +1,111 @@
 //! Sessions: a sliding idle timer (written at most once a minute), an absolute cap, and
 //! sign-out that ends the session on the server. The one liveness rule serves tenant and
-//! operator sessions alike.
+//! operator sessions alike. "Your sessions" in Settings: a user's own live sessions
+//! (device, address, signed in, last seen), any one of which — or all the others — they
+//! may end.
 
 use super::{service, Client, Policy, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::auth::token;
 use crate::clock::Timestamp;
-use crate::store::{SessionRecord, UserRecord};
+use crate::store::{SessionId, SessionOrigin, SessionRecord, UserRecord};
+
+/// What a browser says it is, in a few words for "Your sessions". Read from the
+/// User-Agent once, at the edge; the header itself is never kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Device {
+    browser: Option<&'static str>,
+    system: Option<&'static str>,
+}
+
+/// User-Agent marks and the browser they name, the first match winning (Edge and Opera
+/// also say "Chrome", Chrome also says "Safari").
+const BROWSERS: &[(&str, &str)] = &[
+    ("Edg/", "Edge"),
+    ("EdgA/", "Edge"),
+    ("EdgiOS/", "Edge"),
+    ("OPR/", "Opera"),
+    ("SamsungBrowser/", "Samsung Internet"),
+    ("Firefox/", "Firefox"),
+    ("FxiOS/", "Firefox"),
+    ("CriOS/", "Chrome"),
+    ("Chromium/", "Chromium"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+    ("curl/", "curl"),
+];
+
+/// User-Agent marks and the operating system they name (Android says "Linux" too).
+const SYSTEMS: &[(&str, &str)] = &[
+    ("Windows", "Windows"),
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Android", "Android"),
+    ("CrOS", "ChromeOS"),
+    ("Macintosh", "macOS"),
+    ("Mac OS X", "macOS"),
+    ("Linux", "Linux"),
+];
+
+impl Device {
+    pub fn from_user_agent(user_agent: &str) -> Device {
+        let find = |table: &[(&str, &'static str)]| {
+            table
+                .iter()
+                .find(|(mark, _)| user_agent.contains(mark))
+                .map(|(_, name)| *name)
+        };
+        Device {
+            browser: find(BROWSERS),
+            system: find(SYSTEMS),
+        }
+    }
+
+    /// "Firefox on Linux", "Safari", "A browser on Windows", "Unknown device".
+    pub fn describe(self) -> String {
+        match (self.browser, self.system) {
+            (Some(b), Some(s)) => format!("{b} on {s}"),
+            (Some(b), None) => b.to_owned(),
+            (None, Some(s)) => format!("A browser on {s}"),
+            (None, None) => "Unknown device".to_owned(),
+        }
+    }
+}
+
+impl Client {
+    /// Where a session opened for this client comes from, to keep with it.
+    pub(crate) fn session_origin(&self) -> SessionOrigin {
+        SessionOrigin {
+            device: self.device.describe(),
+            client_addr: self.addr_string(),
+        }
+    }
+}
+
+/// One of the user's own live sessions, as "Your sessions" lists it.
+#[derive(Debug, Clone)]
+pub struct OwnSession {
+    /// The row's id: opaque enough to name it in a form, and useless without the user's
+    /// own session (only the owner may end it). Never the token.
+    pub id: SessionId,
+    pub device: String,
+    pub address: Option<String>,
+    pub signed_in: Timestamp,
+    pub last_seen: Timestamp,
+    /// The session of the request that asked.
+    pub current: bool,
+}
+
+/// What ending one of one's sessions came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Another of the user's sessions ended.
+    Other,
+    /// The asking session itself ended: the browser is signed out.
+    Current,
+    /// No session of this user has that id (another user's, or already gone); nothing changed.
+    NotFound,
+}
 
 /// What [`Policy::liveness`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +200,84 @@ impl Sessions {
             .await
     }
 
+    /// The user's live sessions: the asking one first, then the most recently seen.
+    pub async fn own_sessions(&self, su: &SessionUser) -> Result<Vec<OwnSession>, Unexpected> {
+        let ctx = &self.ctx;
+        let now = ctx.now();
+        let mut sessions: Vec<OwnSession> = ctx
+            .store
+            .user_sessions(su.user.id)
+            .await?
+            .into_iter()
+            .filter(|s| ctx.policy.liveness(s.created_at, s.last_seen_at, now) != Liveness::Ended)
+            .map(|s| OwnSession {
+                current: s.id == su.session.id,
+                id: s.id,
+                device: s.device.unwrap_or_else(|| "Unknown device".to_owned()),
+                address: s.client_addr,
+                signed_in: s.created_at,
+                last_seen: s.last_seen_at,
+            })
+            .collect();
+        sessions.sort_by_key(|s| !s.current);
+        Ok(sessions)
+    }
+
+    /// Ends one of the user's own sessions (the asking one included: that is signing out).
+    pub async fn end_own(
+        &self,
+        su: &SessionUser,
+        id: SessionId,
+        client: Client,
+    ) -> Result<Ended, Unexpected> {
+        if !self.ctx.store.end_user_session(su.user.id, id).await? {
+            return Ok(Ended::NotFound);
+        }
+        let current = id == su.session.id;
+        let detail = if current {
+            "this session, from Your sessions"
+        } else {
+            "another session, from Your sessions"
+        };
+        self.audit_ended(su, client, detail).await?;
+        Ok(if current {
+            Ended::Current
+        } else {
+            Ended::Other
+        })
+    }
+
+    /// Ends every session of the user but the asking one; how many ended.
+    pub async fn end_others(&self, su: &SessionUser, client: Client) -> Result<u64, Unexpected> {
+        let ended = self
+            .ctx
+            .store
+            .end_other_sessions(su.user.id, su.session.id)
+            .await?;
+        let detail = format!("{ended} other session(s), from Your sessions");
+        self.audit_ended(su, client, &detail).await?;
+        Ok(ended)
+    }
+
+    async fn audit_ended(
+        &self,
+        su: &SessionUser,
+        client: Client,
+        detail: &str,
+    ) -> Result<(), Unexpected> {
+        let name = su.user.username().to_string();
+        let addr = client.addr_string();
+        self.ctx
+            .audit(Event {
+                tenant: Some(su.user.tenant_id),
+                actor: Some(&name),
+                client_addr: addr.as_deref(),
+                detail: Some(detail),
+                ..Event::new(EventKind::SignOut)
+            })
+            .await
+    }
+
     /// Whether the database answers (for `/healthz`).
     pub async fn database_answers(&self) -> bool {
         match self.ctx.store.ping().await {
@@ -109,6 +286,30 @@ impl Sessions {
                 tracing::warn!(error = %e, "health check: the database does not answer");
                 false
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_agent_becomes_a_few_words() {
+        let cases = [
+            ("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", "Firefox on Linux"),
+            ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 Edg/126.0.0.0", "Edge on Windows"),
+            ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15", "Safari on macOS"),
+            ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/126.0 Mobile/15E148 Safari/604.1", "Chrome on iPhone"),
+            ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36", "Chrome on Android"),
+            ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/126.0 Safari/537.36", "Chrome on Linux"),
+            ("curl/8.5.0", "curl"),
+            ("Mozilla/5.0 (Windows NT 10.0)", "A browser on Windows"),
+            ("", "Unknown device"),
+            ("\u{0}<script>", "Unknown device"),
+        ];
+        for (ua, words) in cases {
+            assert_eq!(Device::from_user_agent(ua).describe(), words, "{ua:?}");
         }
     }
 }

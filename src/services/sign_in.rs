@@ -144,7 +144,12 @@ impl SignIn {
         guard.unlock(&key).await?;
         let token = token::random_token();
         ctx.store
-            .insert_session(&token::token_hash(&token), user.id, now)
+            .insert_session_from(
+                &token::token_hash(&token),
+                user.id,
+                &client.session_origin(),
+                now,
+            )
             .await?;
         ctx.store.record_sign_in(user.id, now).await?;
         ctx.audit(event(EventKind::SignInOk)).await?;

@@ -14,6 +14,7 @@ mod records;
 mod recovery;
 mod seed;
 mod session_cache;
+mod sessions;
 mod softphone;
 mod throttle;
 
@@ -43,6 +44,7 @@ pub use records::*;
 pub use recovery::{NewResetLink, ResetRecord};
 pub use session_cache::FRESH_FOR as SESSION_CACHE_FRESH_FOR;
 use session_cache::{Change, Lookup, SessionCache};
+pub use sessions::{SessionListRow, SessionOrigin};
 pub use throttle::{AddressFailure, ThrottleKey, ThrottleState};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -61,8 +63,13 @@ pub enum StoreError {
     /// A unique constraint refused the write (duplicate tenant code, extension, name…).
     #[error("already exists")]
     Conflict,
+    /// The database cannot be reached just now: no connection within the pool's wait, or
+    /// the connection dropped, or the server is shutting down. A retry later may work;
+    /// pages answer 503 (see [`StoreError::is_unavailable`]).
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// A stored value that no longer parses as what was written (edited by hand?).
     #[error("stored {0} does not parse")]
     Corrupt(&'static str),
@@ -71,6 +78,49 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if unreachable_database(&e) {
+            StoreError::Unavailable(e)
+        } else {
+            StoreError::Database(e)
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether the database could not be reached (rather than refusing or failing this one
+    /// operation): the caller may say "try again shortly" instead of "something broke".
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// How long a request waits for a database connection before it is answered "unavailable".
+/// On PostgreSQL, a few seconds: when the database is gone, the pool retries refused
+/// connections until this runs out, and a person should not watch a page hang for longer.
+/// SQLite's file is always there; its wait is for a free connection under load.
+const POSTGRES_CONNECTION_WAIT: Duration = Duration::from_secs(4);
+const SQLITE_CONNECTION_WAIT: Duration = Duration::from_secs(10);
+
+/// Errors that mean "the database is not there just now": the pool found no connection in
+/// time (refused connections are retried until then), the connection broke mid-request,
+/// or PostgreSQL said it is shutting down, starting up or out of connections.
+fn unreachable_database(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => db
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some_and(|pg| {
+                let code = pg.code();
+                // 08: connection exception; 57P01–57P03: admin/crash shutdown, cannot
+                // connect now; 53300: too many connections.
+                code.starts_with("08") || code.starts_with("57P0") || code == "53300"
+            }),
+        _ => false,
+    }
+}
 
 fn classify(e: sqlx::Error) -> StoreError {
     match &e {
@@ -134,7 +184,10 @@ impl Store {
                 Backend::Postgres => 16,
             })
             .min_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(match backend {
+                Backend::Sqlite => SQLITE_CONNECTION_WAIT,
+                Backend::Postgres => POSTGRES_CONNECTION_WAIT,
+            })
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -262,12 +315,13 @@ impl Store {
 
     /// Sets a password and, in the same transaction, ends every session of the user, kills
     /// their outstanding reset links, queues the notice (when given) and — when `keep` is
-    /// given — opens the one replacement session the caller stays signed in on.
+    /// given (a token hash and where the caller is) — opens the one replacement session the
+    /// caller stays signed in on.
     pub async fn replace_password(
         &self,
         id: UserId,
         change: &PasswordChange<'_>,
-        keep: Option<&[u8]>,
+        keep: Option<(&[u8], &SessionOrigin)>,
         notice: Option<&NewMail>,
         now: Timestamp,
     ) -> StoreResult<Option<SessionId>> {
@@ -284,7 +338,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let session = match keep {
-            Some(hash) => Some(insert_session(&mut tx, hash, id, now).await?),
+            Some((hash, origin)) => {
+                Some(insert_session(&mut tx, hash, id, Some(origin), now).await?)
+            }
             None => None,
         };
         if let Some(mail) = notice {
@@ -322,7 +378,7 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<SessionId> {
         let mut conn = self.pool.acquire().await?;
-        insert_session(&mut conn, token_hash, user, now).await
+        insert_session(&mut conn, token_hash, user, None, now).await
     }
 
     /// The session with this token hash and its user: from the session cache while its
@@ -654,15 +710,18 @@ async fn insert_session(
     conn: &mut sqlx::AnyConnection,
     token_hash: &[u8],
     user: UserId,
+    origin: Option<&SessionOrigin>,
     now: Timestamp,
 ) -> StoreResult<SessionId> {
     let row = sqlx::query(
-        "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, authenticated_at) \
-         VALUES ($1, $2, $3, $3, $3) RETURNING id",
+        "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, authenticated_at, \
+         device, client_addr) VALUES ($1, $2, $3, $3, $3, $4, $5) RETURNING id",
     )
     .bind(token_hash)
     .bind(user.0)
     .bind(now.0)
+    .bind(origin.map(|o| o.device.as_str()))
+    .bind(origin.and_then(|o| o.client_addr.as_deref()))
     .fetch_one(&mut *conn)
     .await?;
     Ok(SessionId(row.try_get(0)?))
@@ -732,4 +791,29 @@ fn sqlite_file(url: &str) -> Option<&Path> {
         return None;
     }
     Some(Path::new(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_told_apart_from_a_failed_query() {
+        let refused = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        for e in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(refused()),
+        ] {
+            assert!(StoreError::from(e).is_unavailable());
+        }
+        for e in [
+            sqlx::Error::RowNotFound,
+            sqlx::Error::ColumnNotFound("id".into()),
+            sqlx::Error::Protocol("unexpected message".into()),
+        ] {
+            assert!(!StoreError::from(e).is_unavailable());
+        }
+        assert!(!StoreError::Conflict.is_unavailable());
+    }
 }

@@ -27,10 +27,14 @@ pub enum WebError {
     /// 413: a body over the form limit.
     #[error("payload too large")]
     TooLarge,
-    /// 500: anything unexpected; the cause goes to the log only.
+    /// 500: anything unexpected; the cause goes to the log only. 503 with `Retry-After`
+    /// when the cause is the database being unreachable (a plain "try again" page).
     #[error(transparent)]
     Unexpected(#[from] Unexpected),
 }
+
+/// Seconds a client is asked to wait while the database is unavailable.
+const UNAVAILABLE_RETRY_AFTER: u64 = 5;
 
 impl From<crate::store::StoreError> for WebError {
     fn from(e: crate::store::StoreError) -> Self {
@@ -71,6 +75,17 @@ impl IntoResponse for WebError {
                 "Too much data",
                 "The form sent more data than any field allows. Shorten what you typed and try again.",
             ),
+            WebError::Unexpected(e) if e.is_database_unavailable() => {
+                tracing::warn!(error = format!("{e:#}"), "request failed: the database is unavailable");
+                return super::respond::with_retry_after(
+                    ErrorPage::response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Temporarily unavailable",
+                        "The portal cannot serve this page just now. Please try again in a minute.",
+                    ),
+                    UNAVAILABLE_RETRY_AFTER,
+                );
+            }
             WebError::Unexpected(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
                 const MESSAGE: &str = "The portal could not finish this request. Nothing was lost; please try again in a moment.";

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use super::{AppState, WebError};
 use crate::auth::{csrf, token};
 use crate::services::operator_console::OperatorSession;
+use crate::services::sessions::Device;
 use crate::services::tenant_admin::Admin;
 use crate::services::{Client, SessionUser};
 
@@ -138,7 +139,13 @@ impl FromRequestParts<AppState> for ClientInfo {
             }
             peer => peer,
         };
-        Ok(ClientInfo(Client { addr }))
+        let device = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(Device::from_user_agent)
+            .unwrap_or_default();
+        Ok(ClientInfo(Client { addr, device }))
     }
 }
 

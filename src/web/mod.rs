@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::phone::router())
         .merge(pages::settings::router())
         .merge(pages::passkeys::router())
+        .merge(pages::sessions::router())
         .merge(pages::recovery::router())
         .merge(pages::admin::router())
         .merge(pages::api_tokens::router())

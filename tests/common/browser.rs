@@ -38,6 +38,20 @@ impl Browser {
         }
     }
 
+    /// A new browser that introduces itself with `user_agent`.
+    pub fn with_user_agent(base: &str, user_agent: &str) -> Browser {
+        Browser {
+            base: base.to_owned(),
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(Policy::none())
+                .user_agent(user_agent)
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client"),
+        }
+    }
+
     /// The same browser (cookie jar) talking to another node.
     pub fn on(&self, node: &TestApp) -> Browser {
         Browser {
@@ -221,6 +235,76 @@ impl Browser {
         self.post(&format!("{admin}/verify"), &[("answer", answer)])
             .await
     }
+
+    /// "Your sessions" as Settings lists them.
+    pub async fn own_sessions(&self) -> Vec<ListedSession> {
+        let r = self.get("/settings").await;
+        assert_eq!(r.status(), StatusCode::OK, "the Settings page");
+        sessions_in(&r.text().await.unwrap())
+    }
+
+    /// "End" on the session listed as `id` (whatever a form may carry there).
+    pub async fn end_session(&self, id: &str) -> Response {
+        self.post(&format!("/settings/sessions/{id}/end"), &[])
+            .await
+    }
+
+    /// "End all other sessions".
+    pub async fn end_other_sessions(&self) -> Response {
+        self.post("/settings/sessions/end-others", &[]).await
+    }
+}
+
+/// One row of "Your sessions".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedSession {
+    /// What the page names the session by in its forms.
+    pub id: String,
+    pub device: String,
+    pub address: String,
+    pub signed_in: String,
+    pub last_seen: String,
+    /// Marked "this browser".
+    pub current: bool,
+}
+
+/// The rows of "Your sessions" in a Settings page.
+pub fn sessions_in(body: &str) -> Vec<ListedSession> {
+    let text_of = |cell: &str| {
+        // The text of a table cell, tags dropped and whitespace folded.
+        let mut out = String::new();
+        let mut in_tag = false;
+        for c in cell.chars() {
+            match c {
+                '<' => in_tag = true,
+                '>' => in_tag = false,
+                c if !in_tag => out.push(c),
+                _ => {}
+            }
+        }
+        out.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    body.split("<tr class=\"session\" data-session=\"")
+        .skip(1)
+        .map(|row| {
+            let row = &row[..row.find("</tr>").expect("the row ends")];
+            let id = row[..row.find('"').expect("the id ends")].to_owned();
+            let cells: Vec<String> = row
+                .split("<td")
+                .skip(1)
+                .map(|c| text_of(&c[c.find('>').expect("a cell") + 1..]))
+                .collect();
+            let device = cells[0].trim_end_matches("this browser").trim().to_owned();
+            ListedSession {
+                id,
+                current: cells[0].ends_with("this browser"),
+                device,
+                address: cells[1].clone(),
+                signed_in: cells[2].clone(),
+                last_seen: cells[3].clone(),
+            }
+        })
+        .collect()
 }
 
 pub fn csrf_in(body: &str) -> Option<String> {

@@ -30,6 +30,11 @@ impl Cli {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dialtone"));
         cmd.env("DIALTONE_DATA_DIR", self.dir.path())
             .current_dir(self.dir.path());
+        // The suites' own switches are not the portal's settings, and the portal refuses
+        // a `DIALTONE_*` name it does not know.
+        for switch in ["DIALTONE_CAMPAIGN_KILLS", "DIALTONE_FUZZ_CASES"] {
+            cmd.env_remove(switch);
+        }
         if let Some(url) = &self.database_url {
             cmd.env("DIALTONE_DATABASE_URL", url);
         }

@@ -9,6 +9,7 @@ pub mod operator;
 pub mod passkeys;
 pub mod phone;
 pub mod recovery;
+pub mod sessions;
 pub mod settings;
 
 use super::WebError;

@@ -1,4 +1,5 @@
-//! The Settings tab: Change Password (current, new, confirm).
+//! The Settings tab: Change Password (current, new, confirm), the voicemail PIN, an
+//! admin's security question, and the list of "Your sessions" (ended in `pages::sessions`).
 
 use askama::Template;
 use axum::extract::State;
@@ -12,9 +13,11 @@ use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use crate::domain::SUGGESTED_QUESTIONS;
+use crate::mail::compose::utc;
 use crate::services::passwords::{ChangePasswordError, PasswordForm};
 use crate::services::phone::PinError;
 use crate::services::security_questions::SecurityQuestionError;
+use crate::services::sessions::OwnSession;
 use crate::services::tenant_admin::Admin;
 use crate::services::{Refusal, SessionUser};
 use crate::web::extract::{session_cookie, ClientInfo, CsrfToken, CurrentUser, ValidForm};
@@ -47,6 +50,33 @@ struct SettingsPage {
     question_saved: bool,
     question_form: QuestionForm,
     question_errors: QuestionErrors,
+    /// "Your sessions": the user's live sessions, this one first.
+    sessions: Vec<SessionView>,
+    /// Which "Your sessions" action just finished: `session` or `sessions`.
+    sessions_saved: &'static str,
+}
+
+/// One row of "Your sessions".
+struct SessionView {
+    id: i64,
+    device: String,
+    address: String,
+    signed_in: String,
+    last_seen: String,
+    current: bool,
+}
+
+impl From<OwnSession> for SessionView {
+    fn from(s: OwnSession) -> Self {
+        SessionView {
+            id: s.id.0,
+            device: s.device,
+            address: s.address.unwrap_or_else(|| "unknown".to_owned()),
+            signed_in: utc(s.signed_in),
+            last_seen: utc(s.last_seen),
+            current: s.current,
+        }
+    }
 }
 
 impl SettingsPage {
@@ -69,6 +99,7 @@ async fn render_settings(
     } else {
         None
     };
+    let sessions = state.services.sessions.own_sessions(su).await?;
     let mut page = SettingsPage {
         chrome: Chrome::signed_in(csrf, su, "settings"),
         username: su.user.username().to_string(),
@@ -82,6 +113,8 @@ async fn render_settings(
         question_saved: false,
         question_form: QuestionForm::default(),
         question_errors: QuestionErrors::default(),
+        sessions: sessions.into_iter().map(SessionView::from).collect(),
+        sessions_saved: "",
     };
     adjust(&mut page);
     Ok(html(status, &page))
@@ -103,6 +136,11 @@ async fn settings_page(
         p.saved = q.saved == "password";
         p.pin_saved = q.saved == "pin";
         p.question_saved = q.saved == "question";
+        p.sessions_saved = match q.saved.as_str() {
+            "session" => "session",
+            "sessions" => "sessions",
+            _ => "",
+        };
     })
     .await
 }

@@ -1,0 +1,56 @@
+//! "Your sessions" in Settings: ending one of one's own sessions, or all the others. The
+//! list itself is drawn by the Settings page; the rules are in `services::sessions`.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::post;
+use axum::Router;
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+
+use crate::services::sessions::Ended;
+use crate::store::SessionId;
+use crate::web::extract::{session_cookie, ClientInfo, CurrentUser, ValidForm};
+use crate::web::params::Path;
+use crate::web::{AppState, WebError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/settings/sessions/{id}/end", post(end_session))
+        .route("/settings/sessions/end-others", post(end_other_sessions))
+}
+
+/// The forms carry only their CSRF token.
+#[derive(Deserialize)]
+struct NoFields {}
+
+/// Ends one of the user's sessions; another user's (or an unknown) id is 404, and nothing
+/// changes. Ending the asking session signs this browser out.
+async fn end_session(
+    State(state): State<AppState>,
+    CurrentUser(su): CurrentUser,
+    ClientInfo(client): ClientInfo,
+    Path(id): Path<String>,
+    jar: CookieJar,
+    ValidForm(_): ValidForm<NoFields>,
+) -> Result<Response, WebError> {
+    let id = id.parse().map(SessionId).map_err(|_| WebError::NotFound)?;
+    match state.services.sessions.end_own(&su, id, client).await? {
+        Ended::Other => Ok(Redirect::to("/settings?saved=session").into_response()),
+        Ended::Current => {
+            let jar = jar.add(session_cookie(&state, None));
+            Ok((jar, Redirect::to("/login")).into_response())
+        }
+        Ended::NotFound => Err(WebError::NotFound),
+    }
+}
+
+async fn end_other_sessions(
+    State(state): State<AppState>,
+    CurrentUser(su): CurrentUser,
+    ClientInfo(client): ClientInfo,
+    ValidForm(_): ValidForm<NoFields>,
+) -> Result<Response, WebError> {
+    state.services.sessions.end_others(&su, client).await?;
+    Ok(Redirect::to("/settings?saved=sessions").into_response())
+}
