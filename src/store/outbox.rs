@@ -1,5 +1,6 @@
 //! The mail outbox: enqueue (inside the caller's transaction), claim with a lease so two
-//! nodes never take the same message, and record what became of each.
+//! nodes never take the same message, record what became of each, hand a stopping
+//! worker's claims back, report the backlog, and reseal queued bodies for a key rotation.
 
 use sqlx::{AnyConnection, Row};
 
@@ -200,7 +201,7 @@ impl Store {
         .await?;
         // Only the node that still held the claim records the failure.
         if let (Some(row), 1) = (audit, done.rows_affected()) {
-            super::insert_audit(&mut *tx, row).await?;
+            super::audit::insert_audit(&mut *tx, row).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -238,5 +239,72 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Queued mail: how many, and when the oldest was queued.
+    pub async fn outbox_backlog(&self) -> StoreResult<(i64, Option<Timestamp>)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS depth, MIN(queued_at) AS oldest FROM outbox WHERE status = 'queued'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((
+            row.try_get("depth")?,
+            row.try_get::<Option<i64>, _>("oldest")?.map(Timestamp),
+        ))
+    }
+
+    /// Gives the messages still claimed under `claim_token` back to the outbox, as if never
+    /// tried: the next worker (on this node after a restart, or another) sends them at once.
+    pub async fn release_mail_claim(&self, claim_token: &str) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE outbox SET claimed_until = NULL, claim_token = NULL, attempts = attempts - 1 \
+             WHERE claim_token = $1 AND status = 'queued'",
+        )
+        .bind(claim_token)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Queued mail bodies, for re-encryption: `(id, kind, recipient, body_text, body_html)`.
+    #[allow(clippy::type_complexity)]
+    pub async fn queued_bodies(&self) -> StoreResult<Vec<(i64, String, String, Vec<u8>, Vec<u8>)>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, recipient, body_text, body_html FROM outbox \
+             WHERE body_text IS NOT NULL AND body_html IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get(4)?,
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn reseal_bodies(
+        &self,
+        id: i64,
+        old_text: &[u8],
+        text: &[u8],
+        html: &[u8],
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE outbox SET body_text = $1, body_html = $2 WHERE id = $3 AND body_text = $4",
+        )
+        .bind(text)
+        .bind(html)
+        .bind(id)
+        .bind(old_text)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use sqlx::{Executor, Row};
 
-use super::{insert_audit, AuditRow, Store, StoreResult, UserId};
+use super::audit::insert_audit;
+use super::{AuditRow, Store, StoreResult, UserId};
 use crate::clock::Timestamp;
 use crate::domain::{OperatorName, Username};
 
