@@ -37,7 +37,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(match row {
-            Some(r) => (r.try_get(0)?, r.try_get(1)?),
+            Some(r) => (r.try_get("sip_secret")?, r.try_get("voicemail_pin")?),
             None => (None, None),
         })
     }
@@ -136,11 +136,11 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(SealedSecrets {
-                    user_id: UserId(r.try_get(0)?),
-                    tenant_id: r.try_get(1)?,
-                    extension: r.try_get(2)?,
-                    sip_secret: r.try_get(3)?,
-                    voicemail_pin: r.try_get(4)?,
+                    user_id: UserId(r.try_get("id")?),
+                    tenant_id: r.try_get("tenant_id")?,
+                    extension: r.try_get("extension")?,
+                    sip_secret: r.try_get("sip_secret")?,
+                    voicemail_pin: r.try_get("voicemail_pin")?,
                 })
             })
             .collect()
@@ -174,7 +174,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .map(|r| Ok((r.try_get("key_id")?, r.try_get("sealed")?)))
             .collect()
     }
 

@@ -104,15 +104,19 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(OutboxMessage {
-                    id: r.try_get(0)?,
-                    kind: r.try_get(1)?,
-                    recipient: r.try_get(2)?,
-                    subject: r.try_get(3)?,
-                    body_text: r.try_get::<Option<Vec<u8>>, _>(4)?.unwrap_or_default(),
-                    body_html: r.try_get::<Option<Vec<u8>>, _>(5)?.unwrap_or_default(),
-                    attempts: r.try_get(6)?,
-                    queued_at: Timestamp(r.try_get(7)?),
-                    tenant_id: r.try_get::<Option<i64>, _>(8)?.map(TenantId),
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    recipient: r.try_get("recipient")?,
+                    subject: r.try_get("subject")?,
+                    body_text: r
+                        .try_get::<Option<Vec<u8>>, _>("body_text")?
+                        .unwrap_or_default(),
+                    body_html: r
+                        .try_get::<Option<Vec<u8>>, _>("body_html")?
+                        .unwrap_or_default(),
+                    attempts: r.try_get("attempts")?,
+                    queued_at: Timestamp(r.try_get("queued_at")?),
+                    tenant_id: r.try_get::<Option<i64>, _>("tenant_id")?.map(TenantId),
                 })
             })
             .collect()
@@ -215,7 +219,7 @@ impl Store {
     ) -> StoreResult<Vec<MailRecord>> {
         let rows = sqlx::query(
             "SELECT id, kind, recipient, user_id, status, attempts, queued_at, sent_at, failed_at, last_error, \
-             CASE WHEN body_text IS NULL THEN 0 ELSE 1 END FROM outbox \
+             CASE WHEN body_text IS NULL THEN 0 ELSE 1 END AS has_body FROM outbox \
              WHERE ($1 IS NULL OR user_id = $1) ORDER BY id DESC LIMIT $2",
         )
         .bind(user.map(|u| u.0))
@@ -225,17 +229,17 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(MailRecord {
-                    id: r.try_get(0)?,
-                    kind: r.try_get(1)?,
-                    recipient: r.try_get(2)?,
-                    user_id: r.try_get::<Option<i64>, _>(3)?.map(UserId),
-                    status: r.try_get(4)?,
-                    attempts: r.try_get(5)?,
-                    queued_at: Timestamp(r.try_get(6)?),
-                    sent_at: r.try_get::<Option<i64>, _>(7)?.map(Timestamp),
-                    failed_at: r.try_get::<Option<i64>, _>(8)?.map(Timestamp),
-                    last_error: r.try_get(9)?,
-                    has_body: r.try_get::<i64, _>(10)? != 0,
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    recipient: r.try_get("recipient")?,
+                    user_id: r.try_get::<Option<i64>, _>("user_id")?.map(UserId),
+                    status: r.try_get("status")?,
+                    attempts: r.try_get("attempts")?,
+                    queued_at: Timestamp(r.try_get("queued_at")?),
+                    sent_at: r.try_get::<Option<i64>, _>("sent_at")?.map(Timestamp),
+                    failed_at: r.try_get::<Option<i64>, _>("failed_at")?.map(Timestamp),
+                    last_error: r.try_get("last_error")?,
+                    has_body: r.try_get::<i64, _>("has_body")? != 0,
                 })
             })
             .collect()
@@ -279,11 +283,11 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok((
-                    r.try_get(0)?,
-                    r.try_get(1)?,
-                    r.try_get(2)?,
-                    r.try_get(3)?,
-                    r.try_get(4)?,
+                    r.try_get("id")?,
+                    r.try_get("kind")?,
+                    r.try_get("recipient")?,
+                    r.try_get("body_text")?,
+                    r.try_get("body_html")?,
                 ))
             })
             .collect()

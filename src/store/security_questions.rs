@@ -25,8 +25,8 @@ impl Store {
                 .await?;
         row.map(|r| {
             Ok(SecurityQuestionRecord {
-                question: r.try_get(0)?,
-                answer_hash: r.try_get(1)?,
+                question: r.try_get("question")?,
+                answer_hash: r.try_get("answer_hash")?,
             })
         })
         .transpose()
