@@ -9,7 +9,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::guard::{Counted, Refusal, CALLER_TRIES, CALLER_TRIES_WINDOW};
-use super::provisioning::{CreateTenantError, CreateUserError, Provisioning};
+pub use super::provisioning::NewTenantWithAdmin;
+use super::provisioning::{CreateTenantError, Provisioning};
 use super::recovery::{send_link_for, NoEmailOnFile};
 use super::sessions::Liveness;
 use super::sign_in::SignInError;
@@ -18,10 +19,7 @@ use super::{service, Client, Unexpected};
 use crate::audit::{operator_actor, Event, EventKind};
 use crate::auth::token;
 use crate::clock::Timestamp;
-use crate::domain::{
-    DisplayName, Email, Extension, NewPassword, OperatorName, Role, SecurityAnswer, TenantCode,
-    Username,
-};
+use crate::domain::{Extension, NewPassword, OperatorName, SecurityAnswer, TenantCode, Username};
 use crate::store::{
     AdminRow, AuditRecord, OperatorRecord, OperatorSessionRecord, StoreError, Tenant,
     TenantListRow, ThrottleKey, UserId, UserRecord,
@@ -139,16 +137,6 @@ pub struct CallerView {
 pub enum CallerCheck {
     Matched,
     Wrong { tries_left: i64 },
-}
-
-/// A new tenant with its first admin.
-pub struct NewTenantRequest {
-    pub code: TenantCode,
-    pub name: DisplayName,
-    pub sip_domain: Option<String>,
-    pub admin_extension: Extension,
-    pub admin_name: DisplayName,
-    pub admin_email: Option<Email>,
 }
 
 /// The first admin of a new tenant: a reset link went to their email, or (without one)
@@ -294,34 +282,12 @@ impl OperatorConsole {
     pub async fn create_tenant(
         &self,
         os: &OperatorSession,
-        req: &NewTenantRequest,
+        req: &NewTenantWithAdmin,
     ) -> Result<CreatedTenant, CreateTenantError> {
         let actor = os.actor();
-        let provisioning = Provisioning::new(self.ctx.clone());
-        provisioning
-            .create_tenant(&req.code, &req.name, req.sip_domain.as_deref(), &actor)
+        let (id, username, temporary) = Provisioning::new(self.ctx.clone())
+            .create_tenant_with_admin(req, &actor)
             .await?;
-        let username = Username::new(req.admin_extension.clone(), req.code.clone());
-        let (id, temporary) = match provisioning
-            .create_user(
-                &username,
-                &req.admin_name,
-                req.admin_email.as_ref(),
-                Role::Admin,
-                None,
-                &actor,
-            )
-            .await
-        {
-            Ok(created) => created,
-            Err(CreateUserError::NoSuchTenant(_)) => {
-                return Err(Unexpected::invariant("the new tenant is gone").into())
-            }
-            Err(CreateUserError::UserExists(_)) => {
-                return Err(Unexpected::invariant("a new tenant already has users").into())
-            }
-            Err(CreateUserError::Unexpected(e)) => return Err(e.into()),
-        };
         if req.admin_email.is_none() {
             return Ok(CreatedTenant {
                 admin_username: username,

@@ -78,7 +78,7 @@ impl Store {
             .bind(user.0)
             .execute(&mut *tx)
             .await?;
-        pbx::insert_notice(&mut tx, aor, now).await?;
+        pbx::insert_notices(&mut tx, &[aor], now).await?;
         tx.commit().await?;
         self.changed(Change::User(user)).await;
         Ok(())

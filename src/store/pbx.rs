@@ -1,6 +1,6 @@
 //! The phone system's records: the SIP credential rows the lookup reads (with a short-lived
 //! copy in memory), PBX tokens (hashes only) and the queue of notices for the SIP server
-//! (queued inside the transaction of the change that needs them, see [`insert_notice`]).
+//! (queued inside the transaction of the change that needs them, see [`insert_notices`]).
 //!
 //! The credential cache follows the same rules as the session cache: every write of this
 //! store that changes a user forgets that user's entries before it returns, other nodes
@@ -167,9 +167,7 @@ impl Store {
     /// user, later every user of a suspended tenant).
     pub async fn queue_pbx_notices(&self, aors: &[String], now: Timestamp) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        for aor in aors {
-            insert_notice(&mut tx, aor, now).await?;
-        }
+        insert_notices(&mut tx, aors, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -289,18 +287,22 @@ impl Store {
     }
 }
 
-pub(super) async fn insert_notice(
+/// Queues, inside the caller's transaction, the notices that make the SIP server forget
+/// these addresses of record: the notice exists exactly when the change does.
+pub(super) async fn insert_notices(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    aor: &str,
+    aors: &[impl AsRef<str>],
     now: Timestamp,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO pbx_notifications (aor, created_at, next_attempt_at) VALUES ($1, $2, $2)",
-    )
-    .bind(aor)
-    .bind(now.0)
-    .execute(&mut **tx)
-    .await?;
+    for aor in aors {
+        sqlx::query(
+            "INSERT INTO pbx_notifications (aor, created_at, next_attempt_at) VALUES ($1, $2, $2)",
+        )
+        .bind(aor.as_ref())
+        .bind(now.0)
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(())
 }
 

@@ -174,17 +174,6 @@ impl Store {
             .collect()
     }
 
-    async fn notify_all(
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        aors: &[String],
-        now: Timestamp,
-    ) -> StoreResult<()> {
-        for aor in aors {
-            pbx::insert_notice(tx, aor, now).await?;
-        }
-        Ok(())
-    }
-
     /// Moves a tenant from `old` to another SIP domain; the SIP server forgets every
     /// address of record at the old one. [`StoreError::Conflict`] when another tenant has it.
     pub async fn set_tenant_sip_domain(
@@ -211,7 +200,7 @@ impl Store {
             let ext: String = r.try_get("extension")?;
             aors.push(format!("{ext}@{}", old.to_ascii_lowercase()));
         }
-        Self::notify_all(&mut tx, &aors, now).await?;
+        pbx::insert_notices(&mut tx, &aors, now).await?;
         tx.commit().await?;
         self.changed(Change::All).await;
         Ok(())
@@ -240,7 +229,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let aors = Self::tenant_aors(&mut tx, id).await?;
-        Self::notify_all(&mut tx, &aors, now).await?;
+        pbx::insert_notices(&mut tx, &aors, now).await?;
         tx.commit().await?;
         self.changed(Change::All).await;
         Ok(true)
@@ -284,7 +273,7 @@ impl Store {
         ] {
             sqlx::query(&sql).bind(id.0).execute(&mut *tx).await?;
         }
-        Self::notify_all(&mut tx, &aors, now).await?;
+        pbx::insert_notices(&mut tx, &aors, now).await?;
         tx.commit().await?;
         self.changed(Change::All).await;
         Ok(())

@@ -303,7 +303,7 @@ impl Store {
         ] {
             sqlx::query(sql).bind(id.0).execute(&mut *tx).await?;
         }
-        pbx::insert_notice(&mut tx, aor, now).await?;
+        pbx::insert_notices(&mut tx, &[aor], now).await?;
         tx.commit().await?;
         self.changed(Change::User(id)).await;
         Ok(true)

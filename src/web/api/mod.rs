@@ -24,7 +24,9 @@ use crate::domain::TenantCode;
 use crate::services::api_tokens::{ApiActor, ApiAuthError, Replay};
 use crate::services::tenant_admin::ApiAdmin;
 use crate::services::tenants::ProviderActor;
+use problem::Fields;
 pub use problem::Problem;
+use types::PageQuery;
 
 /// Largest request body read; every request of the API fits many times over.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -158,6 +160,47 @@ async fn tenant_scope(state: &AppState, actor: &ApiActor, raw: &str) -> Result<A
         Ok(None) => Err(Problem::not_found()),
         Err(e) => Err(Problem::unexpected(&e)),
     }
+}
+
+/// `limit` and `cursor` of a list, parsed; bad values are 422.
+fn page_query<C>(
+    raw: Option<&str>,
+    cursor: impl FnOnce(&str) -> Option<C>,
+) -> Result<(i64, Option<C>), Problem> {
+    let q: PageQuery = serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|_| Problem::field("query", "The query string could not be read."))?;
+    let mut fields = Fields::default();
+    let limit = match q.limit.as_deref() {
+        None => Some(DEFAULT_LIMIT),
+        Some(l) => fields.check(
+            "limit",
+            l.parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or(()),
+            |()| format!("limit must be a whole number from 1 to {}.", MAX_LIMIT),
+        ),
+    };
+    let cursor = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => fields.check("cursor", cursor(c).ok_or(()), |()| {
+            "cursor must be the next_cursor of a previous page.".to_owned()
+        }),
+    };
+    fields.finish()?;
+    Ok((i64::from(limit.unwrap_or(DEFAULT_LIMIT)), cursor))
+}
+
+/// One page of a list read with one row more than `limit` (to know whether another page
+/// follows): its first `limit` items, and the cursor of the next page if there is one.
+fn page<R, T>(rows: &[R], limit: i64, cursor: impl Fn(&T) -> String) -> (Vec<T>, Option<String>)
+where
+    T: for<'r> From<&'r R>,
+{
+    let more = rows.len() as i64 > limit;
+    let items: Vec<T> = rows.iter().take(limit as usize).map(T::from).collect();
+    let next_cursor = more.then(|| items.last().map(cursor)).flatten();
+    (items, next_cursor)
 }
 
 /// A JSON answer.
