@@ -43,24 +43,22 @@ impl Store {
     }
 
     pub async fn set_sip_secret(&self, user: UserId, sealed: &[u8]) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET sip_secret = $1 WHERE id = $2")
-            .bind(sealed)
-            .bind(user.0)
-            .execute(&self.pool)
-            .await?;
-        self.changed(Change::User(user)).await;
-        Ok(())
+        self.write_sealed(
+            "UPDATE users SET sip_secret = $1 WHERE id = $2",
+            user,
+            sealed,
+        )
+        .await
     }
 
     /// Sets the SIP secret only if there is none yet (two first views at once make one).
     pub async fn set_sip_secret_if_missing(&self, user: UserId, sealed: &[u8]) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET sip_secret = $1 WHERE id = $2 AND sip_secret IS NULL")
-            .bind(sealed)
-            .bind(user.0)
-            .execute(&self.pool)
-            .await?;
-        self.changed(Change::User(user)).await;
-        Ok(())
+        self.write_sealed(
+            "UPDATE users SET sip_secret = $1 WHERE id = $2 AND sip_secret IS NULL",
+            user,
+            sealed,
+        )
+        .await
     }
 
     /// Replaces a user's sealed SIP secret and queues the notice that makes the SIP server
@@ -85,7 +83,18 @@ impl Store {
     }
 
     pub async fn set_voicemail_pin(&self, user: UserId, sealed: &[u8]) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET voicemail_pin = $1 WHERE id = $2")
+        self.write_sealed(
+            "UPDATE users SET voicemail_pin = $1 WHERE id = $2",
+            user,
+            sealed,
+        )
+        .await
+    }
+
+    /// Writes one sealed value of `user` with `sql` (`$1` the value, `$2` the user) and
+    /// forgets what the caches held of them.
+    async fn write_sealed(&self, sql: &str, user: UserId, sealed: &[u8]) -> StoreResult<()> {
+        sqlx::query(sql)
             .bind(sealed)
             .bind(user.0)
             .execute(&self.pool)

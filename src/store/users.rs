@@ -60,24 +60,14 @@ pub(super) const USER_COLUMNS: &str =
 
 impl Store {
     pub async fn insert_user(&self, u: &NewUser<'_>, now: Timestamp) -> StoreResult<UserId> {
-        let row = sqlx::query(
-            "INSERT INTO users (tenant_id, extension, name, email, role, password_hash, \
-             password_temporary, password_expires_at, password_changed_at, created_at, sip_secret) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING id",
-        )
-        .bind(u.tenant_id.0)
-        .bind(u.extension.as_str())
-        .bind(u.name)
-        .bind(u.email)
-        .bind(u.role.as_str())
-        .bind(u.password_hash)
-        .bind(i64::from(u.password_expires_at.is_some()))
-        .bind(u.password_expires_at.map(|t| t.0))
-        .bind(now.0)
-        .bind(u.sip_secret)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(classify)?;
+        let sql = format!(
+            "INSERT INTO users ({NEW_USER_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING id"
+        );
+        let row = bind_new_user(sqlx::query(&sql), u, now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)?;
         Ok(UserId(row.try_get(0)?))
     }
 
@@ -403,6 +393,31 @@ async fn lock_tenant_admins(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// The columns a new user is written to, in the order [`bind_new_user`] binds them.
+pub(super) const NEW_USER_COLUMNS: &str =
+    "tenant_id, extension, name, email, role, password_hash, password_temporary, \
+     password_expires_at, password_changed_at, created_at, sip_secret";
+
+/// Binds a new user's ten values in the order of [`NEW_USER_COLUMNS`] (`now` twice over:
+/// password changed, and created).
+pub(super) fn bind_new_user<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    u: &NewUser<'q>,
+    now: Timestamp,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(u.tenant_id.0)
+        .bind(u.extension.as_str())
+        .bind(u.name)
+        .bind(u.email)
+        .bind(u.role.as_str())
+        .bind(u.password_hash)
+        .bind(i64::from(u.password_expires_at.is_some()))
+        .bind(u.password_expires_at.map(|t| t.0))
+        .bind(now.0)
+        .bind(u.sip_secret)
 }
 
 pub(super) async fn set_password(

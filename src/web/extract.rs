@@ -175,16 +175,11 @@ impl FromRequestParts<AppState> for CurrentUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match session_of(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?
-        {
-            None => Err(no_session(parts, state).await),
-            Some(su) if su.user.password_temporary => {
-                Err(Redirect::to("/password/choose").into_response())
-            }
-            Some(su) => Ok(CurrentUser(su)),
+        let AnySession(su) = AnySession::from_request_parts(parts, state).await?;
+        if su.user.password_temporary {
+            return Err(Redirect::to("/password/choose").into_response());
         }
+        Ok(CurrentUser(su))
     }
 }
 

@@ -13,12 +13,12 @@ mod users;
 
 use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use tower_http::set_header::SetResponseHeaderLayer;
 
+use super::respond::machine_headers;
 use super::AppState;
 use crate::domain::TenantCode;
 use crate::services::api_tokens::{ApiActor, ApiAuthError, Replay};
@@ -36,7 +36,7 @@ pub const MAX_LIMIT: u32 = 200;
 
 /// The API's router, to be nested at `/api/v1`.
 pub fn router() -> Router<AppState> {
-    Router::new()
+    let routes = Router::new()
         .route("/openapi.json", get(openapi::document))
         .route(
             "/tenants",
@@ -75,15 +75,8 @@ pub fn router() -> Router<AppState> {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
+    machine_headers(routes)
 }
 
 async fn not_found() -> Problem {
