@@ -13,11 +13,12 @@ mod users;
 
 use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
+use super::extract::bearer;
 use super::respond::machine_headers;
 use super::AppState;
 use crate::domain::TenantCode;
@@ -119,16 +120,6 @@ impl FromRequestParts<AppState> for ApiAuth {
             Err(ApiAuthError::Unexpected(e)) => Err(Problem::unexpected(&e)),
         }
     }
-}
-
-/// The token of an `Authorization: Bearer TOKEN` header.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
 }
 
 /// The provider's powers of this actor; a tenant token is answered as if nothing were

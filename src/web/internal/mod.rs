@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use super::extract::bearer;
 use super::respond::machine_headers;
 use crate::domain::Extension;
 use crate::services::pbx::{CredentialLookup, PbxLink};
@@ -104,16 +105,6 @@ async fn lookup(pbx: &PbxLink, headers: &HeaderMap, query: &str) -> (&'static st
         ),
         Err(e) => ("error", internal(&e)),
     }
-}
-
-/// The token of an `Authorization: Bearer TOKEN` header.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
 }
 
 /// `user` (an extension) and `domain` (a host name), each exactly once.
