@@ -42,15 +42,6 @@ impl Store {
         })
     }
 
-    pub async fn set_sip_secret(&self, user: UserId, sealed: &[u8]) -> StoreResult<()> {
-        self.write_sealed(
-            "UPDATE users SET sip_secret = $1 WHERE id = $2",
-            user,
-            sealed,
-        )
-        .await
-    }
-
     /// Sets the SIP secret only if there is none yet (two first views at once make one).
     pub async fn set_sip_secret_if_missing(&self, user: UserId, sealed: &[u8]) -> StoreResult<()> {
         self.write_sealed(

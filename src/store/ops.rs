@@ -89,18 +89,6 @@ impl Store {
             }
         }
     }
-
-    /// `PRAGMA integrity_check` on this SQLite database: `ok`, or what is wrong. On
-    /// PostgreSQL (which checks its pages itself) always `ok`.
-    pub async fn integrity_check(&self) -> StoreResult<String> {
-        if self.backend == Backend::Postgres {
-            return Ok("ok".to_owned());
-        }
-        let rows = sqlx::query("PRAGMA integrity_check")
-            .fetch_all(&self.pool)
-            .await?;
-        join_report(&rows)
-    }
 }
 
 /// Opens the SQLite file at `path` read-only and runs `PRAGMA integrity_check` on it.

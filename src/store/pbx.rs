@@ -163,15 +163,6 @@ impl Store {
         Ok(Some(found))
     }
 
-    /// Queues notices that make the SIP server forget these addresses of record (a deleted
-    /// user, later every user of a suspended tenant).
-    pub async fn queue_pbx_notices(&self, aors: &[String], now: Timestamp) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        insert_notices(&mut tx, aors, now).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Notices due at `now`, oldest first, each taken for `lease` so another node leaves it.
     pub async fn take_due_pbx_notices(
         &self,

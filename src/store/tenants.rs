@@ -106,15 +106,6 @@ impl Store {
         Ok((list, total))
     }
 
-    /// Whether a tenant already uses `domain` as its SIP domain, whatever its case.
-    pub async fn sip_domain_taken(&self, domain: &str) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT 1 FROM tenants WHERE lower(sip_domain) = lower($1)")
-            .bind(domain)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
-    }
-
     /// Tenants in code order after `after`, at most `limit`.
     pub async fn tenants_after(
         &self,
