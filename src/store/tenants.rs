@@ -166,7 +166,8 @@ impl Store {
     }
 
     /// Moves a tenant from `old` to another SIP domain; the SIP server forgets every
-    /// address of record at the old one. [`StoreError::Conflict`] when another tenant has it.
+    /// address of record at the old one. [`super::StoreError::Conflict`] when another
+    /// tenant has it.
     pub async fn set_tenant_sip_domain(
         &self,
         id: TenantId,

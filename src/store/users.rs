@@ -395,13 +395,13 @@ async fn lock_tenant_admins(
     Ok(())
 }
 
-/// The columns a new user is written to, in the order [`bind_new_user`] binds them.
+/// The eleven columns a new user is written to, in the order of [`bind_new_user`]'s ten
+/// values: the ninth (`now`) fills both `password_changed_at` and `created_at`.
 pub(super) const NEW_USER_COLUMNS: &str =
     "tenant_id, extension, name, email, role, password_hash, password_temporary, \
      password_expires_at, password_changed_at, created_at, sip_secret";
 
-/// Binds a new user's ten values in the order of [`NEW_USER_COLUMNS`] (`now` twice over:
-/// password changed, and created).
+/// Binds a new user's ten values, for [`NEW_USER_COLUMNS`].
 pub(super) fn bind_new_user<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     u: &NewUser<'q>,
