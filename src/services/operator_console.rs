@@ -12,7 +12,7 @@ use super::guard::{Counted, Refusal, CALLER_TRIES, CALLER_TRIES_WINDOW};
 pub use super::provisioning::NewTenantWithAdmin;
 use super::provisioning::{CreateTenantError, Provisioning};
 use super::recovery::{send_link_for, NoEmailOnFile};
-use super::sessions::Liveness;
+use super::sessions::{keep_alive, SessionOf};
 use super::sign_in::SignInError;
 use super::tenant_admin::PAGE_SIZE;
 use super::{service, Client, Unexpected};
@@ -212,21 +212,9 @@ impl OperatorConsole {
         else {
             return Ok(None);
         };
-        let now = ctx.now();
-        match ctx
-            .policy
-            .liveness(session.created_at, session.last_seen_at, now)
-        {
-            Liveness::Ended => {
-                ctx.store.delete_operator_session(session.id).await?;
-                return Ok(None);
-            }
-            Liveness::Live { slide: true } => {
-                if !ctx.store.touch_operator_session(session.id, now).await? {
-                    return Ok(None);
-                }
-            }
-            Liveness::Live { slide: false } => {}
+        let (id, created, seen) = (session.id, session.created_at, session.last_seen_at);
+        if !keep_alive(ctx, SessionOf::Operator, id, created, seen, ctx.now()).await? {
+            return Ok(None);
         }
         Ok(Some(OperatorSession { session, operator }))
     }
