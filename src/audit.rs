@@ -43,6 +43,11 @@ pub enum EventKind {
     TenantDeleted,
     ApiTokenAdded,
     ApiTokenRevoked,
+    PasskeyAdded,
+    PasskeyRenamed,
+    PasskeyRemoved,
+    PasskeyUsed,
+    PasskeyRejected,
 }
 
 impl EventKind {
@@ -85,6 +90,11 @@ impl EventKind {
         EventKind::TenantDeleted,
         EventKind::ApiTokenAdded,
         EventKind::ApiTokenRevoked,
+        EventKind::PasskeyAdded,
+        EventKind::PasskeyRenamed,
+        EventKind::PasskeyRemoved,
+        EventKind::PasskeyUsed,
+        EventKind::PasskeyRejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -126,6 +136,11 @@ impl EventKind {
             EventKind::TenantDeleted => "tenant.deleted",
             EventKind::ApiTokenAdded => "api_token.added",
             EventKind::ApiTokenRevoked => "api_token.revoked",
+            EventKind::PasskeyAdded => "passkey.added",
+            EventKind::PasskeyRenamed => "passkey.renamed",
+            EventKind::PasskeyRemoved => "passkey.removed",
+            EventKind::PasskeyUsed => "passkey.used",
+            EventKind::PasskeyRejected => "passkey.rejected",
         }
     }
 }

@@ -8,7 +8,8 @@
 //! - `outbox`: mail; `reset_links`: password reset links.
 //! - `device_secrets`: sealed SIP secrets, voicemail PINs and the data-key checks;
 //!   `pbx`: the SIP server's credential lookup, tokens and notices.
-//! - `api_tokens`: API tokens and idempotent answers.
+//! - `api_tokens`: API tokens and idempotent answers; `passkeys`: WebAuthn credentials
+//!   and the ceremonies in flight.
 //! - `seed`: bulk loading; `ops`: backup and purges; `test_support`: reads only tests use.
 //! - `records`: the ids and rows the modules share; `session_cache`: the session cache.
 
@@ -18,6 +19,7 @@ mod device_secrets;
 mod operators;
 mod ops;
 mod outbox;
+mod passkeys;
 mod pbx;
 mod records;
 mod reset_links;
@@ -43,6 +45,7 @@ pub use device_secrets::{SealedSecrets, UserWithoutSecret};
 pub use operators::{OperatorId, OperatorRecord, OperatorSessionRecord};
 pub use ops::BackupError;
 pub use outbox::{MailRecord, NewMail, OutboxMessage};
+pub use passkeys::{CeremonyKind, NewPasskey, PasskeyId, PasskeyRecord};
 pub use pbx::{PbxNotice, PbxTokenRecord, SipCredentialRow, CREDENTIAL_FRESH_FOR};
 pub use records::*;
 pub use reset_links::{NewResetLink, ResetRecord};
