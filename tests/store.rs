@@ -12,8 +12,8 @@ use std::time::Duration;
 use dialtone::clock::Timestamp;
 use dialtone::domain::{Extension, OperatorName, Role, TenantCode, Username};
 use dialtone::store::{
-    AuditFilter, AuditRow, IdempotentAnswer, NewMail, NewResetLink, NewTenant, NewUser,
-    PasswordChange, Store, StoreError, TenantId, ThrottleKey, UserId,
+    AuditFilter, AuditRow, CeremonyKind, IdempotentAnswer, NewMail, NewPasskey, NewResetLink,
+    NewTenant, NewUser, PasswordChange, Store, StoreError, TenantId, ThrottleKey, UserId,
 };
 
 const NOW: Timestamp = common::START;
@@ -554,4 +554,69 @@ async fn a_bulk_load_reads_back_like_any_user() {
     let (_, total) = s.list_users(t, None, NOW, 1, 0).await.unwrap();
     assert_eq!(total, 30);
     assert_eq!(s.users_without_sip_secret(0, 100).await.unwrap().len(), 30);
+}
+
+#[tokio::test]
+async fn passkeys_belong_to_their_user_and_a_ceremony_is_taken_once() {
+    let f = fresh().await;
+    let s = &f.store;
+    let t = tenant(s, "acme").await;
+    let owner = user(s, t, "201", Role::User).await;
+    let other = user(s, t, "202", Role::User).await;
+    let new = NewPasskey {
+        user_id: owner,
+        credential_id: "cred-1",
+        user_handle: "handle",
+        name: "Laptop",
+        passkey: "{}",
+    };
+    let id = s.insert_passkey(&new, NOW).await.unwrap();
+    let again = NewPasskey {
+        user_id: other,
+        ..new
+    };
+    assert!(matches!(
+        s.insert_passkey(&again, NOW).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(s.has_passkey(owner).await.unwrap());
+    assert!(!s.has_passkey(other).await.unwrap());
+    assert!(s.passkey_of(other, id).await.unwrap().is_none());
+    assert!(!s.rename_passkey(other, id, "Mine").await.unwrap());
+    assert!(s.rename_passkey(owner, id, "Work laptop").await.unwrap());
+    s.passkey_used(id, None, NOW).await.unwrap();
+    let kept = s.passkey_of(owner, id).await.unwrap().unwrap();
+    assert_eq!(
+        (kept.name.as_str(), kept.last_used_at),
+        ("Work laptop", Some(NOW))
+    );
+
+    let later = NOW.plus(Duration::from_secs(300));
+    s.put_ceremony(owner, CeremonyKind::Register, "state", later, NOW)
+        .await
+        .unwrap();
+    let taken = s
+        .take_ceremony(owner, CeremonyKind::Register, NOW)
+        .await
+        .unwrap();
+    assert_eq!(taken.as_deref(), Some("state"));
+    assert!(s
+        .take_ceremony(owner, CeremonyKind::Register, NOW)
+        .await
+        .unwrap()
+        .is_none());
+    s.put_ceremony(owner, CeremonyKind::Authenticate, "old", NOW, NOW)
+        .await
+        .unwrap();
+    assert!(
+        s.take_ceremony(owner, CeremonyKind::Authenticate, later)
+            .await
+            .unwrap()
+            .is_none(),
+        "an expired ceremony is not answered"
+    );
+
+    assert!(!s.delete_passkey(other, id).await.unwrap());
+    assert!(s.delete_passkey(owner, id).await.unwrap());
+    assert!(s.passkeys_of(owner).await.unwrap().is_empty());
 }
