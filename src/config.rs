@@ -456,8 +456,9 @@ impl Layers {
 }
 
 impl Settings {
-    /// Defaults with everything under `data_dir`; what tests and `Settings::load` start from.
-    pub fn with_data_dir(data_dir: &Path) -> Result<Settings, ConfigError> {
+    /// Defaults with everything under `data_dir`, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn with_data_dir(data_dir: &Path) -> Result<Settings, ConfigError> {
         let mut layers = Layers::default();
         layers.set("data_dir", data_dir.display().to_string());
         layers.resolve()

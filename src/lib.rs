@@ -10,7 +10,9 @@
 //!   guard owns every limit (see the module's map of where each rule lives).
 //!   The PBX link ([`services::pbx`]) answers the SIP server's credential lookups.
 //! - [`audit`]: the security event log.
-//! - [`store`]: the one facade over SQLite and PostgreSQL, one module per kind of record.
+//! - [`store`]: the one facade over SQLite and PostgreSQL, one module per kind of record
+//!   (tenants, users, sessions, operators, audit, throttle, outbox, … — its module doc
+//!   lists them); `tests/store.rs` checks each one's contract on both databases.
 //! - [`web`]: router, pages, extractors, middleware.
 //! - [`app`]: wires everything into a running server bound to its own listener.
 //! - [`cli`]: the `dialtone` command line.

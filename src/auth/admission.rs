@@ -150,7 +150,8 @@ impl Admission {
     }
 
     /// How many checks may wait at once: `max_wait` of work spread over the workers.
-    pub fn capacity(&self) -> usize {
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
         self.lock().capacity()
     }
 

@@ -38,12 +38,6 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Runs until the task is dropped.
-    pub async fn run(self) {
-        let (_keep, never) = tokio::sync::watch::channel(false);
-        self.run_until(never).await;
-    }
-
     /// Runs until `stop` turns true, then returns once the message being sent (if any) is
     /// done; the rest of its claimed batch goes back to the outbox for the next worker.
     pub async fn run_until(self, mut stop: watch::Receiver<bool>) {
@@ -52,7 +46,7 @@ impl Worker {
                 if *stop.borrow() {
                     return;
                 }
-                match self.deliver_due_until(Some(&stop)).await {
+                match self.deliver_due_until(&stop).await {
                     Ok(n) if n as i64 == BATCH => continue,
                     Ok(_) => break,
                     Err(e) => {
@@ -69,14 +63,9 @@ impl Worker {
         }
     }
 
-    /// Delivers what is due now; returns how many messages were claimed.
-    pub async fn deliver_due(&self) -> Result<usize, crate::store::StoreError> {
-        self.deliver_due_until(None).await
-    }
-
     async fn deliver_due_until(
         &self,
-        stop: Option<&watch::Receiver<bool>>,
+        stop: &watch::Receiver<bool>,
     ) -> Result<usize, crate::store::StoreError> {
         let claim = random_token();
         let now = self.clock.now();
@@ -85,7 +74,7 @@ impl Worker {
             .claim_mail(now, now.plus(LEASE), &claim, BATCH)
             .await?;
         for m in &messages {
-            if stop.is_some_and(|s| *s.borrow()) {
+            if *stop.borrow() {
                 // Shutting down: what is not sent yet is handed back, not left leased.
                 let back = self.store.release_mail_claim(&claim).await?;
                 tracing::info!(

@@ -14,7 +14,7 @@ use crate::audit::{Event, EventKind};
 use crate::auth::hashing::{dummy_hash, Admitted};
 use crate::clock::Timestamp;
 use crate::domain::{password, Username};
-use crate::store::{AddressFailure, ThrottleKey, UserRecord};
+use crate::store::{AddressFailure, ThrottleKey, ThrottleState, UserRecord};
 
 /// Reset links mailed per account per [`RECOVERY_WINDOW`].
 pub const RESET_MAILS_PER_ACCOUNT: i64 = 3;
@@ -57,6 +57,19 @@ pub(crate) enum Counted {
         attempts: i64,
     },
     Over,
+}
+
+impl Counted {
+    /// Where a counter that has just counted a try stands against `limit`.
+    fn against(state: ThrottleState, limit: i64) -> Counted {
+        if state.attempts > limit {
+            Counted::Over
+        } else {
+            Counted::Within {
+                attempts: state.attempts,
+            }
+        }
+    }
 }
 
 impl<'a> Guard<'a> {
@@ -328,13 +341,7 @@ impl<'a> Guard<'a> {
             .store
             .throttle_count(key, self.ctx.now(), window)
             .await?;
-        Ok(if state.attempts > limit {
-            Counted::Over
-        } else {
-            Counted::Within {
-                attempts: state.attempts,
-            }
-        })
+        Ok(Counted::against(state, limit))
     }
 
     /// Counts one try under `key` against `limit` per fixed `window` (which starts with
@@ -351,13 +358,7 @@ impl<'a> Guard<'a> {
             .store
             .throttle_count_fixed(key, self.ctx.now(), window)
             .await?;
-        Ok(if state.attempts > limit {
-            Counted::Over
-        } else {
-            Counted::Within {
-                attempts: state.attempts,
-            }
-        })
+        Ok(Counted::against(state, limit))
     }
 
     /// Gives back a try that was counted but never checked (the hashing pool was full).

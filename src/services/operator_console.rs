@@ -9,19 +9,17 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::guard::{Counted, Refusal, CALLER_TRIES, CALLER_TRIES_WINDOW};
-use super::provisioning::{CreateTenantError, CreateUserError, Provisioning};
+pub use super::provisioning::NewTenantWithAdmin;
+use super::provisioning::{CreateTenantError, Provisioning};
 use super::recovery::{send_link_for, NoEmailOnFile};
-use super::sessions::Liveness;
+use super::sessions::{keep_alive, SessionOf};
 use super::sign_in::SignInError;
 use super::tenant_admin::PAGE_SIZE;
 use super::{service, Client, Unexpected};
 use crate::audit::{operator_actor, Event, EventKind};
 use crate::auth::token;
 use crate::clock::Timestamp;
-use crate::domain::{
-    DisplayName, Email, Extension, NewPassword, OperatorName, Role, SecurityAnswer, TenantCode,
-    Username,
-};
+use crate::domain::{Extension, NewPassword, OperatorName, SecurityAnswer, TenantCode, Username};
 use crate::store::{
     AdminRow, AuditRecord, OperatorRecord, OperatorSessionRecord, StoreError, Tenant,
     TenantListRow, ThrottleKey, UserId, UserRecord,
@@ -141,16 +139,6 @@ pub enum CallerCheck {
     Wrong { tries_left: i64 },
 }
 
-/// A new tenant with its first admin.
-pub struct NewTenantRequest {
-    pub code: TenantCode,
-    pub name: DisplayName,
-    pub sip_domain: Option<String>,
-    pub admin_extension: Extension,
-    pub admin_name: DisplayName,
-    pub admin_email: Option<Email>,
-}
-
 /// The first admin of a new tenant: a reset link went to their email, or (without one)
 /// this temporary password is shown once.
 pub struct CreatedTenant {
@@ -224,21 +212,9 @@ impl OperatorConsole {
         else {
             return Ok(None);
         };
-        let now = ctx.now();
-        match ctx
-            .policy
-            .liveness(session.created_at, session.last_seen_at, now)
-        {
-            Liveness::Ended => {
-                ctx.store.delete_operator_session(session.id).await?;
-                return Ok(None);
-            }
-            Liveness::Live { slide: true } => {
-                if !ctx.store.touch_operator_session(session.id, now).await? {
-                    return Ok(None);
-                }
-            }
-            Liveness::Live { slide: false } => {}
+        let (id, created, seen) = (session.id, session.created_at, session.last_seen_at);
+        if !keep_alive(ctx, SessionOf::Operator, id, created, seen, ctx.now()).await? {
+            return Ok(None);
         }
         Ok(Some(OperatorSession { session, operator }))
     }
@@ -294,34 +270,12 @@ impl OperatorConsole {
     pub async fn create_tenant(
         &self,
         os: &OperatorSession,
-        req: &NewTenantRequest,
+        req: &NewTenantWithAdmin,
     ) -> Result<CreatedTenant, CreateTenantError> {
         let actor = os.actor();
-        let provisioning = Provisioning::new(self.ctx.clone());
-        provisioning
-            .create_tenant(&req.code, &req.name, req.sip_domain.as_deref(), &actor)
+        let (id, username, temporary) = Provisioning::new(self.ctx.clone())
+            .create_tenant_with_admin(req, &actor)
             .await?;
-        let username = Username::new(req.admin_extension.clone(), req.code.clone());
-        let (id, temporary) = match provisioning
-            .create_user(
-                &username,
-                &req.admin_name,
-                req.admin_email.as_ref(),
-                Role::Admin,
-                None,
-                &actor,
-            )
-            .await
-        {
-            Ok(created) => created,
-            Err(CreateUserError::NoSuchTenant(_)) => {
-                return Err(Unexpected::invariant("the new tenant is gone").into())
-            }
-            Err(CreateUserError::UserExists(_)) => {
-                return Err(Unexpected::invariant("a new tenant already has users").into())
-            }
-            Err(CreateUserError::Unexpected(e)) => return Err(e.into()),
-        };
         if req.admin_email.is_none() {
             return Ok(CreatedTenant {
                 admin_username: username,

@@ -11,7 +11,9 @@ use super::passwords::{
 use super::recovery::{send_link_for, NoEmailOnFile};
 use super::{service, Unexpected};
 use crate::audit::{operator_actor, Event, EventKind};
-use crate::domain::{DisplayName, Email, NewPassword, OperatorName, Role, TenantCode, Username};
+use crate::domain::{
+    DisplayName, Email, Extension, NewPassword, OperatorName, Role, TenantCode, Username,
+};
 use crate::store::{NewTenant, NewUser, StoreError, TenantId, ThrottleKey, UserId, UserRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +73,13 @@ impl From<StoreError> for ProvisionError {
     }
 }
 
+/// A SIP domain as given, trimmed and lowercased, if it is a host name
+/// (`sip.example.com`): what every path that takes a SIP domain checks.
+pub(crate) fn sip_domain(raw: &str) -> Option<String> {
+    let d = raw.trim().to_ascii_lowercase();
+    valid_sip_domain(&d).then_some(d)
+}
+
 pub(crate) fn valid_sip_domain(d: &str) -> bool {
     !d.is_empty()
         && d.len() <= 253
@@ -83,6 +92,16 @@ pub(crate) fn valid_sip_domain(d: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
+}
+
+/// A new tenant with its first admin.
+pub struct NewTenantWithAdmin {
+    pub code: TenantCode,
+    pub name: DisplayName,
+    pub sip_domain: Option<String>,
+    pub admin_extension: Extension,
+    pub admin_name: DisplayName,
+    pub admin_email: Option<Email>,
 }
 
 service!(
@@ -101,13 +120,11 @@ impl Provisioning {
         actor: &str,
     ) -> Result<TenantId, CreateTenantError> {
         let ctx = &self.ctx;
-        let sip_domain = match sip_domain {
-            Some(d) => d.trim().to_ascii_lowercase(),
+        let given = match sip_domain {
+            Some(d) => d.to_owned(),
             None => format!("{}.sip.{}", code.as_str(), ctx.public_host),
         };
-        if !valid_sip_domain(&sip_domain) {
-            return Err(CreateTenantError::BadSipDomain);
-        }
+        let sip_domain = self::sip_domain(&given).ok_or(CreateTenantError::BadSipDomain)?;
         let id = match ctx
             .store
             .insert_tenant(
@@ -138,6 +155,38 @@ impl Provisioning {
         })
         .await?;
         Ok(id)
+    }
+
+    /// Creates a tenant and its first admin (the JSON API's and the operator console's
+    /// "new tenant"). The admin gets a temporary password, returned once.
+    pub async fn create_tenant_with_admin(
+        &self,
+        new: &NewTenantWithAdmin,
+        actor: &str,
+    ) -> Result<(UserId, Username, Option<NewPassword>), CreateTenantError> {
+        self.create_tenant(&new.code, &new.name, new.sip_domain.as_deref(), actor)
+            .await?;
+        let username = Username::new(new.admin_extension.clone(), new.code.clone());
+        let created = self
+            .create_user(
+                &username,
+                &new.admin_name,
+                new.admin_email.as_ref(),
+                Role::Admin,
+                None,
+                actor,
+            )
+            .await;
+        match created {
+            Ok((id, temporary)) => Ok((id, username, temporary)),
+            Err(CreateUserError::NoSuchTenant(_)) => {
+                Err(Unexpected::invariant("the new tenant is gone").into())
+            }
+            Err(CreateUserError::UserExists(_)) => {
+                Err(Unexpected::invariant("a new tenant already has users").into())
+            }
+            Err(CreateUserError::Unexpected(e)) => Err(e.into()),
+        }
     }
 
     /// Whether a tenant with this code exists.

@@ -4,7 +4,7 @@
 //! (device, address, signed in, last seen), any one of which — or all the others — they
 //! may end.
 
-use super::{service, Client, Policy, Unexpected};
+use super::{service, Client, Context, Policy, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::auth::token;
 use crate::clock::Timestamp;
@@ -109,7 +109,7 @@ pub enum Ended {
 
 /// What [`Policy::liveness`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Liveness {
+enum Liveness {
     Ended,
     Live { slide: bool },
 }
@@ -118,12 +118,7 @@ impl Policy {
     /// Whether a session (tenant or operator) created and last seen at these times is
     /// still live at `now` — inside both the idle time and the cap — and whether its idle
     /// timer is due to be written again.
-    pub(crate) fn liveness(
-        &self,
-        created_at: Timestamp,
-        last_seen_at: Timestamp,
-        now: Timestamp,
-    ) -> Liveness {
+    fn liveness(&self, created_at: Timestamp, last_seen_at: Timestamp, now: Timestamp) -> Liveness {
         let idle_end = last_seen_at.plus(self.session_idle);
         let hard_end = created_at.plus(self.session_max);
         if now >= idle_end || now >= hard_end {
@@ -133,6 +128,40 @@ impl Policy {
                 slide: last_seen_at.until(now) >= self.session_touch_every,
             }
         }
+    }
+}
+
+/// Which table a session lives in, for [`keep_alive`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionOf {
+    User,
+    Operator,
+}
+
+/// The one liveness rule, applied to a session read at `now`: past the idle time or the
+/// cap it is deleted and not live; when its idle timer is due it slides, and a session
+/// ended meanwhile elsewhere (nothing to touch) is not live either.
+pub(crate) async fn keep_alive(
+    ctx: &Context,
+    of: SessionOf,
+    id: SessionId,
+    created_at: Timestamp,
+    last_seen_at: Timestamp,
+    now: Timestamp,
+) -> Result<bool, Unexpected> {
+    match ctx.policy.liveness(created_at, last_seen_at, now) {
+        Liveness::Ended => {
+            match of {
+                SessionOf::User => ctx.store.delete_session(id).await?,
+                SessionOf::Operator => ctx.store.delete_operator_session(id).await?,
+            }
+            Ok(false)
+        }
+        Liveness::Live { slide: true } => Ok(match of {
+            SessionOf::User => ctx.store.touch_session(id, now).await?,
+            SessionOf::Operator => ctx.store.touch_operator_session(id, now).await?,
+        }),
+        Liveness::Live { slide: false } => Ok(true),
     }
 }
 
@@ -167,20 +196,9 @@ impl Sessions {
         if user.tenant_suspended {
             return Ok(None);
         }
-        match ctx
-            .policy
-            .liveness(session.created_at, session.last_seen_at, now)
-        {
-            Liveness::Ended => {
-                ctx.store.delete_session(session.id).await?;
-                return Ok(None);
-            }
-            Liveness::Live { slide: true } => {
-                if !ctx.store.touch_session(session.id, now).await? {
-                    return Ok(None);
-                }
-            }
-            Liveness::Live { slide: false } => {}
+        let (id, created, seen) = (session.id, session.created_at, session.last_seen_at);
+        if !keep_alive(ctx, SessionOf::User, id, created, seen, now).await? {
+            return Ok(None);
         }
         Ok(Some(SessionUser { session, user }))
     }

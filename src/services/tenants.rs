@@ -6,10 +6,11 @@
 //! the SIP credential lookup answers 403 and the SIP server is told to forget every
 //! extension (so phones stop registering); resuming undoes it.
 
-use super::provisioning::{CreateTenantError, CreateUserError, Provisioning};
+pub use super::provisioning::NewTenantWithAdmin;
+use super::provisioning::{sip_domain, CreateTenantError, Provisioning};
 use super::{service, Unexpected};
 use crate::audit::{Event, EventKind};
-use crate::domain::{DisplayName, Email, Extension, NewPassword, Role, TenantCode, Username};
+use crate::domain::{DisplayName, NewPassword, TenantCode};
 use crate::store::{ApiUserRow, StoreError, TenantRow};
 
 /// Proof of acting for the provider: a provider API token ([`ApiActor::provider`]) or the
@@ -53,16 +54,6 @@ impl From<StoreError> for TenantError {
     fn from(e: StoreError) -> Self {
         TenantError::Unexpected(e.into())
     }
-}
-
-/// A new tenant with its first admin.
-pub struct NewTenantWithAdmin {
-    pub code: TenantCode,
-    pub name: DisplayName,
-    pub sip_domain: Option<String>,
-    pub admin_extension: Extension,
-    pub admin_name: DisplayName,
-    pub admin_email: Option<Email>,
 }
 
 /// What creating a tenant made: the tenant, its admin and the admin's temporary
@@ -133,31 +124,11 @@ impl Tenants {
         by: &ProviderActor,
         new: &NewTenantWithAdmin,
     ) -> Result<CreatedTenant, CreateTenantError> {
-        let provisioning = Provisioning::new(self.ctx.clone());
-        provisioning
-            .create_tenant(&new.code, &new.name, new.sip_domain.as_deref(), by.actor())
+        let (_, _, temporary) = Provisioning::new(self.ctx.clone())
+            .create_tenant_with_admin(new, by.actor())
             .await?;
-        let username = Username::new(new.admin_extension.clone(), new.code.clone());
-        let created = provisioning
-            .create_user(
-                &username,
-                &new.admin_name,
-                new.admin_email.as_ref(),
-                Role::Admin,
-                None,
-                by.actor(),
-            )
-            .await;
-        let temporary_password = match created {
-            Ok((_, Some(password))) => password,
-            Ok((_, None)) => {
-                return Err(Unexpected::invariant("no temporary password was generated").into())
-            }
-            Err(CreateUserError::UserExists(_) | CreateUserError::NoSuchTenant(_)) => {
-                return Err(Unexpected::invariant("the tenant just made has changed").into())
-            }
-            Err(CreateUserError::Unexpected(e)) => return Err(e.into()),
-        };
+        let temporary_password = temporary
+            .ok_or_else(|| Unexpected::invariant("no temporary password was generated"))?;
         let tenant = self
             .ctx
             .store
@@ -207,10 +178,7 @@ impl Tenants {
         code: &TenantCode,
         domain: &str,
     ) -> Result<(), TenantError> {
-        let domain = domain.trim().to_ascii_lowercase();
-        if !super::provisioning::valid_sip_domain(&domain) {
-            return Err(TenantError::BadSipDomain);
-        }
+        let domain = sip_domain(domain).ok_or(TenantError::BadSipDomain)?;
         let tenant = self.existing(code).await?;
         if tenant.tenant.sip_domain.eq_ignore_ascii_case(&domain) {
             return Ok(());

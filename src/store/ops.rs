@@ -1,5 +1,5 @@
-//! What operations tools read and do: the outbox backlog for the metrics, handing a
-//! stopping worker's claimed mail back, and the online backup of a SQLite database.
+//! The database as a whole: the online backup of a SQLite database with its integrity
+//! check, and the purge of rows no rule reads any more.
 
 use std::path::Path;
 
@@ -32,30 +32,25 @@ impl From<sqlx::Error> for BackupError {
 }
 
 impl Store {
-    /// Queued mail: how many, and when the oldest was queued.
-    pub async fn outbox_backlog(&self) -> StoreResult<(i64, Option<Timestamp>)> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS depth, MIN(queued_at) AS oldest FROM outbox WHERE status = 'queued'",
+    /// Forgets throttle rows nobody can be limited by any more, reset links long dead and
+    /// caller verifications long past their window, so no table grows without bound.
+    pub async fn purge_stale(&self, quiet_before: Timestamp, now: Timestamp) -> StoreResult<u64> {
+        let throttle = sqlx::query(
+            "DELETE FROM signin_throttle WHERE window_start < $1 AND (locked_until IS NULL OR locked_until < $2)",
         )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((
-            row.try_get("depth")?,
-            row.try_get::<Option<i64>, _>("oldest")?.map(Timestamp),
-        ))
-    }
-
-    /// Gives the messages still claimed under `claim_token` back to the outbox, as if never
-    /// tried: the next worker (on this node after a restart, or another) sends them at once.
-    pub async fn release_mail_claim(&self, claim_token: &str) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "UPDATE outbox SET claimed_until = NULL, claim_token = NULL, attempts = attempts - 1 \
-             WHERE claim_token = $1 AND status = 'queued'",
-        )
-        .bind(claim_token)
+        .bind(quiet_before.0)
+        .bind(now.0)
         .execute(&self.pool)
         .await?;
-        Ok(done.rows_affected())
+        let links = sqlx::query("DELETE FROM reset_tokens WHERE expires_at < $1")
+            .bind(quiet_before.0)
+            .execute(&self.pool)
+            .await?;
+        let verified = sqlx::query("DELETE FROM caller_verifications WHERE verified_at < $1")
+            .bind(quiet_before.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(throttle.rows_affected() + links.rows_affected() + verified.rows_affected())
     }
 
     /// Writes a consistent copy of the SQLite database to `path` while it is in use
@@ -93,18 +88,6 @@ impl Store {
                 Err(e)
             }
         }
-    }
-
-    /// `PRAGMA integrity_check` on this SQLite database: `ok`, or what is wrong. On
-    /// PostgreSQL (which checks its pages itself) always `ok`.
-    pub async fn integrity_check(&self) -> StoreResult<String> {
-        if self.backend == Backend::Postgres {
-            return Ok("ok".to_owned());
-        }
-        let rows = sqlx::query("PRAGMA integrity_check")
-            .fetch_all(&self.pool)
-            .await?;
-        join_report(&rows)
     }
 }
 

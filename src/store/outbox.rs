@@ -1,5 +1,6 @@
 //! The mail outbox: enqueue (inside the caller's transaction), claim with a lease so two
-//! nodes never take the same message, and record what became of each.
+//! nodes never take the same message, record what became of each, hand a stopping
+//! worker's claims back, report the backlog, and reseal queued bodies for a key rotation.
 
 use sqlx::{AnyConnection, Row};
 
@@ -103,15 +104,19 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(OutboxMessage {
-                    id: r.try_get(0)?,
-                    kind: r.try_get(1)?,
-                    recipient: r.try_get(2)?,
-                    subject: r.try_get(3)?,
-                    body_text: r.try_get::<Option<Vec<u8>>, _>(4)?.unwrap_or_default(),
-                    body_html: r.try_get::<Option<Vec<u8>>, _>(5)?.unwrap_or_default(),
-                    attempts: r.try_get(6)?,
-                    queued_at: Timestamp(r.try_get(7)?),
-                    tenant_id: r.try_get::<Option<i64>, _>(8)?.map(TenantId),
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    recipient: r.try_get("recipient")?,
+                    subject: r.try_get("subject")?,
+                    body_text: r
+                        .try_get::<Option<Vec<u8>>, _>("body_text")?
+                        .unwrap_or_default(),
+                    body_html: r
+                        .try_get::<Option<Vec<u8>>, _>("body_html")?
+                        .unwrap_or_default(),
+                    attempts: r.try_get("attempts")?,
+                    queued_at: Timestamp(r.try_get("queued_at")?),
+                    tenant_id: r.try_get::<Option<i64>, _>("tenant_id")?.map(TenantId),
                 })
             })
             .collect()
@@ -200,7 +205,7 @@ impl Store {
         .await?;
         // Only the node that still held the claim records the failure.
         if let (Some(row), 1) = (audit, done.rows_affected()) {
-            super::insert_audit(&mut *tx, row).await?;
+            super::audit::insert_audit(&mut *tx, row).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -214,7 +219,7 @@ impl Store {
     ) -> StoreResult<Vec<MailRecord>> {
         let rows = sqlx::query(
             "SELECT id, kind, recipient, user_id, status, attempts, queued_at, sent_at, failed_at, last_error, \
-             CASE WHEN body_text IS NULL THEN 0 ELSE 1 END FROM outbox \
+             CASE WHEN body_text IS NULL THEN 0 ELSE 1 END AS has_body FROM outbox \
              WHERE ($1 IS NULL OR user_id = $1) ORDER BY id DESC LIMIT $2",
         )
         .bind(user.map(|u| u.0))
@@ -224,19 +229,86 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(MailRecord {
-                    id: r.try_get(0)?,
-                    kind: r.try_get(1)?,
-                    recipient: r.try_get(2)?,
-                    user_id: r.try_get::<Option<i64>, _>(3)?.map(UserId),
-                    status: r.try_get(4)?,
-                    attempts: r.try_get(5)?,
-                    queued_at: Timestamp(r.try_get(6)?),
-                    sent_at: r.try_get::<Option<i64>, _>(7)?.map(Timestamp),
-                    failed_at: r.try_get::<Option<i64>, _>(8)?.map(Timestamp),
-                    last_error: r.try_get(9)?,
-                    has_body: r.try_get::<i64, _>(10)? != 0,
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    recipient: r.try_get("recipient")?,
+                    user_id: r.try_get::<Option<i64>, _>("user_id")?.map(UserId),
+                    status: r.try_get("status")?,
+                    attempts: r.try_get("attempts")?,
+                    queued_at: Timestamp(r.try_get("queued_at")?),
+                    sent_at: r.try_get::<Option<i64>, _>("sent_at")?.map(Timestamp),
+                    failed_at: r.try_get::<Option<i64>, _>("failed_at")?.map(Timestamp),
+                    last_error: r.try_get("last_error")?,
+                    has_body: r.try_get::<i64, _>("has_body")? != 0,
                 })
             })
             .collect()
+    }
+
+    /// Queued mail: how many, and when the oldest was queued.
+    pub async fn outbox_backlog(&self) -> StoreResult<(i64, Option<Timestamp>)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS depth, MIN(queued_at) AS oldest FROM outbox WHERE status = 'queued'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((
+            row.try_get("depth")?,
+            row.try_get::<Option<i64>, _>("oldest")?.map(Timestamp),
+        ))
+    }
+
+    /// Gives the messages still claimed under `claim_token` back to the outbox, as if never
+    /// tried: the next worker (on this node after a restart, or another) sends them at once.
+    pub async fn release_mail_claim(&self, claim_token: &str) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE outbox SET claimed_until = NULL, claim_token = NULL, attempts = attempts - 1 \
+             WHERE claim_token = $1 AND status = 'queued'",
+        )
+        .bind(claim_token)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Queued mail bodies, for re-encryption: `(id, kind, recipient, body_text, body_html)`.
+    #[allow(clippy::type_complexity)]
+    pub async fn queued_bodies(&self) -> StoreResult<Vec<(i64, String, String, Vec<u8>, Vec<u8>)>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, recipient, body_text, body_html FROM outbox \
+             WHERE body_text IS NOT NULL AND body_html IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("kind")?,
+                    r.try_get("recipient")?,
+                    r.try_get("body_text")?,
+                    r.try_get("body_html")?,
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn reseal_bodies(
+        &self,
+        id: i64,
+        old_text: &[u8],
+        text: &[u8],
+        html: &[u8],
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE outbox SET body_text = $1, body_html = $2 WHERE id = $3 AND body_text = $4",
+        )
+        .bind(text)
+        .bind(html)
+        .bind(id)
+        .bind(old_text)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! The phone system's records: the SIP credential rows the lookup reads (with a short-lived
-//! copy in memory), PBX tokens (hashes only) and the queue of notices for the SIP server.
+//! copy in memory), PBX tokens (hashes only) and the queue of notices for the SIP server
+//! (queued inside the transaction of the change that needs them, see [`insert_notices`]).
 //!
 //! The credential cache follows the same rules as the session cache: every write of this
 //! store that changes a user forgets that user's entries before it returns, other nodes
@@ -49,14 +50,6 @@ pub struct PbxNotice {
     pub aor: String,
     pub attempts: i64,
     pub next_attempt_at: Timestamp,
-}
-
-/// A user whose SIP secret was never made (created before SIP secrets existed).
-#[derive(Debug, Clone)]
-pub struct UserWithoutSecret {
-    pub user_id: UserId,
-    pub tenant_id: TenantId,
-    pub extension: String,
 }
 
 type Key = (String, String);
@@ -170,47 +163,6 @@ impl Store {
         Ok(Some(found))
     }
 
-    /// Whether a tenant already uses `domain` as its SIP domain, whatever its case.
-    pub async fn sip_domain_taken(&self, domain: &str) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT 1 FROM tenants WHERE lower(sip_domain) = lower($1)")
-            .bind(domain)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
-    }
-
-    /// Replaces a user's sealed SIP secret and queues the notice that makes the SIP server
-    /// forget the old one, in one transaction: the notice exists exactly when the change does.
-    pub async fn replace_sip_secret(
-        &self,
-        user: UserId,
-        sealed: &[u8],
-        aor: &str,
-        now: Timestamp,
-    ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE users SET sip_secret = $1 WHERE id = $2")
-            .bind(sealed)
-            .bind(user.0)
-            .execute(&mut *tx)
-            .await?;
-        insert_notice(&mut tx, aor, now).await?;
-        tx.commit().await?;
-        self.changed(Change::User(user)).await;
-        Ok(())
-    }
-
-    /// Queues notices that make the SIP server forget these addresses of record (a deleted
-    /// user, later every user of a suspended tenant).
-    pub async fn queue_pbx_notices(&self, aors: &[String], now: Timestamp) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        for aor in aors {
-            insert_notice(&mut tx, aor, now).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Notices due at `now`, oldest first, each taken for `lease` so another node leaves it.
     pub async fn take_due_pbx_notices(
         &self,
@@ -276,39 +228,6 @@ impl Store {
         Ok(())
     }
 
-    /// How many notices wait, for tests and operations.
-    pub async fn pbx_queue_depth(&self) -> StoreResult<i64> {
-        let row = sqlx::query("SELECT COUNT(*) FROM pbx_notifications")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get(0)?)
-    }
-
-    /// Users that have no SIP secret yet, a page at a time by id.
-    pub async fn users_without_sip_secret(
-        &self,
-        after: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<UserWithoutSecret>> {
-        let rows = sqlx::query(
-            "SELECT id, tenant_id, extension FROM users \
-             WHERE id > $1 AND sip_secret IS NULL ORDER BY id LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(UserWithoutSecret {
-                    user_id: UserId(r.try_get("id")?),
-                    tenant_id: TenantId(r.try_get("tenant_id")?),
-                    extension: r.try_get("extension")?,
-                })
-            })
-            .collect()
-    }
-
     // ---- PBX tokens ----------------------------------------------------------------
 
     pub async fn insert_pbx_token(
@@ -359,18 +278,22 @@ impl Store {
     }
 }
 
-pub(super) async fn insert_notice(
+/// Queues, inside the caller's transaction, the notices that make the SIP server forget
+/// these addresses of record: the notice exists exactly when the change does.
+pub(super) async fn insert_notices(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    aor: &str,
+    aors: &[impl AsRef<str>],
     now: Timestamp,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO pbx_notifications (aor, created_at, next_attempt_at) VALUES ($1, $2, $2)",
-    )
-    .bind(aor)
-    .bind(now.0)
-    .execute(&mut **tx)
-    .await?;
+    for aor in aors {
+        sqlx::query(
+            "INSERT INTO pbx_notifications (aor, created_at, next_attempt_at) VALUES ($1, $2, $2)",
+        )
+        .bind(aor.as_ref())
+        .bind(now.0)
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! quickly: many rows per statement, one transaction per batch. The portal itself never
 //! calls it.
 
+use super::users::{bind_new_user, NEW_USER_COLUMNS};
 use super::{classify, Backend, NewUser, Store, StoreResult};
 use crate::clock::Timestamp;
 
@@ -19,11 +20,7 @@ impl Store {
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         for chunk in users.chunks(SEED_BATCH) {
-            let mut sql = String::from(
-                "INSERT INTO users (tenant_id, extension, name, email, role, password_hash, \
-                 password_temporary, password_expires_at, password_changed_at, created_at, \
-                 sip_secret) VALUES ",
-            );
+            let mut sql = format!("INSERT INTO users ({NEW_USER_COLUMNS}) VALUES ");
             for i in 0..chunk.len() {
                 let b = i * COLUMNS;
                 if i > 0 {
@@ -46,17 +43,7 @@ impl Store {
             }
             let mut query = sqlx::query(&sql);
             for u in chunk {
-                query = query
-                    .bind(u.tenant_id.0)
-                    .bind(u.extension.as_str())
-                    .bind(u.name)
-                    .bind(u.email)
-                    .bind(u.role.as_str())
-                    .bind(u.password_hash)
-                    .bind(i64::from(u.password_expires_at.is_some()))
-                    .bind(u.password_expires_at.map(|t| t.0))
-                    .bind(now.0)
-                    .bind(u.sip_secret);
+                query = bind_new_user(query, u, now);
             }
             query.execute(&mut *tx).await.map_err(classify)?;
         }

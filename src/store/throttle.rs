@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use sqlx::{Executor, Row};
 
-use super::{insert_audit, AuditRow, Store, StoreResult, UserId};
+use super::audit::insert_audit;
+use super::{AuditRow, Store, StoreResult, UserId};
 use crate::clock::Timestamp;
 use crate::domain::{OperatorName, Username};
 
@@ -114,6 +115,29 @@ pub struct ThrottleState {
     pub locked_until: Option<Timestamp>,
 }
 
+/// The sliding count (see [`Store::throttle_count`]).
+const COUNT_SLIDING: &str =
+    "INSERT INTO signin_throttle (key, window_start, attempts, locked_until) VALUES ($1, $2, 1, NULL) \
+     ON CONFLICT (key) DO UPDATE SET \
+       attempts = CASE WHEN (signin_throttle.locked_until IS NOT NULL AND signin_throttle.locked_until <= $2) \
+                         OR (signin_throttle.locked_until IS NULL AND signin_throttle.window_start <= $3) \
+                       THEN 1 ELSE signin_throttle.attempts + 1 END, \
+       window_start = CASE WHEN signin_throttle.locked_until IS NOT NULL AND signin_throttle.locked_until > $2 \
+                       THEN signin_throttle.window_start ELSE $2 END, \
+       locked_until = CASE WHEN signin_throttle.locked_until <= $2 THEN NULL \
+                       ELSE signin_throttle.locked_until END \
+     RETURNING attempts, locked_until";
+
+/// The fixed-window count (see [`Store::throttle_count_fixed`]).
+const COUNT_FIXED: &str =
+    "INSERT INTO signin_throttle (key, window_start, attempts, locked_until) VALUES ($1, $2, 1, NULL) \
+     ON CONFLICT (key) DO UPDATE SET \
+       attempts = CASE WHEN signin_throttle.window_start <= $3 THEN 1 \
+                       ELSE signin_throttle.attempts + 1 END, \
+       window_start = CASE WHEN signin_throttle.window_start <= $3 THEN $2 \
+                       ELSE signin_throttle.window_start END \
+     RETURNING attempts, locked_until";
+
 impl Store {
     /// Counts one attempt for `key`, atomically, before anything is checked. The count
     /// starts again only after `window` without attempts (or when a lock has run out), so
@@ -137,26 +161,7 @@ impl Store {
         now: Timestamp,
         window: Duration,
     ) -> StoreResult<ThrottleState> {
-        let row = sqlx::query(
-            "INSERT INTO signin_throttle (key, window_start, attempts, locked_until) VALUES ($1, $2, 1, NULL) \
-             ON CONFLICT (key) DO UPDATE SET \
-               attempts = CASE WHEN signin_throttle.window_start <= $3 THEN 1 \
-                               ELSE signin_throttle.attempts + 1 END, \
-               window_start = CASE WHEN signin_throttle.window_start <= $3 THEN $2 \
-                               ELSE signin_throttle.window_start END \
-             RETURNING attempts, locked_until",
-        )
-        .bind(key.as_str())
-        .bind(now.0)
-        .bind(now.minus(window).0)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(ThrottleState {
-            attempts: row.try_get("attempts")?,
-            locked_until: row
-                .try_get::<Option<i64>, _>("locked_until")?
-                .map(Timestamp),
-        })
+        count_with(&self.pool, COUNT_FIXED, key, now, window).await
     }
 
     /// Records that a counted attempt failed; locks the key until `lock_until` once the
@@ -266,23 +271,24 @@ async fn throttle_count<'e>(
     now: Timestamp,
     window: Duration,
 ) -> StoreResult<ThrottleState> {
-    let row = sqlx::query(
-        "INSERT INTO signin_throttle (key, window_start, attempts, locked_until) VALUES ($1, $2, 1, NULL) \
-         ON CONFLICT (key) DO UPDATE SET \
-           attempts = CASE WHEN (signin_throttle.locked_until IS NOT NULL AND signin_throttle.locked_until <= $2) \
-                             OR (signin_throttle.locked_until IS NULL AND signin_throttle.window_start <= $3) \
-                           THEN 1 ELSE signin_throttle.attempts + 1 END, \
-           window_start = CASE WHEN signin_throttle.locked_until IS NOT NULL AND signin_throttle.locked_until > $2 \
-                           THEN signin_throttle.window_start ELSE $2 END, \
-           locked_until = CASE WHEN signin_throttle.locked_until <= $2 THEN NULL \
-                           ELSE signin_throttle.locked_until END \
-         RETURNING attempts, locked_until",
-    )
-    .bind(key.as_str())
-    .bind(now.0)
-    .bind(now.minus(window).0)
-    .fetch_one(db)
-    .await?;
+    count_with(db, COUNT_SLIDING, key, now, window).await
+}
+
+/// Counts one attempt with `sql` ([`COUNT_SLIDING`] or [`COUNT_FIXED`]: `$1` the key, `$2`
+/// now, `$3` the window's start) and reads the state it returns.
+async fn count_with<'e>(
+    db: impl Executor<'e, Database = sqlx::Any>,
+    sql: &str,
+    key: &ThrottleKey,
+    now: Timestamp,
+    window: Duration,
+) -> StoreResult<ThrottleState> {
+    let row = sqlx::query(sql)
+        .bind(key.as_str())
+        .bind(now.0)
+        .bind(now.minus(window).0)
+        .fetch_one(db)
+        .await?;
     Ok(ThrottleState {
         attempts: row.try_get("attempts")?,
         locked_until: row

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
@@ -163,6 +163,16 @@ fn forwarded_client(
     chain.into_iter().rev().find(|a| !trusted.contains(a))
 }
 
+/// The token of an `Authorization: Bearer TOKEN` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 /// The live session of the request, if any (a sliding timer is advanced on the way).
 pub async fn session_of(parts: &Parts, state: &AppState) -> Result<Option<SessionUser>, WebError> {
     let jar = CookieJar::from_headers(&parts.headers);
@@ -182,16 +192,11 @@ impl FromRequestParts<AppState> for CurrentUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match session_of(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?
-        {
-            None => Err(no_session(parts, state).await),
-            Some(su) if su.user.password_temporary => {
-                Err(Redirect::to("/password/choose").into_response())
-            }
-            Some(su) => Ok(CurrentUser(su)),
+        let AnySession(su) = AnySession::from_request_parts(parts, state).await?;
+        if su.user.password_temporary {
+            return Err(Redirect::to("/password/choose").into_response());
         }
+        Ok(CurrentUser(su))
     }
 }
 

@@ -1,12 +1,14 @@
 //! Responses every page shares: `Retry-After`, the "busy" and "too many wrong passwords"
 //! messages, redirects back to a page with a notice, paging, and clipping what a form
-//! echoes back.
+//! echoes back; and the headers of the routers made for machines.
 
 use std::time::Duration;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::Router;
 use serde::Deserialize;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::services::Refusal;
 
@@ -14,6 +16,20 @@ use crate::services::Refusal;
 pub const BUSY: &str = "The portal is very busy right now. Please try again in a moment.";
 /// `Retry-After` of a "busy" answer, in seconds.
 pub const BUSY_RETRY_AFTER: u64 = 2;
+
+/// The headers every answer of the routers made for machines (the JSON API, the internal
+/// listener) carries: never stored by a cache, never sniffed as another type.
+pub fn machine_headers<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+}
 
 /// Adds `Retry-After: seconds` (at least 1).
 pub fn with_retry_after(mut response: Response, seconds: u64) -> Response {

@@ -13,18 +13,21 @@ mod users;
 
 use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use tower_http::set_header::SetResponseHeaderLayer;
 
+use super::extract::bearer;
+use super::respond::machine_headers;
 use super::AppState;
 use crate::domain::TenantCode;
 use crate::services::api_tokens::{ApiActor, ApiAuthError, Replay};
 use crate::services::tenant_admin::ApiAdmin;
 use crate::services::tenants::ProviderActor;
+use problem::Fields;
 pub use problem::Problem;
+use types::PageQuery;
 
 /// Largest request body read; every request of the API fits many times over.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -34,7 +37,7 @@ pub const MAX_LIMIT: u32 = 200;
 
 /// The API's router, to be nested at `/api/v1`.
 pub fn router() -> Router<AppState> {
-    Router::new()
+    let routes = Router::new()
         .route("/openapi.json", get(openapi::document))
         .route(
             "/tenants",
@@ -73,15 +76,8 @@ pub fn router() -> Router<AppState> {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
+    machine_headers(routes)
 }
 
 async fn not_found() -> Problem {
@@ -126,16 +122,6 @@ impl FromRequestParts<AppState> for ApiAuth {
     }
 }
 
-/// The token of an `Authorization: Bearer TOKEN` header.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
 /// The provider's powers of this actor; a tenant token is answered as if nothing were
 /// there.
 fn provider(actor: &ApiActor) -> Result<ProviderActor, Problem> {
@@ -158,6 +144,47 @@ async fn tenant_scope(state: &AppState, actor: &ApiActor, raw: &str) -> Result<A
         Ok(None) => Err(Problem::not_found()),
         Err(e) => Err(Problem::unexpected(&e)),
     }
+}
+
+/// `limit` and `cursor` of a list, parsed; bad values are 422.
+fn page_query<C>(
+    raw: Option<&str>,
+    cursor: impl FnOnce(&str) -> Option<C>,
+) -> Result<(i64, Option<C>), Problem> {
+    let q: PageQuery = serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|_| Problem::field("query", "The query string could not be read."))?;
+    let mut fields = Fields::default();
+    let limit = match q.limit.as_deref() {
+        None => Some(DEFAULT_LIMIT),
+        Some(l) => fields.check(
+            "limit",
+            l.parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or(()),
+            |()| format!("limit must be a whole number from 1 to {}.", MAX_LIMIT),
+        ),
+    };
+    let cursor = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => fields.check("cursor", cursor(c).ok_or(()), |()| {
+            "cursor must be the next_cursor of a previous page.".to_owned()
+        }),
+    };
+    fields.finish()?;
+    Ok((i64::from(limit.unwrap_or(DEFAULT_LIMIT)), cursor))
+}
+
+/// One page of a list read with one row more than `limit` (to know whether another page
+/// follows): its first `limit` items, and the cursor of the next page if there is one.
+fn page<R, T>(rows: &[R], limit: i64, cursor: impl Fn(&T) -> String) -> (Vec<T>, Option<String>)
+where
+    T: for<'r> From<&'r R>,
+{
+    let more = rows.len() as i64 > limit;
+    let items: Vec<T> = rows.iter().take(limit as usize).map(T::from).collect();
+    let next_cursor = more.then(|| items.last().map(cursor)).flatten();
+    (items, next_cursor)
 }
 
 /// A JSON answer.

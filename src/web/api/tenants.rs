@@ -8,45 +8,12 @@ use axum::response::{IntoResponse, Response};
 use super::body::JsonBody;
 use super::problem::{Fields, Problem};
 use super::types::{CreatedTenant, NewTenant, PageQuery, Tenant, TenantChanges, TenantPage};
-use super::{once, provider, tenant_code, ApiAuth, IdempotencyKey, Json};
+use super::{once, page, page_query, provider, tenant_code, ApiAuth, IdempotencyKey, Json};
 use crate::domain::{DisplayName, Email, Extension, TenantCode};
-use crate::services::provisioning::CreateTenantError;
+use crate::services::api_tokens::ApiActor;
+use crate::services::provisioning::{sip_domain, CreateTenantError};
 use crate::services::tenants::{NewTenantWithAdmin, ProviderActor, TenantError};
 use crate::web::AppState;
-
-/// `limit` and `cursor` of a list, parsed; bad values are 422.
-pub(super) fn page_query<C>(
-    raw: Option<&str>,
-    cursor: impl FnOnce(&str) -> Option<C>,
-) -> Result<(i64, Option<C>), Problem> {
-    let q: PageQuery = serde_urlencoded::from_str(raw.unwrap_or(""))
-        .map_err(|_| Problem::field("query", "The query string could not be read."))?;
-    let mut fields = Fields::default();
-    let limit = match q.limit.as_deref() {
-        None => Some(super::DEFAULT_LIMIT),
-        Some(l) => fields.check(
-            "limit",
-            l.parse::<u32>()
-                .ok()
-                .filter(|n| (1..=super::MAX_LIMIT).contains(n))
-                .ok_or(()),
-            |()| {
-                format!(
-                    "limit must be a whole number from 1 to {}.",
-                    super::MAX_LIMIT
-                )
-            },
-        ),
-    };
-    let cursor = match q.cursor.as_deref() {
-        None => None,
-        Some(c) => fields.check("cursor", cursor(c).ok_or(()), |()| {
-            "cursor must be the next_cursor of a previous page.".to_owned()
-        }),
-    };
-    fields.finish()?;
-    Ok((i64::from(limit.unwrap_or(super::DEFAULT_LIMIT)), cursor))
-}
 
 fn tenant_error(e: TenantError) -> Problem {
     match e {
@@ -87,9 +54,7 @@ pub async fn list_tenants(
         .list(&by, after.as_ref(), limit + 1)
         .await
         .map_err(|e| Problem::unexpected(&e))?;
-    let more = rows.len() as i64 > limit;
-    let items: Vec<Tenant> = rows.iter().take(limit as usize).map(Tenant::from).collect();
-    let next_cursor = more.then(|| items.last().map(|t| t.code.clone())).flatten();
+    let (items, next_cursor) = page(&rows, limit, |t: &Tenant| t.code.clone());
     Json::ok(&TenantPage { items, next_cursor })
 }
 
@@ -125,7 +90,7 @@ pub async fn create_tenant(
             |e| e.to_string(),
         );
         if let Some(d) = &req.sip_domain {
-            if !crate::services::provisioning::valid_sip_domain(&d.trim().to_ascii_lowercase()) {
+            if sip_domain(d).is_none() {
                 f.push("sip_domain", CreateTenantError::BadSipDomain.to_string());
             }
         }
@@ -196,7 +161,7 @@ pub async fn update_tenant(
         None => None,
     };
     if let Some(d) = &body.value.sip_domain {
-        if !crate::services::provisioning::valid_sip_domain(&d.trim().to_ascii_lowercase()) {
+        if sip_domain(d).is_none() {
             f.push("sip_domain", TenantError::BadSipDomain.to_string());
         }
     }
@@ -248,15 +213,7 @@ pub async fn suspend_tenant(
     ApiAuth(actor): ApiAuth,
     Path(code): Path<String>,
 ) -> Result<Json, Problem> {
-    let by = provider(&actor)?;
-    let code = tenant_code(&code)?;
-    state
-        .services
-        .tenants
-        .suspend(&by, &code)
-        .await
-        .map_err(tenant_error)?;
-    tenant_json(&state, &by, &code).await
+    set_in_service(&state, &actor, &code, false).await
 }
 
 /// Resume a suspended tenant.
@@ -268,13 +225,24 @@ pub async fn resume_tenant(
     ApiAuth(actor): ApiAuth,
     Path(code): Path<String>,
 ) -> Result<Json, Problem> {
-    let by = provider(&actor)?;
-    let code = tenant_code(&code)?;
-    state
-        .services
-        .tenants
-        .resume(&by, &code)
-        .await
-        .map_err(tenant_error)?;
-    tenant_json(&state, &by, &code).await
+    set_in_service(&state, &actor, &code, true).await
+}
+
+/// Suspends the tenant (`in_service` false) or resumes it, and answers it as it is now.
+async fn set_in_service(
+    state: &AppState,
+    actor: &ApiActor,
+    code: &str,
+    in_service: bool,
+) -> Result<Json, Problem> {
+    let by = provider(actor)?;
+    let code = tenant_code(code)?;
+    let tenants = &state.services.tenants;
+    let done = if in_service {
+        tenants.resume(&by, &code).await
+    } else {
+        tenants.suspend(&by, &code).await
+    };
+    done.map_err(tenant_error)?;
+    tenant_json(state, &by, &code).await
 }

@@ -8,12 +8,11 @@ use axum::response::{IntoResponse, Response};
 
 use super::body::JsonBody;
 use super::problem::{Fields, Problem};
-use super::tenants::page_query;
 use super::types::{
     AuditEvent, AuditPage, CreatedUser, NewUser, PageQuery, PasswordReset, ResetMethod,
     ResetPassword, SignedOut, User, UserChanges, UserPage,
 };
-use super::{once, tenant_scope, ApiAuth, IdempotencyKey, Json};
+use super::{once, page, page_query, tenant_scope, ApiAuth, IdempotencyKey, Json};
 use crate::domain::{DisplayName, Email, Extension, Role};
 use crate::services::tenant_admin::{
     AdminError, ApiAdmin, ChangeError, CreateError, ResetLinkError, UserFields,
@@ -75,11 +74,7 @@ pub async fn list_users(
         .users_after(&scope, after.as_ref(), limit + 1)
         .await
         .map_err(|e| Problem::unexpected(&e))?;
-    let more = rows.len() as i64 > limit;
-    let items: Vec<User> = rows.iter().take(limit as usize).map(User::from).collect();
-    let next_cursor = more
-        .then(|| items.last().map(|u| u.extension.clone()))
-        .flatten();
+    let (items, next_cursor) = page(&rows, limit, |u: &User| u.extension.clone());
     Json::ok(&UserPage { items, next_cursor })
 }
 
@@ -321,14 +316,6 @@ pub async fn audit_log(
         .audit_before(&scope, before, limit + 1)
         .await
         .map_err(|e| Problem::unexpected(&e))?;
-    let more = events.len() as i64 > limit;
-    let items: Vec<AuditEvent> = events
-        .iter()
-        .take(limit as usize)
-        .map(AuditEvent::from)
-        .collect();
-    let next_cursor = more
-        .then(|| items.last().map(|e| e.id.to_string()))
-        .flatten();
+    let (items, next_cursor) = page(&events, limit, |e: &AuditEvent| e.id.to_string());
     Json::ok(&AuditPage { items, next_cursor })
 }

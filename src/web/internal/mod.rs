@@ -13,8 +13,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tower_http::set_header::SetResponseHeaderLayer;
 
+use super::extract::bearer;
+use super::respond::machine_headers;
 use crate::domain::Extension;
 use crate::services::pbx::{CredentialLookup, PbxLink};
 use crate::telemetry;
@@ -44,19 +45,12 @@ impl FromRef<InternalState> for LevelSource {
 
 /// The router of the internal listener.
 pub fn router(pbx: PbxLink, levels: LevelSource) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/pbx/v1/sip-credentials", get(sip_credentials))
         .route("/metrics", get(scrape::metrics))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(1024))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
+        .layer(DefaultBodyLimit::max(1024));
+    machine_headers(routes)
         .layer(axum::middleware::from_fn(super::observe::internal))
         .with_state(InternalState { pbx, levels })
 }
@@ -111,16 +105,6 @@ async fn lookup(pbx: &PbxLink, headers: &HeaderMap, query: &str) -> (&'static st
         ),
         Err(e) => ("error", internal(&e)),
     }
-}
-
-/// The token of an `Authorization: Bearer TOKEN` header.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
 }
 
 /// `user` (an extension) and `domain` (a host name), each exactly once.

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use crate::domain::{DisplayName, Email, Extension, OperatorName, TenantCode};
 use crate::mail::compose::utc;
 use crate::services::operator_console::{
-    ActError, CallerCheck, CallerView, NewTenantRequest, OperatorError, OperatorSession,
+    ActError, CallerCheck, CallerView, NewTenantWithAdmin, OperatorError, OperatorSession,
     VerifyError,
 };
 use crate::services::provisioning::CreateTenantError;
@@ -314,7 +314,7 @@ async fn tenants_page(
 }
 
 /// Parses the new-tenant form, recording each field's problem.
-fn parse_tenant(form: &TenantForm, errors: &mut TenantErrors) -> Option<NewTenantRequest> {
+fn parse_tenant(form: &TenantForm, errors: &mut TenantErrors) -> Option<NewTenantWithAdmin> {
     let code = TenantCode::parse(&form.code).map_err(|e| errors.code = Some(e.to_string()));
     let name = DisplayName::parse(&form.name).map_err(|e| errors.name = Some(e.to_string()));
     let admin_extension = Extension::parse(&form.admin_extension)
@@ -328,7 +328,7 @@ fn parse_tenant(form: &TenantForm, errors: &mut TenantErrors) -> Option<NewTenan
             .map_err(|e| errors.admin_email = Some(e.to_string())),
     };
     let sip_domain = form.sip_domain.trim();
-    Some(NewTenantRequest {
+    Some(NewTenantWithAdmin {
         code: code.ok()?,
         name: name.ok()?,
         sip_domain: (!sip_domain.is_empty()).then(|| sip_domain.to_owned()),

@@ -1,10 +1,12 @@
 //! Sealed device secrets (SIP secret, voicemail PIN) and the data-key checks. The store
-//! only moves the sealed bytes; it never sees a secret in clear.
+//! only moves the sealed bytes; it never sees a secret in clear. A new SIP secret queues
+//! the notice that makes the SIP server forget the old one, in the same transaction.
 
 use sqlx::Row;
 
 use super::session_cache::Change;
-use super::{Store, StoreResult, UserId};
+use super::{pbx, Store, StoreResult, TenantId, UserId};
+use crate::clock::Timestamp;
 
 /// A user's sealed device secrets, for re-encryption.
 #[derive(Debug, Clone)]
@@ -14,6 +16,14 @@ pub struct SealedSecrets {
     pub extension: String,
     pub sip_secret: Option<Vec<u8>>,
     pub voicemail_pin: Option<Vec<u8>>,
+}
+
+/// A user whose SIP secret was never made (created before SIP secrets existed).
+#[derive(Debug, Clone)]
+pub struct UserWithoutSecret {
+    pub user_id: UserId,
+    pub tenant_id: TenantId,
+    pub extension: String,
 }
 
 impl Store {
@@ -27,40 +37,86 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(match row {
-            Some(r) => (r.try_get(0)?, r.try_get(1)?),
+            Some(r) => (r.try_get("sip_secret")?, r.try_get("voicemail_pin")?),
             None => (None, None),
         })
     }
 
-    pub async fn set_sip_secret(&self, user: UserId, sealed: &[u8]) -> StoreResult<()> {
+    /// Sets the SIP secret only if there is none yet (two first views at once make one).
+    pub async fn set_sip_secret_if_missing(&self, user: UserId, sealed: &[u8]) -> StoreResult<()> {
+        self.write_sealed(
+            "UPDATE users SET sip_secret = $1 WHERE id = $2 AND sip_secret IS NULL",
+            user,
+            sealed,
+        )
+        .await
+    }
+
+    /// Replaces a user's sealed SIP secret and queues the notice that makes the SIP server
+    /// forget the old one, in one transaction: the notice exists exactly when the change does.
+    pub async fn replace_sip_secret(
+        &self,
+        user: UserId,
+        sealed: &[u8],
+        aor: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE users SET sip_secret = $1 WHERE id = $2")
             .bind(sealed)
             .bind(user.0)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        self.changed(Change::User(user)).await;
-        Ok(())
-    }
-
-    /// Sets the SIP secret only if there is none yet (two first views at once make one).
-    pub async fn set_sip_secret_if_missing(&self, user: UserId, sealed: &[u8]) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET sip_secret = $1 WHERE id = $2 AND sip_secret IS NULL")
-            .bind(sealed)
-            .bind(user.0)
-            .execute(&self.pool)
-            .await?;
+        pbx::insert_notices(&mut tx, &[aor], now).await?;
+        tx.commit().await?;
         self.changed(Change::User(user)).await;
         Ok(())
     }
 
     pub async fn set_voicemail_pin(&self, user: UserId, sealed: &[u8]) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET voicemail_pin = $1 WHERE id = $2")
+        self.write_sealed(
+            "UPDATE users SET voicemail_pin = $1 WHERE id = $2",
+            user,
+            sealed,
+        )
+        .await
+    }
+
+    /// Writes one sealed value of `user` with `sql` (`$1` the value, `$2` the user) and
+    /// forgets what the caches held of them.
+    async fn write_sealed(&self, sql: &str, user: UserId, sealed: &[u8]) -> StoreResult<()> {
+        sqlx::query(sql)
             .bind(sealed)
             .bind(user.0)
             .execute(&self.pool)
             .await?;
         self.changed(Change::User(user)).await;
         Ok(())
+    }
+
+    /// Users that have no SIP secret yet, a page at a time by id.
+    pub async fn users_without_sip_secret(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<UserWithoutSecret>> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, extension FROM users \
+             WHERE id > $1 AND sip_secret IS NULL ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UserWithoutSecret {
+                    user_id: UserId(r.try_get("id")?),
+                    tenant_id: TenantId(r.try_get("tenant_id")?),
+                    extension: r.try_get("extension")?,
+                })
+            })
+            .collect()
     }
 
     /// A page of users' sealed secrets, by id, for re-encryption.
@@ -80,11 +136,11 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(SealedSecrets {
-                    user_id: UserId(r.try_get(0)?),
-                    tenant_id: r.try_get(1)?,
-                    extension: r.try_get(2)?,
-                    sip_secret: r.try_get(3)?,
-                    voicemail_pin: r.try_get(4)?,
+                    user_id: UserId(r.try_get("id")?),
+                    tenant_id: r.try_get("tenant_id")?,
+                    extension: r.try_get("extension")?,
+                    sip_secret: r.try_get("sip_secret")?,
+                    voicemail_pin: r.try_get("voicemail_pin")?,
                 })
             })
             .collect()
@@ -118,7 +174,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .map(|r| Ok((r.try_get("key_id")?, r.try_get("sealed")?)))
             .collect()
     }
 
@@ -141,47 +197,6 @@ impl Store {
                     .await?;
             }
         }
-        Ok(())
-    }
-
-    /// Queued mail bodies, for re-encryption: `(id, kind, recipient, body_text, body_html)`.
-    #[allow(clippy::type_complexity)]
-    pub async fn queued_bodies(&self) -> StoreResult<Vec<(i64, String, String, Vec<u8>, Vec<u8>)>> {
-        let rows = sqlx::query(
-            "SELECT id, kind, recipient, body_text, body_html FROM outbox \
-             WHERE body_text IS NOT NULL AND body_html IS NOT NULL",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0)?,
-                    r.try_get(1)?,
-                    r.try_get(2)?,
-                    r.try_get(3)?,
-                    r.try_get(4)?,
-                ))
-            })
-            .collect()
-    }
-
-    pub async fn reseal_bodies(
-        &self,
-        id: i64,
-        old_text: &[u8],
-        text: &[u8],
-        html: &[u8],
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE outbox SET body_text = $1, body_html = $2 WHERE id = $3 AND body_text = $4",
-        )
-        .bind(text)
-        .bind(html)
-        .bind(id)
-        .bind(old_text)
-        .execute(&self.pool)
-        .await?;
         Ok(())
     }
 }

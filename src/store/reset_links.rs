@@ -6,7 +6,8 @@ use sqlx::Row;
 use super::outbox::{enqueue, NewMail};
 use super::session_cache::Change;
 use super::throttle::ThrottleKey;
-use super::{user_from_row, PasswordChange, Store, StoreResult, UserId, UserRecord, USER_COLUMNS};
+use super::users::{set_password, user_from_row, USER_COLUMNS};
+use super::{PasswordChange, Store, StoreResult, UserId, UserRecord};
 use crate::clock::Timestamp;
 
 pub struct NewResetLink {
@@ -24,15 +25,6 @@ pub struct ResetRecord {
 }
 
 impl Store {
-    pub async fn users_by_email(&self, email: &str) -> StoreResult<Vec<UserRecord>> {
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id \
-             WHERE u.email = $1 ORDER BY t.code, u.extension"
-        );
-        let rows = sqlx::query(&sql).bind(email).fetch_all(&self.pool).await?;
-        rows.iter().map(user_from_row).collect()
-    }
-
     /// Stores the links and queues the one message that carries them, atomically.
     pub async fn create_reset_links(
         &self,
@@ -118,7 +110,7 @@ impl Store {
             .bind(user.0)
             .execute(&mut *tx)
             .await?;
-        super::set_password(&mut tx, user, change, now).await?;
+        set_password(&mut tx, user, change, now).await?;
         sqlx::query("DELETE FROM sessions WHERE user_id = $1")
             .bind(user.0)
             .execute(&mut *tx)

@@ -1,0 +1,220 @@
+//! The audit log: events written (alone, inside a caller's transaction, folded into a
+//! burst of refusals, or once per window), read a page or a cursor at a time for a tenant
+//! or the provider, and purged past the retention.
+
+use sqlx::any::AnyRow;
+use sqlx::{Executor, Row};
+
+use super::{AuditRecord, AuditRow, Store, StoreResult, TenantId};
+use crate::clock::Timestamp;
+
+/// Filters for the audit page.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter<'a> {
+    /// Events where this username acted or was acted on.
+    pub username: Option<&'a str>,
+    pub kind: Option<&'a str>,
+}
+
+/// The columns every audit event is read from, by these names (see [`audit_from_row`]).
+pub(super) const AUDIT_COLUMNS: &str =
+    "id, at, kind, actor, subject, client_addr, detail, repeats, last_at";
+
+/// An audit event from a row that selected [`AUDIT_COLUMNS`].
+pub(super) fn audit_from_row(r: &AnyRow) -> StoreResult<AuditRecord> {
+    Ok(AuditRecord {
+        id: r.try_get("id")?,
+        at: Timestamp(r.try_get("at")?),
+        kind: r.try_get("kind")?,
+        actor: r.try_get("actor")?,
+        subject: r.try_get("subject")?,
+        client_addr: r.try_get("client_addr")?,
+        detail: r.try_get("detail")?,
+        repeats: r.try_get("repeats")?,
+        last_at: r.try_get::<Option<i64>, _>("last_at")?.map(Timestamp),
+    })
+}
+
+impl Store {
+    pub async fn insert_audit(&self, e: &AuditRow<'_>) -> StoreResult<()> {
+        insert_audit(&self.pool, e).await
+    }
+
+    /// Records a refused attempt in its burst (see [`insert_audit_burst`]), in one
+    /// transaction.
+    pub async fn insert_audit_burst(&self, e: &AuditRow<'_>, since: Timestamp) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_audit_burst(&mut tx, e, since).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes audit events older than `before` (the retention); returns how many.
+    pub async fn purge_audit(&self, before: Timestamp) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM audit_events WHERE COALESCE(last_at, at) < $1")
+            .bind(before.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Records `e` unless an event of the same tenant, kind, actor and detail was recorded
+    /// at or after `since`; whether it was recorded. One statement, so a refresh never
+    /// audits again; the search is bounded by the tenant's `(tenant_id, at)` index.
+    pub async fn insert_audit_once_since(
+        &self,
+        e: &AuditRow<'_>,
+        since: Timestamp,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO audit_events (at, tenant_id, kind, actor, subject, client_addr, detail) \
+             SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT EXISTS ( \
+               SELECT 1 FROM audit_events WHERE tenant_id = $2 AND at >= $8 \
+               AND kind = $3 AND actor = $4 AND detail = $7)",
+        )
+        .bind(e.at.0)
+        .bind(e.tenant_id.map(|t| t.0))
+        .bind(e.kind)
+        .bind(e.actor)
+        .bind(e.subject)
+        .bind(e.client_addr)
+        .bind(e.detail)
+        .bind(since.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// One page of a tenant's audit log, newest first.
+    pub async fn audit_page(
+        &self,
+        tenant: TenantId,
+        filter: &AuditFilter<'_>,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<AuditRecord>, i64)> {
+        let condition = "tenant_id = $1 AND ($2 IS NULL OR actor = $2 OR subject = $2) AND ($3 IS NULL OR kind = $3)";
+        let rows = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events \
+             WHERE {condition} ORDER BY id DESC LIMIT $4 OFFSET $5"
+        ))
+        .bind(tenant.0)
+        .bind(filter.username)
+        .bind(filter.kind)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let events = rows
+            .iter()
+            .map(audit_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let total: i64 = sqlx::query(&format!(
+            "SELECT COUNT(*) FROM audit_events WHERE {condition}"
+        ))
+        .bind(tenant.0)
+        .bind(filter.username)
+        .bind(filter.kind)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        Ok((events, total))
+    }
+
+    /// One page of the provider's audit log, newest first: events with no tenant (operator
+    /// sign-ins, operators created) and everything an operator did in any tenant.
+    pub async fn provider_audit_page(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<AuditRecord>, i64)> {
+        let condition = "tenant_id IS NULL OR actor LIKE 'operator:%'";
+        let rows = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events \
+             WHERE {condition} ORDER BY id DESC LIMIT $1 OFFSET $2"
+        ))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let events = rows
+            .iter()
+            .map(audit_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let total: i64 = sqlx::query(&format!(
+            "SELECT COUNT(*) FROM audit_events WHERE {condition}"
+        ))
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        Ok((events, total))
+    }
+
+    /// A tenant's audit events older than the event `before` (newest first).
+    pub async fn audit_before(
+        &self,
+        tenant: TenantId,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events \
+             WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(tenant.0)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+}
+
+/// Records a refused attempt as part of the open burst of the same kind, actor, address
+/// and tenant since `since` (one more repeat, the last one now), or as a new event.
+pub(super) async fn insert_audit_burst(
+    conn: &mut sqlx::AnyConnection,
+    e: &AuditRow<'_>,
+    since: Timestamp,
+) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE audit_events SET repeats = repeats + 1, last_at = $1 WHERE id = ( \
+           SELECT id FROM audit_events WHERE kind = $2 AND at > $3 \
+             AND COALESCE(client_addr, '') = COALESCE($4, '') \
+             AND COALESCE(actor, '') = COALESCE($5, '') \
+             AND COALESCE(tenant_id, 0) = COALESCE($6, 0) \
+           ORDER BY id DESC LIMIT 1)",
+    )
+    .bind(e.at.0)
+    .bind(e.kind)
+    .bind(since.0)
+    .bind(e.client_addr)
+    .bind(e.actor)
+    .bind(e.tenant_id.map(|t| t.0))
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        insert_audit(&mut *conn, e).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn insert_audit<'e>(
+    db: impl Executor<'e, Database = sqlx::Any>,
+    e: &AuditRow<'_>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (at, tenant_id, kind, actor, subject, client_addr, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(e.at.0)
+    .bind(e.tenant_id.map(|t| t.0))
+    .bind(e.kind)
+    .bind(e.actor)
+    .bind(e.subject)
+    .bind(e.client_addr)
+    .bind(e.detail)
+    .execute(db)
+    .await?;
+    Ok(())
+}

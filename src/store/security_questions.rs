@@ -1,0 +1,56 @@
+//! Security questions: a user's support question and the hash of its answer, which an
+//! operator checks before acting for a caller.
+
+use sqlx::Row;
+
+use super::{Store, StoreResult, UserId};
+use crate::clock::Timestamp;
+
+/// A stored support question; the answer only as a hash.
+#[derive(Clone)]
+pub struct SecurityQuestionRecord {
+    pub question: String,
+    pub answer_hash: String,
+}
+
+impl Store {
+    pub async fn security_question(
+        &self,
+        user: UserId,
+    ) -> StoreResult<Option<SecurityQuestionRecord>> {
+        let row =
+            sqlx::query("SELECT question, answer_hash FROM security_questions WHERE user_id = $1")
+                .bind(user.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            Ok(SecurityQuestionRecord {
+                question: r.try_get("question")?,
+                answer_hash: r.try_get("answer_hash")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Sets or replaces a user's support question and answer hash.
+    pub async fn set_security_question(
+        &self,
+        user: UserId,
+        question: &str,
+        answer_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO security_questions (user_id, question, answer_hash, set_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET \
+             question = excluded.question, answer_hash = excluded.answer_hash, set_at = excluded.set_at",
+        )
+        .bind(user.0)
+        .bind(question)
+        .bind(answer_hash)
+        .bind(now.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

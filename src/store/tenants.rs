@@ -1,0 +1,273 @@
+//! Tenants: created, read, listed (searched and paged for the console, by cursor for the
+//! API), renamed, moved to another SIP domain, suspended, resumed and deleted. A change
+//! that makes SIP secrets stop working queues the notices for the SIP server in its own
+//! transaction, and every lifecycle change forgets the cached sessions and credentials.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::session_cache::Change;
+use super::{classify, escape_like, pbx, stored, NewTenant, Store, StoreResult, Tenant, TenantId};
+use crate::clock::Timestamp;
+use crate::domain::TenantCode;
+
+/// A tenant as the API shows it.
+#[derive(Debug, Clone)]
+pub struct TenantRow {
+    pub tenant: Tenant,
+    pub suspended_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+/// A row of the operator's tenant list.
+#[derive(Debug, Clone)]
+pub struct TenantListRow {
+    pub tenant: Tenant,
+    pub users: i64,
+}
+
+const TENANT_COLUMNS: &str = "id, code, name, sip_domain, suspended_at, created_at";
+
+/// A tenant from a row that selected `id, code, name, sip_domain` of `tenants`.
+fn tenant_from_row(r: &AnyRow) -> StoreResult<Tenant> {
+    Ok(Tenant {
+        id: TenantId(r.try_get("id")?),
+        code: stored(r, "code", TenantCode::parse)?,
+        name: r.try_get("name")?,
+        sip_domain: r.try_get("sip_domain")?,
+    })
+}
+
+fn tenant_row(r: &AnyRow) -> StoreResult<TenantRow> {
+    Ok(TenantRow {
+        tenant: tenant_from_row(r)?,
+        suspended_at: r.try_get::<Option<i64>, _>("suspended_at")?.map(Timestamp),
+        created_at: Timestamp(r.try_get("created_at")?),
+    })
+}
+
+impl Store {
+    pub async fn insert_tenant(&self, t: &NewTenant<'_>, now: Timestamp) -> StoreResult<TenantId> {
+        let row = sqlx::query(
+            "INSERT INTO tenants (code, name, sip_domain, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(t.code.as_str())
+        .bind(t.name)
+        .bind(t.sip_domain)
+        .bind(now.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(TenantId(row.try_get(0)?))
+    }
+
+    pub async fn tenant_by_code(&self, code: &TenantCode) -> StoreResult<Option<Tenant>> {
+        let row = sqlx::query("SELECT id, code, name, sip_domain FROM tenants WHERE code = $1")
+            .bind(code.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| tenant_from_row(&r)).transpose()
+    }
+
+    /// One page of tenants, searched by Client ID (code) or name, with their user counts.
+    pub async fn list_tenants(
+        &self,
+        search: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<TenantListRow>, i64)> {
+        let pattern = search.map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
+        let filter =
+            "($1 IS NULL OR t.code LIKE $1 ESCAPE '\\' OR LOWER(t.name) LIKE $1 ESCAPE '\\')";
+        let rows = sqlx::query(&format!(
+            "SELECT t.id, t.code, t.name, t.sip_domain, \
+               (SELECT COUNT(*) FROM users u WHERE u.tenant_id = t.id) AS users \
+             FROM tenants t WHERE {filter} ORDER BY t.code LIMIT $2 OFFSET $3"
+        ))
+        .bind(pattern.as_deref())
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let list = rows
+            .iter()
+            .map(|r| {
+                Ok(TenantListRow {
+                    tenant: tenant_from_row(r)?,
+                    users: r.try_get("users")?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        let total: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM tenants t WHERE {filter}"))
+            .bind(pattern.as_deref())
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok((list, total))
+    }
+
+    /// Tenants in code order after `after`, at most `limit`.
+    pub async fn tenants_after(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<TenantRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TENANT_COLUMNS} FROM tenants WHERE ($1 IS NULL OR code > $1) \
+             ORDER BY code LIMIT $2"
+        ))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(tenant_row).collect()
+    }
+
+    pub async fn tenant_row(&self, code: &TenantCode) -> StoreResult<Option<TenantRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TENANT_COLUMNS} FROM tenants WHERE code = $1"
+        ))
+        .bind(code.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| tenant_row(&r)).transpose()
+    }
+
+    pub async fn rename_tenant(&self, id: TenantId, name: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE tenants SET name = $1 WHERE id = $2")
+            .bind(name)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        // Cached sessions carry the tenant's name.
+        self.changed(Change::All).await;
+        Ok(())
+    }
+
+    /// The addresses of record of every user of a tenant at its current SIP domain.
+    async fn tenant_aors(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        id: TenantId,
+    ) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT u.extension AS extension, t.sip_domain AS sip_domain \
+             FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.tenant_id = $1",
+        )
+        .bind(id.0)
+        .fetch_all(&mut **tx)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let ext: String = r.try_get("extension")?;
+                let domain: String = r.try_get("sip_domain")?;
+                Ok(format!("{ext}@{}", domain.to_ascii_lowercase()))
+            })
+            .collect()
+    }
+
+    /// Moves a tenant from `old` to another SIP domain; the SIP server forgets every
+    /// address of record at the old one. [`super::StoreError::Conflict`] when another
+    /// tenant has it.
+    pub async fn set_tenant_sip_domain(
+        &self,
+        id: TenantId,
+        old: &str,
+        domain: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        // The write comes first so SQLite takes its write lock at once.
+        sqlx::query("UPDATE tenants SET sip_domain = $1 WHERE id = $2")
+            .bind(domain)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        let rows = sqlx::query("SELECT extension FROM users WHERE tenant_id = $1")
+            .bind(id.0)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut aors = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let ext: String = r.try_get("extension")?;
+            aors.push(format!("{ext}@{}", old.to_ascii_lowercase()));
+        }
+        pbx::insert_notices(&mut tx, &aors, now).await?;
+        tx.commit().await?;
+        self.changed(Change::All).await;
+        Ok(())
+    }
+
+    /// Suspends a tenant: marks it, ends every session of its users and queues the notices
+    /// that make the SIP server forget their credentials and registrations. False when it
+    /// was suspended already (nothing changes).
+    pub async fn suspend_tenant(&self, id: TenantId, now: Timestamp) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE tenants SET suspended_at = $1 WHERE id = $2 AND suspended_at IS NULL",
+        )
+        .bind(now.0)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE tenant_id = $1)",
+        )
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        let aors = Self::tenant_aors(&mut tx, id).await?;
+        pbx::insert_notices(&mut tx, &aors, now).await?;
+        tx.commit().await?;
+        self.changed(Change::All).await;
+        Ok(true)
+    }
+
+    /// Puts a suspended tenant back in service. False when it was not suspended.
+    pub async fn resume_tenant(&self, id: TenantId) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE tenants SET suspended_at = NULL WHERE id = $1 AND suspended_at IS NOT NULL",
+        )
+        .bind(id.0)
+        .execute(&self.pool)
+        .await?;
+        self.changed(Change::All).await;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes a tenant with its users and everything of theirs; the audit log keeps its
+    /// history (no longer tied to the tenant row), and the SIP server forgets every user.
+    pub async fn delete_tenant(&self, id: TenantId, now: Timestamp) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        // The write comes first so SQLite takes its write lock at once.
+        sqlx::query("UPDATE audit_events SET tenant_id = NULL WHERE tenant_id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        let aors = Self::tenant_aors(&mut tx, id).await?;
+        let users = "(SELECT id FROM users WHERE tenant_id = $1)";
+        // Explicit deletes as well as the cascades, so the result never depends on a
+        // connection's foreign-key setting.
+        for sql in [
+            format!("DELETE FROM sessions WHERE user_id IN {users}"),
+            format!("DELETE FROM reset_tokens WHERE user_id IN {users}"),
+            format!("DELETE FROM security_questions WHERE user_id IN {users}"),
+            format!("DELETE FROM caller_verifications WHERE user_id IN {users}"),
+            format!("DELETE FROM outbox WHERE user_id IN {users} OR tenant_id = $1"),
+            "DELETE FROM api_idempotency WHERE token_id IN (SELECT id FROM api_tokens WHERE tenant_id = $1)".to_owned(),
+            "DELETE FROM api_tokens WHERE tenant_id = $1".to_owned(),
+            "DELETE FROM users WHERE tenant_id = $1".to_owned(),
+            "DELETE FROM tenants WHERE id = $1".to_owned(),
+        ] {
+            sqlx::query(&sql).bind(id.0).execute(&mut *tx).await?;
+        }
+        pbx::insert_notices(&mut tx, &aors, now).await?;
+        tx.commit().await?;
+        self.changed(Change::All).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,47 @@
+//! Queries only the test suites call, to check what HTTP does not show (how many
+//! sessions a user holds, what the audit log says, how many notices wait for the SIP
+//! server). Nothing in the portal calls them; a rule that needs one of these reads gets
+//! its own query in its record's module.
+
+use sqlx::Row;
+
+use super::audit::{audit_from_row, AUDIT_COLUMNS};
+use super::{AuditRecord, Store, StoreResult, TenantId, UserId};
+
+impl Store {
+    /// The newest audit events, optionally only of one kind.
+    pub async fn audit_events(
+        &self,
+        tenant: Option<TenantId>,
+        kind: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events \
+             WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR kind = $2) \
+             ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(tenant.map(|t| t.0))
+        .bind(kind)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    pub async fn count_user_sessions(&self, user: UserId) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM sessions WHERE user_id = $1")
+            .bind(user.0)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// How many notices wait.
+    pub async fn pbx_queue_depth(&self) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM pbx_notifications")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+}

@@ -1,0 +1,629 @@
+//! The store's contract, module by module, through its public API alone: the same checks
+//! run on SQLite (default) and on PostgreSQL (`DIALTONE_TEST_DATABASE_URL`), so a query
+//! one database reads differently fails here before it fails a page.
+//!
+//! This is the one suite that names the store directly; the others check it through
+//! `tests/common`.
+
+mod common;
+
+use std::time::Duration;
+
+use dialtone::clock::Timestamp;
+use dialtone::domain::{Extension, OperatorName, Role, TenantCode, Username};
+use dialtone::store::{
+    AuditFilter, AuditRow, CeremonyKind, IdempotentAnswer, NewMail, NewPasskey, NewResetLink,
+    NewTenant, NewUser, PasswordChange, SessionOrigin, Store, StoreError, TenantId, ThrottleKey,
+    UserId,
+};
+
+const NOW: Timestamp = common::START;
+
+/// A fresh, empty store on the backend under test.
+struct Fresh {
+    store: Store,
+    _dir: tempfile::TempDir,
+}
+
+async fn fresh() -> Fresh {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = match common::fresh_database().await {
+        Some(url) => url,
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("store.db").display()
+        ),
+    };
+    let store = Store::connect(&url).await.expect("store connects");
+    Fresh { store, _dir: dir }
+}
+
+fn code(s: &str) -> TenantCode {
+    TenantCode::parse(s).expect("tenant code")
+}
+
+fn ext(s: &str) -> Extension {
+    Extension::parse(s).expect("extension")
+}
+
+async fn tenant(store: &Store, c: &str) -> TenantId {
+    let c = code(c);
+    let domain = format!("{c}.sip.example");
+    let new = NewTenant {
+        code: &c,
+        name: "Wicked Sprockets",
+        sip_domain: &domain,
+    };
+    store.insert_tenant(&new, NOW).await.expect("tenant")
+}
+
+async fn user(store: &Store, tenant: TenantId, e: &str, role: Role) -> UserId {
+    let e = ext(e);
+    let email = format!("{e}@example.com");
+    let new = NewUser {
+        tenant_id: tenant,
+        extension: &e,
+        name: "Pat Example",
+        email: Some(&email),
+        role,
+        password_hash: "hash",
+        password_expires_at: None,
+        sip_secret: Some(b"sealed"),
+    };
+    store.insert_user(&new, NOW).await.expect("user")
+}
+
+fn mail(user: Option<UserId>) -> NewMail {
+    NewMail {
+        kind: "test",
+        recipient: "201@example.com".into(),
+        user_id: user,
+        tenant_id: None,
+        subject: "Subject".into(),
+        body_text: b"text".to_vec(),
+        body_html: b"html".to_vec(),
+    }
+}
+
+fn audit<'a>(tenant: Option<TenantId>, kind: &'a str, actor: &'a str) -> AuditRow<'a> {
+    AuditRow {
+        at: NOW,
+        tenant_id: tenant,
+        kind,
+        actor: Some(actor),
+        subject: None,
+        client_addr: Some("192.0.2.1"),
+        detail: Some("d"),
+    }
+}
+
+#[tokio::test]
+async fn tenants_are_unique_searchable_and_paged_by_cursor() {
+    let f = fresh().await;
+    let s = &f.store;
+    let acme = tenant(s, "acme").await;
+    tenant(s, "beta").await;
+    let again = NewTenant {
+        code: &code("acme"),
+        name: "Other",
+        sip_domain: "other.example",
+    };
+    assert!(matches!(
+        s.insert_tenant(&again, NOW).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        s.tenant_by_code(&code("acme")).await.unwrap().unwrap().id,
+        acme
+    );
+    assert!(s.tenant_by_code(&code("nobody")).await.unwrap().is_none());
+
+    let (found, total) = s.list_tenants(Some("BET"), 10, 0).await.unwrap();
+    assert_eq!((found.len(), total), (1, 1));
+    assert_eq!(found[0].tenant.code.as_str(), "beta");
+    let (none, total) = s.list_tenants(Some("%"), 10, 0).await.unwrap();
+    assert!(
+        none.is_empty() && total == 0,
+        "a wildcard is searched literally"
+    );
+
+    let after = s.tenants_after(Some("acme"), 10).await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].tenant.code.as_str(), "beta");
+    assert!(matches!(
+        s.set_tenant_sip_domain(acme, "acme.sip.example", "beta.sip.example", NOW)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+}
+
+#[tokio::test]
+async fn a_suspended_tenant_loses_its_sessions_and_queues_notices() {
+    let f = fresh().await;
+    let s = &f.store;
+    let t = tenant(s, "acme").await;
+    let u = user(s, t, "201", Role::User).await;
+    s.insert_session(b"token", u, NOW).await.unwrap();
+    let before = s.pbx_queue_depth().await.unwrap();
+
+    assert!(s.suspend_tenant(t, NOW).await.unwrap());
+    assert!(
+        !s.suspend_tenant(t, NOW).await.unwrap(),
+        "already suspended"
+    );
+    assert_eq!(s.count_user_sessions(u).await.unwrap(), 0);
+    assert_eq!(s.pbx_queue_depth().await.unwrap(), before + 1);
+    let row = s.tenant_row(&code("acme")).await.unwrap().unwrap();
+    assert_eq!(row.suspended_at, Some(NOW));
+    assert!(s.resume_tenant(t).await.unwrap());
+    assert!(!s.resume_tenant(t).await.unwrap(), "not suspended");
+
+    s.delete_tenant(t, NOW).await.unwrap();
+    assert!(s.tenant_by_code(&code("acme")).await.unwrap().is_none());
+    assert!(s.user_by_id(u).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn users_stay_in_their_tenant_and_the_last_admin_stays() {
+    let f = fresh().await;
+    let s = &f.store;
+    let t = tenant(s, "acme").await;
+    let other = tenant(s, "beta").await;
+    let admin = user(s, t, "200", Role::Admin).await;
+    user(s, t, "9", Role::User).await;
+    user(s, t, "10", Role::User).await;
+    let stranger = user(s, other, "201", Role::User).await;
+
+    let name = Username::new(ext("200"), code("acme"));
+    let found = s.user_by_username(&name).await.unwrap().unwrap();
+    assert_eq!((found.id, found.role), (admin, Role::Admin));
+    assert!(found.has_sip_secret && !found.has_pin);
+    assert!(s.user_in_tenant(t, "201").await.unwrap().is_none());
+    assert!(s.user_in_tenant(other, "201").await.unwrap().is_some());
+    assert_eq!(
+        s.users_by_email("201@example.com").await.unwrap()[0].id,
+        stranger
+    );
+
+    let order: Vec<_> = s.users_after(t, None, NOW, 10).await.unwrap();
+    let order: Vec<_> = order.iter().map(|r| r.user.extension.as_str()).collect();
+    assert_eq!(order, ["9", "10", "200"], "shorter numbers first");
+    let (page, total) = s.list_users(t, Some("pat"), NOW, 2, 0).await.unwrap();
+    assert_eq!((page.len(), total), (2, 3));
+
+    let demoted = s
+        .update_user(t, admin, "Pat", None, "user", None)
+        .await
+        .unwrap();
+    assert!(!demoted, "the tenant's last admin keeps the role");
+    assert!(!s.delete_user(t, admin, "200@acme", NOW).await.unwrap());
+    assert!(
+        !s.delete_user(t, stranger, "201@beta", NOW).await.unwrap(),
+        "another tenant's user is out of reach"
+    );
+    assert!(s.user_by_id(stranger).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_lockout_shows_in_the_lists_through_the_throttle_key() {
+    let f = fresh().await;
+    let s = &f.store;
+    let t = tenant(s, "acme").await;
+    user(s, t, "200", Role::Admin).await;
+    let key = ThrottleKey::username(&Username::new(ext("200"), code("acme")));
+    let until = NOW.plus(Duration::from_secs(900));
+    for _ in 0..3 {
+        s.throttle_count(&key, NOW, Duration::from_secs(900))
+            .await
+            .unwrap();
+        s.throttle_fail(&key, 3, until).await.unwrap();
+    }
+    assert_eq!(s.throttle_locked_until(&key).await.unwrap(), Some(until));
+
+    let (rows, _) = s.list_users(t, None, NOW, 10, 0).await.unwrap();
+    assert_eq!(rows[0].locked_until, Some(until));
+    assert_eq!(
+        s.tenant_admins(t, NOW).await.unwrap()[0].locked_until,
+        Some(until)
+    );
+    assert_eq!(
+        s.api_user(t, "200", NOW)
+            .await
+            .unwrap()
+            .unwrap()
+            .locked_until,
+        Some(until)
+    );
+
+    assert!(s.throttle_clear(&key).await.unwrap());
+    let (rows, _) = s.list_users(t, None, NOW, 10, 0).await.unwrap();
+    assert_eq!(rows[0].locked_until, None);
+}
+
+#[tokio::test]
+async fn a_new_password_ends_every_session_but_the_one_kept() {
+    let f = fresh().await;
+    let s = &f.store;
+    let t = tenant(s, "acme").await;
+    let u = user(s, t, "201", Role::User).await;
+    s.insert_session(b"one", u, NOW).await.unwrap();
+    s.insert_session(b"two", u, NOW).await.unwrap();
+    let (session, found) = s.session_with_user(b"one", NOW).await.unwrap().unwrap();
+    assert_eq!(found.id, u);
+    assert!(s.touch_session(session.id, NOW).await.unwrap());
+
+    let change = PasswordChange {
+        password_hash: "new-hash",
+        expires_at: None,
+    };
+    let kept = s
+        .replace_password(
+            u,
+            &change,
+            Some((b"three", &SessionOrigin::default())),
+            Some(&mail(Some(u))),
+            NOW,
+        )
+        .await
+        .unwrap()
+        .expect("the kept session");
+    assert!(s.session_with_user(b"one", NOW).await.unwrap().is_none());
+    assert_eq!(s.count_user_sessions(u).await.unwrap(), 1);
+    assert!(s.session_with_user(b"three", NOW).await.unwrap().is_some());
+    s.delete_session(kept).await.unwrap();
+    assert!(!s.touch_session(kept, NOW).await.unwrap(), "ended");
+    assert_eq!(s.count_user_sessions(u).await.unwrap(), 0);
+    assert_eq!(
+        s.user_by_id(u).await.unwrap().unwrap().password_hash,
+        "new-hash"
+    );
+    assert_eq!(s.mail_records(Some(u), 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_reset_link_is_spent_once() {
+    let f = fresh().await;
+    let s = &f.store;
+    let t = tenant(s, "acme").await;
+    let u = user(s, t, "201", Role::User).await;
+    let link = NewResetLink {
+        token_hash: b"link".to_vec(),
+        user_id: u,
+        expires_at: NOW.plus(Duration::from_secs(3600)),
+    };
+    s.create_reset_links(&[link], &mail(Some(u)), NOW)
+        .await
+        .unwrap();
+    let (record, owner) = s.reset_link(b"link").await.unwrap().unwrap();
+    assert_eq!((owner.id, record.used_at), (u, None));
+
+    let change = PasswordChange {
+        password_hash: "reset-hash",
+        expires_at: None,
+    };
+    let key = ThrottleKey::username(&owner.username());
+    assert!(s
+        .complete_reset(record.id, u, &change, &key, None, NOW)
+        .await
+        .unwrap());
+    assert!(!s
+        .complete_reset(record.id, u, &change, &key, None, NOW)
+        .await
+        .unwrap());
+    let (record, _) = s.reset_link(b"link").await.unwrap().unwrap();
+    assert_eq!(record.used_at, Some(NOW));
+}
+
+#[tokio::test]
+async fn operators_their_sessions_and_verified_callers() {
+    let f = fresh().await;
+    let s = &f.store;
+    let t = tenant(s, "acme").await;
+    let admin = user(s, t, "200", Role::Admin).await;
+    s.insert_operator("olivia", "hash", NOW).await.unwrap();
+    assert!(matches!(
+        s.insert_operator("olivia", "hash", NOW).await,
+        Err(StoreError::Conflict)
+    ));
+    let name = OperatorName::parse("olivia").unwrap();
+    let op = s.operator_by_name(&name).await.unwrap().unwrap();
+    let id = s.insert_operator_session(b"op", op.id, NOW).await.unwrap();
+    let (session, same) = s.operator_session(b"op").await.unwrap().unwrap();
+    assert_eq!((session.id, same.id), (id, op.id));
+    s.delete_operator_session(id).await.unwrap();
+    assert!(!s.touch_operator_session(id, NOW).await.unwrap());
+
+    assert_eq!(
+        s.last_caller_verification(op.id, admin).await.unwrap(),
+        None
+    );
+    s.record_caller_verified(op.id, admin, NOW).await.unwrap();
+    assert_eq!(
+        s.last_caller_verification(op.id, admin).await.unwrap(),
+        Some(NOW)
+    );
+    let verified = s
+        .verified_admins(op.id, NOW.minus(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    assert_eq!(verified, [("200".to_owned(), "acme".to_owned())]);
+
+    s.set_security_question(admin, "First pet?", "h1", NOW)
+        .await
+        .unwrap();
+    s.set_security_question(admin, "First car?", "h2", NOW)
+        .await
+        .unwrap();
+    let q = s.security_question(admin).await.unwrap().unwrap();
+    assert_eq!(
+        (q.question.as_str(), q.answer_hash.as_str()),
+        ("First car?", "h2")
+    );
+    assert_eq!(
+        s.tenant_admins(t, NOW).await.unwrap()[0]
+            .question
+            .as_deref(),
+        Some("First car?")
+    );
+}
+
+#[tokio::test]
+async fn refusals_fold_into_bursts_and_pages_stay_in_their_tenant() {
+    let f = fresh().await;
+    let s = &f.store;
+    let t = tenant(s, "acme").await;
+    let other = tenant(s, "beta").await;
+    let since = NOW.minus(Duration::from_secs(60));
+    for _ in 0..3 {
+        s.insert_audit_burst(&audit(Some(t), "signin.failed", "201-acme"), since)
+            .await
+            .unwrap();
+    }
+    s.insert_audit(&audit(Some(other), "signin.failed", "201-beta"))
+        .await
+        .unwrap();
+    assert!(s
+        .insert_audit_once_since(&audit(Some(t), "softphone.credential", "201-acme"), since)
+        .await
+        .unwrap());
+    assert!(!s
+        .insert_audit_once_since(&audit(Some(t), "softphone.credential", "201-acme"), since)
+        .await
+        .unwrap());
+
+    let filter = AuditFilter {
+        username: Some("201-acme"),
+        kind: Some("signin.failed"),
+    };
+    let (events, total) = s.audit_page(t, &filter, 10, 0).await.unwrap();
+    assert_eq!((events.len(), total), (1, 1));
+    assert_eq!(events[0].repeats, 3);
+    assert_eq!(s.audit_before(t, None, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        s.audit_events(None, Some("signin.failed"), 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        s.purge_audit(NOW.plus(Duration::from_secs(1)))
+            .await
+            .unwrap(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn mail_is_claimed_once_and_recorded() {
+    let f = fresh().await;
+    let s = &f.store;
+    s.enqueue_mail(&mail(None), NOW).await.unwrap();
+    assert_eq!(s.outbox_backlog().await.unwrap(), (1, Some(NOW)));
+    let lease = NOW.plus(Duration::from_secs(60));
+    let taken = s.claim_mail(NOW, lease, "worker-a", 10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert!(s
+        .claim_mail(NOW, lease, "worker-b", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    s.mail_sent(taken[0].id, "worker-a", NOW, "250 ok")
+        .await
+        .unwrap();
+    let records = s.mail_records(None, 10).await.unwrap();
+    assert_eq!(records[0].status, "sent");
+    assert!(!records[0].has_body, "the body goes once sent");
+    assert_eq!(s.outbox_backlog().await.unwrap(), (0, None));
+}
+
+#[tokio::test]
+async fn api_tokens_and_the_first_idempotent_answer() {
+    let f = fresh().await;
+    let s = &f.store;
+    let t = tenant(s, "acme").await;
+    s.insert_api_token("ci", Some(t), b"tenant-token", NOW)
+        .await
+        .unwrap();
+    s.insert_api_token("ci", None, b"provider-token", NOW)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.insert_api_token("ci", Some(t), b"again", NOW).await,
+        Err(StoreError::Conflict)
+    ));
+    let token = s.api_token_by_hash(b"tenant-token").await.unwrap().unwrap();
+    assert_eq!(token.tenant.as_ref().map(|(id, _)| *id), Some(t));
+    assert_eq!(s.api_tokens(None).await.unwrap().len(), 1);
+
+    let first = IdempotentAnswer {
+        request_hash: b"req".to_vec(),
+        status: 201,
+        body: b"first".to_vec(),
+    };
+    let second = IdempotentAnswer {
+        body: b"second".to_vec(),
+        ..first.clone()
+    };
+    let expired = NOW.minus(Duration::from_secs(86_400));
+    s.save_idempotent_answer(token.id, "k", &first, NOW, expired)
+        .await
+        .unwrap();
+    s.save_idempotent_answer(token.id, "k", &second, NOW, expired)
+        .await
+        .unwrap();
+    let kept = s
+        .idempotent_answer(token.id, "k", expired)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((kept.status, kept.body), (201, b"first".to_vec()));
+
+    assert!(s.delete_api_token(Some(t), "ci").await.unwrap());
+    assert!(!s.delete_api_token(Some(t), "ci").await.unwrap());
+    assert!(s
+        .api_token_by_hash(b"tenant-token")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn sealed_secrets_and_the_sip_lookup() {
+    let f = fresh().await;
+    let s = &f.store;
+    let t = tenant(s, "acme").await;
+    let u = user(s, t, "201", Role::User).await;
+    s.set_sip_secret_if_missing(u, b"ignored").await.unwrap();
+    s.set_voicemail_pin(u, b"pin").await.unwrap();
+    let (sip, pin) = s.device_secrets(u).await.unwrap();
+    assert_eq!(
+        (sip.as_deref(), pin.as_deref()),
+        (Some(&b"sealed"[..]), Some(&b"pin"[..]))
+    );
+
+    let found = s
+        .sip_credential("ACME.SIP.EXAMPLE", "201", NOW)
+        .await
+        .unwrap()
+        .expect("the domain is matched whatever its case");
+    assert_eq!(found.sealed_secret, b"sealed");
+    s.replace_sip_secret(u, b"fresh", "201@acme.sip.example", NOW)
+        .await
+        .unwrap();
+    let found = s
+        .sip_credential("acme.sip.example", "201", NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        found.sealed_secret, b"fresh",
+        "the cached copy was forgotten"
+    );
+
+    let read = s.sealed_secrets_after(0, 10).await.unwrap();
+    assert!(s
+        .reseal_secrets(&read[0], Some(b"r1"), Some(b"r2"))
+        .await
+        .unwrap());
+    assert!(
+        !s.reseal_secrets(&read[0], Some(b"r3"), None).await.unwrap(),
+        "only the secrets that were read are replaced"
+    );
+
+    s.insert_pbx_token("kamailio", b"pbx", NOW).await.unwrap();
+    assert_eq!(s.pbx_token_hashes().await.unwrap(), [b"pbx".to_vec()]);
+    assert!(s.delete_pbx_token("kamailio").await.unwrap());
+    assert!(s.pbx_tokens().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_bulk_load_reads_back_like_any_user() {
+    let f = fresh().await;
+    let s = &f.store;
+    let t = tenant(s, "acme").await;
+    let exts: Vec<Extension> = (100..130).map(|n| ext(&n.to_string())).collect();
+    let users: Vec<NewUser<'_>> = exts
+        .iter()
+        .map(|e| NewUser {
+            tenant_id: t,
+            extension: e,
+            name: "Bulk",
+            email: None,
+            role: Role::User,
+            password_hash: "hash",
+            password_expires_at: None,
+            sip_secret: None,
+        })
+        .collect();
+    s.insert_users_bulk(&users, NOW).await.unwrap();
+    s.settle_after_bulk_load().await.unwrap();
+    let (_, total) = s.list_users(t, None, NOW, 1, 0).await.unwrap();
+    assert_eq!(total, 30);
+    assert_eq!(s.users_without_sip_secret(0, 100).await.unwrap().len(), 30);
+}
+
+#[tokio::test]
+async fn passkeys_belong_to_their_user_and_a_ceremony_is_taken_once() {
+    let f = fresh().await;
+    let s = &f.store;
+    let t = tenant(s, "acme").await;
+    let owner = user(s, t, "201", Role::User).await;
+    let other = user(s, t, "202", Role::User).await;
+    let new = NewPasskey {
+        user_id: owner,
+        credential_id: "cred-1",
+        user_handle: "handle",
+        name: "Laptop",
+        passkey: "{}",
+    };
+    let id = s.insert_passkey(&new, NOW).await.unwrap();
+    let again = NewPasskey {
+        user_id: other,
+        ..new
+    };
+    assert!(matches!(
+        s.insert_passkey(&again, NOW).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(s.has_passkey(owner).await.unwrap());
+    assert!(!s.has_passkey(other).await.unwrap());
+    assert!(s.passkey_of(other, id).await.unwrap().is_none());
+    assert!(!s.rename_passkey(other, id, "Mine").await.unwrap());
+    assert!(s.rename_passkey(owner, id, "Work laptop").await.unwrap());
+    s.passkey_used(id, None, NOW).await.unwrap();
+    let kept = s.passkey_of(owner, id).await.unwrap().unwrap();
+    assert_eq!(
+        (kept.name.as_str(), kept.last_used_at),
+        ("Work laptop", Some(NOW))
+    );
+
+    let later = NOW.plus(Duration::from_secs(300));
+    s.put_ceremony(owner, CeremonyKind::Register, "state", later, NOW)
+        .await
+        .unwrap();
+    let taken = s
+        .take_ceremony(owner, CeremonyKind::Register, NOW)
+        .await
+        .unwrap();
+    assert_eq!(taken.as_deref(), Some("state"));
+    assert!(s
+        .take_ceremony(owner, CeremonyKind::Register, NOW)
+        .await
+        .unwrap()
+        .is_none());
+    s.put_ceremony(owner, CeremonyKind::Authenticate, "old", NOW, NOW)
+        .await
+        .unwrap();
+    assert!(
+        s.take_ceremony(owner, CeremonyKind::Authenticate, later)
+            .await
+            .unwrap()
+            .is_none(),
+        "an expired ceremony is not answered"
+    );
+
+    assert!(!s.delete_passkey(other, id).await.unwrap());
+    assert!(s.delete_passkey(owner, id).await.unwrap());
+    assert!(s.passkeys_of(owner).await.unwrap().is_empty());
+}
