@@ -43,6 +43,12 @@ pub enum EventKind {
     TenantDeleted,
     ApiTokenAdded,
     ApiTokenRevoked,
+    TwoStepEnabled,
+    TwoStepRemoved,
+    TwoStepFailed,
+    RecoveryCodeUsed,
+    RecoveryCodesRegenerated,
+    TwoStepRequirementSet,
 }
 
 impl EventKind {
@@ -85,6 +91,12 @@ impl EventKind {
         EventKind::TenantDeleted,
         EventKind::ApiTokenAdded,
         EventKind::ApiTokenRevoked,
+        EventKind::TwoStepEnabled,
+        EventKind::TwoStepRemoved,
+        EventKind::TwoStepFailed,
+        EventKind::RecoveryCodeUsed,
+        EventKind::RecoveryCodesRegenerated,
+        EventKind::TwoStepRequirementSet,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -126,6 +138,12 @@ impl EventKind {
             EventKind::TenantDeleted => "tenant.deleted",
             EventKind::ApiTokenAdded => "api_token.added",
             EventKind::ApiTokenRevoked => "api_token.revoked",
+            EventKind::TwoStepEnabled => "two_step.enabled",
+            EventKind::TwoStepRemoved => "two_step.removed",
+            EventKind::TwoStepFailed => "two_step.failed",
+            EventKind::RecoveryCodeUsed => "two_step.recovery_code_used",
+            EventKind::RecoveryCodesRegenerated => "two_step.codes_regenerated",
+            EventKind::TwoStepRequirementSet => "two_step.requirement_set",
         }
     }
 }

@@ -8,5 +8,6 @@ pub mod key;
 pub mod keyring;
 pub mod seal;
 pub mod token;
+pub mod totp;
 
 pub use hashing::{Busy, Hasher};

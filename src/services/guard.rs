@@ -262,6 +262,50 @@ impl<'a> Guard<'a> {
         Ok(Err(Refusal::WrongPassword))
     }
 
+    /// The second step of a sign-in (a code from an authenticator app or a recovery
+    /// code), under the same `key` as its password: counted before `check` runs, so a
+    /// locked name refuses even the right code; a wrong code is a failure like a wrong
+    /// password (the same lockout, audited by `event`); the right one clears the key, as
+    /// an accepted sign-in does.
+    pub(crate) async fn check_code<'e, F>(
+        &self,
+        key: &ThrottleKey,
+        check: F,
+        event: &(dyn Fn(EventKind) -> Event<'e> + Sync),
+    ) -> Result<Result<(), Refusal>, Unexpected>
+    where
+        F: std::future::Future<Output = Result<bool, Unexpected>>,
+    {
+        if let Err(retry_after) = self.count_attempt(key).await? {
+            self.audit_refusal(event(EventKind::SignInLocked)).await?;
+            return Ok(Err(Refusal::Locked { retry_after }));
+        }
+        if check.await? {
+            self.unlock(key).await?;
+            return Ok(Ok(()));
+        }
+        self.record_failure(key, None, |locked| Event {
+            detail: Some(match locked {
+                Some(_) => "wrong code; this failure locked the name",
+                None => "wrong code",
+            }),
+            ..event(EventKind::TwoStepFailed)
+        })
+        .await?;
+        Ok(Err(Refusal::WrongPassword))
+    }
+
+    /// A right password whose sign-in now waits for its second step: its attempt is given
+    /// back (the name is not cleared — only a completed sign-in clears it), so wrong codes
+    /// count exactly as wrong passwords would and typing the password again never resets
+    /// them.
+    pub(crate) async fn password_ok_step_pending(
+        &self,
+        key: &ThrottleKey,
+    ) -> Result<(), Unexpected> {
+        Ok(self.ctx.store.throttle_release(key).await?)
+    }
+
     /// The one place a failed password check is counted: under `key` (locking it once its
     /// window holds the limit), against the client's address when given, and audited —
     /// all in one transaction.

@@ -15,6 +15,7 @@ mod seed;
 mod session_cache;
 mod softphone;
 mod throttle;
+mod two_step;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -42,6 +43,10 @@ pub use recovery::{NewResetLink, ResetRecord};
 pub use session_cache::FRESH_FOR as SESSION_CACHE_FRESH_FOR;
 use session_cache::{Change, Lookup, SessionCache};
 pub use throttle::{AddressFailure, ThrottleKey, ThrottleState};
+pub use two_step::{
+    FactorOwner, NewPending, PendingPurpose, PendingRecord, SealedTotp, TotpRecord,
+    TwoStepRequirement,
+};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

@@ -9,6 +9,7 @@ pub mod operator;
 pub mod phone;
 pub mod recovery;
 pub mod settings;
+pub mod two_step;
 
 use super::WebError;
 
