@@ -108,9 +108,18 @@ async fn an_app_counts_only_once_confirmed_and_its_key_is_sealed_at_rest() {
     let r = app.browser().login(USER, PASSWORD).await;
     assert_eq!(location(&r), "/login/two-step");
 
-    // The key still works after the data key is rotated.
+    // The key still works after the data key is rotated twice (the first key is then
+    // dropped, so only a key sealed anew still opens).
     let (_, changed) = app.rotate_key().await;
     assert!(changed >= 1);
+    app.rotate_key().await;
+    let pool = app.raw_database().await;
+    let resealed: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT secret FROM totp_factors")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_ne!(resealed[0].0, rows[0].0, "sealed anew under the new key");
     app.signed_in_with_app(USER, &secret).await;
 }
 

@@ -620,7 +620,6 @@ impl TwoStep {
         let (pending, account) = self
             .live_pending(cookie, console, PendingPurpose::Verify)
             .await?;
-        let owner = account.owner();
         let signing_key = ctx.keyring.signing_key();
         let (key, device) = match &account {
             Account::User(u) => {
@@ -656,7 +655,6 @@ impl TwoStep {
         } else {
             "second step: an authenticator code"
         };
-        let _ = owner;
         Ok(match account {
             Account::User(u) => {
                 Completed::User(open_session(ctx, &u, device.as_ref(), client, Some(how)).await?)
@@ -777,6 +775,7 @@ impl TwoStep {
         &self,
         cookie: &str,
         console: Console,
+        device_cookie: Option<&str>,
         code: &str,
         client: Client,
     ) -> Result<(Completed, RecoveryCodes), EnrolError> {
@@ -791,9 +790,11 @@ impl TwoStep {
         let how = Some("after setting up an authenticator app");
         let completed = match &account {
             Account::User(u) => {
-                let key = ctx.guard().sign_in_key(&u.username(), None);
+                let signing_key = ctx.keyring.signing_key();
+                let device = trusted_devices::recognise(&signing_key, device_cookie, &u.username());
+                let key = ctx.guard().sign_in_key(&u.username(), device.as_ref());
                 ctx.guard().unlock(&key).await?;
-                Completed::User(open_session(ctx, u, None, client, how).await?)
+                Completed::User(open_session(ctx, u, device.as_ref(), client, how).await?)
             }
             Account::Operator(o) => {
                 ctx.guard().unlock(&ThrottleKey::operator(&o.name)).await?;

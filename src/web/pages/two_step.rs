@@ -397,8 +397,9 @@ async fn complete_enrol(
         return Ok(start_again(console));
     };
     let services = &state.services.two_step;
+    let device = jar.get(state.cookies.device).map(|c| c.value().to_owned());
     match services
-        .complete_enrolment(&cookie, console, &form.code, client)
+        .complete_enrolment(&cookie, console, device.as_deref(), &form.code, client)
         .await
     {
         Ok((completed, codes)) => {
