@@ -754,3 +754,59 @@ async fn an_operator_removes_an_admins_second_factor_only_after_verifying_the_ca
     let r = op.post(&format!("{path}/two-step/remove"), &[]).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn an_operator_signs_in_with_a_recovery_code_and_makes_new_ones_with_the_password() {
+    let app = spawn_app().await;
+    app.add_operator(OPERATOR).await;
+    let op = app.browser();
+    op.operator_login(OPERATOR, OPERATOR_PASSWORD).await;
+    let (_, r) = op
+        .set_up_app("/operator/login/two-step/setup", app.now())
+        .await;
+    let old = recovery_codes_in(&r.text().await.unwrap());
+
+    let lost_phone = app.browser();
+    lost_phone.operator_login(OPERATOR, OPERATOR_PASSWORD).await;
+    let r = lost_phone.operator_two_step(&old[0]).await;
+    assert_eq!(location(&r), "/operator/tenants");
+    let page = lost_phone
+        .get("/operator/two-step")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Unused recovery codes: <strong>9</strong>"),
+        "{page}"
+    );
+
+    let r = lost_phone
+        .post(
+            "/operator/two-step/recovery-codes",
+            &[("current_password", "Wrong-password-1")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = lost_phone
+        .post(
+            "/operator/two-step/recovery-codes",
+            &[("current_password", OPERATOR_PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let new = recovery_codes_in(&r.text().await.unwrap());
+    let events = app.audit_events("two_step.codes_regenerated").await;
+    assert_eq!(events[0].actor.as_deref(), Some("operator:olivia"));
+
+    let again = app.browser();
+    again.operator_login(OPERATOR, OPERATOR_PASSWORD).await;
+    assert_eq!(
+        again.operator_two_step(&old[1]).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        location(&again.operator_two_step(&new[0]).await),
+        "/operator/tenants"
+    );
+}

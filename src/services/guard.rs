@@ -306,6 +306,47 @@ impl<'a> Guard<'a> {
         Ok(self.ctx.store.throttle_release(key).await?)
     }
 
+    /// Checks an operator's password inside their console session (to make new recovery
+    /// codes), counted toward the operator's sign-in lockout like [`confirm_password`].
+    ///
+    /// [`confirm_password`]: Guard::confirm_password
+    pub(crate) async fn confirm_operator_password(
+        &self,
+        operator: &crate::store::OperatorRecord,
+        typed: &str,
+        client: Client,
+        why: &'static str,
+    ) -> Result<Result<(), Refusal>, Unexpected> {
+        let key = ThrottleKey::operator(&operator.name);
+        if let Err(retry_after) = self.count_attempt(&key).await? {
+            return Ok(Err(Refusal::Locked { retry_after }));
+        }
+        let candidate = SecretString::from(password::normalize(typed));
+        let Ok(ok) = self
+            .ctx
+            .hasher
+            .verify(operator.password_hash.clone(), candidate)
+            .await
+        else {
+            self.ctx.store.throttle_release(&key).await?;
+            return Ok(Err(Refusal::Busy));
+        };
+        if ok {
+            self.unlock(&key).await?;
+            return Ok(Ok(()));
+        }
+        let actor = crate::audit::operator_actor(&operator.name);
+        let addr = client.addr_string();
+        self.record_failure(&key, None, |_| Event {
+            actor: Some(&actor),
+            client_addr: addr.as_deref(),
+            detail: Some(why),
+            ..Event::new(EventKind::SignInFailed)
+        })
+        .await?;
+        Ok(Err(Refusal::WrongPassword))
+    }
+
     /// The one place a failed password check is counted: under `key` (locking it once its
     /// window holds the limit), against the client's address when given, and audited —
     /// all in one transaction.

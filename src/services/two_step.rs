@@ -1073,6 +1073,56 @@ impl TwoStep {
         }
     }
 
+    /// How many unused recovery codes the operator has.
+    pub async fn operator_codes_left(&self, os: &OperatorSession) -> Result<i64, Unexpected> {
+        Ok(self
+            .ctx
+            .store
+            .recovery_codes_left(FactorOwner::Operator(os.operator.id))
+            .await?)
+    }
+
+    /// New recovery codes for the signed-in operator (the old ones stop working), with
+    /// their password confirmed. Audited.
+    pub async fn regenerate_operator_codes(
+        &self,
+        os: &OperatorSession,
+        password: &str,
+        client: Client,
+    ) -> Result<RecoveryCodes, ConfirmedChangeError> {
+        if password.is_empty() {
+            return Err(ConfirmedChangeError::Refused(Refusal::WrongPassword));
+        }
+        self.ctx
+            .guard()
+            .confirm_operator_password(
+                &os.operator,
+                password,
+                client,
+                "wrong password when making new recovery codes",
+            )
+            .await?
+            .map_err(ConfirmedChangeError::Refused)?;
+        let owner = FactorOwner::Operator(os.operator.id);
+        if !has_second_factor(&self.ctx, owner).await? {
+            return Err(ConfirmedChangeError::NoFactor);
+        }
+        let (codes, hashes) = new_codes(owner);
+        self.ctx
+            .store
+            .replace_recovery_codes(owner, &hashes, self.ctx.now())
+            .await?;
+        self.audit(
+            &Account::Operator(os.operator.clone()),
+            None,
+            EventKind::RecoveryCodesRegenerated,
+            client,
+            None,
+        )
+        .await?;
+        Ok(codes)
+    }
+
     // ---- key rotation ----------------------------------------------------------------
 
     /// Re-encrypts every authenticator secret under the current data key. Returns how many

@@ -295,8 +295,8 @@ impl Store {
     }
 
     /// Removes the account's authenticator app (confirmed or not), its recovery codes and
-    /// its pending sign-ins, queuing `notice` in the same transaction. False when it had
-    /// no app (nothing is queued then).
+    /// its pending sign-ins, queuing `notice` in the same transaction when there was a
+    /// confirmed app. False when there was none (nothing is queued then).
     pub async fn remove_second_factor(
         &self,
         owner: FactorOwner,
@@ -305,25 +305,28 @@ impl Store {
     ) -> StoreResult<bool> {
         let (column, id) = owner.column();
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(&format!("DELETE FROM totp_factors WHERE {column} = $1"))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        // The write first, so SQLite takes its write lock at once.
+        let removed = sqlx::query(&format!(
+            "DELETE FROM totp_factors WHERE {column} = $1 RETURNING confirmed_at"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let had = match removed {
+            Some(r) => r.try_get::<Option<i64>, _>("confirmed_at")?.is_some(),
+            None => false,
+        };
         for table in ["recovery_codes", "sign_in_pending"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1"))
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
         }
-        if done.rows_affected() == 0 {
-            tx.commit().await?;
-            return Ok(false);
-        }
-        if let Some(mail) = notice {
+        if let (true, Some(mail)) = (had, notice) {
             outbox::enqueue(&mut tx, mail, now).await?;
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(had)
     }
 
     /// Records a sign-in waiting for its second step.

@@ -58,6 +58,11 @@ pub fn router() -> Router<AppState> {
             "/operator/tenants/{code}/admins/{id}/two-step/remove",
             post(operator_remove),
         )
+        .route("/operator/two-step", get(operator_settings))
+        .route(
+            "/operator/two-step/recovery-codes",
+            post(operator_regenerate_codes),
+        )
 }
 
 /// What the second step's page says for a wrong code.
@@ -872,4 +877,90 @@ async fn operator_remove(
         Err(OperatorRemoveError::NotFound) => Err(WebError::NotFound),
         Err(OperatorRemoveError::Unexpected(e)) => Err(e.into()),
     }
+}
+
+#[derive(Template)]
+#[template(path = "operator/two_step.html")]
+struct OperatorSettingsPage {
+    chrome: Chrome,
+    codes_left: i64,
+    password_error: Option<String>,
+}
+
+async fn render_operator_settings(
+    state: &AppState,
+    os: &crate::services::operator_console::OperatorSession,
+    csrf: String,
+    status: StatusCode,
+    password_error: Option<String>,
+) -> Result<Response, WebError> {
+    let codes_left = state.services.two_step.operator_codes_left(os).await?;
+    Ok(html(
+        status,
+        &OperatorSettingsPage {
+            chrome: Chrome::operator(csrf, os, ""),
+            codes_left,
+            password_error,
+        },
+    ))
+}
+
+async fn operator_settings(
+    State(state): State<AppState>,
+    RequireOperator(os): RequireOperator,
+    CsrfToken(csrf): CsrfToken,
+) -> Result<Response, WebError> {
+    render_operator_settings(&state, &os, csrf, StatusCode::OK, None).await
+}
+
+async fn operator_regenerate_codes(
+    State(state): State<AppState>,
+    RequireOperator(os): RequireOperator,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    ValidForm(form): ValidForm<PasswordFields>,
+) -> Result<Response, WebError> {
+    let outcome = state
+        .services
+        .two_step
+        .regenerate_operator_codes(&os, &form.current_password, client)
+        .await;
+    let (status, message, retry) = match outcome {
+        Ok(codes) => {
+            return Ok(codes_page(
+                Chrome::operator(csrf, &os, ""),
+                codes,
+                "/operator/two-step".to_owned(),
+                false,
+            ))
+        }
+        Err(ConfirmedChangeError::Refused(Refusal::WrongPassword)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            crate::web::forms::WRONG_CURRENT.to_owned(),
+            None,
+        ),
+        Err(ConfirmedChangeError::Refused(r)) => {
+            let shown = refused_in_session(
+                r,
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    crate::web::forms::WRONG_CURRENT,
+                ),
+            );
+            (shown.status, shown.message, shown.retry_after)
+        }
+        Err(
+            ConfirmedChangeError::NoFactor
+            | ConfirmedChangeError::Required
+            | ConfirmedChangeError::NotFound,
+        ) => {
+            return Err(crate::services::Unexpected::invariant(
+                "a signed-in operator has an authenticator app",
+            )
+            .into())
+        }
+        Err(ConfirmedChangeError::Unexpected(e)) => return Err(e.into()),
+    };
+    let response = render_operator_settings(&state, &os, csrf, status, Some(message)).await?;
+    Ok(maybe_retry_after(response, retry))
 }
