@@ -810,3 +810,30 @@ async fn an_operator_signs_in_with_a_recovery_code_and_makes_new_ones_with_the_p
         "/operator/tenants"
     );
 }
+
+#[tokio::test]
+async fn wrong_codes_lock_an_operator_like_wrong_passwords() {
+    let app = spawn_app().await;
+    app.add_operator(OPERATOR).await;
+    drop(app.signed_in_operator(OPERATOR).await);
+    let key = app.operator_app(OPERATOR).unwrap();
+    let op = app.browser();
+    op.operator_login(OPERATOR, OPERATOR_PASSWORD).await;
+    for _ in 0..5 {
+        assert_eq!(
+            op.operator_two_step("000000").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = op.operator_two_step(&app.fresh_totp(&key)).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.text().await.unwrap().contains("for this name"));
+    let r = app
+        .browser()
+        .operator_login(OPERATOR, OPERATOR_PASSWORD)
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let failed = app.audit_events("two_step.failed").await;
+    assert_eq!(failed.len(), 5);
+    assert_eq!(failed[0].actor.as_deref(), Some("operator:olivia"));
+}

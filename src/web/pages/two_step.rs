@@ -240,7 +240,11 @@ async fn complete_step(
             Ok(html(StatusCode::UNAUTHORIZED, &page))
         }
         Err(StepError::Refused(r)) => {
-            let shown = respond::refused_sign_in(r, "username");
+            let what = match console {
+                Console::Portal => "username",
+                Console::Operator => "name",
+            };
+            let shown = respond::refused_sign_in(r, what);
             page.form_error = Some(shown.message);
             Ok(maybe_retry_after(
                 html(shown.status, &page),
@@ -561,7 +565,9 @@ async fn confirm_setup(
                 },
             )),
             Err(SetupError::Unexpected(e)) => Err(e.into()),
-            Err(_) => Ok(Redirect::to("/settings/two-step").into_response()),
+            Err(SetupError::NotStarted | SetupError::AlreadySet | SetupError::WrongCode) => {
+                Ok(Redirect::to("/settings/two-step").into_response())
+            }
         },
         Err(SetupError::NotStarted | SetupError::AlreadySet) => {
             Ok(Redirect::to("/settings/two-step").into_response())
