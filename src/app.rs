@@ -86,6 +86,7 @@ impl Portal {
             clock: clock.clone(),
             policy: Policy::from_settings(&settings),
             public_host: host,
+            public_url: settings.public_url.clone(),
             outbox: outbox.clone(),
             mail_wake: mail_wake.clone(),
             keyring: keyring.clone(),

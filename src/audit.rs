@@ -49,6 +49,11 @@ pub enum EventKind {
     RecoveryCodeUsed,
     RecoveryCodesRegenerated,
     TwoStepRequirementSet,
+    PasskeyAdded,
+    PasskeyRenamed,
+    PasskeyRemoved,
+    PasskeyUsed,
+    PasskeyRejected,
 }
 
 impl EventKind {
@@ -97,6 +102,11 @@ impl EventKind {
         EventKind::RecoveryCodeUsed,
         EventKind::RecoveryCodesRegenerated,
         EventKind::TwoStepRequirementSet,
+        EventKind::PasskeyAdded,
+        EventKind::PasskeyRenamed,
+        EventKind::PasskeyRemoved,
+        EventKind::PasskeyUsed,
+        EventKind::PasskeyRejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -144,6 +154,11 @@ impl EventKind {
             EventKind::RecoveryCodeUsed => "two_step.recovery_code_used",
             EventKind::RecoveryCodesRegenerated => "two_step.codes_regenerated",
             EventKind::TwoStepRequirementSet => "two_step.requirement_set",
+            EventKind::PasskeyAdded => "passkey.added",
+            EventKind::PasskeyRenamed => "passkey.renamed",
+            EventKind::PasskeyRemoved => "passkey.removed",
+            EventKind::PasskeyUsed => "passkey.used",
+            EventKind::PasskeyRejected => "passkey.rejected",
         }
     }
 }

@@ -9,10 +9,19 @@
 //! one source may have only a few checks queued, so a flood from a few addresses waits
 //! behind itself while a real user's one attempt is served within the bound. A waiter
 //! whose client gave up (its future dropped) leaves the queue without being hashed.
+//!
+//! A flood from many addresses is met by what its checks show: a source whose last
+//! checks failed ([`SUSPECT_AFTER`] in a row, remembered for the most recent
+//! [`REMEMBERED_SOURCES`] sources) is served after every other, and at the bound a check
+//! from anyone else takes the place of the newest check of such a source, which is shed.
+//! A real user who typed the right password is never behind the flood's guesses.
 
 use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+use lru::LruCache;
 
 use tokio::sync::oneshot;
 
@@ -20,6 +29,12 @@ use super::hashing::Busy;
 
 /// Checks one source may have waiting at once; more from it are shed.
 pub const PER_SOURCE_WAITING: usize = 4;
+
+/// Failed checks in a row after which a source waits behind everyone else.
+pub const SUSPECT_AFTER: u32 = 2;
+
+/// How many sources' recent failures are remembered (least recently failed forgotten).
+pub const REMEMBERED_SOURCES: usize = 16_384;
 
 /// Who a password check is for, for fairness: a client address (IPv6 by /64), or the
 /// portal itself for checks inside a signed-in session.
@@ -48,10 +63,24 @@ struct Queue {
     per_hash: Duration,
     waiting: usize,
     next_id: u64,
-    /// Sources with waiters, in the order they are served: priority ones first.
+    /// Sources with waiters, in the order they are served: priority ones first, then
+    /// ordinary ones, then suspect ones.
     priority_turns: VecDeque<Source>,
     turns: VecDeque<Source>,
+    suspect_turns: VecDeque<Source>,
     by_source: HashMap<Source, VecDeque<Waiter>>,
+    /// Failed checks in a row, by source.
+    failures: LruCache<Source, u32>,
+}
+
+/// Where a source's checks wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// A browser that proved itself before.
+    Priority,
+    Ordinary,
+    /// Its last checks failed.
+    Suspect,
 }
 
 #[derive(Debug)]
@@ -105,7 +134,11 @@ impl Admission {
                 next_id: 0,
                 priority_turns: VecDeque::new(),
                 turns: VecDeque::new(),
+                suspect_turns: VecDeque::new(),
                 by_source: HashMap::new(),
+                failures: LruCache::new(
+                    NonZeroUsize::new(REMEMBERED_SOURCES).unwrap_or(NonZeroUsize::MIN),
+                ),
             }),
         })
     }
@@ -134,8 +167,21 @@ impl Admission {
         q.per_hash = (q.per_hash * 7 + took) / 8;
     }
 
-    /// Waits for a worker; `Busy` at once when the queue is at its bound or `source` has
-    /// too many checks waiting.
+    /// Records how a check from `source` ended: a failure counts toward its suspicion, a
+    /// success clears it.
+    pub fn note(&self, source: &Source, succeeded: bool) {
+        let mut q = self.lock();
+        if succeeded {
+            q.failures.pop(source);
+        } else if let Some(n) = q.failures.get_mut(source) {
+            *n = n.saturating_add(1);
+        } else {
+            q.failures.put(source.clone(), 1);
+        }
+    }
+
+    /// Waits for a worker; `Busy` at once when the queue is at its bound (and holds no
+    /// suspect check to take the place of) or `source` has too many checks waiting.
     pub async fn admit(self: &Arc<Self>, source: Source, priority: bool) -> Result<Slot, Busy> {
         let (id, granted) = {
             let mut q = self.lock();
@@ -146,7 +192,11 @@ impl Admission {
                 });
             }
             let queued_here = q.by_source.get(&source).map_or(0, VecDeque::len);
-            if q.waiting >= q.capacity() || queued_here >= PER_SOURCE_WAITING {
+            if queued_here >= PER_SOURCE_WAITING {
+                return Err(Busy);
+            }
+            let class = q.class_of(&source, priority);
+            if q.waiting >= q.capacity() && (class == Class::Suspect || !q.shed_newest_suspect()) {
                 return Err(Busy);
             }
             let (tx, rx) = oneshot::channel();
@@ -157,11 +207,7 @@ impl Admission {
             let first = waiters.is_empty();
             waiters.push_back(Waiter { id, grant: tx });
             if first {
-                if priority {
-                    q.priority_turns.push_back(source.clone());
-                } else {
-                    q.turns.push_back(source.clone());
-                }
+                q.turns_of(class).push_back(source.clone());
             }
             (id, rx)
         };
@@ -190,6 +236,51 @@ impl Queue {
         (work / self.per_hash.as_secs_f64()).floor() as usize
     }
 
+    fn class_of(&mut self, source: &Source, priority: bool) -> Class {
+        if priority {
+            Class::Priority
+        } else if self
+            .failures
+            .peek(source)
+            .is_some_and(|n| *n >= SUSPECT_AFTER)
+        {
+            Class::Suspect
+        } else {
+            Class::Ordinary
+        }
+    }
+
+    fn turns_of(&mut self, class: Class) -> &mut VecDeque<Source> {
+        match class {
+            Class::Priority => &mut self.priority_turns,
+            Class::Ordinary => &mut self.turns,
+            Class::Suspect => &mut self.suspect_turns,
+        }
+    }
+
+    /// Sheds the newest check of the suspect source that joined last, to make room;
+    /// `false` when no suspect check waits.
+    fn shed_newest_suspect(&mut self) -> bool {
+        let Some(source) = self.suspect_turns.back().cloned() else {
+            return false;
+        };
+        let Some(waiters) = self.by_source.get_mut(&source) else {
+            self.suspect_turns.pop_back();
+            return self.shed_newest_suspect();
+        };
+        // Dropping its sender tells the waiter it was shed.
+        let shed = waiters.pop_back();
+        if waiters.is_empty() {
+            self.by_source.remove(&source);
+            self.suspect_turns.pop_back();
+        }
+        if shed.is_some() {
+            self.waiting = self.waiting.saturating_sub(1);
+            return true;
+        }
+        self.shed_newest_suspect()
+    }
+
     /// Hands free workers to waiters, one source at a time.
     fn dispatch(&mut self) {
         while self.running < self.workers {
@@ -205,9 +296,12 @@ impl Queue {
 
     fn next_waiter(&mut self) -> Option<Waiter> {
         loop {
-            let (source, priority) = match self.priority_turns.pop_front() {
-                Some(s) => (s, true),
-                None => (self.turns.pop_front()?, false),
+            let (source, class) = if let Some(s) = self.priority_turns.pop_front() {
+                (s, Class::Priority)
+            } else if let Some(s) = self.turns.pop_front() {
+                (s, Class::Ordinary)
+            } else {
+                (self.suspect_turns.pop_front()?, Class::Suspect)
             };
             let Some(waiters) = self.by_source.get_mut(&source) else {
                 continue;
@@ -219,10 +313,8 @@ impl Queue {
             self.waiting = self.waiting.saturating_sub(1);
             if waiters.is_empty() {
                 self.by_source.remove(&source);
-            } else if priority {
-                self.priority_turns.push_back(source);
             } else {
-                self.turns.push_back(source);
+                self.turns_of(class).push_back(source);
             }
             return Some(waiter);
         }
@@ -241,6 +333,7 @@ impl Queue {
             self.by_source.remove(source);
             self.turns.retain(|s| s != source);
             self.priority_turns.retain(|s| s != source);
+            self.suspect_turns.retain(|s| s != source);
         }
     }
 }
@@ -366,6 +459,66 @@ mod tests {
         let a = queue();
         let order = served_order(&a, &[("a", false), ("b", false), ("trusted", true)]).await;
         assert_eq!(order, ["trusted", "a", "b"]);
+    }
+
+    #[tokio::test]
+    async fn sources_whose_checks_keep_failing_are_served_after_everyone_else() {
+        let a = queue();
+        for _ in 0..SUSPECT_AFTER {
+            a.note(&source("flood"), false);
+        }
+        // One failure is a typo, not a flood.
+        a.note(&source("typo"), false);
+        let order = served_order(&a, &[("flood", false), ("typo", false), ("user", false)]).await;
+        assert_eq!(order, ["typo", "user", "flood"]);
+        // A success clears the suspicion.
+        a.note(&source("flood"), true);
+        let order = served_order(&a, &[("flood", false), ("user", false)]).await;
+        assert_eq!(order, ["flood", "user"]);
+    }
+
+    #[tokio::test]
+    async fn at_the_bound_anyone_else_takes_the_place_of_a_suspect_check() {
+        let a = queue();
+        let running = a.admit(source("x"), false).await.unwrap();
+        // Ten suspect sources fill the bound.
+        let mut flood = Vec::new();
+        for i in 0..10 {
+            let s = source(&format!("f{i}"));
+            for _ in 0..SUSPECT_AFTER {
+                a.note(&s, false);
+            }
+            let queue = a.clone();
+            flood.push(tokio::spawn(async move { queue.admit(s, false).await }));
+            while a.lock().waiting < i + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        // Another suspect check is shed at once; a user's takes the newest flood place.
+        let late = source("f-late");
+        for _ in 0..SUSPECT_AFTER {
+            a.note(&late, false);
+        }
+        assert!(a.admit(late, false).await.is_err());
+        let a2 = a.clone();
+        let user = tokio::spawn(async move { a2.admit(source("user"), false).await });
+        let shed = flood.pop().unwrap().await.unwrap();
+        assert!(shed.is_err(), "the newest suspect check was shed");
+        assert_eq!(a.lock().waiting, 10);
+        drop(running);
+        assert!(user.await.unwrap().is_ok(), "the user is served first");
+        for f in flood {
+            f.abort();
+        }
+    }
+
+    #[test]
+    fn the_failures_remembered_are_bounded() {
+        let a = queue();
+        for i in 0..REMEMBERED_SOURCES + 10 {
+            a.note(&source(&format!("s{i}")), false);
+        }
+        assert_eq!(a.lock().failures.len(), REMEMBERED_SOURCES);
     }
 
     #[tokio::test]

@@ -219,6 +219,12 @@ impl Hasher {
 }
 
 impl Hasher {
+    /// Records how a sign-in check from `source` ended, for the queue's order under a
+    /// flood (see [`Admission::note`]).
+    pub fn note(&self, source: &Source, succeeded: bool) {
+        self.admission.note(source, succeeded);
+    }
+
     /// (running, waiting) hashes now, for the metrics.
     pub fn load(&self) -> (usize, usize) {
         self.admission.load()

@@ -6,6 +6,7 @@
 
 mod display_name;
 mod email;
+mod passkey_name;
 /// Public as a module too: sign-in calls `password::normalize` on the typed password.
 pub mod password;
 mod pin;
@@ -14,6 +15,7 @@ mod username;
 
 pub use display_name::DisplayName;
 pub use email::Email;
+pub use passkey_name::PasskeyName;
 pub use password::{normalize, NewPassword, PasswordContext, PasswordProblem};
 pub use pin::{Pin, PinProblem};
 pub use security_question::{SecurityAnswer, SecurityQuestion, SUGGESTED_QUESTIONS};
@@ -57,6 +59,11 @@ pub enum DomainError {
         "Enter a name of 1 to 100 characters, without line breaks or other control characters."
     )]
     DisplayName,
+    /// Not a passkey name (see [`PasskeyName`]).
+    #[error(
+        "Name the passkey with 1 to 60 characters, without line breaks or other control characters."
+    )]
+    PasskeyName,
     /// Not a security question (see [`SecurityQuestion`]).
     #[error("Write a question of 10 to 150 characters on one line.")]
     SecurityQuestion,

@@ -178,12 +178,15 @@ impl<'a> Guard<'a> {
         client: Client,
         event: &(dyn Fn(EventKind) -> Event<'e> + Sync),
     ) -> Result<Result<(), Refusal>, Unexpected> {
+        let source = client.source();
         if let Err(retry_after) = self.count_address(client).await? {
+            self.ctx.hasher.note(&source, false);
             self.audit_refusal(event(EventKind::SignInThrottled))
                 .await?;
             return Ok(Err(Refusal::Throttled { retry_after }));
         }
         if let Err(retry_after) = self.count_attempt(key).await? {
+            self.ctx.hasher.note(&source, false);
             self.audit_refusal(event(EventKind::SignInLocked)).await?;
             // Hammering a locked name still counts against the address.
             self.address_failed(client).await?;
@@ -195,6 +198,8 @@ impl<'a> Guard<'a> {
         let matches = admitted
             .verify(stored.unwrap_or_else(|| dummy_hash()).to_owned(), candidate)
             .await?;
+        // The queue serves sources whose checks keep failing after everyone else.
+        self.ctx.hasher.note(&source, matches && stored.is_some());
         if matches && stored.is_some() {
             self.forgive_address(client).await?;
             return Ok(Ok(()));

@@ -27,6 +27,8 @@
 //!   `has_second_factor` is the one definition of having one).
 //! - [`api_tokens`]: the JSON API's tokens (provider and tenant), who a token may reach,
 //!   its rate limit, and the replay store behind `Idempotency-Key`.
+//! - [`passkeys`]: a user's passkeys (WebAuthn): adding, naming, removing, and the
+//!   challenge and check of a sign-in with one.
 
 pub mod api_tokens;
 pub mod bulk;
@@ -34,6 +36,7 @@ pub mod demo;
 pub mod device_secrets;
 pub mod guard;
 pub mod operator_console;
+pub mod passkeys;
 pub mod passwords;
 pub mod pbx;
 pub mod phone;
@@ -161,6 +164,8 @@ pub struct Context {
     pub policy: Policy,
     /// The public URL's host, for derived SIP domains.
     pub public_host: String,
+    /// The public URL: the passkeys' origin (its host is their relying party id).
+    pub public_url: url::Url,
     pub outbox: Outbox,
     /// Wakes the mail worker when something was queued.
     pub mail_wake: Arc<Notify>,
@@ -204,6 +209,7 @@ pub struct Services {
     pub api_tokens: api_tokens::ApiTokens,
     pub tenants: tenants::Tenants,
     pub two_step: two_step::TwoStep,
+    pub passkeys: passkeys::Passkeys,
 }
 
 impl Services {
@@ -224,6 +230,7 @@ impl Services {
             api_tokens: api_tokens::ApiTokens::new(ctx.clone()),
             tenants: tenants::Tenants::new(ctx.clone()),
             two_step: two_step::TwoStep::new(ctx.clone()),
+            passkeys: passkeys::Passkeys::new(ctx.clone()),
             bulk: bulk::BulkLoad::new(ctx),
         }
     }

@@ -7,6 +7,7 @@ mod api;
 mod operators;
 mod ops;
 mod outbox;
+mod passkeys;
 mod pbx;
 mod phone;
 mod records;
@@ -34,6 +35,7 @@ pub use operators::{
 };
 pub use ops::BackupError;
 pub use outbox::{MailRecord, NewMail, OutboxMessage};
+pub use passkeys::{CeremonyKind, NewPasskey, PasskeyId, PasskeyRecord};
 pub use pbx::{
     PbxNotice, PbxTokenRecord, SipCredentialRow, UserWithoutSecret, CREDENTIAL_FRESH_FOR,
 };

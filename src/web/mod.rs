@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::auth::router())
         .merge(pages::phone::router())
         .merge(pages::settings::router())
+        .merge(pages::passkeys::router())
         .merge(pages::recovery::router())
         .merge(pages::admin::router())
         .merge(pages::api_tokens::router())

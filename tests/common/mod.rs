@@ -5,7 +5,8 @@
 //! Suites speak HTTP through [`Browser`] (one helper per endpoint), arrange with the
 //! fixtures here (`spawn_app`, `signed_in_user`, `signed_in_admin`, …), run the binary
 //! through [`Cli`], and check what lies below HTTP only through `TestApp` helpers named
-//! for what they check. This file is the only one that names the store or the services:
+//! for what they check. This file (with `passkeys.rs`, its passkey helpers) is the only
+//! one that names the store or the services:
 //! every store read goes through `TestApp::store`, every service call through
 //! `TestApp::services` (or, for the wiring, `self.portal`).
 #![allow(dead_code)]
@@ -15,6 +16,7 @@ mod browser;
 mod cli;
 mod faults;
 mod mail;
+mod passkeys;
 mod two_step;
 
 // Not every suite uses every part.
@@ -28,6 +30,8 @@ pub use cli::*;
 pub use faults::*;
 #[allow(unused_imports)]
 pub use mail::*;
+#[allow(unused_imports)]
+pub use passkeys::*;
 #[allow(unused_imports)]
 pub use two_step::*;
 pub mod kamailio;

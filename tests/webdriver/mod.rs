@@ -8,6 +8,8 @@
 //! (CI sets it), where a missing browser fails the test.
 #![allow(dead_code)]
 
+pub mod authenticator;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -16,6 +16,7 @@ pub fn router() -> Router<AppState> {
         .route("/static/theme.js", get(theme_script))
         .route("/static/favicon.svg", get(icon))
         .route("/static/softphone.js", get(softphone_script))
+        .route("/static/passkeys.js", get(passkeys_script))
 }
 
 async fn stylesheet() -> impl IntoResponse {
@@ -46,6 +47,17 @@ async fn softphone_script() -> impl IntoResponse {
             (header::CACHE_CONTROL, CACHE),
         ],
         include_str!("../../../static/softphone.js"),
+    )
+}
+
+/// The passkeys page's WebAuthn glue (plain JavaScript, no build step).
+async fn passkeys_script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, CACHE),
+        ],
+        include_str!("../../../static/passkeys.js"),
     )
 }
 

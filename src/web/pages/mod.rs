@@ -6,6 +6,7 @@ pub mod assets;
 pub mod auth;
 pub mod health;
 pub mod operator;
+pub mod passkeys;
 pub mod phone;
 pub mod recovery;
 pub mod settings;

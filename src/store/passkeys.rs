@@ -1,0 +1,231 @@
+//! Passkeys: each user's WebAuthn credentials (name, the verified credential as JSON,
+//! created, last used) and the server half of a ceremony in flight, one per user and kind,
+//! with its expiry on the caller's clock.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{classify, Store, StoreResult, UserId};
+use crate::clock::Timestamp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PasskeyId(pub i64);
+
+/// A stored passkey.
+#[derive(Debug, Clone)]
+pub struct PasskeyRecord {
+    pub id: PasskeyId,
+    pub user_id: UserId,
+    /// The authenticator's credential id, base64url.
+    pub credential_id: String,
+    pub user_handle: String,
+    pub name: String,
+    /// The verified credential (public key, counter), as JSON.
+    pub passkey: String,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// A passkey about to be stored.
+pub struct NewPasskey<'a> {
+    pub user_id: UserId,
+    pub credential_id: &'a str,
+    pub user_handle: &'a str,
+    pub name: &'a str,
+    pub passkey: &'a str,
+}
+
+/// Which ceremony is in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CeremonyKind {
+    /// Adding a passkey in Settings.
+    Register,
+    /// Signing in with one.
+    Authenticate,
+}
+
+impl CeremonyKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            CeremonyKind::Register => "register",
+            CeremonyKind::Authenticate => "authenticate",
+        }
+    }
+}
+
+const PASSKEY_COLUMNS: &str =
+    "id, user_id, credential_id, user_handle, name, passkey, created_at, last_used_at";
+
+fn passkey_from_row(r: &AnyRow) -> StoreResult<PasskeyRecord> {
+    Ok(PasskeyRecord {
+        id: PasskeyId(r.try_get("id")?),
+        user_id: UserId(r.try_get("user_id")?),
+        credential_id: r.try_get("credential_id")?,
+        user_handle: r.try_get("user_handle")?,
+        name: r.try_get("name")?,
+        passkey: r.try_get("passkey")?,
+        created_at: Timestamp(r.try_get("created_at")?),
+        last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(Timestamp),
+    })
+}
+
+impl Store {
+    /// Stores a verified passkey; `Conflict` when its credential is already stored (for
+    /// this user or any other).
+    pub async fn insert_passkey(
+        &self,
+        p: &NewPasskey<'_>,
+        now: Timestamp,
+    ) -> StoreResult<PasskeyId> {
+        let row = sqlx::query(
+            "INSERT INTO passkeys (user_id, credential_id, user_handle, name, passkey, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(p.user_id.0)
+        .bind(p.credential_id)
+        .bind(p.user_handle)
+        .bind(p.name)
+        .bind(p.passkey)
+        .bind(now.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(PasskeyId(row.try_get(0)?))
+    }
+
+    /// A user's passkeys, oldest first.
+    pub async fn passkeys_of(&self, user: UserId) -> StoreResult<Vec<PasskeyRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE user_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(user.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(passkey_from_row).collect()
+    }
+
+    /// One of the user's passkeys; `None` when there is no such passkey or it is another
+    /// user's.
+    pub async fn passkey_of(
+        &self,
+        user: UserId,
+        id: PasskeyId,
+    ) -> StoreResult<Option<PasskeyRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE id = $1 AND user_id = $2"
+        ))
+        .bind(id.0)
+        .bind(user.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| passkey_from_row(&r)).transpose()
+    }
+
+    pub async fn has_passkey(&self, user: UserId) -> StoreResult<bool> {
+        let row = sqlx::query("SELECT COUNT(*) FROM passkeys WHERE user_id = $1")
+            .bind(user.0)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? > 0)
+    }
+
+    /// Renames one of the user's passkeys; false when it is not theirs (or gone).
+    pub async fn rename_passkey(
+        &self,
+        user: UserId,
+        id: PasskeyId,
+        name: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE passkeys SET name = $1 WHERE id = $2 AND user_id = $3")
+            .bind(name)
+            .bind(id.0)
+            .bind(user.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes one of the user's passkeys; false when it is not theirs (or gone).
+    pub async fn delete_passkey(&self, user: UserId, id: PasskeyId) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM passkeys WHERE id = $1 AND user_id = $2")
+            .bind(id.0)
+            .bind(user.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A sign-in used the passkey: its last use, and its credential when the sign-in
+    /// moved it on (the signature counter, the backup flags).
+    pub async fn passkey_used(
+        &self,
+        id: PasskeyId,
+        updated: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE passkeys SET last_used_at = $1, passkey = COALESCE($2, passkey) WHERE id = $3",
+        )
+        .bind(now.0)
+        .bind(updated)
+        .bind(id.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Keeps the server half of a new ceremony, replacing the user's earlier one of the
+    /// same kind; ceremonies of anyone that ran out by `now` are dropped on the way, so the
+    /// table holds only live ones.
+    pub async fn put_ceremony(
+        &self,
+        user: UserId,
+        kind: CeremonyKind,
+        state: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO passkey_ceremonies (user_id, kind, state, expires_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, kind) \
+             DO UPDATE SET state = excluded.state, expires_at = excluded.expires_at",
+        )
+        .bind(user.0)
+        .bind(kind.as_str())
+        .bind(state)
+        .bind(expires_at.0)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM passkey_ceremonies WHERE expires_at <= $1")
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Takes the user's ceremony of `kind` — deleted in the same statement, so two
+    /// answers to one challenge cannot both use it — if it is still live at `now`.
+    pub async fn take_ceremony(
+        &self,
+        user: UserId,
+        kind: CeremonyKind,
+        now: Timestamp,
+    ) -> StoreResult<Option<String>> {
+        let row = sqlx::query(
+            "DELETE FROM passkey_ceremonies WHERE user_id = $1 AND kind = $2 \
+             RETURNING state, expires_at",
+        )
+        .bind(user.0)
+        .bind(kind.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let expires_at = Timestamp(r.try_get("expires_at")?);
+        if expires_at <= now {
+            return Ok(None);
+        }
+        Ok(Some(r.try_get("state")?))
+    }
+}

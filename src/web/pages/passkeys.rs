@@ -1,0 +1,311 @@
+//! Settings → Passkeys: the list (name, added, last used), adding one (two JSON requests
+//! around the browser's `navigator.credentials.create()`, run by `static/passkeys.js`),
+//! renaming and removing one (plain forms; removing asks for the password).
+//!
+//! The JSON requests are forms too: `static/passkeys.js` posts them url-encoded with the
+//! page's `csrf_token`, so they pass the same CSRF check as every other POST.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::domain::PasskeyName;
+use crate::mail::compose::utc;
+use crate::services::passkeys::{
+    FinishError, PasskeyRefusal, RemoveError, RenameError, StartError,
+};
+use crate::services::{Refusal, SessionUser};
+use crate::store::PasskeyId;
+use crate::web::extract::{ClientInfo, CsrfToken, CurrentUser, ValidForm};
+use crate::web::forms::WRONG_CURRENT;
+use crate::web::params::{Path, Query};
+use crate::web::render::{html, Chrome};
+use crate::web::respond::{maybe_retry_after, refused_in_session};
+use crate::web::{AppState, WebError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/settings/passkeys", get(passkeys_page))
+        .route(
+            "/settings/passkeys/register/start",
+            post(start_registration),
+        )
+        .route(
+            "/settings/passkeys/register/finish",
+            post(finish_registration),
+        )
+        .route("/settings/passkeys/{id}/rename", post(rename_passkey))
+        .route("/settings/passkeys/{id}/remove", post(remove_passkey))
+}
+
+/// One passkey as listed.
+struct PasskeyRow {
+    id: i64,
+    name: String,
+    created: String,
+    last_used: Option<String>,
+}
+
+/// A failed rename or removal, shown at the passkey it was about.
+#[derive(Default)]
+struct RowErrors {
+    id: i64,
+    name: Option<String>,
+    password: Option<String>,
+    form: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "passkeys.html")]
+struct PasskeysPage {
+    chrome: Chrome,
+    passkeys: Vec<PasskeyRow>,
+    notice: Option<&'static str>,
+    errors: RowErrors,
+    /// What was typed as a new name, kept after an error.
+    typed_name: String,
+    max_name: usize,
+}
+
+impl PasskeysPage {
+    fn errors_for(&self, id: &i64) -> bool {
+        self.errors.id == *id
+    }
+}
+
+async fn render(
+    state: &AppState,
+    su: &SessionUser,
+    csrf: String,
+    status: StatusCode,
+    adjust: impl FnOnce(&mut PasskeysPage),
+) -> Result<Response, WebError> {
+    let passkeys = state
+        .services
+        .passkeys
+        .list(su)
+        .await?
+        .into_iter()
+        .map(|p| PasskeyRow {
+            id: p.id.0,
+            name: p.name,
+            created: utc(p.created_at),
+            last_used: p.last_used_at.map(utc),
+        })
+        .collect();
+    let mut page = PasskeysPage {
+        chrome: Chrome::signed_in(csrf, su, "settings"),
+        passkeys,
+        notice: None,
+        errors: RowErrors::default(),
+        typed_name: String::new(),
+        max_name: PasskeyName::MAX_CHARS,
+    };
+    adjust(&mut page);
+    Ok(html(status, &page))
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    #[serde(default)]
+    saved: String,
+}
+
+async fn passkeys_page(
+    State(state): State<AppState>,
+    CurrentUser(su): CurrentUser,
+    CsrfToken(csrf): CsrfToken,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, WebError> {
+    let notice = match q.saved.as_str() {
+        "added" => Some("Your passkey was added."),
+        "renamed" => Some("Your passkey was renamed."),
+        "removed" => Some("Your passkey was removed. It can no longer be used to sign in."),
+        _ => None,
+    };
+    render(&state, &su, csrf, StatusCode::OK, |p| p.notice = notice).await
+}
+
+/// A JSON answer to `static/passkeys.js`: `{"error": MESSAGE}` with its status.
+fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+const UNAVAILABLE: &str = "Passkeys cannot be used at this portal's address. Ask your provider to give the portal a host name (not an IP address).";
+
+#[derive(Deserialize)]
+struct StartFields {
+    #[serde(default)]
+    name: String,
+}
+
+/// Starts adding a passkey: the options for `navigator.credentials.create()`. The name
+/// is checked first, so a bad one is said before the authenticator is asked.
+async fn start_registration(
+    State(state): State<AppState>,
+    CurrentUser(su): CurrentUser,
+    ValidForm(form): ValidForm<StartFields>,
+) -> Result<Response, WebError> {
+    if let Err(e) = PasskeyName::parse(&form.name) {
+        return Ok(json_error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()));
+    }
+    match state.services.passkeys.start_registration(&su).await {
+        Ok(options) => Ok((
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            options,
+        )
+            .into_response()),
+        Err(StartError::Unavailable) => Ok(json_error(StatusCode::CONFLICT, UNAVAILABLE)),
+        Err(StartError::Unexpected(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct FinishFields {
+    #[serde(default)]
+    name: String,
+    /// The JSON of the `PublicKeyCredential` the browser made.
+    #[serde(default)]
+    response: String,
+}
+
+/// Finishes adding a passkey: `{"redirect": "/settings/passkeys?saved=added"}`, or an
+/// error that says what to do; nothing is stored on an error.
+async fn finish_registration(
+    State(state): State<AppState>,
+    CurrentUser(su): CurrentUser,
+    ClientInfo(client): ClientInfo,
+    ValidForm(form): ValidForm<FinishFields>,
+) -> Result<Response, WebError> {
+    let name = match PasskeyName::parse(&form.name) {
+        Ok(n) => n,
+        Err(e) => return Ok(json_error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string())),
+    };
+    let outcome = state
+        .services
+        .passkeys
+        .finish_registration(&su, &name, &form.response, client)
+        .await;
+    let (status, message) = match outcome {
+        Ok(_) => {
+            return Ok(Json(
+                serde_json::json!({ "redirect": "/settings/passkeys?saved=added" }),
+            )
+            .into_response())
+        }
+        Err(FinishError::Refused(r)) => match r {
+            PasskeyRefusal::Unreadable => (
+                StatusCode::BAD_REQUEST,
+                "The browser's answer could not be read. Reload the page and try again.",
+            ),
+            PasskeyRefusal::Expired => (
+                StatusCode::CONFLICT,
+                "The request to add a passkey ran out or was already used. Try again.",
+            ),
+            PasskeyRefusal::Rejected => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The passkey could not be verified, so it was not added. Try again, or use another authenticator.",
+            ),
+            PasskeyRefusal::AlreadyRegistered => (
+                StatusCode::CONFLICT,
+                "This passkey is already registered.",
+            ),
+            PasskeyRefusal::Unavailable => (StatusCode::CONFLICT, UNAVAILABLE),
+        },
+        Err(FinishError::Unexpected(e)) => return Err(e.into()),
+    };
+    Ok(json_error(status, message))
+}
+
+/// A passkey id from the path; anything else is a passkey that does not exist.
+fn passkey_id(raw: &str) -> Result<PasskeyId, WebError> {
+    raw.parse::<i64>()
+        .map(PasskeyId)
+        .map_err(|_| WebError::NotFound)
+}
+
+#[derive(Deserialize)]
+struct RenameFields {
+    #[serde(default)]
+    name: String,
+}
+
+async fn rename_passkey(
+    State(state): State<AppState>,
+    CurrentUser(su): CurrentUser,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    Path(id): Path<String>,
+    ValidForm(form): ValidForm<RenameFields>,
+) -> Result<Response, WebError> {
+    let id = passkey_id(&id)?;
+    let problem = match PasskeyName::parse(&form.name) {
+        Err(e) => e.to_string(),
+        Ok(name) => match state.services.passkeys.rename(&su, id, &name, client).await {
+            Ok(()) => return Ok(Redirect::to("/settings/passkeys?saved=renamed").into_response()),
+            Err(RenameError::NotFound) => return Err(WebError::NotFound),
+            Err(RenameError::Unexpected(e)) => return Err(e.into()),
+        },
+    };
+    let typed: String = form.name.chars().take(PasskeyName::MAX_CHARS * 2).collect();
+    render(&state, &su, csrf, StatusCode::UNPROCESSABLE_ENTITY, |p| {
+        p.errors = RowErrors {
+            id: id.0,
+            name: Some(problem),
+            ..RowErrors::default()
+        };
+        p.typed_name = typed;
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct RemoveFields {
+    #[serde(default)]
+    current_password: String,
+}
+
+async fn remove_passkey(
+    State(state): State<AppState>,
+    CurrentUser(su): CurrentUser,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    Path(id): Path<String>,
+    ValidForm(form): ValidForm<RemoveFields>,
+) -> Result<Response, WebError> {
+    let id = passkey_id(&id)?;
+    let mut errors = RowErrors {
+        id: id.0,
+        ..RowErrors::default()
+    };
+    let mut status = StatusCode::UNPROCESSABLE_ENTITY;
+    let mut retry_after = None;
+    match state
+        .services
+        .passkeys
+        .remove(&su, id, &form.current_password, client)
+        .await
+    {
+        Ok(()) => return Ok(Redirect::to("/settings/passkeys?saved=removed").into_response()),
+        Err(RemoveError::NotFound) => return Err(WebError::NotFound),
+        Err(RemoveError::Refused(Refusal::WrongPassword)) => {
+            errors.password = Some(WRONG_CURRENT.to_owned());
+        }
+        Err(RemoveError::Refused(r)) => {
+            let shown = refused_in_session(r, (StatusCode::UNPROCESSABLE_ENTITY, WRONG_CURRENT));
+            errors.form = Some(shown.message);
+            status = shown.status;
+            retry_after = shown.retry_after;
+        }
+        Err(RemoveError::Unexpected(e)) => return Err(e.into()),
+    }
+    let response = render(&state, &su, csrf, status, |p| p.errors = errors).await?;
+    Ok(maybe_retry_after(response, retry_after))
+}
