@@ -663,16 +663,16 @@ async fn the_operator_console_verifies_a_caller_and_passes_the_page_audits() {
 async fn signing_in_with_an_authenticator_code_with_the_keyboard_alone() {
     let app = spawn_app().await;
     app.add_person(
-        USER,
-        "Sam Okafor",
-        Some("sam@wickedsprockets.example"),
-        Role::User,
+        ADMIN,
+        "Dana Whitfield",
+        Some("dana@wickedsprockets.example"),
+        Role::Admin,
         Some(PASSWORD),
     )
     .await;
     let Some(c) = browser(&app).await else { return };
 
-    sign_in(&c, USER, PASSWORD).await;
+    sign_in(&c, ADMIN, PASSWORD).await;
     c.wait_path("/phone").await;
     c.goto("/settings").await;
     c.click("a[href='/settings/two-step']").await;
@@ -696,10 +696,29 @@ async fn signing_in_with_an_authenticator_code_with_the_keyboard_alone() {
     c.click("form.form button[type=submit]").await;
     c.wait_text("#recovery-codes", "-").await;
     c.audit().await;
+    // The pages around it: Settings with the app on, the tenant rule, a user's page.
+    for path in [
+        "/settings/two-step",
+        "/admin/two-step",
+        "/admin/users/200/two-step",
+    ] {
+        c.goto(path).await;
+        c.audit().await;
+        c.audit_contrast().await;
+    }
+    c.goto("/admin/two-step").await;
+    c.click("input[name=required][value=admins]").await;
+    c.click("form[action='/admin/two-step'] button").await;
+    c.wait_text("[role=status]", "Saved").await;
+    c.goto("/admin/users/200/two-step").await;
+    c.fill("#admin-password", "Wrong-Password-1").await;
+    c.click("form[action$='/two-step/remove'] button").await;
+    c.wait_text("#admin-password-error", "not right").await;
+    c.audit().await;
     c.client.delete_all_cookies().await.unwrap();
 
     // The keyboard alone: password, then a wrong code, then the right one.
-    keyboard_sign_in(&c, USER, PASSWORD).await;
+    keyboard_sign_in(&c, ADMIN, PASSWORD).await;
     c.wait_path("/login/two-step").await;
     c.audit().await;
     for theme in ["dark", "light"] {
@@ -723,6 +742,6 @@ async fn signing_in_with_an_authenticator_code_with_the_keyboard_alone() {
     c.keys(&app.fresh_totp(&key)).await;
     c.press(Key::Enter).await;
     c.wait_path("/phone").await;
-    assert!(c.text("main").await.contains(USER));
+    assert!(c.text("main").await.contains(ADMIN));
     c.close().await;
 }
