@@ -106,7 +106,8 @@ fn unsealable() -> Unexpected {
     )
 }
 
-/// What completes a pending second step. A passkey adds a variant here.
+/// What completes a pending second step. A passkey adds a variant here (see
+/// [`has_second_factor`]).
 #[derive(Clone)]
 pub enum Proof {
     /// The 6 digits an authenticator app shows.
@@ -171,12 +172,12 @@ pub struct PendingStep {
 /// Whether the account has a second factor that counts: a confirmed authenticator app.
 ///
 /// This is the one definition every rule asks (the second step at sign-in, the policy,
-/// removal, the Settings page). Passkeys: an account with a registered passkey has a
-/// second factor too — add that check here, and a `Proof::Passkey` to complete a step.
-pub(crate) async fn has_second_factor(
-    ctx: &Context,
-    owner: FactorOwner,
-) -> Result<bool, Unexpected> {
+/// removal, the Settings page). Passkeys: a tenant user with a registered passkey has a
+/// second factor too — add `ctx.store.has_passkey(user)` here for `FactorOwner::User`,
+/// a `Proof::Passkey(answer)` checked by `Passkeys::finish_authentication` in
+/// [`TwoStep::complete_second_step`], and the passkey button on `/login/two-step` —
+/// all three together, or a passkey-only user could not finish a sign-in.
+pub async fn has_second_factor(ctx: &Context, owner: FactorOwner) -> Result<bool, Unexpected> {
     Ok(ctx
         .store
         .totp_factor(owner)
