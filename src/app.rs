@@ -179,11 +179,13 @@ pub async fn rotate_key(portal: &Portal) -> anyhow::Result<(u32, u64)> {
     let (users, mut in_use) = portal.services.device_secrets.reseal_everything().await?;
     let (mail, mail_keys) = portal.outbox.reseal_queued(store).await?;
     in_use.extend(mail_keys);
+    let (apps, app_keys) = portal.services.two_step.reseal_everything().await?;
+    in_use.extend(app_keys);
     // The previous key stays a while for nodes that have not re-read the file yet.
     in_use.extend(previous);
     ring.retain(&in_use)?;
     store.retire_key_checks(&ring.ids()).await?;
-    Ok((id, users + mail))
+    Ok((id, users + mail + apps))
 }
 
 /// How long a stopping server waits for the message being sent.
@@ -322,6 +324,9 @@ async fn sweep_expired_sessions(portal: Portal) {
             .await
         {
             tracing::warn!(error = %e, "could not purge expired sessions");
+        }
+        if let Err(e) = portal.store.purge_pending(now).await {
+            tracing::warn!(error = %e, "could not purge expired two-step sign-ins");
         }
         // A day of quiet is longer than any window or lock.
         if let Err(e) = portal

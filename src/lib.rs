@@ -5,7 +5,7 @@
 //! - [`clock`]: the injected clock every time-based rule reads.
 //! - [`domain`]: `Username`, `Extension`, `TenantCode`, `Email`, `NewPassword`, `Pin`,
 //!   parsed once at the edge.
-//! - [`auth`]: password hashing pool, session tokens, CSRF tokens, the secret key.
+//! - [`auth`]: password hashing pool, session tokens, CSRF tokens, the secret key, TOTP.
 //! - [`services`]: every rule, one service per concern over one shared context; the
 //!   guard owns every limit (see the module's map of where each rule lives).
 //!   The PBX link ([`services::pbx`]) answers the SIP server's credential lookups.

@@ -594,13 +594,21 @@ async fn the_operator_console_verifies_a_caller_and_passes_the_page_audits() {
     c.audit().await;
     c.client.delete_all_cookies().await.unwrap();
 
-    // The operator signs in with the keyboard alone.
+    // The operator (whose authenticator app was set up before) signs in with the
+    // keyboard alone: the password, then the app's code.
+    drop(app.signed_in_operator(OPERATOR).await);
+    let key = app.operator_app(OPERATOR).unwrap();
     c.goto("/operator/login").await;
     c.audit().await;
     c.tab_to("input#username").await;
     c.keys(OPERATOR).await;
     c.tab_to("input#password").await;
     c.keys(OPERATOR_PASSWORD).await;
+    c.press(Key::Enter).await;
+    c.wait_path("/operator/login/two-step").await;
+    c.audit().await;
+    c.tab_to("input#code").await;
+    c.keys(&app.fresh_totp(&key)).await;
     c.press(Key::Enter).await;
     c.wait_path("/operator/tenants").await;
     assert!(c.text("main").await.contains("wickedsprockets"));
@@ -644,5 +652,96 @@ async fn the_operator_console_verifies_a_caller_and_passes_the_page_audits() {
             c.assert_fits_width().await;
         }
     }
+    c.close().await;
+}
+
+/// Two-step sign-in in the browser: setting up an authenticator app in Settings (the QR
+/// code and the key, confirmed with a code computed here from the key shown), then a
+/// sign-in with the keyboard alone — password, a wrong code tied to its field, the right
+/// one — every page audited, and screenshots of the setup page and the second step.
+#[tokio::test]
+async fn signing_in_with_an_authenticator_code_with_the_keyboard_alone() {
+    let app = spawn_app().await;
+    app.add_person(
+        ADMIN,
+        "Dana Whitfield",
+        Some("dana@wickedsprockets.example"),
+        Role::Admin,
+        Some(PASSWORD),
+    )
+    .await;
+    let Some(c) = browser(&app).await else { return };
+
+    sign_in(&c, ADMIN, PASSWORD).await;
+    c.wait_path("/phone").await;
+    c.goto("/settings").await;
+    c.click("a[href='/settings/two-step']").await;
+    c.wait_path("/settings/two-step").await;
+    c.audit().await;
+    c.click("a[href='/settings/two-step/setup']").await;
+    c.wait_path("/settings/two-step/setup").await;
+    for theme in ["dark", "light"] {
+        c.set_theme(theme).await;
+        c.audit().await;
+        c.audit_contrast().await;
+        c.screenshot(&format!("two-step-setup-{theme}")).await;
+    }
+    let key = c.text("#totp-secret").await.replace(' ', "");
+    c.fill("#code", "000000").await;
+    c.click("form.form button[type=submit]").await;
+    c.wait_text("#code-error", "does not match").await;
+    c.audit().await;
+    assert_eq!(c.text("#totp-secret").await.replace(' ', ""), key);
+    c.fill("#code", &totp_code(&key, app.now())).await;
+    c.click("form.form button[type=submit]").await;
+    c.wait_text("#recovery-codes", "-").await;
+    c.audit().await;
+    // The pages around it: Settings with the app on, the tenant rule, a user's page.
+    for path in [
+        "/settings/two-step",
+        "/admin/two-step",
+        "/admin/users/200/two-step",
+    ] {
+        c.goto(path).await;
+        c.audit().await;
+        c.audit_contrast().await;
+    }
+    c.goto("/admin/two-step").await;
+    c.click("input[name=required][value=admins]").await;
+    c.click("form[action='/admin/two-step'] button").await;
+    c.wait_text("[role=status]", "Saved").await;
+    c.goto("/admin/users/200/two-step").await;
+    c.fill("#admin-password", "Wrong-Password-1").await;
+    c.click("form[action$='/two-step/remove'] button").await;
+    c.wait_text("#admin-password-error", "not right").await;
+    c.audit().await;
+    c.client.delete_all_cookies().await.unwrap();
+
+    // The keyboard alone: password, then a wrong code, then the right one.
+    keyboard_sign_in(&c, ADMIN, PASSWORD).await;
+    c.wait_path("/login/two-step").await;
+    c.audit().await;
+    for theme in ["dark", "light"] {
+        c.set_theme(theme).await;
+        c.audit_contrast().await;
+        c.screenshot(&format!("two-step-{theme}")).await;
+    }
+    c.tab_to("input#code").await;
+    c.keys("123 456").await;
+    c.press(Key::Enter).await;
+    c.wait_text("#code-error", "not right").await;
+    let described = c
+        .find("#code")
+        .await
+        .attr("aria-describedby")
+        .await
+        .unwrap();
+    assert!(described.unwrap_or_default().contains("code-error"));
+    c.audit().await;
+    c.tab_to("input#code").await;
+    c.keys(&app.fresh_totp(&key)).await;
+    c.press(Key::Enter).await;
+    c.wait_path("/phone").await;
+    assert!(c.text("main").await.contains(ADMIN));
     c.close().await;
 }

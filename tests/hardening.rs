@@ -402,9 +402,7 @@ async fn the_provider_audit_log_masks_admin_usernames_until_the_caller_is_verifi
     assert!(log.contains(ADMIN), "shown in full after verification");
     let other = {
         app.add_operator("oscar").await;
-        let b = app.browser();
-        b.operator_login("oscar", OPERATOR_PASSWORD).await;
-        b
+        app.signed_in_operator("oscar").await
     };
     let log = other.get("/operator/audit").await.text().await.unwrap();
     assert!(!log.contains(ADMIN), "not to another operator");

@@ -96,6 +96,37 @@ struct ChangedHtml<'a> {
     forgot_url: &'a str,
 }
 
+#[derive(Template)]
+#[template(path = "email/two_step.txt")]
+struct TwoStepText<'a> {
+    provider: &'a str,
+    name: &'a str,
+    username: &'a str,
+    what: &'a str,
+    advice: &'a str,
+    when: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/two_step.html")]
+struct TwoStepHtml<'a> {
+    provider: &'a str,
+    name: &'a str,
+    username: &'a str,
+    what: &'a str,
+    advice: &'a str,
+    when: &'a str,
+}
+
+/// What happened to an account's two-step sign-in, for [`Outbox::two_step_message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TwoStepNotice {
+    /// A recovery code was used to sign in.
+    RecoveryCodeUsed { left: i64 },
+    /// Someone else (an admin, an operator) removed the account's second factor.
+    Removed,
+}
+
 /// "2027-01-15 08:00" for a timestamp.
 pub fn utc(t: Timestamp) -> String {
     let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(t.0).unwrap_or(0));
@@ -223,6 +254,71 @@ impl Outbox {
                 how,
                 when: &when,
                 forgot_url: &forgot_url,
+            })?,
+        })
+    }
+}
+
+impl Outbox {
+    /// A notice about the account's two-step sign-in.
+    pub fn two_step_message(
+        &self,
+        notice: TwoStepNotice,
+        name: &str,
+        username: &str,
+        when: Timestamp,
+    ) -> Result<Composed, askama::Error> {
+        let provider = &self.provider;
+        let when = utc(when);
+        let (kind, subject, what, advice) = match notice {
+            TwoStepNotice::RecoveryCodeUsed { left } => (
+                "two_step_recovery_code_used",
+                format!("A recovery code was used to sign in to your {provider} portal"),
+                "A recovery code was used to sign in".to_owned(),
+                format!(
+                    "You have {left} unused recovery code{} left; make new ones in Settings, \
+                     Two-step sign-in. If this was not you, change your password now and tell \
+                     your administrator.",
+                    if left == 1 { "" } else { "s" }
+                ),
+            ),
+            TwoStepNotice::Removed => (
+                "two_step_removed",
+                format!("Two-step sign-in was turned off for your {provider} portal"),
+                "Your two-step sign-in (authenticator app and recovery codes) was removed by \
+                 an administrator"
+                    .to_owned(),
+                "Set it up again in Settings, Two-step sign-in. If you did not ask for this, \
+                 tell your administrator."
+                    .to_owned(),
+            ),
+        };
+        let fields = (
+            provider.as_str(),
+            name,
+            username,
+            what.as_str(),
+            advice.as_str(),
+            when.as_str(),
+        );
+        Ok(Composed {
+            kind,
+            subject,
+            text: render(&TwoStepText {
+                provider: fields.0,
+                name: fields.1,
+                username: fields.2,
+                what: fields.3,
+                advice: fields.4,
+                when: fields.5,
+            })?,
+            html: render(&TwoStepHtml {
+                provider: fields.0,
+                name: fields.1,
+                username: fields.2,
+                what: fields.3,
+                advice: fields.4,
+                when: fields.5,
             })?,
         })
     }

@@ -280,6 +280,91 @@ impl<'a> Guard<'a> {
         Ok(Err(Refusal::WrongPassword))
     }
 
+    /// The second step of a sign-in (a code from an authenticator app or a recovery
+    /// code), under the same `key` as its password: counted before `check` runs, so a
+    /// locked name refuses even the right code; a wrong code is a failure like a wrong
+    /// password (the same lockout, audited by `event`); the right one clears the key, as
+    /// an accepted sign-in does.
+    pub(crate) async fn check_code<'e, F>(
+        &self,
+        key: &ThrottleKey,
+        check: F,
+        event: &(dyn Fn(EventKind) -> Event<'e> + Sync),
+    ) -> Result<Result<(), Refusal>, Unexpected>
+    where
+        F: std::future::Future<Output = Result<bool, Unexpected>>,
+    {
+        if let Err(retry_after) = self.count_attempt(key).await? {
+            self.audit_refusal(event(EventKind::SignInLocked)).await?;
+            return Ok(Err(Refusal::Locked { retry_after }));
+        }
+        if check.await? {
+            self.unlock(key).await?;
+            return Ok(Ok(()));
+        }
+        self.record_failure(key, None, |locked| Event {
+            detail: Some(match locked {
+                Some(_) => "wrong code; this failure locked the name",
+                None => "wrong code",
+            }),
+            ..event(EventKind::TwoStepFailed)
+        })
+        .await?;
+        Ok(Err(Refusal::WrongPassword))
+    }
+
+    /// A right password whose sign-in now waits for its second step: its attempt is given
+    /// back (the name is not cleared — only a completed sign-in clears it), so wrong codes
+    /// count exactly as wrong passwords would and typing the password again never resets
+    /// them.
+    pub(crate) async fn password_ok_step_pending(
+        &self,
+        key: &ThrottleKey,
+    ) -> Result<(), Unexpected> {
+        Ok(self.ctx.store.throttle_release(key).await?)
+    }
+
+    /// Checks an operator's password inside their console session (to make new recovery
+    /// codes), counted toward the operator's sign-in lockout like [`confirm_password`].
+    ///
+    /// [`confirm_password`]: Guard::confirm_password
+    pub(crate) async fn confirm_operator_password(
+        &self,
+        operator: &crate::store::OperatorRecord,
+        typed: &str,
+        client: Client,
+        why: &'static str,
+    ) -> Result<Result<(), Refusal>, Unexpected> {
+        let key = ThrottleKey::operator(&operator.name);
+        if let Err(retry_after) = self.count_attempt(&key).await? {
+            return Ok(Err(Refusal::Locked { retry_after }));
+        }
+        let candidate = SecretString::from(password::normalize(typed));
+        let Ok(ok) = self
+            .ctx
+            .hasher
+            .verify(operator.password_hash.clone(), candidate)
+            .await
+        else {
+            self.ctx.store.throttle_release(&key).await?;
+            return Ok(Err(Refusal::Busy));
+        };
+        if ok {
+            self.unlock(&key).await?;
+            return Ok(Ok(()));
+        }
+        let actor = crate::audit::operator_actor(&operator.name);
+        let addr = client.addr_string();
+        self.record_failure(&key, None, |_| Event {
+            actor: Some(&actor),
+            client_addr: addr.as_deref(),
+            detail: Some(why),
+            ..Event::new(EventKind::SignInFailed)
+        })
+        .await?;
+        Ok(Err(Refusal::WrongPassword))
+    }
+
     /// The one place a failed password check is counted: under `key` (locking it once its
     /// window holds the limit), against the client's address when given, and audited —
     /// all in one transaction.

@@ -22,6 +22,9 @@
 //!   [`bulk`] seeds many users for the benchmark.
 //! - [`tenants`]: a tenant's lifecycle for the provider (API and CLI): create with its
 //!   first admin, rename, new SIP domain, suspend, resume, delete.
+//! - [`two_step`]: two-step sign-in — authenticator apps (TOTP), recovery codes, the
+//!   pending second step of a sign-in, and who must have a second factor (its
+//!   `has_second_factor` is the one definition of having one).
 //! - [`api_tokens`]: the JSON API's tokens (provider and tenant), who a token may reach,
 //!   its rate limit, and the replay store behind `Idempotency-Key`.
 //! - [`passkeys`]: a user's passkeys (WebAuthn): adding, naming, removing, and the
@@ -46,6 +49,7 @@ pub mod softphone;
 pub mod tenant_admin;
 pub mod tenants;
 pub mod trusted_devices;
+pub mod two_step;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -215,6 +219,7 @@ pub struct Services {
     pub softphone: softphone::Softphone,
     pub api_tokens: api_tokens::ApiTokens,
     pub tenants: tenants::Tenants,
+    pub two_step: two_step::TwoStep,
     pub passkeys: passkeys::Passkeys,
 }
 
@@ -235,6 +240,7 @@ impl Services {
             softphone: softphone::Softphone::new(ctx.clone()),
             api_tokens: api_tokens::ApiTokens::new(ctx.clone()),
             tenants: tenants::Tenants::new(ctx.clone()),
+            two_step: two_step::TwoStep::new(ctx.clone()),
             passkeys: passkeys::Passkeys::new(ctx.clone()),
             bulk: bulk::BulkLoad::new(ctx),
         }

@@ -15,7 +15,8 @@ use super::recovery::{send_link_for, NoEmailOnFile};
 use super::sessions::{keep_alive, SessionOf};
 use super::sign_in::SignInError;
 use super::tenant_admin::PAGE_SIZE;
-use super::{service, Client, Unexpected};
+use super::two_step::{self, Account, AfterPassword, PendingStep};
+use super::{service, Client, Context, Unexpected};
 use crate::audit::{operator_actor, Event, EventKind};
 use crate::auth::token;
 use crate::clock::Timestamp;
@@ -146,6 +147,40 @@ pub struct CreatedTenant {
     pub temporary_password: Option<NewPassword>,
 }
 
+/// Where an operator's right password leads: operators must have a second factor, so
+/// it is the second step, or setting one up first.
+#[derive(Debug)]
+pub enum OperatorSignIn {
+    /// The second step is next (`GET /operator/login/two-step`).
+    SecondStep(PendingStep),
+    /// Setting up an authenticator app is next (`GET /operator/login/two-step/setup`).
+    Enrol(PendingStep),
+}
+
+/// Opens a console session for `operator`, whose sign-in is complete (password and
+/// second step); `detail` says how the second step was done. Returns the cookie value.
+pub(crate) async fn open_operator_session(
+    ctx: &Context,
+    operator: &OperatorRecord,
+    client: Client,
+    detail: Option<&str>,
+) -> Result<String, Unexpected> {
+    let token = token::random_token();
+    ctx.store
+        .insert_operator_session(&token::token_hash(&token), operator.id, ctx.now())
+        .await?;
+    let actor = operator_actor(&operator.name);
+    let addr = client.addr_string();
+    ctx.audit(Event {
+        actor: Some(actor.as_str()),
+        client_addr: addr.as_deref(),
+        detail,
+        ..Event::new(EventKind::SignInOk)
+    })
+    .await?;
+    Ok(token)
+}
+
 service!(
     /// The provider's operator console.
     OperatorConsole
@@ -153,13 +188,14 @@ service!(
 
 impl OperatorConsole {
     /// Signs an operator in: the same lockout, address slow-down, bounded hashing and
-    /// dummy hash as a tenant sign-in. Returns the new session's cookie value.
+    /// dummy hash as a tenant sign-in. No session yet: the second step (or setting up a
+    /// second factor) comes first.
     pub async fn sign_in(
         &self,
         name: &OperatorName,
         password: SecretString,
         client: Client,
-    ) -> Result<String, SignInError> {
+    ) -> Result<OperatorSignIn, SignInError> {
         let ctx = &self.ctx;
         let admitted = ctx
             .hasher
@@ -190,13 +226,16 @@ impl OperatorConsole {
         let Some(operator) = operator else {
             return Err(SignInError::Refused(Refusal::WrongPassword));
         };
-        guard.unlock(&key).await?;
-        let token = token::random_token();
-        ctx.store
-            .insert_operator_session(&token::token_hash(&token), operator.id, ctx.now())
-            .await?;
-        ctx.audit(event(EventKind::SignInOk)).await?;
-        Ok(token)
+        guard.password_ok_step_pending(&key).await?;
+        let account = Account::Operator(operator);
+        Ok(match two_step::after_password(ctx, &account).await? {
+            AfterPassword::Enrol => {
+                OperatorSignIn::Enrol(two_step::begin_pending(ctx, &account, true).await?)
+            }
+            AfterPassword::SecondStep | AfterPassword::SignIn => {
+                OperatorSignIn::SecondStep(two_step::begin_pending(ctx, &account, false).await?)
+            }
+        })
     }
 
     /// The operator session behind a cookie value, if it is live; slides its idle timer.
@@ -456,7 +495,7 @@ impl OperatorConsole {
     }
 
     /// The admin behind a verified call, or `NotVerified`.
-    async fn verified_admin(
+    pub(crate) async fn verified_admin(
         &self,
         os: &OperatorSession,
         code: &TenantCode,

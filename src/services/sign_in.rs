@@ -6,7 +6,9 @@
 use secrecy::SecretString;
 
 use super::guard::Refusal;
-use super::{service, trusted_devices, Client, Unexpected};
+use super::trusted_devices::TrustedDevice;
+use super::two_step::{self, Account, AfterPassword, PendingStep};
+use super::{service, trusted_devices, Client, Context, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::auth::token;
 use crate::domain::Username;
@@ -21,6 +23,19 @@ pub struct SignedIn {
     pub must_change_password: bool,
     /// The device cookie value that makes this browser trusted for the account.
     pub device_cookie: String,
+}
+
+/// Where a right password leads.
+#[derive(Debug)]
+pub enum SignInStep {
+    /// Signed in: a new session.
+    SignedIn(SignedIn),
+    /// No session yet: the account has a second factor, and the second step is next
+    /// (`GET /login/two-step`).
+    SecondStep(PendingStep),
+    /// No session yet: the rules demand a second factor this account does not have, and
+    /// setting one up is next (`GET /login/two-step/setup`).
+    Enrol(PendingStep),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +72,7 @@ impl SignIn {
         password: SecretString,
         client: Client,
         device_cookie: Option<&str>,
-    ) -> Result<SignedIn, SignInError> {
+    ) -> Result<SignInStep, SignInError> {
         let result = self
             .attempt(username, password, client, device_cookie)
             .await;
@@ -81,7 +96,7 @@ impl SignIn {
         password: SecretString,
         client: Client,
         device_cookie: Option<&str>,
-    ) -> Result<SignedIn, SignInError> {
+    ) -> Result<SignInStep, SignInError> {
         let ctx = &self.ctx;
         // A browser that signed in to this account before carries a device cookie: its
         // attempts are counted for it alone, and it waits before strangers for hashing.
@@ -141,22 +156,66 @@ impl SignIn {
             .await?;
             return Err(SignInError::TemporaryExpired);
         }
+        // A second factor, had or demanded, comes before any session: the password's
+        // attempt is given back, but the name stays counted until the second step is done.
+        let account = Account::User(user);
+        match two_step::after_password(ctx, &account).await? {
+            AfterPassword::SignIn => {}
+            AfterPassword::SecondStep => {
+                guard.password_ok_step_pending(&key).await?;
+                let step = two_step::begin_pending(ctx, &account, false).await?;
+                return Ok(SignInStep::SecondStep(step));
+            }
+            AfterPassword::Enrol => {
+                guard.password_ok_step_pending(&key).await?;
+                let step = two_step::begin_pending(ctx, &account, true).await?;
+                return Ok(SignInStep::Enrol(step));
+            }
+        }
+        let Account::User(user) = account else {
+            return Err(Unexpected::invariant("a tenant sign-in became another account").into());
+        };
         guard.unlock(&key).await?;
-        let token = token::random_token();
-        ctx.store
-            .insert_session_from(
-                &token::token_hash(&token),
-                user.id,
-                &client.session_origin(),
-                now,
-            )
-            .await?;
-        ctx.store.record_sign_in(user.id, now).await?;
-        ctx.audit(event(EventKind::SignInOk)).await?;
-        Ok(SignedIn {
-            token,
-            must_change_password: user.password_temporary,
-            device_cookie: trusted_devices::issue(&signing_key, username, device.as_ref()),
-        })
+        let signed_in = open_session(ctx, &user, device.as_ref(), client, None).await?;
+        Ok(SignInStep::SignedIn(signed_in))
     }
+}
+
+/// Opens a session for `user`, whose sign-in is complete (password, and the second step
+/// where there is one): a fresh token, the last sign-in time, the audit event (with
+/// `detail` saying how the second step was done) and the device cookie.
+pub(crate) async fn open_session(
+    ctx: &Context,
+    user: &crate::store::UserRecord,
+    device: Option<&TrustedDevice>,
+    client: Client,
+    detail: Option<&str>,
+) -> Result<SignedIn, Unexpected> {
+    let now = ctx.now();
+    let token = token::random_token();
+    ctx.store
+        .insert_session_from(
+            &token::token_hash(&token),
+            user.id,
+            &client.session_origin(),
+            now,
+        )
+        .await?;
+    ctx.store.record_sign_in(user.id, now).await?;
+    let name = user.username().to_string();
+    let addr = client.addr_string();
+    ctx.audit(Event {
+        tenant: Some(user.tenant_id),
+        actor: Some(name.as_str()),
+        client_addr: addr.as_deref(),
+        detail,
+        ..Event::new(EventKind::SignInOk)
+    })
+    .await?;
+    let signing_key = ctx.keyring.signing_key();
+    Ok(SignedIn {
+        token,
+        must_change_password: user.password_temporary,
+        device_cookie: trusted_devices::issue(&signing_key, &user.username(), device),
+    })
 }

@@ -30,6 +30,7 @@ mod sessions;
 mod tenants;
 mod test_support;
 mod throttle;
+mod two_step;
 mod users;
 
 use std::path::Path;
@@ -55,6 +56,10 @@ use session_cache::{Change, SessionCache};
 pub use sessions::{SessionListRow, SessionOrigin};
 pub use tenants::{TenantListRow, TenantRow};
 pub use throttle::{AddressFailure, ThrottleKey, ThrottleState};
+pub use two_step::{
+    FactorOwner, NewPending, PendingPurpose, PendingRecord, SealedTotp, TotpRecord,
+    TwoStepRequirement,
+};
 pub use users::{AdminRow, ApiUserRow, EmailChanged, UserListRow};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");

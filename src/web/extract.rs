@@ -360,6 +360,34 @@ pub fn device_cookie(state: &AppState, value: String) -> Cookie<'static> {
     cookie
 }
 
+/// The cookie of a sign-in waiting for its second step (`Some((value, lifetime))`), or its
+/// removal: the customer portal's at `/`, the operator console's at `/operator`.
+pub fn pending_cookie(
+    state: &AppState,
+    console: crate::services::two_step::Console,
+    value: Option<(String, std::time::Duration)>,
+) -> Cookie<'static> {
+    use crate::services::two_step::Console;
+    let (name, path) = match console {
+        Console::Portal => (state.cookies.pending, "/"),
+        Console::Operator => (state.cookies.operator_pending, "/operator"),
+    };
+    let removing = value.is_none();
+    let (value, lifetime) = value.unwrap_or_default();
+    let mut cookie = Cookie::build((name, value))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.cookies.secure)
+        .path(path)
+        .build();
+    if removing {
+        cookie.make_removal();
+    } else if let Ok(max) = time_duration(lifetime) {
+        cookie.set_max_age(max);
+    }
+    cookie
+}
+
 fn time_duration(
     d: std::time::Duration,
 ) -> Result<cookie::time::Duration, std::num::TryFromIntError> {

@@ -42,6 +42,9 @@ pub struct CookieNames {
     pub csrf: &'static str,
     /// The long-lived device cookie of a browser that signed in before.
     pub device: &'static str,
+    /// A sign-in waiting for its second step (minutes), and the operator console's.
+    pub pending: &'static str,
+    pub operator_pending: &'static str,
     pub secure: bool,
 }
 
@@ -53,6 +56,8 @@ impl CookieNames {
                 operator: "__Secure-dialtone_operator",
                 csrf: "__Host-dialtone_csrf",
                 device: "__Host-dialtone_device",
+                pending: "__Host-dialtone_pending",
+                operator_pending: "__Secure-dialtone_operator_pending",
                 secure: true,
             }
         } else {
@@ -61,6 +66,8 @@ impl CookieNames {
                 operator: "dialtone_operator",
                 csrf: "dialtone_csrf",
                 device: "dialtone_device",
+                pending: "dialtone_pending",
+                operator_pending: "dialtone_operator_pending",
                 secure: false,
             }
         }
@@ -91,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::admin::router())
         .merge(pages::api_tokens::router())
         .merge(pages::operator::router())
+        .merge(pages::two_step::router())
         .merge(pages::health::router())
         .merge(pages::assets::router())
         .fallback(pages::not_found)

@@ -17,6 +17,7 @@ mod cli;
 mod faults;
 mod mail;
 mod passkeys;
+mod two_step;
 
 // Not every suite uses every part.
 #[allow(unused_imports)]
@@ -31,6 +32,8 @@ pub use faults::*;
 pub use mail::*;
 #[allow(unused_imports)]
 pub use passkeys::*;
+#[allow(unused_imports)]
+pub use two_step::*;
 pub mod kamailio;
 
 use std::net::SocketAddr;
@@ -74,6 +77,8 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub portal: Portal,
     pub data_dir: Arc<tempfile::TempDir>,
+    /// The authenticator app key of each operator the fixtures set one up for.
+    operator_apps: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -140,6 +145,7 @@ async fn start(
         clock,
         portal,
         data_dir,
+        operator_apps: Arc::default(),
         stop: Some(stop),
         running: Some(running),
     }
@@ -197,13 +203,15 @@ impl TestApp {
         if let Some(running) = self.running.take() {
             let _ = running.await;
         }
-        start(
+        let mut app = start(
             self.data_dir.clone(),
             Some(database_url),
             self.clock.clone(),
             extra,
         )
-        .await
+        .await;
+        app.operator_apps = self.operator_apps.clone();
+        app
     }
 
     /// Another `dialtone serve` node on the same database, data directory and clock, as
@@ -265,6 +273,11 @@ impl TestApp {
     /// A new browser (its own cookie jar) pointed at this node.
     pub fn browser(&self) -> Browser {
         Browser::at(&self.base)
+    }
+
+    /// The server's time, as its pinned clock says.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
     pub fn advance(&self, d: Duration) {
@@ -344,16 +357,27 @@ impl TestApp {
         self.signed_in(ADMIN).await
     }
 
-    /// A browser signed in to the operator console as `name` (with `OPERATOR_PASSWORD`).
+    /// The key of the authenticator app the fixtures set up for operator `name`.
+    pub fn operator_app(&self, name: &str) -> Option<String> {
+        self.operator_apps.lock().unwrap().get(name).cloned()
+    }
+
+    /// A browser signed in to the operator console as `name` (with `OPERATOR_PASSWORD`):
+    /// the first time through setting up the authenticator app operators must have,
+    /// later through the second step (a step of the clock on, so a code is never reused).
     pub async fn signed_in_operator(&self, name: &str) -> Browser {
         let op = self.browser();
-        let r = op.operator_login(name, OPERATOR_PASSWORD).await;
-        assert_eq!(
-            r.status(),
-            reqwest::StatusCode::SEE_OTHER,
-            "operator sign-in"
-        );
-        assert_eq!(location(&r), "/operator/tenants");
+        let known = self.operator_apps.lock().unwrap().get(name).cloned();
+        if known.is_some() {
+            self.advance(Duration::from_secs(30));
+        }
+        let secret = op
+            .operator_sign_in_with_app(name, OPERATOR_PASSWORD, known.as_deref(), self.clock.now())
+            .await;
+        self.operator_apps
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), secret);
         op
     }
 }

@@ -14,10 +14,11 @@ use serde::Deserialize;
 
 use crate::domain::Username;
 use crate::services::passwords::PasswordForm;
-use crate::services::sign_in::SignInError;
+use crate::services::sign_in::{SignInError, SignInStep};
+use crate::services::two_step::Console;
 use crate::web::extract::{
-    device_cookie, safe_next, session_cookie, session_of, AnySession, ClientInfo, CsrfToken,
-    ValidForm,
+    device_cookie, pending_cookie, safe_next, session_cookie, session_of, AnySession, ClientInfo,
+    CsrfToken, ValidForm,
 };
 use crate::web::forms::{password_change_outcome, PasswordErrors};
 use crate::web::render::{html, Chrome};
@@ -70,6 +71,9 @@ struct LoginQuery {
     next: String,
     #[serde(default)]
     reset: String,
+    /// `expired` after a second step that took too long (or was already used).
+    #[serde(default)]
+    step: String,
 }
 
 async fn login_form(
@@ -85,6 +89,9 @@ async fn login_form(
     let mut page = LoginPage::new(csrf, String::new(), next);
     if q.reset == "done" {
         page.notice = Some("Your password was changed. Sign in with your new password.");
+    }
+    if q.step == "expired" {
+        page.notice = Some(STEP_EXPIRED);
     }
     Ok(html(StatusCode::OK, &page))
 }
@@ -135,7 +142,27 @@ async fn login(
         )
         .await
     {
-        Ok(signed_in) => {
+        Ok(SignInStep::SecondStep(step)) => {
+            let jar = jar.add(pending_cookie(
+                &state,
+                Console::Portal,
+                Some((step.token, step.lifetime)),
+            ));
+            Ok((jar, Redirect::to(&with_next("/login/two-step", &next))).into_response())
+        }
+        Ok(SignInStep::Enrol(step)) => {
+            let jar = jar.add(pending_cookie(
+                &state,
+                Console::Portal,
+                Some((step.token, step.lifetime)),
+            ));
+            Ok((
+                jar,
+                Redirect::to(&with_next("/login/two-step/setup", &next)),
+            )
+                .into_response())
+        }
+        Ok(SignInStep::SignedIn(signed_in)) => {
             let target = if signed_in.must_change_password {
                 "/password/choose".to_owned()
             } else if next.is_empty() {
@@ -167,6 +194,20 @@ async fn login(
         Err(SignInError::Unexpected(e)) => Err(e.into()),
     }
 }
+
+/// `path`, with `?next=` when there is somewhere to go afterwards.
+fn with_next(path: &str, next: &str) -> String {
+    if next.is_empty() {
+        path.to_owned()
+    } else {
+        let query = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
+        format!("{path}?{query}")
+    }
+}
+
+/// After a second step (or a required setup) that ran out of time or was already done.
+pub const STEP_EXPIRED: &str =
+    "Your sign-in was not finished in time. Sign in again with your password.";
 
 const SUSPENDED: &str = "This account is suspended. Please contact your provider.";
 

@@ -11,6 +11,7 @@ pub mod phone;
 pub mod recovery;
 pub mod sessions;
 pub mod settings;
+pub mod two_step;
 
 use super::WebError;
 

@@ -20,15 +20,17 @@ use crate::domain::{DisplayName, Email, Extension, OperatorName, TenantCode};
 use crate::mail::compose::utc;
 use crate::services::operator_console::{
     ActError, CallerCheck, CallerView, NewTenantWithAdmin, OperatorError, OperatorSession,
-    VerifyError,
+    OperatorSignIn, VerifyError,
 };
 use crate::services::provisioning::CreateTenantError;
 use crate::services::sign_in::SignInError;
 use crate::services::tenant_admin::PAGE_SIZE;
+use crate::services::two_step::Console;
 use crate::services::Unexpected;
 use crate::store::UserId;
 use crate::web::extract::{
-    operator_cookie, operator_session_of, ClientInfo, CsrfToken, RequireOperator, ValidForm,
+    operator_cookie, operator_session_of, pending_cookie, ClientInfo, CsrfToken, RequireOperator,
+    ValidForm,
 };
 use crate::web::render::{html, Chrome, EventView};
 use crate::web::respond::{
@@ -145,9 +147,21 @@ async fn login(
         .sign_in(&name, SecretString::from(form.password), client)
         .await
     {
-        Ok(token) => {
-            let jar = jar.add(operator_cookie(&state, Some(token)));
-            Ok((jar, Redirect::to("/operator/tenants")).into_response())
+        Ok(OperatorSignIn::SecondStep(step)) => {
+            let jar = jar.add(pending_cookie(
+                &state,
+                Console::Operator,
+                Some((step.token, step.lifetime)),
+            ));
+            Ok((jar, Redirect::to("/operator/login/two-step")).into_response())
+        }
+        Ok(OperatorSignIn::Enrol(step)) => {
+            let jar = jar.add(pending_cookie(
+                &state,
+                Console::Operator,
+                Some((step.token, step.lifetime)),
+            ));
+            Ok((jar, Redirect::to("/operator/login/two-step/setup")).into_response())
         }
         Err(SignInError::Refused(r)) => {
             let shown = refused_sign_in(r, "name");
@@ -549,6 +563,9 @@ async fn caller_page(
             Some("A reset link was sent to the email on file. The admin's sessions were ended.")
         }
         "unlocked" => Some("The admin's sign-in lock was cleared."),
+        "two-step-removed" => Some(
+            "The admin's two-step sign-in was removed and they were told by mail. They sign in with their password alone until they set it up again.",
+        ),
         _ => None,
     };
     caller_page_with(&state, &os, csrf, &code, id, StatusCode::OK, |p| {

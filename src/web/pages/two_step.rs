@@ -1,0 +1,972 @@
+//! Two-step sign-in pages: the second step of a sign-in (`/login/two-step`, and the
+//! operator console's), setting up a second factor the rules demand before any session
+//! (`…/two-step/setup`), the Settings page (`/settings/two-step`), a tenant admin's rule
+//! and removal (`/admin/two-step`, `/admin/users/{extension}/two-step`), and an operator's
+//! removal for a verified caller.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+
+use crate::domain::{Extension, TenantCode};
+use crate::services::two_step::{
+    Completed, ConfirmedChangeError, Console, EnrolError, OperatorRemoveError, Proof,
+    RecoveryCodes, SetupError, SetupView, Status, StepError,
+};
+use crate::services::Refusal;
+use crate::store::{TwoStepRequirement, UserId};
+use crate::web::extract::{
+    device_cookie, operator_cookie, pending_cookie, safe_next, session_cookie, ClientInfo,
+    CsrfToken, CurrentUser, RequireAdmin, RequireOperator, ValidForm,
+};
+use crate::web::params::{Path, Query};
+use crate::web::render::{html, Chrome, ErrorPage};
+use crate::web::respond::{self, maybe_retry_after, refused_in_session, DoneQuery};
+use crate::web::{AppState, WebError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login/two-step", get(step_form).post(step))
+        .route("/login/two-step/setup", get(enrol_form).post(enrol))
+        .route(
+            "/operator/login/two-step",
+            get(operator_step_form).post(operator_step),
+        )
+        .route(
+            "/operator/login/two-step/setup",
+            get(operator_enrol_form).post(operator_enrol),
+        )
+        .route("/settings/two-step", get(settings_page))
+        .route(
+            "/settings/two-step/setup",
+            get(setup_form).post(confirm_setup),
+        )
+        .route("/settings/two-step/recovery-codes", post(regenerate_codes))
+        .route("/settings/two-step/remove", post(remove_own))
+        .route("/admin/two-step", get(policy_page).post(set_policy))
+        .route("/admin/users/{extension}/two-step", get(admin_user_page))
+        .route(
+            "/admin/users/{extension}/two-step/remove",
+            post(admin_remove),
+        )
+        .route(
+            "/operator/tenants/{code}/admins/{id}/two-step/remove",
+            post(operator_remove),
+        )
+        .route("/operator/two-step", get(operator_settings))
+        .route(
+            "/operator/two-step/recovery-codes",
+            post(operator_regenerate_codes),
+        )
+}
+
+/// What the second step's page says for a wrong code.
+const WRONG_CODE: &str =
+    "That code is not right. Type the 6 digits your app shows now, or an unused recovery code.";
+const ENTER_CODE: &str = "Enter the code from your authenticator app, or a recovery code.";
+const SETUP_WRONG: &str =
+    "That code does not match. Check the app shows this account, and type the 6 digits it shows now.";
+
+/// The pending step's cookie of this request, for `console`.
+fn pending_of(jar: &CookieJar, state: &AppState, console: Console) -> Option<String> {
+    let name = match console {
+        Console::Portal => state.cookies.pending,
+        Console::Operator => state.cookies.operator_pending,
+    };
+    jar.get(name).map(|c| c.value().to_owned())
+}
+
+/// Where a sign-in whose step ran out goes: the sign-in page, saying so.
+fn start_again(console: Console) -> Response {
+    match console {
+        Console::Portal => Redirect::to("/login?step=expired").into_response(),
+        Console::Operator => Redirect::to("/operator/login").into_response(),
+    }
+}
+
+fn chrome_for(console: Console, csrf: String) -> Chrome {
+    match console {
+        Console::Portal => Chrome::anonymous(csrf),
+        Console::Operator => Chrome::operator_anonymous(csrf),
+    }
+}
+
+// ---- the second step -------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "two_step_verify.html")]
+struct StepPage {
+    chrome: Chrome,
+    action: &'static str,
+    next: String,
+    error: Option<String>,
+    /// A message about the whole form (locked).
+    form_error: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+async fn show_step(
+    state: &AppState,
+    jar: &CookieJar,
+    console: Console,
+    csrf: String,
+    next: String,
+) -> Result<Response, WebError> {
+    let live = match pending_of(jar, state, console) {
+        Some(cookie) => {
+            state
+                .services
+                .two_step
+                .second_step_pending(&cookie, console)
+                .await?
+        }
+        None => false,
+    };
+    if !live {
+        return Ok(start_again(console));
+    }
+    Ok(html(
+        StatusCode::OK,
+        &StepPage {
+            chrome: chrome_for(console, csrf),
+            action: step_action(console),
+            next,
+            error: None,
+            form_error: None,
+        },
+    ))
+}
+
+fn step_action(console: Console) -> &'static str {
+    match console {
+        Console::Portal => "/login/two-step",
+        Console::Operator => "/operator/login/two-step",
+    }
+}
+
+async fn step_form(
+    State(state): State<AppState>,
+    CsrfToken(csrf): CsrfToken,
+    Query(q): Query<NextQuery>,
+    jar: CookieJar,
+) -> Result<Response, WebError> {
+    let next = safe_next(&q.next).unwrap_or("").to_owned();
+    show_step(&state, &jar, Console::Portal, csrf, next).await
+}
+
+async fn operator_step_form(
+    State(state): State<AppState>,
+    CsrfToken(csrf): CsrfToken,
+    jar: CookieJar,
+) -> Result<Response, WebError> {
+    show_step(&state, &jar, Console::Operator, csrf, String::new()).await
+}
+
+#[derive(Deserialize)]
+struct CodeFields {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    next: String,
+}
+
+async fn step(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    jar: CookieJar,
+    ValidForm(form): ValidForm<CodeFields>,
+) -> Result<Response, WebError> {
+    complete_step(state, client, csrf, jar, form, Console::Portal).await
+}
+
+async fn operator_step(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    jar: CookieJar,
+    ValidForm(form): ValidForm<CodeFields>,
+) -> Result<Response, WebError> {
+    complete_step(state, client, csrf, jar, form, Console::Operator).await
+}
+
+async fn complete_step(
+    state: AppState,
+    client: crate::services::Client,
+    csrf: String,
+    jar: CookieJar,
+    form: CodeFields,
+    console: Console,
+) -> Result<Response, WebError> {
+    let next = safe_next(&form.next).unwrap_or("").to_owned();
+    let Some(cookie) = pending_of(&jar, &state, console) else {
+        return Ok(start_again(console));
+    };
+    let mut page = StepPage {
+        chrome: chrome_for(console, csrf),
+        action: step_action(console),
+        next: next.clone(),
+        error: None,
+        form_error: None,
+    };
+    let Some(proof) = Proof::from_typed(&form.code) else {
+        page.error = Some(ENTER_CODE.to_owned());
+        return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    };
+    let device = jar.get(state.cookies.device).map(|c| c.value().to_owned());
+    match state
+        .services
+        .two_step
+        .complete_second_step(&cookie, console, device.as_deref(), proof, client)
+        .await
+    {
+        Ok(completed) => Ok(signed_in(&state, jar, console, completed, &next)),
+        Err(StepError::Expired) => {
+            let jar = jar.add(pending_cookie(&state, console, None));
+            Ok((jar, start_again(console)).into_response())
+        }
+        Err(StepError::Refused(Refusal::WrongPassword)) => {
+            page.error = Some(WRONG_CODE.to_owned());
+            Ok(html(StatusCode::UNAUTHORIZED, &page))
+        }
+        Err(StepError::Refused(r)) => {
+            let what = match console {
+                Console::Portal => "username",
+                Console::Operator => "name",
+            };
+            let shown = respond::refused_sign_in(r, what);
+            page.form_error = Some(shown.message);
+            Ok(maybe_retry_after(
+                html(shown.status, &page),
+                shown.retry_after,
+            ))
+        }
+        Err(StepError::Unexpected(e)) => Err(e.into()),
+    }
+}
+
+/// The cookies of a completed sign-in (the pending step's removed) and where it goes.
+fn signed_in_cookies(
+    state: &AppState,
+    jar: CookieJar,
+    console: Console,
+    completed: Completed,
+    next: &str,
+) -> (CookieJar, String) {
+    let jar = jar.add(pending_cookie(state, console, None));
+    match completed {
+        Completed::User(si) => {
+            let target = if si.must_change_password {
+                "/password/choose".to_owned()
+            } else if next.is_empty() {
+                "/phone".to_owned()
+            } else {
+                next.to_owned()
+            };
+            let jar = jar
+                .add(session_cookie(state, Some(si.token)))
+                .add(device_cookie(state, si.device_cookie));
+            (jar, target)
+        }
+        Completed::Operator(token) => (
+            jar.add(operator_cookie(state, Some(token))),
+            "/operator/tenants".to_owned(),
+        ),
+    }
+}
+
+fn signed_in(
+    state: &AppState,
+    jar: CookieJar,
+    console: Console,
+    completed: Completed,
+    next: &str,
+) -> Response {
+    let (jar, target) = signed_in_cookies(state, jar, console, completed, next);
+    (jar, Redirect::to(&target)).into_response()
+}
+
+// ---- setting up an authenticator app ---------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "two_step_setup.html")]
+struct SetupPage {
+    chrome: Chrome,
+    action: &'static str,
+    /// Set up because the rules demand it, during a sign-in.
+    required: bool,
+    next: String,
+    setup: SetupView,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "two_step_codes.html")]
+struct CodesPage {
+    chrome: Chrome,
+    codes: Vec<String>,
+    /// Where "Continue" goes.
+    continue_to: String,
+    /// The app was just set up (rather than new codes made).
+    enabled: bool,
+}
+
+fn enrol_action(console: Console) -> &'static str {
+    match console {
+        Console::Portal => "/login/two-step/setup",
+        Console::Operator => "/operator/login/two-step/setup",
+    }
+}
+
+async fn show_enrol(
+    state: &AppState,
+    jar: &CookieJar,
+    console: Console,
+    csrf: String,
+    next: String,
+) -> Result<Response, WebError> {
+    let Some(cookie) = pending_of(jar, state, console) else {
+        return Ok(start_again(console));
+    };
+    match state.services.two_step.enrolment(&cookie, console).await {
+        Ok(setup) => Ok(html(
+            StatusCode::OK,
+            &SetupPage {
+                chrome: chrome_for(console, csrf),
+                action: enrol_action(console),
+                required: true,
+                next,
+                setup,
+                error: None,
+            },
+        )),
+        Err(StepError::Unexpected(e)) => Err(e.into()),
+        Err(StepError::Expired | StepError::Refused(_)) => Ok(start_again(console)),
+    }
+}
+
+async fn enrol_form(
+    State(state): State<AppState>,
+    CsrfToken(csrf): CsrfToken,
+    Query(q): Query<NextQuery>,
+    jar: CookieJar,
+) -> Result<Response, WebError> {
+    let next = safe_next(&q.next).unwrap_or("").to_owned();
+    show_enrol(&state, &jar, Console::Portal, csrf, next).await
+}
+
+async fn operator_enrol_form(
+    State(state): State<AppState>,
+    CsrfToken(csrf): CsrfToken,
+    jar: CookieJar,
+) -> Result<Response, WebError> {
+    show_enrol(&state, &jar, Console::Operator, csrf, String::new()).await
+}
+
+async fn enrol(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    jar: CookieJar,
+    ValidForm(form): ValidForm<CodeFields>,
+) -> Result<Response, WebError> {
+    complete_enrol(state, client, csrf, jar, form, Console::Portal).await
+}
+
+async fn operator_enrol(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    jar: CookieJar,
+    ValidForm(form): ValidForm<CodeFields>,
+) -> Result<Response, WebError> {
+    complete_enrol(state, client, csrf, jar, form, Console::Operator).await
+}
+
+async fn complete_enrol(
+    state: AppState,
+    client: crate::services::Client,
+    csrf: String,
+    jar: CookieJar,
+    form: CodeFields,
+    console: Console,
+) -> Result<Response, WebError> {
+    let next = safe_next(&form.next).unwrap_or("").to_owned();
+    let Some(cookie) = pending_of(&jar, &state, console) else {
+        return Ok(start_again(console));
+    };
+    let services = &state.services.two_step;
+    let device = jar.get(state.cookies.device).map(|c| c.value().to_owned());
+    match services
+        .complete_enrolment(&cookie, console, device.as_deref(), &form.code, client)
+        .await
+    {
+        Ok((completed, codes)) => {
+            let (jar, target) = signed_in_cookies(&state, jar, console, completed, &next);
+            let chrome = chrome_for(console, csrf);
+            Ok((jar, codes_page(chrome, codes, target, true)).into_response())
+        }
+        Err(EnrolError::Setup(SetupError::WrongCode)) => {
+            match services.enrolment_again(&cookie, console).await {
+                Ok(setup) => Ok(html(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &SetupPage {
+                        chrome: chrome_for(console, csrf),
+                        action: enrol_action(console),
+                        required: true,
+                        next,
+                        setup,
+                        error: Some(SETUP_WRONG.to_owned()),
+                    },
+                )),
+                Err(StepError::Unexpected(e)) => Err(e.into()),
+                Err(StepError::Expired | StepError::Refused(_)) => Ok(start_again(console)),
+            }
+        }
+        Err(EnrolError::Step(StepError::Unexpected(e)))
+        | Err(EnrolError::Setup(SetupError::Unexpected(e))) => Err(e.into()),
+        Err(EnrolError::Step(StepError::Expired | StepError::Refused(_)))
+        | Err(EnrolError::Setup(SetupError::NotStarted | SetupError::AlreadySet)) => {
+            let jar = jar.add(pending_cookie(&state, console, None));
+            Ok((jar, start_again(console)).into_response())
+        }
+    }
+}
+
+fn codes_page(
+    chrome: Chrome,
+    codes: RecoveryCodes,
+    continue_to: String,
+    enabled: bool,
+) -> Response {
+    html(
+        StatusCode::OK,
+        &CodesPage {
+            chrome,
+            codes: codes.0,
+            continue_to,
+            enabled,
+        },
+    )
+}
+
+// ---- Settings --------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "two_step_settings.html")]
+struct SettingsPage {
+    chrome: Chrome,
+    status: Status,
+    notice: Option<&'static str>,
+    /// Errors of the "new recovery codes" form and of the "remove" form.
+    codes_error: Option<String>,
+    remove_error: Option<String>,
+}
+
+async fn render_settings(
+    state: &AppState,
+    su: &crate::services::SessionUser,
+    csrf: String,
+    status_code: StatusCode,
+    adjust: impl FnOnce(&mut SettingsPage),
+) -> Result<Response, WebError> {
+    let status = state.services.two_step.status(su).await?;
+    let mut page = SettingsPage {
+        chrome: Chrome::signed_in(csrf, su, "settings"),
+        status,
+        notice: None,
+        codes_error: None,
+        remove_error: None,
+    };
+    adjust(&mut page);
+    Ok(html(status_code, &page))
+}
+
+async fn settings_page(
+    State(state): State<AppState>,
+    CurrentUser(su): CurrentUser,
+    CsrfToken(csrf): CsrfToken,
+    Query(q): Query<DoneQuery>,
+) -> Result<Response, WebError> {
+    render_settings(&state, &su, csrf, StatusCode::OK, |p| {
+        p.notice = match q.done.as_str() {
+            "removed" => Some("Two-step sign-in is off. You sign in with your password alone."),
+            _ => None,
+        };
+    })
+    .await
+}
+
+async fn setup_form(
+    State(state): State<AppState>,
+    CurrentUser(su): CurrentUser,
+    CsrfToken(csrf): CsrfToken,
+) -> Result<Response, WebError> {
+    match state.services.two_step.begin_setup(&su).await {
+        Ok(setup) => Ok(html(
+            StatusCode::OK,
+            &SetupPage {
+                chrome: Chrome::signed_in(csrf, &su, "settings"),
+                action: "/settings/two-step/setup",
+                required: false,
+                next: String::new(),
+                setup,
+                error: None,
+            },
+        )),
+        Err(SetupError::AlreadySet | SetupError::NotStarted | SetupError::WrongCode) => {
+            Ok(Redirect::to("/settings/two-step").into_response())
+        }
+        Err(SetupError::Unexpected(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct SetupFields {
+    #[serde(default)]
+    code: String,
+}
+
+async fn confirm_setup(
+    State(state): State<AppState>,
+    CurrentUser(su): CurrentUser,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    ValidForm(form): ValidForm<SetupFields>,
+) -> Result<Response, WebError> {
+    let two_step = &state.services.two_step;
+    match two_step.confirm_setup(&su, &form.code, client).await {
+        Ok(codes) => Ok(codes_page(
+            Chrome::signed_in(csrf, &su, "settings"),
+            codes,
+            "/settings/two-step".to_owned(),
+            true,
+        )),
+        Err(SetupError::WrongCode) => match two_step.setup_again(&su).await {
+            Ok(setup) => Ok(html(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &SetupPage {
+                    chrome: Chrome::signed_in(csrf, &su, "settings"),
+                    action: "/settings/two-step/setup",
+                    required: false,
+                    next: String::new(),
+                    setup,
+                    error: Some(SETUP_WRONG.to_owned()),
+                },
+            )),
+            Err(SetupError::Unexpected(e)) => Err(e.into()),
+            Err(SetupError::NotStarted | SetupError::AlreadySet | SetupError::WrongCode) => {
+                Ok(Redirect::to("/settings/two-step").into_response())
+            }
+        },
+        Err(SetupError::NotStarted | SetupError::AlreadySet) => {
+            Ok(Redirect::to("/settings/two-step").into_response())
+        }
+        Err(SetupError::Unexpected(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct PasswordFields {
+    #[serde(default)]
+    current_password: String,
+}
+
+/// Where a refused change with a password puts its message, and the status.
+enum Slot {
+    Codes,
+    Remove,
+}
+
+async fn refused_change(
+    state: &AppState,
+    su: &crate::services::SessionUser,
+    csrf: String,
+    e: ConfirmedChangeError,
+    slot: Slot,
+) -> Result<Response, WebError> {
+    let (status, message, retry) = match e {
+        ConfirmedChangeError::Refused(Refusal::WrongPassword) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            crate::web::forms::WRONG_CURRENT.to_owned(),
+            None,
+        ),
+        ConfirmedChangeError::Refused(r) => {
+            let shown = refused_in_session(
+                r,
+                (StatusCode::UNPROCESSABLE_ENTITY, crate::web::forms::WRONG_CURRENT),
+            );
+            (shown.status, shown.message, shown.retry_after)
+        }
+        ConfirmedChangeError::NoFactor => (
+            StatusCode::CONFLICT,
+            "Two-step sign-in is not set up.".to_owned(),
+            None,
+        ),
+        ConfirmedChangeError::Required => (
+            StatusCode::CONFLICT,
+            "Your company requires two-step sign-in for your account, so it cannot be turned off. Ask your administrator."
+                .to_owned(),
+            None,
+        ),
+        ConfirmedChangeError::NotFound => return Err(WebError::NotFound),
+        ConfirmedChangeError::Unexpected(e) => return Err(e.into()),
+    };
+    let response = render_settings(state, su, csrf, status, |p| match slot {
+        Slot::Codes => p.codes_error = Some(message),
+        Slot::Remove => p.remove_error = Some(message),
+    })
+    .await?;
+    Ok(maybe_retry_after(response, retry))
+}
+
+async fn regenerate_codes(
+    State(state): State<AppState>,
+    CurrentUser(su): CurrentUser,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    ValidForm(form): ValidForm<PasswordFields>,
+) -> Result<Response, WebError> {
+    match state
+        .services
+        .two_step
+        .regenerate_codes(&su, &form.current_password, client)
+        .await
+    {
+        Ok(codes) => Ok(codes_page(
+            Chrome::signed_in(csrf, &su, "settings"),
+            codes,
+            "/settings/two-step".to_owned(),
+            false,
+        )),
+        Err(e) => refused_change(&state, &su, csrf, e, Slot::Codes).await,
+    }
+}
+
+async fn remove_own(
+    State(state): State<AppState>,
+    CurrentUser(su): CurrentUser,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    ValidForm(form): ValidForm<PasswordFields>,
+) -> Result<Response, WebError> {
+    match state
+        .services
+        .two_step
+        .remove_own(&su, &form.current_password, client)
+        .await
+    {
+        Ok(()) => Ok(respond::back_to("/settings/two-step", "removed")),
+        Err(e) => refused_change(&state, &su, csrf, e, Slot::Remove).await,
+    }
+}
+
+// ---- tenant admins ---------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "two_step_policy.html")]
+struct PolicyPage {
+    chrome: Chrome,
+    current: &'static str,
+    saved: bool,
+    error: Option<&'static str>,
+}
+
+async fn policy_page(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    CsrfToken(csrf): CsrfToken,
+    Query(q): Query<DoneQuery>,
+) -> Result<Response, WebError> {
+    let current = state.services.two_step.requirement(&admin).await?;
+    Ok(html(
+        StatusCode::OK,
+        &PolicyPage {
+            chrome: Chrome::signed_in(csrf, admin.session(), "admin"),
+            current: current.as_str(),
+            saved: q.done == "saved",
+            error: None,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct PolicyFields {
+    #[serde(default)]
+    required: String,
+}
+
+async fn set_policy(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    ValidForm(form): ValidForm<PolicyFields>,
+) -> Result<Response, WebError> {
+    let Some(requirement) = TwoStepRequirement::parse(&form.required) else {
+        let current = state.services.two_step.requirement(&admin).await?;
+        return Ok(html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &PolicyPage {
+                chrome: Chrome::signed_in(csrf, admin.session(), "admin"),
+                current: current.as_str(),
+                saved: false,
+                error: Some("Choose who must use two-step sign-in."),
+            },
+        ));
+    };
+    state
+        .services
+        .two_step
+        .set_requirement(&admin, requirement, client)
+        .await?;
+    Ok(respond::back_to("/admin/two-step", "saved"))
+}
+
+#[derive(Template)]
+#[template(path = "two_step_admin_user.html")]
+struct AdminUserPage {
+    chrome: Chrome,
+    username: String,
+    extension: String,
+    has_factor: bool,
+    removed: bool,
+    password_error: Option<String>,
+    form_error: Option<String>,
+}
+
+async fn render_admin_user(
+    state: &AppState,
+    admin: &crate::services::tenant_admin::Admin,
+    csrf: String,
+    extension: &Extension,
+    status: StatusCode,
+    adjust: impl FnOnce(&mut AdminUserPage),
+) -> Result<Response, WebError> {
+    let Some((user, has_factor)) = state
+        .services
+        .two_step
+        .user_status(admin, extension)
+        .await?
+    else {
+        return Err(WebError::NotFound);
+    };
+    let mut page = AdminUserPage {
+        chrome: Chrome::signed_in(csrf, admin.session(), "admin"),
+        username: user.username().to_string(),
+        extension: user.extension.to_string(),
+        has_factor,
+        removed: false,
+        password_error: None,
+        form_error: None,
+    };
+    adjust(&mut page);
+    Ok(html(status, &page))
+}
+
+fn path_extension(raw: &str) -> Result<Extension, WebError> {
+    Extension::parse(raw).map_err(|_| WebError::NotFound)
+}
+
+async fn admin_user_page(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    CsrfToken(csrf): CsrfToken,
+    Path(extension): Path<String>,
+    Query(q): Query<DoneQuery>,
+) -> Result<Response, WebError> {
+    let extension = path_extension(&extension)?;
+    render_admin_user(&state, &admin, csrf, &extension, StatusCode::OK, |p| {
+        p.removed = q.done == "removed";
+    })
+    .await
+}
+
+async fn admin_remove(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    Path(extension): Path<String>,
+    ValidForm(form): ValidForm<PasswordFields>,
+) -> Result<Response, WebError> {
+    let extension = path_extension(&extension)?;
+    let outcome = state
+        .services
+        .two_step
+        .remove_for_user(&admin, &extension, &form.current_password, client)
+        .await;
+    let (status, password_error, form_error, retry) = match outcome {
+        Ok(()) => {
+            return Ok(respond::back_to(
+                &format!("/admin/users/{extension}/two-step"),
+                "removed",
+            ))
+        }
+        Err(ConfirmedChangeError::Refused(Refusal::WrongPassword)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(crate::web::forms::WRONG_CURRENT.to_owned()),
+            None,
+            None,
+        ),
+        Err(ConfirmedChangeError::Refused(r)) => {
+            let shown = refused_in_session(
+                r,
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    crate::web::forms::WRONG_CURRENT,
+                ),
+            );
+            (shown.status, None, Some(shown.message), shown.retry_after)
+        }
+        Err(ConfirmedChangeError::NoFactor | ConfirmedChangeError::Required) => (
+            StatusCode::CONFLICT,
+            None,
+            Some("This user has no two-step sign-in to remove.".to_owned()),
+            None,
+        ),
+        Err(ConfirmedChangeError::NotFound) => return Err(WebError::NotFound),
+        Err(ConfirmedChangeError::Unexpected(e)) => return Err(e.into()),
+    };
+    let response = render_admin_user(&state, &admin, csrf, &extension, status, |p| {
+        p.password_error = password_error;
+        p.form_error = form_error;
+    })
+    .await?;
+    Ok(maybe_retry_after(response, retry))
+}
+
+// ---- operators -------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct NoFields {}
+
+async fn operator_remove(
+    State(state): State<AppState>,
+    RequireOperator(os): RequireOperator,
+    ClientInfo(client): ClientInfo,
+    Path((code, id)): Path<(String, i64)>,
+    ValidForm(_): ValidForm<NoFields>,
+) -> Result<Response, WebError> {
+    let code = TenantCode::parse(&code).map_err(|_| WebError::NotFound)?;
+    let id = UserId(id);
+    match state
+        .services
+        .two_step
+        .remove_for_admin(&os, &code, id, client)
+        .await
+    {
+        Ok(()) => Ok(respond::back_to(
+            &format!("/operator/tenants/{code}/admins/{}", id.0),
+            "two-step-removed",
+        )),
+        Err(OperatorRemoveError::NotVerified) => Ok(ErrorPage::response(
+            StatusCode::FORBIDDEN,
+            "Verify the caller first",
+            "An admin's two-step sign-in can be removed only within 15 minutes of a matching answer to their security question.",
+        )),
+        Err(OperatorRemoveError::NoFactor) => Ok(ErrorPage::response(
+            StatusCode::CONFLICT,
+            "Nothing to remove",
+            "This admin has no two-step sign-in.",
+        )),
+        Err(OperatorRemoveError::NotFound) => Err(WebError::NotFound),
+        Err(OperatorRemoveError::Unexpected(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "operator/two_step.html")]
+struct OperatorSettingsPage {
+    chrome: Chrome,
+    codes_left: i64,
+    password_error: Option<String>,
+}
+
+async fn render_operator_settings(
+    state: &AppState,
+    os: &crate::services::operator_console::OperatorSession,
+    csrf: String,
+    status: StatusCode,
+    password_error: Option<String>,
+) -> Result<Response, WebError> {
+    let codes_left = state.services.two_step.operator_codes_left(os).await?;
+    Ok(html(
+        status,
+        &OperatorSettingsPage {
+            chrome: Chrome::operator(csrf, os, ""),
+            codes_left,
+            password_error,
+        },
+    ))
+}
+
+async fn operator_settings(
+    State(state): State<AppState>,
+    RequireOperator(os): RequireOperator,
+    CsrfToken(csrf): CsrfToken,
+) -> Result<Response, WebError> {
+    render_operator_settings(&state, &os, csrf, StatusCode::OK, None).await
+}
+
+async fn operator_regenerate_codes(
+    State(state): State<AppState>,
+    RequireOperator(os): RequireOperator,
+    ClientInfo(client): ClientInfo,
+    CsrfToken(csrf): CsrfToken,
+    ValidForm(form): ValidForm<PasswordFields>,
+) -> Result<Response, WebError> {
+    let outcome = state
+        .services
+        .two_step
+        .regenerate_operator_codes(&os, &form.current_password, client)
+        .await;
+    let (status, message, retry) = match outcome {
+        Ok(codes) => {
+            return Ok(codes_page(
+                Chrome::operator(csrf, &os, ""),
+                codes,
+                "/operator/two-step".to_owned(),
+                false,
+            ))
+        }
+        Err(ConfirmedChangeError::Refused(Refusal::WrongPassword)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            crate::web::forms::WRONG_CURRENT.to_owned(),
+            None,
+        ),
+        Err(ConfirmedChangeError::Refused(r)) => {
+            let shown = refused_in_session(
+                r,
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    crate::web::forms::WRONG_CURRENT,
+                ),
+            );
+            (shown.status, shown.message, shown.retry_after)
+        }
+        Err(
+            ConfirmedChangeError::NoFactor
+            | ConfirmedChangeError::Required
+            | ConfirmedChangeError::NotFound,
+        ) => {
+            return Err(crate::services::Unexpected::invariant(
+                "a signed-in operator has an authenticator app",
+            )
+            .into())
+        }
+        Err(ConfirmedChangeError::Unexpected(e)) => return Err(e.into()),
+    };
+    let response = render_operator_settings(&state, &os, csrf, status, Some(message)).await?;
+    Ok(maybe_retry_after(response, retry))
+}
