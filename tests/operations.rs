@@ -317,6 +317,12 @@ async fn a_backup_taken_under_write_load_passes_its_check_and_restores() {
     let (last, changes) = load.await.unwrap();
     assert_eq!(changes, 15);
     assert_eq!(sqlite_file_integrity(&backup).await, "ok");
+    // The copy holds password hashes and sealed secrets: only the portal's user reads it.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "backup mode {mode:o}");
+    }
     // Refuses to write over a file.
     let again = cli.run(&["backup", &backup_arg], None);
     assert!(!again.status.success());

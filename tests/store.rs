@@ -12,9 +12,9 @@ use std::time::Duration;
 use dialtone::clock::Timestamp;
 use dialtone::domain::{Extension, OperatorName, Role, TenantCode, Username};
 use dialtone::store::{
-    AuditFilter, AuditRow, CeremonyKind, IdempotentAnswer, NewMail, NewPasskey, NewResetLink,
-    NewTenant, NewUser, PasswordChange, SessionOrigin, Store, StoreError, TenantId, ThrottleKey,
-    UserId,
+    AuditFilter, AuditRow, Burst, CeremonyKind, IdempotentAnswer, NewMail, NewPasskey,
+    NewResetLink, NewTenant, NewUser, PasswordChange, SessionOrigin, Store, StoreError, TenantId,
+    ThrottleKey, UserId,
 };
 
 const NOW: Timestamp = common::START;
@@ -375,9 +375,23 @@ async fn refusals_fold_into_bursts_and_pages_stay_in_their_tenant() {
     let other = tenant(s, "beta").await;
     let since = NOW.minus(Duration::from_secs(60));
     for _ in 0..3 {
-        s.insert_audit_burst(&audit(Some(t), "signin.failed", "201-acme"), since)
-            .await
-            .unwrap();
+        s.insert_audit_burst(
+            &audit(Some(t), "signin.failed", "201-acme"),
+            Burst::PerName,
+            since,
+        )
+        .await
+        .unwrap();
+    }
+    // An address refused as a whole is one burst whatever names it makes up.
+    for name in ["301-acme", "302-acme", "303-acme"] {
+        s.insert_audit_burst(
+            &audit(Some(t), "signin.throttled", name),
+            Burst::PerAddress,
+            since,
+        )
+        .await
+        .unwrap();
     }
     s.insert_audit(&audit(Some(other), "signin.failed", "201-beta"))
         .await
@@ -398,7 +412,14 @@ async fn refusals_fold_into_bursts_and_pages_stay_in_their_tenant() {
     let (events, total) = s.audit_page(t, &filter, 10, 0).await.unwrap();
     assert_eq!((events.len(), total), (1, 1));
     assert_eq!(events[0].repeats, 3);
-    assert_eq!(s.audit_before(t, None, 10).await.unwrap().len(), 2);
+    let throttled = AuditFilter {
+        username: None,
+        kind: Some("signin.throttled"),
+    };
+    let (events, total) = s.audit_page(t, &throttled, 10, 0).await.unwrap();
+    assert_eq!((events.len(), total), (1, 1));
+    assert_eq!(events[0].repeats, 3);
+    assert_eq!(s.audit_before(t, None, 10).await.unwrap().len(), 3);
     assert_eq!(
         s.audit_events(None, Some("signin.failed"), 10)
             .await
@@ -410,7 +431,7 @@ async fn refusals_fold_into_bursts_and_pages_stay_in_their_tenant() {
         s.purge_audit(NOW.plus(Duration::from_secs(1)))
             .await
             .unwrap(),
-        3
+        4
     );
 }
 

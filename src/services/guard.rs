@@ -14,7 +14,7 @@ use crate::audit::{Event, EventKind};
 use crate::auth::hashing::{dummy_hash, Admitted};
 use crate::clock::Timestamp;
 use crate::domain::{password, Username};
-use crate::store::{AddressFailure, ThrottleKey, ThrottleState, UserRecord};
+use crate::store::{AddressFailure, Burst, ThrottleKey, ThrottleState, UserRecord};
 
 /// Reset links mailed per account per [`RECOVERY_WINDOW`].
 pub const RESET_MAILS_PER_ACCOUNT: i64 = 3;
@@ -194,13 +194,14 @@ impl<'a> Guard<'a> {
         let source = client.source();
         if let Err(retry_after) = self.count_address(client).await? {
             self.ctx.hasher.note(&source, false);
-            self.audit_refusal(event(EventKind::SignInThrottled))
+            self.audit_refusal(event(EventKind::SignInThrottled), Burst::PerAddress)
                 .await?;
             return Ok(Err(Refusal::Throttled { retry_after }));
         }
         if let Err(retry_after) = self.count_attempt(key).await? {
             self.ctx.hasher.note(&source, false);
-            self.audit_refusal(event(EventKind::SignInLocked)).await?;
+            self.audit_refusal(event(EventKind::SignInLocked), Burst::PerName)
+                .await?;
             // Hammering a locked name still counts against the address.
             self.address_failed(client).await?;
             return Ok(Err(Refusal::Locked { retry_after }));
@@ -227,13 +228,22 @@ impl<'a> Guard<'a> {
     }
 
     /// Audits a refused attempt as part of its burst: the refusals of one kind from one
-    /// source for one name within the lockout window are one event with a count and the
-    /// time of the last, so a flood cannot write the audit log without limit.
-    async fn audit_refusal(&self, event: Event<'_>) -> Result<(), Unexpected> {
+    /// source (for one name, or for any name when the address itself is refused) within
+    /// the lockout window are one event with a count and the time of the last, so a flood
+    /// cannot write the audit log without limit.
+    pub(crate) async fn audit_refusal(
+        &self,
+        event: Event<'_>,
+        burst: Burst,
+    ) -> Result<(), Unexpected> {
         let now = self.ctx.now();
         self.ctx
             .store
-            .insert_audit_burst(&event.row(now), now.minus(self.ctx.policy.lockout_window))
+            .insert_audit_burst(
+                &event.row(now),
+                burst,
+                now.minus(self.ctx.policy.lockout_window),
+            )
             .await?;
         Ok(())
     }
@@ -295,7 +305,8 @@ impl<'a> Guard<'a> {
         F: std::future::Future<Output = Result<bool, Unexpected>>,
     {
         if let Err(retry_after) = self.count_attempt(key).await? {
-            self.audit_refusal(event(EventKind::SignInLocked)).await?;
+            self.audit_refusal(event(EventKind::SignInLocked), Burst::PerName)
+                .await?;
             return Ok(Err(Refusal::Locked { retry_after }));
         }
         if check.await? {

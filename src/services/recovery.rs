@@ -16,7 +16,7 @@ use crate::auth::hashing::HashError;
 use crate::auth::token;
 use crate::domain::{DomainError, Email, Username};
 use crate::mail::{LinkLine, UsernameLine};
-use crate::store::{NewResetLink, PasswordChange, StoreError, ThrottleKey, UserRecord};
+use crate::store::{Burst, NewResetLink, PasswordChange, StoreError, ThrottleKey, UserRecord};
 
 /// What a user typed to find their account: a username or the email on file.
 #[derive(Debug, Clone)]
@@ -179,13 +179,17 @@ impl Recovery {
     /// shows the same answer whatever happened here.
     pub async fn request_reset(&self, id: &Identifier, client: Client) -> Result<(), Unexpected> {
         let addr = client.addr_string();
-        if self.ctx.guard().recovery_limited(client).await? {
-            self.ctx
-                .audit(Event {
-                    client_addr: addr.as_deref(),
-                    detail: Some("too many recovery requests from this address"),
-                    ..Event::new(EventKind::ResetLimited)
-                })
+        let guard = self.ctx.guard();
+        if guard.recovery_limited(client).await? {
+            guard
+                .audit_refusal(
+                    Event {
+                        client_addr: addr.as_deref(),
+                        detail: Some("too many recovery requests from this address"),
+                        ..Event::new(EventKind::ResetLimited)
+                    },
+                    Burst::PerAddress,
+                )
                 .await?;
             return Ok(());
         }

@@ -42,9 +42,14 @@ impl Store {
 
     /// Records a refused attempt in its burst (see [`insert_audit_burst`]), in one
     /// transaction.
-    pub async fn insert_audit_burst(&self, e: &AuditRow<'_>, since: Timestamp) -> StoreResult<()> {
+    pub async fn insert_audit_burst(
+        &self,
+        e: &AuditRow<'_>,
+        burst: Burst,
+        since: Timestamp,
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        insert_audit_burst(&mut tx, e, since).await?;
+        insert_audit_burst(&mut tx, e, burst, since).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -170,19 +175,31 @@ impl Store {
     }
 }
 
-/// Records a refused attempt as part of the open burst of the same kind, actor, address
-/// and tenant since `since` (one more repeat, the last one now), or as a new event.
+/// Which refusals one audit event counts together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Burst {
+    /// Of one kind, for one name, from one address, in one tenant (a name being guessed).
+    PerName,
+    /// Of one kind from one address, whatever name each tried (an address refused as a
+    /// whole, which could otherwise write a row per name it makes up).
+    PerAddress,
+}
+
+/// Records a refused attempt as part of the open burst since `since` (one more repeat, the
+/// last one now), or as a new event; `burst` says which refusals count together.
 pub(super) async fn insert_audit_burst(
     conn: &mut sqlx::AnyConnection,
     e: &AuditRow<'_>,
+    burst: Burst,
     since: Timestamp,
 ) -> StoreResult<()> {
+    let per_address = burst == Burst::PerAddress;
     let done = sqlx::query(
         "UPDATE audit_events SET repeats = repeats + 1, last_at = $1 WHERE id = ( \
            SELECT id FROM audit_events WHERE kind = $2 AND at > $3 \
              AND COALESCE(client_addr, '') = COALESCE($4, '') \
-             AND COALESCE(actor, '') = COALESCE($5, '') \
-             AND COALESCE(tenant_id, 0) = COALESCE($6, 0) \
+             AND ($7 = 1 OR (COALESCE(actor, '') = COALESCE($5, '') \
+                             AND COALESCE(tenant_id, 0) = COALESCE($6, 0))) \
            ORDER BY id DESC LIMIT 1)",
     )
     .bind(e.at.0)
@@ -191,6 +208,7 @@ pub(super) async fn insert_audit_burst(
     .bind(e.client_addr)
     .bind(e.actor)
     .bind(e.tenant_id.map(|t| t.0))
+    .bind(i32::from(per_address))
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() == 0 {

@@ -41,7 +41,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 pub use api_tokens::{ApiTokenRecord, IdempotentAnswer};
-pub use audit::AuditFilter;
+pub use audit::{AuditFilter, Burst};
 pub use device_secrets::{SealedSecrets, UserWithoutSecret};
 pub use operators::{OperatorId, OperatorRecord, OperatorSessionRecord};
 pub use ops::BackupError;

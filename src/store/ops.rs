@@ -67,10 +67,18 @@ impl Store {
         let target = path
             .to_str()
             .ok_or_else(|| BackupError::Exists(format!("{shown} (not UTF-8)")))?;
-        sqlx::query("VACUUM INTO $1")
+        // The copy holds password hashes and sealed secrets: made private (0600) before
+        // SQLite writes into it (VACUUM INTO takes an empty file).
+        crate::private_files::private_file(path, true)
+            .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        if let Err(e) = sqlx::query("VACUUM INTO $1")
             .bind(target)
             .execute(&self.pool)
-            .await?;
+            .await
+        {
+            let _ = std::fs::remove_file(path);
+            return Err(e.into());
+        }
         let report = integrity_report(path).await;
         match report {
             Ok(report) if report == "ok" => Ok(std::fs::metadata(path)
