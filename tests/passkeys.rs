@@ -362,6 +362,83 @@ async fn a_sign_in_challenge_needs_a_passkey() {
     assert_eq!(app.audit_count("passkey.rejected").await, 1);
 }
 
+#[tokio::test]
+async fn a_user_with_a_passkey_gets_the_second_step_and_a_garbage_assertion_is_refused_and_counted()
+{
+    let app = spawn_app().await;
+    app.add_user(USER, PASSWORD).await;
+    app.add_stored_passkey(USER, "Work laptop").await;
+    let b = app.browser();
+    let r = b.login(USER, PASSWORD).await;
+    assert_eq!(
+        location(&r),
+        "/login/two-step",
+        "a passkey is a second factor"
+    );
+    assert!(set_cookie(&r, "dialtone_session").is_none());
+    let page = b.get("/login/two-step").await.text().await.unwrap();
+    assert!(page.contains("id=\"use-passkey\""), "{page}");
+    assert!(page.contains("/static/passkeys.js"));
+    // A passkey only (no app, no recovery codes): no code form to type into.
+    assert!(!page.contains("name=\"code\""), "{page}");
+    // Without JavaScript the page says what to do.
+    assert!(page.contains("Using a passkey needs JavaScript"));
+
+    for round in 0..5 {
+        let r = b
+            .post(
+                "/login/two-step/passkey/finish",
+                &[("response", "not an assertion")],
+            )
+            .await;
+        let status = r.status();
+        assert!(set_cookie(&r, "dialtone_session").is_none(), "{round}");
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{round}");
+        assert!(json(r).await["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not be verified"));
+        assert!(location(&b.get("/phone").await).starts_with("/login"));
+    }
+    assert_eq!(app.audit_count("two_step.failed").await, 5);
+    assert_eq!(app.audit_count("passkey.rejected").await, 5);
+    // Counted toward the same lockout as wrong passwords: now even the password is refused.
+    let r = b
+        .post(
+            "/login/two-step/passkey/finish",
+            &[("response", "not an assertion")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().get("retry-after").is_some());
+    assert_eq!(
+        app.browser().login(USER, PASSWORD).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(app.audit_count("signin.ok").await, 0);
+}
+
+#[tokio::test]
+async fn the_second_steps_passkey_requests_need_a_pending_step_and_the_csrf_token() {
+    let app = spawn_app().await;
+    app.add_user(USER, PASSWORD).await;
+    app.add_stored_passkey(USER, "Work laptop").await;
+    let b = app.browser();
+    // No pending step: start again.
+    let r = b.post("/login/two-step/passkey/start", &[]).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(json(r).await["redirect"], "/login?step=expired");
+    assert_eq!(location(&b.login(USER, PASSWORD).await), "/login/two-step");
+    for path in [
+        "/login/two-step/passkey/start",
+        "/login/two-step/passkey/finish",
+    ] {
+        let r = b.post_raw(path, &[("response", "x")]).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    assert_eq!(app.audit_count("two_step.failed").await, 0);
+}
+
 // ---- In a real browser ------------------------------------------------------------
 
 /// A portal on a known port whose public URL is `http://localhost:PORT`: WebAuthn needs
@@ -540,5 +617,50 @@ async fn a_passkey_is_added_named_used_renamed_and_removed_in_chromium() {
         app.passkey_sign_in_challenge(USER).await,
         Err("no passkey".to_owned())
     );
+    c.close().await;
+}
+
+#[tokio::test]
+async fn a_passkey_finishes_the_second_step_of_a_sign_in_in_chromium() {
+    let app = spawn_on_localhost().await;
+    app.add_user(USER, PASSWORD).await;
+    let Some(c) = Chrome::start(&app.base.replace("127.0.0.1", "localhost")).await else {
+        return;
+    };
+    c.add_virtual_authenticator().await;
+    sign_in(&c, USER, PASSWORD).await;
+    c.goto("/settings/passkeys").await;
+    c.fill("#passkey-name", "Work laptop").await;
+    c.click("#passkey-add").await;
+    c.wait_text("[role=status]", "Your passkey was added.")
+        .await;
+    c.click("button[aria-label='Sign out']").await;
+    c.wait_path("/login").await;
+
+    // The password, then the second step with the passkey.
+    c.fill("#username", USER).await;
+    c.fill("#password", PASSWORD).await;
+    c.click("form.form button[type=submit]").await;
+    c.wait_path("/login/two-step").await;
+    assert!(c.find("#use-passkey").await.is_displayed().await.unwrap());
+    assert!(!c
+        .find("#passkey-needs-js")
+        .await
+        .is_displayed()
+        .await
+        .unwrap());
+    c.audit().await;
+    c.screenshot("two-step-passkey").await;
+    app.advance(Duration::from_secs(60));
+    c.click("#use-passkey").await;
+    c.wait_path("/phone").await;
+    assert_eq!(app.sessions_of(USER).await, 1, "signed in");
+    let ok = app.audit_events("signin.ok").await;
+    assert!(
+        ok.iter()
+            .any(|e| e.detail.as_deref() == Some("second step: a passkey")),
+        "{ok:?}"
+    );
+    assert_eq!(app.audit_count("passkey.used").await, 1);
     c.close().await;
 }
