@@ -222,6 +222,23 @@
       })
       .then(function (done) {
         status.textContent = "Passkey added.";
+        var codes = done.codes || [];
+        var shown = document.getElementById("passkey-codes");
+        if (codes.length && shown) {
+          // The first second factor: its recovery codes, shown this once.
+          var list = document.getElementById("recovery-codes");
+          codes.forEach(function (c) {
+            var li = document.createElement("li");
+            li.textContent = c;
+            list.appendChild(li);
+          });
+          if (done.redirect) document.getElementById("codes-continue").href = done.redirect;
+          section.hidden = true;
+          shown.hidden = false;
+          shown.scrollIntoView();
+          document.getElementById("codes-continue").focus();
+          return;
+        }
         window.location.assign(done.redirect || window.location.pathname);
       })
       .catch(function (e) { showError(e.message); })

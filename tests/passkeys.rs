@@ -505,11 +505,24 @@ async fn a_passkey_is_added_named_used_renamed_and_removed_in_chromium() {
         .unwrap());
     c.audit().await;
 
-    // Add one, named.
+    // Add one, named. It is the first second factor: its recovery codes, shown once.
     c.fill("#passkey-name", "Work laptop").await;
     c.click("#passkey-add").await;
+    c.wait_text("#passkey-codes [role=status]", "two-step sign-in is on")
+        .await;
+    let shown = c
+        .js("return document.querySelectorAll('#recovery-codes li').length")
+        .await;
+    assert_eq!(shown, "10", "ten recovery codes shown");
+    assert_eq!(app.audit_count("two_step.enabled").await, 1);
+    c.audit().await;
+    c.click("#codes-continue").await;
     c.wait_text("[role=status]", "Your passkey was added.")
         .await;
+    assert!(
+        !c.text("main").await.contains("shown only this once"),
+        "the codes are not shown again"
+    );
     assert_eq!(c.text(".passkey-name").await, "Work laptop");
     assert_eq!(c.text(".passkey-last-used").await, "Never");
     let held = c.authenticator_credentials(&authenticator).await;
@@ -632,6 +645,9 @@ async fn a_passkey_finishes_the_second_step_of_a_sign_in_in_chromium() {
     c.goto("/settings/passkeys").await;
     c.fill("#passkey-name", "Work laptop").await;
     c.click("#passkey-add").await;
+    c.wait_text("#passkey-codes [role=status]", "two-step sign-in is on")
+        .await;
+    c.click("#codes-continue").await;
     c.wait_text("[role=status]", "Your passkey was added.")
         .await;
     c.click("button[aria-label='Sign out']").await;

@@ -568,6 +568,31 @@ impl TwoStep {
         Ok(codes)
     }
 
+    /// The first recovery codes of a tenant user whose first second factor is the passkey
+    /// just added (as confirming a first app makes them): shown once; audited as two-step
+    /// sign-in turned on.
+    pub(crate) async fn codes_for_first_passkey(
+        &self,
+        user: &UserRecord,
+        client: Client,
+    ) -> Result<RecoveryCodes, Unexpected> {
+        let owner = FactorOwner::User(user.id);
+        let (codes, hashes) = new_codes(owner);
+        self.ctx
+            .store
+            .replace_recovery_codes(owner, &hashes, self.ctx.now())
+            .await?;
+        self.audit(
+            &Account::User(user.clone()),
+            None,
+            EventKind::TwoStepEnabled,
+            client,
+            Some("passkey"),
+        )
+        .await?;
+        Ok(codes)
+    }
+
     async fn audit(
         &self,
         account: &Account,
