@@ -419,6 +419,30 @@ async fn a_user_with_a_passkey_gets_the_second_step_and_a_garbage_assertion_is_r
 }
 
 #[tokio::test]
+async fn with_a_passkey_only_settings_says_two_step_sign_in_is_on_and_makes_recovery_codes() {
+    let app = spawn_app().await;
+    let b = app.signed_in_user().await;
+    let page = b.get("/settings/two-step").await.text().await.unwrap();
+    assert!(page.contains("Signing in asks for your password only."));
+    app.add_stored_passkey(USER, "Work laptop").await;
+    let page = b.get("/settings/two-step").await.text().await.unwrap();
+    assert!(page.contains("Signing in asks for one of your"), "{page}");
+    assert!(!page.contains("Signing in asks for your password only."));
+    assert!(
+        !page.contains("/settings/two-step/remove"),
+        "turning off removes an app, which there is none of"
+    );
+    let r = b
+        .post(
+            "/settings/two-step/recovery-codes",
+            &[("current_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(recovery_codes_in(&r.text().await.unwrap()).len(), 10);
+}
+
+#[tokio::test]
 async fn the_second_steps_passkey_requests_need_a_pending_step_and_the_csrf_token() {
     let app = spawn_app().await;
     app.add_user(USER, PASSWORD).await;

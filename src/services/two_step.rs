@@ -415,6 +415,8 @@ impl std::fmt::Debug for RecoveryCodes {
 #[derive(Debug, Clone)]
 pub struct Status {
     pub has_app: bool,
+    /// A passkey (Settings → Passkeys), which is a second factor too.
+    pub has_passkey: bool,
     pub codes_left: i64,
     /// The tenant's rules demand a second factor of this user.
     pub required: bool,
@@ -934,6 +936,7 @@ impl TwoStep {
         let owner = FactorOwner::User(su.user.id);
         Ok(Status {
             has_app: has_app(&self.ctx, owner).await?,
+            has_passkey: self.ctx.store.has_passkey(su.user.id).await?,
             codes_left: self.ctx.store.recovery_codes_left(owner).await?,
             required: required_of_user(&self.ctx, &su.user).await?,
         })
