@@ -443,6 +443,29 @@ async fn with_a_passkey_only_settings_says_two_step_sign_in_is_on_and_makes_reco
 }
 
 #[tokio::test]
+async fn an_admin_removing_a_users_second_factor_removes_their_passkeys() {
+    let (app, admin) = spawn_tenant().await;
+    app.add_stored_passkey(USER, "Work laptop").await;
+    assert_eq!(
+        location(&app.browser().login(USER, PASSWORD).await),
+        "/login/two-step"
+    );
+    let r = admin
+        .post(
+            "/admin/users/201/two-step/remove",
+            &[("current_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(location(&r), "/admin/users/201/two-step?done=removed");
+    assert!(app.passkeys_of(USER).await.is_empty());
+    assert_eq!(app.audit_count("two_step.removed").await, 1);
+    assert_eq!(
+        location(&app.browser().login(USER, PASSWORD).await),
+        "/phone"
+    );
+}
+
+#[tokio::test]
 async fn the_second_steps_passkey_requests_need_a_pending_step_and_the_csrf_token() {
     let app = spawn_app().await;
     app.add_user(USER, PASSWORD).await;

@@ -1037,7 +1037,7 @@ impl TwoStep {
         if !self
             .ctx
             .store
-            .remove_second_factor(owner, None, self.ctx.now())
+            .remove_second_factor(owner, false, None, self.ctx.now())
             .await?
         {
             return Err(ConfirmedChangeError::NoFactor);
@@ -1106,8 +1106,8 @@ impl TwoStep {
         Ok(Some((user, has)))
     }
 
-    /// Removes a user's second factor (app and recovery codes), with the admin's own
-    /// password confirmed; the user is mailed, and it is audited.
+    /// Removes a user's second factor (app, passkeys and recovery codes), with the admin's
+    /// own password confirmed; the user is mailed, and it is audited.
     pub async fn remove_for_user(
         &self,
         admin: &Admin,
@@ -1150,6 +1150,7 @@ impl TwoStep {
             .store
             .remove_second_factor(
                 FactorOwner::User(target.id),
+                true,
                 notice.as_ref(),
                 self.ctx.now(),
             )
