@@ -82,6 +82,79 @@
 
   window.DialtonePasskeys = { create: create, get: get };
 
+  // Posts `form`'s fields (with its csrf_token) and `extra`, url-encoded; resolves to the
+  // JSON answer, or rejects with an Error whose message the page can show (and whose
+  // `redirect`, when the server gave one, is where to go instead).
+  function postForm(form, url, extra, fallback) {
+    var body = new URLSearchParams(new FormData(form));
+    Object.keys(extra || {}).forEach(function (k) { body.set(k, extra[k]); });
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json" },
+      body: body
+    }).then(function (r) {
+      if (r.redirected) throw new Error("You were signed out. Reload the page and sign in again.");
+      return r.json().catch(function () { return {}; }).then(function (data) {
+        if (!r.ok) {
+          var e = new Error(data.error || (r.status === 403
+            ? "This page has expired. Reload it and try again."
+            : fallback));
+          e.redirect = data.redirect;
+          throw e;
+        }
+        return data;
+      });
+    });
+  }
+
+  // The second step of a sign-in: the "Use a passkey" button.
+  var step = document.getElementById("passkey-step");
+  if (step) {
+    var stepForm = document.getElementById("passkey-step-form");
+    var stepError = document.getElementById("passkey-error");
+    var stepStatus = document.getElementById("passkey-status");
+    document.getElementById("passkey-needs-js").hidden = true;
+    if (!window.PublicKeyCredential || !navigator.credentials) {
+      document.getElementById("passkey-unsupported").hidden = false;
+    } else {
+      stepForm.hidden = false;
+      var stepBusy = false;
+      var fallback = "The portal could not check the passkey. Try again in a moment.";
+      stepForm.addEventListener("submit", function (event) {
+        event.preventDefault();
+        if (stepBusy) return;
+        stepBusy = true;
+        stepError.hidden = true;
+        stepStatus.textContent = "Follow your browser's prompt to use your passkey…";
+        postForm(stepForm, step.dataset.startUrl, {}, fallback)
+          .then(function (options) {
+            return get(options).catch(function () {
+              throw new Error("No passkey was used: the prompt was closed, timed out or refused.");
+            });
+          })
+          .then(function (response) {
+            stepStatus.textContent = "Checking the passkey…";
+            return postForm(stepForm, step.dataset.finishUrl, { response: response }, fallback);
+          })
+          .then(function (done) {
+            stepStatus.textContent = "Signed in.";
+            window.location.assign(done.redirect || "/phone");
+          })
+          .catch(function (e) {
+            if (e.redirect) {
+              window.location.assign(e.redirect);
+              return;
+            }
+            stepStatus.textContent = "";
+            stepError.textContent = e.message;
+            stepError.hidden = false;
+          })
+          .then(function () { stepBusy = false; });
+      });
+    }
+  }
+
   // Settings -> Passkeys: the "Add a passkey" form.
   var section = document.getElementById("add-passkey");
   if (!section) return;
@@ -149,6 +222,23 @@
       })
       .then(function (done) {
         status.textContent = "Passkey added.";
+        var codes = done.codes || [];
+        var shown = document.getElementById("passkey-codes");
+        if (codes.length && shown) {
+          // The first second factor: its recovery codes, shown this once.
+          var list = document.getElementById("recovery-codes");
+          codes.forEach(function (c) {
+            var li = document.createElement("li");
+            li.textContent = c;
+            list.appendChild(li);
+          });
+          if (done.redirect) document.getElementById("codes-continue").href = done.redirect;
+          section.hidden = true;
+          shown.hidden = false;
+          shown.scrollIntoView();
+          document.getElementById("codes-continue").focus();
+          return;
+        }
         window.location.assign(done.redirect || window.location.pathname);
       })
       .catch(function (e) { showError(e.message); })

@@ -362,6 +362,130 @@ async fn a_sign_in_challenge_needs_a_passkey() {
     assert_eq!(app.audit_count("passkey.rejected").await, 1);
 }
 
+#[tokio::test]
+async fn a_user_with_a_passkey_gets_the_second_step_and_a_garbage_assertion_is_refused_and_counted()
+{
+    let app = spawn_app().await;
+    app.add_user(USER, PASSWORD).await;
+    app.add_stored_passkey(USER, "Work laptop").await;
+    let b = app.browser();
+    let r = b.login(USER, PASSWORD).await;
+    assert_eq!(
+        location(&r),
+        "/login/two-step",
+        "a passkey is a second factor"
+    );
+    assert!(set_cookie(&r, "dialtone_session").is_none());
+    let page = b.get("/login/two-step").await.text().await.unwrap();
+    assert!(page.contains("id=\"use-passkey\""), "{page}");
+    assert!(page.contains("/static/passkeys.js"));
+    // A passkey only (no app, no recovery codes): no code form to type into.
+    assert!(!page.contains("name=\"code\""), "{page}");
+    // Without JavaScript the page says what to do.
+    assert!(page.contains("Using a passkey needs JavaScript"));
+
+    for round in 0..5 {
+        let r = b
+            .post(
+                "/login/two-step/passkey/finish",
+                &[("response", "not an assertion")],
+            )
+            .await;
+        let status = r.status();
+        assert!(set_cookie(&r, "dialtone_session").is_none(), "{round}");
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{round}");
+        assert!(json(r).await["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not be verified"));
+        assert!(location(&b.get("/phone").await).starts_with("/login"));
+    }
+    assert_eq!(app.audit_count("two_step.failed").await, 5);
+    assert_eq!(app.audit_count("passkey.rejected").await, 5);
+    // Counted toward the same lockout as wrong passwords: now even the password is refused.
+    let r = b
+        .post(
+            "/login/two-step/passkey/finish",
+            &[("response", "not an assertion")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().get("retry-after").is_some());
+    assert_eq!(
+        app.browser().login(USER, PASSWORD).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(app.audit_count("signin.ok").await, 0);
+}
+
+#[tokio::test]
+async fn with_a_passkey_only_settings_says_two_step_sign_in_is_on_and_makes_recovery_codes() {
+    let app = spawn_app().await;
+    let b = app.signed_in_user().await;
+    let page = b.get("/settings/two-step").await.text().await.unwrap();
+    assert!(page.contains("Signing in asks for your password only."));
+    app.add_stored_passkey(USER, "Work laptop").await;
+    let page = b.get("/settings/two-step").await.text().await.unwrap();
+    assert!(page.contains("Signing in asks for one of your"), "{page}");
+    assert!(!page.contains("Signing in asks for your password only."));
+    assert!(
+        !page.contains("/settings/two-step/remove"),
+        "turning off removes an app, which there is none of"
+    );
+    let r = b
+        .post(
+            "/settings/two-step/recovery-codes",
+            &[("current_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(recovery_codes_in(&r.text().await.unwrap()).len(), 10);
+}
+
+#[tokio::test]
+async fn an_admin_removing_a_users_second_factor_removes_their_passkeys() {
+    let (app, admin) = spawn_tenant().await;
+    app.add_stored_passkey(USER, "Work laptop").await;
+    assert_eq!(
+        location(&app.browser().login(USER, PASSWORD).await),
+        "/login/two-step"
+    );
+    let r = admin
+        .post(
+            "/admin/users/201/two-step/remove",
+            &[("current_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(location(&r), "/admin/users/201/two-step?done=removed");
+    assert!(app.passkeys_of(USER).await.is_empty());
+    assert_eq!(app.audit_count("two_step.removed").await, 1);
+    assert_eq!(
+        location(&app.browser().login(USER, PASSWORD).await),
+        "/phone"
+    );
+}
+
+#[tokio::test]
+async fn the_second_steps_passkey_requests_need_a_pending_step_and_the_csrf_token() {
+    let app = spawn_app().await;
+    app.add_user(USER, PASSWORD).await;
+    app.add_stored_passkey(USER, "Work laptop").await;
+    let b = app.browser();
+    // No pending step: start again.
+    let r = b.post("/login/two-step/passkey/start", &[]).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(json(r).await["redirect"], "/login?step=expired");
+    assert_eq!(location(&b.login(USER, PASSWORD).await), "/login/two-step");
+    for path in [
+        "/login/two-step/passkey/start",
+        "/login/two-step/passkey/finish",
+    ] {
+        let r = b.post_raw(path, &[("response", "x")]).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    assert_eq!(app.audit_count("two_step.failed").await, 0);
+}
+
 // ---- In a real browser ------------------------------------------------------------
 
 /// A portal on a known port whose public URL is `http://localhost:PORT`: WebAuthn needs
@@ -428,11 +552,24 @@ async fn a_passkey_is_added_named_used_renamed_and_removed_in_chromium() {
         .unwrap());
     c.audit().await;
 
-    // Add one, named.
+    // Add one, named. It is the first second factor: its recovery codes, shown once.
     c.fill("#passkey-name", "Work laptop").await;
     c.click("#passkey-add").await;
+    c.wait_text("#passkey-codes [role=status]", "two-step sign-in is on")
+        .await;
+    let shown = c
+        .js("return document.querySelectorAll('#recovery-codes li').length")
+        .await;
+    assert_eq!(shown, "10", "ten recovery codes shown");
+    assert_eq!(app.audit_count("two_step.enabled").await, 1);
+    c.audit().await;
+    c.click("#codes-continue").await;
     c.wait_text("[role=status]", "Your passkey was added.")
         .await;
+    assert!(
+        !c.text("main").await.contains("shown only this once"),
+        "the codes are not shown again"
+    );
     assert_eq!(c.text(".passkey-name").await, "Work laptop");
     assert_eq!(c.text(".passkey-last-used").await, "Never");
     let held = c.authenticator_credentials(&authenticator).await;
@@ -540,5 +677,53 @@ async fn a_passkey_is_added_named_used_renamed_and_removed_in_chromium() {
         app.passkey_sign_in_challenge(USER).await,
         Err("no passkey".to_owned())
     );
+    c.close().await;
+}
+
+#[tokio::test]
+async fn a_passkey_finishes_the_second_step_of_a_sign_in_in_chromium() {
+    let app = spawn_on_localhost().await;
+    app.add_user(USER, PASSWORD).await;
+    let Some(c) = Chrome::start(&app.base.replace("127.0.0.1", "localhost")).await else {
+        return;
+    };
+    c.add_virtual_authenticator().await;
+    sign_in(&c, USER, PASSWORD).await;
+    c.goto("/settings/passkeys").await;
+    c.fill("#passkey-name", "Work laptop").await;
+    c.click("#passkey-add").await;
+    c.wait_text("#passkey-codes [role=status]", "two-step sign-in is on")
+        .await;
+    c.click("#codes-continue").await;
+    c.wait_text("[role=status]", "Your passkey was added.")
+        .await;
+    c.click("button[aria-label='Sign out']").await;
+    c.wait_path("/login").await;
+
+    // The password, then the second step with the passkey.
+    c.fill("#username", USER).await;
+    c.fill("#password", PASSWORD).await;
+    c.click("form.form button[type=submit]").await;
+    c.wait_path("/login/two-step").await;
+    assert!(c.find("#use-passkey").await.is_displayed().await.unwrap());
+    assert!(!c
+        .find("#passkey-needs-js")
+        .await
+        .is_displayed()
+        .await
+        .unwrap());
+    c.audit().await;
+    c.screenshot("two-step-passkey").await;
+    app.advance(Duration::from_secs(60));
+    c.click("#use-passkey").await;
+    c.wait_path("/phone").await;
+    assert_eq!(app.sessions_of(USER).await, 1, "signed in");
+    let ok = app.audit_events("signin.ok").await;
+    assert!(
+        ok.iter()
+            .any(|e| e.detail.as_deref() == Some("second step: a passkey")),
+        "{ok:?}"
+    );
+    assert_eq!(app.audit_count("passkey.used").await, 1);
     c.close().await;
 }

@@ -14,11 +14,14 @@ use webauthn_rs::prelude::{
 };
 
 use super::guard::Refusal;
+use super::two_step::{has_second_factor, RecoveryCodes, TwoStep};
 use super::{service, Client, SessionUser, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::clock::Timestamp;
 use crate::domain::PasskeyName;
-use crate::store::{CeremonyKind, NewPasskey, PasskeyId, StoreError, UserId, UserRecord};
+use crate::store::{
+    CeremonyKind, FactorOwner, NewPasskey, PasskeyId, StoreError, UserId, UserRecord,
+};
 
 /// How long a challenge may be answered: the authenticator's own timeout (WebAuthn's
 /// recommended 5 minutes), which is also how long a pending second step lasts.
@@ -220,13 +223,15 @@ impl Passkeys {
     /// Finishes adding a passkey with the browser's answer (the JSON of the
     /// `PublicKeyCredential` that `create()` made): checked against the pending
     /// challenge, which is used up whatever the outcome, then stored under `name`; audited.
+    /// When it is the user's first second factor, their first recovery codes too (to show
+    /// once), as when an authenticator app is added first.
     pub async fn finish_registration(
         &self,
         su: &SessionUser,
         name: &PasskeyName,
         response: &str,
         client: Client,
-    ) -> Result<PasskeyId, FinishError> {
+    ) -> Result<(PasskeyId, Option<RecoveryCodes>), FinishError> {
         let refused = |r| Err(FinishError::Refused(r));
         let Some(rp) = self.relying_party() else {
             return refused(PasskeyRefusal::Unavailable);
@@ -248,6 +253,7 @@ impl Passkeys {
             return refused(PasskeyRefusal::Rejected);
         };
         let credential_id = base64_url(passkey.cred_id().as_ref());
+        let first = !has_second_factor(ctx, FactorOwner::User(user.id)).await?;
         let stored = ctx
             .store
             .insert_passkey(
@@ -268,7 +274,16 @@ impl Passkeys {
         };
         self.audit(user, EventKind::PasskeyAdded, name.as_str(), client)
             .await?;
-        Ok(id)
+        let codes = if first {
+            Some(
+                TwoStep::new(ctx.clone())
+                    .codes_for_first_passkey(user, client)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        Ok((id, codes))
     }
 
     /// Renames one of the user's passkeys; audited.

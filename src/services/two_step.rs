@@ -11,8 +11,10 @@
 //! demand a factor of, and that has none, gets a pending *enrolment* instead, which only
 //! setting up an authenticator app completes.
 //!
-//! Passkeys: [`has_second_factor`] is the one definition of "has a second factor", and
-//! [`Proof`] the one list of what completes a pending step; a passkey adds a row to each.
+//! Passkeys: a tenant user's registered passkey is a second factor too
+//! ([`has_second_factor`]), and an assertion of one ([`Proof::Passkey`], checked by
+//! [`Passkeys::finish_authentication`]) completes a pending step as a code does.
+//! Operators have no passkeys.
 
 use std::time::Duration;
 
@@ -24,6 +26,7 @@ use sha2::{Digest, Sha256};
 
 use super::guard::Refusal;
 use super::operator_console::{open_operator_session, ActError, OperatorConsole, OperatorSession};
+use super::passkeys::{Passkeys, SignInStartError};
 use super::sign_in::{open_session, SignedIn};
 use super::tenant_admin::Admin;
 use super::{service, trusted_devices, Client, Context, SessionUser, Unexpected};
@@ -106,14 +109,17 @@ fn unsealable() -> Unexpected {
     )
 }
 
-/// What completes a pending second step. A passkey adds a variant here (see
-/// [`has_second_factor`]).
+/// What completes a pending second step.
 #[derive(Clone)]
 pub enum Proof {
     /// The 6 digits an authenticator app shows.
     Totp(String),
     /// One of the account's recovery codes.
     RecoveryCode(String),
+    /// The browser's answer (the JSON of the `PublicKeyCredential` that
+    /// `navigator.credentials.get()` made) to the challenge of
+    /// [`TwoStep::start_passkey_step`].
+    Passkey(String),
 }
 
 impl std::fmt::Debug for Proof {
@@ -121,6 +127,7 @@ impl std::fmt::Debug for Proof {
         f.write_str(match self {
             Proof::Totp(_) => "Proof::Totp(..)",
             Proof::RecoveryCode(_) => "Proof::RecoveryCode(..)",
+            Proof::Passkey(_) => "Proof::Passkey(..)",
         })
     }
 }
@@ -169,15 +176,24 @@ pub struct PendingStep {
     pub lifetime: Duration,
 }
 
-/// Whether the account has a second factor that counts: a confirmed authenticator app.
+/// Whether the account has a second factor that counts: a confirmed authenticator app,
+/// or (a tenant user) a registered passkey.
 ///
 /// This is the one definition every rule asks (the second step at sign-in, the policy,
-/// removal, the Settings page). Passkeys: a tenant user with a registered passkey has a
-/// second factor too — add `ctx.store.has_passkey(user)` here for `FactorOwner::User`,
-/// a `Proof::Passkey(answer)` checked by `Passkeys::finish_authentication` in
-/// [`TwoStep::complete_second_step`], and the passkey button on `/login/two-step` —
-/// all three together, or a passkey-only user could not finish a sign-in.
+/// removal, new recovery codes). A passkey counts because [`Proof::Passkey`] completes a
+/// pending step and `/login/two-step` offers it, so a passkey-only user can finish.
 pub async fn has_second_factor(ctx: &Context, owner: FactorOwner) -> Result<bool, Unexpected> {
+    if has_app(ctx, owner).await? {
+        return Ok(true);
+    }
+    Ok(match owner {
+        FactorOwner::User(id) => ctx.store.has_passkey(id).await?,
+        FactorOwner::Operator(_) => false,
+    })
+}
+
+/// Whether the account has a confirmed authenticator app.
+async fn has_app(ctx: &Context, owner: FactorOwner) -> Result<bool, Unexpected> {
     Ok(ctx
         .store
         .totp_factor(owner)
@@ -283,6 +299,31 @@ impl From<StoreError> for StepError {
     }
 }
 
+/// Why a passkey could not be asked for as the second step.
+#[derive(Debug, thiserror::Error)]
+pub enum PasskeyStepError {
+    /// See [`StepError::Expired`].
+    #[error("no pending step")]
+    Expired,
+    /// The account has no passkey (or is an operator's, which cannot have one).
+    #[error("no passkey")]
+    NoPasskey,
+    /// The public URL cannot be a relying party (an IP address).
+    #[error("passkeys are not available")]
+    Unavailable,
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+/// What a pending second step can be completed with (what its page offers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepFactors {
+    /// A code: the account has an authenticator app or unused recovery codes.
+    pub code: bool,
+    /// A passkey.
+    pub passkey: bool,
+}
+
 /// Why a new authenticator app was not confirmed.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -374,6 +415,8 @@ impl std::fmt::Debug for RecoveryCodes {
 #[derive(Debug, Clone)]
 pub struct Status {
     pub has_app: bool,
+    /// A passkey (Settings → Passkeys), which is a second factor too.
+    pub has_passkey: bool,
     pub codes_left: i64,
     /// The tenant's rules demand a second factor of this user.
     pub required: bool,
@@ -527,6 +570,31 @@ impl TwoStep {
         Ok(codes)
     }
 
+    /// The first recovery codes of a tenant user whose first second factor is the passkey
+    /// just added (as confirming a first app makes them): shown once; audited as two-step
+    /// sign-in turned on.
+    pub(crate) async fn codes_for_first_passkey(
+        &self,
+        user: &UserRecord,
+        client: Client,
+    ) -> Result<RecoveryCodes, Unexpected> {
+        let owner = FactorOwner::User(user.id);
+        let (codes, hashes) = new_codes(owner);
+        self.ctx
+            .store
+            .replace_recovery_codes(owner, &hashes, self.ctx.now())
+            .await?;
+        self.audit(
+            &Account::User(user.clone()),
+            None,
+            EventKind::TwoStepEnabled,
+            client,
+            Some("passkey"),
+        )
+        .await?;
+        Ok(codes)
+    }
+
     async fn audit(
         &self,
         account: &Account,
@@ -589,19 +657,59 @@ impl TwoStep {
         Ok((p, account))
     }
 
-    /// Whether a pending second step is live (for the page that asks for the code).
-    pub async fn second_step_pending(
+    /// What a live pending second step can be completed with, or `None` when none is live
+    /// (for the page that asks for it).
+    pub async fn second_step_factors(
         &self,
         cookie: &str,
         console: Console,
-    ) -> Result<bool, Unexpected> {
-        match self
+    ) -> Result<Option<StepFactors>, Unexpected> {
+        let account = match self
             .live_pending(cookie, console, PendingPurpose::Verify)
             .await
         {
-            Ok(_) => Ok(true),
-            Err(StepError::Expired | StepError::Refused(_)) => Ok(false),
-            Err(StepError::Unexpected(e)) => Err(e),
+            Ok((_, account)) => account,
+            Err(StepError::Expired | StepError::Refused(_)) => return Ok(None),
+            Err(StepError::Unexpected(e)) => return Err(e),
+        };
+        let owner = account.owner();
+        let ctx = &self.ctx;
+        let code = has_app(ctx, owner).await? || ctx.store.recovery_codes_left(owner).await? > 0;
+        let passkey = match &account {
+            Account::User(u) => ctx.store.has_passkey(u.id).await?,
+            Account::Operator(_) => false,
+        };
+        Ok(Some(StepFactors { code, passkey }))
+    }
+
+    /// Starts the passkey of a pending second step: the options for
+    /// `navigator.credentials.get()` as JSON, for the pending step's user only.
+    pub async fn start_passkey_step(
+        &self,
+        cookie: &str,
+        console: Console,
+    ) -> Result<String, PasskeyStepError> {
+        let account = match self
+            .live_pending(cookie, console, PendingPurpose::Verify)
+            .await
+        {
+            Ok((_, account)) => account,
+            Err(StepError::Expired | StepError::Refused(_)) => {
+                return Err(PasskeyStepError::Expired)
+            }
+            Err(StepError::Unexpected(e)) => return Err(e.into()),
+        };
+        let Account::User(user) = account else {
+            return Err(PasskeyStepError::NoPasskey);
+        };
+        match Passkeys::new(self.ctx.clone())
+            .start_authentication(user.id)
+            .await
+        {
+            Ok(options) => Ok(options),
+            Err(SignInStartError::NoPasskey) => Err(PasskeyStepError::NoPasskey),
+            Err(SignInStartError::Unavailable) => Err(PasskeyStepError::Unavailable),
+            Err(SignInStartError::Unexpected(e)) => Err(e.into()),
         }
     }
 
@@ -641,21 +749,23 @@ impl TwoStep {
             client_addr: addr.as_deref(),
             ..Event::new(kind)
         };
+        let how = match proof {
+            Proof::Totp(_) => "second step: an authenticator code",
+            Proof::RecoveryCode(_) => "second step: a recovery code",
+            Proof::Passkey(_) => "second step: a passkey",
+        };
         let used_recovery = matches!(proof, Proof::RecoveryCode(_));
         ctx.guard()
-            .check_code(&key, self.check_proof(&account, proof), &event)
+            .check_code(&key, self.check_proof(&account, proof, client), &event)
             .await?
             .map_err(StepError::Refused)?;
         if !ctx.store.take_pending(pending.id).await? {
             return Err(StepError::Expired);
         }
-        let how = if used_recovery {
+        if used_recovery {
             self.audit(&account, None, EventKind::RecoveryCodeUsed, client, None)
                 .await?;
-            "second step: a recovery code"
-        } else {
-            "second step: an authenticator code"
-        };
+        }
         Ok(match account {
             Account::User(u) => {
                 Completed::User(open_session(ctx, &u, device.as_ref(), client, Some(how)).await?)
@@ -668,8 +778,15 @@ impl TwoStep {
 
     /// Whether `proof` is accepted for `account`, spending it: an app's code of the step
     /// now (±1) newer than the last one accepted; an unused recovery code (its use mailed
-    /// to the user, when they have an email, in the same transaction).
-    async fn check_proof(&self, account: &Account, proof: Proof) -> Result<bool, Unexpected> {
+    /// to the user, when they have an email, in the same transaction); an assertion of one
+    /// of a tenant user's passkeys for their pending challenge (used up either way, and
+    /// audited by [`Passkeys::finish_authentication`]).
+    async fn check_proof(
+        &self,
+        account: &Account,
+        proof: Proof,
+        client: Client,
+    ) -> Result<bool, Unexpected> {
         let ctx = &self.ctx;
         let owner = account.owner();
         match proof {
@@ -711,6 +828,13 @@ impl TwoStep {
                 }
                 Ok(used)
             }
+            Proof::Passkey(answer) => match account {
+                Account::User(u) => Ok(Passkeys::new(ctx.clone())
+                    .finish_authentication(u.id, &answer, client)
+                    .await?
+                    .is_ok()),
+                Account::Operator(_) => Ok(false),
+            },
         }
     }
 
@@ -811,7 +935,8 @@ impl TwoStep {
     pub async fn status(&self, su: &SessionUser) -> Result<Status, Unexpected> {
         let owner = FactorOwner::User(su.user.id);
         Ok(Status {
-            has_app: has_second_factor(&self.ctx, owner).await?,
+            has_app: has_app(&self.ctx, owner).await?,
+            has_passkey: self.ctx.store.has_passkey(su.user.id).await?,
             codes_left: self.ctx.store.recovery_codes_left(owner).await?,
             required: required_of_user(&self.ctx, &su.user).await?,
         })
@@ -912,7 +1037,7 @@ impl TwoStep {
         if !self
             .ctx
             .store
-            .remove_second_factor(owner, None, self.ctx.now())
+            .remove_second_factor(owner, false, None, self.ctx.now())
             .await?
         {
             return Err(ConfirmedChangeError::NoFactor);
@@ -981,8 +1106,8 @@ impl TwoStep {
         Ok(Some((user, has)))
     }
 
-    /// Removes a user's second factor (app and recovery codes), with the admin's own
-    /// password confirmed; the user is mailed, and it is audited.
+    /// Removes a user's second factor (app, passkeys and recovery codes), with the admin's
+    /// own password confirmed; the user is mailed, and it is audited.
     pub async fn remove_for_user(
         &self,
         admin: &Admin,
@@ -1025,6 +1150,7 @@ impl TwoStep {
             .store
             .remove_second_factor(
                 FactorOwner::User(target.id),
+                true,
                 notice.as_ref(),
                 self.ctx.now(),
             )

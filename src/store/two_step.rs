@@ -295,11 +295,13 @@ impl Store {
     }
 
     /// Removes the account's authenticator app (confirmed or not), its recovery codes and
-    /// its pending sign-ins, queuing `notice` in the same transaction when there was a
-    /// confirmed app. False when there was none (nothing is queued then).
+    /// its pending sign-ins — and, with `passkeys`, a user's passkeys — queuing `notice`
+    /// in the same transaction when there was a confirmed app or a passkey. False when
+    /// there was none (nothing is queued then).
     pub async fn remove_second_factor(
         &self,
         owner: FactorOwner,
+        passkeys: bool,
         notice: Option<&NewMail>,
         now: Timestamp,
     ) -> StoreResult<bool> {
@@ -312,10 +314,17 @@ impl Store {
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
-        let had = match removed {
+        let mut had = match removed {
             Some(r) => r.try_get::<Option<i64>, _>("confirmed_at")?.is_some(),
             None => false,
         };
+        if let (true, FactorOwner::User(user)) = (passkeys, owner) {
+            let gone = sqlx::query("DELETE FROM passkeys WHERE user_id = $1")
+                .bind(user.0)
+                .execute(&mut *tx)
+                .await?;
+            had |= gone.rows_affected() > 0;
+        }
         for table in ["recovery_codes", "sign_in_pending"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE {column} = $1"))
                 .bind(id)

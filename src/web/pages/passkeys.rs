@@ -176,8 +176,9 @@ struct FinishFields {
     response: String,
 }
 
-/// Finishes adding a passkey: `{"redirect": "/settings/passkeys?saved=added"}`, or an
-/// error that says what to do; nothing is stored on an error.
+/// Finishes adding a passkey: `{"redirect": "/settings/passkeys?saved=added", "codes":
+/// [...]}` (the recovery codes when it is the user's first second factor, else none), or
+/// an error that says what to do; nothing is stored on an error.
 async fn finish_registration(
     State(state): State<AppState>,
     CurrentUser(su): CurrentUser,
@@ -194,11 +195,14 @@ async fn finish_registration(
         .finish_registration(&su, &name, &form.response, client)
         .await;
     let (status, message) = match outcome {
-        Ok(_) => {
-            return Ok(Json(
-                serde_json::json!({ "redirect": "/settings/passkeys?saved=added" }),
-            )
-            .into_response())
+        Ok((_, codes)) => {
+            // The first second factor: its recovery codes, shown once by the script.
+            let codes = codes.map(|c| c.0).unwrap_or_default();
+            return Ok(Json(serde_json::json!({
+                "redirect": "/settings/passkeys?saved=added",
+                "codes": codes,
+            }))
+            .into_response());
         }
         Err(FinishError::Refused(r)) => match r {
             PasskeyRefusal::Unreadable => (

@@ -6,17 +6,17 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Json, Router};
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use crate::domain::{Extension, TenantCode};
 use crate::services::two_step::{
-    Completed, ConfirmedChangeError, Console, EnrolError, OperatorRemoveError, Proof,
-    RecoveryCodes, SetupError, SetupView, Status, StepError,
+    Completed, ConfirmedChangeError, Console, EnrolError, OperatorRemoveError, PasskeyStepError,
+    Proof, RecoveryCodes, SetupError, SetupView, Status, StepError,
 };
 use crate::services::Refusal;
 use crate::store::{TwoStepRequirement, UserId};
@@ -32,6 +32,8 @@ use crate::web::{AppState, WebError};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/login/two-step", get(step_form).post(step))
+        .route("/login/two-step/passkey/start", post(passkey_start))
+        .route("/login/two-step/passkey/finish", post(passkey_finish))
         .route("/login/two-step/setup", get(enrol_form).post(enrol))
         .route(
             "/operator/login/two-step",
@@ -107,12 +109,40 @@ struct StepPage {
     error: Option<String>,
     /// A message about the whole form (locked).
     form_error: Option<String>,
+    /// The code form is offered: the account has an app or unused recovery codes.
+    code: bool,
+    /// The "Use a passkey" button is offered (with JavaScript).
+    passkey: bool,
 }
 
 #[derive(Default, Deserialize)]
 struct NextQuery {
     #[serde(default)]
     next: String,
+}
+
+/// The second step's page for the live pending step behind `cookie`, or `None`.
+async fn step_page(
+    state: &AppState,
+    cookie: &str,
+    console: Console,
+    csrf: String,
+    next: String,
+) -> Result<Option<StepPage>, WebError> {
+    let factors = state
+        .services
+        .two_step
+        .second_step_factors(cookie, console)
+        .await?;
+    Ok(factors.map(|f| StepPage {
+        chrome: chrome_for(console, csrf),
+        action: step_action(console),
+        next,
+        error: None,
+        form_error: None,
+        code: f.code,
+        passkey: f.passkey,
+    }))
 }
 
 async fn show_step(
@@ -122,29 +152,13 @@ async fn show_step(
     csrf: String,
     next: String,
 ) -> Result<Response, WebError> {
-    let live = match pending_of(jar, state, console) {
-        Some(cookie) => {
-            state
-                .services
-                .two_step
-                .second_step_pending(&cookie, console)
-                .await?
-        }
-        None => false,
-    };
-    if !live {
+    let Some(cookie) = pending_of(jar, state, console) else {
         return Ok(start_again(console));
+    };
+    match step_page(state, &cookie, console, csrf, next).await? {
+        Some(page) => Ok(html(StatusCode::OK, &page)),
+        None => Ok(start_again(console)),
     }
-    Ok(html(
-        StatusCode::OK,
-        &StepPage {
-            chrome: chrome_for(console, csrf),
-            action: step_action(console),
-            next,
-            error: None,
-            form_error: None,
-        },
-    ))
 }
 
 fn step_action(console: Console) -> &'static str {
@@ -212,12 +226,9 @@ async fn complete_step(
     let Some(cookie) = pending_of(&jar, &state, console) else {
         return Ok(start_again(console));
     };
-    let mut page = StepPage {
-        chrome: chrome_for(console, csrf),
-        action: step_action(console),
-        next: next.clone(),
-        error: None,
-        form_error: None,
+    let Some(mut page) = step_page(&state, &cookie, console, csrf, next.clone()).await? else {
+        let jar = jar.add(pending_cookie(&state, console, None));
+        return Ok((jar, start_again(console)).into_response());
     };
     let Some(proof) = Proof::from_typed(&form.code) else {
         page.error = Some(ENTER_CODE.to_owned());
@@ -248,6 +259,129 @@ async fn complete_step(
             page.form_error = Some(shown.message);
             Ok(maybe_retry_after(
                 html(shown.status, &page),
+                shown.retry_after,
+            ))
+        }
+        Err(StepError::Unexpected(e)) => Err(e.into()),
+    }
+}
+
+// ---- the second step with a passkey (two JSON requests around `credentials.get()`) ----
+
+/// A JSON answer to the second step's script: `{"error": MESSAGE}` with its status, and
+/// where to go instead when the step is over.
+fn json_error(status: StatusCode, message: &str, redirect: Option<&str>) -> Response {
+    let body = match redirect {
+        Some(to) => serde_json::json!({ "error": message, "redirect": to }),
+        None => serde_json::json!({ "error": message }),
+    };
+    (status, Json(body)).into_response()
+}
+
+const STEP_RAN_OUT: &str = "Your sign-in ran out. Sign in again.";
+const NO_PASSKEY: &str = "This account has no passkey. Type a code instead.";
+const PASSKEY_UNAVAILABLE: &str =
+    "Passkeys cannot be used at this portal's address. Type a code instead.";
+const PASSKEY_REFUSED: &str =
+    "The passkey could not be verified. Try again, or type a code instead.";
+
+/// Starts the passkey of the pending second step: the options for
+/// `navigator.credentials.get()`, allowing only the pending user's passkeys.
+async fn passkey_start(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    ValidForm(_): ValidForm<NoFields>,
+) -> Result<Response, WebError> {
+    let console = Console::Portal;
+    let Some(cookie) = pending_of(&jar, &state, console) else {
+        return Ok(json_error(
+            StatusCode::CONFLICT,
+            STEP_RAN_OUT,
+            Some("/login?step=expired"),
+        ));
+    };
+    match state
+        .services
+        .two_step
+        .start_passkey_step(&cookie, console)
+        .await
+    {
+        Ok(options) => Ok((
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            options,
+        )
+            .into_response()),
+        Err(PasskeyStepError::Expired) => Ok(json_error(
+            StatusCode::CONFLICT,
+            STEP_RAN_OUT,
+            Some("/login?step=expired"),
+        )),
+        Err(PasskeyStepError::NoPasskey) => Ok(json_error(StatusCode::CONFLICT, NO_PASSKEY, None)),
+        Err(PasskeyStepError::Unavailable) => {
+            Ok(json_error(StatusCode::CONFLICT, PASSKEY_UNAVAILABLE, None))
+        }
+        Err(PasskeyStepError::Unexpected(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct PasskeyFields {
+    /// The JSON of the `PublicKeyCredential` the browser made.
+    #[serde(default)]
+    response: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// Finishes the second step with a passkey: the session's cookies and
+/// `{"redirect": …}`, as a right code would; a refused assertion counts toward the
+/// lockout like a wrong code.
+async fn passkey_finish(
+    State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
+    jar: CookieJar,
+    ValidForm(form): ValidForm<PasskeyFields>,
+) -> Result<Response, WebError> {
+    let console = Console::Portal;
+    let next = safe_next(&form.next).unwrap_or("").to_owned();
+    let Some(cookie) = pending_of(&jar, &state, console) else {
+        return Ok(json_error(
+            StatusCode::CONFLICT,
+            STEP_RAN_OUT,
+            Some("/login?step=expired"),
+        ));
+    };
+    let device = jar.get(state.cookies.device).map(|c| c.value().to_owned());
+    let proof = Proof::Passkey(form.response);
+    match state
+        .services
+        .two_step
+        .complete_second_step(&cookie, console, device.as_deref(), proof, client)
+        .await
+    {
+        Ok(completed) => {
+            let (jar, target) = signed_in_cookies(&state, jar, console, completed, &next);
+            Ok((jar, Json(serde_json::json!({ "redirect": target }))).into_response())
+        }
+        Err(StepError::Expired) => {
+            let jar = jar.add(pending_cookie(&state, console, None));
+            let body = json_error(
+                StatusCode::CONFLICT,
+                STEP_RAN_OUT,
+                Some("/login?step=expired"),
+            );
+            Ok((jar, body).into_response())
+        }
+        Err(StepError::Refused(Refusal::WrongPassword)) => {
+            Ok(json_error(StatusCode::UNAUTHORIZED, PASSKEY_REFUSED, None))
+        }
+        Err(StepError::Refused(r)) => {
+            let shown = respond::refused_sign_in(r, "username");
+            Ok(maybe_retry_after(
+                json_error(shown.status, &shown.message, None),
                 shown.retry_after,
             ))
         }
