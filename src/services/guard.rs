@@ -259,34 +259,46 @@ impl<'a> Guard<'a> {
         why: &'static str,
     ) -> Result<Result<(), Refusal>, Unexpected> {
         let name = user.username();
-        let key = ThrottleKey::username(&name);
-        if let Err(retry_after) = self.count_attempt(&key).await? {
+        let actor = name.to_string();
+        let addr = client.addr_string();
+        self.confirm_in_session(
+            &ThrottleKey::username(&name),
+            &user.password_hash,
+            typed,
+            Event {
+                tenant: Some(user.tenant_id),
+                actor: Some(&actor),
+                client_addr: addr.as_deref(),
+                detail: Some(why),
+                ..Event::new(EventKind::SignInFailed)
+            },
+        )
+        .await
+    }
+
+    /// A password check inside a session, under `key`: counted before the hash (a locked
+    /// key refuses at once), the right password clears the key, a wrong one is a failure
+    /// audited as `failed`.
+    async fn confirm_in_session(
+        &self,
+        key: &ThrottleKey,
+        stored: &str,
+        typed: &str,
+        failed: Event<'_>,
+    ) -> Result<Result<(), Refusal>, Unexpected> {
+        if let Err(retry_after) = self.count_attempt(key).await? {
             return Ok(Err(Refusal::Locked { retry_after }));
         }
         let candidate = SecretString::from(password::normalize(typed));
-        let Ok(ok) = self
-            .ctx
-            .hasher
-            .verify(user.password_hash.clone(), candidate)
-            .await
-        else {
-            self.ctx.store.throttle_release(&key).await?;
+        let Ok(ok) = self.ctx.hasher.verify(stored.to_owned(), candidate).await else {
+            self.ctx.store.throttle_release(key).await?;
             return Ok(Err(Refusal::Busy));
         };
         if ok {
-            self.unlock(&key).await?;
+            self.unlock(key).await?;
             return Ok(Ok(()));
         }
-        let actor = name.to_string();
-        let addr = client.addr_string();
-        self.record_failure(&key, None, |_| Event {
-            tenant: Some(user.tenant_id),
-            actor: Some(&actor),
-            client_addr: addr.as_deref(),
-            detail: Some(why),
-            ..Event::new(EventKind::SignInFailed)
-        })
-        .await?;
+        self.record_failure(key, None, |_| failed).await?;
         Ok(Err(Refusal::WrongPassword))
     }
 
@@ -346,34 +358,20 @@ impl<'a> Guard<'a> {
         client: Client,
         why: &'static str,
     ) -> Result<Result<(), Refusal>, Unexpected> {
-        let key = ThrottleKey::operator(&operator.name);
-        if let Err(retry_after) = self.count_attempt(&key).await? {
-            return Ok(Err(Refusal::Locked { retry_after }));
-        }
-        let candidate = SecretString::from(password::normalize(typed));
-        let Ok(ok) = self
-            .ctx
-            .hasher
-            .verify(operator.password_hash.clone(), candidate)
-            .await
-        else {
-            self.ctx.store.throttle_release(&key).await?;
-            return Ok(Err(Refusal::Busy));
-        };
-        if ok {
-            self.unlock(&key).await?;
-            return Ok(Ok(()));
-        }
         let actor = crate::audit::operator_actor(&operator.name);
         let addr = client.addr_string();
-        self.record_failure(&key, None, |_| Event {
-            actor: Some(&actor),
-            client_addr: addr.as_deref(),
-            detail: Some(why),
-            ..Event::new(EventKind::SignInFailed)
-        })
-        .await?;
-        Ok(Err(Refusal::WrongPassword))
+        self.confirm_in_session(
+            &ThrottleKey::operator(&operator.name),
+            &operator.password_hash,
+            typed,
+            Event {
+                actor: Some(&actor),
+                client_addr: addr.as_deref(),
+                detail: Some(why),
+                ..Event::new(EventKind::SignInFailed)
+            },
+        )
+        .await
     }
 
     /// The one place a failed password check is counted: under `key` (locking it once its

@@ -971,7 +971,6 @@ impl TwoStep {
         password: &str,
         client: Client,
     ) -> Result<RecoveryCodes, ConfirmedChangeError> {
-        let owner = FactorOwner::User(su.user.id);
         self.confirm(
             &su.user,
             password,
@@ -979,6 +978,22 @@ impl TwoStep {
             "wrong password when making new recovery codes",
         )
         .await?;
+        self.replace_codes(
+            FactorOwner::User(su.user.id),
+            &Account::User(su.user.clone()),
+            client,
+        )
+        .await
+    }
+
+    /// New recovery codes for `owner`, who has a second factor, voiding the old ones;
+    /// audited. The caller has confirmed the password.
+    async fn replace_codes(
+        &self,
+        owner: FactorOwner,
+        account: &Account,
+        client: Client,
+    ) -> Result<RecoveryCodes, ConfirmedChangeError> {
         if !has_second_factor(&self.ctx, owner).await? {
             return Err(ConfirmedChangeError::NoFactor);
         }
@@ -988,7 +1003,7 @@ impl TwoStep {
             .replace_recovery_codes(owner, &hashes, self.ctx.now())
             .await?;
         self.audit(
-            &Account::User(su.user.clone()),
+            account,
             None,
             EventKind::RecoveryCodesRegenerated,
             client,
@@ -1230,24 +1245,12 @@ impl TwoStep {
             )
             .await?
             .map_err(ConfirmedChangeError::Refused)?;
-        let owner = FactorOwner::Operator(os.operator.id);
-        if !has_second_factor(&self.ctx, owner).await? {
-            return Err(ConfirmedChangeError::NoFactor);
-        }
-        let (codes, hashes) = new_codes(owner);
-        self.ctx
-            .store
-            .replace_recovery_codes(owner, &hashes, self.ctx.now())
-            .await?;
-        self.audit(
+        self.replace_codes(
+            FactorOwner::Operator(os.operator.id),
             &Account::Operator(os.operator.clone()),
-            None,
-            EventKind::RecoveryCodesRegenerated,
             client,
-            None,
         )
-        .await?;
-        Ok(codes)
+        .await
     }
 
     // ---- key rotation ----------------------------------------------------------------
