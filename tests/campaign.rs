@@ -755,6 +755,22 @@ async fn timed(
     (status, body)
 }
 
+/// A machine route's answer while the database is away: status, whether it carries
+/// `Retry-After`, body; within the same bound as a page.
+async fn timed_machine(
+    what: &str,
+    answer: impl std::future::Future<Output = Result<reqwest::Response, reqwest::Error>>,
+) -> (StatusCode, bool, String) {
+    let mut retry_after = false;
+    let (status, body) = timed(what, async {
+        let r = answer.await?;
+        retry_after = r.headers().contains_key("retry-after");
+        Ok((r.status(), r.text().await?))
+    })
+    .await;
+    (status, retry_after, body)
+}
+
 /// A 503 page that says to try again, with `Retry-After`, and nothing of the cause.
 fn assert_plain_unavailable(what: &str, status: StatusCode, body: &str) {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{what}: {body}");
@@ -803,9 +819,45 @@ async fn when_postgresql_goes_away_pages_answer_503_at_once_and_recover_without_
         ],
         Some(PASSWORD),
     );
+    let token_of = |args: &[&str]| {
+        let out = cli.run(args, None);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .last()
+            .expect("the token is printed")
+            .trim()
+            .to_owned()
+    };
+    let pbx_token = token_of(&["pbx", "token", "add", "kamailio-1"]);
+    let api_token = token_of(&["api-token", "add", "billing"]);
     let proxy = DatabaseProxy::start(&database_url).await;
     let through = proxy.url_through(&database_url);
-    let mut server = cli.serve(&[("DIALTONE_DATABASE_URL", &through)]).await;
+    let internal = format!("127.0.0.1:{}", common::free_port());
+    let mut server = cli
+        .serve(&[
+            ("DIALTONE_DATABASE_URL", &through),
+            ("DIALTONE_INTERNAL_LISTEN", &internal),
+        ])
+        .await;
+    let machine = reqwest::Client::builder()
+        .timeout(UNAVAILABLE_WITHIN + Duration::from_secs(20))
+        .build()
+        .expect("a client");
+    let lookup = || {
+        machine
+            .get(format!(
+                "http://{internal}/pbx/v1/sip-credentials?user=201&domain={TENANT}.sip.example.com"
+            ))
+            .bearer_auth(&pbx_token)
+            .send()
+    };
+    let api_users = || {
+        machine
+            .get(format!("{}/api/v1/tenants/{TENANT}/users", server.base))
+            .bearer_auth(&api_token)
+            .send()
+    };
     let signed_in = FallibleBrowser::at(&server.base);
     assert!(signed_in.sign_in(USER, PASSWORD).await.expect("answers"));
     assert_eq!(
@@ -837,6 +889,22 @@ async fn when_postgresql_goes_away_pages_answer_503_at_once_and_recover_without_
     assert_plain_unavailable("POST /login", status, &body);
     let (status, _) = timed("GET /healthz", stranger.get("/healthz")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "GET /healthz");
+    // The machines' routes say the same, each in its own format: the SIP server's lookup
+    // (past the credential cache: this extension was never looked up) and the JSON API.
+    for (what, answer) in [
+        (
+            "GET /pbx/v1/sip-credentials",
+            timed_machine("the PBX lookup", lookup()).await,
+        ),
+        (
+            "GET /api/v1/…/users",
+            timed_machine("the JSON API", api_users()).await,
+        ),
+    ] {
+        let (status, retry_after, body) = answer;
+        assert!(retry_after, "{what}: a 503 carries Retry-After");
+        assert_plain_unavailable(what, status, &body);
+    }
 
     proxy.restore();
     let restored = Instant::now();

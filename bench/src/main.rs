@@ -32,7 +32,8 @@ const FIRST_EXTENSION: u64 = 1000;
 const SMALL_USERS: u64 = 1_000;
 /// The page size of the JSON API's users list the benchmark asks for.
 const API_PAGE: u32 = 100;
-/// Override with `BENCH_LARGE_USERS` for a quicker run (the table says which was used).
+/// Override with `BENCH_LARGE_USERS` for a quicker run (the table says which was used);
+/// `BENCH_ONLY=lookups` measures only the SIP credential lookup rows.
 const LARGE_USERS: u64 = 1_000_000;
 /// Flood usernames: random extensions far above the seeded range (unknown users, each
 /// name tried about once: "many usernames").
@@ -115,6 +116,10 @@ async fn run() -> anyhow::Result<()> {
 const FLOOD_MODE: &str = "flood";
 /// How many processes the flood comes from.
 const FLOOD_PROCESSES: usize = 4;
+/// How many of the flood's attempts may be open at once, over all its processes: enough
+/// that answers the server holds before shedding (about a second each) do not slow the
+/// flood below its rate.
+const FLOOD_IN_FLIGHT: usize = 2048;
 
 /// Starts the flood: `FLOOD_PROCESSES` copies of this binary at nice 10, sharing `rate`
 /// wrong sign-ins a second for `duration` (from `addresses` addresses, 0 = the bench's
@@ -126,6 +131,7 @@ fn flood_processes(
     rate: f64,
     duration: Duration,
     addresses: usize,
+    kind: FloodKind,
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<(Outcome, u64)>>> {
     let exe = std::env::current_exe().context("cannot find the bench binary")?;
     let mut children = Vec::new();
@@ -136,9 +142,10 @@ fn flood_processes(
             .arg(&csrf.cookie)
             .arg(&csrf.token)
             .arg((rate / FLOOD_PROCESSES as f64).to_string())
-            .arg((256 / FLOOD_PROCESSES).to_string())
+            .arg((FLOOD_IN_FLIGHT / FLOOD_PROCESSES).to_string())
             .arg(duration.as_secs_f64().to_string())
             .arg(addresses.to_string())
+            .arg(kind.arg())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
@@ -163,16 +170,44 @@ fn flood_processes(
     }))
 }
 
-/// One flood process: `base csrf_cookie csrf_token rate in_flight seconds addresses`.
+/// What the flood's processes send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FloodKind {
+    /// Wrong passwords for random unknown usernames.
+    SignIns,
+    /// The static asset, at the same pace: the control, what the load generator and the
+    /// HTTP exchange alone cost the pages beside them.
+    StaticAsset,
+}
+
+impl FloodKind {
+    fn arg(self) -> &'static str {
+        match self {
+            FloodKind::SignIns => "sign-ins",
+            FloodKind::StaticAsset => "static",
+        }
+    }
+
+    fn parse(arg: &str) -> anyhow::Result<FloodKind> {
+        match arg {
+            "sign-ins" => Ok(FloodKind::SignIns),
+            "static" => Ok(FloodKind::StaticAsset),
+            other => bail!("flood: unknown kind {other}"),
+        }
+    }
+}
+
+/// One flood process: `base csrf_cookie csrf_token rate in_flight seconds addresses kind`.
 /// Prints what it saw: `status N` lines, `failed N`, `skipped N`, `elapsed SECONDS`.
 fn flood_process(args: &[String]) -> std::process::ExitCode {
     lower_priority();
     let run = || -> anyhow::Result<()> {
-        let [base, cookie, token, rate, in_flight, secs, addresses] = args else {
+        let [base, cookie, token, rate, in_flight, secs, addresses, kind] = args else {
             bail!(
-                "flood: expected base, csrf cookie and token, rate, in flight, seconds, addresses"
+                "flood: expected base, csrf cookie and token, rate, in flight, seconds, addresses, kind"
             );
         };
+        let kind = FloodKind::parse(kind)?;
         let csrf = Csrf {
             cookie: cookie.clone(),
             token: token.clone(),
@@ -191,6 +226,7 @@ fn flood_process(args: &[String]) -> std::process::ExitCode {
             in_flight,
             Duration::from_secs_f64(secs),
             addresses,
+            kind,
         ));
         for (status, n) in &out.statuses {
             println!("status {status} {n}");
@@ -742,6 +778,7 @@ async fn flood(
     in_flight: usize,
     duration: Duration,
     addresses: usize,
+    kind: FloodKind,
 ) -> (Outcome, u64) {
     let results = Arc::new(Mutex::new(Outcome::default()));
     let open = Arc::new(tokio::sync::Semaphore::new(in_flight));
@@ -762,7 +799,12 @@ async fn flood(
             continue;
         };
         let n = rand::thread_rng().gen_range(FLOOD_EXTENSIONS);
-        let mut request = sign_in_request(&client, &base, &csrf, &username(n), "Wrong-Guess-123");
+        let mut request = match kind {
+            FloodKind::SignIns => {
+                sign_in_request(&client, &base, &csrf, &username(n), "Wrong-Guess-123")
+            }
+            FloodKind::StaticAsset => client.get(format!("{base}/static/app.css")),
+        };
         if addresses > 0 {
             let a = k as usize % addresses;
             request = request.header(
@@ -1156,6 +1198,52 @@ async fn api_user_pages(server: &Server, token: &str, conns: usize) -> anyhow::R
     Ok(out)
 }
 
+/// `BENCH_ONLY=lookups`: only the rows of the credential lookup (and the static asset they
+/// are compared with), for a quick look at the SIP server's hot path.
+async fn lookups_only(
+    server: &Server,
+    tokens: &Tokens,
+    data_dir: &Path,
+    db: &str,
+    large_users: u64,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<Vec<String>> {
+    let conns = 16;
+    let http = client(conns)?;
+    let base = server.base.clone();
+    let make: MakeRequest = {
+        let (http, base) = (http.clone(), base.clone());
+        Arc::new(move |_, _| http.get(format!("{base}/static/app.css")))
+    };
+    let static_out = closed_loop(conns, Duration::from_secs(5), 1_000_000, 200, false, make).await;
+    let mut lookups = credential_lookups(server, &tokens.pbx, conns, SMALL_USERS).await?;
+    rows.push(lookup_row(
+        &mut lookups,
+        conns,
+        SMALL_USERS,
+        static_out.rate(),
+    ));
+    progress(format!("seeding up to {large_users} users"));
+    seed(
+        data_dir,
+        db,
+        &base,
+        FIRST_EXTENSION + SMALL_USERS..FIRST_EXTENSION + large_users,
+        false,
+    )
+    .await?;
+    let mut lookups = credential_lookups(server, &tokens.pbx, conns, large_users).await?;
+    rows.push(lookup_row(
+        &mut lookups,
+        conns,
+        large_users,
+        static_out.rate(),
+    ));
+    Ok(vec![
+        "BENCH_ONLY=lookups: only the lookup rows were measured.".to_owned(),
+    ])
+}
+
 /// The SIP server's view: `conns` keep-alive clients looking up the credential of a
 /// random extension among `users` on the internal listener, for 5 s. The first look at an
 /// extension may reach the database; every later one within the cache's freshness is
@@ -1353,6 +1441,9 @@ async fn phases(
     large_users: u64,
     rows: &mut Vec<Row>,
 ) -> anyhow::Result<Vec<String>> {
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("lookups") {
+        return lookups_only(server, tokens, data_dir, db, large_users, rows).await;
+    }
     let base = server.base.clone();
     let mut notes = Vec::new();
     let http = client(64)?;
@@ -1490,7 +1581,14 @@ async fn phases(
         ),
     };
     progress("two legitimate users during a flood from 200 addresses, 10 s");
-    let flood_task = flood_processes(&base, &csrf0, limit * 5.0, Duration::from_secs(10), 200)?;
+    let flood_task = flood_processes(
+        &base,
+        &csrf0,
+        limit * 5.0,
+        Duration::from_secs(10),
+        200,
+        FloodKind::SignIns,
+    )?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let first_timer = username(FIRST_EXTENSION + 1);
     let stranger = legitimate_user(
@@ -1635,11 +1733,42 @@ async fn phases(
     ));
     // The attacker would bring its own machines; here they share ours, so the flood runs in
     // processes of its own at nice 10, as a separate load test would.
-    let flood_task = flood_processes(&base, &csrf0, flood_rate, Duration::from_secs(10), 0)?;
+    let flood_task = flood_processes(
+        &base,
+        &csrf0,
+        flood_rate,
+        Duration::from_secs(10),
+        0,
+        FloodKind::SignIns,
+    )?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut busy = paced(page_conns, page_rate, Duration::from_secs(8), 200, make).await;
+    let mut busy = paced(
+        page_conns,
+        page_rate,
+        Duration::from_secs(8),
+        200,
+        make.clone(),
+    )
+    .await;
     let (flood_out, skipped) = flood_task.await??;
     let (_, flood_hwm) = server.memory();
+    // The control: the same processes at the same pace asking for the static asset, so
+    // what the load generator and the HTTP exchange alone cost the pages is measured
+    // beside what the sign-ins cost.
+    progress(format!(
+        "page latency beside {flood_rate:.0} static-asset requests/s from the same processes, 10 s"
+    ));
+    let control_task = flood_processes(
+        &base,
+        &csrf0,
+        flood_rate,
+        Duration::from_secs(10),
+        0,
+        FloodKind::StaticAsset,
+    )?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut control = paced(page_conns, page_rate, Duration::from_secs(8), 200, make).await;
+    let (control_out, _) = control_task.await??;
     let idle_p99 = idle.percentile(99.0);
     let busy_p99 = busy.percentile(99.0);
     let slowdown = busy_p99.as_secs_f64() / idle_p99.as_secs_f64().max(1e-9);
@@ -1682,9 +1811,26 @@ async fn phases(
                 && busy.failed == 0
         ),
     ));
+    let control_p99 = control.percentile(99.0);
+    rows.push(row(
+        format!(
+            "… same beside the control: the flood's processes asking for the static asset instead ({}; pages {})",
+            control_out.statuses_text(),
+            control.statuses_text()
+        ),
+        format!(
+            "p50 {}, p99 {} = **{:.2}×** idle; the sign-ins' own share: flood p99 = **{:.2}×** this",
+            ms(control.percentile(50.0)),
+            ms(control_p99),
+            control_p99.as_secs_f64() / idle_p99.as_secs_f64().max(1e-9),
+            busy_p99.as_secs_f64() / control_p99.as_secs_f64().max(1e-9)
+        ),
+        "",
+        "",
+    ));
     if skipped > 0 {
         notes.push(format!(
-            "The flood skipped {skipped} attempts that were due while 256 were already open."
+            "The flood skipped {skipped} attempts that were due while {FLOOD_IN_FLIGHT} were already open."
         ));
     }
     rows.push(row(

@@ -187,6 +187,11 @@ impl Store {
                 Backend::Postgres => 16,
             })
             .min_connections(1)
+            // sqlx tests a connection when it is released (and closes a broken one); the
+            // second test it makes by default, before every acquire, is one more round trip
+            // on every query. A connection that broke while idle fails its next query
+            // (StoreError::Unavailable, 503) and is closed when released.
+            .test_before_acquire(false)
             .acquire_timeout(match backend {
                 Backend::Sqlite => SQLITE_CONNECTION_WAIT,
                 Backend::Postgres => POSTGRES_CONNECTION_WAIT,

@@ -8,18 +8,20 @@
 //! even if a notice is lost. Unknown users are never cached, so guessing cannot fill it.
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use lru::LruCache;
 use sqlx::Row;
 
 use super::session_cache::Change;
-use super::{classify, Store, StoreResult, TenantId, UserId};
+use super::{classify, Store, StoreError, StoreResult, TenantId, UserId};
 use crate::clock::Timestamp;
 
 /// How long a cached credential row may answer before the database is asked again.
 pub const CREDENTIAL_FRESH_FOR: Duration = Duration::from_secs(30);
-/// At most this many credentials are held; past it, stale entries go, then all of them.
+/// At most this many credentials are held; past it, the least recently used one goes.
 const CAPACITY: usize = 200_000;
 
 /// What the credential lookup needs of one extension: the sealed secret and what it is
@@ -59,16 +61,174 @@ struct Entry {
     read_at: Timestamp,
 }
 
-#[derive(Default)]
 struct Inner {
-    by_aor: HashMap<Key, Entry>,
+    by_aor: LruCache<Key, Entry>,
+    /// Where each cached user's entry is, so forgetting a user costs no scan.
+    by_user: HashMap<UserId, Key>,
     epoch: u64,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner::with_capacity(CAPACITY)
+    }
+}
+
+impl Inner {
+    fn with_capacity(capacity: usize) -> Inner {
+        Inner {
+            by_aor: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
+            by_user: HashMap::new(),
+            epoch: 0,
+        }
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if let Some(e) = self.by_aor.pop(key) {
+            self.by_user.remove(&e.row.user_id);
+        }
+    }
 }
 
 /// The in-memory copy of credential rows, keyed by (domain, extension).
 #[derive(Default)]
 pub(super) struct CredentialCache {
     inner: Mutex<Inner>,
+    loader: Loader,
+}
+
+/// At most this many reads of credential rows run at once; lookups that miss the cache
+/// meanwhile wait and are then read together, in one query.
+const READS_AT_ONCE: usize = 4;
+/// The most keys one read asks for.
+const MOST_PER_READ: usize = 32;
+
+/// Reads the rows of cache misses from the database, batching those that arrive while
+/// earlier reads run: when a registration storm misses the cache (a SIP server restarted,
+/// a million phones), one round trip answers many lookups instead of one each. A lone
+/// lookup is read at once, alone, as before.
+struct Loader {
+    waiting: Mutex<Vec<Waiting>>,
+    reads: tokio::sync::Semaphore,
+}
+
+struct Waiting {
+    key: Key,
+    answer: tokio::sync::oneshot::Sender<StoreResult<Option<SipCredentialRow>>>,
+}
+
+impl Default for Loader {
+    fn default() -> Self {
+        Loader {
+            waiting: Mutex::new(Vec::new()),
+            reads: tokio::sync::Semaphore::new(READS_AT_ONCE),
+        }
+    }
+}
+
+impl Loader {
+    fn lock(&self) -> MutexGuard<'_, Vec<Waiting>> {
+        // A list of senders holds no invariant a panicking holder could break halfway.
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The row of `key`: read by whichever lookup gets a turn first, together with every
+    /// other key waiting then.
+    async fn load(&self, pool: &sqlx::AnyPool, key: Key) -> StoreResult<Option<SipCredentialRow>> {
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        self.lock().push(Waiting {
+            key: key.clone(),
+            answer: tx,
+        });
+        let turn = tokio::select! {
+            biased;
+            answer = &mut rx => match answer {
+                Ok(answer) => return answer,
+                // The read that took this key was dropped (its own client left): read alone.
+                Err(_) => return read_rows(pool, std::slice::from_ref(&key)).await
+                    .map(|mut rows| rows.pop().flatten()),
+            },
+            turn = self.reads.acquire() => turn,
+        };
+        let batch: Vec<Waiting> = {
+            let mut waiting = self.lock();
+            let at = waiting.len().saturating_sub(MOST_PER_READ);
+            waiting.split_off(at)
+        };
+        if !batch.is_empty() {
+            let keys: Vec<Key> = batch.iter().map(|w| w.key.clone()).collect();
+            match read_rows(pool, &keys).await {
+                Ok(rows) => {
+                    for (w, row) in batch.into_iter().zip(rows) {
+                        let _ = w.answer.send(Ok(row));
+                    }
+                }
+                Err(e) => {
+                    let unavailable = e.is_unavailable();
+                    let mut batch = batch.into_iter();
+                    if let Some(w) = batch.next() {
+                        let _ = w.answer.send(Err(e));
+                    }
+                    // The database is away: the same answer for everyone. Any other
+                    // failure: each of the others reads alone and meets its own.
+                    if unavailable {
+                        for w in batch {
+                            let gone = StoreError::Unavailable(sqlx::Error::PoolTimedOut);
+                            let _ = w.answer.send(Err(gone));
+                        }
+                    }
+                }
+            }
+        }
+        drop(turn);
+        match rx.await {
+            Ok(answer) => answer,
+            Err(_) => read_rows(pool, std::slice::from_ref(&key))
+                .await
+                .map(|mut rows| rows.pop().flatten()),
+        }
+    }
+}
+
+/// The credential rows of `keys`, in their order (`None` where there is none), in one query.
+async fn read_rows(
+    pool: &sqlx::AnyPool,
+    keys: &[Key],
+) -> StoreResult<Vec<Option<SipCredentialRow>>> {
+    let pairs: Vec<String> = (0..keys.len())
+        .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+        .collect();
+    // `column1`, `column2`: the names both databases give a VALUES list's columns.
+    let sql = format!(
+        "SELECT k.column1 AS asked_domain, k.column2 AS asked_extension, \
+         u.id, u.tenant_id, u.extension, t.sip_domain, u.sip_secret, \
+         CAST(CASE WHEN t.suspended_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS suspended \
+         FROM (VALUES {}) AS k \
+         JOIN tenants t ON lower(t.sip_domain) = k.column1 \
+         JOIN users u ON u.tenant_id = t.id AND u.extension = k.column2 \
+         WHERE u.sip_secret IS NOT NULL",
+        pairs.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for (domain, extension) in keys {
+        query = query.bind(domain).bind(extension);
+    }
+    let mut found: HashMap<Key, SipCredentialRow> = HashMap::new();
+    for r in query.fetch_all(pool).await? {
+        let asked: Key = (r.try_get("asked_domain")?, r.try_get("asked_extension")?);
+        found.insert(
+            asked,
+            SipCredentialRow {
+                user_id: UserId(r.try_get("id")?),
+                tenant_id: TenantId(r.try_get("tenant_id")?),
+                extension: r.try_get("extension")?,
+                domain: r.try_get("sip_domain")?,
+                sealed_secret: r.try_get("sip_secret")?,
+                suspended: r.try_get::<i64, _>("suspended")? != 0,
+            },
+        );
+    }
+    Ok(keys.iter().map(|k| found.remove(k)).collect())
 }
 
 impl CredentialCache {
@@ -85,33 +245,35 @@ impl CredentialCache {
                 Ok(e.row.clone())
             }
             Some(_) => {
-                inner.by_aor.remove(key);
+                inner.remove(key);
                 Err(inner.epoch)
             }
             None => Err(inner.epoch),
         }
     }
 
+    /// Keeps a database answer unless something changed since `epoch`; past the bound
+    /// the least recently used entry makes room, one at a time.
     fn put(&self, key: Key, epoch: u64, row: &SipCredentialRow, now: Timestamp) {
         let mut inner = self.lock();
         if inner.epoch != epoch {
             return;
         }
-        if inner.by_aor.len() >= CAPACITY {
-            inner
-                .by_aor
-                .retain(|_, e| e.read_at <= now && now < e.read_at.plus(CREDENTIAL_FRESH_FOR));
-            if inner.by_aor.len() >= CAPACITY {
-                inner.by_aor.clear();
+        // A user moved to another extension leaves no entry under the old one.
+        if let Some(old) = inner.by_user.get(&row.user_id).cloned() {
+            inner.remove(&old);
+        }
+        inner.by_user.insert(row.user_id, key.clone());
+        let entry = Entry {
+            row: row.clone(),
+            read_at: now,
+        };
+        let user = row.user_id;
+        if let Some((evicted, e)) = inner.by_aor.push(key, entry) {
+            if e.row.user_id != user && inner.by_user.get(&e.row.user_id) == Some(&evicted) {
+                inner.by_user.remove(&e.row.user_id);
             }
         }
-        inner.by_aor.insert(
-            key,
-            Entry {
-                row: row.clone(),
-                read_at: now,
-            },
-        );
     }
 
     pub(super) fn forget(&self, change: Change) {
@@ -120,8 +282,15 @@ impl CredentialCache {
         match change {
             // A session alone never changes a credential.
             Change::Session(_) => {}
-            Change::User(id) => inner.by_aor.retain(|_, e| e.row.user_id != id),
-            Change::All => inner.by_aor.clear(),
+            Change::User(id) => {
+                if let Some(key) = inner.by_user.remove(&id) {
+                    inner.by_aor.pop(&key);
+                }
+            }
+            Change::All => {
+                inner.by_aor.clear();
+                inner.by_user.clear();
+            }
         }
     }
 }
@@ -140,27 +309,11 @@ impl Store {
             Ok(row) => return Ok(Some(row)),
             Err(epoch) => epoch,
         };
-        let row = sqlx::query(
-            "SELECT u.id, u.tenant_id, u.extension, t.sip_domain, u.sip_secret, \
-             CAST(CASE WHEN t.suspended_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS suspended \
-             FROM users u JOIN tenants t ON t.id = u.tenant_id \
-             WHERE lower(t.sip_domain) = $1 AND u.extension = $2 AND u.sip_secret IS NOT NULL",
-        )
-        .bind(&key.0)
-        .bind(&key.1)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(r) = row else { return Ok(None) };
-        let found = SipCredentialRow {
-            user_id: UserId(r.try_get("id")?),
-            tenant_id: TenantId(r.try_get("tenant_id")?),
-            extension: r.try_get("extension")?,
-            domain: r.try_get("sip_domain")?,
-            sealed_secret: r.try_get("sip_secret")?,
-            suspended: r.try_get::<i64, _>("suspended")? != 0,
-        };
-        self.pbx.put(key, epoch, &found, now);
-        Ok(Some(found))
+        let found = self.pbx.loader.load(&self.pool, key.clone()).await?;
+        if let Some(row) = &found {
+            self.pbx.put(key, epoch, row, now);
+        }
+        Ok(found)
     }
 
     /// Notices due at `now`, oldest first, each taken for `lease` so another node leaves it.
@@ -314,6 +467,50 @@ mod tests {
 
     fn key(ext: &str) -> Key {
         ("acme.example".into(), ext.into())
+    }
+
+    #[test]
+    fn past_its_bound_only_the_least_recently_used_credential_goes() {
+        let cache = CredentialCache {
+            inner: Mutex::new(Inner::with_capacity(3)),
+            loader: Loader::default(),
+        };
+        let now = Timestamp(1_000);
+        for user in 1..=3 {
+            let ext = format!("20{user}");
+            let epoch = cache.get(&key(&ext), now).unwrap_err();
+            cache.put(
+                key(&ext),
+                epoch,
+                &SipCredentialRow {
+                    extension: ext.clone(),
+                    ..row(user)
+                },
+                now,
+            );
+        }
+        // 201 is used again, so 202 is now the least recently used.
+        assert!(cache.get(&key("201"), now).is_ok());
+        let epoch = cache.get(&key("204"), now).unwrap_err();
+        cache.put(
+            key("204"),
+            epoch,
+            &SipCredentialRow {
+                extension: "204".into(),
+                ..row(4)
+            },
+            now,
+        );
+        assert!(cache.get(&key("202"), now).is_err());
+        for ext in ["201", "203", "204"] {
+            assert!(cache.get(&key(ext), now).is_ok(), "{ext}");
+        }
+        // Forgetting a user finds its entry without a scan, and only its entry.
+        cache.forget(Change::User(UserId(3)));
+        assert!(cache.get(&key("203"), now).is_err());
+        assert!(cache.get(&key("204"), now).is_ok());
+        let inner = cache.lock();
+        assert_eq!(inner.by_user.len(), inner.by_aor.len());
     }
 
     #[test]

@@ -33,9 +33,6 @@ pub enum WebError {
     Unexpected(#[from] Unexpected),
 }
 
-/// Seconds a client is asked to wait while the database is unavailable.
-const UNAVAILABLE_RETRY_AFTER: u64 = 5;
-
 impl From<crate::store::StoreError> for WebError {
     fn from(e: crate::store::StoreError) -> Self {
         WebError::Unexpected(e.into())
@@ -83,7 +80,7 @@ impl IntoResponse for WebError {
                         "Temporarily unavailable",
                         "The portal cannot serve this page just now. Please try again in a minute.",
                     ),
-                    UNAVAILABLE_RETRY_AFTER,
+                    super::respond::UNAVAILABLE_RETRY_AFTER,
                 );
             }
             WebError::Unexpected(e) => {

@@ -31,6 +31,9 @@ pub fn machine_headers<S: Clone + Send + Sync + 'static>(router: Router<S>) -> R
         ))
 }
 
+/// Seconds a client is asked to wait while the database is unavailable.
+pub const UNAVAILABLE_RETRY_AFTER: u64 = 5;
+
 /// Adds `Retry-After: seconds` (at least 1).
 pub fn with_retry_after(mut response: Response, seconds: u64) -> Response {
     response

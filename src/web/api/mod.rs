@@ -197,7 +197,7 @@ impl Json {
     pub fn new<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<Json, Problem> {
         serde_json::to_string(value)
             .map(|body| Json { status, body })
-            .map_err(|e| Problem::unexpected(&e))
+            .map_err(|e| Problem::unexpected(&anyhow::Error::new(e).into()))
     }
 
     pub fn ok<T: serde::Serialize>(value: &T) -> Result<Json, Problem> {

@@ -96,6 +96,6 @@ impl Modify for Common {
 pub async fn document() -> Response {
     match ApiDoc::openapi().to_json() {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(e) => super::Problem::unexpected(&e).into_response(),
+        Err(e) => super::Problem::unexpected(&anyhow::Error::new(e).into()).into_response(),
     }
 }

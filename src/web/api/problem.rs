@@ -1,11 +1,15 @@
 //! Errors as `application/problem+json` (RFC 9457): `type`, `title`, `status`, `detail`,
 //! and for 422 an `errors` list naming each field and its problem. Unexpected failures are
-//! logged once, here, and answered with an opaque 500.
+//! logged once, here, and answered with an opaque 500 (503 with `Retry-After` when the
+//! database cannot be reached just now).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::services::Unexpected;
+use crate::web::respond::UNAVAILABLE_RETRY_AFTER;
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
@@ -109,9 +113,25 @@ impl Problem {
         }])
     }
 
-    /// An unexpected failure: logged here, opaque to the client.
-    pub fn unexpected(e: &dyn std::fmt::Display) -> Problem {
-        tracing::error!(error = %e, "API request failed");
+    /// An unexpected failure: logged here, opaque to the client. The database being
+    /// unreachable just now is a 503 with `Retry-After`, not a fault.
+    pub fn unexpected(e: &Unexpected) -> Problem {
+        if e.is_database_unavailable() {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "API request failed: the database is unavailable"
+            );
+            return Problem {
+                retry_after: Some(UNAVAILABLE_RETRY_AFTER),
+                ..Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "Temporarily unavailable",
+                    "The request could not be served just now; nothing was changed. Try again after Retry-After seconds.",
+                )
+            };
+        }
+        tracing::error!(error = format!("{e:#}"), "API request failed");
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",

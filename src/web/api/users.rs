@@ -17,6 +17,7 @@ use crate::domain::{DisplayName, Email, Extension, Role};
 use crate::services::tenant_admin::{
     AdminError, ApiAdmin, ChangeError, CreateError, ResetLinkError, UserFields,
 };
+use crate::services::Unexpected;
 use crate::web::AppState;
 
 /// An extension from the path; one that cannot be an extension names nobody.
@@ -179,9 +180,9 @@ pub async fn update_user(
     };
     f.finish()?;
     let (Some(name), Some(email)) = (name, email) else {
-        return Err(Problem::unexpected(
-            &"a stored name or email no longer parses",
-        ));
+        return Err(Problem::unexpected(&Unexpected::invariant(
+            "a stored name or email no longer parses",
+        )));
     };
     let fields = UserFields {
         name,

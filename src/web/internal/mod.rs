@@ -15,9 +15,10 @@ use axum::routing::get;
 use axum::Router;
 
 use super::extract::bearer;
-use super::respond::machine_headers;
+use super::respond::{machine_headers, with_retry_after, UNAVAILABLE_RETRY_AFTER};
 use crate::domain::Extension;
 use crate::services::pbx::{CredentialLookup, PbxLink};
+use crate::services::Unexpected;
 use crate::telemetry;
 pub use scrape::LevelSource;
 
@@ -87,7 +88,7 @@ async fn lookup(pbx: &PbxLink, headers: &HeaderMap, query: &str) -> (&'static st
                 "found",
                 ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
             ),
-            Err(e) => ("error", internal(&e)),
+            Err(e) => ("error", internal(&anyhow::Error::new(e).into())),
         },
         Ok(CredentialLookup::Missing) => (
             "not_found",
@@ -146,9 +147,24 @@ fn unauthorized() -> Response {
     r
 }
 
-/// An unexpected failure: logged once here, opaque to the caller.
-fn internal(e: &dyn std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "PBX credential lookup failed");
+/// An unexpected failure: logged once here, opaque to the caller. The database being
+/// unreachable just now is a 503 with `Retry-After` (the shipped Kamailio configuration
+/// answers the phone 503 too, and a cached HA1 still serves).
+fn internal(e: &Unexpected) -> Response {
+    if e.is_database_unavailable() {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "PBX credential lookup failed: the database is unavailable"
+        );
+        return with_retry_after(
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily unavailable; try again shortly",
+            ),
+            UNAVAILABLE_RETRY_AFTER,
+        );
+    }
+    tracing::error!(error = format!("{e:#}"), "PBX credential lookup failed");
     error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
 }
 
