@@ -27,12 +27,12 @@
 //! [`HELD_AT_ONCE`] answers are held; beyond that a flood is answered at once, so it
 //! cannot pile up memory.
 //!
-//! The bound is computed from the hashing *work* of one hash — the CPU time the hashing
-//! thread spent on it (measured in `hashing.rs`), not its wall time. The hashing threads yield
-//! to everything else, so when the cores are busy elsewhere a hash takes longer on the
-//! clock without being more work; folding that into the estimate shrank the bound, shed
-//! more, and made more churn to starve the hashes with: a feedback loop. The price is that
-//! while pages (not hashes) take the cores, a check may wait somewhat longer than
+//! The bound is computed from the hashing *work* of one hash — the CPU time its hashing
+//! thread spent on it (measured in `hashing.rs`), not its wall time. The hashing threads
+//! yield to everything else, so when the cores are busy elsewhere a hash takes longer on
+//! the clock without being more work; folding that into the estimate shrank the bound,
+//! shed more, and made more churn to starve the hashes with: a feedback loop. The price
+//! is that while pages (not hashes) take the cores, a check may wait somewhat longer than
 //! `max_wait`; a smaller bound would not make those hashes any faster.
 
 use std::collections::{HashMap, VecDeque};
