@@ -3,21 +3,41 @@
 //!
 //! A password check waits for one of the pool's workers in a queue bounded by how long a
 //! person would wait: at most `max_wait` of queued hashing work at the measured time of
-//! one hash. Beyond that bound it is shed at once ([`Busy`]: the page answers 503 with
+//! one hash. Beyond that bound it is shed ([`Busy`]: the page answers 503 with
 //! `Retry-After`). Waiting checks are served round-robin across their sources (a client
 //! address, IPv6 by /64), priority sources first (browsers that proved themselves), and
 //! one source may have only a few checks queued, so a flood from a few addresses waits
 //! behind itself while a real user's one attempt is served within the bound. A waiter
 //! whose client gave up (its future dropped) leaves the queue without being hashed.
 //!
-//! A flood from many addresses is met by what its checks show: a source whose last
-//! checks failed ([`SUSPECT_AFTER`] in a row, remembered for the most recent
-//! [`REMEMBERED_SOURCES`] sources) is served after every other, and at the bound a check
-//! from anyone else takes the place of the newest check of such a source, which is shed.
-//! A real user who typed the right password is never behind the flood's guesses.
+//! A flood from many addresses is met by what its checks show: a source whose last check
+//! failed is doubtful and served after the ordinary ones; one whose last checks failed
+//! ([`SUSPECT_AFTER`] in a row) is suspect and served after every other (failures are
+//! remembered for the most recent [`REMEMBERED_SOURCES`] sources; a success clears them).
+//! At the bound a check takes the place of the newest check of a class served after its
+//! own, which is shed: suspect ones first, then doubtful ones, then (for a proven browser)
+//! ordinary ones. A real user who typed the right password is never behind the flood's
+//! guesses, and a flood of fresh addresses falls behind after its first guess from each.
+//!
+//! A shed check is answered only after [`SHED_HOLD`], during which it holds no place in
+//! the queue and costs nothing but a timer. A refusal answered at once costs the server
+//! about a millisecond, so clients that retry at once would come straight back and take
+//! the cores from the hashing threads (which yield to everything else): the more is shed,
+//! the less is hashed. Holding the answer bounds what each client can cost. At most
+//! [`HELD_AT_ONCE`] answers are held; beyond that a flood is answered at once, so it
+//! cannot pile up memory.
+//!
+//! The bound is computed from the hashing *work* of one hash — the CPU time its hashing
+//! thread spent on it (measured in `hashing.rs`), not its wall time. The hashing threads
+//! yield to everything else, so when the cores are busy elsewhere a hash takes longer on
+//! the clock without being more work; folding that into the estimate shrank the bound,
+//! shed more, and made more churn to starve the hashes with: a feedback loop. The price
+//! is that while pages (not hashes) take the cores, a check may wait somewhat longer than
+//! `max_wait`; a smaller bound would not make those hashes any faster.
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -30,8 +50,17 @@ use super::hashing::Busy;
 /// Checks one source may have waiting at once; more from it are shed.
 pub const PER_SOURCE_WAITING: usize = 4;
 
-/// Failed checks in a row after which a source waits behind everyone else.
+/// Failed checks in a row after which a source waits behind everyone else (after fewer,
+/// but at least one, it waits behind the ordinary sources: doubtful).
 pub const SUSPECT_AFTER: u32 = 2;
+
+/// How long a shed check waits before it is answered `Busy`: a person told to try again
+/// loses nothing; a client that retries at once is slowed to one attempt per hold.
+pub const SHED_HOLD: Duration = Duration::from_secs(1);
+
+/// Shed answers held at once; beyond this a shed check is answered at once, so a huge
+/// flood cannot pile up memory in held answers.
+pub const HELD_AT_ONCE: usize = 2048;
 
 /// How many sources' recent failures are remembered (least recently failed forgotten).
 pub const REMEMBERED_SOURCES: usize = 16_384;
@@ -52,6 +81,8 @@ impl Source {
 #[derive(Debug)]
 pub struct Admission {
     inner: Mutex<Queue>,
+    /// Shed answers being held now (at most [`HELD_AT_ONCE`]).
+    held: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -64,9 +95,10 @@ struct Queue {
     waiting: usize,
     next_id: u64,
     /// Sources with waiters, in the order they are served: priority ones first, then
-    /// ordinary ones, then suspect ones.
+    /// ordinary ones, then doubtful ones, then suspect ones.
     priority_turns: VecDeque<Source>,
     turns: VecDeque<Source>,
+    doubtful_turns: VecDeque<Source>,
     suspect_turns: VecDeque<Source>,
     by_source: HashMap<Source, VecDeque<Waiter>>,
     /// Failed checks in a row, by source.
@@ -79,7 +111,9 @@ enum Class {
     /// A browser that proved itself before.
     Priority,
     Ordinary,
-    /// Its last checks failed.
+    /// Its last check failed (fewer than [`SUSPECT_AFTER`] in a row).
+    Doubtful,
+    /// Its last [`SUSPECT_AFTER`] checks or more failed.
     Suspect,
 }
 
@@ -121,6 +155,18 @@ impl Drop for Leave<'_> {
     }
 }
 
+/// Counts a shed answer while it is held; dropping it (the hold over, or the client gone)
+/// frees its count.
+struct Held<'a> {
+    held: &'a AtomicUsize,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.held.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Admission {
     /// `workers` hashes run at once; `per_hash` is the first estimate of one hash's time.
     pub fn new(workers: usize, max_wait: Duration, per_hash: Duration) -> Arc<Admission> {
@@ -134,12 +180,14 @@ impl Admission {
                 next_id: 0,
                 priority_turns: VecDeque::new(),
                 turns: VecDeque::new(),
+                doubtful_turns: VecDeque::new(),
                 suspect_turns: VecDeque::new(),
                 by_source: HashMap::new(),
                 failures: LruCache::new(
                     NonZeroUsize::new(REMEMBERED_SOURCES).unwrap_or(NonZeroUsize::MIN),
                 ),
             }),
+            held: AtomicUsize::new(0),
         })
     }
 
@@ -161,7 +209,8 @@ impl Admission {
         (q.running, q.waiting)
     }
 
-    /// Folds one measured hash time into the estimate the bound is computed from.
+    /// Folds one hash's measured work (its hashing thread's CPU time) into the estimate the
+    /// bound is computed from.
     pub fn observe(&self, took: Duration) {
         let mut q = self.lock();
         // A moving average over about eight hashes: steady, and quick to follow a change.
@@ -181,9 +230,40 @@ impl Admission {
         }
     }
 
-    /// Waits for a worker; `Busy` at once when the queue is at its bound (and holds no
-    /// suspect check to take the place of) or `source` has too many checks waiting.
+    /// Waits for a worker; `Busy` when the queue is at its bound (and holds no check of a
+    /// later class to take the place of), `source` has too many checks waiting, or its
+    /// place is taken while it waits. `Busy` comes only after [`SHED_HOLD`] (at once while
+    /// [`HELD_AT_ONCE`] answers are held), with no place in the queue meanwhile.
     pub async fn admit(self: &Arc<Self>, source: Source, priority: bool) -> Result<Slot, Busy> {
+        let admitted = self.queue_for(source, priority).await;
+        if admitted.is_err() {
+            self.hold_shed().await;
+        }
+        admitted
+    }
+
+    /// Holds a shed answer for [`SHED_HOLD`], unless [`HELD_AT_ONCE`] are held already.
+    async fn hold_shed(&self) {
+        let counted = self
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < HELD_AT_ONCE).then_some(n + 1)
+            });
+        if counted.is_err() {
+            return;
+        }
+        let _held = Held { held: &self.held };
+        tokio::time::sleep(SHED_HOLD).await;
+    }
+
+    /// Shed answers being held now.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.held.load(Ordering::Acquire)
+    }
+
+    /// Waits for a worker in `source`'s turn; `Busy` at once when shed.
+    async fn queue_for(self: &Arc<Self>, source: Source, priority: bool) -> Result<Slot, Busy> {
         let (id, granted) = {
             let mut q = self.lock();
             if q.running < q.workers && q.waiting == 0 {
@@ -225,7 +305,7 @@ impl Admission {
                     admission: self.clone(),
                 })
             }
-            // The queue was dropped with the pool: nothing will ever run this.
+            // Its place was taken by a check of an earlier class.
             Err(_) => Err(Busy),
         }
     }
@@ -239,15 +319,12 @@ impl Queue {
 
     fn class_of(&mut self, source: &Source, priority: bool) -> Class {
         if priority {
-            Class::Priority
-        } else if self
-            .failures
-            .peek(source)
-            .is_some_and(|n| *n >= SUSPECT_AFTER)
-        {
-            Class::Suspect
-        } else {
-            Class::Ordinary
+            return Class::Priority;
+        }
+        match self.failures.peek(source).copied().unwrap_or(0) {
+            0 => Class::Ordinary,
+            n if n < SUSPECT_AFTER => Class::Doubtful,
+            _ => Class::Suspect,
         }
     }
 
@@ -255,21 +332,22 @@ impl Queue {
         match class {
             Class::Priority => &mut self.priority_turns,
             Class::Ordinary => &mut self.turns,
+            Class::Doubtful => &mut self.doubtful_turns,
             Class::Suspect => &mut self.suspect_turns,
         }
     }
 
-    /// At the bound, sheds a check served after `class` to make room for one of it: a
-    /// suspect one for anyone else, an ordinary one for a proven browser. `false` when
-    /// no such check waits.
+    /// At the bound, sheds a check served after `class` to make room for one of it: the
+    /// newest suspect one, else the newest doubtful one, else (for a proven browser) the
+    /// newest ordinary one. `false` when no such check waits.
     fn make_room_for(&mut self, class: Class) -> bool {
-        match class {
-            Class::Suspect => false,
-            Class::Ordinary => self.shed_newest(Class::Suspect),
-            Class::Priority => {
-                self.shed_newest(Class::Suspect) || self.shed_newest(Class::Ordinary)
-            }
-        }
+        let later: &[Class] = match class {
+            Class::Suspect => &[],
+            Class::Doubtful => &[Class::Suspect],
+            Class::Ordinary => &[Class::Suspect, Class::Doubtful],
+            Class::Priority => &[Class::Suspect, Class::Doubtful, Class::Ordinary],
+        };
+        later.iter().any(|c| self.shed_newest(*c))
     }
 
     /// Sheds the newest check of the `class` source that joined last; `false` when no
@@ -315,6 +393,8 @@ impl Queue {
                 (s, Class::Priority)
             } else if let Some(s) = self.turns.pop_front() {
                 (s, Class::Ordinary)
+            } else if let Some(s) = self.doubtful_turns.pop_front() {
+                (s, Class::Doubtful)
             } else {
                 (self.suspect_turns.pop_front()?, Class::Suspect)
             };
@@ -348,6 +428,7 @@ impl Queue {
             self.by_source.remove(source);
             self.turns.retain(|s| s != source);
             self.priority_turns.retain(|s| s != source);
+            self.doubtful_turns.retain(|s| s != source);
             self.suspect_turns.retain(|s| s != source);
         }
     }
@@ -379,8 +460,8 @@ mod tests {
         assert_eq!(two.capacity(), 200);
     }
 
-    #[tokio::test]
-    async fn beyond_the_bound_a_check_is_shed_at_once() {
+    #[tokio::test(start_paused = true)]
+    async fn beyond_the_bound_a_check_is_shed() {
         let a = queue();
         let running = a.admit(source("x"), false).await.unwrap();
         let mut waiting = Vec::new();
@@ -401,7 +482,7 @@ mod tests {
         assert!(first.is_ok());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn one_source_may_queue_only_a_few_checks() {
         let a = queue();
         let _running = a.admit(source("x"), false).await.unwrap();
@@ -482,17 +563,18 @@ mod tests {
         for _ in 0..SUSPECT_AFTER {
             a.note(&source("flood"), false);
         }
-        // One failure is a typo, not a flood.
+        // One failure is a typo, not a flood: behind those that did not fail, not behind
+        // the flood.
         a.note(&source("typo"), false);
         let order = served_order(&a, &[("flood", false), ("typo", false), ("user", false)]).await;
-        assert_eq!(order, ["typo", "user", "flood"]);
+        assert_eq!(order, ["user", "typo", "flood"]);
         // A success clears the suspicion.
         a.note(&source("flood"), true);
         let order = served_order(&a, &[("flood", false), ("user", false)]).await;
         assert_eq!(order, ["flood", "user"]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn at_the_bound_anyone_else_takes_the_place_of_a_suspect_check() {
         let a = queue();
         let running = a.admit(source("x"), false).await.unwrap();
@@ -509,7 +591,7 @@ mod tests {
                 tokio::task::yield_now().await;
             }
         }
-        // Another suspect check is shed at once; a user's takes the newest flood place.
+        // Another suspect check is shed; a user's takes the newest flood place.
         let late = source("f-late");
         for _ in 0..SUSPECT_AFTER {
             a.note(&late, false);
@@ -527,7 +609,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn at_the_bound_a_proven_browser_takes_the_place_of_an_unknown_one() {
         let a = queue();
         let running = a.admit(source("x"), false).await.unwrap();
@@ -540,7 +622,7 @@ mod tests {
                 tokio::task::yield_now().await;
             }
         }
-        // An unknown browser is shed at once: no suspect check to take the place of.
+        // An unknown browser is shed: no suspect check to take the place of.
         assert!(a.admit(source("stranger"), false).await.is_err());
         let a2 = a.clone();
         let proven = tokio::spawn(async move { a2.admit(source("proven"), true).await });
@@ -580,5 +662,214 @@ mod tests {
         drop(running);
         assert_eq!(a.lock().running, 0, "nobody was served for it");
         assert!(a.admit(source("next"), false).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn sources_are_served_proven_then_ordinary_then_doubtful_then_suspect() {
+        let a = queue();
+        a.note(&source("doubtful"), false);
+        for _ in 0..SUSPECT_AFTER {
+            a.note(&source("suspect"), false);
+        }
+        let order = served_order(
+            &a,
+            &[
+                ("suspect", false),
+                ("doubtful", false),
+                ("ordinary", false),
+                ("proven", true),
+            ],
+        )
+        .await;
+        assert_eq!(order, ["proven", "ordinary", "doubtful", "suspect"]);
+    }
+
+    type Waiting = tokio::task::JoinHandle<Result<Slot, Busy>>;
+
+    fn queued(a: &Admission, name: &str) -> bool {
+        a.lock().by_source.contains_key(&source(name))
+    }
+
+    /// Sends a check from `name` (a source with `failures` failed checks so far) and
+    /// returns its task once the check has a place in the queue or is being held shed.
+    async fn arrive(a: &Arc<Admission>, name: &str, failures: u32, priority: bool) -> Waiting {
+        // Let checks shed earlier start their hold first.
+        tokio::task::yield_now().await;
+        let s = source(name);
+        for _ in 0..failures {
+            a.note(&s, false);
+        }
+        let held = a.held();
+        let queue = a.clone();
+        let task = tokio::spawn(async move { queue.admit(s, priority).await });
+        while !queued(a, name) && a.held() == held {
+            tokio::task::yield_now().await;
+        }
+        task
+    }
+
+    /// Fills the bound (ten) behind a running check with one check from each of
+    /// `waiting` (name, failures, proven browser), in this order; then newcomers like
+    /// `newcomer` arrive one by one and each must take the place of the next of `shed`, in
+    /// this order; when none is left, the next newcomer is shed itself.
+    async fn displacement(waiting: &[(&str, u32, bool)], newcomer: (u32, bool), shed: &[&str]) {
+        let a = queue();
+        let _running = a.admit(source("x"), false).await.unwrap();
+        let mut tasks = HashMap::new();
+        for (name, failures, priority) in waiting {
+            tasks.insert(
+                name.to_string(),
+                arrive(&a, name, *failures, *priority).await,
+            );
+        }
+        assert_eq!(a.lock().waiting, 10);
+        for (i, displaced) in shed.iter().enumerate() {
+            let name = format!("newcomer-{i}");
+            tasks.insert(
+                name.clone(),
+                arrive(&a, &name, newcomer.0, newcomer.1).await,
+            );
+            assert!(queued(&a, &name), "{name} got a place");
+            assert!(!queued(&a, displaced), "{displaced} was shed for {name}");
+            let task = tasks.remove(*displaced).unwrap();
+            assert!(task.await.unwrap().is_err(), "{displaced} answered busy");
+            assert_eq!(a.lock().waiting, 10);
+        }
+        let late = arrive(&a, "late", newcomer.0, newcomer.1).await;
+        assert!(!queued(&a, "late"));
+        assert!(late.await.unwrap().is_err(), "no later check left to shed");
+        for (_, t) in tasks {
+            t.abort();
+        }
+    }
+
+    /// Seven ordinary sources and the rest as given.
+    fn seven_ordinary_and<'a>(rest: &[(&'a str, u32, bool)]) -> Vec<(&'a str, u32, bool)> {
+        let ordinary = ["o0", "o1", "o2", "o3", "o4", "o5", "o6"];
+        ordinary
+            .iter()
+            .map(|o| (*o, 0, false))
+            .chain(rest.iter().copied())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_bound_an_ordinary_check_sheds_the_newest_suspect_then_doubtful_check() {
+        let waiting = seven_ordinary_and(&[
+            ("suspect-old", SUSPECT_AFTER, false),
+            ("suspect-new", SUSPECT_AFTER, false),
+            ("doubtful", 1, false),
+        ]);
+        displacement(
+            &waiting,
+            (0, false),
+            &["suspect-new", "suspect-old", "doubtful"],
+        )
+        .await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_bound_a_proven_browser_sheds_suspect_then_doubtful_then_ordinary_checks() {
+        let waiting = seven_ordinary_and(&[
+            ("doubtful-old", 1, false),
+            ("doubtful-new", 1, false),
+            ("suspect", SUSPECT_AFTER, false),
+        ]);
+        let shed = [
+            "suspect",
+            "doubtful-new",
+            "doubtful-old",
+            "o6",
+            "o5",
+            "o4",
+            "o3",
+            "o2",
+            "o1",
+            "o0",
+        ];
+        displacement(&waiting, (0, true), &shed).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_bound_a_doubtful_check_sheds_only_suspect_ones() {
+        let waiting = seven_ordinary_and(&[
+            ("suspect", SUSPECT_AFTER, false),
+            ("doubtful", 1, false),
+            ("proven", 0, true),
+        ]);
+        displacement(&waiting, (1, false), &["suspect"]).await;
+    }
+
+    /// A queue at its bound (ten waiting) behind a running check.
+    async fn full_queue() -> (Arc<Admission>, Slot, Vec<Waiting>) {
+        let a = queue();
+        let running = a.admit(source("x"), false).await.unwrap();
+        let mut waiting = Vec::new();
+        for i in 0..10 {
+            waiting.push(arrive(&a, &format!("s{i}"), 0, false).await);
+        }
+        assert_eq!(a.lock().waiting, 10);
+        (a, running, waiting)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shed_check_is_answered_only_after_the_hold_without_a_place_in_the_queue() {
+        let (a, _running, waiting) = full_queue().await;
+        let started = tokio::time::Instant::now();
+        let queue = a.clone();
+        let late = tokio::spawn(async move { queue.admit(source("late"), false).await });
+        tokio::time::sleep(SHED_HOLD - Duration::from_millis(1)).await;
+        assert!(!late.is_finished(), "not answered before the hold is over");
+        assert_eq!(a.held(), 1);
+        assert_eq!(a.lock().waiting, 10, "no place in the queue while held");
+        assert!(!queued(&a, "late"));
+        assert!(late.await.unwrap().is_err());
+        assert!(started.elapsed() >= SHED_HOLD);
+        assert_eq!(a.held(), 0, "the hold is over");
+        for w in waiting {
+            w.abort();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn beyond_the_held_answers_bound_a_shed_check_is_answered_at_once() {
+        let (a, _running, waiting) = full_queue().await;
+        let mut held = Vec::new();
+        for i in 0..HELD_AT_ONCE {
+            let queue = a.clone();
+            held.push(tokio::spawn(async move {
+                queue.admit(source(&format!("late{i}")), false).await
+            }));
+        }
+        while a.held() < HELD_AT_ONCE {
+            tokio::task::yield_now().await;
+        }
+        let started = tokio::time::Instant::now();
+        assert!(a.admit(source("one-more"), false).await.is_err());
+        assert_eq!(started.elapsed(), Duration::ZERO, "answered at once");
+        assert_eq!(a.held(), HELD_AT_ONCE);
+        for h in held {
+            assert!(h.await.unwrap().is_err());
+        }
+        assert_eq!(a.held(), 0);
+        for w in waiting {
+            w.abort();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_gives_up_during_the_hold_frees_its_place_among_the_held() {
+        let (a, _running, waiting) = full_queue().await;
+        let queue = a.clone();
+        let late = tokio::spawn(async move { queue.admit(source("late"), false).await });
+        while a.held() < 1 {
+            tokio::task::yield_now().await;
+        }
+        late.abort();
+        assert!(late.await.unwrap_err().is_cancelled());
+        assert_eq!(a.held(), 0, "the held count was given back");
+        for w in waiting {
+            w.abort();
+        }
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! At most `workers` hashes run at once (one per core by default); the others wait in the
 //! [`Admission`] queue, bounded by waiting time and fair across sources. Anything beyond
-//! the bound is refused at once with [`Busy`], so a flood of sign-ins is shed instead of
-//! queueing without bound and starving everyone else.
+//! the bound is refused with [`Busy`] (after a hold that costs nothing, see
+//! [`Admission`]), so a flood of sign-ins is shed instead of queueing without bound and
+//! starving everyone else.
 
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
@@ -139,6 +140,15 @@ fn lower_priority() {
     }
 }
 
+/// CPU time (user and system) the calling thread has used so far.
+fn thread_cpu_time() -> std::time::Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    std::time::Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
 /// The nice value of the hashing threads where `SCHED_IDLE` is not available.
 const HASH_NICE: i32 = 19;
 
@@ -201,7 +211,7 @@ impl Hasher {
     }
 
     /// Waits for a worker in `source`'s turn (`priority`: a browser that proved itself
-    /// before), or `Busy` at once beyond the queue's bound.
+    /// before), or `Busy` beyond the queue's bound (after the shed answer's hold).
     pub async fn admit(&self, source: Source, priority: bool) -> Result<Admitted, Busy> {
         let slot = self
             .admission
@@ -268,9 +278,11 @@ impl Admitted {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let admission = self.admission.clone();
         jobs.send(Box::new(move |scratch: &mut Scratch| {
-            let started = std::time::Instant::now();
+            // The work of the hash, not its wall time: a hashing thread yields to everything
+            // else, and time spent waiting for a core is not a slower hash.
+            let started = thread_cpu_time();
             let done = work(scratch);
-            admission.observe(started.elapsed());
+            admission.observe(thread_cpu_time().saturating_sub(started));
             let _ = tx.send(done);
         }))
         .map_err(|_| HashError::Failed("hashing pool closed".into()))?;
