@@ -29,7 +29,9 @@ use super::operator_console::{open_operator_session, ActError, OperatorConsole, 
 use super::passkeys::{Passkeys, SignInStartError};
 use super::sign_in::{open_session, SignedIn};
 use super::tenant_admin::Admin;
-use super::{service, trusted_devices, Client, Context, SessionUser, Unexpected};
+use super::{
+    service, store_error_is_unexpected, trusted_devices, Client, Context, SessionUser, Unexpected,
+};
 use crate::audit::{operator_actor, Event, EventKind};
 use crate::auth::{token, totp};
 use crate::domain::{Extension, TenantCode};
@@ -293,11 +295,7 @@ pub enum StepError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<StoreError> for StepError {
-    fn from(e: StoreError) -> Self {
-        StepError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(StepError);
 
 /// Why a passkey could not be asked for as the second step.
 #[derive(Debug, thiserror::Error)]
@@ -340,11 +338,7 @@ pub enum SetupError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<StoreError> for SetupError {
-    fn from(e: StoreError) -> Self {
-        SetupError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(SetupError);
 
 /// Why a change that needs the password was not made.
 #[derive(Debug, thiserror::Error)]
@@ -365,11 +359,7 @@ pub enum ConfirmedChangeError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<StoreError> for ConfirmedChangeError {
-    fn from(e: StoreError) -> Self {
-        ConfirmedChangeError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(ConfirmedChangeError);
 
 /// Why an operator could not remove an admin's second factor.
 #[derive(Debug, thiserror::Error)]
@@ -385,11 +375,7 @@ pub enum OperatorRemoveError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<StoreError> for OperatorRemoveError {
-    fn from(e: StoreError) -> Self {
-        OperatorRemoveError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(OperatorRemoveError);
 
 /// An authenticator app being set up: what the page shows.
 pub struct SetupView {

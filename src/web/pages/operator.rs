@@ -29,7 +29,7 @@ use crate::services::two_step::Console;
 use crate::services::Unexpected;
 use crate::store::UserId;
 use crate::web::extract::{
-    operator_cookie, operator_session_of, pending_cookie, ClientInfo, CsrfToken, RequireOperator,
+    operator_cookie, operator_session_of, to_pending_step, ClientInfo, CsrfToken, RequireOperator,
     ValidForm,
 };
 use crate::web::render::{html, Chrome, EventView};
@@ -148,20 +148,12 @@ async fn login(
         .await
     {
         Ok(OperatorSignIn::SecondStep(step)) => {
-            let jar = jar.add(pending_cookie(
-                &state,
-                Console::Operator,
-                Some((step.token, step.lifetime)),
-            ));
-            Ok((jar, Redirect::to("/operator/login/two-step")).into_response())
+            let to = "/operator/login/two-step";
+            Ok(to_pending_step(&state, jar, Console::Operator, step, to))
         }
         Ok(OperatorSignIn::Enrol(step)) => {
-            let jar = jar.add(pending_cookie(
-                &state,
-                Console::Operator,
-                Some((step.token, step.lifetime)),
-            ));
-            Ok((jar, Redirect::to("/operator/login/two-step/setup")).into_response())
+            let to = "/operator/login/two-step/setup";
+            Ok(to_pending_step(&state, jar, Console::Operator, step, to))
         }
         Err(SignInError::Refused(r)) => {
             let shown = refused_sign_in(r, "name");
