@@ -377,6 +377,18 @@ pub enum OperatorRemoveError {
 
 store_error_is_unexpected!(OperatorRemoveError);
 
+/// The setup page of a pending enrolment, or the step is over: any refusal of the setup
+/// ends it.
+fn enrolment_setup(setup: Result<SetupView, SetupError>) -> Result<SetupView, StepError> {
+    match setup {
+        Ok(view) => Ok(view),
+        Err(SetupError::Unexpected(e)) => Err(e.into()),
+        Err(SetupError::NotStarted | SetupError::AlreadySet | SetupError::WrongCode) => {
+            Err(StepError::Expired)
+        }
+    }
+}
+
 /// An authenticator app being set up: what the page shows.
 pub struct SetupView {
     /// The account as the app will name it.
@@ -853,13 +865,7 @@ impl TwoStep {
         let (_, account) = self
             .live_pending(cookie, console, PendingPurpose::Enrol)
             .await?;
-        match self.begin_app(&account).await {
-            Ok(view) => Ok(view),
-            Err(SetupError::Unexpected(e)) => Err(e.into()),
-            Err(SetupError::NotStarted | SetupError::AlreadySet | SetupError::WrongCode) => {
-                Err(StepError::Expired)
-            }
-        }
+        enrolment_setup(self.begin_app(&account).await)
     }
 
     /// The setup page again after a wrong code: the same secret.
@@ -871,13 +877,7 @@ impl TwoStep {
         let (_, account) = self
             .live_pending(cookie, console, PendingPurpose::Enrol)
             .await?;
-        match self.current_setup(&account).await {
-            Ok(view) => Ok(view),
-            Err(SetupError::Unexpected(e)) => Err(e.into()),
-            Err(SetupError::NotStarted | SetupError::AlreadySet | SetupError::WrongCode) => {
-                Err(StepError::Expired)
-            }
-        }
+        enrolment_setup(self.current_setup(&account).await)
     }
 
     /// Completes a pending enrolment with the new app's first code: the app counts from

@@ -5,7 +5,7 @@
 use askama::Template;
 use axum::extract::State;
 
-use crate::web::params::{Path, Query};
+use crate::web::params::{path_extension, Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -21,7 +21,7 @@ use crate::services::tenant_admin::{
 };
 use crate::store::{AuditFilter, UserListRow};
 use crate::web::extract::{CsrfToken, RequireAdmin, ValidForm};
-use crate::web::forms::PinErrors;
+use crate::web::forms::{PinErrors, PinFields};
 use crate::web::render::{html, Chrome, EventView};
 use crate::web::respond::{self, clip, page_count, DoneQuery, ListQuery};
 use crate::web::{AppState, WebError};
@@ -419,11 +419,6 @@ fn back_to(extension: &Extension, done: &str) -> Response {
     respond::back_to(&format!("/admin/users/{extension}"), done)
 }
 
-/// The extension from the path, if it is one (anything else cannot exist: 404).
-fn path_extension(raw: &str) -> Result<Extension, WebError> {
-    Extension::parse(raw).map_err(|_| WebError::NotFound)
-}
-
 async fn update_user(
     State(state): State<AppState>,
     RequireAdmin(admin): RequireAdmin,
@@ -680,14 +675,6 @@ async fn regenerate_sip_secret(
         .regenerate_sip_secret(&admin, &extension)
         .await?;
     Ok(back_to(&extension, "sip"))
-}
-
-#[derive(Deserialize)]
-struct PinFields {
-    #[serde(default)]
-    new_pin: String,
-    #[serde(default)]
-    confirm_pin: String,
 }
 
 async fn set_pin(

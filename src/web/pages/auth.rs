@@ -20,7 +20,7 @@ use crate::web::extract::{
     safe_next, session_cookie, session_of, to_pending_step, user_signed_in, AnySession, ClientInfo,
     CsrfToken, ValidForm,
 };
-use crate::web::forms::{password_change_outcome, PasswordErrors};
+use crate::web::forms::{check_sign_in, password_change_outcome, PasswordErrors};
 use crate::web::render::{html, Chrome};
 use crate::web::respond::{maybe_retry_after, refused_sign_in};
 use crate::web::{AppState, WebError};
@@ -118,16 +118,13 @@ async fn login(
     let typed: String = form.username.trim().chars().take(64).collect();
     let mut page = LoginPage::new(csrf, typed, next.clone());
 
-    let username = Username::parse(&form.username);
-    if let Err(e) = &username {
-        page.username_error = Some(e.to_string());
-    }
-    if form.password.is_empty() {
-        page.password_error = Some("Enter your password.".to_owned());
-    }
-    let username = match username {
-        Ok(u) if page.password_error.is_none() => u,
-        _ => return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page)),
+    let Some(username) = check_sign_in(
+        Username::parse(&form.username),
+        &form.password,
+        &mut page.username_error,
+        &mut page.password_error,
+    ) else {
+        return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page));
     };
     page.username = username.to_string();
 

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-use crate::domain::{Extension, TenantCode};
+use crate::domain::Extension;
 use crate::services::two_step::{
     Completed, ConfirmedChangeError, Console, EnrolError, OperatorRemoveError, PasskeyStepError,
     Proof, RecoveryCodes, SetupError, SetupView, Status, StepError,
@@ -24,7 +24,7 @@ use crate::web::extract::{
     operator_cookie, pending_cookie, safe_next, user_signed_in, ClientInfo, CsrfToken, CurrentUser,
     RequireAdmin, RequireOperator, ValidForm,
 };
-use crate::web::params::{Path, Query};
+use crate::web::params::{path_extension, path_tenant_code, Path, Query};
 use crate::web::render::{html, Chrome, ErrorPage};
 use crate::web::respond::{self, maybe_retry_after, refused_in_session, DoneQuery};
 use crate::web::{AppState, WebError};
@@ -874,10 +874,6 @@ async fn render_admin_user(
     Ok(html(status, &page))
 }
 
-fn path_extension(raw: &str) -> Result<Extension, WebError> {
-    Extension::parse(raw).map_err(|_| WebError::NotFound)
-}
-
 async fn admin_user_page(
     State(state): State<AppState>,
     RequireAdmin(admin): RequireAdmin,
@@ -952,7 +948,7 @@ async fn operator_remove(
     Path((code, id)): Path<(String, i64)>,
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
-    let code = TenantCode::parse(&code).map_err(|_| WebError::NotFound)?;
+    let code = path_tenant_code(&code)?;
     let id = UserId(id);
     match state
         .services
