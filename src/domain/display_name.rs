@@ -1,21 +1,15 @@
 //! `DisplayName`: a person's or company's name as shown on pages — 1 to 100 characters,
 //! trimmed, no control characters.
 
-use std::fmt;
-
-use super::DomainError;
+use super::{display_as_str, one_line, DomainError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
 impl DisplayName {
     pub fn parse(raw: &str) -> Result<DisplayName, DomainError> {
-        let trimmed = raw.trim();
-        let len = trimmed.chars().count();
-        if len == 0 || len > 100 || trimmed.chars().any(char::is_control) {
-            return Err(DomainError::DisplayName);
-        }
-        Ok(DisplayName(trimmed.to_owned()))
+        let name = one_line(raw, 1, 100).ok_or(DomainError::DisplayName)?;
+        Ok(DisplayName(name.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -23,11 +17,7 @@ impl DisplayName {
     }
 }
 
-impl fmt::Display for DisplayName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+display_as_str!(DisplayName);
 
 #[cfg(test)]
 mod tests {

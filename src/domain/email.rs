@@ -1,9 +1,6 @@
 //! `Email`: an address we can put in a `To:` header and send reset links and notices to.
 
-use std::fmt;
-use std::str::FromStr;
-
-use super::DomainError;
+use super::{display_as_str, from_str_by_parse, DomainError};
 
 /// An email address on file: trimmed, lowercased, and plain enough to be mailed safely.
 ///
@@ -75,19 +72,8 @@ fn is_domain_label(label: &str) -> bool {
         && !label.ends_with('-')
 }
 
-impl fmt::Display for Email {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for Email {
-    type Err = DomainError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
+display_as_str!(Email);
+from_str_by_parse!(Email);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -74,3 +74,37 @@ pub enum DomainError {
     )]
     SecurityAnswer,
 }
+
+/// `raw` trimmed, when it is one line of `min` to `max` characters (no control
+/// characters): a name or question as a person writes it.
+fn one_line(raw: &str, min: usize, max: usize) -> Option<&str> {
+    let trimmed = raw.trim();
+    let len = trimmed.chars().count();
+    ((min..=max).contains(&len) && !trimmed.chars().any(char::is_control)).then_some(trimmed)
+}
+
+/// `Display` of domain types: the canonical text their `as_str` gives.
+macro_rules! display_as_str {
+    ($($t:ident),+) => {
+        $(impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        })+
+    };
+}
+use display_as_str;
+
+/// `FromStr` of domain types: their `parse`.
+macro_rules! from_str_by_parse {
+    ($($t:ident),+) => {
+        $(impl std::str::FromStr for $t {
+            type Err = DomainError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        })+
+    };
+}
+use from_str_by_parse;

@@ -1,9 +1,7 @@
 //! `PasskeyName`: what a user calls one of their passkeys ("Work laptop", "YubiKey") —
 //! 1 to 60 characters, trimmed, no control characters.
 
-use std::fmt;
-
-use super::DomainError;
+use super::{display_as_str, one_line, DomainError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasskeyName(String);
@@ -12,12 +10,8 @@ impl PasskeyName {
     pub const MAX_CHARS: usize = 60;
 
     pub fn parse(raw: &str) -> Result<PasskeyName, DomainError> {
-        let trimmed = raw.trim();
-        let len = trimmed.chars().count();
-        if len == 0 || len > Self::MAX_CHARS || trimmed.chars().any(char::is_control) {
-            return Err(DomainError::PasskeyName);
-        }
-        Ok(PasskeyName(trimmed.to_owned()))
+        let name = one_line(raw, 1, Self::MAX_CHARS).ok_or(DomainError::PasskeyName)?;
+        Ok(PasskeyName(name.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -25,11 +19,7 @@ impl PasskeyName {
     }
 }
 
-impl fmt::Display for PasskeyName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+display_as_str!(PasskeyName);
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,7 @@
 
 use unicode_normalization::UnicodeNormalization;
 
-use super::DomainError;
+use super::{one_line, DomainError};
 
 /// The questions an admin can pick from; they may also write their own.
 pub const SUGGESTED_QUESTIONS: &[&str] = &[
@@ -28,11 +28,7 @@ pub struct SecurityQuestion(String);
 
 impl SecurityQuestion {
     pub fn parse(raw: &str) -> Result<SecurityQuestion, DomainError> {
-        let q = raw.trim();
-        let len = q.chars().count();
-        if !(QUESTION_MIN..=QUESTION_MAX).contains(&len) || q.chars().any(char::is_control) {
-            return Err(DomainError::SecurityQuestion);
-        }
+        let q = one_line(raw, QUESTION_MIN, QUESTION_MAX).ok_or(DomainError::SecurityQuestion)?;
         Ok(SecurityQuestion(q.to_owned()))
     }
 

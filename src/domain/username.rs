@@ -5,9 +5,8 @@
 //! that name the same account compare equal.
 
 use std::fmt;
-use std::str::FromStr;
 
-use super::DomainError;
+use super::{display_as_str, from_str_by_parse, DomainError};
 
 /// A phone extension: 1 to 10 ASCII digits, unique within a tenant.
 ///
@@ -38,19 +37,8 @@ impl Extension {
     }
 }
 
-impl fmt::Display for Extension {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for Extension {
-    type Err = DomainError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
+display_as_str!(Extension);
+from_str_by_parse!(Extension);
 
 /// A tenant's code, also called its Client ID: `wickedsprockets`.
 ///
@@ -87,19 +75,8 @@ impl TenantCode {
     }
 }
 
-impl fmt::Display for TenantCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for TenantCode {
-    type Err = DomainError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
+display_as_str!(TenantCode);
+from_str_by_parse!(TenantCode);
 
 /// The name a user signs in with: extension, hyphen, tenant code — `201-wickedsprockets`.
 ///
@@ -147,13 +124,7 @@ impl fmt::Display for Username {
     }
 }
 
-impl FromStr for Username {
-    type Err = DomainError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
+from_str_by_parse!(Username);
 
 /// What a portal user may do within their own tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -186,19 +157,8 @@ impl Role {
     }
 }
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = DomainError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
+display_as_str!(Role);
+from_str_by_parse!(Role);
 
 /// The plain name a provider's support operator signs in with, such as `jane.doe`.
 ///
@@ -233,19 +193,8 @@ impl OperatorName {
     }
 }
 
-impl fmt::Display for OperatorName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for OperatorName {
-    type Err = DomainError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
+display_as_str!(OperatorName);
+from_str_by_parse!(OperatorName);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -247,6 +247,18 @@ impl Services {
     }
 }
 
+/// `From<StoreError>` for a service's error enum: a store failure is its `Unexpected`.
+macro_rules! store_error_is_unexpected {
+    ($error:ident) => {
+        impl From<crate::store::StoreError> for $error {
+            fn from(e: crate::store::StoreError) -> Self {
+                $error::Unexpected(e.into())
+            }
+        }
+    };
+}
+pub(crate) use store_error_is_unexpected;
+
 /// Declares a service: a handle over the shared context, built by [`Services::new`].
 macro_rules! service {
     ($(#[$doc:meta])* $name:ident) => {

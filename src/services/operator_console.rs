@@ -16,14 +16,14 @@ use super::sessions::{keep_alive, SessionOf};
 use super::sign_in::SignInError;
 use super::tenant_admin::PAGE_SIZE;
 use super::two_step::{self, Account, AfterPassword, PendingStep};
-use super::{service, Client, Context, Unexpected};
+use super::{service, store_error_is_unexpected, Client, Context, Unexpected};
 use crate::audit::{operator_actor, Event, EventKind};
 use crate::auth::token;
 use crate::clock::Timestamp;
 use crate::domain::{Extension, NewPassword, OperatorName, SecurityAnswer, TenantCode, Username};
 use crate::store::{
-    AdminRow, AuditRecord, OperatorRecord, OperatorSessionRecord, StoreError, Tenant,
-    TenantListRow, ThrottleKey, UserId, UserRecord,
+    AdminRow, AuditRecord, OperatorRecord, OperatorSessionRecord, Tenant, TenantListRow,
+    ThrottleKey, UserId, UserRecord,
 };
 
 /// How long after a caller's answer matched the operator may act for that admin.
@@ -85,17 +85,9 @@ pub enum ActError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<StoreError> for OperatorError {
-    fn from(e: StoreError) -> Self {
-        OperatorError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(OperatorError);
 
-impl From<StoreError> for VerifyError {
-    fn from(e: StoreError) -> Self {
-        VerifyError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(VerifyError);
 
 impl From<OperatorError> for VerifyError {
     fn from(e: OperatorError) -> Self {

@@ -15,7 +15,7 @@ use webauthn_rs::prelude::{
 
 use super::guard::Refusal;
 use super::two_step::{has_second_factor, RecoveryCodes, TwoStep};
-use super::{service, Client, SessionUser, Unexpected};
+use super::{service, store_error_is_unexpected, Client, SessionUser, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::clock::Timestamp;
 use crate::domain::PasskeyName;
@@ -47,11 +47,7 @@ pub enum StartError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<StoreError> for StartError {
-    fn from(e: StoreError) -> Self {
-        StartError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(StartError);
 
 /// Why a sign-in with a passkey could not start.
 #[derive(Debug, thiserror::Error)]
@@ -66,11 +62,7 @@ pub enum SignInStartError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<StoreError> for SignInStartError {
-    fn from(e: StoreError) -> Self {
-        SignInStartError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(SignInStartError);
 
 /// Why a browser's answer to a challenge was not accepted (nothing was stored or used).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,11 +89,7 @@ pub enum FinishError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<StoreError> for FinishError {
-    fn from(e: StoreError) -> Self {
-        FinishError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(FinishError);
 
 /// Why renaming a passkey failed.
 #[derive(Debug, thiserror::Error)]
@@ -113,11 +101,7 @@ pub enum RenameError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<StoreError> for RenameError {
-    fn from(e: StoreError) -> Self {
-        RenameError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(RenameError);
 
 /// Why removing a passkey failed.
 #[derive(Debug, thiserror::Error)]
@@ -133,11 +117,7 @@ pub enum RemoveError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<StoreError> for RemoveError {
-    fn from(e: StoreError) -> Self {
-        RemoveError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(RemoveError);
 
 /// A pending registration: the state webauthn-rs checks the answer against, and the
 /// WebAuthn user handle it was started with.

@@ -9,10 +9,10 @@ use std::time::Duration;
 use super::device_secrets::{self, generate_sip_secret, seal_sip_secret};
 use super::guard::Refusal;
 use super::pbx::aor;
-use super::{service, Client, Context, SessionUser, Unexpected};
+use super::{service, store_error_is_unexpected, Client, Context, SessionUser, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::domain::{Pin, PinProblem};
-use crate::store::{StoreError, UserRecord};
+use crate::store::UserRecord;
 
 /// Revealing the SIP secret needs the password proven this recently in the session.
 pub const REVEAL_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -38,11 +38,7 @@ pub enum RevealError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<StoreError> for RevealError {
-    fn from(e: StoreError) -> Self {
-        RevealError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(RevealError);
 
 /// A PIN the policy or the confirmation refused, every problem at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

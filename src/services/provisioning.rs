@@ -9,7 +9,7 @@ use super::passwords::{
     generate_temporary_password, set_temporary_password, TEMPORARY_PASSWORD_TTL,
 };
 use super::recovery::{send_link_for, NoEmailOnFile};
-use super::{service, Unexpected};
+use super::{service, store_error_is_unexpected, Unexpected};
 use crate::audit::{operator_actor, Event, EventKind};
 use crate::domain::{
     DisplayName, Email, Extension, NewPassword, OperatorName, Role, TenantCode, Username,
@@ -55,23 +55,11 @@ pub enum ProvisionError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<StoreError> for CreateTenantError {
-    fn from(e: StoreError) -> Self {
-        CreateTenantError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(CreateTenantError);
 
-impl From<StoreError> for CreateUserError {
-    fn from(e: StoreError) -> Self {
-        CreateUserError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(CreateUserError);
 
-impl From<StoreError> for ProvisionError {
-    fn from(e: StoreError) -> Self {
-        ProvisionError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(ProvisionError);
 
 /// A SIP domain as given, trimmed and lowercased, if it is a host name
 /// (`sip.example.com`): what every path that takes a SIP domain checks.

@@ -10,13 +10,13 @@ use super::guard::{
     WRONG_EMAILS_PER_LINK,
 };
 use super::passwords::{check_new_password, refuse_current, PasswordRejected};
-use super::{service, Client, Context, Unexpected};
+use super::{service, store_error_is_unexpected, Client, Context, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::auth::hashing::HashError;
 use crate::auth::token;
 use crate::domain::{DomainError, Email, Username};
 use crate::mail::{LinkLine, UsernameLine};
-use crate::store::{Burst, NewResetLink, PasswordChange, StoreError, ThrottleKey, UserRecord};
+use crate::store::{Burst, NewResetLink, PasswordChange, ThrottleKey, UserRecord};
 
 /// What a user typed to find their account: a username or the email on file.
 #[derive(Debug, Clone)]
@@ -58,11 +58,7 @@ pub enum ResetError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<StoreError> for ResetError {
-    fn from(e: StoreError) -> Self {
-        ResetError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(ResetError);
 
 /// The account has no email on file, so no link can be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,12 +10,12 @@ use super::pbx::aor;
 use super::phone::{regenerate_for, set_pin_for, PinError, PinRejected};
 use super::provisioning::{CreateUserError, Provisioning};
 use super::recovery::{send_link_for, NoEmailOnFile};
-use super::{service, SessionUser, Unexpected};
+use super::{service, store_error_is_unexpected, SessionUser, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::domain::{DisplayName, Email, Extension, NewPassword, Role, TenantCode, Username};
 use crate::store::{
-    ApiUserRow, AuditFilter, AuditRecord, EmailChanged, MailRecord, StoreError, TenantId,
-    ThrottleKey, UserListRow, UserRecord,
+    ApiUserRow, AuditFilter, AuditRecord, EmailChanged, MailRecord, TenantId, ThrottleKey,
+    UserListRow, UserRecord,
 };
 
 /// Users per page of the admin list, and events per page of the audit log.
@@ -95,11 +95,7 @@ pub enum AdminError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<StoreError> for AdminError {
-    fn from(e: StoreError) -> Self {
-        AdminError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(AdminError);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {

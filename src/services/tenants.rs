@@ -8,7 +8,7 @@
 
 pub use super::provisioning::NewTenantWithAdmin;
 use super::provisioning::{sip_domain, CreateTenantError, Provisioning};
-use super::{service, Unexpected};
+use super::{service, store_error_is_unexpected, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::domain::{DisplayName, NewPassword, TenantCode};
 use crate::store::{ApiUserRow, StoreError, TenantRow};
@@ -50,11 +50,7 @@ pub enum TenantError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<StoreError> for TenantError {
-    fn from(e: StoreError) -> Self {
-        TenantError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(TenantError);
 
 /// What creating a tenant made: the tenant, its admin and the admin's temporary
 /// password (the only time it is visible).

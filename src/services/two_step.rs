@@ -29,7 +29,9 @@ use super::operator_console::{open_operator_session, ActError, OperatorConsole, 
 use super::passkeys::{Passkeys, SignInStartError};
 use super::sign_in::{open_session, SignedIn};
 use super::tenant_admin::Admin;
-use super::{service, trusted_devices, Client, Context, SessionUser, Unexpected};
+use super::{
+    service, store_error_is_unexpected, trusted_devices, Client, Context, SessionUser, Unexpected,
+};
 use crate::audit::{operator_actor, Event, EventKind};
 use crate::auth::{token, totp};
 use crate::domain::{Extension, TenantCode};
@@ -293,11 +295,7 @@ pub enum StepError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<StoreError> for StepError {
-    fn from(e: StoreError) -> Self {
-        StepError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(StepError);
 
 /// Why a passkey could not be asked for as the second step.
 #[derive(Debug, thiserror::Error)]
@@ -340,11 +338,7 @@ pub enum SetupError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<StoreError> for SetupError {
-    fn from(e: StoreError) -> Self {
-        SetupError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(SetupError);
 
 /// Why a change that needs the password was not made.
 #[derive(Debug, thiserror::Error)]
@@ -365,11 +359,7 @@ pub enum ConfirmedChangeError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<StoreError> for ConfirmedChangeError {
-    fn from(e: StoreError) -> Self {
-        ConfirmedChangeError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(ConfirmedChangeError);
 
 /// Why an operator could not remove an admin's second factor.
 #[derive(Debug, thiserror::Error)]
@@ -385,9 +375,17 @@ pub enum OperatorRemoveError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<StoreError> for OperatorRemoveError {
-    fn from(e: StoreError) -> Self {
-        OperatorRemoveError::Unexpected(e.into())
+store_error_is_unexpected!(OperatorRemoveError);
+
+/// The setup page of a pending enrolment, or the step is over: any refusal of the setup
+/// ends it.
+fn enrolment_setup(setup: Result<SetupView, SetupError>) -> Result<SetupView, StepError> {
+    match setup {
+        Ok(view) => Ok(view),
+        Err(SetupError::Unexpected(e)) => Err(e.into()),
+        Err(SetupError::NotStarted | SetupError::AlreadySet | SetupError::WrongCode) => {
+            Err(StepError::Expired)
+        }
     }
 }
 
@@ -867,13 +865,7 @@ impl TwoStep {
         let (_, account) = self
             .live_pending(cookie, console, PendingPurpose::Enrol)
             .await?;
-        match self.begin_app(&account).await {
-            Ok(view) => Ok(view),
-            Err(SetupError::Unexpected(e)) => Err(e.into()),
-            Err(SetupError::NotStarted | SetupError::AlreadySet | SetupError::WrongCode) => {
-                Err(StepError::Expired)
-            }
-        }
+        enrolment_setup(self.begin_app(&account).await)
     }
 
     /// The setup page again after a wrong code: the same secret.
@@ -885,13 +877,7 @@ impl TwoStep {
         let (_, account) = self
             .live_pending(cookie, console, PendingPurpose::Enrol)
             .await?;
-        match self.current_setup(&account).await {
-            Ok(view) => Ok(view),
-            Err(SetupError::Unexpected(e)) => Err(e.into()),
-            Err(SetupError::NotStarted | SetupError::AlreadySet | SetupError::WrongCode) => {
-                Err(StepError::Expired)
-            }
-        }
+        enrolment_setup(self.current_setup(&account).await)
     }
 
     /// Completes a pending enrolment with the new app's first code: the app counts from

@@ -99,31 +99,22 @@ impl Store {
         offset: i64,
     ) -> StoreResult<(Vec<AuditRecord>, i64)> {
         let condition = "tenant_id = $1 AND ($2 IS NULL OR actor = $2 OR subject = $2) AND ($3 IS NULL OR kind = $3)";
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_events \
              WHERE {condition} ORDER BY id DESC LIMIT $4 OFFSET $5"
-        ))
-        .bind(tenant.0)
-        .bind(filter.username)
-        .bind(filter.kind)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?;
-        let events = rows
-            .iter()
-            .map(audit_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        let total: i64 = sqlx::query(&format!(
-            "SELECT COUNT(*) FROM audit_events WHERE {condition}"
-        ))
-        .bind(tenant.0)
-        .bind(filter.username)
-        .bind(filter.kind)
-        .fetch_one(&self.pool)
-        .await?
-        .try_get(0)?;
-        Ok((events, total))
+        );
+        let rows = sqlx::query(&sql)
+            .bind(tenant.0)
+            .bind(filter.username)
+            .bind(filter.kind)
+            .bind(limit)
+            .bind(offset);
+        let count_sql = format!("SELECT COUNT(*) FROM audit_events WHERE {condition}");
+        let count = sqlx::query(&count_sql)
+            .bind(tenant.0)
+            .bind(filter.username)
+            .bind(filter.kind);
+        self.page(rows, audit_from_row, count).await
     }
 
     /// One page of the provider's audit log, newest first: events with no tenant (operator
@@ -134,25 +125,14 @@ impl Store {
         offset: i64,
     ) -> StoreResult<(Vec<AuditRecord>, i64)> {
         let condition = "tenant_id IS NULL OR actor LIKE 'operator:%'";
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_events \
              WHERE {condition} ORDER BY id DESC LIMIT $1 OFFSET $2"
-        ))
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?;
-        let events = rows
-            .iter()
-            .map(audit_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        let total: i64 = sqlx::query(&format!(
-            "SELECT COUNT(*) FROM audit_events WHERE {condition}"
-        ))
-        .fetch_one(&self.pool)
-        .await?
-        .try_get(0)?;
-        Ok((events, total))
+        );
+        let rows = sqlx::query(&sql).bind(limit).bind(offset);
+        let count_sql = format!("SELECT COUNT(*) FROM audit_events WHERE {condition}");
+        self.page(rows, audit_from_row, sqlx::query(&count_sql))
+            .await
     }
 
     /// A tenant's audit events older than the event `before` (newest first).

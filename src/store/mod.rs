@@ -162,6 +162,29 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// A query with its values bound, as the record modules build them.
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+impl Store {
+    /// The one number a `SELECT COUNT(*) …` query answers.
+    async fn count(&self, query: AnyQuery<'_>) -> StoreResult<i64> {
+        Ok(query.fetch_one(&self.pool).await?.try_get(0)?)
+    }
+
+    /// One page of a list: the rows `rows` selects, each read by `read`, and the total
+    /// the `count` query answers.
+    async fn page<T>(
+        &self,
+        rows: AnyQuery<'_>,
+        read: impl Fn(&AnyRow) -> StoreResult<T>,
+        count: AnyQuery<'_>,
+    ) -> StoreResult<(Vec<T>, i64)> {
+        let rows = rows.fetch_all(&self.pool).await?;
+        let list = rows.iter().map(read).collect::<StoreResult<Vec<_>>>()?;
+        Ok((list, self.count(count).await?))
+    }
+}
+
 impl Store {
     /// Connects and runs the embedded migrations of the matching backend.
     pub async fn connect(url: &str) -> StoreResult<Store> {

@@ -79,31 +79,24 @@ impl Store {
         let pattern = search.map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
         let filter =
             "($1 IS NULL OR t.code LIKE $1 ESCAPE '\\' OR LOWER(t.name) LIKE $1 ESCAPE '\\')";
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT t.id, t.code, t.name, t.sip_domain, \
                (SELECT COUNT(*) FROM users u WHERE u.tenant_id = t.id) AS users \
              FROM tenants t WHERE {filter} ORDER BY t.code LIMIT $2 OFFSET $3"
-        ))
-        .bind(pattern.as_deref())
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?;
-        let list = rows
-            .iter()
-            .map(|r| {
-                Ok(TenantListRow {
-                    tenant: tenant_from_row(r)?,
-                    users: r.try_get("users")?,
-                })
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
-        let total: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM tenants t WHERE {filter}"))
+        );
+        let rows = sqlx::query(&sql)
             .bind(pattern.as_deref())
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
-        Ok((list, total))
+            .bind(limit)
+            .bind(offset);
+        let read = |r: &AnyRow| {
+            Ok(TenantListRow {
+                tenant: tenant_from_row(r)?,
+                users: r.try_get("users")?,
+            })
+        };
+        let count_sql = format!("SELECT COUNT(*) FROM tenants t WHERE {filter}");
+        let count = sqlx::query(&count_sql).bind(pattern.as_deref());
+        self.page(rows, read, count).await
     }
 
     /// Tenants in code order after `after`, at most `limit`.

@@ -30,11 +30,8 @@ impl Store {
     }
 
     pub async fn count_user_sessions(&self, user: UserId) -> StoreResult<i64> {
-        let row = sqlx::query("SELECT COUNT(*) FROM sessions WHERE user_id = $1")
-            .bind(user.0)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get(0)?)
+        let query = sqlx::query("SELECT COUNT(*) FROM sessions WHERE user_id = $1").bind(user.0);
+        self.count(query).await
     }
 
     /// How many notices wait.

@@ -11,8 +11,8 @@ use super::session_cache::Change;
 use super::sessions::SessionOrigin;
 use super::throttle::USERNAME_KEY_SQL;
 use super::{
-    classify, escape_like, outbox, pbx, sessions, stored, NewMail, NewUser, PasswordChange,
-    SessionId, Store, StoreResult, TenantId, UserId, UserRecord,
+    classify, escape_like, outbox, pbx, sessions, stored, AnyQuery, NewMail, NewUser,
+    PasswordChange, SessionId, Store, StoreResult, TenantId, UserId, UserRecord,
 };
 use crate::clock::Timestamp;
 use crate::domain::{Extension, Role, TenantCode, Username};
@@ -177,26 +177,18 @@ impl Store {
             .bind(pattern.as_deref())
             .bind(now.0)
             .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await?;
-        let list = rows
-            .iter()
-            .map(|r| {
-                Ok(UserListRow {
-                    user: user_from_row(r)?,
-                    locked_until: r.try_get::<Option<i64>, _>("locked_until")?.map(Timestamp),
-                })
+            .bind(offset);
+        let read = |r: &AnyRow| {
+            Ok(UserListRow {
+                user: user_from_row(r)?,
+                locked_until: r.try_get::<Option<i64>, _>("locked_until")?.map(Timestamp),
             })
-            .collect::<StoreResult<Vec<_>>>()?;
+        };
         let count_sql = format!("SELECT COUNT(*) FROM users u WHERE {filter}");
-        let total: i64 = sqlx::query(&count_sql)
+        let count = sqlx::query(&count_sql)
             .bind(tenant.0)
-            .bind(pattern.as_deref())
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
-        Ok((list, total))
+            .bind(pattern.as_deref());
+        self.page(rows, read, count).await
     }
 
     /// A user of this tenant by extension; another tenant's user is simply not found.
@@ -407,10 +399,10 @@ pub(super) const NEW_USER_COLUMNS: &str =
 
 /// Binds a new user's ten values, for [`NEW_USER_COLUMNS`].
 pub(super) fn bind_new_user<'q>(
-    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    query: AnyQuery<'q>,
     u: &NewUser<'q>,
     now: Timestamp,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+) -> AnyQuery<'q> {
     query
         .bind(u.tenant_id.0)
         .bind(u.extension.as_str())

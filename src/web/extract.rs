@@ -39,15 +39,10 @@ pub async fn csrf_cookie(State(state): State<AppState>, mut req: Request, next: 
     req.extensions_mut().insert(CsrfCookie(value.clone()));
     let mut response = next.run(req).await;
     if fresh && !publicly_cacheable(&response) {
-        let cookie = Cookie::build((state.cookies.csrf, value))
-            .http_only(true)
-            // Lax, not Strict: a reset link opened from webmail must not replace the
-            // cookie that the forms in other tabs carry tokens for. The token is an HMAC,
-            // so the cookie alone forges nothing.
-            .same_site(SameSite::Lax)
-            .secure(state.cookies.secure)
-            .path("/")
-            .build();
+        // Lax, not Strict (as every cookie here): a reset link opened from webmail must not
+        // replace the cookie that the forms in other tabs carry tokens for. The token is
+        // an HMAC, so the cookie alone forges nothing.
+        let cookie = lax_cookie(&state, state.cookies.csrf, "/", value);
         if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
@@ -330,16 +325,38 @@ fn scoped_session_cookie(
     path: &'static str,
     token: Option<String>,
 ) -> Cookie<'static> {
-    let removing = token.is_none();
-    let mut cookie = Cookie::build((name, token.unwrap_or_default()))
+    let value = token.map(|t| (t, state.settings.session_max));
+    lasting_cookie(state, name, path, value)
+}
+
+/// An HTTP-only, `SameSite=Lax` cookie (secure when the portal is served over HTTPS).
+fn lax_cookie(
+    state: &AppState,
+    name: &'static str,
+    path: &'static str,
+    value: String,
+) -> Cookie<'static> {
+    Cookie::build((name, value))
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(state.cookies.secure)
         .path(path)
-        .build();
+        .build()
+}
+
+/// A [`lax_cookie`] kept for `lifetime` (`Some((value, lifetime))`), or its removal.
+fn lasting_cookie(
+    state: &AppState,
+    name: &'static str,
+    path: &'static str,
+    value: Option<(String, std::time::Duration)>,
+) -> Cookie<'static> {
+    let removing = value.is_none();
+    let (value, lifetime) = value.unwrap_or_default();
+    let mut cookie = lax_cookie(state, name, path, value);
     if removing {
         cookie.make_removal();
-    } else if let Ok(max) = time_duration(state.settings.session_max) {
+    } else if let Ok(max) = time_duration(lifetime) {
         cookie.set_max_age(max);
     }
     cookie
@@ -348,16 +365,8 @@ fn scoped_session_cookie(
 /// The device cookie that marks this browser as trusted for the account it signed in to
 /// (see `services::trusted_devices`), kept a year from the last sign-in.
 pub fn device_cookie(state: &AppState, value: String) -> Cookie<'static> {
-    let mut cookie = Cookie::build((state.cookies.device, value))
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(state.cookies.secure)
-        .path("/")
-        .build();
-    if let Ok(max) = time_duration(crate::services::trusted_devices::DEVICE_COOKIE_LIFETIME) {
-        cookie.set_max_age(max);
-    }
-    cookie
+    let lifetime = crate::services::trusted_devices::DEVICE_COOKIE_LIFETIME;
+    lasting_cookie(state, state.cookies.device, "/", Some((value, lifetime)))
 }
 
 /// The cookie of a sign-in waiting for its second step (`Some((value, lifetime))`), or its
@@ -372,20 +381,45 @@ pub fn pending_cookie(
         Console::Portal => (state.cookies.pending, "/"),
         Console::Operator => (state.cookies.operator_pending, "/operator"),
     };
-    let removing = value.is_none();
-    let (value, lifetime) = value.unwrap_or_default();
-    let mut cookie = Cookie::build((name, value))
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(state.cookies.secure)
-        .path(path)
-        .build();
-    if removing {
-        cookie.make_removal();
-    } else if let Ok(max) = time_duration(lifetime) {
-        cookie.set_max_age(max);
-    }
-    cookie
+    lasting_cookie(state, name, path, value)
+}
+
+/// On to the second step (or a required setup) of a sign-in: the pending step's cookie
+/// set, and a 303 to `to`.
+pub fn to_pending_step(
+    state: &AppState,
+    jar: CookieJar,
+    console: crate::services::two_step::Console,
+    step: crate::services::two_step::PendingStep,
+    to: &str,
+) -> Response {
+    let jar = jar.add(pending_cookie(
+        state,
+        console,
+        Some((step.token, step.lifetime)),
+    ));
+    (jar, Redirect::to(to)).into_response()
+}
+
+/// The cookies of a customer signed in (session, trusted device) and where they go: to
+/// choose a new password when theirs was temporary, else to `next`, else the Phone page.
+pub fn user_signed_in(
+    state: &AppState,
+    jar: CookieJar,
+    si: crate::services::sign_in::SignedIn,
+    next: &str,
+) -> (CookieJar, String) {
+    let target = if si.must_change_password {
+        "/password/choose"
+    } else if next.is_empty() {
+        "/phone"
+    } else {
+        next
+    };
+    let jar = jar
+        .add(session_cookie(state, Some(si.token)))
+        .add(device_cookie(state, si.device_cookie));
+    (jar, target.to_owned())
 }
 
 fn time_duration(

@@ -2,9 +2,11 @@
 //! new password, a reset link) and the PIN fields' errors (Settings, an admin's user page).
 
 use axum::http::StatusCode;
+use serde::Deserialize;
 
 use super::respond::refused_in_session;
 use super::WebError;
+use crate::domain::DomainError;
 use crate::services::passwords::{ChangePasswordError, PasswordRejected};
 use crate::services::phone::PinRejected;
 use crate::services::Refusal;
@@ -81,6 +83,35 @@ pub fn password_change_outcome(
             )))
         }
         Err(ChangePasswordError::Unexpected(e)) => Err(e.into()),
+    }
+}
+
+/// The PIN form (Settings, an admin's user page): the new PIN, typed twice.
+#[derive(Deserialize)]
+pub struct PinFields {
+    #[serde(default)]
+    pub new_pin: String,
+    #[serde(default)]
+    pub confirm_pin: String,
+}
+
+/// Checks a sign-in form as typed: the name as parsed and a password. Each problem goes to
+/// its field's error; the name comes back only when neither field has one.
+pub fn check_sign_in<N>(
+    name: Result<N, DomainError>,
+    password: &str,
+    name_error: &mut Option<String>,
+    password_error: &mut Option<String>,
+) -> Option<N> {
+    if let Err(e) = &name {
+        *name_error = Some(e.to_string());
+    }
+    if password.is_empty() {
+        *password_error = Some("Enter your password.".to_owned());
+    }
+    match name {
+        Ok(n) if password_error.is_none() => Some(n),
+        _ => None,
     }
 }
 

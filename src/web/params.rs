@@ -6,6 +6,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::FromRequestParts;
 
 use super::WebError;
+use crate::domain::{Extension, TenantCode};
 
 /// Like `axum::extract::Path`, rejected as [`WebError::BadRequest`].
 #[derive(Debug, FromRequestParts)]
@@ -16,6 +17,16 @@ pub struct Path<T>(pub T);
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(WebError))]
 pub struct Query<T>(pub T);
+
+/// The extension a path names; anything that cannot be one names nobody (404).
+pub fn path_extension(raw: &str) -> Result<Extension, WebError> {
+    Extension::parse(raw).map_err(|_| WebError::NotFound)
+}
+
+/// The tenant code a path names; anything that cannot be one names no tenant (404).
+pub fn path_tenant_code(raw: &str) -> Result<TenantCode, WebError> {
+    TenantCode::parse(raw).map_err(|_| WebError::NotFound)
+}
 
 impl From<PathRejection> for WebError {
     fn from(rejection: PathRejection) -> Self {

@@ -14,6 +14,7 @@ use super::types::{
 };
 use super::{once, page, page_query, tenant_scope, ApiAuth, IdempotencyKey, Json};
 use crate::domain::{DisplayName, Email, Extension, Role};
+use crate::services::api_tokens::ApiActor;
 use crate::services::tenant_admin::{
     AdminError, ApiAdmin, ChangeError, CreateError, ResetLinkError, UserFields,
 };
@@ -43,6 +44,17 @@ fn change_error(e: ChangeError) -> Problem {
         }
         ChangeError::Unexpected(e) => Problem::unexpected(&e),
     }
+}
+
+/// The tenant scope of `actor` in tenant `code`, and the extension the path names.
+async fn user_scope(
+    state: &AppState,
+    actor: &ApiActor,
+    code: &str,
+    ext: &str,
+) -> Result<(ApiAdmin, Extension), Problem> {
+    let scope = tenant_scope(state, actor, code).await?;
+    Ok((scope, extension(ext)?))
 }
 
 async fn user_json(state: &AppState, scope: &ApiAdmin, ext: &Extension) -> Result<User, Problem> {
@@ -143,8 +155,8 @@ pub async fn get_user(
     ApiAuth(actor): ApiAuth,
     Path((code, ext)): Path<(String, String)>,
 ) -> Result<Json, Problem> {
-    let scope = tenant_scope(&state, &actor, &code).await?;
-    Json::ok(&user_json(&state, &scope, &extension(&ext)?).await?)
+    let (scope, ext) = user_scope(&state, &actor, &code, &ext).await?;
+    Json::ok(&user_json(&state, &scope, &ext).await?)
 }
 
 /// Change a user's name, email or role.
@@ -158,8 +170,7 @@ pub async fn update_user(
     Path((code, ext)): Path<(String, String)>,
     body: JsonBody<UserChanges>,
 ) -> Result<Json, Problem> {
-    let scope = tenant_scope(&state, &actor, &code).await?;
-    let ext = extension(&ext)?;
+    let (scope, ext) = user_scope(&state, &actor, &code, &ext).await?;
     let current = state
         .services
         .tenant_admin
@@ -208,11 +219,11 @@ pub async fn delete_user(
     ApiAuth(actor): ApiAuth,
     Path((code, ext)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    let scope = tenant_scope(&state, &actor, &code).await?;
+    let (scope, ext) = user_scope(&state, &actor, &code, &ext).await?;
     state
         .services
         .tenant_admin
-        .delete_user(&scope, &extension(&ext)?)
+        .delete_user(&scope, &ext)
         .await
         .map_err(change_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -230,8 +241,7 @@ pub async fn reset_password(
     Path((code, ext)): Path<(String, String)>,
     body: JsonBody<ResetPassword>,
 ) -> Result<Json, Problem> {
-    let scope = tenant_scope(&state, &actor, &code).await?;
-    let ext = extension(&ext)?;
+    let (scope, ext) = user_scope(&state, &actor, &code, &ext).await?;
     let admin = &state.services.tenant_admin;
     match body.value.method {
         ResetMethod::Link => match admin.send_reset_link(&scope, &ext).await {
@@ -267,8 +277,7 @@ pub async fn unlock_user(
     ApiAuth(actor): ApiAuth,
     Path((code, ext)): Path<(String, String)>,
 ) -> Result<Json, Problem> {
-    let scope = tenant_scope(&state, &actor, &code).await?;
-    let ext = extension(&ext)?;
+    let (scope, ext) = user_scope(&state, &actor, &code, &ext).await?;
     state
         .services
         .tenant_admin
@@ -287,11 +296,11 @@ pub async fn sign_out_user(
     ApiAuth(actor): ApiAuth,
     Path((code, ext)): Path<(String, String)>,
 ) -> Result<Json, Problem> {
-    let scope = tenant_scope(&state, &actor, &code).await?;
+    let (scope, ext) = user_scope(&state, &actor, &code, &ext).await?;
     let sessions_ended = state
         .services
         .tenant_admin
-        .sign_out_everywhere(&scope, &extension(&ext)?)
+        .sign_out_everywhere(&scope, &ext)
         .await
         .map_err(admin_error)?;
     Json::ok(&SignedOut { sessions_ended })

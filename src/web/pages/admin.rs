@@ -5,7 +5,7 @@
 use askama::Template;
 use axum::extract::State;
 
-use crate::web::params::{Path, Query};
+use crate::web::params::{path_extension, Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -21,7 +21,7 @@ use crate::services::tenant_admin::{
 };
 use crate::store::{AuditFilter, UserListRow};
 use crate::web::extract::{CsrfToken, RequireAdmin, ValidForm};
-use crate::web::forms::PinErrors;
+use crate::web::forms::{PinErrors, PinFields};
 use crate::web::render::{html, Chrome, EventView};
 use crate::web::respond::{self, clip, page_count, DoneQuery, ListQuery};
 use crate::web::{AppState, WebError};
@@ -215,16 +215,8 @@ async fn users_page(
         role: "user".to_owned(),
         ..UserForm::default()
     };
-    render_users(
-        &state,
-        &admin,
-        csrf,
-        &q,
-        StatusCode::OK,
-        form,
-        FormErrors::default(),
-    )
-    .await
+    let errors = FormErrors::default();
+    render_users(&state, &admin, csrf, &q, StatusCode::OK, form, errors).await
 }
 
 #[derive(Template)]
@@ -234,6 +226,25 @@ struct PasswordShownPage {
     username: String,
     password: String,
     created: bool,
+}
+
+/// The page that shows a new user's (or a reset's) temporary password, once.
+fn password_shown(
+    csrf: String,
+    admin: &Admin,
+    username: &crate::domain::Username,
+    password: &crate::domain::NewPassword,
+    created: bool,
+) -> Response {
+    html(
+        StatusCode::OK,
+        &PasswordShownPage {
+            chrome: Chrome::signed_in(csrf, admin.session(), "admin"),
+            username: username.to_string(),
+            password: password.expose().to_owned(),
+            created,
+        },
+    )
 }
 
 async fn create_user(
@@ -253,50 +264,28 @@ async fn create_user(
         email: clip(&form.email, 254),
         role: clip(&form.role, 10),
     };
-    let (Some(extension), Some(fields)) = (extension, fields) else {
-        return render_users(
-            &state,
-            &admin,
-            csrf,
-            &ListQuery::default(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            shown,
-            errors,
-        )
-        .await;
-    };
-    match state
-        .services
-        .tenant_admin
-        .create_user(&admin, &extension, &fields)
-        .await
-    {
-        Ok((username, password)) => Ok(html(
-            StatusCode::OK,
-            &PasswordShownPage {
-                chrome: Chrome::signed_in(csrf, admin.session(), "admin"),
-                username: username.to_string(),
-                password: password.expose().to_owned(),
-                created: true,
-            },
-        )),
-        Err(CreateError::ExtensionTaken(ext)) => {
-            errors.extension = Some(format!(
-                "Extension {ext} already has a user. Choose another extension."
-            ));
-            render_users(
-                &state,
-                &admin,
-                csrf,
-                &ListQuery::default(),
-                StatusCode::CONFLICT,
-                shown,
-                errors,
-            )
+    let status = match (extension, fields) {
+        (Some(extension), Some(fields)) => match state
+            .services
+            .tenant_admin
+            .create_user(&admin, &extension, &fields)
             .await
-        }
-        Err(CreateError::Unexpected(e)) => Err(e.into()),
-    }
+        {
+            Ok((username, password)) => {
+                return Ok(password_shown(csrf, &admin, &username, &password, true))
+            }
+            Err(CreateError::ExtensionTaken(ext)) => {
+                errors.extension = Some(format!(
+                    "Extension {ext} already has a user. Choose another extension."
+                ));
+                StatusCode::CONFLICT
+            }
+            Err(CreateError::Unexpected(e)) => return Err(e.into()),
+        },
+        (None, _) | (_, None) => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    let q = ListQuery::default();
+    render_users(&state, &admin, csrf, &q, status, shown, errors).await
 }
 
 #[derive(Template)]
@@ -430,11 +419,6 @@ fn back_to(extension: &Extension, done: &str) -> Response {
     respond::back_to(&format!("/admin/users/{extension}"), done)
 }
 
-/// The extension from the path, if it is one (anything else cannot exist: 404).
-fn path_extension(raw: &str) -> Result<Extension, WebError> {
-    Extension::parse(raw).map_err(|_| WebError::NotFound)
-}
-
 async fn update_user(
     State(state): State<AppState>,
     RequireAdmin(admin): RequireAdmin,
@@ -451,49 +435,31 @@ async fn update_user(
         email: clip(&form.email, 254),
         role: clip(&form.role, 10),
     };
-    let Some(fields) = fields else {
-        return render_user(
-            &state,
-            &admin,
-            csrf,
-            &extension,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Shown {
-                form: Some(shown),
-                errors,
-                ..Shown::default()
-            },
-        )
-        .await;
-    };
-    match state
-        .services
-        .tenant_admin
-        .update_user(&admin, &extension, &fields)
-        .await
-    {
-        Ok(()) => Ok(back_to(&extension, "saved")),
-        Err(ChangeError::NotFound) => Err(WebError::NotFound),
-        Err(ChangeError::LastAdmin) => {
-            errors.role = Some(
-                "This is the tenant's only admin. Make another user an admin first.".to_owned(),
-            );
-            render_user(
-                &state,
-                &admin,
-                csrf,
-                &extension,
-                StatusCode::CONFLICT,
-                Shown {
-                    form: Some(shown),
-                    errors,
-                    ..Shown::default()
-                },
-            )
+    let status = match fields {
+        None => StatusCode::UNPROCESSABLE_ENTITY,
+        Some(fields) => match state
+            .services
+            .tenant_admin
+            .update_user(&admin, &extension, &fields)
             .await
-        }
-        Err(ChangeError::Unexpected(e)) => Err(e.into()),
-    }
+        {
+            Ok(()) => return Ok(back_to(&extension, "saved")),
+            Err(ChangeError::NotFound) => return Err(WebError::NotFound),
+            Err(ChangeError::LastAdmin) => {
+                errors.role = Some(
+                    "This is the tenant's only admin. Make another user an admin first.".to_owned(),
+                );
+                StatusCode::CONFLICT
+            }
+            Err(ChangeError::Unexpected(e)) => return Err(e.into()),
+        },
+    };
+    let shown = Shown {
+        form: Some(shown),
+        errors,
+        ..Shown::default()
+    };
+    render_user(&state, &admin, csrf, &extension, status, shown).await
 }
 
 #[derive(Deserialize)]
@@ -510,28 +476,17 @@ async fn reset_password(
     ValidForm(form): ValidForm<ResetFields>,
 ) -> Result<Response, WebError> {
     let extension = path_extension(&extension)?;
-    match form.method.as_str() {
+    let (status, message) = match form.method.as_str() {
         "link" => match state
             .services
             .tenant_admin
             .send_reset_link(&admin, &extension)
             .await
         {
-            Ok(()) => Ok(back_to(&extension, "link")),
-            Err(ResetLinkError::NotFound) => Err(WebError::NotFound),
-            Err(ResetLinkError::NoEmail) => {
-                let shown = Shown::error("This user has no email on file, so no link can be sent. Set a temporary password instead, or add an email first.".to_owned());
-                render_user(
-                    &state,
-                    &admin,
-                    csrf,
-                    &extension,
-                    StatusCode::CONFLICT,
-                    shown,
-                )
-                .await
-            }
-            Err(ResetLinkError::Unexpected(e)) => Err(e.into()),
+            Ok(()) => return Ok(back_to(&extension, "link")),
+            Err(ResetLinkError::NotFound) => return Err(WebError::NotFound),
+            Err(ResetLinkError::NoEmail) => (StatusCode::CONFLICT, "This user has no email on file, so no link can be sent. Set a temporary password instead, or add an email first."),
+            Err(ResetLinkError::Unexpected(e)) => return Err(e.into()),
         },
         "temporary" => {
             let (username, password) = state
@@ -539,15 +494,7 @@ async fn reset_password(
                 .tenant_admin
                 .set_temporary_password(&admin, &extension)
                 .await?;
-            Ok(html(
-                StatusCode::OK,
-                &PasswordShownPage {
-                    chrome: Chrome::signed_in(csrf, admin.session(), "admin"),
-                    username: username.to_string(),
-                    password: password.expose().to_owned(),
-                    created: false,
-                },
-            ))
+            return Ok(password_shown(csrf, &admin, &username, &password, false));
         }
         _ => {
             // Check the target exists first, so a bad method never reveals anything.
@@ -556,21 +503,14 @@ async fn reset_password(
                 .tenant_admin
                 .user_detail(&admin, &extension)
                 .await?;
-            let shown = Shown::error(
-                "Choose how to reset the password: a link by email, or a temporary password."
-                    .to_owned(),
-            );
-            render_user(
-                &state,
-                &admin,
-                csrf,
-                &extension,
+            (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                shown,
+                "Choose how to reset the password: a link by email, or a temporary password.",
             )
-            .await
         }
-    }
+    };
+    let shown = Shown::error(message);
+    render_user(&state, &admin, csrf, &extension, status, shown).await
 }
 
 #[derive(Deserialize)]
@@ -623,7 +563,7 @@ async fn delete_user(
         Ok(()) => Ok(Redirect::to(&format!("/admin/users?deleted={extension}")).into_response()),
         Err(ChangeError::NotFound) => Err(WebError::NotFound),
         Err(ChangeError::LastAdmin) => {
-            let shown = Shown::error("This is the tenant's only admin and cannot be deleted. Make another user an admin first.".to_owned());
+            let shown = Shown::error("This is the tenant's only admin and cannot be deleted. Make another user an admin first.");
             render_user(
                 &state,
                 &admin,
@@ -724,18 +664,10 @@ async fn regenerate_sip_secret(
     let extension = path_extension(&extension)?;
     if form.confirm != "yes" {
         let shown = Shown::error(
-            "Tick the box to confirm that every phone on this extension must be reprogrammed."
-                .to_owned(),
+            "Tick the box to confirm that every phone on this extension must be reprogrammed.",
         );
-        return render_user(
-            &state,
-            &admin,
-            csrf,
-            &extension,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            shown,
-        )
-        .await;
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return render_user(&state, &admin, csrf, &extension, status, shown).await;
     }
     state
         .services
@@ -743,14 +675,6 @@ async fn regenerate_sip_secret(
         .regenerate_sip_secret(&admin, &extension)
         .await?;
     Ok(back_to(&extension, "sip"))
-}
-
-#[derive(Deserialize)]
-struct PinFields {
-    #[serde(default)]
-    new_pin: String,
-    #[serde(default)]
-    confirm_pin: String,
 }
 
 async fn set_pin(
@@ -776,15 +700,8 @@ async fn set_pin(
                 .or(errors.confirm)
                 .unwrap_or("The PIN was not accepted.");
             let shown = Shown::error(format!("The voicemail PIN was not set: {message}"));
-            render_user(
-                &state,
-                &admin,
-                csrf,
-                &extension,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                shown,
-            )
-            .await
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            render_user(&state, &admin, csrf, &extension, status, shown).await
         }
         Err(AdminPinError::Unexpected(e)) => Err(e.into()),
     }

@@ -17,10 +17,10 @@ use crate::services::passwords::PasswordForm;
 use crate::services::sign_in::{SignInError, SignInStep};
 use crate::services::two_step::Console;
 use crate::web::extract::{
-    device_cookie, pending_cookie, safe_next, session_cookie, session_of, AnySession, ClientInfo,
+    safe_next, session_cookie, session_of, to_pending_step, user_signed_in, AnySession, ClientInfo,
     CsrfToken, ValidForm,
 };
-use crate::web::forms::{password_change_outcome, PasswordErrors};
+use crate::web::forms::{check_sign_in, password_change_outcome, PasswordErrors};
 use crate::web::render::{html, Chrome};
 use crate::web::respond::{maybe_retry_after, refused_sign_in};
 use crate::web::{AppState, WebError};
@@ -118,16 +118,13 @@ async fn login(
     let typed: String = form.username.trim().chars().take(64).collect();
     let mut page = LoginPage::new(csrf, typed, next.clone());
 
-    let username = Username::parse(&form.username);
-    if let Err(e) = &username {
-        page.username_error = Some(e.to_string());
-    }
-    if form.password.is_empty() {
-        page.password_error = Some("Enter your password.".to_owned());
-    }
-    let username = match username {
-        Ok(u) if page.password_error.is_none() => u,
-        _ => return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page)),
+    let Some(username) = check_sign_in(
+        Username::parse(&form.username),
+        &form.password,
+        &mut page.username_error,
+        &mut page.password_error,
+    ) else {
+        return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page));
     };
     page.username = username.to_string();
 
@@ -143,36 +140,15 @@ async fn login(
         .await
     {
         Ok(SignInStep::SecondStep(step)) => {
-            let jar = jar.add(pending_cookie(
-                &state,
-                Console::Portal,
-                Some((step.token, step.lifetime)),
-            ));
-            Ok((jar, Redirect::to(&with_next("/login/two-step", &next))).into_response())
+            let to = with_next("/login/two-step", &next);
+            Ok(to_pending_step(&state, jar, Console::Portal, step, &to))
         }
         Ok(SignInStep::Enrol(step)) => {
-            let jar = jar.add(pending_cookie(
-                &state,
-                Console::Portal,
-                Some((step.token, step.lifetime)),
-            ));
-            Ok((
-                jar,
-                Redirect::to(&with_next("/login/two-step/setup", &next)),
-            )
-                .into_response())
+            let to = with_next("/login/two-step/setup", &next);
+            Ok(to_pending_step(&state, jar, Console::Portal, step, &to))
         }
         Ok(SignInStep::SignedIn(signed_in)) => {
-            let target = if signed_in.must_change_password {
-                "/password/choose".to_owned()
-            } else if next.is_empty() {
-                "/phone".to_owned()
-            } else {
-                next
-            };
-            let jar = jar
-                .add(session_cookie(&state, Some(signed_in.token)))
-                .add(device_cookie(&state, signed_in.device_cookie));
+            let (jar, target) = user_signed_in(&state, jar, signed_in, &next);
             Ok((jar, Redirect::to(&target)).into_response())
         }
         Err(SignInError::Refused(r)) => {

@@ -6,7 +6,7 @@
 use askama::Template;
 use axum::extract::State;
 
-use crate::web::params::{Path, Query};
+use crate::web::params::{path_tenant_code, Path, Query};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -29,9 +29,10 @@ use crate::services::two_step::Console;
 use crate::services::Unexpected;
 use crate::store::UserId;
 use crate::web::extract::{
-    operator_cookie, operator_session_of, pending_cookie, ClientInfo, CsrfToken, RequireOperator,
+    operator_cookie, operator_session_of, to_pending_step, ClientInfo, CsrfToken, RequireOperator,
     ValidForm,
 };
+use crate::web::forms::check_sign_in;
 use crate::web::render::{html, Chrome, EventView};
 use crate::web::respond::{
     self, clip, maybe_retry_after, page_count, refused_sign_in, DoneQuery, ListQuery,
@@ -72,7 +73,7 @@ impl From<OperatorError> for WebError {
 /// The tenant and admin a caller page is about, from its path; anything that cannot be
 /// one does not exist.
 fn caller_target(code: &str, id: i64) -> Result<(TenantCode, UserId), WebError> {
-    let code = TenantCode::parse(code).map_err(|_| WebError::NotFound)?;
+    let code = path_tenant_code(code)?;
     Ok((code, UserId(id)))
 }
 
@@ -130,16 +131,13 @@ async fn login(
         username_error: None,
         password_error: None,
     };
-    let name = OperatorName::parse(&form.username);
-    if let Err(e) = &name {
-        page.username_error = Some(e.to_string());
-    }
-    if form.password.is_empty() {
-        page.password_error = Some("Enter your password.".to_owned());
-    }
-    let name = match name {
-        Ok(n) if page.password_error.is_none() => n,
-        _ => return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page)),
+    let Some(name) = check_sign_in(
+        OperatorName::parse(&form.username),
+        &form.password,
+        &mut page.username_error,
+        &mut page.password_error,
+    ) else {
+        return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page));
     };
     match state
         .services
@@ -148,20 +146,12 @@ async fn login(
         .await
     {
         Ok(OperatorSignIn::SecondStep(step)) => {
-            let jar = jar.add(pending_cookie(
-                &state,
-                Console::Operator,
-                Some((step.token, step.lifetime)),
-            ));
-            Ok((jar, Redirect::to("/operator/login/two-step")).into_response())
+            let to = "/operator/login/two-step";
+            Ok(to_pending_step(&state, jar, Console::Operator, step, to))
         }
         Ok(OperatorSignIn::Enrol(step)) => {
-            let jar = jar.add(pending_cookie(
-                &state,
-                Console::Operator,
-                Some((step.token, step.lifetime)),
-            ));
-            Ok((jar, Redirect::to("/operator/login/two-step/setup")).into_response())
+            let to = "/operator/login/two-step/setup";
+            Ok(to_pending_step(&state, jar, Console::Operator, step, to))
         }
         Err(SignInError::Refused(r)) => {
             let shown = refused_sign_in(r, "name");
@@ -450,7 +440,7 @@ async fn tenant_page(
     CsrfToken(csrf): CsrfToken,
     Path(code): Path<String>,
 ) -> Result<Response, WebError> {
-    let code = TenantCode::parse(&code).map_err(|_| WebError::NotFound)?;
+    let code = path_tenant_code(&code)?;
     let view = state.services.operator_console.tenant(&code).await?;
     let admins = view
         .admins
@@ -645,6 +635,23 @@ async fn verify(
     Ok(maybe_retry_after(response, retry))
 }
 
+/// Back to the caller page with the notice `done` when the action was taken; else the page
+/// saying why not.
+async fn acted(
+    state: &AppState,
+    os: &OperatorSession,
+    csrf: String,
+    code: &TenantCode,
+    id: UserId,
+    outcome: Result<(), ActError>,
+    done: &str,
+) -> Result<Response, WebError> {
+    match outcome {
+        Ok(()) => Ok(back_to(code, id, done)),
+        Err(e) => refused(state, os, csrf, code, id, e).await,
+    }
+}
+
 /// The page for an action refused because the caller is not (or no longer) verified.
 async fn refused(
     state: &AppState,
@@ -706,15 +713,9 @@ async fn send_reset_link(
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
     let (code, id) = caller_target(&code, id)?;
-    match state
-        .services
-        .operator_console
-        .send_reset_link(&os, &code, id)
-        .await
-    {
-        Ok(()) => Ok(back_to(&code, id, "link")),
-        Err(e) => refused(&state, &os, csrf, &code, id, e).await,
-    }
+    let console = &state.services.operator_console;
+    let outcome = console.send_reset_link(&os, &code, id).await;
+    acted(&state, &os, csrf, &code, id, outcome, "link").await
 }
 
 async fn unlock(
@@ -726,15 +727,9 @@ async fn unlock(
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
     let (code, id) = caller_target(&code, id)?;
-    match state
-        .services
-        .operator_console
-        .unlock(&os, &code, id, client)
-        .await
-    {
-        Ok(()) => Ok(back_to(&code, id, "unlocked")),
-        Err(e) => refused(&state, &os, csrf, &code, id, e).await,
-    }
+    let console = &state.services.operator_console;
+    let outcome = console.unlock(&os, &code, id, client).await;
+    acted(&state, &os, csrf, &code, id, outcome, "unlocked").await
 }
 
 // ---- audit ---------------------------------------------------------------------------

@@ -21,7 +21,9 @@ use crate::services::sessions::OwnSession;
 use crate::services::tenant_admin::Admin;
 use crate::services::{Refusal, SessionUser};
 use crate::web::extract::{session_cookie, ClientInfo, CsrfToken, CurrentUser, ValidForm};
-use crate::web::forms::{password_change_outcome, PasswordErrors, PinErrors, WRONG_CURRENT};
+use crate::web::forms::{
+    password_change_outcome, PasswordErrors, PinErrors, PinFields, WRONG_CURRENT,
+};
 use crate::web::render::{html, Chrome};
 use crate::web::respond::{maybe_retry_after, refused_in_session};
 use crate::web::{AppState, WebError};
@@ -192,14 +194,6 @@ async fn change_password(
             Ok(maybe_retry_after(response, retry))
         }
     }
-}
-
-#[derive(Deserialize)]
-struct PinFields {
-    #[serde(default)]
-    new_pin: String,
-    #[serde(default)]
-    confirm_pin: String,
 }
 
 async fn change_pin(

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-use crate::domain::{Extension, TenantCode};
+use crate::domain::Extension;
 use crate::services::two_step::{
     Completed, ConfirmedChangeError, Console, EnrolError, OperatorRemoveError, PasskeyStepError,
     Proof, RecoveryCodes, SetupError, SetupView, Status, StepError,
@@ -21,27 +21,30 @@ use crate::services::two_step::{
 use crate::services::Refusal;
 use crate::store::{TwoStepRequirement, UserId};
 use crate::web::extract::{
-    device_cookie, operator_cookie, pending_cookie, safe_next, session_cookie, ClientInfo,
-    CsrfToken, CurrentUser, RequireAdmin, RequireOperator, ValidForm,
+    operator_cookie, pending_cookie, safe_next, user_signed_in, ClientInfo, CsrfToken, CurrentUser,
+    RequireAdmin, RequireOperator, ValidForm,
 };
-use crate::web::params::{Path, Query};
+use crate::web::params::{path_extension, path_tenant_code, Path, Query};
 use crate::web::render::{html, Chrome, ErrorPage};
 use crate::web::respond::{self, maybe_retry_after, refused_in_session, DoneQuery};
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/login/two-step", get(step_form).post(step))
+        .route("/login/two-step", get(step_form).post(step::<Portal>))
         .route("/login/two-step/passkey/start", post(passkey_start))
         .route("/login/two-step/passkey/finish", post(passkey_finish))
-        .route("/login/two-step/setup", get(enrol_form).post(enrol))
+        .route(
+            "/login/two-step/setup",
+            get(enrol_form).post(enrol::<Portal>),
+        )
         .route(
             "/operator/login/two-step",
-            get(operator_step_form).post(operator_step),
+            get(operator_step_form).post(step::<Operator>),
         )
         .route(
             "/operator/login/two-step/setup",
-            get(operator_enrol_form).post(operator_enrol),
+            get(operator_enrol_form).post(enrol::<Operator>),
         )
         .route("/settings/two-step", get(settings_page))
         .route(
@@ -74,6 +77,23 @@ const ENTER_CODE: &str = "Enter the code from your authenticator app, or a recov
 const SETUP_WRONG: &str =
     "That code does not match. Check the app shows this account, and type the 6 digits it shows now.";
 
+/// The console a sign-in handler serves, as a type: one handler serves the customer
+/// portal's route and the operator console's.
+trait Side {
+    const CONSOLE: Console;
+}
+
+struct Portal;
+struct Operator;
+
+impl Side for Portal {
+    const CONSOLE: Console = Console::Portal;
+}
+
+impl Side for Operator {
+    const CONSOLE: Console = Console::Operator;
+}
+
 /// The pending step's cookie of this request, for `console`.
 fn pending_of(jar: &CookieJar, state: &AppState, console: Console) -> Option<String> {
     let name = match console {
@@ -89,6 +109,12 @@ fn start_again(console: Console) -> Response {
         Console::Portal => Redirect::to("/login?step=expired").into_response(),
         Console::Operator => Redirect::to("/operator/login").into_response(),
     }
+}
+
+/// A pending step that is over: its cookie removed, and back to the sign-in page.
+fn step_over(state: &AppState, jar: CookieJar, console: Console) -> Response {
+    let jar = jar.add(pending_cookie(state, console, None));
+    (jar, start_again(console)).into_response()
 }
 
 fn chrome_for(console: Console, csrf: String) -> Chrome {
@@ -194,41 +220,20 @@ struct CodeFields {
     next: String,
 }
 
-async fn step(
+async fn step<S: Side>(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
     CsrfToken(csrf): CsrfToken,
     jar: CookieJar,
     ValidForm(form): ValidForm<CodeFields>,
 ) -> Result<Response, WebError> {
-    complete_step(state, client, csrf, jar, form, Console::Portal).await
-}
-
-async fn operator_step(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
-    jar: CookieJar,
-    ValidForm(form): ValidForm<CodeFields>,
-) -> Result<Response, WebError> {
-    complete_step(state, client, csrf, jar, form, Console::Operator).await
-}
-
-async fn complete_step(
-    state: AppState,
-    client: crate::services::Client,
-    csrf: String,
-    jar: CookieJar,
-    form: CodeFields,
-    console: Console,
-) -> Result<Response, WebError> {
+    let console = S::CONSOLE;
     let next = safe_next(&form.next).unwrap_or("").to_owned();
     let Some(cookie) = pending_of(&jar, &state, console) else {
         return Ok(start_again(console));
     };
     let Some(mut page) = step_page(&state, &cookie, console, csrf, next.clone()).await? else {
-        let jar = jar.add(pending_cookie(&state, console, None));
-        return Ok((jar, start_again(console)).into_response());
+        return Ok(step_over(&state, jar, console));
     };
     let Some(proof) = Proof::from_typed(&form.code) else {
         page.error = Some(ENTER_CODE.to_owned());
@@ -242,10 +247,7 @@ async fn complete_step(
         .await
     {
         Ok(completed) => Ok(signed_in(&state, jar, console, completed, &next)),
-        Err(StepError::Expired) => {
-            let jar = jar.add(pending_cookie(&state, console, None));
-            Ok((jar, start_again(console)).into_response())
-        }
+        Err(StepError::Expired) => Ok(step_over(&state, jar, console)),
         Err(StepError::Refused(Refusal::WrongPassword)) => {
             page.error = Some(WRONG_CODE.to_owned());
             Ok(html(StatusCode::UNAUTHORIZED, &page))
@@ -285,6 +287,15 @@ const PASSKEY_UNAVAILABLE: &str =
 const PASSKEY_REFUSED: &str =
     "The passkey could not be verified. Try again, or type a code instead.";
 
+/// The passkey step's answer when the pending sign-in is gone: start again.
+fn passkey_step_ran_out() -> Response {
+    json_error(
+        StatusCode::CONFLICT,
+        STEP_RAN_OUT,
+        Some("/login?step=expired"),
+    )
+}
+
 /// Starts the passkey of the pending second step: the options for
 /// `navigator.credentials.get()`, allowing only the pending user's passkeys.
 async fn passkey_start(
@@ -294,11 +305,7 @@ async fn passkey_start(
 ) -> Result<Response, WebError> {
     let console = Console::Portal;
     let Some(cookie) = pending_of(&jar, &state, console) else {
-        return Ok(json_error(
-            StatusCode::CONFLICT,
-            STEP_RAN_OUT,
-            Some("/login?step=expired"),
-        ));
+        return Ok(passkey_step_ran_out());
     };
     match state
         .services
@@ -314,11 +321,7 @@ async fn passkey_start(
             options,
         )
             .into_response()),
-        Err(PasskeyStepError::Expired) => Ok(json_error(
-            StatusCode::CONFLICT,
-            STEP_RAN_OUT,
-            Some("/login?step=expired"),
-        )),
+        Err(PasskeyStepError::Expired) => Ok(passkey_step_ran_out()),
         Err(PasskeyStepError::NoPasskey) => Ok(json_error(StatusCode::CONFLICT, NO_PASSKEY, None)),
         Err(PasskeyStepError::Unavailable) => {
             Ok(json_error(StatusCode::CONFLICT, PASSKEY_UNAVAILABLE, None))
@@ -348,11 +351,7 @@ async fn passkey_finish(
     let console = Console::Portal;
     let next = safe_next(&form.next).unwrap_or("").to_owned();
     let Some(cookie) = pending_of(&jar, &state, console) else {
-        return Ok(json_error(
-            StatusCode::CONFLICT,
-            STEP_RAN_OUT,
-            Some("/login?step=expired"),
-        ));
+        return Ok(passkey_step_ran_out());
     };
     let device = jar.get(state.cookies.device).map(|c| c.value().to_owned());
     let proof = Proof::Passkey(form.response);
@@ -368,12 +367,7 @@ async fn passkey_finish(
         }
         Err(StepError::Expired) => {
             let jar = jar.add(pending_cookie(&state, console, None));
-            let body = json_error(
-                StatusCode::CONFLICT,
-                STEP_RAN_OUT,
-                Some("/login?step=expired"),
-            );
-            Ok((jar, body).into_response())
+            Ok((jar, passkey_step_ran_out()).into_response())
         }
         Err(StepError::Refused(Refusal::WrongPassword)) => {
             Ok(json_error(StatusCode::UNAUTHORIZED, PASSKEY_REFUSED, None))
@@ -399,19 +393,7 @@ fn signed_in_cookies(
 ) -> (CookieJar, String) {
     let jar = jar.add(pending_cookie(state, console, None));
     match completed {
-        Completed::User(si) => {
-            let target = if si.must_change_password {
-                "/password/choose".to_owned()
-            } else if next.is_empty() {
-                "/phone".to_owned()
-            } else {
-                next.to_owned()
-            };
-            let jar = jar
-                .add(session_cookie(state, Some(si.token)))
-                .add(device_cookie(state, si.device_cookie));
-            (jar, target)
-        }
+        Completed::User(si) => user_signed_in(state, jar, si, next),
         Completed::Operator(token) => (
             jar.add(operator_cookie(state, Some(token))),
             "/operator/tenants".to_owned(),
@@ -444,6 +426,45 @@ struct SetupPage {
     error: Option<String>,
 }
 
+impl SetupPage {
+    /// Setting up during a sign-in whose rules demand a factor first.
+    fn during_sign_in(console: Console, csrf: String, next: String, setup: SetupView) -> Self {
+        SetupPage {
+            chrome: chrome_for(console, csrf),
+            action: enrol_action(console),
+            required: true,
+            next,
+            setup,
+            error: None,
+        }
+    }
+
+    /// Setting up from Settings.
+    fn in_settings(su: &crate::services::SessionUser, csrf: String, setup: SetupView) -> Self {
+        SetupPage {
+            chrome: Chrome::signed_in(csrf, su, "settings"),
+            action: "/settings/two-step/setup",
+            required: false,
+            next: String::new(),
+            setup,
+            error: None,
+        }
+    }
+
+    /// The page: 200, or 422 with `error` (a code that did not match).
+    fn shown(self, error: Option<&str>) -> Response {
+        let status = match error {
+            Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            None => StatusCode::OK,
+        };
+        let page = SetupPage {
+            error: error.map(str::to_owned),
+            ..self
+        };
+        html(status, &page)
+    }
+}
+
 #[derive(Template)]
 #[template(path = "two_step_codes.html")]
 struct CodesPage {
@@ -473,17 +494,7 @@ async fn show_enrol(
         return Ok(start_again(console));
     };
     match state.services.two_step.enrolment(&cookie, console).await {
-        Ok(setup) => Ok(html(
-            StatusCode::OK,
-            &SetupPage {
-                chrome: chrome_for(console, csrf),
-                action: enrol_action(console),
-                required: true,
-                next,
-                setup,
-                error: None,
-            },
-        )),
+        Ok(setup) => Ok(SetupPage::during_sign_in(console, csrf, next, setup).shown(None)),
         Err(StepError::Unexpected(e)) => Err(e.into()),
         Err(StepError::Expired | StepError::Refused(_)) => Ok(start_again(console)),
     }
@@ -507,34 +518,14 @@ async fn operator_enrol_form(
     show_enrol(&state, &jar, Console::Operator, csrf, String::new()).await
 }
 
-async fn enrol(
+async fn enrol<S: Side>(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
     CsrfToken(csrf): CsrfToken,
     jar: CookieJar,
     ValidForm(form): ValidForm<CodeFields>,
 ) -> Result<Response, WebError> {
-    complete_enrol(state, client, csrf, jar, form, Console::Portal).await
-}
-
-async fn operator_enrol(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
-    jar: CookieJar,
-    ValidForm(form): ValidForm<CodeFields>,
-) -> Result<Response, WebError> {
-    complete_enrol(state, client, csrf, jar, form, Console::Operator).await
-}
-
-async fn complete_enrol(
-    state: AppState,
-    client: crate::services::Client,
-    csrf: String,
-    jar: CookieJar,
-    form: CodeFields,
-    console: Console,
-) -> Result<Response, WebError> {
+    let console = S::CONSOLE;
     let next = safe_next(&form.next).unwrap_or("").to_owned();
     let Some(cookie) = pending_of(&jar, &state, console) else {
         return Ok(start_again(console));
@@ -552,17 +543,10 @@ async fn complete_enrol(
         }
         Err(EnrolError::Setup(SetupError::WrongCode)) => {
             match services.enrolment_again(&cookie, console).await {
-                Ok(setup) => Ok(html(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &SetupPage {
-                        chrome: chrome_for(console, csrf),
-                        action: enrol_action(console),
-                        required: true,
-                        next,
-                        setup,
-                        error: Some(SETUP_WRONG.to_owned()),
-                    },
-                )),
+                Ok(setup) => {
+                    Ok(SetupPage::during_sign_in(console, csrf, next, setup)
+                        .shown(Some(SETUP_WRONG)))
+                }
                 Err(StepError::Unexpected(e)) => Err(e.into()),
                 Err(StepError::Expired | StepError::Refused(_)) => Ok(start_again(console)),
             }
@@ -571,8 +555,7 @@ async fn complete_enrol(
         | Err(EnrolError::Setup(SetupError::Unexpected(e))) => Err(e.into()),
         Err(EnrolError::Step(StepError::Expired | StepError::Refused(_)))
         | Err(EnrolError::Setup(SetupError::NotStarted | SetupError::AlreadySet)) => {
-            let jar = jar.add(pending_cookie(&state, console, None));
-            Ok((jar, start_again(console)).into_response())
+            Ok(step_over(&state, jar, console))
         }
     }
 }
@@ -647,17 +630,7 @@ async fn setup_form(
     CsrfToken(csrf): CsrfToken,
 ) -> Result<Response, WebError> {
     match state.services.two_step.begin_setup(&su).await {
-        Ok(setup) => Ok(html(
-            StatusCode::OK,
-            &SetupPage {
-                chrome: Chrome::signed_in(csrf, &su, "settings"),
-                action: "/settings/two-step/setup",
-                required: false,
-                next: String::new(),
-                setup,
-                error: None,
-            },
-        )),
+        Ok(setup) => Ok(SetupPage::in_settings(&su, csrf, setup).shown(None)),
         Err(SetupError::AlreadySet | SetupError::NotStarted | SetupError::WrongCode) => {
             Ok(Redirect::to("/settings/two-step").into_response())
         }
@@ -687,17 +660,7 @@ async fn confirm_setup(
             true,
         )),
         Err(SetupError::WrongCode) => match two_step.setup_again(&su).await {
-            Ok(setup) => Ok(html(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &SetupPage {
-                    chrome: Chrome::signed_in(csrf, &su, "settings"),
-                    action: "/settings/two-step/setup",
-                    required: false,
-                    next: String::new(),
-                    setup,
-                    error: Some(SETUP_WRONG.to_owned()),
-                },
-            )),
+            Ok(setup) => Ok(SetupPage::in_settings(&su, csrf, setup).shown(Some(SETUP_WRONG))),
             Err(SetupError::Unexpected(e)) => Err(e.into()),
             Err(SetupError::NotStarted | SetupError::AlreadySet | SetupError::WrongCode) => {
                 Ok(Redirect::to("/settings/two-step").into_response())
@@ -716,6 +679,17 @@ struct PasswordFields {
     current_password: String,
 }
 
+/// What a page says for a refused password typed to confirm a change (a wrong one is 422).
+fn refused_confirmation(r: Refusal) -> respond::Refused {
+    refused_in_session(
+        r,
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            crate::web::forms::WRONG_CURRENT,
+        ),
+    )
+}
+
 /// Where a refused change with a password puts its message, and the status.
 enum Slot {
     Codes,
@@ -730,16 +704,8 @@ async fn refused_change(
     slot: Slot,
 ) -> Result<Response, WebError> {
     let (status, message, retry) = match e {
-        ConfirmedChangeError::Refused(Refusal::WrongPassword) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            crate::web::forms::WRONG_CURRENT.to_owned(),
-            None,
-        ),
         ConfirmedChangeError::Refused(r) => {
-            let shown = refused_in_session(
-                r,
-                (StatusCode::UNPROCESSABLE_ENTITY, crate::web::forms::WRONG_CURRENT),
-            );
+            let shown = refused_confirmation(r);
             (shown.status, shown.message, shown.retry_after)
         }
         ConfirmedChangeError::NoFactor => (
@@ -908,10 +874,6 @@ async fn render_admin_user(
     Ok(html(status, &page))
 }
 
-fn path_extension(raw: &str) -> Result<Extension, WebError> {
-    Extension::parse(raw).map_err(|_| WebError::NotFound)
-}
-
 async fn admin_user_page(
     State(state): State<AppState>,
     RequireAdmin(admin): RequireAdmin,
@@ -954,13 +916,7 @@ async fn admin_remove(
             None,
         ),
         Err(ConfirmedChangeError::Refused(r)) => {
-            let shown = refused_in_session(
-                r,
-                (
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    crate::web::forms::WRONG_CURRENT,
-                ),
-            );
+            let shown = refused_confirmation(r);
             (shown.status, None, Some(shown.message), shown.retry_after)
         }
         Err(ConfirmedChangeError::NoFactor | ConfirmedChangeError::Required) => (
@@ -992,7 +948,7 @@ async fn operator_remove(
     Path((code, id)): Path<(String, i64)>,
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
-    let code = TenantCode::parse(&code).map_err(|_| WebError::NotFound)?;
+    let code = path_tenant_code(&code)?;
     let id = UserId(id);
     match state
         .services
@@ -1074,19 +1030,8 @@ async fn operator_regenerate_codes(
                 false,
             ))
         }
-        Err(ConfirmedChangeError::Refused(Refusal::WrongPassword)) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            crate::web::forms::WRONG_CURRENT.to_owned(),
-            None,
-        ),
         Err(ConfirmedChangeError::Refused(r)) => {
-            let shown = refused_in_session(
-                r,
-                (
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    crate::web::forms::WRONG_CURRENT,
-                ),
-            );
+            let shown = refused_confirmation(r);
             (shown.status, shown.message, shown.retry_after)
         }
         Err(
