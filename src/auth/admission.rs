@@ -277,7 +277,7 @@ impl Admission {
                 return Err(Busy);
             }
             let class = q.class_of(&source, priority);
-            if q.waiting >= q.capacity() && !q.make_room_for(class) {
+            if q.waiting >= q.capacity() && !q.make_room_for(class, queued_here == 0) {
                 return Err(Busy);
             }
             let (tx, rx) = oneshot::channel();
@@ -340,7 +340,13 @@ impl Queue {
     /// At the bound, sheds a check served after `class` to make room for one of it: the
     /// newest suspect one, else the newest doubtful one, else (for a proven browser) the
     /// newest ordinary one. `false` when no such check waits.
-    fn make_room_for(&mut self, class: Class) -> bool {
+    ///
+    /// A flood from addresses that never failed before is not yet known by its failures,
+    /// but it shows in its numbers: each of its addresses keeps several checks waiting,
+    /// where a person has one. So an ordinary newcomer with nothing waiting (`alone`) may
+    /// also take the place of the newest check of the ordinary source with the most
+    /// checks waiting, when that is two or more.
+    fn make_room_for(&mut self, class: Class, alone: bool) -> bool {
         let later: &[Class] = match class {
             Class::Suspect => &[],
             Class::Doubtful => &[Class::Suspect],
@@ -348,6 +354,28 @@ impl Queue {
             Class::Priority => &[Class::Suspect, Class::Doubtful, Class::Ordinary],
         };
         later.iter().any(|c| self.shed_newest(*c))
+            || (class == Class::Ordinary && alone && self.shed_from_the_most_waiting())
+    }
+
+    /// Sheds the newest check of the ordinary source with the most checks waiting, if it
+    /// has two or more; `false` otherwise.
+    fn shed_from_the_most_waiting(&mut self) -> bool {
+        let most = self
+            .turns
+            .iter()
+            .filter_map(|s| self.by_source.get(s).map(|w| (w.len(), s)))
+            .filter(|(n, _)| *n >= 2)
+            .max_by_key(|(n, _)| *n)
+            .map(|(_, s)| s.clone());
+        let Some(source) = most else {
+            return false;
+        };
+        // Two or more wait, so the source keeps its turn with the rest.
+        let shed = self.by_source.get_mut(&source).and_then(VecDeque::pop_back);
+        if shed.is_some() {
+            self.waiting = self.waiting.saturating_sub(1);
+        }
+        shed.is_some()
     }
 
     /// Sheds the newest check of the `class` source that joined last; `false` when no
@@ -810,6 +838,57 @@ mod tests {
         }
         assert_eq!(a.lock().waiting, 10);
         (a, running, waiting)
+    }
+
+    fn waiting_from(a: &Admission, name: &str) -> usize {
+        a.lock()
+            .by_source
+            .get(&source(name))
+            .map_or(0, VecDeque::len)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_person_with_one_check_takes_the_place_of_an_address_with_several_waiting() {
+        let a = queue();
+        let _running = a.admit(source("x"), false).await.unwrap();
+        let mut tasks = Vec::new();
+        // Addresses never seen failing fill the bound (ten): one with three checks
+        // waiting, three with two, and one person with one.
+        for (name, checks) in [("crowd", 3), ("f1", 2), ("f2", 2), ("f3", 2), ("solo", 1)] {
+            for _ in 0..checks {
+                let (queue, before) = (a.clone(), a.lock().waiting);
+                let s = source(name);
+                tasks.push(tokio::spawn(async move { queue.admit(s, false).await }));
+                while a.lock().waiting == before {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+        assert_eq!(a.lock().waiting, 10);
+        // A person's one check takes the place of the newest check of the address with
+        // the most waiting.
+        tasks.push(arrive(&a, "user", 0, false).await);
+        assert!(queued(&a, "user"));
+        assert_eq!(waiting_from(&a, "crowd"), 2);
+        assert_eq!(a.lock().waiting, 10);
+        // One more check from an address that already has checks waiting takes no one's
+        // place: it is shed.
+        let queue = a.clone();
+        let more = tokio::spawn(async move { queue.admit(source("f1"), false).await });
+        while a.held() < 1 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(waiting_from(&a, "f1"), 2);
+        assert!(more.await.unwrap().is_err());
+        // Nor does anyone take the place of a person's only check.
+        for i in 0..4 {
+            tasks.push(arrive(&a, &format!("p{i}"), 0, false).await);
+        }
+        assert_eq!(waiting_from(&a, "solo"), 1);
+        assert_eq!(waiting_from(&a, "user"), 1);
+        for t in tasks {
+            t.abort();
+        }
     }
 
     #[tokio::test(start_paused = true)]
