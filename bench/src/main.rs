@@ -219,7 +219,6 @@ fn flood_process(args: &[String]) -> std::process::ExitCode {
             .enable_all()
             .build()?;
         let (out, skipped) = runtime.block_on(flood(
-            client(in_flight)?,
             base.clone(),
             csrf,
             rate,
@@ -227,7 +226,7 @@ fn flood_process(args: &[String]) -> std::process::ExitCode {
             Duration::from_secs_f64(secs),
             addresses,
             kind,
-        ));
+        ))?;
         for (status, n) in &out.statuses {
             println!("status {status} {n}");
         }
@@ -771,7 +770,6 @@ async fn paced(
 /// open at once; from the benchmark's own address, or spread over `addresses` others
 /// (through the trusted-proxy header) when that is not zero.
 async fn flood(
-    client: reqwest::Client,
     base: String,
     csrf: Csrf,
     rate: f64,
@@ -779,7 +777,8 @@ async fn flood(
     duration: Duration,
     addresses: usize,
     kind: FloodKind,
-) -> (Outcome, u64) {
+) -> anyhow::Result<(Outcome, u64)> {
+    let client = client(in_flight)?;
     let results = Arc::new(Mutex::new(Outcome::default()));
     let open = Arc::new(tokio::sync::Semaphore::new(in_flight));
     let started = Instant::now();
@@ -851,7 +850,7 @@ async fn flood(
         }
     };
     out.elapsed = started.elapsed();
-    (out, skipped)
+    Ok((out, skipped))
 }
 
 /// Bare argon2id verify time on this machine: the median of `n` verifies on one thread,
@@ -1196,6 +1195,23 @@ async fn api_user_pages(server: &Server, token: &str, conns: usize) -> anyhow::R
         bail!("no API user page answered 200 ({})", out.statuses_text());
     }
     Ok(out)
+}
+
+/// Paced page loads (`pages`: clients and rate) for 8 s while the flood's processes send
+/// `kind` at `rate` for 10 s (starting a second earlier): what the pages saw, and what the
+/// flood saw with the sends it skipped.
+async fn pages_beside_flood(
+    base: &str,
+    csrf: &Csrf,
+    rate: f64,
+    kind: FloodKind,
+    pages: (usize, f64),
+    make: MakeRequest,
+) -> anyhow::Result<(Outcome, (Outcome, u64))> {
+    let flood_task = flood_processes(base, csrf, rate, Duration::from_secs(10), 0, kind)?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let seen = paced(pages.0, pages.1, Duration::from_secs(8), 200, make).await;
+    Ok((seen, flood_task.await??))
 }
 
 /// `BENCH_ONLY=lookups`: only the rows of the credential lookup (and the static asset they
@@ -1733,24 +1749,15 @@ async fn phases(
     ));
     // The attacker would bring its own machines; here they share ours, so the flood runs in
     // processes of its own at nice 10, as a separate load test would.
-    let flood_task = flood_processes(
+    let (mut busy, (flood_out, skipped)) = pages_beside_flood(
         &base,
         &csrf0,
         flood_rate,
-        Duration::from_secs(10),
-        0,
         FloodKind::SignIns,
-    )?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut busy = paced(
-        page_conns,
-        page_rate,
-        Duration::from_secs(8),
-        200,
+        (page_conns, page_rate),
         make.clone(),
     )
-    .await;
-    let (flood_out, skipped) = flood_task.await??;
+    .await?;
     let (_, flood_hwm) = server.memory();
     // The control: the same processes at the same pace asking for the static asset, so
     // what the load generator and the HTTP exchange alone cost the pages is measured
@@ -1758,17 +1765,15 @@ async fn phases(
     progress(format!(
         "page latency beside {flood_rate:.0} static-asset requests/s from the same processes, 10 s"
     ));
-    let control_task = flood_processes(
+    let (mut control, (control_out, _)) = pages_beside_flood(
         &base,
         &csrf0,
         flood_rate,
-        Duration::from_secs(10),
-        0,
         FloodKind::StaticAsset,
-    )?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut control = paced(page_conns, page_rate, Duration::from_secs(8), 200, make).await;
-    let (control_out, _) = control_task.await??;
+        (page_conns, page_rate),
+        make,
+    )
+    .await?;
     let idle_p99 = idle.percentile(99.0);
     let busy_p99 = busy.percentile(99.0);
     let slowdown = busy_p99.as_secs_f64() / idle_p99.as_secs_f64().max(1e-9);
