@@ -559,6 +559,48 @@ async fn sealed_secrets_and_the_sip_lookup() {
 }
 
 #[tokio::test]
+async fn many_lookups_at_once_each_get_their_own_row() {
+    let f = fresh().await;
+    let s = &f.store;
+    let acme = tenant(s, "acme").await;
+    let other = tenant(s, "other").await;
+    let mut expected = std::collections::HashMap::new();
+    for n in 0..40 {
+        let e = format!("{}", 200 + n);
+        expected.insert(("acme", e.clone()), user(s, acme, &e, Role::User).await);
+        if n % 2 == 0 {
+            expected.insert(("other", e.clone()), user(s, other, &e, Role::User).await);
+        }
+    }
+    // Far more lookups at once than reads may run, so they are read together: each must
+    // get the row of its own tenant and extension, or none.
+    let mut asked = Vec::new();
+    for code in ["acme", "other"] {
+        for n in 0..48 {
+            asked.push((code, format!("{}", 200 + n)));
+        }
+    }
+    let tasks: Vec<_> = asked
+        .iter()
+        .map(|(code, e)| {
+            let (store, domain, e) = (s.clone(), format!("{code}.sip.example"), e.clone());
+            tokio::spawn(async move { store.sip_credential(&domain, &e, NOW).await.unwrap() })
+        })
+        .collect();
+    for ((code, e), task) in asked.iter().zip(tasks) {
+        let found = task.await.expect("the lookup ran");
+        match expected.get(&(*code, e.clone())) {
+            Some(id) => {
+                let found = found.unwrap_or_else(|| panic!("{e}@{code} is found"));
+                assert_eq!((found.user_id, found.extension.as_str()), (*id, e.as_str()));
+                assert_eq!(found.domain, format!("{code}.sip.example"));
+            }
+            None => assert!(found.is_none(), "{e}@{code} does not exist"),
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_bulk_load_reads_back_like_any_user() {
     let f = fresh().await;
     let s = &f.store;

@@ -151,9 +151,10 @@ impl Loader {
             turn = self.reads.acquire() => turn,
         };
         let batch: Vec<Waiting> = {
+            // The longest waiting first.
             let mut waiting = self.lock();
-            let at = waiting.len().saturating_sub(MOST_PER_READ);
-            waiting.split_off(at)
+            let n = waiting.len().min(MOST_PER_READ);
+            waiting.drain(..n).collect()
         };
         if !batch.is_empty() {
             let keys: Vec<Key> = batch.iter().map(|w| w.key.clone()).collect();
