@@ -390,6 +390,24 @@ fn settings(data_dir: &Path, db: &str, base: &str) -> anyhow::Result<dialtone::c
     Ok(layers.resolve()?)
 }
 
+/// Grows the directory from the first `SMALL_USERS` to `large_users`; how long it took.
+async fn grow_directory(
+    data_dir: &Path,
+    db: &str,
+    base: &str,
+    large_users: u64,
+) -> anyhow::Result<Duration> {
+    progress(format!("seeding up to {large_users} users"));
+    seed(
+        data_dir,
+        db,
+        base,
+        FIRST_EXTENSION + SMALL_USERS..FIRST_EXTENSION + large_users,
+        false,
+    )
+    .await
+}
+
 /// Seeds `extensions` into the tenant (created on the first call) through the library's
 /// bulk path: one argon2id hash shared by every user, rows inserted by the thousand.
 async fn seed(
@@ -1239,15 +1257,7 @@ async fn lookups_only(
         SMALL_USERS,
         static_out.rate(),
     ));
-    progress(format!("seeding up to {large_users} users"));
-    seed(
-        data_dir,
-        db,
-        &base,
-        FIRST_EXTENSION + SMALL_USERS..FIRST_EXTENSION + large_users,
-        false,
-    )
-    .await?;
+    grow_directory(data_dir, db, &base, large_users).await?;
     let mut lookups = credential_lookups(server, &tokens.pbx, conns, large_users).await?;
     rows.push(lookup_row(
         &mut lookups,
@@ -1854,15 +1864,7 @@ async fn phases(
     // 5. Scale: one client at a time, 1,000 users, then the directory grown to `large`.
     progress("scale probe with 1,000 users");
     let (s_small, p_small) = scale_probe(&http, &base, &csrf0, SMALL_USERS, 100, 3000).await?;
-    progress(format!("seeding up to {large_users} users"));
-    let seed_time = seed(
-        data_dir,
-        db,
-        &base,
-        FIRST_EXTENSION + SMALL_USERS..FIRST_EXTENSION + large_users,
-        false,
-    )
-    .await?;
+    let seed_time = grow_directory(data_dir, db, &base, large_users).await?;
     rows.push(row(
         format!(
             "seeding {} more users (bulk, one precomputed hash)",

@@ -145,8 +145,7 @@ impl Loader {
             answer = &mut rx => match answer {
                 Ok(answer) => return answer,
                 // The read that took this key was dropped (its own client left): read alone.
-                Err(_) => return read_rows(pool, std::slice::from_ref(&key)).await
-                    .map(|mut rows| rows.pop().flatten()),
+                Err(_) => return read_alone(pool, &key).await,
             },
             turn = self.reads.acquire() => turn,
         };
@@ -184,11 +183,16 @@ impl Loader {
         drop(turn);
         match rx.await {
             Ok(answer) => answer,
-            Err(_) => read_rows(pool, std::slice::from_ref(&key))
-                .await
-                .map(|mut rows| rows.pop().flatten()),
+            Err(_) => read_alone(pool, &key).await,
         }
     }
+}
+
+/// The row of `key` alone, for a lookup whose batch was dropped with its reader's request.
+async fn read_alone(pool: &sqlx::AnyPool, key: &Key) -> StoreResult<Option<SipCredentialRow>> {
+    read_rows(pool, std::slice::from_ref(key))
+        .await
+        .map(|mut rows| rows.pop().flatten())
 }
 
 /// The credential rows of `keys`, in their order (`None` where there is none), in one query.
