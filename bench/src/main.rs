@@ -1250,35 +1250,88 @@ async fn lookups_only(
         Arc::new(move |_, _| http.get(format!("{base}/static/app.css")))
     };
     let static_out = closed_loop(conns, Duration::from_secs(5), 1_000_000, 200, false, make).await;
-    let mut lookups = credential_lookups(server, &tokens.pbx, conns, SMALL_USERS).await?;
-    rows.push(lookup_row(
-        &mut lookups,
-        conns,
-        SMALL_USERS,
-        static_out.rate(),
-    ));
+    rows.extend(lookup_rows(server, &tokens.pbx, SMALL_USERS, static_out.rate()).await?);
     grow_directory(data_dir, db, &base, large_users).await?;
-    let mut lookups = credential_lookups(server, &tokens.pbx, conns, large_users).await?;
-    rows.push(lookup_row(
-        &mut lookups,
-        conns,
-        large_users,
-        static_out.rate(),
-    ));
+    rows.extend(lookup_rows(server, &tokens.pbx, large_users, static_out.rate()).await?);
     Ok(vec![
         "BENCH_ONLY=lookups: only the lookup rows were measured.".to_owned(),
     ])
 }
 
+/// How many lookups a second the paced phase offers: the target rate.
+const LOOKUP_RATE: f64 = 20_000.0;
+/// Connections of the paced phase: each sends one lookup every 3.2 ms at the target rate,
+/// far more time than an answer takes, as a SIP server's many workers each ask for one
+/// registration at a time.
+const PACED_LOOKUP_CONNS: usize = 64;
+
+/// The credential lookup's two rows for `users` users: the most it answers with 16
+/// keep-alive clients asking back to back (its latency is then mostly the queue of those
+/// clients), and its latency when lookups arrive at the target rate, paced, as phones'
+/// registrations arrive at a SIP server.
+async fn lookup_rows(
+    server: &Server,
+    token: &str,
+    users: u64,
+    static_rate: f64,
+) -> anyhow::Result<[Row; 2]> {
+    let conns = 16;
+    progress(format!(
+        "SIP credential lookups, {users} users: {conns} clients, 5 s"
+    ));
+    let mut most = credential_lookups(server, token, conns, users, None).await?;
+    let (most_p50, most_p99) = (most.percentile(50.0), most.percentile(99.0));
+    progress(format!(
+        "SIP credential lookups, {users} users: {LOOKUP_RATE} a second, paced, 5 s"
+    ));
+    let mut at_rate =
+        credential_lookups(server, token, PACED_LOOKUP_CONNS, users, Some(LOOKUP_RATE)).await?;
+    let p99 = at_rate.percentile(99.0);
+    Ok([
+        row(
+            format!(
+                "SIP credential lookups, {conns} keep-alive clients back to back, {users} users ({})",
+                most.statuses_text()
+            ),
+            format!(
+                "**{:.0}/s** = {:.0} % of the static asset; p50 {}, p99 {}",
+                most.rate(),
+                most.rate() / static_rate.max(1e-9) * 100.0,
+                ms(most_p50),
+                ms(most_p99)
+            ),
+            "≥ 20,000/s",
+            verdict(most.rate() >= LOOKUP_RATE),
+        ),
+        row(
+            format!(
+                "… paced at {LOOKUP_RATE:.0}/s over {PACED_LOOKUP_CONNS} keep-alive clients, {users} users ({})",
+                at_rate.statuses_text()
+            ),
+            format!(
+                "{:.0}/s answered; p50 {}, **p99 {}**",
+                at_rate.rate(),
+                ms(at_rate.percentile(50.0)),
+                ms(p99)
+            ),
+            "≥ 20,000/s answered, p99 < 2 ms",
+            // 2 % below the pace is the timer's slack, not the server falling behind.
+            verdict(at_rate.rate() >= LOOKUP_RATE * 0.98 && p99 < Duration::from_millis(2)),
+        ),
+    ])
+}
+
 /// The SIP server's view: `conns` keep-alive clients looking up the credential of a
-/// random extension among `users` on the internal listener, for 5 s. The first look at an
-/// extension may reach the database; every later one within the cache's freshness is
-/// answered from memory, as a registering phone's would be.
+/// random extension among `users` on the internal listener, for 5 s, back to back or at
+/// `rate` a second in all. The first look at an extension may reach the database; every
+/// later one within the cache's freshness is answered from memory, as a registering
+/// phone's would be.
 async fn credential_lookups(
     server: &Server,
     token: &str,
     conns: usize,
     users: u64,
+    rate: Option<f64>,
 ) -> anyhow::Result<Outcome> {
     let http = client(conns)?;
     let host = url::Url::parse(&server.base)?
@@ -1296,7 +1349,10 @@ async fn credential_lookups(
             .bearer_auth(&token)
         })
     };
-    let out = closed_loop(conns, Duration::from_secs(5), 10_000_000, 200, false, make).await;
+    let out = match rate {
+        None => closed_loop(conns, Duration::from_secs(5), 10_000_000, 200, false, make).await,
+        Some(rate) => paced(conns, rate, Duration::from_secs(5), 200, make).await,
+    };
     if out.count(200) == 0 {
         bail!(
             "no credential lookup answered 200 ({})",
@@ -1304,25 +1360,6 @@ async fn credential_lookups(
         );
     }
     Ok(out)
-}
-
-fn lookup_row(out: &mut Outcome, conns: usize, users: u64, static_rate: f64) -> Row {
-    let p99 = out.percentile(99.0);
-    row(
-        format!(
-            "SIP credential lookups, {conns} keep-alive clients, {users} users ({})",
-            out.statuses_text()
-        ),
-        format!(
-            "**{:.0}/s** = {:.0} % of the static asset; p50 {}, **p99 {}**",
-            out.rate(),
-            out.rate() / static_rate.max(1e-9) * 100.0,
-            ms(out.percentile(50.0)),
-            ms(p99)
-        ),
-        "≥ 20,000/s, p99 < 2 ms",
-        verdict(out.rate() >= 20_000.0 && p99 < Duration::from_millis(2)),
-    )
 }
 
 // ---- measuring and reporting ----------------------------------------------------------
@@ -1692,16 +1729,7 @@ async fn phases(
         "",
         "",
     ));
-    progress(format!(
-        "SIP credential lookups, {SMALL_USERS} users: {conns} clients, 5 s"
-    ));
-    let mut lookups = credential_lookups(server, &tokens.pbx, conns, SMALL_USERS).await?;
-    rows.push(lookup_row(
-        &mut lookups,
-        conns,
-        SMALL_USERS,
-        static_out.rate(),
-    ));
+    rows.extend(lookup_rows(server, &tokens.pbx, SMALL_USERS, static_out.rate()).await?);
     progress(format!(
         "JSON API, pages of {API_PAGE} users: {conns} clients, 5 s"
     ));
@@ -1876,11 +1904,7 @@ async fn phases(
     ));
     progress(format!("scale probe with {large_users} users"));
     let (s_large, p_large) = scale_probe(&http, &base, &csrf0, large_users, 100, 3000).await?;
-    progress(format!(
-        "SIP credential lookups, {large_users} users: 16 clients, 5 s"
-    ));
-    let mut lookups = credential_lookups(server, &tokens.pbx, 16, large_users).await?;
-    rows.push(lookup_row(&mut lookups, 16, large_users, static_out.rate()));
+    rows.extend(lookup_rows(server, &tokens.pbx, large_users, static_out.rate()).await?);
     let s_ratio = s_large.as_secs_f64() / s_small.as_secs_f64().max(1e-9);
     let p_ratio = p_large.as_secs_f64() / p_small.as_secs_f64().max(1e-9);
     rows.push(row(

@@ -223,10 +223,14 @@ impl Store {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the one writer; the busy timeout makes
-                        // a writer wait for the lock instead of failing at once.
+                        // a writer wait for the lock instead of failing at once. Reads come
+                        // from the file mapped into memory (up to 1 GiB of it) rather than
+                        // through a copy into each connection's own page cache: the pages
+                        // are the operating system's cache, shared by every connection.
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
+                             PRAGMA mmap_size = 1073741824;",
                         )
                         .await?;
                     }
@@ -239,7 +243,7 @@ impl Store {
             backend,
             url: Arc::from(url),
             sessions: Arc::default(),
-            pbx: Arc::default(),
+            pbx: Arc::new(pbx::CredentialCache::new(backend)),
         };
         match backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&store.pool).await?,

@@ -16,7 +16,7 @@ use lru::LruCache;
 use sqlx::Row;
 
 use super::session_cache::Change;
-use super::{classify, Store, StoreError, StoreResult, TenantId, UserId};
+use super::{classify, Backend, Store, StoreError, StoreResult, TenantId, UserId};
 use crate::clock::Timestamp;
 
 /// How long a cached credential row may answer before the database is asked again.
@@ -91,15 +91,31 @@ impl Inner {
 }
 
 /// The in-memory copy of credential rows, keyed by (domain, extension).
-#[derive(Default)]
 pub(super) struct CredentialCache {
     inner: Mutex<Inner>,
     loader: Loader,
 }
 
+impl CredentialCache {
+    pub(super) fn new(backend: Backend) -> CredentialCache {
+        CredentialCache {
+            inner: Mutex::default(),
+            loader: Loader::new(reads_at_once(backend)),
+        }
+    }
+}
+
 /// At most this many reads of credential rows run at once; lookups that miss the cache
-/// meanwhile wait and are then read together, in one query.
-const READS_AT_ONCE: usize = 4;
+/// meanwhile wait and are then read together, in one query. SQLite reads in this process,
+/// on a thread per connection: more readers than the machine's two cores only trade
+/// turns, while a longer batch costs each lookup less. PostgreSQL reads in its own processes, over round trips
+/// worth overlapping.
+fn reads_at_once(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 2,
+        Backend::Postgres => 4,
+    }
+}
 /// The most keys one read asks for.
 const MOST_PER_READ: usize = 32;
 
@@ -117,16 +133,14 @@ struct Waiting {
     answer: tokio::sync::oneshot::Sender<StoreResult<Option<SipCredentialRow>>>,
 }
 
-impl Default for Loader {
-    fn default() -> Self {
+impl Loader {
+    fn new(reads_at_once: usize) -> Loader {
         Loader {
             waiting: Mutex::new(Vec::new()),
-            reads: tokio::sync::Semaphore::new(READS_AT_ONCE),
+            reads: tokio::sync::Semaphore::new(reads_at_once),
         }
     }
-}
 
-impl Loader {
     fn lock(&self) -> MutexGuard<'_, Vec<Waiting>> {
         // A list of senders holds no invariant a panicking holder could break halfway.
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
@@ -196,44 +210,49 @@ async fn read_alone(pool: &sqlx::AnyPool, key: &Key) -> StoreResult<Option<SipCr
 }
 
 /// The credential rows of `keys`, in their order (`None` where there is none), in one query.
+/// Each asked key carries its place in `keys`, so a found row needs no strings to be
+/// matched back: the domain and extension it answers are the ones asked (the join
+/// compares them exactly, and SIP domains are stored lowercase).
 async fn read_rows(
     pool: &sqlx::AnyPool,
     keys: &[Key],
 ) -> StoreResult<Vec<Option<SipCredentialRow>>> {
-    let pairs: Vec<String> = (0..keys.len())
-        .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+    let asked: Vec<String> = (0..keys.len())
+        .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
         .collect();
-    // `column1`, `column2`: the names both databases give a VALUES list's columns.
+    // `column1`…`column3`: the names both databases give a VALUES list's columns.
     let sql = format!(
-        "SELECT k.column1 AS asked_domain, k.column2 AS asked_extension, \
-         u.id, u.tenant_id, u.extension, t.sip_domain, u.sip_secret, \
+        "SELECT k.column1 AS place, u.id, u.tenant_id, u.sip_secret, \
          CAST(CASE WHEN t.suspended_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS suspended \
          FROM (VALUES {}) AS k \
-         JOIN tenants t ON lower(t.sip_domain) = k.column1 \
-         JOIN users u ON u.tenant_id = t.id AND u.extension = k.column2 \
+         JOIN tenants t ON lower(t.sip_domain) = k.column2 \
+         JOIN users u ON u.tenant_id = t.id AND u.extension = k.column3 \
          WHERE u.sip_secret IS NOT NULL",
-        pairs.join(", ")
+        asked.join(", ")
     );
     let mut query = sqlx::query(&sql);
-    for (domain, extension) in keys {
-        query = query.bind(domain).bind(extension);
+    for (place, (domain, extension)) in keys.iter().enumerate() {
+        query = query.bind(place as i64).bind(domain).bind(extension);
     }
-    let mut found: HashMap<Key, SipCredentialRow> = HashMap::new();
+    let mut found: Vec<Option<SipCredentialRow>> = vec![None; keys.len()];
     for r in query.fetch_all(pool).await? {
-        let asked: Key = (r.try_get("asked_domain")?, r.try_get("asked_extension")?);
-        found.insert(
-            asked,
-            SipCredentialRow {
-                user_id: UserId(r.try_get("id")?),
-                tenant_id: TenantId(r.try_get("tenant_id")?),
-                extension: r.try_get("extension")?,
-                domain: r.try_get("sip_domain")?,
-                sealed_secret: r.try_get("sip_secret")?,
-                suspended: r.try_get::<i64, _>("suspended")? != 0,
-            },
-        );
+        let place: i64 = r.try_get(0)?;
+        let Some((slot, (domain, extension))) = usize::try_from(place)
+            .ok()
+            .and_then(|i| Some((found.get_mut(i)?, keys.get(i)?)))
+        else {
+            continue;
+        };
+        *slot = Some(SipCredentialRow {
+            user_id: UserId(r.try_get(1)?),
+            tenant_id: TenantId(r.try_get(2)?),
+            extension: extension.clone(),
+            domain: domain.clone(),
+            sealed_secret: r.try_get(3)?,
+            suspended: r.try_get::<i64, _>(4)? != 0,
+        });
     }
-    Ok(keys.iter().map(|k| found.remove(k)).collect())
+    Ok(found)
 }
 
 impl CredentialCache {
@@ -478,7 +497,7 @@ mod tests {
     fn past_its_bound_only_the_least_recently_used_credential_goes() {
         let cache = CredentialCache {
             inner: Mutex::new(Inner::with_capacity(3)),
-            loader: Loader::default(),
+            loader: Loader::new(1),
         };
         let now = Timestamp(1_000);
         for user in 1..=3 {
@@ -520,7 +539,7 @@ mod tests {
 
     #[test]
     fn a_cached_credential_answers_until_stale_or_forgotten() {
-        let cache = CredentialCache::default();
+        let cache = CredentialCache::new(Backend::Sqlite);
         let now = Timestamp(1_000);
         let epoch = cache.get(&key("201"), now).unwrap_err();
         cache.put(key("201"), epoch, &row(7), now);
@@ -540,7 +559,7 @@ mod tests {
 
     #[test]
     fn a_read_that_overlapped_a_change_is_not_kept() {
-        let cache = CredentialCache::default();
+        let cache = CredentialCache::new(Backend::Sqlite);
         let now = Timestamp(1_000);
         let epoch = cache.get(&key("201"), now).unwrap_err();
         cache.forget(Change::User(UserId(99)));
