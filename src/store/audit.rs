@@ -92,21 +92,11 @@ impl Store {
         offset: i64,
     ) -> StoreResult<(Vec<AuditRecord>, i64)> {
         let condition = "tenant_id = $1 AND ($2 IS NULL OR actor = $2 OR subject = $2) AND ($3 IS NULL OR kind = $3)";
-        let sql = format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_events \
-             WHERE {condition} ORDER BY id DESC LIMIT $4 OFFSET $5"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(tenant.0)
-            .bind(filter.username)
-            .bind(filter.kind)
+        let (sql, count_sql) = page_sql(condition, 3);
+        let rows = filtered(sqlx::query(&sql), tenant, filter)
             .bind(limit)
             .bind(offset);
-        let count_sql = format!("SELECT COUNT(*) FROM audit_events WHERE {condition}");
-        let count = sqlx::query(&count_sql)
-            .bind(tenant.0)
-            .bind(filter.username)
-            .bind(filter.kind);
+        let count = filtered(sqlx::query(&count_sql), tenant, filter);
         self.page(rows, audit_from_row, count).await
     }
 
@@ -118,12 +108,8 @@ impl Store {
         offset: i64,
     ) -> StoreResult<(Vec<AuditRecord>, i64)> {
         let condition = "tenant_id IS NULL OR actor LIKE 'operator:%'";
-        let sql = format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_events \
-             WHERE {condition} ORDER BY id DESC LIMIT $1 OFFSET $2"
-        );
+        let (sql, count_sql) = page_sql(condition, 0);
         let rows = sqlx::query(&sql).bind(limit).bind(offset);
-        let count_sql = format!("SELECT COUNT(*) FROM audit_events WHERE {condition}");
         self.page(rows, audit_from_row, sqlx::query(&count_sql))
             .await
     }
@@ -157,6 +143,25 @@ pub enum Burst {
     /// Of one kind from one address, whatever name each tried (an address refused as a
     /// whole, which could otherwise write a row per name it makes up).
     PerAddress,
+}
+
+/// The SQL of one page of the events that meet `condition`, newest first, and of how many
+/// meet it; the page's `LIMIT` and `OFFSET` are the placeholders after the condition's
+/// `params`.
+fn page_sql(condition: &str, params: usize) -> (String, String) {
+    let (limit, offset) = (params + 1, params + 2);
+    (
+        format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events \
+             WHERE {condition} ORDER BY id DESC LIMIT ${limit} OFFSET ${offset}"
+        ),
+        format!("SELECT COUNT(*) FROM audit_events WHERE {condition}"),
+    )
+}
+
+/// Binds a tenant's audit page filter: `$1` the tenant, `$2` the username, `$3` the kind.
+fn filtered<'q>(query: AnyQuery<'q>, tenant: TenantId, filter: &AuditFilter<'q>) -> AnyQuery<'q> {
+    query.bind(tenant.0).bind(filter.username).bind(filter.kind)
 }
 
 /// Records a refused attempt as part of the open burst since `since` (one more repeat, the
