@@ -187,6 +187,31 @@ impl<'a> Event<'a> {
             detail: None,
         }
     }
+
+    /// `actor` acted on `subject`, in `tenant`.
+    pub fn on(kind: EventKind, tenant: TenantId, actor: &'a str, subject: &'a str) -> Self {
+        Event {
+            tenant: Some(tenant),
+            actor: Some(actor),
+            subject: Some(subject),
+            ..Event::new(kind)
+        }
+    }
+
+    /// `actor`, of `tenant`, acted from `client_addr`.
+    pub fn from_addr(
+        kind: EventKind,
+        tenant: TenantId,
+        actor: &'a str,
+        client_addr: Option<&'a str>,
+    ) -> Self {
+        Event {
+            tenant: Some(tenant),
+            actor: Some(actor),
+            client_addr,
+            ..Event::new(kind)
+        }
+    }
 }
 
 pub async fn record(store: &Store, at: Timestamp, e: Event<'_>) -> StoreResult<()> {

@@ -382,3 +382,10 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     }
     app.run_until(shutdown_signal()).await
 }
+
+/// A Unix time as RFC 3339 (`2027-01-15T08:00:00Z`), for the listings the commands print.
+fn rfc3339(unix: i64) -> String {
+    let at =
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(unix).unwrap_or(0));
+    humantime::format_rfc3339_seconds(at).to_string()
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
+use super::rfc3339;
 use crate::app::Portal;
 use crate::clock::SystemClock;
 use crate::config::Settings;
@@ -70,10 +71,4 @@ pub(super) async fn suspend(code: &str, suspend: bool, settings: Settings) -> an
         println!("Resumed tenant {code}.");
     }
     Ok(())
-}
-
-fn rfc3339(unix: i64) -> String {
-    let at =
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(unix).unwrap_or(0));
-    humantime::format_rfc3339_seconds(at).to_string()
 }

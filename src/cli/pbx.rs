@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
+use super::rfc3339;
 use crate::app::Portal;
 use crate::clock::SystemClock;
 use crate::config::Settings;
@@ -41,7 +42,7 @@ pub(super) async fn run(command: PbxCommand, settings: Settings) -> anyhow::Resu
                 println!("No PBX tokens.");
             }
             for t in tokens {
-                println!("{}\tcreated {}", t.name, humantime_of(t.created_at.0));
+                println!("{}\tcreated {}", t.name, rfc3339(t.created_at.0));
             }
         }
         PbxCommand::Token(TokenCommand::Revoke { name }) => {
@@ -52,10 +53,4 @@ pub(super) async fn run(command: PbxCommand, settings: Settings) -> anyhow::Resu
         }
     }
     Ok(())
-}
-
-fn humantime_of(unix: i64) -> String {
-    let at =
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(unix).unwrap_or(0));
-    humantime::format_rfc3339_seconds(at).to_string()
 }

@@ -22,61 +22,49 @@ pub struct UsernameLine {
     pub tenant_code: String,
 }
 
-#[derive(Template)]
-#[template(path = "email/reset.txt")]
-struct ResetText<'a> {
+/// Declares the two templates of a message, its plain text and its HTML, over one value of
+/// its fields (each template reads them through `Deref`), so the fields are written once.
+macro_rules! message_templates {
+    ($fields:ident: $text:ident = $text_path:tt, $html:ident = $html_path:tt $(,)?) => {
+        message_templates!(@one $fields, $text, $text_path);
+        message_templates!(@one $fields, $html, $html_path);
+    };
+    (@one $fields:ident, $name:ident, $path:tt) => {
+        #[derive(Template)]
+        #[template(path = $path)]
+        struct $name<'a>(&'a $fields<'a>);
+
+        impl<'a> std::ops::Deref for $name<'a> {
+            type Target = $fields<'a>;
+
+            fn deref(&self) -> &$fields<'a> {
+                self.0
+            }
+        }
+    };
+}
+
+struct Reset<'a> {
     provider: &'a str,
     links: &'a [LinkLine],
     ttl: &'a str,
     expires: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "email/reset.html")]
-struct ResetHtml<'a> {
-    provider: &'a str,
-    links: &'a [LinkLine],
-    ttl: &'a str,
-    expires: &'a str,
-}
-
-#[derive(Template)]
-#[template(path = "email/usernames.txt")]
-struct UsernamesText<'a> {
+struct Usernames<'a> {
     provider: &'a str,
     usernames: &'a [UsernameLine],
     login_url: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "email/usernames.html")]
-struct UsernamesHtml<'a> {
-    provider: &'a str,
-    usernames: &'a [UsernameLine],
-    login_url: &'a str,
-}
-
-#[derive(Template)]
-#[template(path = "email/email_changed.txt")]
-struct EmailChangedText<'a> {
+struct EmailChanged<'a> {
     provider: &'a str,
     name: &'a str,
     username: &'a str,
     when: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "email/email_changed.html")]
-struct EmailChangedHtml<'a> {
-    provider: &'a str,
-    name: &'a str,
-    username: &'a str,
-    when: &'a str,
-}
-
-#[derive(Template)]
-#[template(path = "email/password_changed.txt")]
-struct ChangedText<'a> {
+struct Changed<'a> {
     provider: &'a str,
     name: &'a str,
     username: &'a str,
@@ -85,20 +73,7 @@ struct ChangedText<'a> {
     forgot_url: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "email/password_changed.html")]
-struct ChangedHtml<'a> {
-    provider: &'a str,
-    name: &'a str,
-    username: &'a str,
-    how: &'a str,
-    when: &'a str,
-    forgot_url: &'a str,
-}
-
-#[derive(Template)]
-#[template(path = "email/two_step.txt")]
-struct TwoStepText<'a> {
+struct TwoStep<'a> {
     provider: &'a str,
     name: &'a str,
     username: &'a str,
@@ -107,16 +82,26 @@ struct TwoStepText<'a> {
     when: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "email/two_step.html")]
-struct TwoStepHtml<'a> {
-    provider: &'a str,
-    name: &'a str,
-    username: &'a str,
-    what: &'a str,
-    advice: &'a str,
-    when: &'a str,
-}
+message_templates!(
+    Reset: ResetText = "email/reset.txt",
+    ResetHtml = "email/reset.html"
+);
+message_templates!(
+    Usernames: UsernamesText = "email/usernames.txt",
+    UsernamesHtml = "email/usernames.html"
+);
+message_templates!(
+    EmailChanged: EmailChangedText = "email/email_changed.txt",
+    EmailChangedHtml = "email/email_changed.html"
+);
+message_templates!(
+    Changed: ChangedText = "email/password_changed.txt",
+    ChangedHtml = "email/password_changed.html"
+);
+message_templates!(
+    TwoStep: TwoStepText = "email/two_step.txt",
+    TwoStepHtml = "email/two_step.html"
+);
 
 /// What happened to an account's two-step sign-in, for [`Outbox::two_step_message`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,40 +146,33 @@ impl Outbox {
         let ttl = human(ttl);
         let expires = utc(expires);
         let provider = &self.provider;
+        let fields = Reset {
+            provider,
+            links,
+            ttl: &ttl,
+            expires: &expires,
+        };
         Ok(Composed {
             kind: "password_reset",
             subject: format!("Reset your {provider} portal password"),
-            text: render(&ResetText {
-                provider,
-                links,
-                ttl: &ttl,
-                expires: &expires,
-            })?,
-            html: render(&ResetHtml {
-                provider,
-                links,
-                ttl: &ttl,
-                expires: &expires,
-            })?,
+            text: render(&ResetText(&fields))?,
+            html: render(&ResetHtml(&fields))?,
         })
     }
 
     pub fn usernames_message(&self, usernames: &[UsernameLine]) -> Result<Composed, askama::Error> {
         let provider = &self.provider;
         let login_url = self.link("/login");
+        let fields = Usernames {
+            provider,
+            usernames,
+            login_url: &login_url,
+        };
         Ok(Composed {
             kind: "usernames",
             subject: format!("Your {provider} portal usernames"),
-            text: render(&UsernamesText {
-                provider,
-                usernames,
-                login_url: &login_url,
-            })?,
-            html: render(&UsernamesHtml {
-                provider,
-                usernames,
-                login_url: &login_url,
-            })?,
+            text: render(&UsernamesText(&fields))?,
+            html: render(&UsernamesHtml(&fields))?,
         })
     }
 
@@ -207,21 +185,17 @@ impl Outbox {
     ) -> Result<Composed, askama::Error> {
         let provider = &self.provider;
         let when = utc(when);
+        let fields = EmailChanged {
+            provider,
+            name,
+            username,
+            when: &when,
+        };
         Ok(Composed {
             kind: "email_changed",
             subject: format!("The email address of your {provider} portal account was changed"),
-            text: render(&EmailChangedText {
-                provider,
-                name,
-                username,
-                when: &when,
-            })?,
-            html: render(&EmailChangedHtml {
-                provider,
-                name,
-                username,
-                when: &when,
-            })?,
+            text: render(&EmailChangedText(&fields))?,
+            html: render(&EmailChangedHtml(&fields))?,
         })
     }
 
@@ -236,25 +210,19 @@ impl Outbox {
         let provider = &self.provider;
         let when = utc(when);
         let forgot_url = self.link("/password/forgot");
+        let fields = Changed {
+            provider,
+            name,
+            username,
+            how,
+            when: &when,
+            forgot_url: &forgot_url,
+        };
         Ok(Composed {
             kind: "password_changed",
             subject: format!("Your {provider} portal password was {how}"),
-            text: render(&ChangedText {
-                provider,
-                name,
-                username,
-                how,
-                when: &when,
-                forgot_url: &forgot_url,
-            })?,
-            html: render(&ChangedHtml {
-                provider,
-                name,
-                username,
-                how,
-                when: &when,
-                forgot_url: &forgot_url,
-            })?,
+            text: render(&ChangedText(&fields))?,
+            html: render(&ChangedHtml(&fields))?,
         })
     }
 }
@@ -293,33 +261,19 @@ impl Outbox {
                     .to_owned(),
             ),
         };
-        let fields = (
-            provider.as_str(),
+        let fields = TwoStep {
+            provider,
             name,
             username,
-            what.as_str(),
-            advice.as_str(),
-            when.as_str(),
-        );
+            what: &what,
+            advice: &advice,
+            when: &when,
+        };
         Ok(Composed {
             kind,
             subject,
-            text: render(&TwoStepText {
-                provider: fields.0,
-                name: fields.1,
-                username: fields.2,
-                what: fields.3,
-                advice: fields.4,
-                when: fields.5,
-            })?,
-            html: render(&TwoStepHtml {
-                provider: fields.0,
-                name: fields.1,
-                username: fields.2,
-                what: fields.3,
-                advice: fields.4,
-                when: fields.5,
-            })?,
+            text: render(&TwoStepText(&fields))?,
+            html: render(&TwoStepHtml(&fields))?,
         })
     }
 }

@@ -49,6 +49,17 @@ pub(crate) struct Guard<'a> {
     ctx: &'a Context,
 }
 
+/// The window a count is kept in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Window {
+    /// The tries of the last so long.
+    Sliding(Duration),
+    /// So long from the first try of the current window (which starts again after it),
+    /// for the mail limits: requests trickled in from elsewhere cannot keep a user's limit
+    /// spent for ever.
+    Fixed(Duration),
+}
+
 /// What a counted try found: within the limit, or over it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Counted {
@@ -266,11 +277,13 @@ impl<'a> Guard<'a> {
             &user.password_hash,
             typed,
             Event {
-                tenant: Some(user.tenant_id),
-                actor: Some(&actor),
-                client_addr: addr.as_deref(),
                 detail: Some(why),
-                ..Event::new(EventKind::SignInFailed)
+                ..Event::from_addr(
+                    EventKind::SignInFailed,
+                    user.tenant_id,
+                    &actor,
+                    addr.as_deref(),
+                )
             },
         )
         .await
@@ -428,30 +441,13 @@ impl<'a> Guard<'a> {
         &self,
         key: &ThrottleKey,
         limit: i64,
-        window: Duration,
+        window: Window,
     ) -> Result<Counted, Unexpected> {
-        let state = self
-            .ctx
-            .store
-            .throttle_count(key, self.ctx.now(), window)
-            .await?;
-        Ok(Counted::against(state, limit))
-    }
-
-    /// Counts one try under `key` against `limit` per fixed `window` (which starts with
-    /// its first try), atomically: the mail limits, so requests trickled in from elsewhere
-    /// cannot keep a user's limit spent for ever.
-    pub(crate) async fn count_fixed(
-        &self,
-        key: &ThrottleKey,
-        limit: i64,
-        window: Duration,
-    ) -> Result<Counted, Unexpected> {
-        let state = self
-            .ctx
-            .store
-            .throttle_count_fixed(key, self.ctx.now(), window)
-            .await?;
+        let (store, now) = (&self.ctx.store, self.ctx.now());
+        let state = match window {
+            Window::Sliding(d) => store.throttle_count(key, now, d).await?,
+            Window::Fixed(d) => store.throttle_count_fixed(key, now, d).await?,
+        };
         Ok(Counted::against(state, limit))
     }
 
@@ -480,7 +476,10 @@ impl<'a> Guard<'a> {
         let minute = now.0.div_euclid(60);
         let key = ThrottleKey::api_token(token_id, minute);
         let limit = i64::from(self.ctx.policy.api_requests_per_minute);
-        match self.count(&key, limit, Duration::from_secs(60)).await? {
+        match self
+            .count(&key, limit, Window::Sliding(Duration::from_secs(60)))
+            .await?
+        {
             Counted::Within { .. } => Ok(Ok(())),
             Counted::Over => {
                 let left = 60 - now.0.rem_euclid(60);
@@ -496,7 +495,11 @@ impl<'a> Guard<'a> {
         };
         let key = ThrottleKey::recovery_address(ip);
         Ok(self
-            .count(&key, RECOVERY_REQUESTS_PER_ADDRESS, RECOVERY_WINDOW)
+            .count(
+                &key,
+                RECOVERY_REQUESTS_PER_ADDRESS,
+                Window::Sliding(RECOVERY_WINDOW),
+            )
             .await?
             == Counted::Over)
     }

@@ -57,13 +57,13 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::audit::{self, Event};
+use crate::audit::{self, Event, EventKind};
 use crate::auth::keyring::Keyring;
 use crate::auth::Hasher;
 use crate::clock::{SharedClock, Timestamp};
 use crate::config::Settings;
 use crate::mail::Outbox;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, UserRecord};
 
 pub use guard::Refusal;
 pub use sessions::SessionUser;
@@ -194,6 +194,18 @@ impl Context {
     async fn audit(&self, event: Event<'_>) -> Result<(), Unexpected> {
         audit::record(&self.store, self.now(), event).await?;
         Ok(())
+    }
+
+    /// Records that `actor` did `kind` to `user`.
+    async fn audit_user(
+        &self,
+        kind: EventKind,
+        actor: &str,
+        user: &UserRecord,
+    ) -> Result<(), Unexpected> {
+        let subject = user.username().to_string();
+        self.audit(Event::on(kind, user.tenant_id, actor, &subject))
+            .await
     }
 
     fn guard(&self) -> guard::Guard<'_> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::guard::{Counted, Refusal, CALLER_TRIES, CALLER_TRIES_WINDOW};
+use super::guard::{Counted, Refusal, Window, CALLER_TRIES, CALLER_TRIES_WINDOW};
 pub use super::provisioning::NewTenantWithAdmin;
 use super::provisioning::{CreateTenantError, Provisioning};
 use super::recovery::{send_link_for, NoEmailOnFile};
@@ -401,12 +401,9 @@ impl OperatorConsole {
         let addr = client.addr_string();
         self.ctx
             .audit(Event {
-                tenant: Some(user.tenant_id),
-                actor: Some(&actor),
-                subject: Some(&subject),
                 client_addr: addr.as_deref(),
                 detail,
-                ..Event::new(kind)
+                ..Event::on(kind, user.tenant_id, &actor, &subject)
             })
             .await
     }
@@ -431,7 +428,10 @@ impl OperatorConsole {
             .ok_or(VerifyError::NoQuestion)?;
         let key = ThrottleKey::caller_tries(user.id);
         let guard = self.ctx.guard();
-        let attempts = match guard.count(&key, CALLER_TRIES, CALLER_TRIES_WINDOW).await? {
+        let attempts = match guard
+            .count(&key, CALLER_TRIES, Window::Sliding(CALLER_TRIES_WINDOW))
+            .await?
+        {
             Counted::Within { attempts } => attempts,
             Counted::Over => {
                 self.audit(

@@ -453,11 +453,8 @@ impl Passkeys {
         let addr = client.addr_string();
         self.ctx
             .audit(Event {
-                tenant: Some(user.tenant_id),
-                actor: Some(&actor),
-                client_addr: addr.as_deref(),
                 detail: Some(detail),
-                ..Event::new(kind)
+                ..Event::from_addr(kind, user.tenant_id, &actor, addr.as_deref())
             })
             .await
     }

@@ -11,7 +11,7 @@ use secrecy::SecretString;
 
 use super::device_secrets;
 use super::guard::Refusal;
-use super::{service, Client, Context, SessionUser, Unexpected};
+use super::{service, store_error_is_unexpected, Client, Context, SessionUser, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::auth::hashing::HashError;
 use crate::auth::token;
@@ -49,11 +49,7 @@ pub enum ChangePasswordError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<crate::store::StoreError> for ChangePasswordError {
-    fn from(e: crate::store::StoreError) -> Self {
-        ChangePasswordError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(ChangePasswordError);
 
 impl From<HashError> for ChangePasswordError {
     fn from(e: HashError) -> Self {
@@ -182,14 +178,8 @@ pub(crate) async fn set_temporary_password(
             now,
         )
         .await?;
-    let name = user.username().to_string();
-    ctx.audit(Event {
-        tenant: Some(user.tenant_id),
-        actor: Some(actor),
-        subject: Some(&name),
-        ..Event::new(EventKind::TemporaryPasswordSet)
-    })
-    .await?;
+    ctx.audit_user(EventKind::TemporaryPasswordSet, actor, user)
+        .await?;
     Ok(password)
 }
 
@@ -281,12 +271,12 @@ impl Passwords {
         } else {
             EventKind::TemporaryPasswordChosen
         };
-        ctx.audit(Event {
-            tenant: Some(su.user.tenant_id),
-            actor: Some(&name),
-            client_addr: addr.as_deref(),
-            ..Event::new(kind)
-        })
+        ctx.audit(Event::from_addr(
+            kind,
+            su.user.tenant_id,
+            &name,
+            addr.as_deref(),
+        ))
         .await?;
         Ok(token)
     }

@@ -106,11 +106,13 @@ impl Phone {
         let name = su.user.username().to_string();
         let addr = client.addr_string();
         ctx.audit(Event {
-            tenant: Some(su.user.tenant_id),
-            actor: Some(&name),
-            subject: Some(&name),
             client_addr: addr.as_deref(),
-            ..Event::new(EventKind::SipSecretRevealed)
+            ..Event::on(
+                EventKind::SipSecretRevealed,
+                su.user.tenant_id,
+                &name,
+                &name,
+            )
         })
         .await?;
         Ok(secret)
@@ -154,14 +156,8 @@ pub(crate) async fn regenerate_for(
             ctx.now(),
         )
         .await?;
-    let subject = user.username().to_string();
-    ctx.audit(Event {
-        tenant: Some(user.tenant_id),
-        actor: Some(actor),
-        subject: Some(&subject),
-        ..Event::new(EventKind::SipSecretRegenerated)
-    })
-    .await
+    ctx.audit_user(EventKind::SipSecretRegenerated, actor, user)
+        .await
 }
 
 /// Sets `user`'s voicemail PIN under the PIN policy, by `actor`; audited.
@@ -194,13 +190,6 @@ pub(crate) async fn set_pin_for(
         .set_voicemail_pin(user.id, &sealed)
         .await
         .map_err(Unexpected::from)?;
-    let subject = user.username().to_string();
-    ctx.audit(Event {
-        tenant: Some(user.tenant_id),
-        actor: Some(actor),
-        subject: Some(&subject),
-        ..Event::new(EventKind::PinChanged)
-    })
-    .await?;
+    ctx.audit_user(EventKind::PinChanged, actor, user).await?;
     Ok(())
 }

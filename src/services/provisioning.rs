@@ -135,12 +135,12 @@ impl Provisioning {
             }
             Err(e) => return Err(e.into()),
         };
-        ctx.audit(Event {
-            tenant: Some(id),
-            actor: Some(actor),
-            subject: Some(code.as_str()),
-            ..Event::new(EventKind::TenantCreated)
-        })
+        ctx.audit(Event::on(
+            EventKind::TenantCreated,
+            id,
+            actor,
+            code.as_str(),
+        ))
         .await?;
         Ok(id)
     }
@@ -238,15 +238,12 @@ impl Provisioning {
         };
         let subject = username.to_string();
         ctx.audit(Event {
-            tenant: Some(tenant.id),
-            actor: Some(actor),
-            subject: Some(&subject),
             detail: Some(if temporary {
                 "with a temporary password"
             } else {
                 "with a chosen password"
             }),
-            ..Event::new(EventKind::UserCreated)
+            ..Event::on(EventKind::UserCreated, tenant.id, actor, &subject)
         })
         .await?;
         Ok((id, temporary.then_some(password)))
@@ -270,12 +267,12 @@ impl Provisioning {
         guard.unlock(&key).await?;
         let subject = username.to_string();
         self.ctx
-            .audit(Event {
-                tenant: Some(user.tenant_id),
-                actor: Some(actor),
-                subject: Some(&subject),
-                ..Event::new(EventKind::UserUnlocked)
-            })
+            .audit(Event::on(
+                EventKind::UserUnlocked,
+                user.tenant_id,
+                actor,
+                &subject,
+            ))
             .await?;
         Ok(was_locked)
     }

@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use std::collections::BTreeMap;
 
 use super::guard::{
-    Counted, RECOVERY_WINDOW, RESET_MAILS_PER_ACCOUNT, USERNAMES_MAILS_PER_ADDRESS,
+    Counted, Window, RECOVERY_WINDOW, RESET_MAILS_PER_ACCOUNT, USERNAMES_MAILS_PER_ADDRESS,
     WRONG_EMAILS_PER_LINK,
 };
 use super::passwords::{check_new_password, refuse_current, PasswordRejected};
@@ -101,23 +101,16 @@ async fn queue_reset_mail(
         if enforce_limit
             && ctx
                 .guard()
-                .count_fixed(
+                .count(
                     &ThrottleKey::reset_mail(user.id),
                     RESET_MAILS_PER_ACCOUNT,
-                    RECOVERY_WINDOW,
+                    Window::Fixed(RECOVERY_WINDOW),
                 )
                 .await?
                 == Counted::Over
         {
-            ctx.audit(Event {
-                tenant: Some(user.tenant_id),
-                actor,
-                subject: Some(&name),
-                client_addr: addr,
-                detail: Some("reset mail limit reached; nothing sent"),
-                ..Event::new(EventKind::ResetLimited)
-            })
-            .await?;
+            let detail = "reset mail limit reached; nothing sent";
+            audit_reset(ctx, &user, actor, addr, EventKind::ResetLimited, detail).await?;
             continue;
         }
         let token = token::random_token();
@@ -142,19 +135,32 @@ async fn queue_reset_mail(
         .seal(message, email, single_user, Some(first.tenant_id));
     ctx.store.create_reset_links(&links, &mail, now).await?;
     for user in &granted {
-        let name = user.username().to_string();
-        ctx.audit(Event {
-            tenant: Some(user.tenant_id),
-            actor,
-            subject: Some(&name),
-            client_addr: addr,
-            detail: Some("reset link queued to the email on file"),
-            ..Event::new(EventKind::ResetRequested)
-        })
-        .await?;
+        let detail = "reset link queued to the email on file";
+        audit_reset(ctx, user, actor, addr, EventKind::ResetRequested, detail).await?;
     }
     ctx.mail_wake.notify_one();
     Ok(granted.len())
+}
+
+/// Audits what came of a reset asked for `user`'s account, by `actor` from `addr`.
+async fn audit_reset(
+    ctx: &Context,
+    user: &UserRecord,
+    actor: Option<&str>,
+    addr: Option<&str>,
+    kind: EventKind,
+    detail: &str,
+) -> Result<(), Unexpected> {
+    let name = user.username().to_string();
+    ctx.audit(Event {
+        tenant: Some(user.tenant_id),
+        actor,
+        subject: Some(&name),
+        client_addr: addr,
+        detail: Some(detail),
+        ..Event::new(kind)
+    })
+    .await
 }
 
 service!(
@@ -245,7 +251,11 @@ impl Recovery {
         if self
             .ctx
             .guard()
-            .count_fixed(&key, USERNAMES_MAILS_PER_ADDRESS, RECOVERY_WINDOW)
+            .count(
+                &key,
+                USERNAMES_MAILS_PER_ADDRESS,
+                Window::Fixed(RECOVERY_WINDOW),
+            )
             .await?
             == Counted::Over
         {
@@ -328,7 +338,7 @@ impl Recovery {
                 .count(
                     &ThrottleKey::reset_email_guesses(link.id),
                     WRONG_EMAILS_PER_LINK - 1,
-                    self.ctx.policy.reset_ttl,
+                    Window::Sliding(self.ctx.policy.reset_ttl),
                 )
                 .await?;
             if guesses == Counted::Over {
@@ -403,12 +413,12 @@ impl Recovery {
         }
         let addr = client.addr_string();
         self.ctx
-            .audit(Event {
-                tenant: Some(user.tenant_id),
-                actor: Some(&name),
-                client_addr: addr.as_deref(),
-                ..Event::new(EventKind::ResetUsed)
-            })
+            .audit(Event::from_addr(
+                EventKind::ResetUsed,
+                user.tenant_id,
+                &name,
+                addr.as_deref(),
+            ))
             .await?;
         self.ctx.mail_wake.notify_one();
         Ok(())

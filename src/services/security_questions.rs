@@ -6,7 +6,7 @@ use secrecy::SecretString;
 
 use super::guard::Refusal;
 use super::tenant_admin::Admin;
-use super::{service, Client, SessionUser, Unexpected};
+use super::{service, store_error_is_unexpected, Client, SessionUser, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::domain::{SecurityAnswer, SecurityQuestion};
 use crate::store::UserRecord;
@@ -26,11 +26,7 @@ pub enum SecurityQuestionError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<crate::store::StoreError> for SecurityQuestionError {
-    fn from(e: crate::store::StoreError) -> Self {
-        SecurityQuestionError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(SecurityQuestionError);
 
 service!(
     /// Admins' support security questions.
@@ -120,11 +116,13 @@ impl SecurityQuestions {
             .await?;
         let subject = user.username().to_string();
         ctx.audit(Event {
-            tenant: Some(user.tenant_id),
-            actor: Some(actor),
-            subject: Some(&subject),
             client_addr: addr,
-            ..Event::new(EventKind::SecurityQuestionSet)
+            ..Event::on(
+                EventKind::SecurityQuestionSet,
+                user.tenant_id,
+                actor,
+                &subject,
+            )
         })
         .await
     }

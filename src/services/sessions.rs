@@ -209,12 +209,12 @@ impl Sessions {
         let name = su.user.username().to_string();
         let addr = client.addr_string();
         self.ctx
-            .audit(Event {
-                tenant: Some(su.user.tenant_id),
-                actor: Some(&name),
-                client_addr: addr.as_deref(),
-                ..Event::new(EventKind::SignOut)
-            })
+            .audit(Event::from_addr(
+                EventKind::SignOut,
+                su.user.tenant_id,
+                &name,
+                addr.as_deref(),
+            ))
             .await
     }
 
@@ -287,11 +287,13 @@ impl Sessions {
         let addr = client.addr_string();
         self.ctx
             .audit(Event {
-                tenant: Some(su.user.tenant_id),
-                actor: Some(&name),
-                client_addr: addr.as_deref(),
                 detail: Some(detail),
-                ..Event::new(EventKind::SignOut)
+                ..Event::from_addr(
+                    EventKind::SignOut,
+                    su.user.tenant_id,
+                    &name,
+                    addr.as_deref(),
+                )
             })
             .await
     }

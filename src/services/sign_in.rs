@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use super::guard::Refusal;
 use super::trusted_devices::TrustedDevice;
 use super::two_step::{self, Account, AfterPassword, PendingStep};
-use super::{service, trusted_devices, Client, Context, Unexpected};
+use super::{service, store_error_is_unexpected, trusted_devices, Client, Context, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::auth::token;
 use crate::domain::Username;
@@ -53,11 +53,7 @@ pub enum SignInError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<crate::store::StoreError> for SignInError {
-    fn from(e: crate::store::StoreError) -> Self {
-        SignInError::Unexpected(e.into())
-    }
-}
+store_error_is_unexpected!(SignInError);
 
 service!(
     /// Signing in to the customer portal.
@@ -205,11 +201,13 @@ pub(crate) async fn open_session(
     let name = user.username().to_string();
     let addr = client.addr_string();
     ctx.audit(Event {
-        tenant: Some(user.tenant_id),
-        actor: Some(name.as_str()),
-        client_addr: addr.as_deref(),
         detail,
-        ..Event::new(EventKind::SignInOk)
+        ..Event::from_addr(
+            EventKind::SignInOk,
+            user.tenant_id,
+            name.as_str(),
+            addr.as_deref(),
+        )
     })
     .await?;
     let signing_key = ctx.keyring.signing_key();

@@ -94,11 +94,13 @@ impl Softphone {
         let addr = client.addr_string();
         let detail = format!("session {}", su.session.id.0);
         let event = Event {
-            tenant: Some(su.user.tenant_id),
-            actor: Some(&name),
-            client_addr: addr.as_deref(),
             detail: Some(&detail),
-            ..Event::new(EventKind::SoftphoneCredential)
+            ..Event::from_addr(
+                EventKind::SoftphoneCredential,
+                su.user.tenant_id,
+                &name,
+                addr.as_deref(),
+            )
         };
         ctx.store
             .insert_audit_once_since(&event.row(now), su.session.created_at)

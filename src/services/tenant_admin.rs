@@ -182,11 +182,8 @@ impl TenantAdmin {
         let subject = target.username().to_string();
         self.ctx
             .audit(Event {
-                tenant: Some(admin.tenant_id()),
-                actor: Some(&actor),
-                subject: Some(&subject),
                 detail,
-                ..Event::new(kind)
+                ..Event::on(kind, admin.tenant_id(), &actor, &subject)
             })
             .await
     }

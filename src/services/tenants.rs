@@ -83,11 +83,13 @@ impl Tenants {
     ) -> Result<(), Unexpected> {
         self.ctx
             .audit(Event {
-                tenant: Some(tenant.tenant.id),
-                actor: Some(by.actor()),
-                subject: Some(tenant.tenant.code.as_str()),
                 detail,
-                ..Event::new(kind)
+                ..Event::on(
+                    kind,
+                    tenant.tenant.id,
+                    by.actor(),
+                    tenant.tenant.code.as_str(),
+                )
             })
             .await
     }

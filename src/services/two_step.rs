@@ -577,11 +577,7 @@ impl TwoStep {
         client: Client,
     ) -> Result<RecoveryCodes, Unexpected> {
         let owner = FactorOwner::User(user.id);
-        let (codes, hashes) = new_codes(owner);
-        self.ctx
-            .store
-            .replace_recovery_codes(owner, &hashes, self.ctx.now())
-            .await?;
+        let codes = self.store_new_codes(owner).await?;
         self.audit(
             &Account::User(user.clone()),
             None,
@@ -616,6 +612,27 @@ impl TwoStep {
     }
 
     // ---- the pending step ------------------------------------------------------------
+
+    /// The pending enrolment of this cookie, and its account (see [`Self::live_pending`]).
+    async fn enrolling(
+        &self,
+        cookie: &str,
+        console: Console,
+    ) -> Result<(PendingRecord, Account), StepError> {
+        self.live_pending(cookie, console, PendingPurpose::Enrol)
+            .await
+    }
+
+    /// New recovery codes for `owner`, stored in place of the old ones (which stop working).
+    async fn store_new_codes(&self, owner: FactorOwner) -> Result<RecoveryCodes, Unexpected> {
+        let (codes, hashes) = new_codes(owner);
+        let now = self.ctx.now();
+        self.ctx
+            .store
+            .replace_recovery_codes(owner, &hashes, now)
+            .await?;
+        Ok(codes)
+    }
 
     /// The live pending step behind a cookie value, for `console`, waiting for `purpose`,
     /// with its account — or `Expired`.
@@ -862,9 +879,7 @@ impl TwoStep {
     /// The setup page of a pending enrolment: a fresh secret for a new app each time it is
     /// opened (a secret shown to an abandoned setup is never reused).
     pub async fn enrolment(&self, cookie: &str, console: Console) -> Result<SetupView, StepError> {
-        let (_, account) = self
-            .live_pending(cookie, console, PendingPurpose::Enrol)
-            .await?;
+        let (_, account) = self.enrolling(cookie, console).await?;
         enrolment_setup(self.begin_app(&account).await)
     }
 
@@ -874,9 +889,7 @@ impl TwoStep {
         cookie: &str,
         console: Console,
     ) -> Result<SetupView, StepError> {
-        let (_, account) = self
-            .live_pending(cookie, console, PendingPurpose::Enrol)
-            .await?;
+        let (_, account) = self.enrolling(cookie, console).await?;
         enrolment_setup(self.current_setup(&account).await)
     }
 
@@ -891,9 +904,7 @@ impl TwoStep {
         client: Client,
     ) -> Result<(Completed, RecoveryCodes), EnrolError> {
         let ctx = &self.ctx;
-        let (pending, account) = self
-            .live_pending(cookie, console, PendingPurpose::Enrol)
-            .await?;
+        let (pending, account) = self.enrolling(cookie, console).await?;
         let codes = self.confirm_app(&account, code, client).await?;
         if !ctx.store.take_pending(pending.id).await? {
             return Err(EnrolError::Step(StepError::Expired));
@@ -983,11 +994,7 @@ impl TwoStep {
         if !has_second_factor(&self.ctx, owner).await? {
             return Err(ConfirmedChangeError::NoFactor);
         }
-        let (codes, hashes) = new_codes(owner);
-        self.ctx
-            .store
-            .replace_recovery_codes(owner, &hashes, self.ctx.now())
-            .await?;
+        let codes = self.store_new_codes(owner).await?;
         self.audit(
             account,
             None,

@@ -61,39 +61,39 @@ impl Store {
         token_hash: &[u8],
         now: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO api_tokens (name, tenant_id, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+        self.run_unique(
+            sqlx::query(
+                "INSERT INTO api_tokens (name, tenant_id, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(name)
+            .bind(tenant.map(|t| t.0))
+            .bind(token_hash)
+            .bind(now.0),
         )
-        .bind(name)
-        .bind(tenant.map(|t| t.0))
-        .bind(token_hash)
-        .bind(now.0)
-        .execute(&self.pool)
         .await
-        .map_err(classify)?;
-        Ok(())
     }
 
     /// The provider's tokens (`None`) or one tenant's, by name.
     pub async fn api_tokens(&self, tenant: Option<TenantId>) -> StoreResult<Vec<ApiTokenRecord>> {
-        let rows = sqlx::query(&format!(
-            "{TOKEN_SELECT} WHERE COALESCE(k.tenant_id, 0) = $1 ORDER BY k.name"
-        ))
-        .bind(tenant.map_or(0, |t| t.0))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(token_row).collect()
+        self.all(
+            sqlx::query(&format!(
+                "{TOKEN_SELECT} WHERE COALESCE(k.tenant_id, 0) = $1 ORDER BY k.name"
+            ))
+            .bind(tenant.map_or(0, |t| t.0)),
+            token_row,
+        )
+        .await
     }
 
     pub async fn api_token_by_hash(
         &self,
         token_hash: &[u8],
     ) -> StoreResult<Option<ApiTokenRecord>> {
-        let row = sqlx::query(&format!("{TOKEN_SELECT} WHERE k.token_hash = $1"))
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| token_row(&r)).transpose()
+        self.optional(
+            sqlx::query(&format!("{TOKEN_SELECT} WHERE k.token_hash = $1")).bind(token_hash),
+            token_row,
+        )
+        .await
     }
 
     /// Revokes the scope's token named `name`; false when there is none.
@@ -122,12 +122,12 @@ impl Store {
     }
 
     pub async fn touch_api_token(&self, id: i64, now: Timestamp) -> StoreResult<()> {
-        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
-            .bind(now.0)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.run(
+            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+                .bind(now.0)
+                .bind(id),
+        )
+        .await
     }
 
     // ---- idempotency ---------------------------------------------------------------
@@ -139,22 +139,24 @@ impl Store {
         key: &str,
         after: Timestamp,
     ) -> StoreResult<Option<IdempotentAnswer>> {
-        let row = sqlx::query(
-            "SELECT request_hash, status, body FROM api_idempotency \
-             WHERE token_id = $1 AND idem_key = $2 AND created_at > $3",
+        self.optional(
+            sqlx::query(
+                "SELECT request_hash, status, body FROM api_idempotency \
+                 WHERE token_id = $1 AND idem_key = $2 AND created_at > $3",
+            )
+            .bind(token)
+            .bind(key)
+            .bind(after.0),
+            |r| {
+                let status: i64 = r.try_get("status")?;
+                Ok(IdempotentAnswer {
+                    request_hash: r.try_get("request_hash")?,
+                    status: u16::try_from(status).map_err(|_| StoreError::Corrupt("status"))?,
+                    body: r.try_get("body")?,
+                })
+            },
         )
-        .bind(token)
-        .bind(key)
-        .bind(after.0)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(r) = row else { return Ok(None) };
-        let status: i64 = r.try_get("status")?;
-        Ok(Some(IdempotentAnswer {
-            request_hash: r.try_get("request_hash")?,
-            status: u16::try_from(status).map_err(|_| StoreError::Corrupt("status"))?,
-            body: r.try_get("body")?,
-        }))
+        .await
     }
 
     /// Keeps the first answer under `key`, replacing one older than `expired_before`, and

@@ -5,7 +5,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Executor, Row};
 
-use super::{AuditRecord, AuditRow, Store, StoreResult, TenantId};
+use super::{AnyQuery, AuditRecord, AuditRow, Store, StoreResult, TenantId};
 use crate::clock::Timestamp;
 
 /// Filters for the audit page.
@@ -56,11 +56,10 @@ impl Store {
 
     /// Deletes audit events older than `before` (the retention); returns how many.
     pub async fn purge_audit(&self, before: Timestamp) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM audit_events WHERE COALESCE(last_at, at) < $1")
-            .bind(before.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        self.affected(
+            sqlx::query("DELETE FROM audit_events WHERE COALESCE(last_at, at) < $1").bind(before.0),
+        )
+        .await
     }
 
     /// Records `e` unless an event of the same tenant, kind, actor and detail was recorded
@@ -71,23 +70,17 @@ impl Store {
         e: &AuditRow<'_>,
         since: Timestamp,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "INSERT INTO audit_events (at, tenant_id, kind, actor, subject, client_addr, detail) \
-             SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT EXISTS ( \
-               SELECT 1 FROM audit_events WHERE tenant_id = $2 AND at >= $8 \
-               AND kind = $3 AND actor = $4 AND detail = $7)",
+        self.affected_one(
+            sqlx::query(
+                "INSERT INTO audit_events (at, tenant_id, kind, actor, subject, client_addr, detail) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT EXISTS ( \
+                   SELECT 1 FROM audit_events WHERE tenant_id = $2 AND at >= $8 \
+                   AND kind = $3 AND actor = $4 AND detail = $7)",
+            )
+            .bind_event(e)
+            .bind(since.0),
         )
-        .bind(e.at.0)
-        .bind(e.tenant_id.map(|t| t.0))
-        .bind(e.kind)
-        .bind(e.actor)
-        .bind(e.subject)
-        .bind(e.client_addr)
-        .bind(e.detail)
-        .bind(since.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .await
     }
 
     /// One page of a tenant's audit log, newest first.
@@ -99,21 +92,11 @@ impl Store {
         offset: i64,
     ) -> StoreResult<(Vec<AuditRecord>, i64)> {
         let condition = "tenant_id = $1 AND ($2 IS NULL OR actor = $2 OR subject = $2) AND ($3 IS NULL OR kind = $3)";
-        let sql = format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_events \
-             WHERE {condition} ORDER BY id DESC LIMIT $4 OFFSET $5"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(tenant.0)
-            .bind(filter.username)
-            .bind(filter.kind)
+        let (sql, count_sql) = page_sql(condition, 3);
+        let rows = filtered(sqlx::query(&sql), tenant, filter)
             .bind(limit)
             .bind(offset);
-        let count_sql = format!("SELECT COUNT(*) FROM audit_events WHERE {condition}");
-        let count = sqlx::query(&count_sql)
-            .bind(tenant.0)
-            .bind(filter.username)
-            .bind(filter.kind);
+        let count = filtered(sqlx::query(&count_sql), tenant, filter);
         self.page(rows, audit_from_row, count).await
     }
 
@@ -125,12 +108,8 @@ impl Store {
         offset: i64,
     ) -> StoreResult<(Vec<AuditRecord>, i64)> {
         let condition = "tenant_id IS NULL OR actor LIKE 'operator:%'";
-        let sql = format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_events \
-             WHERE {condition} ORDER BY id DESC LIMIT $1 OFFSET $2"
-        );
+        let (sql, count_sql) = page_sql(condition, 0);
         let rows = sqlx::query(&sql).bind(limit).bind(offset);
-        let count_sql = format!("SELECT COUNT(*) FROM audit_events WHERE {condition}");
         self.page(rows, audit_from_row, sqlx::query(&count_sql))
             .await
     }
@@ -142,16 +121,17 @@ impl Store {
         before: Option<i64>,
         limit: i64,
     ) -> StoreResult<Vec<AuditRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_events \
-             WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
-        ))
-        .bind(tenant.0)
-        .bind(before)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(audit_from_row).collect()
+        self.all(
+            sqlx::query(&format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit_events \
+                 WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+            ))
+            .bind(tenant.0)
+            .bind(before)
+            .bind(limit),
+            audit_from_row,
+        )
+        .await
     }
 }
 
@@ -163,6 +143,25 @@ pub enum Burst {
     /// Of one kind from one address, whatever name each tried (an address refused as a
     /// whole, which could otherwise write a row per name it makes up).
     PerAddress,
+}
+
+/// The SQL of one page of the events that meet `condition`, newest first, and of how many
+/// meet it; the page's `LIMIT` and `OFFSET` are the placeholders after the condition's
+/// `params`.
+fn page_sql(condition: &str, params: usize) -> (String, String) {
+    let (limit, offset) = (params + 1, params + 2);
+    (
+        format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events \
+             WHERE {condition} ORDER BY id DESC LIMIT ${limit} OFFSET ${offset}"
+        ),
+        format!("SELECT COUNT(*) FROM audit_events WHERE {condition}"),
+    )
+}
+
+/// Binds a tenant's audit page filter: `$1` the tenant, `$2` the username, `$3` the kind.
+fn filtered<'q>(query: AnyQuery<'q>, tenant: TenantId, filter: &AuditFilter<'q>) -> AnyQuery<'q> {
+    query.bind(tenant.0).bind(filter.username).bind(filter.kind)
 }
 
 /// Records a refused attempt as part of the open burst since `since` (one more repeat, the
@@ -205,14 +204,26 @@ pub(super) async fn insert_audit<'e>(
         "INSERT INTO audit_events (at, tenant_id, kind, actor, subject, client_addr, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(e.at.0)
-    .bind(e.tenant_id.map(|t| t.0))
-    .bind(e.kind)
-    .bind(e.actor)
-    .bind(e.subject)
-    .bind(e.client_addr)
-    .bind(e.detail)
+    .bind_event(e)
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// Binds an event's columns, in the order `at, tenant_id, kind, actor, subject,
+/// client_addr, detail`, to the query's next seven placeholders.
+trait BindEvent<'q> {
+    fn bind_event(self, e: &AuditRow<'q>) -> Self;
+}
+
+impl<'q> BindEvent<'q> for AnyQuery<'q> {
+    fn bind_event(self, e: &AuditRow<'q>) -> Self {
+        self.bind(e.at.0)
+            .bind(e.tenant_id.map(|t| t.0))
+            .bind(e.kind)
+            .bind(e.actor)
+            .bind(e.subject)
+            .bind(e.client_addr)
+            .bind(e.detail)
+    }
 }

@@ -85,13 +85,11 @@ impl Store {
     /// Writes one sealed value of `user` with `sql` (`$1` the value, `$2` the user) and
     /// forgets what the caches held of them.
     async fn write_sealed(&self, sql: &str, user: UserId, sealed: &[u8]) -> StoreResult<()> {
-        sqlx::query(sql)
-            .bind(sealed)
-            .bind(user.0)
-            .execute(&self.pool)
-            .await?;
-        self.changed(Change::User(user)).await;
-        Ok(())
+        self.run_forgetting(
+            sqlx::query(sql).bind(sealed).bind(user.0),
+            Change::User(user),
+        )
+        .await
     }
 
     /// Users that have no SIP secret yet, a page at a time by id.
@@ -100,23 +98,22 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<UserWithoutSecret>> {
-        let rows = sqlx::query(
-            "SELECT id, tenant_id, extension FROM users \
-             WHERE id > $1 AND sip_secret IS NULL ORDER BY id LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
+        self.all(
+            sqlx::query(
+                "SELECT id, tenant_id, extension FROM users \
+                 WHERE id > $1 AND sip_secret IS NULL ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit),
+            |r| {
                 Ok(UserWithoutSecret {
                     user_id: UserId(r.try_get("id")?),
                     tenant_id: TenantId(r.try_get("tenant_id")?),
                     extension: r.try_get("extension")?,
                 })
-            })
-            .collect()
+            },
+        )
+        .await
     }
 
     /// A page of users' sealed secrets, by id, for re-encryption.
@@ -125,16 +122,14 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<SealedSecrets>> {
-        let rows = sqlx::query(
-            "SELECT id, tenant_id, extension, sip_secret, voicemail_pin FROM users WHERE id > $1 \
-             AND (sip_secret IS NOT NULL OR voicemail_pin IS NOT NULL) ORDER BY id LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
+        self.all(
+            sqlx::query(
+                "SELECT id, tenant_id, extension, sip_secret, voicemail_pin FROM users WHERE id > $1 \
+                 AND (sip_secret IS NOT NULL OR voicemail_pin IS NOT NULL) ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit),
+            |r| {
                 Ok(SealedSecrets {
                     user_id: UserId(r.try_get("id")?),
                     tenant_id: r.try_get("tenant_id")?,
@@ -142,8 +137,9 @@ impl Store {
                     sip_secret: r.try_get("sip_secret")?,
                     voicemail_pin: r.try_get("voicemail_pin")?,
                 })
-            })
-            .collect()
+            },
+        )
+        .await
     }
 
     /// Replaces a user's sealed secrets, only if they are still the ones read (a change
@@ -154,46 +150,43 @@ impl Store {
         sip: Option<&[u8]>,
         pin: Option<&[u8]>,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE users SET sip_secret = $1, voicemail_pin = $2 WHERE id = $3 \
-             AND sip_secret IS NOT DISTINCT FROM $4 AND voicemail_pin IS NOT DISTINCT FROM $5",
+        self.affected_one(
+            sqlx::query(
+                "UPDATE users SET sip_secret = $1, voicemail_pin = $2 WHERE id = $3 \
+                 AND sip_secret IS NOT DISTINCT FROM $4 AND voicemail_pin IS NOT DISTINCT FROM $5",
+            )
+            .bind(sip)
+            .bind(pin)
+            .bind(old.user_id.0)
+            .bind(old.sip_secret.as_deref())
+            .bind(old.voicemail_pin.as_deref()),
         )
-        .bind(sip)
-        .bind(pin)
-        .bind(old.user_id.0)
-        .bind(old.sip_secret.as_deref())
-        .bind(old.voicemail_pin.as_deref())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .await
     }
 
     /// Every `(key_id, sealed check value)`.
     pub async fn key_checks(&self) -> StoreResult<Vec<(i64, Vec<u8>)>> {
-        let rows = sqlx::query("SELECT key_id, sealed FROM key_checks ORDER BY key_id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("key_id")?, r.try_get("sealed")?)))
-            .collect()
+        self.all(
+            sqlx::query("SELECT key_id, sealed FROM key_checks ORDER BY key_id"),
+            |r| Ok((r.try_get("key_id")?, r.try_get("sealed")?)),
+        )
+        .await
     }
 
     pub async fn add_key_check(&self, key_id: i64, sealed: &[u8]) -> StoreResult<()> {
-        sqlx::query("INSERT INTO key_checks (key_id, sealed) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING")
-            .bind(key_id)
-            .bind(sealed)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.run(
+            sqlx::query("INSERT INTO key_checks (key_id, sealed) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING")
+                .bind(key_id)
+                .bind(sealed),
+        )
+        .await
     }
 
     /// Forgets the checks of keys no longer held.
     pub async fn retire_key_checks(&self, keep: &[u32]) -> StoreResult<()> {
         for (id, _) in self.key_checks().await? {
             if !keep.iter().any(|k| i64::from(*k) == id) {
-                sqlx::query("DELETE FROM key_checks WHERE key_id = $1")
-                    .bind(id)
-                    .execute(&self.pool)
+                self.run(sqlx::query("DELETE FROM key_checks WHERE key_id = $1").bind(id))
                     .await?;
             }
         }

@@ -166,6 +166,65 @@ impl std::fmt::Debug for Store {
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 impl Store {
+    /// Runs a write.
+    async fn run(&self, query: AnyQuery<'_>) -> StoreResult<()> {
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Runs a write that makes cached sessions wrong, then forgets what it changed (see
+    /// [`Store::changed`]); how many rows it changed.
+    async fn affected_forgetting(&self, query: AnyQuery<'_>, change: Change) -> StoreResult<u64> {
+        let done = self.affected(query).await?;
+        self.changed(change).await;
+        Ok(done)
+    }
+
+    /// [`Store::affected_forgetting`], when how many rows does not matter.
+    async fn run_forgetting(&self, query: AnyQuery<'_>, change: Change) -> StoreResult<()> {
+        self.affected_forgetting(query, change).await.map(drop)
+    }
+
+    /// Runs a write a unique constraint may refuse ([`StoreError::Conflict`]).
+    async fn run_unique(&self, query: AnyQuery<'_>) -> StoreResult<()> {
+        query.execute(&self.pool).await.map_err(classify)?;
+        Ok(())
+    }
+
+    /// Runs a write and answers how many rows it changed.
+    async fn affected(&self, query: AnyQuery<'_>) -> StoreResult<u64> {
+        Ok(query.execute(&self.pool).await?.rows_affected())
+    }
+
+    /// Runs a write of one row; false when there was no such row to change.
+    async fn affected_one(&self, query: AnyQuery<'_>) -> StoreResult<bool> {
+        Ok(self.affected(query).await? == 1)
+    }
+
+    /// The row `query` selects, if any, read by `read`.
+    async fn optional<T>(
+        &self,
+        query: AnyQuery<'_>,
+        read: impl Fn(&AnyRow) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        let row = query.fetch_optional(&self.pool).await?;
+        row.as_ref().map(read).transpose()
+    }
+
+    /// Every row `query` selects, each read by `read`.
+    async fn all<T>(
+        &self,
+        query: AnyQuery<'_>,
+        read: impl Fn(&AnyRow) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(read)
+            .collect()
+    }
+
     /// The one number a `SELECT COUNT(*) …` query answers.
     async fn count(&self, query: AnyQuery<'_>) -> StoreResult<i64> {
         Ok(query.fetch_one(&self.pool).await?.try_get(0)?)
@@ -179,9 +238,7 @@ impl Store {
         read: impl Fn(&AnyRow) -> StoreResult<T>,
         count: AnyQuery<'_>,
     ) -> StoreResult<(Vec<T>, i64)> {
-        let rows = rows.fetch_all(&self.pool).await?;
-        let list = rows.iter().map(read).collect::<StoreResult<Vec<_>>>()?;
-        Ok((list, self.count(count).await?))
+        Ok((self.all(rows, read).await?, self.count(count).await?))
     }
 }
 
@@ -258,8 +315,7 @@ impl Store {
 
     /// Whether the database answers (for `/healthz`).
     pub async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.run(sqlx::query("SELECT 1")).await
     }
 
     pub async fn close(&self) {

@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{classify, stored, SessionId, Store, StoreResult, UserId};
+use super::{stored, SessionId, Store, StoreResult, UserId};
 use crate::clock::Timestamp;
 use crate::domain::OperatorName;
 
@@ -42,27 +42,29 @@ impl Store {
         password_hash: &str,
         now: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO operators (name, password_hash, created_at) VALUES ($1, $2, $3)")
+        self.run_unique(
+            sqlx::query(
+                "INSERT INTO operators (name, password_hash, created_at) VALUES ($1, $2, $3)",
+            )
             .bind(name)
             .bind(password_hash)
-            .bind(now.0)
-            .execute(&self.pool)
-            .await
-            .map_err(classify)?;
-        Ok(())
+            .bind(now.0),
+        )
+        .await
     }
 
     pub async fn operator_by_name(
         &self,
         name: &OperatorName,
     ) -> StoreResult<Option<OperatorRecord>> {
-        let row = sqlx::query(
-            "SELECT id AS operator_id, name AS operator_name, password_hash FROM operators WHERE name = $1",
+        self.optional(
+            sqlx::query(
+                "SELECT id AS operator_id, name AS operator_name, password_hash FROM operators WHERE name = $1",
+            )
+            .bind(name.as_str()),
+            operator_from_row,
         )
-        .bind(name.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| operator_from_row(&r)).transpose()
+        .await
     }
 
     pub async fn insert_operator_session(
@@ -88,42 +90,41 @@ impl Store {
         &self,
         token_hash: &[u8],
     ) -> StoreResult<Option<(OperatorSessionRecord, OperatorRecord)>> {
-        let row = sqlx::query(
-            "SELECT s.id AS session_id, s.created_at, s.last_seen_at, o.id AS operator_id, \
-             o.name AS operator_name, o.password_hash \
-             FROM operator_sessions s JOIN operators o ON o.id = s.operator_id \
-             WHERE s.token_hash = $1",
+        self.optional(
+            sqlx::query(
+                "SELECT s.id AS session_id, s.created_at, s.last_seen_at, o.id AS operator_id, \
+                 o.name AS operator_name, o.password_hash \
+                 FROM operator_sessions s JOIN operators o ON o.id = s.operator_id \
+                 WHERE s.token_hash = $1",
+            )
+            .bind(token_hash),
+            |r| {
+                let operator = operator_from_row(r)?;
+                let session = OperatorSessionRecord {
+                    id: SessionId(r.try_get("session_id")?),
+                    operator_id: operator.id,
+                    created_at: Timestamp(r.try_get("created_at")?),
+                    last_seen_at: Timestamp(r.try_get("last_seen_at")?),
+                };
+                Ok((session, operator))
+            },
         )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(r) = row else { return Ok(None) };
-        let operator = operator_from_row(&r)?;
-        let session = OperatorSessionRecord {
-            id: SessionId(r.try_get("session_id")?),
-            operator_id: operator.id,
-            created_at: Timestamp(r.try_get("created_at")?),
-            last_seen_at: Timestamp(r.try_get("last_seen_at")?),
-        };
-        Ok(Some((session, operator)))
+        .await
     }
 
     /// Slides the idle timer. False when the session no longer exists (ended elsewhere).
     pub async fn touch_operator_session(&self, id: SessionId, now: Timestamp) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE operator_sessions SET last_seen_at = $1 WHERE id = $2")
-            .bind(now.0)
-            .bind(id.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        self.affected_one(
+            sqlx::query("UPDATE operator_sessions SET last_seen_at = $1 WHERE id = $2")
+                .bind(now.0)
+                .bind(id.0),
+        )
+        .await
     }
 
     pub async fn delete_operator_session(&self, id: SessionId) -> StoreResult<()> {
-        sqlx::query("DELETE FROM operator_sessions WHERE id = $1")
-            .bind(id.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.run(sqlx::query("DELETE FROM operator_sessions WHERE id = $1").bind(id.0))
+            .await
     }
 
     pub async fn record_caller_verified(
@@ -132,15 +133,15 @@ impl Store {
         user: UserId,
         now: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO caller_verifications (operator_id, user_id, verified_at) VALUES ($1, $2, $3)",
+        self.run(
+            sqlx::query(
+                "INSERT INTO caller_verifications (operator_id, user_id, verified_at) VALUES ($1, $2, $3)",
+            )
+            .bind(operator.0)
+            .bind(user.0)
+            .bind(now.0),
         )
-        .bind(operator.0)
-        .bind(user.0)
-        .bind(now.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await
     }
 
     /// When this operator last verified a caller as this admin, if ever.
@@ -165,18 +166,17 @@ impl Store {
         operator: OperatorId,
         since: Timestamp,
     ) -> StoreResult<Vec<(String, String)>> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT u.extension AS extension, t.code AS code FROM caller_verifications v \
-             JOIN users u ON u.id = v.user_id JOIN tenants t ON t.id = u.tenant_id \
-             WHERE v.operator_id = $1 AND v.verified_at > $2",
+        self.all(
+            sqlx::query(
+                "SELECT DISTINCT u.extension AS extension, t.code AS code FROM caller_verifications v \
+                 JOIN users u ON u.id = v.user_id JOIN tenants t ON t.id = u.tenant_id \
+                 WHERE v.operator_id = $1 AND v.verified_at > $2",
+            )
+            .bind(operator.0)
+            .bind(since.0),
+            |r| Ok((r.try_get("extension")?, r.try_get("code")?)),
         )
-        .bind(operator.0)
-        .bind(since.0)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("extension")?, r.try_get("code")?)))
-            .collect()
+        .await
     }
 }
 

@@ -88,21 +88,19 @@ impl Store {
         claim_token: &str,
         limit: i64,
     ) -> StoreResult<Vec<OutboxMessage>> {
-        let rows = sqlx::query(
-            "UPDATE outbox SET claimed_until = $1, claim_token = $2, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $3 \
-                          AND (claimed_until IS NULL OR claimed_until < $3) ORDER BY id LIMIT $4) \
-               AND status = 'queued' AND (claimed_until IS NULL OR claimed_until < $3) \
-             RETURNING id, kind, recipient, subject, body_text, body_html, attempts, queued_at, tenant_id",
-        )
-        .bind(lease_until.0)
-        .bind(claim_token)
-        .bind(now.0)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
+        self.all(
+            sqlx::query(
+                "UPDATE outbox SET claimed_until = $1, claim_token = $2, attempts = attempts + 1 \
+                 WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $3 \
+                              AND (claimed_until IS NULL OR claimed_until < $3) ORDER BY id LIMIT $4) \
+                   AND status = 'queued' AND (claimed_until IS NULL OR claimed_until < $3) \
+                 RETURNING id, kind, recipient, subject, body_text, body_html, attempts, queued_at, tenant_id",
+            )
+            .bind(lease_until.0)
+            .bind(claim_token)
+            .bind(now.0)
+            .bind(limit),
+            |r| {
                 Ok(OutboxMessage {
                     id: r.try_get("id")?,
                     kind: r.try_get("kind")?,
@@ -118,8 +116,9 @@ impl Store {
                     queued_at: Timestamp(r.try_get("queued_at")?),
                     tenant_id: r.try_get::<Option<i64>, _>("tenant_id")?.map(TenantId),
                 })
-            })
-            .collect()
+            },
+        )
+        .await
     }
 
     /// Extends this worker's lease just before sending; false when the claim was lost (the
@@ -130,13 +129,13 @@ impl Store {
         claim_token: &str,
         lease_until: Timestamp,
     ) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE outbox SET claimed_until = $1 WHERE id = $2 AND claim_token = $3 AND status = 'queued'")
-            .bind(lease_until.0)
-            .bind(id)
-            .bind(claim_token)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        self.affected_one(
+            sqlx::query("UPDATE outbox SET claimed_until = $1 WHERE id = $2 AND claim_token = $3 AND status = 'queued'")
+                .bind(lease_until.0)
+                .bind(id)
+                .bind(claim_token),
+        )
+        .await
     }
 
     /// Delivered: the bodies (which may hold a link) are dropped; the record stays.
@@ -147,17 +146,17 @@ impl Store {
         now: Timestamp,
         answer: &str,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE outbox SET status = 'sent', sent_at = $1, body_text = NULL, body_html = NULL, \
-             claimed_until = NULL, claim_token = NULL, last_error = $2 WHERE id = $3 AND claim_token = $4",
+        self.run(
+            sqlx::query(
+                "UPDATE outbox SET status = 'sent', sent_at = $1, body_text = NULL, body_html = NULL, \
+                 claimed_until = NULL, claim_token = NULL, last_error = $2 WHERE id = $3 AND claim_token = $4",
+            )
+            .bind(now.0)
+            .bind(answer)
+            .bind(id)
+            .bind(claim_token),
         )
-        .bind(now.0)
-        .bind(answer)
-        .bind(id)
-        .bind(claim_token)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Not delivered this time; try again at `next_attempt_at`.
@@ -168,17 +167,17 @@ impl Store {
         next_attempt_at: Timestamp,
         error: &str,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE outbox SET next_attempt_at = $1, last_error = $2, claimed_until = NULL, claim_token = NULL \
-             WHERE id = $3 AND claim_token = $4",
+        self.run(
+            sqlx::query(
+                "UPDATE outbox SET next_attempt_at = $1, last_error = $2, claimed_until = NULL, claim_token = NULL \
+                 WHERE id = $3 AND claim_token = $4",
+            )
+            .bind(next_attempt_at.0)
+            .bind(error)
+            .bind(id)
+            .bind(claim_token),
         )
-        .bind(next_attempt_at.0)
-        .bind(error)
-        .bind(id)
-        .bind(claim_token)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Given up: the bodies are dropped, the record and the relay's answer stay.
@@ -217,17 +216,15 @@ impl Store {
         user: Option<UserId>,
         limit: i64,
     ) -> StoreResult<Vec<MailRecord>> {
-        let rows = sqlx::query(
-            "SELECT id, kind, recipient, user_id, status, attempts, queued_at, sent_at, failed_at, last_error, \
-             CASE WHEN body_text IS NULL THEN 0 ELSE 1 END AS has_body FROM outbox \
-             WHERE ($1 IS NULL OR user_id = $1) ORDER BY id DESC LIMIT $2",
-        )
-        .bind(user.map(|u| u.0))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
+        self.all(
+            sqlx::query(
+                "SELECT id, kind, recipient, user_id, status, attempts, queued_at, sent_at, failed_at, last_error, \
+                 CASE WHEN body_text IS NULL THEN 0 ELSE 1 END AS has_body FROM outbox \
+                 WHERE ($1 IS NULL OR user_id = $1) ORDER BY id DESC LIMIT $2",
+            )
+            .bind(user.map(|u| u.0))
+            .bind(limit),
+            |r| {
                 Ok(MailRecord {
                     id: r.try_get("id")?,
                     kind: r.try_get("kind")?,
@@ -241,8 +238,9 @@ impl Store {
                     last_error: r.try_get("last_error")?,
                     has_body: r.try_get::<i64, _>("has_body")? != 0,
                 })
-            })
-            .collect()
+            },
+        )
+        .await
     }
 
     /// Queued mail: how many, and when the oldest was queued.
@@ -261,27 +259,25 @@ impl Store {
     /// Gives the messages still claimed under `claim_token` back to the outbox, as if never
     /// tried: the next worker (on this node after a restart, or another) sends them at once.
     pub async fn release_mail_claim(&self, claim_token: &str) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "UPDATE outbox SET claimed_until = NULL, claim_token = NULL, attempts = attempts - 1 \
-             WHERE claim_token = $1 AND status = 'queued'",
+        self.affected(
+            sqlx::query(
+                "UPDATE outbox SET claimed_until = NULL, claim_token = NULL, attempts = attempts - 1 \
+                 WHERE claim_token = $1 AND status = 'queued'",
+            )
+            .bind(claim_token),
         )
-        .bind(claim_token)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        .await
     }
 
     /// Queued mail bodies, for re-encryption: `(id, kind, recipient, body_text, body_html)`.
     #[allow(clippy::type_complexity)]
     pub async fn queued_bodies(&self) -> StoreResult<Vec<(i64, String, String, Vec<u8>, Vec<u8>)>> {
-        let rows = sqlx::query(
-            "SELECT id, kind, recipient, body_text, body_html FROM outbox \
-             WHERE body_text IS NOT NULL AND body_html IS NOT NULL",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
+        self.all(
+            sqlx::query(
+                "SELECT id, kind, recipient, body_text, body_html FROM outbox \
+                 WHERE body_text IS NOT NULL AND body_html IS NOT NULL",
+            ),
+            |r| {
                 Ok((
                     r.try_get("id")?,
                     r.try_get("kind")?,
@@ -289,8 +285,9 @@ impl Store {
                     r.try_get("body_text")?,
                     r.try_get("body_html")?,
                 ))
-            })
-            .collect()
+            },
+        )
+        .await
     }
 
     pub async fn reseal_bodies(
@@ -300,15 +297,15 @@ impl Store {
         text: &[u8],
         html: &[u8],
     ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE outbox SET body_text = $1, body_html = $2 WHERE id = $3 AND body_text = $4",
+        self.run(
+            sqlx::query(
+                "UPDATE outbox SET body_text = $1, body_html = $2 WHERE id = $3 AND body_text = $4",
+            )
+            .bind(text)
+            .bind(html)
+            .bind(id)
+            .bind(old_text),
         )
-        .bind(text)
-        .bind(html)
-        .bind(id)
-        .bind(old_text)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await
     }
 }

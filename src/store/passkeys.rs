@@ -95,13 +95,14 @@ impl Store {
 
     /// A user's passkeys, oldest first.
     pub async fn passkeys_of(&self, user: UserId) -> StoreResult<Vec<PasskeyRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE user_id = $1 ORDER BY created_at, id"
-        ))
-        .bind(user.0)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(passkey_from_row).collect()
+        self.all(
+            sqlx::query(&format!(
+                "SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE user_id = $1 ORDER BY created_at, id"
+            ))
+            .bind(user.0),
+            passkey_from_row,
+        )
+        .await
     }
 
     /// One of the user's passkeys; `None` when there is no such passkey or it is another
@@ -111,14 +112,15 @@ impl Store {
         user: UserId,
         id: PasskeyId,
     ) -> StoreResult<Option<PasskeyRecord>> {
-        let row = sqlx::query(&format!(
-            "SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE id = $1 AND user_id = $2"
-        ))
-        .bind(id.0)
-        .bind(user.0)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| passkey_from_row(&r)).transpose()
+        self.optional(
+            sqlx::query(&format!(
+                "SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE id = $1 AND user_id = $2"
+            ))
+            .bind(id.0)
+            .bind(user.0),
+            passkey_from_row,
+        )
+        .await
     }
 
     pub async fn has_passkey(&self, user: UserId) -> StoreResult<bool> {
@@ -136,23 +138,23 @@ impl Store {
         id: PasskeyId,
         name: &str,
     ) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE passkeys SET name = $1 WHERE id = $2 AND user_id = $3")
-            .bind(name)
-            .bind(id.0)
-            .bind(user.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        self.affected_one(
+            sqlx::query("UPDATE passkeys SET name = $1 WHERE id = $2 AND user_id = $3")
+                .bind(name)
+                .bind(id.0)
+                .bind(user.0),
+        )
+        .await
     }
 
     /// Deletes one of the user's passkeys; false when it is not theirs (or gone).
     pub async fn delete_passkey(&self, user: UserId, id: PasskeyId) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM passkeys WHERE id = $1 AND user_id = $2")
-            .bind(id.0)
-            .bind(user.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        self.affected_one(
+            sqlx::query("DELETE FROM passkeys WHERE id = $1 AND user_id = $2")
+                .bind(id.0)
+                .bind(user.0),
+        )
+        .await
     }
 
     /// A sign-in used the passkey: its last use, and its credential when the sign-in
@@ -163,15 +165,15 @@ impl Store {
         updated: Option<&str>,
         now: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE passkeys SET last_used_at = $1, passkey = COALESCE($2, passkey) WHERE id = $3",
+        self.run(
+            sqlx::query(
+                "UPDATE passkeys SET last_used_at = $1, passkey = COALESCE($2, passkey) WHERE id = $3",
+            )
+            .bind(now.0)
+            .bind(updated)
+            .bind(id.0),
         )
-        .bind(now.0)
-        .bind(updated)
-        .bind(id.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Keeps the server half of a new ceremony, replacing the user's earlier one of the

@@ -16,7 +16,7 @@ use lru::LruCache;
 use sqlx::Row;
 
 use super::session_cache::Change;
-use super::{classify, Backend, Store, StoreError, StoreResult, TenantId, UserId};
+use super::{Backend, Store, StoreError, StoreResult, TenantId, UserId};
 use crate::clock::Timestamp;
 
 /// How long a cached credential row may answer before the database is asked again.
@@ -380,11 +380,8 @@ impl Store {
     }
 
     pub async fn pbx_notice_done(&self, id: i64) -> StoreResult<()> {
-        sqlx::query("DELETE FROM pbx_notifications WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.run(sqlx::query("DELETE FROM pbx_notifications WHERE id = $1").bind(id))
+            .await
     }
 
     pub async fn pbx_notice_failed(
@@ -393,16 +390,16 @@ impl Store {
         next_attempt_at: Timestamp,
         error: &str,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE pbx_notifications SET attempts = attempts + 1, next_attempt_at = $1, \
-             last_error = $2 WHERE id = $3",
+        self.run(
+            sqlx::query(
+                "UPDATE pbx_notifications SET attempts = attempts + 1, next_attempt_at = $1, \
+                 last_error = $2 WHERE id = $3",
+            )
+            .bind(next_attempt_at.0)
+            .bind(error)
+            .bind(id),
         )
-        .bind(next_attempt_at.0)
-        .bind(error)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await
     }
 
     // ---- PBX tokens ----------------------------------------------------------------
@@ -413,45 +410,42 @@ impl Store {
         token_hash: &[u8],
         now: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO pbx_tokens (name, token_hash, created_at) VALUES ($1, $2, $3)")
+        self.run_unique(
+            sqlx::query(
+                "INSERT INTO pbx_tokens (name, token_hash, created_at) VALUES ($1, $2, $3)",
+            )
             .bind(name)
             .bind(token_hash)
-            .bind(now.0)
-            .execute(&self.pool)
-            .await
-            .map_err(classify)?;
-        Ok(())
+            .bind(now.0),
+        )
+        .await
     }
 
     pub async fn pbx_tokens(&self) -> StoreResult<Vec<PbxTokenRecord>> {
-        let rows = sqlx::query("SELECT name, created_at FROM pbx_tokens ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
+        self.all(
+            sqlx::query("SELECT name, created_at FROM pbx_tokens ORDER BY name"),
+            |r| {
                 Ok(PbxTokenRecord {
                     name: r.try_get("name")?,
                     created_at: Timestamp(r.try_get("created_at")?),
                 })
-            })
-            .collect()
+            },
+        )
+        .await
     }
 
     /// Every valid token's hash.
     pub async fn pbx_token_hashes(&self) -> StoreResult<Vec<Vec<u8>>> {
-        let rows = sqlx::query("SELECT token_hash FROM pbx_tokens")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok(r.try_get("token_hash")?)).collect()
+        self.all(sqlx::query("SELECT token_hash FROM pbx_tokens"), |r| {
+            Ok(r.try_get("token_hash")?)
+        })
+        .await
     }
 
     /// Deletes the token named `name`; false when there was none.
     pub async fn delete_pbx_token(&self, name: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM pbx_tokens WHERE name = $1")
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        self.affected_one(sqlx::query("DELETE FROM pbx_tokens WHERE name = $1").bind(name))
+            .await
     }
 }
 

@@ -49,12 +49,12 @@ impl Store {
 
     /// Marks a link used without a reset (too many wrong answers on its page).
     pub async fn spend_reset_link(&self, link_id: i64, now: Timestamp) -> StoreResult<()> {
-        sqlx::query("UPDATE reset_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
-            .bind(now.0)
-            .bind(link_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.run(
+            sqlx::query("UPDATE reset_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+                .bind(now.0)
+                .bind(link_id),
+        )
+        .await
     }
 
     pub async fn reset_link(

@@ -18,18 +18,17 @@ impl Store {
         &self,
         user: UserId,
     ) -> StoreResult<Option<SecurityQuestionRecord>> {
-        let row =
+        self.optional(
             sqlx::query("SELECT question, answer_hash FROM security_questions WHERE user_id = $1")
-                .bind(user.0)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|r| {
-            Ok(SecurityQuestionRecord {
-                question: r.try_get("question")?,
-                answer_hash: r.try_get("answer_hash")?,
-            })
-        })
-        .transpose()
+                .bind(user.0),
+            |r| {
+                Ok(SecurityQuestionRecord {
+                    question: r.try_get("question")?,
+                    answer_hash: r.try_get("answer_hash")?,
+                })
+            },
+        )
+        .await
     }
 
     /// Sets or replaces a user's support question and answer hash.
@@ -40,17 +39,17 @@ impl Store {
         answer_hash: &str,
         now: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO security_questions (user_id, question, answer_hash, set_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET \
-             question = excluded.question, answer_hash = excluded.answer_hash, set_at = excluded.set_at",
+        self.run(
+            sqlx::query(
+                "INSERT INTO security_questions (user_id, question, answer_hash, set_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET \
+                 question = excluded.question, answer_hash = excluded.answer_hash, set_at = excluded.set_at",
+            )
+            .bind(user.0)
+            .bind(question)
+            .bind(answer_hash)
+            .bind(now.0),
         )
-        .bind(user.0)
-        .bind(question)
-        .bind(answer_hash)
-        .bind(now.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await
     }
 }

@@ -59,7 +59,6 @@ impl Store {
             Backend::Sqlite => "PRAGMA wal_checkpoint(TRUNCATE)",
             Backend::Postgres => "ANALYZE users",
         };
-        sqlx::query(sql).execute(&self.pool).await?;
-        Ok(())
+        self.run(sqlx::query(sql)).await
     }
 }

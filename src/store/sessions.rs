@@ -53,15 +53,13 @@ impl Store {
     /// Every stored session of the user, most recently seen first (some may be past their
     /// limits and not yet purged: the caller judges liveness).
     pub async fn user_sessions(&self, user: UserId) -> StoreResult<Vec<SessionListRow>> {
-        let rows = sqlx::query(
-            "SELECT id, device, client_addr, created_at, last_seen_at FROM sessions \
-             WHERE user_id = $1 ORDER BY last_seen_at DESC, id DESC",
-        )
-        .bind(user.0)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
+        self.all(
+            sqlx::query(
+                "SELECT id, device, client_addr, created_at, last_seen_at FROM sessions \
+                 WHERE user_id = $1 ORDER BY last_seen_at DESC, id DESC",
+            )
+            .bind(user.0),
+            |r| {
                 Ok(SessionListRow {
                     id: SessionId(r.try_get("id")?),
                     device: r.try_get("device")?,
@@ -69,19 +67,16 @@ impl Store {
                     created_at: Timestamp(r.try_get("created_at")?),
                     last_seen_at: Timestamp(r.try_get("last_seen_at")?),
                 })
-            })
-            .collect()
+            },
+        )
+        .await
     }
 
     /// Ends session `id` if it belongs to `user`; false when it does not (another user's,
     /// or gone already), and then nothing changed.
     pub async fn end_user_session(&self, user: UserId, id: SessionId) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2")
-            .bind(id.0)
-            .bind(user.0)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
+        let query = sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2");
+        if self.affected(query.bind(id.0).bind(user.0)).await? == 0 {
             return Ok(false);
         }
         self.changed(Change::Session(id)).await;
@@ -90,14 +85,10 @@ impl Store {
 
     /// Ends every session of `user` except `keep`; how many ended.
     pub async fn end_other_sessions(&self, user: UserId, keep: SessionId) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
-            .bind(user.0)
-            .bind(keep.0)
-            .execute(&self.pool)
-            .await?;
+        let query = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2");
         // The user's cached sessions are read again; the kept one is simply re-read.
-        self.changed(Change::User(user)).await;
-        Ok(done.rows_affected())
+        self.affected_forgetting(query.bind(user.0).bind(keep.0), Change::User(user))
+            .await
     }
 
     /// The session with this token hash and its user: from the session cache while its
@@ -136,12 +127,8 @@ impl Store {
 
     /// Slides the idle timer. False when the session no longer exists (ended elsewhere).
     pub async fn touch_session(&self, id: SessionId, now: Timestamp) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
-            .bind(now.0)
-            .bind(id.0)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 1 {
+        let query = sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2");
+        if self.affected(query.bind(now.0).bind(id.0)).await? == 1 {
             self.sessions.touched(id, now);
             Ok(true)
         } else {
@@ -152,31 +139,26 @@ impl Store {
 
     /// The password was proven again in this session (for sensitive actions).
     pub async fn session_reauthenticated(&self, id: SessionId, now: Timestamp) -> StoreResult<()> {
-        sqlx::query("UPDATE sessions SET authenticated_at = $1 WHERE id = $2")
-            .bind(now.0)
-            .bind(id.0)
-            .execute(&self.pool)
-            .await?;
-        self.changed(Change::Session(id)).await;
-        Ok(())
+        self.run_forgetting(
+            sqlx::query("UPDATE sessions SET authenticated_at = $1 WHERE id = $2")
+                .bind(now.0)
+                .bind(id.0),
+            Change::Session(id),
+        )
+        .await
     }
 
     pub async fn delete_session(&self, id: SessionId) -> StoreResult<()> {
-        sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(id.0)
-            .execute(&self.pool)
-            .await?;
-        self.changed(Change::Session(id)).await;
-        Ok(())
+        self.run_forgetting(
+            sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id.0),
+            Change::Session(id),
+        )
+        .await
     }
 
     pub async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(user.0)
-            .execute(&self.pool)
-            .await?;
-        self.changed(Change::User(user)).await;
-        Ok(done.rows_affected())
+        let query = sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user.0);
+        self.affected_forgetting(query, Change::User(user)).await
     }
 
     /// Removes sessions past either limit, so the table does not grow without bound.

@@ -62,11 +62,12 @@ impl Store {
     }
 
     pub async fn tenant_by_code(&self, code: &TenantCode) -> StoreResult<Option<Tenant>> {
-        let row = sqlx::query("SELECT id, code, name, sip_domain FROM tenants WHERE code = $1")
-            .bind(code.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| tenant_from_row(&r)).transpose()
+        self.optional(
+            sqlx::query("SELECT id, code, name, sip_domain FROM tenants WHERE code = $1")
+                .bind(code.as_str()),
+            tenant_from_row,
+        )
+        .await
     }
 
     /// One page of tenants, searched by Client ID (code) or name, with their user counts.
@@ -105,36 +106,38 @@ impl Store {
         after: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<TenantRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {TENANT_COLUMNS} FROM tenants WHERE ($1 IS NULL OR code > $1) \
-             ORDER BY code LIMIT $2"
-        ))
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(tenant_row).collect()
+        self.all(
+            sqlx::query(&format!(
+                "SELECT {TENANT_COLUMNS} FROM tenants WHERE ($1 IS NULL OR code > $1) \
+                 ORDER BY code LIMIT $2"
+            ))
+            .bind(after)
+            .bind(limit),
+            tenant_row,
+        )
+        .await
     }
 
     pub async fn tenant_row(&self, code: &TenantCode) -> StoreResult<Option<TenantRow>> {
-        let row = sqlx::query(&format!(
-            "SELECT {TENANT_COLUMNS} FROM tenants WHERE code = $1"
-        ))
-        .bind(code.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| tenant_row(&r)).transpose()
+        self.optional(
+            sqlx::query(&format!(
+                "SELECT {TENANT_COLUMNS} FROM tenants WHERE code = $1"
+            ))
+            .bind(code.as_str()),
+            tenant_row,
+        )
+        .await
     }
 
     pub async fn rename_tenant(&self, id: TenantId, name: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE tenants SET name = $1 WHERE id = $2")
-            .bind(name)
-            .bind(id.0)
-            .execute(&self.pool)
-            .await?;
         // Cached sessions carry the tenant's name.
-        self.changed(Change::All).await;
-        Ok(())
+        self.run_forgetting(
+            sqlx::query("UPDATE tenants SET name = $1 WHERE id = $2")
+                .bind(name)
+                .bind(id.0),
+            Change::All,
+        )
+        .await
     }
 
     /// The addresses of record of every user of a tenant at its current SIP domain.
@@ -222,14 +225,13 @@ impl Store {
 
     /// Puts a suspended tenant back in service. False when it was not suspended.
     pub async fn resume_tenant(&self, id: TenantId) -> StoreResult<bool> {
-        let done = sqlx::query(
+        let query = sqlx::query(
             "UPDATE tenants SET suspended_at = NULL WHERE id = $1 AND suspended_at IS NOT NULL",
-        )
-        .bind(id.0)
-        .execute(&self.pool)
-        .await?;
-        self.changed(Change::All).await;
-        Ok(done.rows_affected() == 1)
+        );
+        Ok(self
+            .affected_forgetting(query.bind(id.0), Change::All)
+            .await?
+            == 1)
     }
 
     /// Deletes a tenant with its users and everything of theirs; the audit log keeps its

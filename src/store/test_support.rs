@@ -16,17 +16,18 @@ impl Store {
         kind: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<AuditRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_events \
-             WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR kind = $2) \
-             ORDER BY id DESC LIMIT $3"
-        ))
-        .bind(tenant.map(|t| t.0))
-        .bind(kind)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(audit_from_row).collect()
+        self.all(
+            sqlx::query(&format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit_events \
+                 WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR kind = $2) \
+                 ORDER BY id DESC LIMIT $3"
+            ))
+            .bind(tenant.map(|t| t.0))
+            .bind(kind)
+            .bind(limit),
+            audit_from_row,
+        )
+        .await
     }
 
     pub async fn count_user_sessions(&self, user: UserId) -> StoreResult<i64> {

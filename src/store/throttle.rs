@@ -203,13 +203,13 @@ impl Store {
 
     /// Gives back an attempt that was counted but never checked (the hashing pool was full).
     pub async fn throttle_release(&self, key: &ThrottleKey) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE signin_throttle SET attempts = attempts - 1 WHERE key = $1 AND attempts > 0",
+        self.run(
+            sqlx::query(
+                "UPDATE signin_throttle SET attempts = attempts - 1 WHERE key = $1 AND attempts > 0",
+            )
+            .bind(key.as_str()),
         )
-        .bind(key.as_str())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Forgets every counted attempt and lock for `key` (success, reset, unlock).

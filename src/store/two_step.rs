@@ -154,20 +154,20 @@ impl Store {
     /// The account's authenticator app, confirmed or not.
     pub async fn totp_factor(&self, owner: FactorOwner) -> StoreResult<Option<TotpRecord>> {
         let (column, id) = owner.column();
-        let row = sqlx::query(&format!(
-            "SELECT secret, confirmed_at, last_step FROM totp_factors WHERE {column} = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(TotpRecord {
-                sealed_secret: r.try_get("secret")?,
-                confirmed_at: r.try_get::<Option<i64>, _>("confirmed_at")?.map(Timestamp),
-                last_step: r.try_get("last_step")?,
-            })
-        })
-        .transpose()
+        self.optional(
+            sqlx::query(&format!(
+                "SELECT secret, confirmed_at, last_step FROM totp_factors WHERE {column} = $1"
+            ))
+            .bind(id),
+            |r| {
+                Ok(TotpRecord {
+                    sealed_secret: r.try_get("secret")?,
+                    confirmed_at: r.try_get::<Option<i64>, _>("confirmed_at")?.map(Timestamp),
+                    last_step: r.try_get("last_step")?,
+                })
+            },
+        )
+        .await
     }
 
     /// Stores a new, unconfirmed authenticator secret, replacing an unconfirmed one; a
@@ -180,19 +180,19 @@ impl Store {
     ) -> StoreResult<bool> {
         let (column, _) = owner.column();
         let (user, operator) = owner.ids();
-        let done = sqlx::query(&format!(
-            "INSERT INTO totp_factors (user_id, operator_id, secret, confirmed_at, last_step, created_at) \
-             VALUES ($1, $2, $3, NULL, 0, $4) \
-             ON CONFLICT ({column}) DO UPDATE SET secret = $3, created_at = $4, last_step = 0 \
-             WHERE totp_factors.confirmed_at IS NULL"
-        ))
-        .bind(user)
-        .bind(operator)
-        .bind(sealed_secret)
-        .bind(now.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        self.affected_one(
+            sqlx::query(&format!(
+                "INSERT INTO totp_factors (user_id, operator_id, secret, confirmed_at, last_step, created_at) \
+                 VALUES ($1, $2, $3, NULL, 0, $4) \
+                 ON CONFLICT ({column}) DO UPDATE SET secret = $3, created_at = $4, last_step = 0 \
+                 WHERE totp_factors.confirmed_at IS NULL"
+            ))
+            .bind(user)
+            .bind(operator)
+            .bind(sealed_secret)
+            .bind(now.0),
+        )
+        .await
     }
 
     /// Confirms the unconfirmed app with the step of its first code and, in the same
@@ -228,15 +228,15 @@ impl Store {
     /// when that step (or a later one) was already accepted — a replay.
     pub async fn accept_totp_step(&self, owner: FactorOwner, step: i64) -> StoreResult<bool> {
         let (column, id) = owner.column();
-        let done = sqlx::query(&format!(
-            "UPDATE totp_factors SET last_step = $1 \
-             WHERE {column} = $2 AND confirmed_at IS NOT NULL AND last_step < $1"
-        ))
-        .bind(step)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        self.affected_one(
+            sqlx::query(&format!(
+                "UPDATE totp_factors SET last_step = $1 \
+                 WHERE {column} = $2 AND confirmed_at IS NOT NULL AND last_step < $1"
+            ))
+            .bind(step)
+            .bind(id),
+        )
+        .await
     }
 
     /// Replaces the account's recovery codes (the old ones stop working).
@@ -341,76 +341,71 @@ impl Store {
     /// Records a sign-in waiting for its second step.
     pub async fn insert_pending(&self, p: &NewPending<'_>, now: Timestamp) -> StoreResult<()> {
         let (user, operator) = p.owner.ids();
-        sqlx::query(
-            "INSERT INTO sign_in_pending (token_hash, user_id, operator_id, purpose, password_stamp, \
-             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        self.run(
+            sqlx::query(
+                "INSERT INTO sign_in_pending (token_hash, user_id, operator_id, purpose, password_stamp, \
+                 created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(p.token_hash)
+            .bind(user)
+            .bind(operator)
+            .bind(p.purpose.as_str())
+            .bind(p.password_stamp)
+            .bind(now.0)
+            .bind(p.expires_at.0),
         )
-        .bind(p.token_hash)
-        .bind(user)
-        .bind(operator)
-        .bind(p.purpose.as_str())
-        .bind(p.password_stamp)
-        .bind(now.0)
-        .bind(p.expires_at.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await
     }
 
     /// The pending sign-in with this token hash, expired or not.
     pub async fn pending(&self, token_hash: &[u8]) -> StoreResult<Option<PendingRecord>> {
-        let row = sqlx::query(
-            "SELECT id, user_id, operator_id, purpose, password_stamp, expires_at \
-             FROM sign_in_pending WHERE token_hash = $1",
+        self.optional(
+            sqlx::query(
+                "SELECT id, user_id, operator_id, purpose, password_stamp, expires_at \
+                 FROM sign_in_pending WHERE token_hash = $1",
+            )
+            .bind(token_hash),
+            |r| {
+                Ok(PendingRecord {
+                    id: r.try_get("id")?,
+                    owner: FactorOwner::from_row(r)?,
+                    purpose: stored(r, "purpose", PendingPurpose::parse)?,
+                    password_stamp: r.try_get("password_stamp")?,
+                    expires_at: Timestamp(r.try_get("expires_at")?),
+                })
+            },
         )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(PendingRecord {
-                id: r.try_get("id")?,
-                owner: FactorOwner::from_row(&r)?,
-                purpose: stored(&r, "purpose", PendingPurpose::parse)?,
-                password_stamp: r.try_get("password_stamp")?,
-                expires_at: Timestamp(r.try_get("expires_at")?),
-            })
-        })
-        .transpose()
+        .await
     }
 
     /// Ends a pending sign-in; true for the one caller that ended it (so a step is
     /// completed once, however many requests race).
     pub async fn take_pending(&self, id: i64) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM sign_in_pending WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        self.affected_one(sqlx::query("DELETE FROM sign_in_pending WHERE id = $1").bind(id))
+            .await
     }
 
     /// Forgets pending sign-ins that expired before `before`.
     pub async fn purge_pending(&self, before: Timestamp) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM sign_in_pending WHERE expires_at < $1")
-            .bind(before.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        self.affected(
+            sqlx::query("DELETE FROM sign_in_pending WHERE expires_at < $1").bind(before.0),
+        )
+        .await
     }
 
     /// An operator by id (to finish their pending sign-in).
     pub async fn operator_by_id(&self, id: OperatorId) -> StoreResult<Option<OperatorRecord>> {
-        let row = sqlx::query("SELECT id, name, password_hash FROM operators WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            Ok(OperatorRecord {
-                id: OperatorId(r.try_get("id")?),
-                name: stored(&r, "name", OperatorName::parse)?,
-                password_hash: r.try_get("password_hash")?,
-            })
-        })
-        .transpose()
+        self.optional(
+            sqlx::query("SELECT id, name, password_hash FROM operators WHERE id = $1").bind(id.0),
+            |r| {
+                Ok(OperatorRecord {
+                    id: OperatorId(r.try_get("id")?),
+                    name: stored(r, "name", OperatorName::parse)?,
+                    password_hash: r.try_get("password_hash")?,
+                })
+            },
+        )
+        .await
     }
 
     /// Who of the tenant must have a second factor.
@@ -432,43 +427,42 @@ impl Store {
         tenant: TenantId,
         requirement: TwoStepRequirement,
     ) -> StoreResult<()> {
-        sqlx::query("UPDATE tenants SET two_step_required = $1 WHERE id = $2")
-            .bind(requirement.as_str())
-            .bind(tenant.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.run(
+            sqlx::query("UPDATE tenants SET two_step_required = $1 WHERE id = $2")
+                .bind(requirement.as_str())
+                .bind(tenant.0),
+        )
+        .await
     }
 
     /// Up to `limit` sealed authenticator secrets with an id above `after`, in id order.
     pub async fn sealed_totp_after(&self, after: i64, limit: i64) -> StoreResult<Vec<SealedTotp>> {
-        let rows = sqlx::query(
-            "SELECT id, user_id, operator_id, secret FROM totp_factors WHERE id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
+        self.all(
+            sqlx::query(
+                "SELECT id, user_id, operator_id, secret FROM totp_factors WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit),
+            |r| {
                 Ok(SealedTotp {
                     id: r.try_get("id")?,
                     owner: FactorOwner::from_row(r)?,
                     sealed_secret: r.try_get("secret")?,
                 })
-            })
-            .collect()
+            },
+        )
+        .await
     }
 
     /// Replaces a sealed secret re-encrypted under a new key, unless it changed meanwhile.
     pub async fn reseal_totp(&self, row: &SealedTotp, sealed: &[u8]) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE totp_factors SET secret = $1 WHERE id = $2 AND secret = $3")
-            .bind(sealed)
-            .bind(row.id)
-            .bind(&row.sealed_secret)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        self.affected_one(
+            sqlx::query("UPDATE totp_factors SET secret = $1 WHERE id = $2 AND secret = $3")
+                .bind(sealed)
+                .bind(row.id)
+                .bind(&row.sealed_secret),
+        )
+        .await
     }
 }
 

@@ -77,33 +77,31 @@ impl Store {
             "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id \
              WHERE t.code = $1 AND u.extension = $2"
         );
-        let row = sqlx::query(&sql)
-            .bind(username.tenant().as_str())
-            .bind(username.extension().as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| user_from_row(&r)).transpose()
+        self.optional(
+            sqlx::query(&sql)
+                .bind(username.tenant().as_str())
+                .bind(username.extension().as_str()),
+            user_from_row,
+        )
+        .await
     }
 
     pub async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
         let sql = format!(
             "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.id = $1"
         );
-        let row = sqlx::query(&sql)
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| user_from_row(&r)).transpose()
+        self.optional(sqlx::query(&sql).bind(id.0), user_from_row)
+            .await
     }
 
     pub async fn record_sign_in(&self, id: UserId, now: Timestamp) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET last_sign_in_at = $1 WHERE id = $2")
-            .bind(now.0)
-            .bind(id.0)
-            .execute(&self.pool)
-            .await?;
-        self.changed(Change::User(id)).await;
-        Ok(())
+        self.run_forgetting(
+            sqlx::query("UPDATE users SET last_sign_in_at = $1 WHERE id = $2")
+                .bind(now.0)
+                .bind(id.0),
+            Change::User(id),
+        )
+        .await
     }
 
     /// Sets a password and, in the same transaction, ends every session of the user, kills
@@ -149,8 +147,7 @@ impl Store {
             "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id \
              WHERE u.email = $1 ORDER BY t.code, u.extension"
         );
-        let rows = sqlx::query(&sql).bind(email).fetch_all(&self.pool).await?;
-        rows.iter().map(user_from_row).collect()
+        self.all(sqlx::query(&sql).bind(email), user_from_row).await
     }
 
     /// One page of a tenant's users, searched by extension, name or email, with whether
@@ -201,12 +198,11 @@ impl Store {
             "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id \
              WHERE u.tenant_id = $1 AND u.extension = $2"
         );
-        let row = sqlx::query(&sql)
-            .bind(tenant.0)
-            .bind(extension)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| user_from_row(&r)).transpose()
+        self.optional(
+            sqlx::query(&sql).bind(tenant.0).bind(extension),
+            user_from_row,
+        )
+        .await
     }
 
     /// Changes name, email and role. Taking the admin role away fails (returns false,
@@ -310,20 +306,14 @@ impl Store {
                AND th.locked_until > $2 \
              WHERE u.tenant_id = $1 AND u.role = 'admin' ORDER BY LENGTH(u.extension), u.extension"
         );
-        let rows = sqlx::query(&sql)
-            .bind(tenant.0)
-            .bind(now.0)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AdminRow {
-                    user: user_from_row(r)?,
-                    question: r.try_get("question")?,
-                    locked_until: r.try_get::<Option<i64>, _>("locked_until")?.map(Timestamp),
-                })
+        self.all(sqlx::query(&sql).bind(tenant.0).bind(now.0), |r| {
+            Ok(AdminRow {
+                user: user_from_row(r)?,
+                question: r.try_get("question")?,
+                locked_until: r.try_get::<Option<i64>, _>("locked_until")?.map(Timestamp),
             })
-            .collect()
+        })
+        .await
     }
 
     fn api_user_sql(condition: &str) -> String {
@@ -348,14 +338,15 @@ impl Store {
                OR (LENGTH(u.extension) = LENGTH($3) AND u.extension > $3)) \
              ORDER BY LENGTH(u.extension), u.extension LIMIT $4",
         );
-        let rows = sqlx::query(&sql)
-            .bind(tenant.0)
-            .bind(now.0)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(api_user_row).collect()
+        self.all(
+            sqlx::query(&sql)
+                .bind(tenant.0)
+                .bind(now.0)
+                .bind(after)
+                .bind(limit),
+            api_user_row,
+        )
+        .await
     }
 
     pub async fn api_user(
@@ -365,13 +356,11 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<Option<ApiUserRow>> {
         let sql = Self::api_user_sql("u.extension = $3");
-        let row = sqlx::query(&sql)
-            .bind(tenant.0)
-            .bind(now.0)
-            .bind(extension)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| api_user_row(&r)).transpose()
+        self.optional(
+            sqlx::query(&sql).bind(tenant.0).bind(now.0).bind(extension),
+            api_user_row,
+        )
+        .await
     }
 }
 

@@ -33,11 +33,7 @@ pub enum WebError {
     Unexpected(#[from] Unexpected),
 }
 
-impl From<crate::store::StoreError> for WebError {
-    fn from(e: crate::store::StoreError) -> Self {
-        WebError::Unexpected(e.into())
-    }
-}
+crate::services::store_error_is_unexpected!(WebError);
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {

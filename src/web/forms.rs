@@ -11,6 +11,25 @@ use crate::services::passwords::{ChangePasswordError, PasswordRejected};
 use crate::services::phone::PinRejected;
 use crate::services::Refusal;
 
+/// Declares the errors of a form: one optional message a field (by the field's name), and
+/// `any()`, whether the form has one.
+macro_rules! field_errors {
+    ($(#[$attr:meta])* $vis:vis struct $name:ident { $($field:ident),+ $(,)? }) => {
+        $(#[$attr])*
+        #[derive(Default)]
+        $vis struct $name {
+            $($field: Option<String>,)+
+        }
+
+        impl $name {
+            fn any(&self) -> bool {
+                false $(|| self.$field.is_some())+
+            }
+        }
+    };
+}
+pub(crate) use field_errors;
+
 /// What a form says when the current password typed is wrong.
 pub const WRONG_CURRENT: &str = "Your current password is not right.";
 

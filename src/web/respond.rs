@@ -78,14 +78,9 @@ pub fn refused_in_session(r: Refusal, wrong: (StatusCode, &str)) -> Refused {
             message: wrong.1.to_owned(),
             retry_after: None,
         },
-        Refusal::Locked { retry_after } | Refusal::Throttled { retry_after } => Refused {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            message: format!(
-                "Too many wrong passwords. Try again in {}.",
-                minutes_text(retry_after)
-            ),
-            retry_after: Some(retry_after.as_secs()),
-        },
+        Refusal::Locked { retry_after } | Refusal::Throttled { retry_after } => {
+            try_again_later("Too many wrong passwords.", retry_after)
+        }
         Refusal::Busy => busy(),
     }
 }
@@ -99,23 +94,23 @@ pub fn refused_sign_in(r: Refusal, what: &str) -> Refused {
             message: format!("That {what} and password do not match. Check both and try again."),
             retry_after: None,
         },
-        Refusal::Locked { retry_after } => Refused {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            message: format!(
-                "Too many failed sign-in attempts for this {what}. Try again in {}.",
-                minutes_text(retry_after)
-            ),
-            retry_after: Some(retry_after.as_secs()),
-        },
-        Refusal::Throttled { retry_after } => Refused {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            message: format!(
-                "Too many failed sign-ins from your network. Try again in {}.",
-                minutes_text(retry_after)
-            ),
-            retry_after: Some(retry_after.as_secs()),
-        },
+        Refusal::Locked { retry_after } => try_again_later(
+            &format!("Too many failed sign-in attempts for this {what}."),
+            retry_after,
+        ),
+        Refusal::Throttled { retry_after } => {
+            try_again_later("Too many failed sign-ins from your network.", retry_after)
+        }
         Refusal::Busy => busy(),
+    }
+}
+
+/// 429: `why`, then when to try again, with that `Retry-After`.
+fn try_again_later(why: &str, retry_after: Duration) -> Refused {
+    Refused {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        message: format!("{why} Try again in {}.", minutes_text(retry_after)),
+        retry_after: Some(retry_after.as_secs()),
     }
 }
 

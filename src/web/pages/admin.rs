@@ -21,7 +21,7 @@ use crate::services::tenant_admin::{
 };
 use crate::store::{AuditFilter, UserListRow};
 use crate::web::extract::{CsrfToken, RequireAdmin, ValidForm};
-use crate::web::forms::{PinErrors, PinFields};
+use crate::web::forms::{field_errors, PinErrors, PinFields};
 use crate::web::render::{html, Chrome, EventView};
 use crate::web::respond::{self, clip, page_count, DoneQuery, ListQuery};
 use crate::web::{AppState, WebError};
@@ -108,24 +108,7 @@ struct UserForm {
     role: String,
 }
 
-#[derive(Default)]
-struct FormErrors {
-    extension: Option<String>,
-    name: Option<String>,
-    email: Option<String>,
-    role: Option<String>,
-    form: Option<String>,
-}
-
-impl FormErrors {
-    fn any(&self) -> bool {
-        self.extension.is_some()
-            || self.name.is_some()
-            || self.email.is_some()
-            || self.role.is_some()
-            || self.form.is_some()
-    }
-}
+field_errors!(struct FormErrors { extension, name, email, role, form });
 
 /// Parses name, email (optional) and role, naming each problem.
 fn parse_fields(form: &UserForm, errors: &mut FormErrors) -> Option<UserFields> {

@@ -33,6 +33,7 @@ use crate::web::extract::{
     ValidForm,
 };
 use crate::web::forms::check_sign_in;
+use crate::web::forms::field_errors;
 use crate::web::render::{html, Chrome, EventView};
 use crate::web::respond::{
     self, clip, maybe_retry_after, page_count, refused_sign_in, DoneQuery, ListQuery,
@@ -218,26 +219,9 @@ struct TenantForm {
     admin_email: String,
 }
 
-#[derive(Default)]
-struct TenantErrors {
-    code: Option<String>,
-    name: Option<String>,
-    sip_domain: Option<String>,
-    admin_extension: Option<String>,
-    admin_name: Option<String>,
-    admin_email: Option<String>,
-}
-
-impl TenantErrors {
-    fn any(&self) -> bool {
-        self.code.is_some()
-            || self.name.is_some()
-            || self.sip_domain.is_some()
-            || self.admin_extension.is_some()
-            || self.admin_name.is_some()
-            || self.admin_email.is_some()
-    }
-}
+field_errors!(
+    struct TenantErrors { code, name, sip_domain, admin_extension, admin_name, admin_email }
+);
 
 #[derive(Template)]
 #[template(path = "operator/tenants.html")]

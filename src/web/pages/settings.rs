@@ -22,7 +22,7 @@ use crate::services::tenant_admin::Admin;
 use crate::services::{Refusal, SessionUser};
 use crate::web::extract::{session_cookie, ClientInfo, CsrfToken, CurrentUser, ValidForm};
 use crate::web::forms::{
-    password_change_outcome, PasswordErrors, PinErrors, PinFields, WRONG_CURRENT,
+    field_errors, password_change_outcome, PasswordErrors, PinErrors, PinFields, WRONG_CURRENT,
 };
 use crate::web::render::{html, Chrome};
 use crate::web::respond::{maybe_retry_after, refused_in_session};
@@ -229,22 +229,7 @@ struct QuestionForm {
     custom_question: String,
 }
 
-#[derive(Default)]
-struct QuestionErrors {
-    question: Option<String>,
-    answer: Option<String>,
-    password: Option<String>,
-    form: Option<String>,
-}
-
-impl QuestionErrors {
-    fn any(&self) -> bool {
-        self.question.is_some()
-            || self.answer.is_some()
-            || self.password.is_some()
-            || self.form.is_some()
-    }
-}
+field_errors!(struct QuestionErrors { question, answer, password, form });
 
 #[derive(Deserialize)]
 struct QuestionFields {
