@@ -510,17 +510,22 @@ impl Server {
 
     /// (VmRSS, VmHWM) in KiB.
     fn memory(&self) -> (u64, u64) {
+        let [rss, hwm] = self.status_kib(["VmRSS:", "VmHWM:"]);
+        (rss, hwm)
+    }
+
+    /// Fields of the server's `/proc/PID/status`, in KiB (0 where missing).
+    fn status_kib<const N: usize>(&self, names: [&str; N]) -> [u64; N] {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
-        let field = |name: &str| {
+        names.map(|name| {
             status
                 .lines()
                 .find(|l| l.starts_with(name))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        })
     }
 
     async fn stop(mut self) {
@@ -1462,6 +1467,7 @@ async fn measure(
     )
     .await;
     let (rss, hwm) = server.memory();
+    let [anon, file] = server.status_kib(["RssAnon:", "RssFile:"]);
     server.stop().await;
     let notes = result?;
 
@@ -1484,9 +1490,14 @@ async fn measure(
     }
     let _ = writeln!(
         out,
-        "\nServer memory at the end: VmRSS {}, VmHWM {}.",
+        "\nServer memory at the end: VmRSS {}, VmHWM {}. Of VmRSS, {} is the server's own \
+         (RssAnon) and {} is files mapped into it (RssFile: the binary and, on SQLite, the \
+         database file, counted once for each connection that maps it; these pages are the \
+         operating system's cache of the file, shared and given back under pressure).",
         mib(rss),
-        mib(hwm)
+        mib(hwm),
+        mib(anon),
+        mib(file)
     );
     for n in notes {
         let _ = writeln!(out, "{n}");
