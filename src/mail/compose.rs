@@ -25,9 +25,11 @@ pub struct UsernameLine {
 /// Declares the two templates of a message, its plain text and its HTML, over one value of
 /// its fields (each template reads them through `Deref`), so the fields are written once.
 macro_rules! message_templates {
-    ($fields:ident: $text:ident = $text_path:tt, $html:ident = $html_path:tt $(,)?) => {
-        message_templates!(@one $fields, $text, $text_path);
-        message_templates!(@one $fields, $html, $html_path);
+    ($($fields:ident: $text:ident = $text_path:tt, $html:ident = $html_path:tt;)*) => {
+        $(
+            message_templates!(@one $fields, $text, $text_path);
+            message_templates!(@one $fields, $html, $html_path);
+        )*
     };
     (@one $fields:ident, $name:ident, $path:tt) => {
         #[derive(Template)]
@@ -82,26 +84,15 @@ struct TwoStep<'a> {
     when: &'a str,
 }
 
-message_templates!(
-    Reset: ResetText = "email/reset.txt",
-    ResetHtml = "email/reset.html"
-);
-message_templates!(
-    Usernames: UsernamesText = "email/usernames.txt",
-    UsernamesHtml = "email/usernames.html"
-);
-message_templates!(
+message_templates! {
+    Reset: ResetText = "email/reset.txt", ResetHtml = "email/reset.html";
+    Usernames: UsernamesText = "email/usernames.txt", UsernamesHtml = "email/usernames.html";
     EmailChanged: EmailChangedText = "email/email_changed.txt",
-    EmailChangedHtml = "email/email_changed.html"
-);
-message_templates!(
+        EmailChangedHtml = "email/email_changed.html";
     Changed: ChangedText = "email/password_changed.txt",
-    ChangedHtml = "email/password_changed.html"
-);
-message_templates!(
-    TwoStep: TwoStepText = "email/two_step.txt",
-    TwoStepHtml = "email/two_step.html"
-);
+        ChangedHtml = "email/password_changed.html";
+    TwoStep: TwoStepText = "email/two_step.txt", TwoStepHtml = "email/two_step.html";
+}
 
 /// What happened to an account's two-step sign-in, for [`Outbox::two_step_message`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

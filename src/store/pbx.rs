@@ -107,8 +107,8 @@ impl CredentialCache {
 
 /// At most this many reads of credential rows run at once; lookups that miss the cache
 /// meanwhile wait and are then read together, in one query. SQLite reads in this process,
-/// on a thread per connection: more readers than the machine's two cores only trade
-/// turns, while a longer batch costs each lookup less. PostgreSQL reads in its own processes, over round trips
+/// on a thread per connection: more readers than a small server's cores only trade turns,
+/// while a longer batch costs each lookup less. PostgreSQL reads in its own processes, over round trips
 /// worth overlapping.
 fn reads_at_once(backend: Backend) -> usize {
     match backend {
