@@ -219,14 +219,20 @@ impl Admission {
 
     /// Records how a check from `source` ended: a failure counts toward its suspicion, a
     /// success clears it.
+    /// A source that fails while it has checks waiting moves back to the turns of its new
+    /// class at once: a flood address that queued its checks before its first guess was
+    /// known to fail does not keep its place among the ordinary sources.
     pub fn note(&self, source: &Source, succeeded: bool) {
         let mut q = self.lock();
         if succeeded {
             q.failures.pop(source);
-        } else if let Some(n) = q.failures.get_mut(source) {
-            *n = n.saturating_add(1);
         } else {
-            q.failures.put(source.clone(), 1);
+            if let Some(n) = q.failures.get_mut(source) {
+                *n = n.saturating_add(1);
+            } else {
+                q.failures.put(source.clone(), 1);
+            }
+            q.demote(source);
         }
     }
 
@@ -325,6 +331,26 @@ impl Queue {
             0 => Class::Ordinary,
             n if n < SUSPECT_AFTER => Class::Doubtful,
             _ => Class::Suspect,
+        }
+    }
+
+    /// Moves a waiting source whose failures now put it in a later class to the back of
+    /// that class's turns. A proven browser keeps its place.
+    fn demote(&mut self, source: &Source) {
+        if !self.by_source.contains_key(source) {
+            return;
+        }
+        let to = self.class_of(source, false);
+        for from in [Class::Ordinary, Class::Doubtful] {
+            if from == to {
+                return;
+            }
+            let turns = self.turns_of(from);
+            if let Some(at) = turns.iter().position(|s| s == source) {
+                turns.remove(at);
+                self.turns_of(to).push_back(source.clone());
+                return;
+            }
         }
     }
 
@@ -664,6 +690,39 @@ mod tests {
         for u in unknown {
             u.abort();
         }
+    }
+
+    #[tokio::test]
+    async fn a_source_that_fails_while_its_checks_wait_falls_behind_at_once() {
+        let a = queue();
+        let running = a.admit(source("first"), false).await.unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        // A flood address queues three checks before any of its guesses is known to fail,
+        // then a user queues one.
+        for (i, s) in ["flood", "flood", "flood", "user"].into_iter().enumerate() {
+            let (queue, tx) = (a.clone(), tx.clone());
+            tokio::spawn(async move {
+                let slot = queue.admit(source(s), false).await.unwrap();
+                tx.send((s, slot)).unwrap();
+            });
+            while a.lock().waiting < i + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        // Its guesses fail (elsewhere, on other workers): its waiting checks move behind
+        // the user's, where before it kept its ordinary turn while any of them waited.
+        for _ in 0..SUSPECT_AFTER {
+            a.note(&source("flood"), false);
+        }
+        drop(running);
+        let mut order = Vec::new();
+        for _ in 0..4 {
+            let (s, slot) = rx.recv().await.unwrap();
+            order.push(s);
+            drop(slot);
+        }
+        assert_eq!(order, ["user", "flood", "flood", "flood"]);
+        assert!(a.lock().suspect_turns.is_empty() && a.lock().turns.is_empty());
     }
 
     #[test]
