@@ -601,6 +601,52 @@ async fn many_lookups_at_once_each_get_their_own_row() {
 }
 
 #[tokio::test]
+async fn lookups_whose_callers_leave_mid_read_do_not_spoil_later_ones() {
+    let f = fresh().await;
+    let s = &f.store;
+    let acme = tenant(s, "acme").await;
+    let mut ids = Vec::new();
+    for n in 0..40 {
+        ids.push(user(s, acme, &format!("{}", 200 + n), Role::User).await);
+    }
+    // Each round is past the cache's freshness, so every lookup reads; half of the
+    // callers leave (their tasks aborted) while the reads run.
+    for round in 1..=5 {
+        let at = NOW.plus(Duration::from_secs(60 * round));
+        let tasks: Vec<_> = (0..40)
+            .map(|n| {
+                let store = s.clone();
+                tokio::spawn(async move {
+                    store
+                        .sip_credential("acme.sip.example", &format!("{}", 200 + n), at)
+                        .await
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        for t in tasks.iter().step_by(2) {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+    let later = NOW.plus(Duration::from_secs(3600));
+    for (n, id) in ids.iter().enumerate() {
+        let ext = format!("{}", 200 + n);
+        let found = s
+            .sip_credential("acme.sip.example", &ext, later)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{ext} is found"));
+        assert_eq!(
+            (found.user_id, found.extension.as_str()),
+            (*id, ext.as_str())
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_bulk_load_reads_back_like_any_user() {
     let f = fresh().await;
     let s = &f.store;
