@@ -301,6 +301,36 @@ async fn one_address_failing_across_many_usernames_is_slowed() {
 }
 
 #[tokio::test]
+async fn a_browser_that_signed_in_before_is_not_slowed_by_failures_of_others_on_its_network() {
+    let app = spawn_app_with(&[("address_attempts", "6")]).await;
+    app.add_user(USER, PASSWORD).await;
+    let own = app.browser();
+    own.login_ok(USER, PASSWORD).await;
+    own.logout().await;
+    let other = app.browser();
+    for ext in 300..306 {
+        let r = other
+            .login(&format!("{ext}-wickedsprockets"), "Wrong-Password-1")
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        app.browser().login(USER, PASSWORD).await.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the address is slowed for a browser that never signed in"
+    );
+    // The browser that signed in to this account before is not.
+    own.login_ok(USER, PASSWORD).await;
+    own.logout().await;
+    // Its cookie names one account: for any other name it is slowed like the rest.
+    assert_eq!(
+        own.login("399-wickedsprockets", PASSWORD).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(app.audit_count("signin.throttled").await, 1);
+}
+
+#[tokio::test]
 async fn a_sign_in_without_the_csrf_token_is_refused_and_signs_nobody_in() {
     let app = spawn_app().await;
     app.add_user(USER, PASSWORD).await;

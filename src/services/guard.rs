@@ -192,6 +192,11 @@ impl<'a> Guard<'a> {
     /// wrong password. `Ok` only for a stored hash that matches; the caller [`unlock`]s
     /// `key` once it accepts the sign-in.
     ///
+    /// A trusted browser's attempt (a `key` of a valid device cookie for this account) is
+    /// counted under that key alone and left out of the per-address slow-down: failures of others on
+    /// its network cannot keep the user out of their own browser, and its attempts, which
+    /// can only be for the one account its cookie names, are no password spraying.
+    ///
     /// [`unlock`]: Guard::unlock
     pub(crate) async fn check_sign_in<'e>(
         &self,
@@ -203,7 +208,13 @@ impl<'a> Guard<'a> {
         event: &(dyn Fn(EventKind) -> Event<'e> + Sync),
     ) -> Result<Result<(), Refusal>, Unexpected> {
         let source = client.source();
-        if let Err(retry_after) = self.count_address(client).await? {
+        let address_counted = !key.is_trusted_browser();
+        let address_ok = if address_counted {
+            self.count_address(client).await?
+        } else {
+            Ok(())
+        };
+        if let Err(retry_after) = address_ok {
             self.ctx.hasher.note(&source, false);
             self.audit_refusal(event(EventKind::SignInThrottled), Burst::PerAddress)
                 .await?;
@@ -214,7 +225,9 @@ impl<'a> Guard<'a> {
             self.audit_refusal(event(EventKind::SignInLocked), Burst::PerName)
                 .await?;
             // Hammering a locked name still counts against the address.
-            self.address_failed(client).await?;
+            if address_counted {
+                self.address_failed(client).await?;
+            }
             return Ok(Err(Refusal::Locked { retry_after }));
         }
         let candidate = SecretString::from(password::normalize(
@@ -226,10 +239,15 @@ impl<'a> Guard<'a> {
         // The queue serves sources whose checks keep failing after everyone else.
         self.ctx.hasher.note(&source, matches && stored.is_some());
         if matches && stored.is_some() {
-            self.forgive_address(client).await?;
+            if address_counted {
+                self.forgive_address(client).await?;
+            }
             return Ok(Ok(()));
         }
-        let address = client.addr.map(ThrottleKey::address);
+        let address = client
+            .addr
+            .filter(|_| address_counted)
+            .map(ThrottleKey::address);
         self.record_failure(key, address.as_ref(), |locked| Event {
             detail: locked.map(|_| "this failure locked the name"),
             ..event(EventKind::SignInFailed)

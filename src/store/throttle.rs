@@ -38,6 +38,11 @@ impl ThrottleKey {
         ThrottleKey(format!("user:{u}{DEVICE_SUFFIX}{device_id}"))
     }
 
+    /// Whether this key counts the attempts of one trusted browser (a [`ThrottleKey::device`]).
+    pub fn is_trusted_browser(&self) -> bool {
+        self.0.starts_with("user:") && self.0.contains(DEVICE_SUFFIX)
+    }
+
     /// Sign-in failures of one operator name: `operator:NAME`, which no tenant username
     /// can be.
     pub fn operator(name: &OperatorName) -> ThrottleKey {
@@ -363,6 +368,7 @@ mod tests {
         ];
         for (key, expected) in cases {
             assert_eq!(key.as_str(), expected);
+            assert_eq!(key.is_trusted_browser(), expected.contains("#device:"));
         }
         assert_eq!(USERNAME_KEY_SQL, "'user:' || u.extension || '-' || t.code");
     }
