@@ -164,8 +164,13 @@ pub struct ListQuery {
 impl ListQuery {
     /// The zero-based page asked for.
     pub fn page_index(&self) -> i64 {
-        self.page.unwrap_or(1).max(1) - 1
+        page_number(self.page) - 1
     }
+}
+
+/// The page a `?page=` asks for, from 1 (the first when none, or less than 1).
+pub fn page_number(page: Option<i64>) -> i64 {
+    page.unwrap_or(1).max(1)
 }
 
 /// How many pages `total` rows fill at `per_page` (at least one, even when empty).

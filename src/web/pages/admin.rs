@@ -23,7 +23,7 @@ use crate::store::{AuditFilter, UserListRow};
 use crate::web::extract::{CsrfToken, RequireAdmin, ValidForm};
 use crate::web::forms::{field, field_errors, optional_field, NoFields, PinErrors, PinFields};
 use crate::web::render::{html, Chrome, EventView};
-use crate::web::respond::{self, clip, page_count, DoneQuery, ListQuery};
+use crate::web::respond::{self, clip, page_count, page_number, DoneQuery, ListQuery};
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
@@ -589,7 +589,7 @@ async fn audit_page(
     let user = clip(&q.user, 64).to_lowercase();
     let kinds: Vec<&'static str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
     let kind = kinds.iter().find(|k| **k == q.kind).copied().unwrap_or("");
-    let page = q.page.unwrap_or(1).max(1);
+    let page = page_number(q.page);
     let filter = AuditFilter {
         username: (!user.is_empty()).then_some(user.as_str()),
         kind: (!kind.is_empty()).then_some(kind),

@@ -36,7 +36,7 @@ use crate::web::forms::field_errors;
 use crate::web::forms::{check_sign_in, field, optional_field, NoFields};
 use crate::web::render::{html, Chrome, EventView};
 use crate::web::respond::{
-    self, clip, maybe_retry_after, page_count, refused_sign_in, DoneQuery, ListQuery,
+    self, clip, maybe_retry_after, page_count, page_number, refused_sign_in, DoneQuery, ListQuery,
     BUSY_RETRY_AFTER,
 };
 use crate::web::{AppState, WebError};
@@ -728,7 +728,7 @@ async fn audit_page(
     CsrfToken(csrf): CsrfToken,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, WebError> {
-    let page = q.page.unwrap_or(1).max(1);
+    let page = page_number(q.page);
     let (events, total) = state
         .services
         .operator_console
