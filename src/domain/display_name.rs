@@ -1,23 +1,17 @@
 //! `DisplayName`: a person's or company's name as shown on pages — 1 to 100 characters,
 //! trimmed, no control characters.
 
-use super::{display_as_str, one_line, DomainError};
+use super::{display_as_str, from_str_by_parse, one_line, text_type, DomainError};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DisplayName(String);
-
-impl DisplayName {
-    pub fn parse(raw: &str) -> Result<DisplayName, DomainError> {
-        let name = one_line(raw, 1, 100).ok_or(DomainError::DisplayName)?;
-        Ok(DisplayName(name.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+text_type! {
+    pub struct DisplayName;
 }
 
-display_as_str!(DisplayName);
+impl DisplayName {
+    fn parse_trimmed(s: &str) -> Option<Self> {
+        one_line(s, 1, 100).map(|name| Self(name.to_owned()))
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,22 +1,23 @@
 //! `Email`: an address we can put in a `To:` header and send reset links and notices to.
 
-use super::{display_as_str, from_str_by_parse, DomainError};
+use super::{display_as_str, from_str_by_parse, text_type, DomainError};
 
-/// An email address on file: trimmed, lowercased, and plain enough to be mailed safely.
-///
-/// - at most 254 characters, exactly one `@`;
-/// - the local part has 1 to 64 characters: ASCII letters, digits, dots (not first, not
-///   last, never two in a row) and ``!#$%&'*+-/=?^_`{|}~``. Quoted local parts and the
-///   RFC 5322 specials (`<>()[],;:"\` and whitespace) are refused, so an address can never
-///   smuggle a second recipient or a header into a message;
-/// - the domain has at least two dot-separated labels of 1 to 63 ASCII letters, digits and
-///   hyphens (a label neither starts nor ends with a hyphen), and its last label is not all
-///   digits. International domains are entered in their `xn--` form.
-///
-/// Both halves are lowercased: mailbox names are case-insensitive in practice, and one
-/// spelling per address lets the "forgot password" form find every account that uses it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Email(String);
+text_type! {
+    /// An email address on file: trimmed, lowercased, and plain enough to be mailed safely.
+    ///
+    /// - at most 254 characters, exactly one `@`;
+    /// - the local part has 1 to 64 characters: ASCII letters, digits, dots (not first, not
+    ///   last, never two in a row) and ``!#$%&'*+-/=?^_`{|}~``. Quoted local parts and the
+    ///   RFC 5322 specials (`<>()[],;:"\` and whitespace) are refused, so an address can never
+    ///   smuggle a second recipient or a header into a message;
+    /// - the domain has at least two dot-separated labels of 1 to 63 ASCII letters, digits and
+    ///   hyphens (a label neither starts nor ends with a hyphen), and its last label is not all
+    ///   digits. International domains are entered in their `xn--` form.
+    ///
+    /// Both halves are lowercased: mailbox names are case-insensitive in practice, and one
+    /// spelling per address lets the "forgot password" form find every account that uses it.
+    pub struct Email;
+}
 
 impl Email {
     /// Most characters an address may have.
@@ -25,23 +26,12 @@ impl Email {
     pub const MAX_LOCAL_CHARS: usize = 64;
     const MAX_LABEL_CHARS: usize = 63;
 
-    /// Parses an email address from user input.
-    pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        let s = raw.trim();
+    fn parse_trimmed(s: &str) -> Option<Self> {
         if s.len() > Self::MAX_CHARS || !s.is_ascii() {
-            return Err(DomainError::Email);
+            return None;
         }
-        let (local, domain) = s.split_once('@').ok_or(DomainError::Email)?;
-        if is_local_part(local) && is_domain(domain) {
-            Ok(Self(s.to_ascii_lowercase()))
-        } else {
-            Err(DomainError::Email)
-        }
-    }
-
-    /// The canonical (lowercase) address.
-    pub fn as_str(&self) -> &str {
-        &self.0
+        let (local, domain) = s.split_once('@')?;
+        (is_local_part(local) && is_domain(domain)).then(|| Self(s.to_ascii_lowercase()))
     }
 }
 
@@ -71,9 +61,6 @@ fn is_domain_label(label: &str) -> bool {
         && !label.starts_with('-')
         && !label.ends_with('-')
 }
-
-display_as_str!(Email);
-from_str_by_parse!(Email);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -83,6 +83,40 @@ fn one_line(raw: &str, min: usize, max: usize) -> Option<&str> {
     ((min..=max).contains(&len) && !trimmed.chars().any(char::is_control)).then_some(trimmed)
 }
 
+/// Declares a text type of the domain: a newtype over its canonical text, whose one
+/// constructor is `parse` (what a person typed, trimmed, then the type's own
+/// `parse_trimmed`; refused as the [`DomainError`] variant of the type's name), with
+/// `as_str`, `Display` and `FromStr`.
+macro_rules! text_type {
+    ($(#[$attr:meta])* pub struct $t:ident;) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub struct $t(String);
+
+        impl $t {
+            /// Parses what a person typed, trimming surrounding whitespace.
+            pub fn parse(raw: &str) -> Result<Self, DomainError> {
+                Self::parse_trimmed(raw.trim()).ok_or(DomainError::$t)
+            }
+
+            /// `raw` when it already is the canonical text, with nothing to trim or
+            /// lowercase: how a machine (a path, a cursor) names one.
+            pub fn canonical(raw: &str) -> Option<Self> {
+                Self::parse(raw).ok().filter(|v| v.as_str() == raw)
+            }
+
+            /// The canonical text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        display_as_str!($t);
+        from_str_by_parse!($t);
+    };
+}
+use text_type;
+
 /// `Display` of domain types: the canonical text their `as_str` gives.
 macro_rules! display_as_str {
     ($($t:ident),+) => {

@@ -1,25 +1,19 @@
 //! `PasskeyName`: what a user calls one of their passkeys ("Work laptop", "YubiKey") —
 //! 1 to 60 characters, trimmed, no control characters.
 
-use super::{display_as_str, one_line, DomainError};
+use super::{display_as_str, from_str_by_parse, one_line, text_type, DomainError};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasskeyName(String);
+text_type! {
+    pub struct PasskeyName;
+}
 
 impl PasskeyName {
     pub const MAX_CHARS: usize = 60;
 
-    pub fn parse(raw: &str) -> Result<PasskeyName, DomainError> {
-        let name = one_line(raw, 1, Self::MAX_CHARS).ok_or(DomainError::PasskeyName)?;
-        Ok(PasskeyName(name.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
+    fn parse_trimmed(s: &str) -> Option<Self> {
+        one_line(s, 1, Self::MAX_CHARS).map(|name| Self(name.to_owned()))
     }
 }
-
-display_as_str!(PasskeyName);
 
 #[cfg(test)]
 mod tests {

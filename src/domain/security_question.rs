@@ -6,7 +6,7 @@
 
 use unicode_normalization::UnicodeNormalization;
 
-use super::{one_line, DomainError};
+use super::{display_as_str, from_str_by_parse, one_line, text_type, DomainError};
 
 /// The questions an admin can pick from; they may also write their own.
 pub const SUGGESTED_QUESTIONS: &[&str] = &[
@@ -22,18 +22,14 @@ const QUESTION_MAX: usize = 150;
 const ANSWER_MIN: usize = 3;
 const ANSWER_MAX: usize = 100;
 
-/// A question the operator reads to a caller: one line of 10 to 150 characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecurityQuestion(String);
+text_type! {
+    /// A question the operator reads to a caller: one line of 10 to 150 characters.
+    pub struct SecurityQuestion;
+}
 
 impl SecurityQuestion {
-    pub fn parse(raw: &str) -> Result<SecurityQuestion, DomainError> {
-        let q = one_line(raw, QUESTION_MIN, QUESTION_MAX).ok_or(DomainError::SecurityQuestion)?;
-        Ok(SecurityQuestion(q.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
+    fn parse_trimmed(s: &str) -> Option<Self> {
+        one_line(s, QUESTION_MIN, QUESTION_MAX).map(|q| Self(q.to_owned()))
     }
 }
 

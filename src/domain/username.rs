@@ -5,78 +5,47 @@
 //! that name the same account compare equal.
 
 use std::fmt;
+use std::ops::RangeInclusive;
 
-use super::{display_as_str, from_str_by_parse, DomainError};
+use super::{display_as_str, from_str_by_parse, text_type, DomainError};
 
-/// A phone extension: 1 to 10 ASCII digits, unique within a tenant.
-///
-/// Leading zeros are kept (`007` and `7` are different extensions, as on the PBX).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Extension(String);
+text_type! {
+    /// A phone extension: 1 to 10 ASCII digits, unique within a tenant.
+    ///
+    /// Leading zeros are kept (`007` and `7` are different extensions, as on the PBX).
+    pub struct Extension;
+}
 
 impl Extension {
-    /// Fewest digits an extension may have.
-    pub const MIN_DIGITS: usize = 1;
-    /// Most digits an extension may have.
-    pub const MAX_DIGITS: usize = 10;
-
-    /// Parses an extension from user input, trimming surrounding whitespace.
-    pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        Self::parse_trimmed(raw.trim()).ok_or(DomainError::Extension)
-    }
-
-    /// The extension's digits.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+    /// How many digits an extension may have.
+    pub const DIGITS: RangeInclusive<usize> = 1..=10;
 
     fn parse_trimmed(s: &str) -> Option<Self> {
-        let valid = (Self::MIN_DIGITS..=Self::MAX_DIGITS).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_digit());
+        let valid = Self::DIGITS.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
         valid.then(|| Self(s.to_owned()))
     }
 }
 
-display_as_str!(Extension);
-from_str_by_parse!(Extension);
-
-/// A tenant's code, also called its Client ID: `wickedsprockets`.
-///
-/// 2 to 32 characters of `a-z`, `0-9` and `-`; the first is a letter, the last is not a
-/// hyphen, and two hyphens never stand side by side (so a code is also a valid DNS label
-/// and can name the tenant's SIP domain). Input is trimmed and compared case-insensitively:
-/// `WickedSprockets` is stored as `wickedsprockets`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TenantCode(String);
-
-impl TenantCode {
-    /// Fewest characters a tenant code may have.
-    pub const MIN_CHARS: usize = 2;
-    /// Most characters a tenant code may have.
-    pub const MAX_CHARS: usize = 32;
-
-    /// Parses a tenant code from user input, trimming it and lowercasing its letters.
-    pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        Self::parse_trimmed(raw.trim()).ok_or(DomainError::TenantCode)
-    }
-
-    /// The canonical (lowercase) tenant code.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    fn parse_trimmed(s: &str) -> Option<Self> {
-        let valid = (Self::MIN_CHARS..=Self::MAX_CHARS).contains(&s.len())
-            && s.starts_with(|c: char| c.is_ascii_alphabetic())
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !s.ends_with('-')
-            && !s.contains("--");
-        valid.then(|| Self(s.to_ascii_lowercase()))
-    }
+text_type! {
+    /// A tenant's code, also called its Client ID: `wickedsprockets`.
+    ///
+    /// 2 to 32 characters of `a-z`, `0-9` and `-`; the first is a letter, the last is not a
+    /// hyphen, and two hyphens never stand side by side (so a code is also a valid DNS label
+    /// and can name the tenant's SIP domain). Input is trimmed and compared case-insensitively:
+    /// `WickedSprockets` is stored as `wickedsprockets`.
+    pub struct TenantCode;
 }
 
-display_as_str!(TenantCode);
-from_str_by_parse!(TenantCode);
+impl TenantCode {
+    /// How many characters a tenant code may have.
+    pub const CHARS: RangeInclusive<usize> = 2..=32;
+
+    fn parse_trimmed(s: &str) -> Option<Self> {
+        ascii_name(s, Self::CHARS, b"-")
+            .filter(|code| !code.ends_with('-') && !code.contains("--"))
+            .map(Self)
+    }
+}
 
 /// The name a user signs in with: extension, hyphen, tenant code — `201-wickedsprockets`.
 ///
@@ -160,41 +129,32 @@ impl Role {
 display_as_str!(Role);
 from_str_by_parse!(Role);
 
-/// The plain name a provider's support operator signs in with, such as `jane.doe`.
-///
-/// 2 to 64 characters of `a-z`, `0-9`, `.`, `_` and `-`, starting with a letter; trimmed
-/// and lowercased.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct OperatorName(String);
+text_type! {
+    /// The plain name a provider's support operator signs in with, such as `jane.doe`.
+    ///
+    /// 2 to 64 characters of `a-z`, `0-9`, `.`, `_` and `-`, starting with a letter; trimmed
+    /// and lowercased.
+    pub struct OperatorName;
+}
 
 impl OperatorName {
-    /// Fewest characters an operator name may have.
-    pub const MIN_CHARS: usize = 2;
-    /// Most characters an operator name may have.
-    pub const MAX_CHARS: usize = 64;
+    /// How many characters an operator name may have.
+    pub const CHARS: RangeInclusive<usize> = 2..=64;
 
-    /// Parses an operator name, trimming it and lowercasing its letters.
-    pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        let s = raw.trim();
-        let valid = (Self::MIN_CHARS..=Self::MAX_CHARS).contains(&s.len())
-            && s.starts_with(|c: char| c.is_ascii_alphabetic())
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if valid {
-            Ok(Self(s.to_ascii_lowercase()))
-        } else {
-            Err(DomainError::OperatorName)
-        }
-    }
-
-    /// The canonical (lowercase) operator name.
-    pub fn as_str(&self) -> &str {
-        &self.0
+    fn parse_trimmed(s: &str) -> Option<Self> {
+        ascii_name(s, Self::CHARS, b"._-").map(Self)
     }
 }
 
-display_as_str!(OperatorName);
-from_str_by_parse!(OperatorName);
+/// `s` lowercased, when it is a name of `len` characters: ASCII letters, digits and the
+/// `marks` (a tenant code's hyphen, an operator name's dots too), starting with a letter.
+fn ascii_name(s: &str, len: RangeInclusive<usize>, marks: &[u8]) -> Option<String> {
+    let valid = len.contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || marks.contains(&b));
+    valid.then(|| s.to_ascii_lowercase())
+}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

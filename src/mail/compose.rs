@@ -23,12 +23,30 @@ pub struct UsernameLine {
 }
 
 /// Declares the two templates of a message, its plain text and its HTML, over one value of
-/// its fields (each template reads them through `Deref`), so the fields are written once.
+/// its fields (each template reads them through `Deref`), so the fields are written once;
+/// and the fields' `composed`, which renders both into the message.
 macro_rules! message_templates {
     ($($fields:ident: $text:ident = $text_path:tt, $html:ident = $html_path:tt;)*) => {
         $(
             message_templates!(@one $fields, $text, $text_path);
             message_templates!(@one $fields, $html, $html_path);
+
+            impl $fields<'_> {
+                /// The message of these fields: `kind` as the outbox records it, `subject`,
+                /// and both templates rendered.
+                fn composed(
+                    &self,
+                    kind: &'static str,
+                    subject: String,
+                ) -> Result<Composed, askama::Error> {
+                    Ok(Composed {
+                        kind,
+                        subject,
+                        text: $text(self).render()?,
+                        html: $html(self).render()?,
+                    })
+                }
+            }
         )*
     };
     (@one $fields:ident, $name:ident, $path:tt) => {
@@ -123,10 +141,6 @@ pub fn human(d: Duration) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
-fn render(t: &impl Template) -> Result<String, askama::Error> {
-    t.render()
-}
-
 impl Outbox {
     pub fn reset_message(
         &self,
@@ -137,34 +151,27 @@ impl Outbox {
         let ttl = human(ttl);
         let expires = utc(expires);
         let provider = &self.provider;
-        let fields = Reset {
+        Reset {
             provider,
             links,
             ttl: &ttl,
             expires: &expires,
-        };
-        Ok(Composed {
-            kind: "password_reset",
-            subject: format!("Reset your {provider} portal password"),
-            text: render(&ResetText(&fields))?,
-            html: render(&ResetHtml(&fields))?,
-        })
+        }
+        .composed(
+            "password_reset",
+            format!("Reset your {provider} portal password"),
+        )
     }
 
     pub fn usernames_message(&self, usernames: &[UsernameLine]) -> Result<Composed, askama::Error> {
         let provider = &self.provider;
         let login_url = self.link("/login");
-        let fields = Usernames {
+        Usernames {
             provider,
             usernames,
             login_url: &login_url,
-        };
-        Ok(Composed {
-            kind: "usernames",
-            subject: format!("Your {provider} portal usernames"),
-            text: render(&UsernamesText(&fields))?,
-            html: render(&UsernamesHtml(&fields))?,
-        })
+        }
+        .composed("usernames", format!("Your {provider} portal usernames"))
     }
 
     /// To the old address, when an admin changed the email on file.
@@ -176,18 +183,16 @@ impl Outbox {
     ) -> Result<Composed, askama::Error> {
         let provider = &self.provider;
         let when = utc(when);
-        let fields = EmailChanged {
+        EmailChanged {
             provider,
             name,
             username,
             when: &when,
-        };
-        Ok(Composed {
-            kind: "email_changed",
-            subject: format!("The email address of your {provider} portal account was changed"),
-            text: render(&EmailChangedText(&fields))?,
-            html: render(&EmailChangedHtml(&fields))?,
-        })
+        }
+        .composed(
+            "email_changed",
+            format!("The email address of your {provider} portal account was changed"),
+        )
     }
 
     /// `how` is "changed" or "reset".
@@ -201,20 +206,18 @@ impl Outbox {
         let provider = &self.provider;
         let when = utc(when);
         let forgot_url = self.link("/password/forgot");
-        let fields = Changed {
+        Changed {
             provider,
             name,
             username,
             how,
             when: &when,
             forgot_url: &forgot_url,
-        };
-        Ok(Composed {
-            kind: "password_changed",
-            subject: format!("Your {provider} portal password was {how}"),
-            text: render(&ChangedText(&fields))?,
-            html: render(&ChangedHtml(&fields))?,
-        })
+        }
+        .composed(
+            "password_changed",
+            format!("Your {provider} portal password was {how}"),
+        )
     }
 }
 
@@ -252,20 +255,15 @@ impl Outbox {
                     .to_owned(),
             ),
         };
-        let fields = TwoStep {
+        TwoStep {
             provider,
             name,
             username,
             what: &what,
             advice: &advice,
             when: &when,
-        };
-        Ok(Composed {
-            kind,
-            subject,
-            text: render(&TwoStepText(&fields))?,
-            html: render(&TwoStepHtml(&fields))?,
-        })
+        }
+        .composed(kind, subject)
     }
 }
 

@@ -187,17 +187,8 @@ impl Passkeys {
             .start_passkey_registration(user_handle, &username, &user.name, Some(exclude))
             .map_err(|e| Unexpected(anyhow::Error::new(e).context("passkey registration")))?;
         let pending = PendingRegistration { user_handle, state };
-        let now = ctx.now();
-        ctx.store
-            .put_ceremony(
-                user.id,
-                CeremonyKind::Register,
-                &to_json(&pending)?,
-                now.plus(CEREMONY_LIFETIME),
-                now,
-            )
-            .await?;
-        Ok(to_json(&challenge)?)
+        let kind = CeremonyKind::Register;
+        Ok(self.challenge(user.id, kind, &pending, &challenge).await?)
     }
 
     /// Finishes adding a passkey with the browser's answer (the JSON of the
@@ -345,17 +336,31 @@ impl Passkeys {
         let (challenge, state) = rp
             .start_passkey_authentication(&passkeys)
             .map_err(|e| Unexpected(anyhow::Error::new(e).context("passkey sign-in")))?;
-        let now = ctx.now();
-        ctx.store
+        let kind = CeremonyKind::Authenticate;
+        Ok(self.challenge(user, kind, &state, &challenge).await?)
+    }
+
+    /// Keeps the server half of a ceremony (`pending`, until [`CEREMONY_LIFETIME`] has
+    /// passed) and answers the browser's half, `challenge`, as JSON.
+    async fn challenge(
+        &self,
+        user: UserId,
+        kind: CeremonyKind,
+        pending: &impl serde::Serialize,
+        challenge: &impl serde::Serialize,
+    ) -> Result<String, Unexpected> {
+        let now = self.ctx.now();
+        self.ctx
+            .store
             .put_ceremony(
                 user,
-                CeremonyKind::Authenticate,
-                &to_json(&state)?,
+                kind,
+                &to_json(pending)?,
                 now.plus(CEREMONY_LIFETIME),
                 now,
             )
             .await?;
-        Ok(to_json(&challenge)?)
+        to_json(challenge)
     }
 
     /// Checks the browser's answer to the user's pending sign-in challenge (the JSON of the

@@ -97,6 +97,21 @@ pub enum AdminError {
 
 store_error_is_unexpected!(AdminError);
 
+/// The errors of actions on one user that can say more than [`AdminError`]: an unknown
+/// user is still not found.
+macro_rules! admin_error_is_not_found {
+    ($($t:ident),+) => {
+        $(impl From<AdminError> for $t {
+            fn from(e: AdminError) -> Self {
+                match e {
+                    AdminError::NotFound => $t::NotFound,
+                    AdminError::Unexpected(e) => $t::Unexpected(e),
+                }
+            }
+        })+
+    };
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
     #[error("extension {0} is already taken")]
@@ -137,6 +152,8 @@ pub enum AdminPinError {
     #[error(transparent)]
     Unexpected(#[from] Unexpected),
 }
+
+admin_error_is_not_found!(ChangeError, ResetLinkError, AdminPinError);
 
 /// One user as the admin's detail page shows them.
 #[derive(Debug, Clone)]
@@ -261,7 +278,7 @@ impl TenantAdmin {
         extension: &Extension,
         fields: &UserFields,
     ) -> Result<(), ChangeError> {
-        let user = self.changeable(admin, extension).await?;
+        let user = self.target(admin, extension).await?;
         let ctx = &self.ctx;
         let now = ctx.now();
         let new_email = fields.email.as_ref().map(Email::as_str);
@@ -322,24 +339,12 @@ impl TenantAdmin {
         Ok(())
     }
 
-    async fn changeable(
-        &self,
-        admin: &impl TenantActor,
-        extension: &Extension,
-    ) -> Result<UserRecord, ChangeError> {
-        match self.target(admin, extension).await {
-            Ok(user) => Ok(user),
-            Err(AdminError::NotFound) => Err(ChangeError::NotFound),
-            Err(AdminError::Unexpected(e)) => Err(e.into()),
-        }
-    }
-
     pub async fn delete_user(
         &self,
         admin: &impl TenantActor,
         extension: &Extension,
     ) -> Result<(), ChangeError> {
-        let user = self.changeable(admin, extension).await?;
+        let user = self.target(admin, extension).await?;
         // The SIP server forgets the deleted user's secret and registrations (PBX link):
         // the notice is queued in the delete's own transaction.
         let aor = aor(user.extension.as_str(), &user.sip_domain);
@@ -352,13 +357,7 @@ impl TenantAdmin {
         {
             return Err(ChangeError::LastAdmin);
         }
-        self.ctx
-            .guard()
-            .unlock(&ThrottleKey::username(&user.username()))
-            .await?;
-        self.audit(admin, EventKind::UserDeleted, &user, None)
-            .await?;
-        Ok(())
+        Ok(self.unlocked(admin, &user, EventKind::UserDeleted).await?)
     }
 
     /// Mails a reset link to the email on file and ends the user's sessions.
@@ -367,11 +366,7 @@ impl TenantAdmin {
         admin: &impl TenantActor,
         extension: &Extension,
     ) -> Result<(), ResetLinkError> {
-        let user = match self.target(admin, extension).await {
-            Ok(user) => user,
-            Err(AdminError::NotFound) => return Err(ResetLinkError::NotFound),
-            Err(AdminError::Unexpected(e)) => return Err(e.into()),
-        };
+        let user = self.target(admin, extension).await?;
         match send_link_for(&self.ctx, user, &admin.actor()).await? {
             Ok(()) => Ok(()),
             Err(NoEmailOnFile) => Err(ResetLinkError::NoEmail),
@@ -396,13 +391,21 @@ impl TenantAdmin {
         extension: &Extension,
     ) -> Result<(), AdminError> {
         let user = self.target(admin, extension).await?;
+        Ok(self.unlocked(admin, &user, EventKind::UserUnlocked).await?)
+    }
+
+    /// Clears the user's sign-in lockout, and audits `kind` (their deletion or unlocking).
+    async fn unlocked(
+        &self,
+        admin: &impl TenantActor,
+        user: &UserRecord,
+        kind: EventKind,
+    ) -> Result<(), Unexpected> {
         self.ctx
             .guard()
             .unlock(&ThrottleKey::username(&user.username()))
             .await?;
-        self.audit(admin, EventKind::UserUnlocked, &user, None)
-            .await?;
-        Ok(())
+        self.audit(admin, kind, user, None).await
     }
 
     /// Ends every session of the user; returns how many.
@@ -436,11 +439,7 @@ impl TenantAdmin {
         new: &str,
         confirm: &str,
     ) -> Result<(), AdminPinError> {
-        let user = match self.target(admin, extension).await {
-            Ok(user) => user,
-            Err(AdminError::NotFound) => return Err(AdminPinError::NotFound),
-            Err(AdminError::Unexpected(e)) => return Err(e.into()),
-        };
+        let user = self.target(admin, extension).await?;
         match set_pin_for(&self.ctx, &user, new, confirm, &admin.actor()).await {
             Ok(()) => Ok(()),
             Err(PinError::Rejected(r)) => Err(AdminPinError::Rejected(r)),

@@ -201,6 +201,29 @@ impl Store {
         Ok(self.affected(query).await? == 1)
     }
 
+    /// Runs a write of one row inside `tx`; false when there was no such row to change.
+    async fn affected_one_in(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        query: AnyQuery<'_>,
+    ) -> StoreResult<bool> {
+        Ok(query.execute(&mut **tx).await?.rows_affected() == 1)
+    }
+
+    /// Begins a transaction with a write of one row; `None`, the transaction rolled back,
+    /// when there was no such row to change.
+    async fn begin_with_one(
+        &self,
+        query: AnyQuery<'_>,
+    ) -> StoreResult<Option<sqlx::Transaction<'static, sqlx::Any>>> {
+        let mut tx = self.pool.begin().await?;
+        if Self::affected_one_in(&mut tx, query).await? {
+            Ok(Some(tx))
+        } else {
+            tx.rollback().await?;
+            Ok(None)
+        }
+    }
+
     /// The row `query` selects, if any, read by `read`.
     async fn optional<T>(
         &self,

@@ -95,16 +95,19 @@ impl Store {
         notice: Option<&NewMail>,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let used = sqlx::query("UPDATE reset_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND expires_at > $1")
-            .bind(now.0)
-            .bind(link_id)
-            .execute(&mut *tx)
-            .await?;
-        if used.rows_affected() != 1 {
-            tx.rollback().await?;
+        let Some(mut tx) = self
+            .begin_with_one(
+                sqlx::query(
+                    "UPDATE reset_tokens SET used_at = $1 \
+                     WHERE id = $2 AND used_at IS NULL AND expires_at > $1",
+                )
+                .bind(now.0)
+                .bind(link_id),
+            )
+            .await?
+        else {
             return Ok(false);
-        }
+        };
         sqlx::query("UPDATE reset_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
             .bind(now.0)
             .bind(user.0)

@@ -198,18 +198,18 @@ impl Store {
     /// that make the SIP server forget their credentials and registrations. False when it
     /// was suspended already (nothing changes).
     pub async fn suspend_tenant(&self, id: TenantId, now: Timestamp) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE tenants SET suspended_at = $1 WHERE id = $2 AND suspended_at IS NULL",
-        )
-        .bind(now.0)
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            tx.rollback().await?;
+        let Some(mut tx) = self
+            .begin_with_one(
+                sqlx::query(
+                    "UPDATE tenants SET suspended_at = $1 WHERE id = $2 AND suspended_at IS NULL",
+                )
+                .bind(now.0)
+                .bind(id.0),
+            )
+            .await?
+        else {
             return Ok(false);
-        }
+        };
         sqlx::query(
             "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE tenant_id = $1)",
         )

@@ -206,19 +206,20 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let (column, id) = owner.column();
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(&format!(
-            "UPDATE totp_factors SET confirmed_at = $1, last_step = $2 \
-             WHERE {column} = $3 AND confirmed_at IS NULL"
-        ))
-        .bind(now.0)
-        .bind(step)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
+        let Some(mut tx) = self
+            .begin_with_one(
+                sqlx::query(&format!(
+                    "UPDATE totp_factors SET confirmed_at = $1, last_step = $2 \
+                     WHERE {column} = $3 AND confirmed_at IS NULL"
+                ))
+                .bind(now.0)
+                .bind(step)
+                .bind(id),
+            )
+            .await?
+        else {
             return Ok(false);
-        }
+        };
         replace_codes(&mut tx, owner, code_hashes, now).await?;
         tx.commit().await?;
         Ok(true)
@@ -262,19 +263,20 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let (column, id) = owner.column();
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(&format!(
-            "UPDATE recovery_codes SET used_at = $1 \
-             WHERE {column} = $2 AND code_hash = $3 AND used_at IS NULL"
-        ))
-        .bind(now.0)
-        .bind(id)
-        .bind(code_hash)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
+        let Some(mut tx) = self
+            .begin_with_one(
+                sqlx::query(&format!(
+                    "UPDATE recovery_codes SET used_at = $1 \
+                     WHERE {column} = $2 AND code_hash = $3 AND used_at IS NULL"
+                ))
+                .bind(now.0)
+                .bind(id)
+                .bind(code_hash),
+            )
+            .await?
+        else {
             return Ok(false);
-        }
+        };
         if let Some(mail) = notice {
             outbox::enqueue(&mut tx, mail, now).await?;
         }

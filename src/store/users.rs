@@ -266,15 +266,17 @@ impl Store {
         lock_tenant_admins(&mut tx, tenant).await?;
         // Explicit deletes as well as the cascades, so the result never depends on a
         // connection's foreign-key setting.
-        let done = sqlx::query(
-            "DELETE FROM users WHERE id = $1 AND tenant_id = $2 \
-             AND (role <> 'admin' OR (SELECT COUNT(*) FROM users WHERE tenant_id = $2 AND role = 'admin') > 1)",
+        if !Self::affected_one_in(
+            &mut tx,
+            sqlx::query(
+                "DELETE FROM users WHERE id = $1 AND tenant_id = $2 \
+                 AND (role <> 'admin' OR (SELECT COUNT(*) FROM users WHERE tenant_id = $2 AND role = 'admin') > 1)",
+            )
+            .bind(id.0)
+            .bind(tenant.0),
         )
-        .bind(id.0)
-        .bind(tenant.0)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
+        .await?
+        {
             tx.rollback().await?;
             return Ok(false);
         }

@@ -309,6 +309,12 @@ pub fn safe_next(next: &str) -> Option<&str> {
     ok.then_some(next)
 }
 
+/// Where to go after signing in, as a form or query gave it: `next` when it is safe to
+/// follow, otherwise empty (the default page).
+pub fn next_to_follow(next: &str) -> String {
+    safe_next(next).unwrap_or("").to_owned()
+}
+
 /// The session cookie for `token`, or its removal when `token` is `None`.
 pub fn session_cookie(state: &AppState, token: Option<String>) -> Cookie<'static> {
     scoped_session_cookie(state, state.cookies.session, "/", token)

@@ -30,6 +30,10 @@ macro_rules! field_errors {
 }
 pub(crate) use field_errors;
 
+/// A form that carries nothing but its CSRF token: a button that acts.
+#[derive(Deserialize)]
+pub struct NoFields {}
+
 /// What a form says when the current password typed is wrong.
 pub const WRONG_CURRENT: &str = "Your current password is not right.";
 
@@ -114,6 +118,24 @@ pub struct PinFields {
     pub confirm_pin: String,
 }
 
+/// A field as typed, parsed; when it cannot be, `None`, and its problem in `error`.
+pub fn field<T>(parsed: Result<T, DomainError>, error: &mut Option<String>) -> Option<T> {
+    parsed.map_err(|e| *error = Some(e.to_string())).ok()
+}
+
+/// An optional field (an email): left empty it is `Some(None)`; otherwise as [`field`].
+pub fn optional_field<T>(
+    raw: &str,
+    parse: impl FnOnce(&str) -> Result<T, DomainError>,
+    error: &mut Option<String>,
+) -> Option<Option<T>> {
+    if raw.trim().is_empty() {
+        Some(None)
+    } else {
+        field(parse(raw).map(Some), error)
+    }
+}
+
 /// Checks a sign-in form as typed: the name as parsed and a password. Each problem goes to
 /// its field's error; the name comes back only when neither field has one.
 pub fn check_sign_in<N>(
@@ -122,16 +144,11 @@ pub fn check_sign_in<N>(
     name_error: &mut Option<String>,
     password_error: &mut Option<String>,
 ) -> Option<N> {
-    if let Err(e) = &name {
-        *name_error = Some(e.to_string());
-    }
+    let name = field(name, name_error);
     if password.is_empty() {
         *password_error = Some("Enter your password.".to_owned());
     }
-    match name {
-        Ok(n) if password_error.is_none() => Some(n),
-        _ => None,
-    }
+    name.filter(|_| password_error.is_none())
 }
 
 /// Problems with the PIN form, each tied to its field.

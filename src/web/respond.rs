@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
+use askama::Template;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Router;
 use serde::Deserialize;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use super::render::html;
 use crate::services::Refusal;
 
 /// What a page says when the hashing pool is full.
@@ -67,6 +69,19 @@ pub struct Refused {
     pub status: StatusCode,
     pub message: String,
     pub retry_after: Option<u64>,
+}
+
+impl Refused {
+    /// `page`, once `message` (where it says something about the whole form) holds why,
+    /// with this status and `Retry-After`.
+    pub fn on_page<P: Template>(
+        self,
+        mut page: P,
+        message: impl FnOnce(&mut P) -> &mut Option<String>,
+    ) -> Response {
+        *message(&mut page) = Some(self.message);
+        maybe_retry_after(html(self.status, &page), self.retry_after)
+    }
 }
 
 /// A password typed inside a session (to change it, reveal a secret, set a question) was
@@ -149,8 +164,13 @@ pub struct ListQuery {
 impl ListQuery {
     /// The zero-based page asked for.
     pub fn page_index(&self) -> i64 {
-        self.page.unwrap_or(1).max(1) - 1
+        page_number(self.page) - 1
     }
+}
+
+/// The page a `?page=` asks for, from 1 (the first when none, or less than 1).
+pub fn page_number(page: Option<i64>) -> i64 {
+    page.unwrap_or(1).max(1)
 }
 
 /// How many pages `total` rows fill at `per_page` (at least one, even when empty).

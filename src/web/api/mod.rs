@@ -130,10 +130,7 @@ fn provider(actor: &ApiActor) -> Result<ProviderActor, Problem> {
 
 /// A tenant code from the path; one that cannot be a code names nothing.
 fn tenant_code(raw: &str) -> Result<TenantCode, Problem> {
-    TenantCode::parse(raw)
-        .ok()
-        .filter(|c| c.as_str() == raw)
-        .ok_or_else(Problem::not_found)
+    TenantCode::canonical(raw).ok_or_else(Problem::not_found)
 }
 
 /// The proof that this actor reaches tenant `code`, or 404.

@@ -24,6 +24,11 @@ fn tenant_error(e: TenantError) -> Problem {
     }
 }
 
+/// The provider's powers of `actor`, and the tenant the path names.
+fn provider_tenant(actor: &ApiActor, code: &str) -> Result<(ProviderActor, TenantCode), Problem> {
+    Ok((provider(actor)?, tenant_code(code)?))
+}
+
 async fn tenant_json(
     state: &AppState,
     by: &ProviderActor,
@@ -138,8 +143,8 @@ pub async fn get_tenant(
     ApiAuth(actor): ApiAuth,
     Path(code): Path<String>,
 ) -> Result<Json, Problem> {
-    let by = provider(&actor)?;
-    tenant_json(&state, &by, &tenant_code(&code)?).await
+    let (by, code) = provider_tenant(&actor, &code)?;
+    tenant_json(&state, &by, &code).await
 }
 
 /// Rename a tenant or move it to another SIP domain.
@@ -153,8 +158,7 @@ pub async fn update_tenant(
     Path(code): Path<String>,
     body: JsonBody<TenantChanges>,
 ) -> Result<Json, Problem> {
-    let by = provider(&actor)?;
-    let code = tenant_code(&code)?;
+    let (by, code) = provider_tenant(&actor, &code)?;
     let mut f = Fields::default();
     let name = match &body.value.name {
         Some(n) => f.check("name", DisplayName::parse(n), |e| e.to_string()),
@@ -193,8 +197,7 @@ pub async fn delete_tenant(
     ApiAuth(actor): ApiAuth,
     Path(code): Path<String>,
 ) -> Result<Response, Problem> {
-    let by = provider(&actor)?;
-    let code = tenant_code(&code)?;
+    let (by, code) = provider_tenant(&actor, &code)?;
     state
         .services
         .tenants
@@ -235,8 +238,7 @@ async fn set_in_service(
     code: &str,
     in_service: bool,
 ) -> Result<Json, Problem> {
-    let by = provider(actor)?;
-    let code = tenant_code(code)?;
+    let (by, code) = provider_tenant(actor, code)?;
     let tenants = &state.services.tenants;
     let done = if in_service {
         tenants.resume(&by, &code).await

@@ -23,10 +23,7 @@ use crate::web::AppState;
 
 /// An extension from the path; one that cannot be an extension names nobody.
 fn extension(raw: &str) -> Result<Extension, Problem> {
-    Extension::parse(raw)
-        .ok()
-        .filter(|e| e.as_str() == raw)
-        .ok_or_else(Problem::not_found)
+    Extension::canonical(raw).ok_or_else(Problem::not_found)
 }
 
 fn admin_error(e: AdminError) -> Problem {
@@ -78,9 +75,7 @@ pub async fn list_users(
     RawQuery(query): RawQuery,
 ) -> Result<Json, Problem> {
     let scope = tenant_scope(&state, &actor, &code).await?;
-    let (limit, after) = page_query(query.as_deref(), |c| {
-        Extension::parse(c).ok().filter(|e| e.as_str() == c)
-    })?;
+    let (limit, after) = page_query(query.as_deref(), Extension::canonical)?;
     let rows = state
         .services
         .tenant_admin

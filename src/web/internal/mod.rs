@@ -125,10 +125,8 @@ fn lookup_query(query: &str) -> Result<(String, String), &'static str> {
     };
     let user = one("user")?;
     let domain = one("domain")?;
-    let extension = Extension::parse(user)
-        .ok()
-        .filter(|e| e.as_str() == user)
-        .ok_or("user must be an extension number (1 to 10 digits)")?;
+    let extension =
+        Extension::canonical(user).ok_or("user must be an extension number (1 to 10 digits)")?;
     if !crate::services::provisioning::valid_sip_domain(domain) {
         return Err("domain must be a host name like sip.example.com");
     }

@@ -21,9 +21,9 @@ use crate::services::tenant_admin::{
 };
 use crate::store::{AuditFilter, UserListRow};
 use crate::web::extract::{CsrfToken, RequireAdmin, ValidForm};
-use crate::web::forms::{field_errors, PinErrors, PinFields};
+use crate::web::forms::{field, field_errors, optional_field, NoFields, PinErrors, PinFields};
 use crate::web::render::{html, Chrome, EventView};
-use crate::web::respond::{self, clip, page_count, DoneQuery, ListQuery};
+use crate::web::respond::{self, clip, page_count, page_number, DoneQuery, ListQuery};
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
@@ -112,20 +112,9 @@ field_errors!(struct FormErrors { extension, name, email, role, form });
 
 /// Parses name, email (optional) and role, naming each problem.
 fn parse_fields(form: &UserForm, errors: &mut FormErrors) -> Option<UserFields> {
-    let name = DisplayName::parse(&form.name)
-        .map_err(|e| errors.name = Some(e.to_string()))
-        .ok();
-    let email = if form.email.trim().is_empty() {
-        Some(None)
-    } else {
-        Email::parse(&form.email)
-            .map(Some)
-            .map_err(|e| errors.email = Some(e.to_string()))
-            .ok()
-    };
-    let role = Role::parse(&form.role)
-        .map_err(|e| errors.role = Some(e.to_string()))
-        .ok();
+    let name = field(DisplayName::parse(&form.name), &mut errors.name);
+    let email = optional_field(&form.email, Email::parse, &mut errors.email);
+    let role = field(Role::parse(&form.role), &mut errors.role);
     Some(UserFields {
         name: name?,
         email: email?,
@@ -237,9 +226,7 @@ async fn create_user(
     ValidForm(form): ValidForm<UserForm>,
 ) -> Result<Response, WebError> {
     let mut errors = FormErrors::default();
-    let extension = Extension::parse(&form.extension)
-        .map_err(|e| errors.extension = Some(e.to_string()))
-        .ok();
+    let extension = field(Extension::parse(&form.extension), &mut errors.extension);
     let fields = parse_fields(&form, &mut errors);
     let shown = UserForm {
         extension: clip(&form.extension, 20),
@@ -496,9 +483,6 @@ async fn reset_password(
     render_user(&state, &admin, csrf, &extension, status, shown).await
 }
 
-#[derive(Deserialize)]
-struct NoFields {}
-
 async fn unlock(
     State(state): State<AppState>,
     RequireAdmin(admin): RequireAdmin,
@@ -605,7 +589,7 @@ async fn audit_page(
     let user = clip(&q.user, 64).to_lowercase();
     let kinds: Vec<&'static str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
     let kind = kinds.iter().find(|k| **k == q.kind).copied().unwrap_or("");
-    let page = q.page.unwrap_or(1).max(1);
+    let page = page_number(q.page);
     let filter = AuditFilter {
         username: (!user.is_empty()).then_some(user.as_str()),
         kind: (!kind.is_empty()).then_some(kind),

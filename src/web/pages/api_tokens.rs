@@ -13,6 +13,7 @@ use crate::mail::compose::utc;
 use crate::services::api_tokens::ApiTokenError;
 use crate::services::tenant_admin::Admin;
 use crate::web::extract::{CsrfToken, RequireAdmin, ValidForm};
+use crate::web::forms::NoFields;
 use crate::web::render::{html, Chrome};
 use crate::web::respond::DoneQuery;
 use crate::web::{AppState, WebError};
@@ -125,9 +126,6 @@ async fn create_token(
         Err(ApiTokenError::Unexpected(e)) => Err(e.into()),
     }
 }
-
-#[derive(Deserialize)]
-struct NoFields {}
 
 async fn revoke_token(
     State(state): State<AppState>,

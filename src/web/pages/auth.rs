@@ -17,12 +17,12 @@ use crate::services::passwords::PasswordForm;
 use crate::services::sign_in::{SignInError, SignInStep};
 use crate::services::two_step::Console;
 use crate::web::extract::{
-    safe_next, session_cookie, session_of, to_pending_step, user_signed_in, AnySession, ClientInfo,
-    CsrfToken, ValidForm,
+    next_to_follow, session_cookie, session_of, to_pending_step, user_signed_in, AnySession,
+    ClientInfo, CsrfToken, ValidForm,
 };
-use crate::web::forms::{check_sign_in, password_change_outcome, PasswordErrors};
+use crate::web::forms::{check_sign_in, password_change_outcome, NoFields, PasswordErrors};
 use crate::web::render::{html, Chrome};
-use crate::web::respond::{maybe_retry_after, refused_sign_in};
+use crate::web::respond::refused_sign_in;
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
@@ -82,7 +82,7 @@ async fn login_form(
     CsrfToken(csrf): CsrfToken,
     parts: axum::http::request::Parts,
 ) -> Result<Response, WebError> {
-    let next = safe_next(&q.next).unwrap_or("").to_owned();
+    let next = next_to_follow(&q.next);
     if session_of(&parts, &state).await?.is_some() {
         return Ok(Redirect::to(if next.is_empty() { "/phone" } else { &next }).into_response());
     }
@@ -113,7 +113,7 @@ async fn login(
     jar: CookieJar,
     ValidForm(form): ValidForm<LoginFields>,
 ) -> Result<Response, WebError> {
-    let next = safe_next(&form.next).unwrap_or("").to_owned();
+    let next = next_to_follow(&form.next);
     // Keep what was typed (never the password), capped so a huge field is not echoed.
     let typed: String = form.username.trim().chars().take(64).collect();
     let mut page = LoginPage::new(csrf, typed, next.clone());
@@ -152,12 +152,7 @@ async fn login(
             Ok((jar, Redirect::to(&target)).into_response())
         }
         Err(SignInError::Refused(r)) => {
-            let shown = refused_sign_in(r, "username");
-            page.error = Some(shown.message);
-            Ok(maybe_retry_after(
-                html(shown.status, &page),
-                shown.retry_after,
-            ))
+            Ok(refused_sign_in(r, "username").on_page(page, |p| &mut p.error))
         }
         Err(SignInError::TemporaryExpired) => {
             page.error = Some(TEMPORARY_EXPIRED.to_owned());
@@ -190,15 +185,12 @@ const SUSPENDED: &str = "This account is suspended. Please contact your provider
 const TEMPORARY_EXPIRED: &str =
     "Your temporary password has expired. Ask your administrator for a new one.";
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn logout(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
     jar: CookieJar,
     parts: axum::http::request::Parts,
-    ValidForm(_): ValidForm<Empty>,
+    ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
     if let Some(su) = session_of(&parts, &state).await? {
         state.services.sessions.sign_out(&su, client).await?;

@@ -32,11 +32,11 @@ use crate::web::extract::{
     operator_cookie, operator_session_of, to_pending_step, ClientInfo, CsrfToken, RequireOperator,
     ValidForm,
 };
-use crate::web::forms::check_sign_in;
 use crate::web::forms::field_errors;
+use crate::web::forms::{check_sign_in, field, optional_field, NoFields};
 use crate::web::render::{html, Chrome, EventView};
 use crate::web::respond::{
-    self, clip, maybe_retry_after, page_count, refused_sign_in, DoneQuery, ListQuery,
+    self, clip, maybe_retry_after, page_count, page_number, refused_sign_in, DoneQuery, ListQuery,
     BUSY_RETRY_AFTER,
 };
 use crate::web::{AppState, WebError};
@@ -155,12 +155,7 @@ async fn login(
             Ok(to_pending_step(&state, jar, Console::Operator, step, to))
         }
         Err(SignInError::Refused(r)) => {
-            let shown = refused_sign_in(r, "name");
-            page.error = Some(shown.message);
-            Ok(maybe_retry_after(
-                html(shown.status, &page),
-                shown.retry_after,
-            ))
+            Ok(refused_sign_in(r, "name").on_page(page, |p| &mut p.error))
         }
         Err(SignInError::TemporaryExpired) => {
             Err(Unexpected::invariant("operators have no temporary passwords").into())
@@ -171,9 +166,6 @@ async fn login(
         Err(SignInError::Unexpected(e)) => Err(e.into()),
     }
 }
-
-#[derive(Deserialize)]
-struct NoFields {}
 
 async fn logout(
     State(state): State<AppState>,
@@ -303,26 +295,22 @@ async fn tenants_page(
 
 /// Parses the new-tenant form, recording each field's problem.
 fn parse_tenant(form: &TenantForm, errors: &mut TenantErrors) -> Option<NewTenantWithAdmin> {
-    let code = TenantCode::parse(&form.code).map_err(|e| errors.code = Some(e.to_string()));
-    let name = DisplayName::parse(&form.name).map_err(|e| errors.name = Some(e.to_string()));
-    let admin_extension = Extension::parse(&form.admin_extension)
-        .map_err(|e| errors.admin_extension = Some(e.to_string()));
-    let admin_name =
-        DisplayName::parse(&form.admin_name).map_err(|e| errors.admin_name = Some(e.to_string()));
-    let admin_email = match form.admin_email.trim() {
-        "" => Ok(None),
-        e => Email::parse(e)
-            .map(Some)
-            .map_err(|e| errors.admin_email = Some(e.to_string())),
-    };
+    let code = field(TenantCode::parse(&form.code), &mut errors.code);
+    let name = field(DisplayName::parse(&form.name), &mut errors.name);
+    let admin_extension = field(
+        Extension::parse(&form.admin_extension),
+        &mut errors.admin_extension,
+    );
+    let admin_name = field(DisplayName::parse(&form.admin_name), &mut errors.admin_name);
+    let admin_email = optional_field(&form.admin_email, Email::parse, &mut errors.admin_email);
     let sip_domain = form.sip_domain.trim();
     Some(NewTenantWithAdmin {
-        code: code.ok()?,
-        name: name.ok()?,
+        code: code?,
+        name: name?,
         sip_domain: (!sip_domain.is_empty()).then(|| sip_domain.to_owned()),
-        admin_extension: admin_extension.ok()?,
-        admin_name: admin_name.ok()?,
-        admin_email: admin_email.ok()?,
+        admin_extension: admin_extension?,
+        admin_name: admin_name?,
+        admin_email: admin_email?,
     })
 }
 
@@ -740,7 +728,7 @@ async fn audit_page(
     CsrfToken(csrf): CsrfToken,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, WebError> {
-    let page = q.page.unwrap_or(1).max(1);
+    let page = page_number(q.page);
     let (events, total) = state
         .services
         .operator_console

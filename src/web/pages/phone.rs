@@ -16,6 +16,7 @@ use crate::services::phone::RevealError;
 use crate::services::softphone::CredentialError;
 use crate::services::SessionUser;
 use crate::web::extract::{ClientInfo, CsrfToken, CurrentUser, ValidForm};
+use crate::web::forms::NoFields;
 use crate::web::render::{html, Chrome};
 use crate::web::respond::{back_to, maybe_retry_after, refused_in_session, DoneQuery};
 use crate::web::{AppState, WebError};
@@ -119,16 +120,13 @@ fn with_softphone_policy(state: &AppState, mut response: Response) -> Response {
     response
 }
 
-#[derive(Deserialize)]
-struct CredentialFields {}
-
 /// A short-lived SIP credential for the softphone (JSON, `no-store`); 404 when the
 /// provider has not set the softphone up.
 async fn softphone_credential(
     State(state): State<AppState>,
     CurrentUser(su): CurrentUser,
     ClientInfo(client): ClientInfo,
-    ValidForm(_): ValidForm<CredentialFields>,
+    ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
     match state.services.softphone.credential(&su, client).await {
         Ok(credential) => {

@@ -6,11 +6,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use axum::Router;
 use axum_extra::extract::CookieJar;
-use serde::Deserialize;
 
 use crate::services::sessions::Ended;
 use crate::store::SessionId;
 use crate::web::extract::{session_cookie, ClientInfo, CurrentUser, ValidForm};
+use crate::web::forms::NoFields;
 use crate::web::params::Path;
 use crate::web::{AppState, WebError};
 
@@ -19,10 +19,6 @@ pub fn router() -> Router<AppState> {
         .route("/settings/sessions/{id}/end", post(end_session))
         .route("/settings/sessions/end-others", post(end_other_sessions))
 }
-
-/// The forms carry only their CSRF token.
-#[derive(Deserialize)]
-struct NoFields {}
 
 /// Ends one of the user's sessions; another user's (or an unknown) id is 404, and nothing
 /// changes. Ending the asking session signs this browser out.

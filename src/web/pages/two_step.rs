@@ -21,9 +21,10 @@ use crate::services::two_step::{
 use crate::services::Refusal;
 use crate::store::{TwoStepRequirement, UserId};
 use crate::web::extract::{
-    operator_cookie, pending_cookie, safe_next, user_signed_in, ClientInfo, CsrfToken, CurrentUser,
-    RequireAdmin, RequireOperator, ValidForm,
+    next_to_follow, operator_cookie, pending_cookie, user_signed_in, ClientInfo, CsrfToken,
+    CurrentUser, RequireAdmin, RequireOperator, ValidForm,
 };
+use crate::web::forms::NoFields;
 use crate::web::params::{path_extension, path_tenant_code, Path, Query};
 use crate::web::render::{html, Chrome, ErrorPage};
 use crate::web::respond::{self, maybe_retry_after, refused_in_session, DoneQuery};
@@ -200,7 +201,7 @@ async fn step_form(
     Query(q): Query<NextQuery>,
     jar: CookieJar,
 ) -> Result<Response, WebError> {
-    let next = safe_next(&q.next).unwrap_or("").to_owned();
+    let next = next_to_follow(&q.next);
     show_step(&state, &jar, Console::Portal, csrf, next).await
 }
 
@@ -228,7 +229,7 @@ async fn step<S: Side>(
     ValidForm(form): ValidForm<CodeFields>,
 ) -> Result<Response, WebError> {
     let console = S::CONSOLE;
-    let next = safe_next(&form.next).unwrap_or("").to_owned();
+    let next = next_to_follow(&form.next);
     let Some(cookie) = pending_of(&jar, &state, console) else {
         return Ok(start_again(console));
     };
@@ -257,12 +258,7 @@ async fn step<S: Side>(
                 Console::Portal => "username",
                 Console::Operator => "name",
             };
-            let shown = respond::refused_sign_in(r, what);
-            page.form_error = Some(shown.message);
-            Ok(maybe_retry_after(
-                html(shown.status, &page),
-                shown.retry_after,
-            ))
+            Ok(respond::refused_sign_in(r, what).on_page(page, |p| &mut p.form_error))
         }
         Err(StepError::Unexpected(e)) => Err(e.into()),
     }
@@ -349,7 +345,7 @@ async fn passkey_finish(
     ValidForm(form): ValidForm<PasskeyFields>,
 ) -> Result<Response, WebError> {
     let console = Console::Portal;
-    let next = safe_next(&form.next).unwrap_or("").to_owned();
+    let next = next_to_follow(&form.next);
     let Some(cookie) = pending_of(&jar, &state, console) else {
         return Ok(passkey_step_ran_out());
     };
@@ -506,7 +502,7 @@ async fn enrol_form(
     Query(q): Query<NextQuery>,
     jar: CookieJar,
 ) -> Result<Response, WebError> {
-    let next = safe_next(&q.next).unwrap_or("").to_owned();
+    let next = next_to_follow(&q.next);
     show_enrol(&state, &jar, Console::Portal, csrf, next).await
 }
 
@@ -526,7 +522,7 @@ async fn enrol<S: Side>(
     ValidForm(form): ValidForm<CodeFields>,
 ) -> Result<Response, WebError> {
     let console = S::CONSOLE;
-    let next = safe_next(&form.next).unwrap_or("").to_owned();
+    let next = next_to_follow(&form.next);
     let Some(cookie) = pending_of(&jar, &state, console) else {
         return Ok(start_again(console));
     };
@@ -937,9 +933,6 @@ async fn admin_remove(
 }
 
 // ---- operators -------------------------------------------------------------------------
-
-#[derive(Deserialize)]
-struct NoFields {}
 
 async fn operator_remove(
     State(state): State<AppState>,
