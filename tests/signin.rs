@@ -278,17 +278,23 @@ async fn a_burst_at_the_edge_of_the_window_still_locks() {
     );
 }
 
-#[tokio::test]
-async fn one_address_failing_across_many_usernames_is_slowed() {
-    let app = spawn_app_with(&[("address_attempts", "6")]).await;
-    app.add_user(USER, PASSWORD).await;
-    let b = app.browser();
+/// Six wrong passwords from `b`, each for another username nobody has: enough to slow its
+/// address down when `address_attempts` is 6.
+async fn fail_across_six_usernames(b: &Browser) {
     for ext in 300..306 {
         let r = b
             .login(&format!("{ext}-wickedsprockets"), "Wrong-Password-1")
             .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
+}
+
+#[tokio::test]
+async fn one_address_failing_across_many_usernames_is_slowed() {
+    let app = spawn_app_with(&[("address_attempts", "6")]).await;
+    app.add_user(USER, PASSWORD).await;
+    let b = app.browser();
+    fail_across_six_usernames(&b).await;
     // A seventh username from the same address is not even checked.
     let r = b.login(USER, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -308,12 +314,7 @@ async fn a_browser_that_signed_in_before_is_not_slowed_by_failures_of_others_on_
     own.login_ok(USER, PASSWORD).await;
     own.logout().await;
     let other = app.browser();
-    for ext in 300..306 {
-        let r = other
-            .login(&format!("{ext}-wickedsprockets"), "Wrong-Password-1")
-            .await;
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    }
+    fail_across_six_usernames(&other).await;
     assert_eq!(
         app.browser().login(USER, PASSWORD).await.status(),
         StatusCode::TOO_MANY_REQUESTS,
