@@ -219,6 +219,7 @@ impl Admission {
 
     /// Records how a check from `source` ended: a failure counts toward its suspicion, a
     /// success clears it.
+    ///
     /// A source that fails while it has checks waiting moves back to the turns of its new
     /// class at once: a flood address that queued its checks before its first guess was
     /// known to fail does not keep its place among the ordinary sources.

@@ -193,9 +193,10 @@ impl<'a> Guard<'a> {
     /// `key` once it accepts the sign-in.
     ///
     /// A trusted browser's attempt (a `key` of a valid device cookie for this account) is
-    /// counted under that key alone and left out of the per-address slow-down: failures of others on
-    /// its network cannot keep the user out of their own browser, and its attempts, which
-    /// can only be for the one account its cookie names, are no password spraying.
+    /// counted under that key alone and left out of the per-address slow-down: failures of
+    /// others on its network cannot keep the user out of their own browser, and its
+    /// attempts, which can only be for the one account its cookie names, are no password
+    /// spraying.
     ///
     /// [`unlock`]: Guard::unlock
     pub(crate) async fn check_sign_in<'e>(

@@ -342,6 +342,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.pbx.close().await;
         self.pool.close().await;
     }
 

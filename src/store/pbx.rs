@@ -103,6 +103,14 @@ impl CredentialCache {
             loader: Arc::new(Loader::new(reads_at_once(backend))),
         }
     }
+
+    /// Closes the read connections kept out of the pool, with the pool.
+    pub(super) async fn close(&self) {
+        let idle = std::mem::take(&mut *self.loader.idle());
+        for conn in idle {
+            let _ = sqlx::Connection::close(conn).await;
+        }
+    }
 }
 
 /// At most this many reads of credential rows run at once; lookups that miss the cache
