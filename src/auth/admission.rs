@@ -519,18 +519,7 @@ mod tests {
     async fn beyond_the_bound_a_check_is_shed() {
         let a = queue();
         let running = a.admit(source("x"), false).await.unwrap();
-        let mut waiting = Vec::new();
-        // Ten sources with one check each fill the bound.
-        for i in 0..10 {
-            let a = a.clone();
-            waiting.push(tokio::spawn(async move {
-                a.admit(source(&format!("s{i}")), false).await
-            }));
-        }
-        tokio::task::yield_now().await;
-        while a.lock().waiting < 10 {
-            tokio::task::yield_now().await;
-        }
+        let mut waiting = fill_the_bound(&a, "s", 0).await;
         assert!(a.admit(source("late"), false).await.is_err());
         drop(running);
         let first = waiting.remove(0).await.unwrap();
@@ -567,6 +556,15 @@ mod tests {
     /// Queues `who` in this order behind a running check, then lets the worker go one
     /// check at a time and returns the order they were served in.
     async fn served_order(a: &Arc<Admission>, who: &[(&str, bool)]) -> Vec<String> {
+        served_order_after(a, who, |_| {}).await
+    }
+
+    /// [`served_order`], with `meanwhile` run on the queue once all of `who` wait.
+    async fn served_order_after(
+        a: &Arc<Admission>,
+        who: &[(&str, bool)],
+        meanwhile: impl FnOnce(&Admission),
+    ) -> Vec<String> {
         let running = a.admit(source("first"), false).await.unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         for (i, (s, priority)) in who.iter().enumerate() {
@@ -579,6 +577,7 @@ mod tests {
                 tokio::task::yield_now().await;
             }
         }
+        meanwhile(a);
         drop(running);
         let mut order = Vec::new();
         for _ in who {
@@ -633,19 +632,7 @@ mod tests {
     async fn at_the_bound_anyone_else_takes_the_place_of_a_suspect_check() {
         let a = queue();
         let running = a.admit(source("x"), false).await.unwrap();
-        // Ten suspect sources fill the bound.
-        let mut flood = Vec::new();
-        for i in 0..10 {
-            let s = source(&format!("f{i}"));
-            for _ in 0..SUSPECT_AFTER {
-                a.note(&s, false);
-            }
-            let queue = a.clone();
-            flood.push(tokio::spawn(async move { queue.admit(s, false).await }));
-            while a.lock().waiting < i + 1 {
-                tokio::task::yield_now().await;
-            }
-        }
+        let mut flood = fill_the_bound(&a, "f", SUSPECT_AFTER).await;
         // Another suspect check is shed; a user's takes the newest flood place.
         let late = source("f-late");
         for _ in 0..SUSPECT_AFTER {
@@ -668,15 +655,7 @@ mod tests {
     async fn at_the_bound_a_proven_browser_takes_the_place_of_an_unknown_one() {
         let a = queue();
         let running = a.admit(source("x"), false).await.unwrap();
-        let mut unknown = Vec::new();
-        for i in 0..10 {
-            let queue = a.clone();
-            let s = source(&format!("u{i}"));
-            unknown.push(tokio::spawn(async move { queue.admit(s, false).await }));
-            while a.lock().waiting < i + 1 {
-                tokio::task::yield_now().await;
-            }
-        }
+        let mut unknown = fill_the_bound(&a, "u", 0).await;
         // An unknown browser is shed: no suspect check to take the place of.
         assert!(a.admit(source("stranger"), false).await.is_err());
         let a2 = a.clone();
@@ -696,32 +675,22 @@ mod tests {
     #[tokio::test]
     async fn a_source_that_fails_while_its_checks_wait_falls_behind_at_once() {
         let a = queue();
-        let running = a.admit(source("first"), false).await.unwrap();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         // A flood address queues three checks before any of its guesses is known to fail,
         // then a user queues one.
-        for (i, s) in ["flood", "flood", "flood", "user"].into_iter().enumerate() {
-            let (queue, tx) = (a.clone(), tx.clone());
-            tokio::spawn(async move {
-                let slot = queue.admit(source(s), false).await.unwrap();
-                tx.send((s, slot)).unwrap();
-            });
-            while a.lock().waiting < i + 1 {
-                tokio::task::yield_now().await;
+        let who = [
+            ("flood", false),
+            ("flood", false),
+            ("flood", false),
+            ("user", false),
+        ];
+        let order = served_order_after(&a, &who, |a| {
+            // Its guesses fail (elsewhere, on other workers): its waiting checks move
+            // behind the user's, where before it kept its ordinary turn while any waited.
+            for _ in 0..SUSPECT_AFTER {
+                a.note(&source("flood"), false);
             }
-        }
-        // Its guesses fail (elsewhere, on other workers): its waiting checks move behind
-        // the user's, where before it kept its ordinary turn while any of them waited.
-        for _ in 0..SUSPECT_AFTER {
-            a.note(&source("flood"), false);
-        }
-        drop(running);
-        let mut order = Vec::new();
-        for _ in 0..4 {
-            let (s, slot) = rx.recv().await.unwrap();
-            order.push(s);
-            drop(slot);
-        }
+        })
+        .await;
         assert_eq!(order, ["user", "flood", "flood", "flood"]);
         assert!(a.lock().suspect_turns.is_empty() && a.lock().turns.is_empty());
     }
@@ -794,6 +763,17 @@ mod tests {
             tokio::task::yield_now().await;
         }
         task
+    }
+
+    /// Ten sources, `prefix`0 to `prefix`9, each with `failures` failed checks so far, fill
+    /// the bound with one check each.
+    async fn fill_the_bound(a: &Arc<Admission>, prefix: &str, failures: u32) -> Vec<Waiting> {
+        let mut tasks = Vec::new();
+        for i in 0..10 {
+            tasks.push(arrive(a, &format!("{prefix}{i}"), failures, false).await);
+        }
+        assert_eq!(a.lock().waiting, 10);
+        tasks
     }
 
     /// Fills the bound (ten) behind a running check with one check from each of

@@ -16,16 +16,11 @@ impl DisplayName {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::assert_one_trimmed_line;
 
     #[test]
     fn a_name_is_trimmed_and_bounded() {
-        assert_eq!(
-            DisplayName::parse("  Ada Admin ").unwrap().as_str(),
-            "Ada Admin"
-        );
-        assert!(DisplayName::parse("   ").is_err());
-        assert!(DisplayName::parse("Ada\u{0}").is_err());
-        assert!(DisplayName::parse(&"x".repeat(101)).is_err());
+        assert_one_trimmed_line(DisplayName::parse, 100, "Ada Admin");
         assert!(DisplayName::parse("Zoë Ødegård").is_ok());
     }
 }

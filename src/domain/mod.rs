@@ -142,3 +142,36 @@ macro_rules! from_str_by_parse {
     };
 }
 use from_str_by_parse;
+
+/// Asserts that `parse` refuses every one of `bad` with `expected`, naming the input that
+/// was not refused.
+#[cfg(test)]
+fn assert_refuses_all<T, E: std::fmt::Debug + PartialEq + Clone>(
+    parse: impl Fn(&str) -> Result<T, E>,
+    bad: &[&str],
+    expected: E,
+) {
+    for raw in bad {
+        assert_eq!(parse(raw).err(), Some(expected.clone()), "{raw:?}");
+    }
+}
+
+/// Asserts the rules of a one-line text type of at most `max_chars` characters: `example`
+/// is kept with surrounding whitespace trimmed; blank, over-long and control-character
+/// inputs are refused; `max_chars` non-ASCII characters are accepted.
+#[cfg(test)]
+fn assert_one_trimmed_line<T: std::fmt::Display>(
+    parse: impl Fn(&str) -> Result<T, DomainError>,
+    max_chars: usize,
+    example: &str,
+) {
+    let kept = parse(&format!("  {example}\t")).map(|v| v.to_string());
+    assert_eq!(kept.as_deref(), Ok(example));
+    let too_long = "x".repeat(max_chars + 1);
+    let with_nul = format!("{example}\u{0}");
+    let with_break = format!("{example}\nTwo");
+    for raw in ["", "   ", &too_long, &with_nul, &with_break] {
+        assert!(parse(raw).is_err(), "{raw:?}");
+    }
+    assert!(parse(&"é".repeat(max_chars)).is_ok());
+}

@@ -18,18 +18,11 @@ impl PasskeyName {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::assert_one_trimmed_line;
 
     #[test]
     fn a_passkey_name_is_trimmed_and_bounded() {
-        assert_eq!(
-            PasskeyName::parse("  Work laptop ").unwrap().as_str(),
-            "Work laptop"
-        );
-        assert!(PasskeyName::parse("   ").is_err());
-        assert!(PasskeyName::parse("").is_err());
-        assert!(PasskeyName::parse("Key\nTwo").is_err());
-        assert!(PasskeyName::parse(&"x".repeat(61)).is_err());
-        assert!(PasskeyName::parse(&"é".repeat(60)).is_ok());
+        assert_one_trimmed_line(PasskeyName::parse, PasskeyName::MAX_CHARS, "Work laptop");
         assert!(PasskeyName::parse("Clé de Zoë 🔑").is_ok());
     }
 }

@@ -104,6 +104,7 @@ impl fmt::Debug for Pin {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::domain::assert_refuses_all;
     use proptest::prelude::*;
 
     fn ext(raw: &str) -> Extension {
@@ -130,24 +131,30 @@ mod tests {
 
     #[test]
     fn a_pin_holds_only_ascii_digits() {
-        for bad in ["25 80", "258a", "-2580", "２５８０", "25\u{0}80", "٢٥٨٠"] {
-            assert_eq!(check(bad), Err(PinProblem::NotDigits), "{bad:?}");
-        }
+        assert_refuses_all(
+            check,
+            &["25 80", "258a", "-2580", "２５８０", "25\u{0}80", "٢٥٨٠"],
+            PinProblem::NotDigits,
+        );
     }
 
     #[test]
     fn a_pin_is_not_one_digit_repeated() {
-        for bad in ["0000", "1111", "9999999999"] {
-            assert_eq!(check(bad), Err(PinProblem::RepeatedDigit), "{bad:?}");
-        }
+        assert_refuses_all(
+            check,
+            &["0000", "1111", "9999999999"],
+            PinProblem::RepeatedDigit,
+        );
         assert!(check("1112").is_ok());
     }
 
     #[test]
     fn a_pin_is_not_an_ascending_or_descending_run() {
-        for bad in ["1234", "0123", "3210", "56789", "0123456789", "9876543210"] {
-            assert_eq!(check(bad), Err(PinProblem::Sequence), "{bad:?}");
-        }
+        assert_refuses_all(
+            check,
+            &["1234", "0123", "3210", "56789", "0123456789", "9876543210"],
+            PinProblem::Sequence,
+        );
     }
 
     #[test]

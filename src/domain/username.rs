@@ -160,6 +160,7 @@ fn ascii_name(s: &str, len: RangeInclusive<usize>, marks: &[u8]) -> Option<Strin
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::domain::assert_refuses_all;
     use proptest::prelude::*;
 
     fn username(raw: &str) -> Username {
@@ -189,7 +190,7 @@ mod tests {
 
     #[test]
     fn an_extension_refuses_anything_but_ascii_digits() {
-        for bad in [
+        let bad = [
             "20a",
             "+201",
             "-201",
@@ -198,13 +199,8 @@ mod tests {
             "２０１",
             "201\0",
             "1.5",
-        ] {
-            assert_eq!(
-                Extension::parse(bad),
-                Err(DomainError::Extension),
-                "{bad:?}"
-            );
-        }
+        ];
+        assert_refuses_all(Extension::parse, &bad, DomainError::Extension);
     }
 
     #[test]
@@ -238,20 +234,15 @@ mod tests {
             TenantCode::parse("acme-west-2").unwrap().as_str(),
             "acme-west-2"
         );
-        for bad in [
+        let bad = [
             "acme-",
             "acme--west",
             "ac me",
             "acmé",
             "acme_west",
             "acme.west",
-        ] {
-            assert_eq!(
-                TenantCode::parse(bad),
-                Err(DomainError::TenantCode),
-                "{bad:?}"
-            );
-        }
+        ];
+        assert_refuses_all(TenantCode::parse, &bad, DomainError::TenantCode);
     }
 
     #[test]
@@ -354,9 +345,8 @@ mod tests {
         assert_eq!(Role::parse("Admin"), Ok(Role::Admin));
         assert_eq!(Role::Admin.as_str(), "admin");
         assert_eq!(Role::User.to_string(), "user");
-        for bad in ["", "administrator", "operator", "us er", "root"] {
-            assert_eq!(Role::parse(bad), Err(DomainError::Role), "{bad:?}");
-        }
+        let bad = ["", "administrator", "operator", "us er", "root"];
+        assert_refuses_all(Role::parse, &bad, DomainError::Role);
     }
 
     #[test]
@@ -371,22 +361,11 @@ mod tests {
     fn an_operator_name_starts_with_a_letter_and_has_two_to_sixty_four_characters() {
         assert!(OperatorName::parse("jd").is_ok());
         assert!(OperatorName::parse(&"j".repeat(64)).is_ok());
-        for bad in [
-            "j".to_owned(),
-            "j".repeat(65),
-            "2jane".to_owned(),
-            ".jane".to_owned(),
-            "jane doe".to_owned(),
-            "jane@doe".to_owned(),
-            "jäne".to_owned(),
-            String::new(),
-        ] {
-            assert_eq!(
-                OperatorName::parse(&bad),
-                Err(DomainError::OperatorName),
-                "{bad:?}"
-            );
-        }
+        let long = "j".repeat(65);
+        let bad = [
+            "j", &long, "2jane", ".jane", "jane doe", "jane@doe", "jäne", "",
+        ];
+        assert_refuses_all(OperatorName::parse, &bad, DomainError::OperatorName);
     }
 
     fn valid_username() -> impl Strategy<Value = String> {

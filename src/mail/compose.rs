@@ -6,6 +6,7 @@ use askama::Template;
 
 use super::{Composed, Outbox};
 use crate::clock::Timestamp;
+use crate::store::{NewMail, UserRecord};
 
 /// One account in a reset message.
 #[derive(Debug, Clone)]
@@ -112,7 +113,7 @@ message_templates! {
     TwoStep: TwoStepText = "email/two_step.txt", TwoStepHtml = "email/two_step.html";
 }
 
-/// What happened to an account's two-step sign-in, for [`Outbox::two_step_message`].
+/// What happened to an account's two-step sign-in, for [`AccountNotice::TwoStep`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TwoStepNotice {
     /// A recovery code was used to sign in.
@@ -173,97 +174,121 @@ impl Outbox {
         }
         .composed("usernames", format!("Your {provider} portal usernames"))
     }
+}
 
-    /// To the old address, when an admin changed the email on file.
-    pub fn email_changed_message(
-        &self,
-        name: &str,
-        username: &str,
-        when: Timestamp,
-    ) -> Result<Composed, askama::Error> {
-        let provider = &self.provider;
-        let when = utc(when);
-        EmailChanged {
-            provider,
-            name,
-            username,
-            when: &when,
-        }
-        .composed(
-            "email_changed",
-            format!("The email address of your {provider} portal account was changed"),
-        )
-    }
+/// A change to an account, told to its holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountNotice {
+    /// An admin changed the email on file (told to the old address).
+    EmailChanged,
+    /// The password was changed by its holder, or reset.
+    PasswordChanged { how: PasswordWas },
+    /// Something happened to the account's two-step sign-in.
+    TwoStep(TwoStepNotice),
+}
 
-    /// `how` is "changed" or "reset".
-    pub fn password_changed_message(
-        &self,
-        name: &str,
-        username: &str,
-        how: &str,
-        when: Timestamp,
-    ) -> Result<Composed, askama::Error> {
-        let provider = &self.provider;
-        let when = utc(when);
-        let forgot_url = self.link("/password/forgot");
-        Changed {
-            provider,
-            name,
-            username,
-            how,
-            when: &when,
-            forgot_url: &forgot_url,
-        }
-        .composed(
-            "password_changed",
-            format!("Your {provider} portal password was {how}"),
-        )
-    }
+/// How a password came to change, as the notice words it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordWas {
+    /// By its holder, in Settings.
+    Changed,
+    /// With a reset link.
+    Reset,
 }
 
 impl Outbox {
-    /// A notice about the account's two-step sign-in.
-    pub fn two_step_message(
+    /// `notice` about `user`'s account, sealed for `to` (their address on file, or the old
+    /// one when it is the address that changed).
+    pub fn account_notice(
         &self,
-        notice: TwoStepNotice,
+        user: &UserRecord,
+        to: &str,
+        notice: AccountNotice,
+        when: Timestamp,
+    ) -> Result<NewMail, askama::Error> {
+        let message =
+            self.account_message(&user.name, &user.username().to_string(), notice, when)?;
+        Ok(self.seal(message, to, Some(user.id), Some(user.tenant_id)))
+    }
+
+    fn account_message(
+        &self,
         name: &str,
         username: &str,
+        notice: AccountNotice,
         when: Timestamp,
     ) -> Result<Composed, askama::Error> {
         let provider = &self.provider;
-        let when = utc(when);
-        let (kind, subject, what, advice) = match notice {
-            TwoStepNotice::RecoveryCodeUsed { left } => (
-                "two_step_recovery_code_used",
-                format!("A recovery code was used to sign in to your {provider} portal"),
-                "A recovery code was used to sign in".to_owned(),
-                format!(
-                    "You have {left} unused recovery code{} left; make new ones in Settings, \
-                     Two-step sign-in. If this was not you, change your password now and tell \
-                     your administrator.",
-                    if left == 1 { "" } else { "s" }
-                ),
+        let when = &utc(when);
+        match notice {
+            AccountNotice::EmailChanged => EmailChanged {
+                provider,
+                name,
+                username,
+                when,
+            }
+            .composed(
+                "email_changed",
+                format!("The email address of your {provider} portal account was changed"),
             ),
-            TwoStepNotice::Removed => (
-                "two_step_removed",
-                format!("Two-step sign-in was turned off for your {provider} portal"),
-                "Your two-step sign-in (authenticator app and recovery codes) was removed by \
-                 an administrator"
-                    .to_owned(),
-                "Set it up again in Settings, Two-step sign-in. If you did not ask for this, \
-                 tell your administrator."
-                    .to_owned(),
-            ),
-        };
-        TwoStep {
-            provider,
-            name,
-            username,
-            what: &what,
-            advice: &advice,
-            when: &when,
+            AccountNotice::PasswordChanged { how } => {
+                let how = match how {
+                    PasswordWas::Changed => "changed",
+                    PasswordWas::Reset => "reset",
+                };
+                Changed {
+                    provider,
+                    name,
+                    username,
+                    how,
+                    when,
+                    forgot_url: &self.link("/password/forgot"),
+                }
+                .composed(
+                    "password_changed",
+                    format!("Your {provider} portal password was {how}"),
+                )
+            }
+            AccountNotice::TwoStep(notice) => {
+                let (kind, subject, what, advice) = two_step_words(notice, provider);
+                TwoStep {
+                    provider,
+                    name,
+                    username,
+                    what: &what,
+                    advice: &advice,
+                    when,
+                }
+                .composed(kind, subject)
+            }
         }
-        .composed(kind, subject)
+    }
+}
+
+/// The mail kind, subject, what happened and what to do, for a two-step notice.
+fn two_step_words(notice: TwoStepNotice, provider: &str) -> (&'static str, String, String, String) {
+    match notice {
+        TwoStepNotice::RecoveryCodeUsed { left } => (
+            "two_step_recovery_code_used",
+            format!("A recovery code was used to sign in to your {provider} portal"),
+            "A recovery code was used to sign in".to_owned(),
+            format!(
+                "You have {left} unused recovery code{} left; make new ones in Settings, \
+                 Two-step sign-in. If this was not you, change your password now and tell \
+                 your administrator.",
+                if left == 1 { "" } else { "s" }
+            ),
+        ),
+        TwoStepNotice::Removed => (
+            "two_step_removed",
+            format!("Two-step sign-in was turned off for your {provider} portal"),
+            "Your two-step sign-in (authenticator app and recovery codes) was removed by \
+             an administrator"
+                .to_owned(),
+            "Set it up again in Settings, Two-step sign-in. If you did not ask for this, \
+             tell your administrator."
+                .to_owned(),
+        ),
     }
 }
 

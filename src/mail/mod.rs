@@ -11,7 +11,7 @@ use crate::auth::keyring::{key_id, Keyring};
 use crate::config::Settings;
 use crate::store::{NewMail, OutboxMessage, Store, StoreResult, TenantId, UserId};
 
-pub use compose::{LinkLine, UsernameLine};
+pub use compose::{AccountNotice, LinkLine, PasswordWas, UsernameLine};
 
 const SEAL_PURPOSE: &str = "outbox";
 

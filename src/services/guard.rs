@@ -14,7 +14,7 @@ use crate::audit::{Event, EventKind};
 use crate::auth::hashing::{dummy_hash, Admitted};
 use crate::clock::Timestamp;
 use crate::domain::{password, Username};
-use crate::store::{AddressFailure, Burst, ThrottleKey, ThrottleState, UserRecord};
+use crate::store::{AddressFailure, Burst, OperatorRecord, ThrottleKey, ThrottleState, UserRecord};
 
 /// Reset links mailed per account per [`RECOVERY_WINDOW`].
 pub const RESET_MAILS_PER_ACCOUNT: i64 = 3;
@@ -80,6 +80,24 @@ impl Counted {
                 attempts: state.attempts,
             }
         }
+    }
+}
+
+/// An account that signs in with a password: a customer's user or an operator.
+pub(crate) trait PasswordHolder {
+    /// The stored argon2id hash.
+    fn password_hash(&self) -> &str;
+}
+
+impl PasswordHolder for UserRecord {
+    fn password_hash(&self) -> &str {
+        &self.password_hash
+    }
+}
+
+impl PasswordHolder for OperatorRecord {
+    fn password_hash(&self) -> &str {
+        &self.password_hash
     }
 }
 
@@ -188,9 +206,9 @@ impl<'a> Guard<'a> {
     /// The guarded core of every password sign-in (tenant users and operators), run with
     /// a place on the hashing pool the caller took before any database work: the
     /// per-address slow-down, the attempt counted under `key` before any hash runs, and a
-    /// dummy hash when there is no `stored` hash, so an unknown name costs the same as a
-    /// wrong password. `Ok` only for a stored hash that matches; the caller [`unlock`]s
-    /// `key` once it accepts the sign-in.
+    /// dummy hash when there is no `account`, so an unknown name costs the same as a
+    /// wrong password. `Ok` with the account only when its stored hash matches; the caller
+    /// [`unlock`]s `key` once it accepts the sign-in.
     ///
     /// A trusted browser's attempt (a `key` of a valid device cookie for this account) is
     /// counted under that key alone and left out of the per-address slow-down: failures of
@@ -199,15 +217,15 @@ impl<'a> Guard<'a> {
     /// spraying.
     ///
     /// [`unlock`]: Guard::unlock
-    pub(crate) async fn check_sign_in<'e>(
+    pub(crate) async fn check_sign_in<'e, A: PasswordHolder>(
         &self,
         admitted: Admitted,
         key: &ThrottleKey,
-        stored: Option<&str>,
+        account: Option<A>,
         password: &SecretString,
         client: Client,
         event: &(dyn Fn(EventKind) -> Event<'e> + Sync),
-    ) -> Result<Result<(), Refusal>, Unexpected> {
+    ) -> Result<Result<A, Refusal>, Unexpected> {
         let source = client.source();
         let address_counted = !key.is_trusted_browser();
         let address_ok = if address_counted {
@@ -234,16 +252,17 @@ impl<'a> Guard<'a> {
         let candidate = SecretString::from(password::normalize(
             secrecy::ExposeSecret::expose_secret(password),
         ));
+        let stored = account.as_ref().map(PasswordHolder::password_hash);
         let matches = admitted
             .verify(stored.unwrap_or_else(|| dummy_hash()).to_owned(), candidate)
             .await?;
         // The queue serves sources whose checks keep failing after everyone else.
         self.ctx.hasher.note(&source, matches && stored.is_some());
-        if matches && stored.is_some() {
+        if let Some(account) = account.filter(|_| matches) {
             if address_counted {
                 self.forgive_address(client).await?;
             }
-            return Ok(Ok(()));
+            return Ok(Ok(account));
         }
         let address = client
             .addr

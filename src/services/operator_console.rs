@@ -14,7 +14,7 @@ use super::provisioning::{CreateTenantError, Provisioning};
 use super::recovery::{send_link_for, NoEmailOnFile};
 use super::sessions::{keep_alive, SessionOf};
 use super::sign_in::SignInError;
-use super::tenant_admin::PAGE_SIZE;
+use super::tenant_admin::{page_offset, PAGE_SIZE};
 use super::two_step::{self, Account, AfterPassword, PendingStep};
 use super::{service, store_error_is_unexpected, Client, Context, Unexpected};
 use crate::audit::{operator_actor, Event, EventKind};
@@ -204,20 +204,10 @@ impl OperatorConsole {
         };
         let key = ThrottleKey::operator(name);
         let guard = ctx.guard();
-        guard
-            .check_sign_in(
-                admitted,
-                &key,
-                operator.as_ref().map(|o| o.password_hash.as_str()),
-                &password,
-                client,
-                &event,
-            )
+        let operator = guard
+            .check_sign_in(admitted, &key, operator, &password, client, &event)
             .await?
             .map_err(SignInError::Refused)?;
-        let Some(operator) = operator else {
-            return Err(SignInError::Refused(Refusal::WrongPassword));
-        };
         guard.password_ok_step_pending(&key).await?;
         let account = Account::Operator(operator);
         Ok(match two_step::after_password(ctx, &account).await? {
@@ -272,7 +262,7 @@ impl OperatorConsole {
         search: Option<&str>,
         page: i64,
     ) -> Result<(Vec<TenantListRow>, i64), Unexpected> {
-        let offset = page.max(0).saturating_mul(PAGE_SIZE);
+        let offset = page_offset(page);
         Ok(self
             .ctx
             .store

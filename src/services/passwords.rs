@@ -16,6 +16,7 @@ use crate::audit::{Event, EventKind};
 use crate::auth::hashing::HashError;
 use crate::auth::token;
 use crate::domain::{password, NewPassword, PasswordContext, PasswordProblem, Username};
+use crate::mail::{AccountNotice, PasswordWas};
 use crate::store::{PasswordChange, UserRecord};
 
 /// How long a temporary password works.
@@ -240,14 +241,11 @@ impl Passwords {
         let now = ctx.now();
         let notice = match &su.user.email {
             Some(email) => {
-                let message = ctx
-                    .outbox
-                    .password_changed_message(&su.user.name, &name, "changed", now)
-                    .map_err(Unexpected::from)?;
-                Some(
-                    ctx.outbox
-                        .seal(message, email, Some(su.user.id), Some(su.user.tenant_id)),
-                )
+                let notice = AccountNotice::PasswordChanged {
+                    how: PasswordWas::Changed,
+                };
+                let sealed = ctx.outbox.account_notice(&su.user, email, notice, now);
+                Some(sealed.map_err(Unexpected::from)?)
             }
             None => None,
         };

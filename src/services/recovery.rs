@@ -15,7 +15,7 @@ use crate::audit::{Event, EventKind};
 use crate::auth::hashing::HashError;
 use crate::auth::token;
 use crate::domain::{DomainError, Email, Username};
-use crate::mail::{LinkLine, UsernameLine};
+use crate::mail::{AccountNotice, LinkLine, PasswordWas, UsernameLine};
 use crate::store::{Burst, NewResetLink, PasswordChange, ThrottleKey, UserRecord};
 
 /// What a user typed to find their account: a username or the email on file.
@@ -383,16 +383,11 @@ impl Recovery {
             Err(e) => return Err(Unexpected::from(e).into()),
         };
         let now = self.ctx.now();
-        let name = user.username().to_string();
-        let notice = self
-            .ctx
-            .outbox
-            .password_changed_message(&user.name, &name, "reset", now)
-            .map_err(Unexpected::from)?;
-        let notice = self
-            .ctx
-            .outbox
-            .seal(notice, on_file, Some(user.id), Some(user.tenant_id));
+        let notice = AccountNotice::PasswordChanged {
+            how: PasswordWas::Reset,
+        };
+        let notice = self.ctx.outbox.account_notice(&user, on_file, notice, now);
+        let notice = notice.map_err(Unexpected::from)?;
         let done = self
             .ctx
             .store
@@ -412,6 +407,7 @@ impl Recovery {
             return Err(ResetError::LinkInvalid);
         }
         let addr = client.addr_string();
+        let name = user.username().to_string();
         self.ctx
             .audit(Event::from_addr(
                 EventKind::ResetUsed,

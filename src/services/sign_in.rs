@@ -62,6 +62,7 @@ service!(
 
 impl SignIn {
     /// Signs in, counting the outcome for the metrics.
+    #[tracing::instrument(skip(self, password, device_cookie), fields(username = %username))]
     pub async fn sign_in(
         &self,
         username: &Username,
@@ -69,9 +70,82 @@ impl SignIn {
         client: Client,
         device_cookie: Option<&str>,
     ) -> Result<SignInStep, SignInError> {
-        let result = self
-            .attempt(username, password, client, device_cookie)
-            .await;
+        let result = async {
+            let ctx = &self.ctx;
+            // A browser that signed in to this account before carries a device cookie: its
+            // attempts are counted for it alone, and it waits before strangers for hashing.
+            let signing_key = ctx.keyring.signing_key();
+            let device = trusted_devices::recognise(&signing_key, device_cookie, username);
+            // A place on the hashing pool first, before any database work: beyond the queue's
+            // bound the answer is "busy" at once, so a flood is shed for almost nothing.
+            let admitted = ctx
+                .hasher
+                .admit(client.source(), device.is_some())
+                .await
+                .map_err(|_| SignInError::Refused(Refusal::Busy))?;
+            let name = username.to_string();
+            let addr = client.addr_string();
+            let user = ctx.store.user_by_username(username).await?;
+            let tenant = user.as_ref().map(|u| u.tenant_id);
+            let event = |kind| Event {
+                tenant,
+                actor: Some(name.as_str()),
+                client_addr: addr.as_deref(),
+                ..Event::new(kind)
+            };
+
+            let guard = ctx.guard();
+            let key = guard.sign_in_key(username, device.as_ref());
+            let user = guard
+                .check_sign_in(admitted, &key, user, &password, client, &event)
+                .await?
+                .map_err(SignInError::Refused)?;
+
+            if user.tenant_suspended {
+                // Told only to someone who knows the password.
+                ctx.audit(Event {
+                    detail: Some("the tenant is suspended"),
+                    ..event(EventKind::SignInFailed)
+                })
+                .await?;
+                return Err(SignInError::Suspended);
+            }
+            let now = ctx.now();
+            if user.password_temporary && user.password_expires_at.is_some_and(|at| at <= now) {
+                // The attempt stays counted: an expired password is no proof of anything.
+                ctx.audit(Event {
+                    detail: Some("temporary password expired"),
+                    ..event(EventKind::SignInFailed)
+                })
+                .await?;
+                return Err(SignInError::TemporaryExpired);
+            }
+            // A second factor, had or demanded, comes before any session: the password's
+            // attempt is given back, but the name stays counted until the second step is done.
+            let account = Account::User(user);
+            match two_step::after_password(ctx, &account).await? {
+                AfterPassword::SignIn => {}
+                AfterPassword::SecondStep => {
+                    guard.password_ok_step_pending(&key).await?;
+                    let step = two_step::begin_pending(ctx, &account, false).await?;
+                    return Ok(SignInStep::SecondStep(step));
+                }
+                AfterPassword::Enrol => {
+                    guard.password_ok_step_pending(&key).await?;
+                    let step = two_step::begin_pending(ctx, &account, true).await?;
+                    return Ok(SignInStep::Enrol(step));
+                }
+            }
+            let Account::User(user) = account else {
+                return Err(
+                    Unexpected::invariant("a tenant sign-in became another account").into(),
+                );
+            };
+            guard.unlock(&key).await?;
+            let signed_in = open_session(ctx, &user, device.as_ref(), client, None).await?;
+            Ok(SignInStep::SignedIn(signed_in))
+        }
+        .await;
         telemetry::sign_in(match &result {
             Ok(_) => SignInOutcome::Ok,
             Err(SignInError::Refused(Refusal::WrongPassword)) => SignInOutcome::WrongPassword,
@@ -83,97 +157,6 @@ impl SignIn {
             Err(SignInError::Unexpected(_)) => SignInOutcome::Error,
         });
         result
-    }
-
-    #[tracing::instrument(skip(self, password, device_cookie), fields(username = %username))]
-    async fn attempt(
-        &self,
-        username: &Username,
-        password: SecretString,
-        client: Client,
-        device_cookie: Option<&str>,
-    ) -> Result<SignInStep, SignInError> {
-        let ctx = &self.ctx;
-        // A browser that signed in to this account before carries a device cookie: its
-        // attempts are counted for it alone, and it waits before strangers for hashing.
-        let signing_key = ctx.keyring.signing_key();
-        let device = trusted_devices::recognise(&signing_key, device_cookie, username);
-        // A place on the hashing pool first, before any database work: beyond the queue's
-        // bound the answer is "busy" at once, so a flood is shed for almost nothing.
-        let admitted = ctx
-            .hasher
-            .admit(client.source(), device.is_some())
-            .await
-            .map_err(|_| SignInError::Refused(Refusal::Busy))?;
-        let name = username.to_string();
-        let addr = client.addr_string();
-        let user = ctx.store.user_by_username(username).await?;
-        let tenant = user.as_ref().map(|u| u.tenant_id);
-        let event = |kind| Event {
-            tenant,
-            actor: Some(name.as_str()),
-            client_addr: addr.as_deref(),
-            ..Event::new(kind)
-        };
-
-        let guard = ctx.guard();
-        let key = guard.sign_in_key(username, device.as_ref());
-        guard
-            .check_sign_in(
-                admitted,
-                &key,
-                user.as_ref().map(|u| u.password_hash.as_str()),
-                &password,
-                client,
-                &event,
-            )
-            .await?
-            .map_err(SignInError::Refused)?;
-        let Some(user) = user else {
-            return Err(SignInError::Refused(Refusal::WrongPassword));
-        };
-
-        if user.tenant_suspended {
-            // Told only to someone who knows the password.
-            ctx.audit(Event {
-                detail: Some("the tenant is suspended"),
-                ..event(EventKind::SignInFailed)
-            })
-            .await?;
-            return Err(SignInError::Suspended);
-        }
-        let now = ctx.now();
-        if user.password_temporary && user.password_expires_at.is_some_and(|at| at <= now) {
-            // The attempt stays counted: an expired password is no proof of anything.
-            ctx.audit(Event {
-                detail: Some("temporary password expired"),
-                ..event(EventKind::SignInFailed)
-            })
-            .await?;
-            return Err(SignInError::TemporaryExpired);
-        }
-        // A second factor, had or demanded, comes before any session: the password's
-        // attempt is given back, but the name stays counted until the second step is done.
-        let account = Account::User(user);
-        match two_step::after_password(ctx, &account).await? {
-            AfterPassword::SignIn => {}
-            AfterPassword::SecondStep => {
-                guard.password_ok_step_pending(&key).await?;
-                let step = two_step::begin_pending(ctx, &account, false).await?;
-                return Ok(SignInStep::SecondStep(step));
-            }
-            AfterPassword::Enrol => {
-                guard.password_ok_step_pending(&key).await?;
-                let step = two_step::begin_pending(ctx, &account, true).await?;
-                return Ok(SignInStep::Enrol(step));
-            }
-        }
-        let Account::User(user) = account else {
-            return Err(Unexpected::invariant("a tenant sign-in became another account").into());
-        };
-        guard.unlock(&key).await?;
-        let signed_in = open_session(ctx, &user, device.as_ref(), client, None).await?;
-        Ok(SignInStep::SignedIn(signed_in))
     }
 }
 

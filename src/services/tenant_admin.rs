@@ -13,6 +13,7 @@ use super::recovery::{send_link_for, NoEmailOnFile};
 use super::{service, store_error_is_unexpected, SessionUser, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::domain::{DisplayName, Email, Extension, NewPassword, Role, TenantCode, Username};
+use crate::mail::AccountNotice;
 use crate::store::{
     ApiUserRow, AuditFilter, AuditRecord, EmailChanged, MailRecord, TenantId, ThrottleKey,
     UserListRow, UserRecord,
@@ -20,6 +21,11 @@ use crate::store::{
 
 /// Users per page of the admin list, and events per page of the audit log.
 pub const PAGE_SIZE: i64 = 50;
+
+/// How many rows come before page `page` (from 0; a negative page is the first).
+pub(crate) fn page_offset(page: i64) -> i64 {
+    page.max(0).saturating_mul(PAGE_SIZE)
+}
 
 /// Proof that the acting user is an admin of their tenant: only [`Admin::of`] makes one.
 #[derive(Debug, Clone)]
@@ -213,7 +219,7 @@ impl TenantAdmin {
         search: Option<&str>,
         page: i64,
     ) -> Result<(Vec<UserListRow>, i64), Unexpected> {
-        let offset = page.max(0).saturating_mul(PAGE_SIZE);
+        let offset = page_offset(page);
         Ok(self
             .ctx
             .store
@@ -288,14 +294,9 @@ impl TenantAdmin {
         // already sent there end.
         let notice = match (&user.email, email_changed) {
             (Some(old), true) => {
-                let message = ctx
-                    .outbox
-                    .email_changed_message(&user.name, &user.username().to_string(), now)
-                    .map_err(Unexpected::from)?;
-                Some(
-                    ctx.outbox
-                        .seal(message, old, Some(user.id), Some(user.tenant_id)),
-                )
+                let notice = AccountNotice::EmailChanged;
+                let sealed = ctx.outbox.account_notice(&user, old, notice, now);
+                Some(sealed.map_err(Unexpected::from)?)
             }
             _ => None,
         };
@@ -454,7 +455,7 @@ impl TenantAdmin {
         filter: &AuditFilter<'_>,
         page: i64,
     ) -> Result<(Vec<AuditRecord>, i64), Unexpected> {
-        let offset = page.max(0).saturating_mul(PAGE_SIZE);
+        let offset = page_offset(page);
         Ok(self
             .ctx
             .store

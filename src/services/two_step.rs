@@ -36,6 +36,7 @@ use crate::audit::{operator_actor, Event, EventKind};
 use crate::auth::{token, totp};
 use crate::domain::{Extension, TenantCode};
 use crate::mail::compose::TwoStepNotice;
+use crate::mail::AccountNotice;
 use crate::store::{
     FactorOwner, NewMail, NewPending, OperatorRecord, PendingPurpose, PendingRecord, StoreError,
     ThrottleKey, TotpRecord, TwoStepRequirement, UserId, UserRecord,
@@ -862,18 +863,13 @@ impl TwoStep {
             return Ok(None);
         };
         let ctx = &self.ctx;
-        let message = ctx.outbox.two_step_message(
-            notice,
-            &user.name,
-            &user.username().to_string(),
-            ctx.now(),
-        )?;
-        Ok(Some(ctx.outbox.seal(
-            message,
+        let notice = AccountNotice::TwoStep(notice);
+        Ok(Some(ctx.outbox.account_notice(
+            user,
             email,
-            Some(user.id),
-            Some(user.tenant_id),
-        )))
+            notice,
+            ctx.now(),
+        )?))
     }
 
     /// The setup page of a pending enrolment: a fresh secret for a new app each time it is
