@@ -7,6 +7,7 @@ use axum::extract::FromRequestParts;
 
 use super::WebError;
 use crate::domain::{Extension, TenantCode};
+use crate::store::UserId;
 
 /// Like `axum::extract::Path`, rejected as [`WebError::BadRequest`].
 #[derive(Debug, FromRequestParts)]
@@ -26,6 +27,12 @@ pub fn path_extension(raw: &str) -> Result<Extension, WebError> {
 /// The tenant code a path names; anything that cannot be one names no tenant (404).
 pub fn path_tenant_code(raw: &str) -> Result<TenantCode, WebError> {
     TenantCode::parse(raw).map_err(|_| WebError::NotFound)
+}
+
+/// The tenant and admin an operator's caller page is about (`…/tenants/{code}/admins/{id}`);
+/// a code that cannot be one names nobody (404).
+pub fn path_caller((code, id): &(String, i64)) -> Result<(TenantCode, UserId), WebError> {
+    Ok((path_tenant_code(code)?, UserId(*id)))
 }
 
 impl From<PathRejection> for WebError {

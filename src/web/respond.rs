@@ -12,7 +12,9 @@ use serde::Deserialize;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::render::html;
+use crate::domain::TenantCode;
 use crate::services::Refusal;
+use crate::store::UserId;
 
 /// What a page says when the hashing pool is full.
 pub const BUSY: &str = "The portal is very busy right now. Please try again in a moment.";
@@ -141,6 +143,11 @@ pub fn busy() -> Refused {
 /// 303 back to `path` with `?done=WHAT`, for the page to show its notice.
 pub fn back_to(path: &str, done: &str) -> Response {
     Redirect::to(&format!("{path}?done={done}")).into_response()
+}
+
+/// 303 back to an operator's caller page (see `params::path_caller`) with `?done=WHAT`.
+pub fn back_to_caller((code, id): &(TenantCode, UserId), done: &str) -> Response {
+    back_to(&format!("/operator/tenants/{code}/admins/{}", id.0), done)
 }
 
 /// `?done=…` on a page that shows a notice after an action.

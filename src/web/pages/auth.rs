@@ -1,9 +1,7 @@
 //! Signing in and out, and the forced "choose a new password" page after a temporary one.
 
-use askama::Template;
-use axum::extract::State;
-
 use crate::web::params::Query;
+use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -18,7 +16,7 @@ use crate::services::sign_in::{SignInError, SignInStep};
 use crate::services::two_step::Console;
 use crate::web::extract::{
     next_to_follow, session_cookie, session_of, to_pending_step, user_signed_in, AnySession,
-    ClientInfo, CsrfToken, ValidForm,
+    Anyone, Page, ValidForm,
 };
 use crate::web::forms::{check_sign_in, password_change_outcome, NoFields, PasswordErrors};
 use crate::web::render::{html, Chrome};
@@ -77,9 +75,8 @@ struct LoginQuery {
 }
 
 async fn login_form(
-    State(state): State<AppState>,
     Query(q): Query<LoginQuery>,
-    CsrfToken(csrf): CsrfToken,
+    Page { state, csrf, .. }: Page<Anyone>,
     parts: axum::http::request::Parts,
 ) -> Result<Response, WebError> {
     let next = next_to_follow(&q.next);
@@ -107,9 +104,12 @@ struct LoginFields {
 }
 
 async fn login(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    Page {
+        state,
+        csrf,
+        client,
+        ..
+    }: Page<Anyone>,
     jar: CookieJar,
     ValidForm(form): ValidForm<LoginFields>,
 ) -> Result<Response, WebError> {
@@ -186,16 +186,16 @@ const TEMPORARY_EXPIRED: &str =
     "Your temporary password has expired. Ask your administrator for a new one.";
 
 async fn logout(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
+    page: Page<Anyone>,
     jar: CookieJar,
     parts: axum::http::request::Parts,
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
-    if let Some(su) = session_of(&parts, &state).await? {
-        state.services.sessions.sign_out(&su, client).await?;
+    let state = &page.state;
+    if let Some(su) = session_of(&parts, state).await? {
+        state.services.sessions.sign_out(&su, page.client).await?;
     }
-    let jar = jar.add(session_cookie(&state, None));
+    let jar = jar.add(session_cookie(state, None));
     Ok((jar, Redirect::to("/login")).into_response())
 }
 
@@ -207,18 +207,29 @@ struct ChoosePasswordPage {
     errors: PasswordErrors,
 }
 
-async fn choose_password_form(AnySession(su): AnySession, CsrfToken(csrf): CsrfToken) -> Response {
+/// The page to choose a new password, with `status` and `errors`; anyone whose password
+/// is not temporary goes to Settings instead.
+fn choose_password_page(
+    page: Page<AnySession>,
+    status: StatusCode,
+    errors: PasswordErrors,
+) -> Response {
+    let su = &page.who.0;
     if !su.user.password_temporary {
         return Redirect::to("/settings").into_response();
     }
     html(
-        StatusCode::OK,
+        status,
         &ChoosePasswordPage {
-            chrome: Chrome::signed_in(csrf, &su, ""),
+            chrome: Chrome::signed_in(page.csrf, su, ""),
             username: su.user.username().to_string(),
-            errors: PasswordErrors::default(),
+            errors,
         },
     )
+}
+
+async fn choose_password_form(page: Page<AnySession>) -> Response {
+    choose_password_page(page, StatusCode::OK, PasswordErrors::default())
 }
 
 #[derive(Deserialize)]
@@ -230,41 +241,26 @@ struct ChooseFields {
 }
 
 async fn choose_password(
-    State(state): State<AppState>,
-    AnySession(su): AnySession,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<AnySession>,
     jar: CookieJar,
     ValidForm(form): ValidForm<ChooseFields>,
 ) -> Result<Response, WebError> {
+    let su = &page.who.0;
     if !su.user.password_temporary {
         return Ok(Redirect::to("/settings").into_response());
     }
-    let outcome = state
-        .services
-        .passwords
-        .change_password(
-            &su,
-            PasswordForm {
-                current: None,
-                new: &form.new_password,
-                confirm: &form.confirm_password,
-            },
-            client,
-        )
-        .await;
+    let typed = PasswordForm {
+        current: None,
+        new: &form.new_password,
+        confirm: &form.confirm_password,
+    };
+    let passwords = &page.state.services.passwords;
+    let outcome = passwords.change_password(su, typed, page.client).await;
     match password_change_outcome(outcome)? {
         Ok(token) => {
-            let jar = jar.add(session_cookie(&state, Some(token)));
+            let jar = jar.add(session_cookie(&page.state, Some(token)));
             Ok((jar, Redirect::to("/phone")).into_response())
         }
-        Err((status, errors)) => Ok(html(
-            status,
-            &ChoosePasswordPage {
-                chrome: Chrome::signed_in(csrf, &su, ""),
-                username: su.user.username().to_string(),
-                errors,
-            },
-        )),
+        Err((status, errors)) => Ok(choose_password_page(page, status, errors)),
     }
 }

@@ -6,7 +6,6 @@
 //! page's `csrf_token`, so they pass the same CSRF check as every other POST.
 
 use askama::Template;
-use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -20,7 +19,7 @@ use crate::services::passkeys::{
 };
 use crate::services::{Refusal, SessionUser};
 use crate::store::PasskeyId;
-use crate::web::extract::{ClientInfo, CsrfToken, CurrentUser, ValidForm};
+use crate::web::extract::{Page, ValidForm};
 use crate::web::forms::WRONG_CURRENT;
 use crate::web::params::{Path, Query};
 use crate::web::render::{html, Chrome};
@@ -78,16 +77,15 @@ impl PasskeysPage {
 }
 
 async fn render(
-    state: &AppState,
-    su: &SessionUser,
-    csrf: String,
+    page: &Page<SessionUser>,
     status: StatusCode,
     adjust: impl FnOnce(&mut PasskeysPage),
 ) -> Result<Response, WebError> {
-    let passkeys = state
+    let passkeys = page
+        .state
         .services
         .passkeys
-        .list(su)
+        .list(&page.who)
         .await?
         .into_iter()
         .map(|p| PasskeyRow {
@@ -97,16 +95,16 @@ async fn render(
             last_used: p.last_used_at.map(utc),
         })
         .collect();
-    let mut page = PasskeysPage {
-        chrome: Chrome::signed_in(csrf, su, "settings"),
+    let mut shown = PasskeysPage {
+        chrome: Chrome::signed_in(page.csrf.clone(), &page.who, "settings"),
         passkeys,
         notice: None,
         errors: RowErrors::default(),
         typed_name: String::new(),
         max_name: PasskeyName::MAX_CHARS,
     };
-    adjust(&mut page);
-    Ok(html(status, &page))
+    adjust(&mut shown);
+    Ok(html(status, &shown))
 }
 
 #[derive(Deserialize)]
@@ -116,9 +114,7 @@ struct PageQuery {
 }
 
 async fn passkeys_page(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<SessionUser>,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, WebError> {
     let notice = match q.saved.as_str() {
@@ -127,7 +123,7 @@ async fn passkeys_page(
         "removed" => Some("Your passkey was removed. It can no longer be used to sign in."),
         _ => None,
     };
-    render(&state, &su, csrf, StatusCode::OK, |p| p.notice = notice).await
+    render(&page, StatusCode::OK, |p| p.notice = notice).await
 }
 
 /// A JSON answer to `static/passkeys.js`: `{"error": MESSAGE}` with its status.
@@ -146,14 +142,19 @@ struct StartFields {
 /// Starts adding a passkey: the options for `navigator.credentials.create()`. The name
 /// is checked first, so a bad one is said before the authenticator is asked.
 async fn start_registration(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
+    page: Page<SessionUser>,
     ValidForm(form): ValidForm<StartFields>,
 ) -> Result<Response, WebError> {
     if let Err(e) = PasskeyName::parse(&form.name) {
         return Ok(json_error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()));
     }
-    match state.services.passkeys.start_registration(&su).await {
+    match page
+        .state
+        .services
+        .passkeys
+        .start_registration(&page.who)
+        .await
+    {
         Ok(options) => Ok((
             [
                 (header::CONTENT_TYPE, "application/json"),
@@ -180,19 +181,18 @@ struct FinishFields {
 /// [...]}` (the recovery codes when it is the user's first second factor, else none), or
 /// an error that says what to do; nothing is stored on an error.
 async fn finish_registration(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    ClientInfo(client): ClientInfo,
+    page: Page<SessionUser>,
     ValidForm(form): ValidForm<FinishFields>,
 ) -> Result<Response, WebError> {
     let name = match PasskeyName::parse(&form.name) {
         Ok(n) => n,
         Err(e) => return Ok(json_error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string())),
     };
-    let outcome = state
+    let outcome = page
+        .state
         .services
         .passkeys
-        .finish_registration(&su, &name, &form.response, client)
+        .finish_registration(&page.who, &name, &form.response, page.client)
         .await;
     let (status, message) = match outcome {
         Ok((_, codes)) => {
@@ -242,24 +242,22 @@ struct RenameFields {
 }
 
 async fn rename_passkey(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<SessionUser>,
     Path(id): Path<String>,
     ValidForm(form): ValidForm<RenameFields>,
 ) -> Result<Response, WebError> {
     let id = passkey_id(&id)?;
+    let passkeys = &page.state.services.passkeys;
     let problem = match PasskeyName::parse(&form.name) {
         Err(e) => e.to_string(),
-        Ok(name) => match state.services.passkeys.rename(&su, id, &name, client).await {
+        Ok(name) => match passkeys.rename(&page.who, id, &name, page.client).await {
             Ok(()) => return Ok(Redirect::to("/settings/passkeys?saved=renamed").into_response()),
             Err(RenameError::NotFound) => return Err(WebError::NotFound),
             Err(RenameError::Unexpected(e)) => return Err(e.into()),
         },
     };
     let typed: String = form.name.chars().take(PasskeyName::MAX_CHARS * 2).collect();
-    render(&state, &su, csrf, StatusCode::UNPROCESSABLE_ENTITY, |p| {
+    render(&page, StatusCode::UNPROCESSABLE_ENTITY, |p| {
         p.errors = RowErrors {
             id: id.0,
             name: Some(problem),
@@ -277,10 +275,7 @@ struct RemoveFields {
 }
 
 async fn remove_passkey(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<SessionUser>,
     Path(id): Path<String>,
     ValidForm(form): ValidForm<RemoveFields>,
 ) -> Result<Response, WebError> {
@@ -291,10 +286,11 @@ async fn remove_passkey(
     };
     let mut status = StatusCode::UNPROCESSABLE_ENTITY;
     let mut retry_after = None;
-    match state
+    match page
+        .state
         .services
         .passkeys
-        .remove(&su, id, &form.current_password, client)
+        .remove(&page.who, id, &form.current_password, page.client)
         .await
     {
         Ok(()) => return Ok(Redirect::to("/settings/passkeys?saved=removed").into_response()),
@@ -310,6 +306,6 @@ async fn remove_passkey(
         }
         Err(RemoveError::Unexpected(e)) => return Err(e.into()),
     }
-    let response = render(&state, &su, csrf, status, |p| p.errors = errors).await?;
+    let response = render(&page, status, |p| p.errors = errors).await?;
     Ok(maybe_retry_after(response, retry_after))
 }

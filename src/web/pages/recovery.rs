@@ -1,10 +1,8 @@
 //! Forgot password / forgot username, and the reset link's page. The answer to a request
 //! is the same page whatever exists; the link's page never uses the link up.
 
-use askama::Template;
-use axum::extract::State;
-
 use crate::web::params::Query;
+use askama::Template;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -13,7 +11,7 @@ use serde::Deserialize;
 
 use crate::mail::compose::human;
 use crate::services::recovery::{Identifier, ResetError};
-use crate::web::extract::{ClientInfo, CsrfToken, ValidForm};
+use crate::web::extract::{Anyone, Page, ValidForm};
 use crate::web::forms::PasswordErrors;
 use crate::web::render::{html, Chrome};
 use crate::web::respond::{busy, clip, maybe_retry_after};
@@ -41,11 +39,11 @@ struct ForgotSentPage {
     ttl: String,
 }
 
-async fn forgot_form(CsrfToken(csrf): CsrfToken) -> Response {
+async fn forgot_form(page: Page<Anyone>) -> Response {
     html(
         StatusCode::OK,
         &ForgotPage {
-            chrome: Chrome::anonymous(csrf),
+            chrome: Chrome::anonymous(page.csrf),
             identifier: String::new(),
             error: None,
         },
@@ -61,9 +59,12 @@ struct ForgotFields {
 }
 
 async fn forgot(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    Page {
+        state,
+        csrf,
+        client,
+        ..
+    }: Page<Anyone>,
     ValidForm(form): ValidForm<ForgotFields>,
 ) -> Result<Response, WebError> {
     let id = match Identifier::parse(&form.identifier) {
@@ -146,8 +147,7 @@ struct ResetQuery {
 }
 
 async fn reset_form(
-    State(state): State<AppState>,
-    CsrfToken(csrf): CsrfToken,
+    Page { state, csrf, .. }: Page<Anyone>,
     Query(q): Query<ResetQuery>,
 ) -> Result<Response, WebError> {
     let Some(link) = state.services.recovery.reset_link(&q.token).await? else {
@@ -179,9 +179,12 @@ struct ResetFields {
 }
 
 async fn reset(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    Page {
+        state,
+        csrf,
+        client,
+        ..
+    }: Page<Anyone>,
     ValidForm(form): ValidForm<ResetFields>,
 ) -> Result<Response, WebError> {
     let outcome = state

@@ -5,7 +5,6 @@
 //! removal for a verified caller.
 
 use askama::Template;
-use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -14,20 +13,22 @@ use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use crate::domain::Extension;
+use crate::services::operator_console::OperatorSession;
+use crate::services::tenant_admin::Admin;
 use crate::services::two_step::{
     Completed, ConfirmedChangeError, Console, EnrolError, OperatorRemoveError, PasskeyStepError,
     Proof, RecoveryCodes, SetupError, SetupView, Status, StepError,
 };
 use crate::services::Refusal;
-use crate::store::{TwoStepRequirement, UserId};
+use crate::services::SessionUser;
+use crate::store::TwoStepRequirement;
 use crate::web::extract::{
-    next_to_follow, operator_cookie, pending_cookie, user_signed_in, ClientInfo, CsrfToken,
-    CurrentUser, RequireAdmin, RequireOperator, ValidForm,
+    next_to_follow, operator_cookie, pending_cookie, user_signed_in, Anyone, Page, ValidForm,
 };
 use crate::web::forms::NoFields;
-use crate::web::params::{path_extension, path_tenant_code, Path, Query};
+use crate::web::params::{path_caller, path_extension, Path, Query};
 use crate::web::render::{html, Chrome, ErrorPage};
-use crate::web::respond::{self, maybe_retry_after, refused_in_session, DoneQuery};
+use crate::web::respond::{self, back_to_caller, maybe_retry_after, refused_in_session, DoneQuery};
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
@@ -196,21 +197,23 @@ fn step_action(console: Console) -> &'static str {
 }
 
 async fn step_form(
-    State(state): State<AppState>,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<Anyone>,
     Query(q): Query<NextQuery>,
     jar: CookieJar,
 ) -> Result<Response, WebError> {
     let next = next_to_follow(&q.next);
-    show_step(&state, &jar, Console::Portal, csrf, next).await
+    show_step(&page.state, &jar, Console::Portal, page.csrf, next).await
 }
 
-async fn operator_step_form(
-    State(state): State<AppState>,
-    CsrfToken(csrf): CsrfToken,
-    jar: CookieJar,
-) -> Result<Response, WebError> {
-    show_step(&state, &jar, Console::Operator, csrf, String::new()).await
+async fn operator_step_form(page: Page<Anyone>, jar: CookieJar) -> Result<Response, WebError> {
+    show_step(
+        &page.state,
+        &jar,
+        Console::Operator,
+        page.csrf,
+        String::new(),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -222,9 +225,12 @@ struct CodeFields {
 }
 
 async fn step<S: Side>(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    Page {
+        state,
+        csrf,
+        client,
+        ..
+    }: Page<Anyone>,
     jar: CookieJar,
     ValidForm(form): ValidForm<CodeFields>,
 ) -> Result<Response, WebError> {
@@ -295,7 +301,7 @@ fn passkey_step_ran_out() -> Response {
 /// Starts the passkey of the pending second step: the options for
 /// `navigator.credentials.get()`, allowing only the pending user's passkeys.
 async fn passkey_start(
-    State(state): State<AppState>,
+    Page { state, .. }: Page<Anyone>,
     jar: CookieJar,
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
@@ -339,8 +345,7 @@ struct PasskeyFields {
 /// `{"redirect": …}`, as a right code would; a refused assertion counts toward the
 /// lockout like a wrong code.
 async fn passkey_finish(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
+    Page { state, client, .. }: Page<Anyone>,
     jar: CookieJar,
     ValidForm(form): ValidForm<PasskeyFields>,
 ) -> Result<Response, WebError> {
@@ -436,9 +441,9 @@ impl SetupPage {
     }
 
     /// Setting up from Settings.
-    fn in_settings(su: &crate::services::SessionUser, csrf: String, setup: SetupView) -> Self {
+    fn in_settings(page: &Page<SessionUser>, setup: SetupView) -> Self {
         SetupPage {
-            chrome: Chrome::signed_in(csrf, su, "settings"),
+            chrome: Chrome::signed_in(page.csrf.clone(), &page.who, "settings"),
             action: "/settings/two-step/setup",
             required: false,
             next: String::new(),
@@ -497,27 +502,32 @@ async fn show_enrol(
 }
 
 async fn enrol_form(
-    State(state): State<AppState>,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<Anyone>,
     Query(q): Query<NextQuery>,
     jar: CookieJar,
 ) -> Result<Response, WebError> {
     let next = next_to_follow(&q.next);
-    show_enrol(&state, &jar, Console::Portal, csrf, next).await
+    show_enrol(&page.state, &jar, Console::Portal, page.csrf, next).await
 }
 
-async fn operator_enrol_form(
-    State(state): State<AppState>,
-    CsrfToken(csrf): CsrfToken,
-    jar: CookieJar,
-) -> Result<Response, WebError> {
-    show_enrol(&state, &jar, Console::Operator, csrf, String::new()).await
+async fn operator_enrol_form(page: Page<Anyone>, jar: CookieJar) -> Result<Response, WebError> {
+    show_enrol(
+        &page.state,
+        &jar,
+        Console::Operator,
+        page.csrf,
+        String::new(),
+    )
+    .await
 }
 
 async fn enrol<S: Side>(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    Page {
+        state,
+        csrf,
+        client,
+        ..
+    }: Page<Anyone>,
     jar: CookieJar,
     ValidForm(form): ValidForm<CodeFields>,
 ) -> Result<Response, WebError> {
@@ -587,31 +597,27 @@ struct SettingsPage {
 }
 
 async fn render_settings(
-    state: &AppState,
-    su: &crate::services::SessionUser,
-    csrf: String,
+    page: &Page<SessionUser>,
     status_code: StatusCode,
     adjust: impl FnOnce(&mut SettingsPage),
 ) -> Result<Response, WebError> {
-    let status = state.services.two_step.status(su).await?;
-    let mut page = SettingsPage {
-        chrome: Chrome::signed_in(csrf, su, "settings"),
+    let status = page.state.services.two_step.status(&page.who).await?;
+    let mut shown = SettingsPage {
+        chrome: Chrome::signed_in(page.csrf.clone(), &page.who, "settings"),
         status,
         notice: None,
         codes_error: None,
         remove_error: None,
     };
-    adjust(&mut page);
-    Ok(html(status_code, &page))
+    adjust(&mut shown);
+    Ok(html(status_code, &shown))
 }
 
 async fn settings_page(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<SessionUser>,
     Query(q): Query<DoneQuery>,
 ) -> Result<Response, WebError> {
-    render_settings(&state, &su, csrf, StatusCode::OK, |p| {
+    render_settings(&page, StatusCode::OK, |p| {
         p.notice = match q.done.as_str() {
             "removed" => Some("Two-step sign-in is off. You sign in with your password alone."),
             _ => None,
@@ -620,15 +626,16 @@ async fn settings_page(
     .await
 }
 
-async fn setup_form(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    CsrfToken(csrf): CsrfToken,
-) -> Result<Response, WebError> {
-    match state.services.two_step.begin_setup(&su).await {
-        Ok(setup) => Ok(SetupPage::in_settings(&su, csrf, setup).shown(None)),
+/// Back to the Settings page, where a setup that is not (or no longer) under way goes.
+fn to_settings() -> Result<Response, WebError> {
+    Ok(Redirect::to("/settings/two-step").into_response())
+}
+
+async fn setup_form(page: Page<SessionUser>) -> Result<Response, WebError> {
+    match page.state.services.two_step.begin_setup(&page.who).await {
+        Ok(setup) => Ok(SetupPage::in_settings(&page, setup).shown(None)),
         Err(SetupError::AlreadySet | SetupError::NotStarted | SetupError::WrongCode) => {
-            Ok(Redirect::to("/settings/two-step").into_response())
+            to_settings()
         }
         Err(SetupError::Unexpected(e)) => Err(e.into()),
     }
@@ -641,30 +648,28 @@ struct SetupFields {
 }
 
 async fn confirm_setup(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<SessionUser>,
     ValidForm(form): ValidForm<SetupFields>,
 ) -> Result<Response, WebError> {
-    let two_step = &state.services.two_step;
-    match two_step.confirm_setup(&su, &form.code, client).await {
+    let two_step = &page.state.services.two_step;
+    match two_step
+        .confirm_setup(&page.who, &form.code, page.client)
+        .await
+    {
         Ok(codes) => Ok(codes_page(
-            Chrome::signed_in(csrf, &su, "settings"),
+            Chrome::signed_in(page.csrf, &page.who, "settings"),
             codes,
             "/settings/two-step".to_owned(),
             true,
         )),
-        Err(SetupError::WrongCode) => match two_step.setup_again(&su).await {
-            Ok(setup) => Ok(SetupPage::in_settings(&su, csrf, setup).shown(Some(SETUP_WRONG))),
+        Err(SetupError::WrongCode) => match two_step.setup_again(&page.who).await {
+            Ok(setup) => Ok(SetupPage::in_settings(&page, setup).shown(Some(SETUP_WRONG))),
             Err(SetupError::Unexpected(e)) => Err(e.into()),
             Err(SetupError::NotStarted | SetupError::AlreadySet | SetupError::WrongCode) => {
-                Ok(Redirect::to("/settings/two-step").into_response())
+                to_settings()
             }
         },
-        Err(SetupError::NotStarted | SetupError::AlreadySet) => {
-            Ok(Redirect::to("/settings/two-step").into_response())
-        }
+        Err(SetupError::NotStarted | SetupError::AlreadySet) => to_settings(),
         Err(SetupError::Unexpected(e)) => Err(e.into()),
     }
 }
@@ -693,9 +698,7 @@ enum Slot {
 }
 
 async fn refused_change(
-    state: &AppState,
-    su: &crate::services::SessionUser,
-    csrf: String,
+    page: &Page<SessionUser>,
     e: ConfirmedChangeError,
     slot: Slot,
 ) -> Result<Response, WebError> {
@@ -718,7 +721,7 @@ async fn refused_change(
         ConfirmedChangeError::NotFound => return Err(WebError::NotFound),
         ConfirmedChangeError::Unexpected(e) => return Err(e.into()),
     };
-    let response = render_settings(state, su, csrf, status, |p| match slot {
+    let response = render_settings(page, status, |p| match slot {
         Slot::Codes => p.codes_error = Some(message),
         Slot::Remove => p.remove_error = Some(message),
     })
@@ -727,43 +730,35 @@ async fn refused_change(
 }
 
 async fn regenerate_codes(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<SessionUser>,
     ValidForm(form): ValidForm<PasswordFields>,
 ) -> Result<Response, WebError> {
-    match state
-        .services
-        .two_step
-        .regenerate_codes(&su, &form.current_password, client)
+    let two_step = &page.state.services.two_step;
+    match two_step
+        .regenerate_codes(&page.who, &form.current_password, page.client)
         .await
     {
         Ok(codes) => Ok(codes_page(
-            Chrome::signed_in(csrf, &su, "settings"),
+            Chrome::signed_in(page.csrf, &page.who, "settings"),
             codes,
             "/settings/two-step".to_owned(),
             false,
         )),
-        Err(e) => refused_change(&state, &su, csrf, e, Slot::Codes).await,
+        Err(e) => refused_change(&page, e, Slot::Codes).await,
     }
 }
 
 async fn remove_own(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<SessionUser>,
     ValidForm(form): ValidForm<PasswordFields>,
 ) -> Result<Response, WebError> {
-    match state
-        .services
-        .two_step
-        .remove_own(&su, &form.current_password, client)
+    let two_step = &page.state.services.two_step;
+    match two_step
+        .remove_own(&page.who, &form.current_password, page.client)
         .await
     {
         Ok(()) => Ok(respond::back_to("/settings/two-step", "removed")),
-        Err(e) => refused_change(&state, &su, csrf, e, Slot::Remove).await,
+        Err(e) => refused_change(&page, e, Slot::Remove).await,
     }
 }
 
@@ -778,22 +773,30 @@ struct PolicyPage {
     error: Option<&'static str>,
 }
 
-async fn policy_page(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    CsrfToken(csrf): CsrfToken,
-    Query(q): Query<DoneQuery>,
+/// The rule's page: saying it was just saved, or with an error (422).
+async fn render_policy(
+    page: &Page<Admin>,
+    saved: bool,
+    error: Option<&'static str>,
 ) -> Result<Response, WebError> {
-    let current = state.services.two_step.requirement(&admin).await?;
+    let current = page.state.services.two_step.requirement(&page.who).await?;
+    let status = match error {
+        Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        None => StatusCode::OK,
+    };
     Ok(html(
-        StatusCode::OK,
+        status,
         &PolicyPage {
-            chrome: Chrome::signed_in(csrf, admin.session(), "admin"),
+            chrome: Chrome::signed_in(page.csrf.clone(), page.who.session(), "admin"),
             current: current.as_str(),
-            saved: q.done == "saved",
-            error: None,
+            saved,
+            error,
         },
     ))
+}
+
+async fn policy_page(page: Page<Admin>, Query(q): Query<DoneQuery>) -> Result<Response, WebError> {
+    render_policy(&page, q.done == "saved", None).await
 }
 
 #[derive(Deserialize)]
@@ -803,28 +806,16 @@ struct PolicyFields {
 }
 
 async fn set_policy(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<Admin>,
     ValidForm(form): ValidForm<PolicyFields>,
 ) -> Result<Response, WebError> {
     let Some(requirement) = TwoStepRequirement::parse(&form.required) else {
-        let current = state.services.two_step.requirement(&admin).await?;
-        return Ok(html(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &PolicyPage {
-                chrome: Chrome::signed_in(csrf, admin.session(), "admin"),
-                current: current.as_str(),
-                saved: false,
-                error: Some("Choose who must use two-step sign-in."),
-            },
-        ));
+        let error = "Choose who must use two-step sign-in.";
+        return render_policy(&page, false, Some(error)).await;
     };
-    state
-        .services
-        .two_step
-        .set_requirement(&admin, requirement, client)
+    let two_step = &page.state.services.two_step;
+    two_step
+        .set_requirement(&page.who, requirement, page.client)
         .await?;
     Ok(respond::back_to("/admin/two-step", "saved"))
 }
@@ -842,23 +833,17 @@ struct AdminUserPage {
 }
 
 async fn render_admin_user(
-    state: &AppState,
-    admin: &crate::services::tenant_admin::Admin,
-    csrf: String,
+    page: &Page<Admin>,
     extension: &Extension,
     status: StatusCode,
     adjust: impl FnOnce(&mut AdminUserPage),
 ) -> Result<Response, WebError> {
-    let Some((user, has_factor)) = state
-        .services
-        .two_step
-        .user_status(admin, extension)
-        .await?
-    else {
+    let two_step = &page.state.services.two_step;
+    let Some((user, has_factor)) = two_step.user_status(&page.who, extension).await? else {
         return Err(WebError::NotFound);
     };
-    let mut page = AdminUserPage {
-        chrome: Chrome::signed_in(csrf, admin.session(), "admin"),
+    let mut shown = AdminUserPage {
+        chrome: Chrome::signed_in(page.csrf.clone(), page.who.session(), "admin"),
         username: user.username().to_string(),
         extension: user.extension.to_string(),
         has_factor,
@@ -866,37 +851,33 @@ async fn render_admin_user(
         password_error: None,
         form_error: None,
     };
-    adjust(&mut page);
-    Ok(html(status, &page))
+    adjust(&mut shown);
+    Ok(html(status, &shown))
 }
 
 async fn admin_user_page(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<Admin>,
     Path(extension): Path<String>,
     Query(q): Query<DoneQuery>,
 ) -> Result<Response, WebError> {
     let extension = path_extension(&extension)?;
-    render_admin_user(&state, &admin, csrf, &extension, StatusCode::OK, |p| {
+    render_admin_user(&page, &extension, StatusCode::OK, |p| {
         p.removed = q.done == "removed";
     })
     .await
 }
 
 async fn admin_remove(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<Admin>,
     Path(extension): Path<String>,
     ValidForm(form): ValidForm<PasswordFields>,
 ) -> Result<Response, WebError> {
     let extension = path_extension(&extension)?;
-    let outcome = state
+    let outcome = page
+        .state
         .services
         .two_step
-        .remove_for_user(&admin, &extension, &form.current_password, client)
+        .remove_for_user(&page.who, &extension, &form.current_password, page.client)
         .await;
     let (status, password_error, form_error, retry) = match outcome {
         Ok(()) => {
@@ -924,7 +905,7 @@ async fn admin_remove(
         Err(ConfirmedChangeError::NotFound) => return Err(WebError::NotFound),
         Err(ConfirmedChangeError::Unexpected(e)) => return Err(e.into()),
     };
-    let response = render_admin_user(&state, &admin, csrf, &extension, status, |p| {
+    let response = render_admin_user(&page, &extension, status, |p| {
         p.password_error = password_error;
         p.form_error = form_error;
     })
@@ -935,24 +916,20 @@ async fn admin_remove(
 // ---- operators -------------------------------------------------------------------------
 
 async fn operator_remove(
-    State(state): State<AppState>,
-    RequireOperator(os): RequireOperator,
-    ClientInfo(client): ClientInfo,
-    Path((code, id)): Path<(String, i64)>,
+    page: Page<OperatorSession>,
+    Path(target): Path<(String, i64)>,
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
-    let code = path_tenant_code(&code)?;
-    let id = UserId(id);
-    match state
+    let target = path_caller(&target)?;
+    let (code, id) = &target;
+    match page
+        .state
         .services
         .two_step
-        .remove_for_admin(&os, &code, id, client)
+        .remove_for_admin(&page.who, code, *id, page.client)
         .await
     {
-        Ok(()) => Ok(respond::back_to(
-            &format!("/operator/tenants/{code}/admins/{}", id.0),
-            "two-step-removed",
-        )),
+        Ok(()) => Ok(back_to_caller(&target, "two-step-removed")),
         Err(OperatorRemoveError::NotVerified) => Ok(ErrorPage::response(
             StatusCode::FORBIDDEN,
             "Verify the caller first",
@@ -977,47 +954,40 @@ struct OperatorSettingsPage {
 }
 
 async fn render_operator_settings(
-    state: &AppState,
-    os: &crate::services::operator_console::OperatorSession,
-    csrf: String,
+    page: &Page<OperatorSession>,
     status: StatusCode,
     password_error: Option<String>,
 ) -> Result<Response, WebError> {
-    let codes_left = state.services.two_step.operator_codes_left(os).await?;
+    let two_step = &page.state.services.two_step;
+    let codes_left = two_step.operator_codes_left(&page.who).await?;
     Ok(html(
         status,
         &OperatorSettingsPage {
-            chrome: Chrome::operator(csrf, os, ""),
+            chrome: Chrome::operator(page.csrf.clone(), &page.who, ""),
             codes_left,
             password_error,
         },
     ))
 }
 
-async fn operator_settings(
-    State(state): State<AppState>,
-    RequireOperator(os): RequireOperator,
-    CsrfToken(csrf): CsrfToken,
-) -> Result<Response, WebError> {
-    render_operator_settings(&state, &os, csrf, StatusCode::OK, None).await
+async fn operator_settings(page: Page<OperatorSession>) -> Result<Response, WebError> {
+    render_operator_settings(&page, StatusCode::OK, None).await
 }
 
 async fn operator_regenerate_codes(
-    State(state): State<AppState>,
-    RequireOperator(os): RequireOperator,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<OperatorSession>,
     ValidForm(form): ValidForm<PasswordFields>,
 ) -> Result<Response, WebError> {
-    let outcome = state
+    let outcome = page
+        .state
         .services
         .two_step
-        .regenerate_operator_codes(&os, &form.current_password, client)
+        .regenerate_operator_codes(&page.who, &form.current_password, page.client)
         .await;
     let (status, message, retry) = match outcome {
         Ok(codes) => {
             return Ok(codes_page(
-                Chrome::operator(csrf, &os, ""),
+                Chrome::operator(page.csrf, &page.who, ""),
                 codes,
                 "/operator/two-step".to_owned(),
                 false,
@@ -1039,6 +1009,6 @@ async fn operator_regenerate_codes(
         }
         Err(ConfirmedChangeError::Unexpected(e)) => return Err(e.into()),
     };
-    let response = render_operator_settings(&state, &os, csrf, status, Some(message)).await?;
+    let response = render_operator_settings(&page, status, Some(message)).await?;
     Ok(maybe_retry_after(response, retry))
 }
