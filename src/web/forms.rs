@@ -1,10 +1,11 @@
 //! Form pieces more than one page shows: the password fields' errors (Settings, choosing a
-//! new password, a reset link) and the PIN fields' errors (Settings, an admin's user page).
+//! new password, a reset link), the PIN fields' errors (Settings, an admin's user page),
+//! the sign-in forms, and the forms confirmed with a password or a ticked box.
 
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use super::respond::refused_in_session;
+use super::respond::{clip, refused_in_session};
 use super::WebError;
 use crate::domain::DomainError;
 use crate::services::passwords::{ChangePasswordError, PasswordRejected};
@@ -33,6 +34,31 @@ pub(crate) use field_errors;
 /// A form that carries nothing but its CSRF token: a button that acts.
 #[derive(Deserialize)]
 pub struct NoFields {}
+
+/// A form confirmed with the current password (removing a passkey or two-step sign-in,
+/// new recovery codes).
+#[derive(Deserialize)]
+pub struct PasswordFields {
+    #[serde(default)]
+    pub current_password: String,
+}
+
+/// The form that makes a new SIP secret (the Phone tab, an admin's user page): a box ticked
+/// to say every phone on the extension must be reprogrammed.
+#[derive(Deserialize)]
+pub struct SipSecretFields {
+    #[serde(default)]
+    confirm: String,
+}
+
+impl SipSecretFields {
+    /// What the page says when the box was not ticked.
+    pub fn unconfirmed(&self) -> Option<&'static str> {
+        (self.confirm != "yes").then_some(
+            "Tick the box to confirm that every phone on this extension must be reprogrammed.",
+        )
+    }
+}
 
 /// What a form says when the current password typed is wrong.
 pub const WRONG_CURRENT: &str = "Your current password is not right.";
@@ -136,19 +162,53 @@ pub fn optional_field<T>(
     }
 }
 
-/// Checks a sign-in form as typed: the name as parsed and a password. Each problem goes to
-/// its field's error; the name comes back only when neither field has one.
-pub fn check_sign_in<N>(
-    name: Result<N, DomainError>,
-    password: &str,
-    name_error: &mut Option<String>,
-    password_error: &mut Option<String>,
-) -> Option<N> {
-    let name = field(name, name_error);
-    if password.is_empty() {
-        *password_error = Some("Enter your password.".to_owned());
+/// A sign-in form (the portal's, the operator console's): the name, the password, and
+/// where to go afterwards (the portal's only).
+#[derive(Deserialize)]
+pub struct SignInFields {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub next: String,
+}
+
+impl SignInFields {
+    /// The name as `parse` reads it, when neither field has a problem; otherwise `None`,
+    /// and each problem on its field of `shown`.
+    pub fn check<N>(
+        &self,
+        parse: impl FnOnce(&str) -> Result<N, DomainError>,
+        shown: &mut SignInShown,
+    ) -> Option<N> {
+        let name = field(parse(&self.username), &mut shown.username_error);
+        if self.password.is_empty() {
+            shown.password_error = Some("Enter your password.".to_owned());
+        }
+        name.filter(|_| shown.password_error.is_none())
     }
-    name.filter(|_| password_error.is_none())
+}
+
+/// What a sign-in page shows of its form: the name as typed (never the password), a
+/// message about the whole form (wrong credentials, locked, busy), and each field's.
+#[derive(Default)]
+pub struct SignInShown {
+    pub username: String,
+    pub error: Option<String>,
+    pub username_error: Option<String>,
+    pub password_error: Option<String>,
+}
+
+impl SignInShown {
+    /// The form again with the name as typed, trimmed and capped so a huge field is not
+    /// echoed.
+    pub fn typed(username: &str) -> SignInShown {
+        SignInShown {
+            username: clip(username, 64),
+            ..SignInShown::default()
+        }
+    }
 }
 
 /// Problems with the PIN form, each tied to its field.

@@ -11,10 +11,9 @@ use axum::Router;
 use serde::Deserialize;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use super::params::Caller;
 use super::render::html;
-use crate::domain::TenantCode;
 use crate::services::Refusal;
-use crate::store::UserId;
 
 /// What a page says when the hashing pool is full.
 pub const BUSY: &str = "The portal is very busy right now. Please try again in a moment.";
@@ -33,6 +32,21 @@ pub fn machine_headers<S: Clone + Send + Sync + 'static>(router: Router<S>) -> R
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
+}
+
+/// A JSON document a service wrote (the options for the browser's `navigator.credentials`
+/// calls), never to be stored.
+pub fn json_document(body: String) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, "application/json"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    (headers, body).into_response()
+}
+
+/// A JSON answer to a page's script: `{"error": MESSAGE}` with its status.
+pub fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 /// Seconds a client is asked to wait while the database is unavailable.
@@ -145,8 +159,8 @@ pub fn back_to(path: &str, done: &str) -> Response {
     Redirect::to(&format!("{path}?done={done}")).into_response()
 }
 
-/// 303 back to an operator's caller page (see `params::path_caller`) with `?done=WHAT`.
-pub fn back_to_caller((code, id): &(TenantCode, UserId), done: &str) -> Response {
+/// 303 back to an operator's caller page with `?done=WHAT`.
+pub fn back_to_caller((code, id): &Caller, done: &str) -> Response {
     back_to(&format!("/operator/tenants/{code}/admins/{}", id.0), done)
 }
 

@@ -2,7 +2,7 @@
 //! edit, delete, reset passwords, unlock, sign out everywhere, mail status — and reads the
 //! tenant's audit log. Non-admins get 403; another tenant's users are 404s.
 
-use crate::web::params::{path_extension, Path, Query};
+use crate::web::params::{Named, Path, Posted, Query};
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -19,7 +19,9 @@ use crate::services::tenant_admin::{
 };
 use crate::store::{AuditFilter, UserListRow};
 use crate::web::extract::{Page, ValidForm};
-use crate::web::forms::{field, field_errors, optional_field, NoFields, PinErrors, PinFields};
+use crate::web::forms::{
+    field, field_errors, optional_field, NoFields, PinErrors, PinFields, SipSecretFields,
+};
 use crate::web::render::{html, Chrome, EventView};
 use crate::web::respond::{self, clip, page_count, page_number, DoneQuery, ListQuery};
 use crate::web::{AppState, WebError};
@@ -41,15 +43,6 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/users/{extension}/pin", post(set_pin))
         .route("/admin/audit", get(audit_page))
-}
-
-impl From<AdminError> for WebError {
-    fn from(e: AdminError) -> Self {
-        match e {
-            AdminError::NotFound => WebError::NotFound,
-            AdminError::Unexpected(u) => WebError::Unexpected(u),
-        }
-    }
 }
 
 /// A user as the pages show them.
@@ -365,7 +358,13 @@ async fn user_page(
         notice: notice_for(&q.done),
         ..Shown::default()
     };
-    render_user(&page, &path_extension(&extension)?, StatusCode::OK, shown).await
+    render_user(
+        &page,
+        &Extension::from_path(&extension)?,
+        StatusCode::OK,
+        shown,
+    )
+    .await
 }
 
 fn back_to(extension: &Extension, done: &str) -> Response {
@@ -375,21 +374,18 @@ fn back_to(extension: &Extension, done: &str) -> Response {
 /// Runs `action` on the user the path names, then back to their page saying `done`.
 async fn act_on_user<T>(
     page: &Page<Admin>,
-    extension: &str,
+    extension: &Extension,
     done: &str,
     action: impl AsyncFnOnce(&TenantAdmin, &Admin, &Extension) -> Result<T, AdminError>,
 ) -> Result<Response, WebError> {
-    let extension = path_extension(extension)?;
-    action(&page.state.services.tenant_admin, &page.who, &extension).await?;
-    Ok(back_to(&extension, done))
+    action(&page.state.services.tenant_admin, &page.who, extension).await?;
+    Ok(back_to(extension, done))
 }
 
 async fn update_user(
     page: Page<Admin>,
-    Path(extension): Path<String>,
-    ValidForm(form): ValidForm<UserForm>,
+    Posted(extension, form): Posted<Extension, UserForm>,
 ) -> Result<Response, WebError> {
-    let extension = path_extension(&extension)?;
     let mut errors = FormErrors::default();
     let fields = parse_fields(&form, &mut errors);
     let shown = UserForm {
@@ -434,10 +430,8 @@ struct ResetFields {
 
 async fn reset_password(
     page: Page<Admin>,
-    Path(extension): Path<String>,
-    ValidForm(form): ValidForm<ResetFields>,
+    Posted(extension, form): Posted<Extension, ResetFields>,
 ) -> Result<Response, WebError> {
-    let extension = path_extension(&extension)?;
     let tenant_admin = &page.state.services.tenant_admin;
     let (status, message) = match form.method.as_str() {
         "link" => match tenant_admin.send_reset_link(&page.who, &extension).await {
@@ -466,16 +460,14 @@ async fn reset_password(
 
 async fn unlock(
     page: Page<Admin>,
-    Path(extension): Path<String>,
-    ValidForm(_): ValidForm<NoFields>,
+    Posted(extension, _): Posted<Extension, NoFields>,
 ) -> Result<Response, WebError> {
     act_on_user(&page, &extension, "unlocked", TenantAdmin::unlock).await
 }
 
 async fn sign_out(
     page: Page<Admin>,
-    Path(extension): Path<String>,
-    ValidForm(_): ValidForm<NoFields>,
+    Posted(extension, _): Posted<Extension, NoFields>,
 ) -> Result<Response, WebError> {
     let action = TenantAdmin::sign_out_everywhere;
     act_on_user(&page, &extension, "signed-out", action).await
@@ -483,10 +475,8 @@ async fn sign_out(
 
 async fn delete_user(
     page: Page<Admin>,
-    Path(extension): Path<String>,
-    ValidForm(_): ValidForm<NoFields>,
+    Posted(extension, _): Posted<Extension, NoFields>,
 ) -> Result<Response, WebError> {
-    let extension = path_extension(&extension)?;
     let tenant_admin = &page.state.services.tenant_admin;
     match tenant_admin.delete_user(&page.who, &extension).await {
         Ok(()) => Ok(Redirect::to(&format!("/admin/users?deleted={extension}")).into_response()),
@@ -565,32 +555,21 @@ async fn audit_page(page: Page<Admin>, Query(q): Query<AuditQuery>) -> Result<Re
     ))
 }
 
-#[derive(Deserialize)]
-struct ConfirmFields {
-    #[serde(default)]
-    confirm: String,
-}
-
 async fn regenerate_sip_secret(
     page: Page<Admin>,
-    Path(extension): Path<String>,
-    ValidForm(form): ValidForm<ConfirmFields>,
+    Posted(extension, form): Posted<Extension, SipSecretFields>,
 ) -> Result<Response, WebError> {
-    if form.confirm != "yes" {
-        let message =
-            "Tick the box to confirm that every phone on this extension must be reprogrammed.";
+    if let Some(message) = form.unconfirmed() {
         let status = StatusCode::UNPROCESSABLE_ENTITY;
-        return refused(&page, &path_extension(&extension)?, status, message).await;
+        return refused(&page, &extension, status, message).await;
     }
     act_on_user(&page, &extension, "sip", TenantAdmin::regenerate_sip_secret).await
 }
 
 async fn set_pin(
     page: Page<Admin>,
-    Path(extension): Path<String>,
-    ValidForm(form): ValidForm<PinFields>,
+    Posted(extension, form): Posted<Extension, PinFields>,
 ) -> Result<Response, WebError> {
-    let extension = path_extension(&extension)?;
     match page
         .state
         .services

@@ -3,7 +3,7 @@
 //! a tenant admin who is locked out. Nothing here ever shows a password (but the one
 //! temporary password of a new admin without email), a reset token or a security answer.
 
-use crate::web::params::{path_caller, path_tenant_code, Path, Query};
+use crate::web::params::{Caller, Named, Path, Posted, Query};
 use askama::Template;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -17,20 +17,20 @@ use serde::Deserialize;
 use crate::domain::{DisplayName, Email, Extension, OperatorName, TenantCode};
 use crate::mail::compose::utc;
 use crate::services::operator_console::{
-    ActError, CallerCheck, CallerView, NewTenantWithAdmin, OperatorConsole, OperatorError,
-    OperatorSession, OperatorSignIn, VerifyError,
+    ActError, CallerCheck, CallerView, NewTenantWithAdmin, OperatorConsole, OperatorSession,
+    OperatorSignIn, VerifyError,
 };
 use crate::services::provisioning::CreateTenantError;
 use crate::services::sign_in::SignInError;
 use crate::services::tenant_admin::PAGE_SIZE;
 use crate::services::two_step::Console;
-use crate::services::Unexpected;
+use crate::services::{Client, Unexpected};
 use crate::store::UserId;
 use crate::web::extract::{
     operator_cookie, operator_session_of, to_pending_step, Anyone, Page, ValidForm,
 };
 use crate::web::forms::field_errors;
-use crate::web::forms::{check_sign_in, field, optional_field, NoFields};
+use crate::web::forms::{field, optional_field, NoFields, SignInFields, SignInShown};
 use crate::web::render::{html, Chrome, EventView};
 use crate::web::respond::{
     back_to_caller, clip, maybe_retry_after, page_count, page_number, refused_sign_in, DoneQuery,
@@ -59,25 +59,13 @@ pub fn router() -> Router<AppState> {
         .route("/operator/audit", get(audit_page))
 }
 
-impl From<OperatorError> for WebError {
-    fn from(e: OperatorError) -> Self {
-        match e {
-            OperatorError::NotFound => WebError::NotFound,
-            OperatorError::Unexpected(u) => WebError::Unexpected(u),
-        }
-    }
-}
-
 // ---- sign-in -------------------------------------------------------------------------
 
 #[derive(Template)]
 #[template(path = "operator/login.html")]
 struct LoginPage {
     chrome: Chrome,
-    username: String,
-    error: Option<String>,
-    username_error: Option<String>,
-    password_error: Option<String>,
+    form: SignInShown,
 }
 
 async fn login_form(page: Page<Anyone>, parts: Parts) -> Result<Response, WebError> {
@@ -88,63 +76,37 @@ async fn login_form(page: Page<Anyone>, parts: Parts) -> Result<Response, WebErr
         StatusCode::OK,
         &LoginPage {
             chrome: Chrome::operator_anonymous(page.csrf),
-            username: String::new(),
-            error: None,
-            username_error: None,
-            password_error: None,
+            form: SignInShown::default(),
         },
     ))
 }
 
-#[derive(Deserialize)]
-struct LoginFields {
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    password: String,
-}
-
 async fn login(
-    Page {
-        state,
-        csrf,
-        client,
-        ..
-    }: Page<Anyone>,
+    page: Page<Anyone>,
     jar: CookieJar,
-    ValidForm(form): ValidForm<LoginFields>,
+    ValidForm(form): ValidForm<SignInFields>,
 ) -> Result<Response, WebError> {
-    let mut page = LoginPage {
-        chrome: Chrome::operator_anonymous(csrf),
-        username: clip(&form.username, 64),
-        error: None,
-        username_error: None,
-        password_error: None,
+    let state = &page.state;
+    let mut shown = LoginPage {
+        chrome: Chrome::operator_anonymous(page.csrf),
+        form: SignInShown::typed(&form.username),
     };
-    let Some(name) = check_sign_in(
-        OperatorName::parse(&form.username),
-        &form.password,
-        &mut page.username_error,
-        &mut page.password_error,
-    ) else {
-        return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    let Some(name) = form.check(OperatorName::parse, &mut shown.form) else {
+        return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &shown));
     };
-    match state
-        .services
-        .operator_console
-        .sign_in(&name, SecretString::from(form.password), client)
-        .await
-    {
+    let password = SecretString::from(form.password);
+    let console = &state.services.operator_console;
+    match console.sign_in(&name, password, page.client).await {
         Ok(OperatorSignIn::SecondStep(step)) => {
             let to = "/operator/login/two-step";
-            Ok(to_pending_step(&state, jar, Console::Operator, step, to))
+            Ok(to_pending_step(state, jar, Console::Operator, step, to))
         }
         Ok(OperatorSignIn::Enrol(step)) => {
             let to = "/operator/login/two-step/setup";
-            Ok(to_pending_step(&state, jar, Console::Operator, step, to))
+            Ok(to_pending_step(state, jar, Console::Operator, step, to))
         }
         Err(SignInError::Refused(r)) => {
-            Ok(refused_sign_in(r, "name").on_page(page, |p| &mut p.error))
+            Ok(refused_sign_in(r, "name").on_page(shown, |p| &mut p.form.error))
         }
         Err(SignInError::TemporaryExpired) => {
             Err(Unexpected::invariant("operators have no temporary passwords").into())
@@ -370,7 +332,7 @@ async fn tenant_page(
     page: Page<OperatorSession>,
     Path(code): Path<String>,
 ) -> Result<Response, WebError> {
-    let code = path_tenant_code(&code)?;
+    let code = TenantCode::from_path(&code)?;
     let view = page.state.services.operator_console.tenant(&code).await?;
     let admins = view
         .admins
@@ -450,7 +412,7 @@ impl CallerPage {
 
 async fn caller_page_with(
     page: &Page<OperatorSession>,
-    (code, id): &(TenantCode, UserId),
+    (code, id): &Caller,
     status: StatusCode,
     adjust: impl FnOnce(&mut CallerPage),
 ) -> Result<Response, WebError> {
@@ -466,7 +428,7 @@ async fn caller_page(
     Path(target): Path<(String, i64)>,
     Query(q): Query<DoneQuery>,
 ) -> Result<Response, WebError> {
-    let target = path_caller(&target)?;
+    let target = Caller::from_path(&target)?;
     let notice = match q.done.as_str() {
         "verified" => {
             Some("The caller's answer matched. For the next 15 minutes you may act for this admin.")
@@ -494,10 +456,8 @@ struct AnswerFields {
 
 async fn verify(
     page: Page<OperatorSession>,
-    Path(target): Path<(String, i64)>,
-    ValidForm(form): ValidForm<AnswerFields>,
+    Posted(target, form): Posted<Caller, AnswerFields>,
 ) -> Result<Response, WebError> {
-    let target = path_caller(&target)?;
     if form.answer.trim().is_empty() {
         let status = StatusCode::UNPROCESSABLE_ENTITY;
         return caller_page_with(&page, &target, status, |p| {
@@ -546,85 +506,84 @@ async fn verify(
 }
 
 /// Runs `action` for the caller's admin the path names (the operator must have verified
-/// the caller); `then` answers what it gave, or the caller page says why it was refused.
-async fn act_for_caller<T>(
+/// the caller): back to the caller page saying `done`, or the page saying why not.
+async fn act_for_caller(
     page: &Page<OperatorSession>,
-    target: &(String, i64),
+    target: &Caller,
+    done: &str,
     action: impl AsyncFnOnce(
         &OperatorConsole,
         &OperatorSession,
         &TenantCode,
         UserId,
-    ) -> Result<T, ActError>,
-    then: impl AsyncFnOnce(&(TenantCode, UserId), T) -> Result<Response, WebError>,
+        Client,
+    ) -> Result<(), ActError>,
 ) -> Result<Response, WebError> {
-    let target = path_caller(target)?;
     let console = &page.state.services.operator_console;
-    let (status, message) = match action(console, &page.who, &target.0, target.1).await {
-        Ok(done) => return then(&target, done).await,
-        Err(ActError::NotVerified) => (
+    match action(console, &page.who, &target.0, target.1, page.client).await {
+        Ok(()) => Ok(back_to_caller(target, done)),
+        Err(e) => refused(page, target, e).await,
+    }
+}
+
+/// The caller page for an action refused: the caller is not (or no longer) verified, or
+/// the admin has no email for a link.
+async fn refused(
+    page: &Page<OperatorSession>,
+    target: &Caller,
+    e: ActError,
+) -> Result<Response, WebError> {
+    let (status, message) = match e {
+        ActError::NotVerified => (
             StatusCode::FORBIDDEN,
             "Verify the caller first: this is only possible within 15 minutes of a matching answer.",
         ),
-        Err(ActError::NoEmail) => (
+        ActError::NoEmail => (
             StatusCode::CONFLICT,
             "This admin has no email on file, so no reset link can be sent. Another admin of the tenant can set a temporary password.",
         ),
-        Err(ActError::NotFound) => return Err(WebError::NotFound),
-        Err(ActError::Unexpected(e)) => return Err(e.into()),
+        ActError::NotFound => return Err(WebError::NotFound),
+        ActError::Unexpected(e) => return Err(e.into()),
     };
-    caller_page_with(page, &target, status, |p| {
-        p.error = Some(message.to_owned())
-    })
-    .await
+    caller_page_with(page, target, status, |p| p.error = Some(message.to_owned())).await
 }
 
 async fn reveal(
     page: Page<OperatorSession>,
-    Path(target): Path<(String, i64)>,
-    ValidForm(_): ValidForm<NoFields>,
+    Posted(target, _): Posted<Caller, NoFields>,
 ) -> Result<Response, WebError> {
-    let client = page.client;
-    act_for_caller(
-        &page,
-        &target,
-        async |console, os, code, id| console.reveal_admin_identity(os, code, id, client).await,
-        async |target, (username, code_read_back)| {
+    let console = &page.state.services.operator_console;
+    let (code, id) = &target;
+    match console
+        .reveal_admin_identity(&page.who, code, *id, page.client)
+        .await
+    {
+        Ok((username, code_read_back)) => {
             let identity = (username.to_string(), code_read_back.to_string());
-            caller_page_with(&page, target, StatusCode::OK, |p| {
+            caller_page_with(&page, &target, StatusCode::OK, |p| {
                 p.revealed = Some(identity)
             })
             .await
-        },
-    )
-    .await
+        }
+        Err(e) => refused(&page, &target, e).await,
+    }
 }
 
 async fn send_reset_link(
     page: Page<OperatorSession>,
-    Path(target): Path<(String, i64)>,
-    ValidForm(_): ValidForm<NoFields>,
+    Posted(target, _): Posted<Caller, NoFields>,
 ) -> Result<Response, WebError> {
-    let action = OperatorConsole::send_reset_link;
-    act_for_caller(&page, &target, action, async |t, ()| {
-        Ok(back_to_caller(t, "link"))
+    act_for_caller(&page, &target, "link", async |console, os, code, id, _| {
+        console.send_reset_link(os, code, id).await
     })
     .await
 }
 
 async fn unlock(
     page: Page<OperatorSession>,
-    Path(target): Path<(String, i64)>,
-    ValidForm(_): ValidForm<NoFields>,
+    Posted(target, _): Posted<Caller, NoFields>,
 ) -> Result<Response, WebError> {
-    let client = page.client;
-    act_for_caller(
-        &page,
-        &target,
-        async |console, os, code, id| console.unlock(os, code, id, client).await,
-        async |t, ()| Ok(back_to_caller(t, "unlocked")),
-    )
-    .await
+    act_for_caller(&page, &target, "unlocked", OperatorConsole::unlock).await
 }
 
 // ---- audit ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 //! page's `csrf_token`, so they pass the same CSRF check as every other POST.
 
 use askama::Template;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -20,10 +20,10 @@ use crate::services::passkeys::{
 use crate::services::{Refusal, SessionUser};
 use crate::store::PasskeyId;
 use crate::web::extract::{Page, ValidForm};
-use crate::web::forms::WRONG_CURRENT;
-use crate::web::params::{Path, Query};
+use crate::web::forms::{PasswordFields, WRONG_CURRENT};
+use crate::web::params::{Posted, Query};
 use crate::web::render::{html, Chrome};
-use crate::web::respond::{maybe_retry_after, refused_in_session};
+use crate::web::respond::{json_document, json_error, maybe_retry_after, refused_in_session};
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
@@ -126,11 +126,6 @@ async fn passkeys_page(
     render(&page, StatusCode::OK, |p| p.notice = notice).await
 }
 
-/// A JSON answer to `static/passkeys.js`: `{"error": MESSAGE}` with its status.
-fn json_error(status: StatusCode, message: &str) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
-}
-
 const UNAVAILABLE: &str = "Passkeys cannot be used at this portal's address. Ask your provider to give the portal a host name (not an IP address).";
 
 #[derive(Deserialize)]
@@ -155,14 +150,7 @@ async fn start_registration(
         .start_registration(&page.who)
         .await
     {
-        Ok(options) => Ok((
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            options,
-        )
-            .into_response()),
+        Ok(options) => Ok(json_document(options)),
         Err(StartError::Unavailable) => Ok(json_error(StatusCode::CONFLICT, UNAVAILABLE)),
         Err(StartError::Unexpected(e)) => Err(e.into()),
     }
@@ -228,13 +216,6 @@ async fn finish_registration(
     Ok(json_error(status, message))
 }
 
-/// A passkey id from the path; anything else is a passkey that does not exist.
-fn passkey_id(raw: &str) -> Result<PasskeyId, WebError> {
-    raw.parse::<i64>()
-        .map(PasskeyId)
-        .map_err(|_| WebError::NotFound)
-}
-
 #[derive(Deserialize)]
 struct RenameFields {
     #[serde(default)]
@@ -243,10 +224,8 @@ struct RenameFields {
 
 async fn rename_passkey(
     page: Page<SessionUser>,
-    Path(id): Path<String>,
-    ValidForm(form): ValidForm<RenameFields>,
+    Posted(id, form): Posted<PasskeyId, RenameFields>,
 ) -> Result<Response, WebError> {
-    let id = passkey_id(&id)?;
     let passkeys = &page.state.services.passkeys;
     let problem = match PasskeyName::parse(&form.name) {
         Err(e) => e.to_string(),
@@ -268,18 +247,10 @@ async fn rename_passkey(
     .await
 }
 
-#[derive(Deserialize)]
-struct RemoveFields {
-    #[serde(default)]
-    current_password: String,
-}
-
 async fn remove_passkey(
     page: Page<SessionUser>,
-    Path(id): Path<String>,
-    ValidForm(form): ValidForm<RemoveFields>,
+    Posted(id, form): Posted<PasskeyId, PasswordFields>,
 ) -> Result<Response, WebError> {
-    let id = passkey_id(&id)?;
     let mut errors = RowErrors {
         id: id.0,
         ..RowErrors::default()

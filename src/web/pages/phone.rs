@@ -15,7 +15,7 @@ use crate::services::phone::RevealError;
 use crate::services::softphone::CredentialError;
 use crate::services::SessionUser;
 use crate::web::extract::{Page, ValidForm};
-use crate::web::forms::NoFields;
+use crate::web::forms::{NoFields, SipSecretFields};
 use crate::web::render::{html, Chrome};
 use crate::web::respond::{back_to, maybe_retry_after, refused_in_session, DoneQuery};
 use crate::web::{AppState, WebError};
@@ -180,22 +180,13 @@ async fn reveal_sip_secret(
     ))
 }
 
-#[derive(Deserialize)]
-struct RegenerateFields {
-    #[serde(default)]
-    confirm: String,
-}
-
 async fn regenerate_sip_secret(
     page: Page<SessionUser>,
-    ValidForm(form): ValidForm<RegenerateFields>,
+    ValidForm(form): ValidForm<SipSecretFields>,
 ) -> Result<Response, WebError> {
-    if form.confirm != "yes" {
+    if let Some(message) = form.unconfirmed() {
         let mut p = phone(&page).await?;
-        p.error = Some(
-            "Tick the box to confirm that every phone on this extension must be reprogrammed."
-                .to_owned(),
-        );
+        p.error = Some(message.to_owned());
         return Ok(with_softphone_policy(
             &page.state,
             html(StatusCode::UNPROCESSABLE_ENTITY, &p),

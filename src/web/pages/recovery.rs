@@ -59,32 +59,28 @@ struct ForgotFields {
 }
 
 async fn forgot(
-    Page {
-        state,
-        csrf,
-        client,
-        ..
-    }: Page<Anyone>,
+    page: Page<Anyone>,
     ValidForm(form): ValidForm<ForgotFields>,
 ) -> Result<Response, WebError> {
+    let state = &page.state;
     let id = match Identifier::parse(&form.identifier) {
         Ok(id) => id,
         Err(_) => {
-            let page = ForgotPage {
-                chrome: Chrome::anonymous(csrf),
+            let shown = ForgotPage {
+                chrome: Chrome::anonymous(page.csrf),
                 identifier: clip(&form.identifier, 254),
                 error: Some(
                     "Enter your username (like 201-wickedsprockets) or the email address on file."
                         .to_owned(),
                 ),
             };
-            return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page));
+            return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &shown));
         }
     };
     let usernames = form.action == "usernames";
     // The lookup and the queueing happen after the answer is sent, so the answer takes the
     // same time whether or not an account matched.
-    let recovery = state.services.recovery.clone();
+    let (recovery, client) = (state.services.recovery.clone(), page.client);
     tokio::spawn(async move {
         let done = if usernames {
             recovery.request_usernames(&id, client).await
@@ -98,7 +94,7 @@ async fn forgot(
     Ok(html(
         StatusCode::OK,
         &ForgotSentPage {
-            chrome: Chrome::anonymous(csrf),
+            chrome: Chrome::anonymous(page.csrf),
             usernames,
             ttl: human(state.settings.reset_ttl),
         },
@@ -146,17 +142,15 @@ struct ResetQuery {
     token: String,
 }
 
-async fn reset_form(
-    Page { state, csrf, .. }: Page<Anyone>,
-    Query(q): Query<ResetQuery>,
-) -> Result<Response, WebError> {
+async fn reset_form(page: Page<Anyone>, Query(q): Query<ResetQuery>) -> Result<Response, WebError> {
+    let state = &page.state;
     let Some(link) = state.services.recovery.reset_link(&q.token).await? else {
-        return Ok(invalid_link(csrf));
+        return Ok(invalid_link(page.csrf));
     };
     Ok(private(html(
         StatusCode::OK,
         &ResetPage {
-            chrome: Chrome::anonymous(csrf),
+            chrome: Chrome::anonymous(page.csrf),
             token: q.token,
             username: link.username,
             email: String::new(),
@@ -179,14 +173,10 @@ struct ResetFields {
 }
 
 async fn reset(
-    Page {
-        state,
-        csrf,
-        client,
-        ..
-    }: Page<Anyone>,
+    page: Page<Anyone>,
     ValidForm(form): ValidForm<ResetFields>,
 ) -> Result<Response, WebError> {
+    let state = &page.state;
     let outcome = state
         .services
         .recovery
@@ -195,12 +185,12 @@ async fn reset(
             &form.email,
             &form.new_password,
             &form.confirm_password,
-            client,
+            page.client,
         )
         .await;
     let (status, email_error, errors) = match outcome {
         Ok(()) => return Ok(private(Redirect::to("/login?reset=done").into_response())),
-        Err(ResetError::LinkInvalid) => return Ok(invalid_link(csrf)),
+        Err(ResetError::LinkInvalid) => return Ok(invalid_link(page.csrf)),
         Err(ResetError::Busy) => {
             let shown = busy();
             let errors = PasswordErrors {
@@ -225,13 +215,13 @@ async fn reset(
         Err(ResetError::Unexpected(e)) => return Err(e.into()),
     };
     let Some(link) = state.services.recovery.reset_link(&form.token).await? else {
-        return Ok(invalid_link(csrf));
+        return Ok(invalid_link(page.csrf));
     };
     let retry_after = errors.retry_after;
     let response = private(html(
         status,
         &ResetPage {
-            chrome: Chrome::anonymous(csrf),
+            chrome: Chrome::anonymous(page.csrf),
             token: form.token,
             username: link.username,
             email: clip(&form.email, 254),

@@ -11,7 +11,7 @@ use crate::services::SessionUser;
 use crate::store::SessionId;
 use crate::web::extract::{session_cookie, Page, ValidForm};
 use crate::web::forms::NoFields;
-use crate::web::params::Path;
+use crate::web::params::Posted;
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
@@ -23,18 +23,20 @@ pub fn router() -> Router<AppState> {
 /// Ends one of the user's sessions; another user's (or an unknown) id is 404, and nothing
 /// changes. Ending the asking session signs this browser out.
 async fn end_session(
-    Page {
-        state, who, client, ..
-    }: Page<SessionUser>,
-    Path(id): Path<String>,
+    page: Page<SessionUser>,
     jar: CookieJar,
-    ValidForm(_): ValidForm<NoFields>,
+    Posted(id, _): Posted<SessionId, NoFields>,
 ) -> Result<Response, WebError> {
-    let id = id.parse().map(SessionId).map_err(|_| WebError::NotFound)?;
-    match state.services.sessions.end_own(&who, id, client).await? {
+    let state = &page.state;
+    match state
+        .services
+        .sessions
+        .end_own(&page.who, id, page.client)
+        .await?
+    {
         Ended::Other => Ok(Redirect::to("/settings?saved=session").into_response()),
         Ended::Current => {
-            let jar = jar.add(session_cookie(&state, None));
+            let jar = jar.add(session_cookie(state, None));
             Ok((jar, Redirect::to("/login")).into_response())
         }
         Ended::NotFound => Err(WebError::NotFound),

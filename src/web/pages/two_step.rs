@@ -5,7 +5,7 @@
 //! removal for a verified caller.
 
 use askama::Template;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -25,10 +25,13 @@ use crate::store::TwoStepRequirement;
 use crate::web::extract::{
     next_to_follow, operator_cookie, pending_cookie, user_signed_in, Anyone, Page, ValidForm,
 };
-use crate::web::forms::NoFields;
-use crate::web::params::{path_caller, path_extension, Path, Query};
+use crate::web::forms::{NoFields, PasswordFields};
+use crate::web::params::{Caller, Named, Path, Posted, Query};
 use crate::web::render::{html, Chrome, ErrorPage};
-use crate::web::respond::{self, back_to_caller, maybe_retry_after, refused_in_session, DoneQuery};
+use crate::web::respond::{
+    self, back_to_caller, json_document, json_error, maybe_retry_after, refused_in_session,
+    DoneQuery,
+};
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
@@ -225,62 +228,48 @@ struct CodeFields {
 }
 
 async fn step<S: Side>(
-    Page {
-        state,
-        csrf,
-        client,
-        ..
-    }: Page<Anyone>,
+    page: Page<Anyone>,
     jar: CookieJar,
     ValidForm(form): ValidForm<CodeFields>,
 ) -> Result<Response, WebError> {
+    let state = &page.state;
     let console = S::CONSOLE;
     let next = next_to_follow(&form.next);
-    let Some(cookie) = pending_of(&jar, &state, console) else {
+    let Some(cookie) = pending_of(&jar, state, console) else {
         return Ok(start_again(console));
     };
-    let Some(mut page) = step_page(&state, &cookie, console, csrf, next.clone()).await? else {
-        return Ok(step_over(&state, jar, console));
+    let Some(mut shown) = step_page(state, &cookie, console, page.csrf, next.clone()).await? else {
+        return Ok(step_over(state, jar, console));
     };
     let Some(proof) = Proof::from_typed(&form.code) else {
-        page.error = Some(ENTER_CODE.to_owned());
-        return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page));
+        shown.error = Some(ENTER_CODE.to_owned());
+        return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &shown));
     };
     let device = jar.get(state.cookies.device).map(|c| c.value().to_owned());
     match state
         .services
         .two_step
-        .complete_second_step(&cookie, console, device.as_deref(), proof, client)
+        .complete_second_step(&cookie, console, device.as_deref(), proof, page.client)
         .await
     {
-        Ok(completed) => Ok(signed_in(&state, jar, console, completed, &next)),
-        Err(StepError::Expired) => Ok(step_over(&state, jar, console)),
+        Ok(completed) => Ok(signed_in(state, jar, console, completed, &next)),
+        Err(StepError::Expired) => Ok(step_over(state, jar, console)),
         Err(StepError::Refused(Refusal::WrongPassword)) => {
-            page.error = Some(WRONG_CODE.to_owned());
-            Ok(html(StatusCode::UNAUTHORIZED, &page))
+            shown.error = Some(WRONG_CODE.to_owned());
+            Ok(html(StatusCode::UNAUTHORIZED, &shown))
         }
         Err(StepError::Refused(r)) => {
             let what = match console {
                 Console::Portal => "username",
                 Console::Operator => "name",
             };
-            Ok(respond::refused_sign_in(r, what).on_page(page, |p| &mut p.form_error))
+            Ok(respond::refused_sign_in(r, what).on_page(shown, |p| &mut p.form_error))
         }
         Err(StepError::Unexpected(e)) => Err(e.into()),
     }
 }
 
 // ---- the second step with a passkey (two JSON requests around `credentials.get()`) ----
-
-/// A JSON answer to the second step's script: `{"error": MESSAGE}` with its status, and
-/// where to go instead when the step is over.
-fn json_error(status: StatusCode, message: &str, redirect: Option<&str>) -> Response {
-    let body = match redirect {
-        Some(to) => serde_json::json!({ "error": message, "redirect": to }),
-        None => serde_json::json!({ "error": message }),
-    };
-    (status, Json(body)).into_response()
-}
 
 const STEP_RAN_OUT: &str = "Your sign-in ran out. Sign in again.";
 const NO_PASSKEY: &str = "This account has no passkey. Type a code instead.";
@@ -291,22 +280,20 @@ const PASSKEY_REFUSED: &str =
 
 /// The passkey step's answer when the pending sign-in is gone: start again.
 fn passkey_step_ran_out() -> Response {
-    json_error(
-        StatusCode::CONFLICT,
-        STEP_RAN_OUT,
-        Some("/login?step=expired"),
-    )
+    let body = serde_json::json!({ "error": STEP_RAN_OUT, "redirect": "/login?step=expired" });
+    (StatusCode::CONFLICT, Json(body)).into_response()
 }
 
 /// Starts the passkey of the pending second step: the options for
 /// `navigator.credentials.get()`, allowing only the pending user's passkeys.
 async fn passkey_start(
-    Page { state, .. }: Page<Anyone>,
+    page: Page<Anyone>,
     jar: CookieJar,
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
+    let state = &page.state;
     let console = Console::Portal;
-    let Some(cookie) = pending_of(&jar, &state, console) else {
+    let Some(cookie) = pending_of(&jar, state, console) else {
         return Ok(passkey_step_ran_out());
     };
     match state
@@ -315,18 +302,11 @@ async fn passkey_start(
         .start_passkey_step(&cookie, console)
         .await
     {
-        Ok(options) => Ok((
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            options,
-        )
-            .into_response()),
+        Ok(options) => Ok(json_document(options)),
         Err(PasskeyStepError::Expired) => Ok(passkey_step_ran_out()),
-        Err(PasskeyStepError::NoPasskey) => Ok(json_error(StatusCode::CONFLICT, NO_PASSKEY, None)),
+        Err(PasskeyStepError::NoPasskey) => Ok(json_error(StatusCode::CONFLICT, NO_PASSKEY)),
         Err(PasskeyStepError::Unavailable) => {
-            Ok(json_error(StatusCode::CONFLICT, PASSKEY_UNAVAILABLE, None))
+            Ok(json_error(StatusCode::CONFLICT, PASSKEY_UNAVAILABLE))
         }
         Err(PasskeyStepError::Unexpected(e)) => Err(e.into()),
     }
@@ -345,13 +325,14 @@ struct PasskeyFields {
 /// `{"redirect": …}`, as a right code would; a refused assertion counts toward the
 /// lockout like a wrong code.
 async fn passkey_finish(
-    Page { state, client, .. }: Page<Anyone>,
+    page: Page<Anyone>,
     jar: CookieJar,
     ValidForm(form): ValidForm<PasskeyFields>,
 ) -> Result<Response, WebError> {
+    let state = &page.state;
     let console = Console::Portal;
     let next = next_to_follow(&form.next);
-    let Some(cookie) = pending_of(&jar, &state, console) else {
+    let Some(cookie) = pending_of(&jar, state, console) else {
         return Ok(passkey_step_ran_out());
     };
     let device = jar.get(state.cookies.device).map(|c| c.value().to_owned());
@@ -359,24 +340,24 @@ async fn passkey_finish(
     match state
         .services
         .two_step
-        .complete_second_step(&cookie, console, device.as_deref(), proof, client)
+        .complete_second_step(&cookie, console, device.as_deref(), proof, page.client)
         .await
     {
         Ok(completed) => {
-            let (jar, target) = signed_in_cookies(&state, jar, console, completed, &next);
+            let (jar, target) = signed_in_cookies(state, jar, console, completed, &next);
             Ok((jar, Json(serde_json::json!({ "redirect": target }))).into_response())
         }
         Err(StepError::Expired) => {
-            let jar = jar.add(pending_cookie(&state, console, None));
+            let jar = jar.add(pending_cookie(state, console, None));
             Ok((jar, passkey_step_ran_out()).into_response())
         }
         Err(StepError::Refused(Refusal::WrongPassword)) => {
-            Ok(json_error(StatusCode::UNAUTHORIZED, PASSKEY_REFUSED, None))
+            Ok(json_error(StatusCode::UNAUTHORIZED, PASSKEY_REFUSED))
         }
         Err(StepError::Refused(r)) => {
             let shown = respond::refused_sign_in(r, "username");
             Ok(maybe_retry_after(
-                json_error(shown.status, &shown.message, None),
+                json_error(shown.status, &shown.message),
                 shown.retry_after,
             ))
         }
@@ -522,37 +503,31 @@ async fn operator_enrol_form(page: Page<Anyone>, jar: CookieJar) -> Result<Respo
 }
 
 async fn enrol<S: Side>(
-    Page {
-        state,
-        csrf,
-        client,
-        ..
-    }: Page<Anyone>,
+    page: Page<Anyone>,
     jar: CookieJar,
     ValidForm(form): ValidForm<CodeFields>,
 ) -> Result<Response, WebError> {
+    let state = &page.state;
     let console = S::CONSOLE;
     let next = next_to_follow(&form.next);
-    let Some(cookie) = pending_of(&jar, &state, console) else {
+    let Some(cookie) = pending_of(&jar, state, console) else {
         return Ok(start_again(console));
     };
     let services = &state.services.two_step;
     let device = jar.get(state.cookies.device).map(|c| c.value().to_owned());
     match services
-        .complete_enrolment(&cookie, console, device.as_deref(), &form.code, client)
+        .complete_enrolment(&cookie, console, device.as_deref(), &form.code, page.client)
         .await
     {
         Ok((completed, codes)) => {
-            let (jar, target) = signed_in_cookies(&state, jar, console, completed, &next);
-            let chrome = chrome_for(console, csrf);
+            let (jar, target) = signed_in_cookies(state, jar, console, completed, &next);
+            let chrome = chrome_for(console, page.csrf);
             Ok((jar, codes_page(chrome, codes, target, true)).into_response())
         }
         Err(EnrolError::Setup(SetupError::WrongCode)) => {
             match services.enrolment_again(&cookie, console).await {
-                Ok(setup) => {
-                    Ok(SetupPage::during_sign_in(console, csrf, next, setup)
-                        .shown(Some(SETUP_WRONG)))
-                }
+                Ok(setup) => Ok(SetupPage::during_sign_in(console, page.csrf, next, setup)
+                    .shown(Some(SETUP_WRONG))),
                 Err(StepError::Unexpected(e)) => Err(e.into()),
                 Err(StepError::Expired | StepError::Refused(_)) => Ok(start_again(console)),
             }
@@ -561,7 +536,7 @@ async fn enrol<S: Side>(
         | Err(EnrolError::Setup(SetupError::Unexpected(e))) => Err(e.into()),
         Err(EnrolError::Step(StepError::Expired | StepError::Refused(_)))
         | Err(EnrolError::Setup(SetupError::NotStarted | SetupError::AlreadySet)) => {
-            Ok(step_over(&state, jar, console))
+            Ok(step_over(state, jar, console))
         }
     }
 }
@@ -672,12 +647,6 @@ async fn confirm_setup(
         Err(SetupError::NotStarted | SetupError::AlreadySet) => to_settings(),
         Err(SetupError::Unexpected(e)) => Err(e.into()),
     }
-}
-
-#[derive(Deserialize)]
-struct PasswordFields {
-    #[serde(default)]
-    current_password: String,
 }
 
 /// What a page says for a refused password typed to confirm a change (a wrong one is 422).
@@ -860,7 +829,7 @@ async fn admin_user_page(
     Path(extension): Path<String>,
     Query(q): Query<DoneQuery>,
 ) -> Result<Response, WebError> {
-    let extension = path_extension(&extension)?;
+    let extension = Extension::from_path(&extension)?;
     render_admin_user(&page, &extension, StatusCode::OK, |p| {
         p.removed = q.done == "removed";
     })
@@ -869,10 +838,8 @@ async fn admin_user_page(
 
 async fn admin_remove(
     page: Page<Admin>,
-    Path(extension): Path<String>,
-    ValidForm(form): ValidForm<PasswordFields>,
+    Posted(extension, form): Posted<Extension, PasswordFields>,
 ) -> Result<Response, WebError> {
-    let extension = path_extension(&extension)?;
     let outcome = page
         .state
         .services
@@ -917,10 +884,8 @@ async fn admin_remove(
 
 async fn operator_remove(
     page: Page<OperatorSession>,
-    Path(target): Path<(String, i64)>,
-    ValidForm(_): ValidForm<NoFields>,
+    Posted(target, _): Posted<Caller, NoFields>,
 ) -> Result<Response, WebError> {
-    let target = path_caller(&target)?;
     let (code, id) = &target;
     match page
         .state
