@@ -4,6 +4,8 @@
 //! and removal (`/admin/two-step`, `/admin/users/{extension}/two-step`), and an operator's
 //! removal for a verified caller.
 
+use std::future::Future;
+
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -19,8 +21,7 @@ use crate::services::two_step::{
     Completed, ConfirmedChangeError, Console, EnrolError, OperatorRemoveError, PasskeyStepError,
     Proof, RecoveryCodes, SetupError, SetupView, Status, StepError,
 };
-use crate::services::Refusal;
-use crate::services::SessionUser;
+use crate::services::{Client, Refusal, SessionUser};
 use crate::store::TwoStepRequirement;
 use crate::web::extract::{
     next_to_follow, operator_cookie, pending_cookie, user_signed_in, Anyone, Page, ValidForm,
@@ -36,20 +37,23 @@ use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/login/two-step", get(step_form).post(step::<Portal>))
+        .route(
+            "/login/two-step",
+            get(portal_form::<Verify>).post(submit::<Portal, Verify>),
+        )
         .route("/login/two-step/passkey/start", post(passkey_start))
         .route("/login/two-step/passkey/finish", post(passkey_finish))
         .route(
             "/login/two-step/setup",
-            get(enrol_form).post(enrol::<Portal>),
+            get(portal_form::<Enrol>).post(submit::<Portal, Enrol>),
         )
         .route(
             "/operator/login/two-step",
-            get(operator_step_form).post(step::<Operator>),
+            get(operator_form::<Verify>).post(submit::<Operator, Verify>),
         )
         .route(
             "/operator/login/two-step/setup",
-            get(operator_enrol_form).post(enrol::<Operator>),
+            get(operator_form::<Enrol>).post(submit::<Operator, Enrol>),
         )
         .route("/settings/two-step", get(settings_page))
         .route(
@@ -99,13 +103,43 @@ impl Side for Operator {
     const CONSOLE: Console = Console::Operator;
 }
 
-/// The pending step's cookie of this request, for `console`.
-fn pending_of(jar: &CookieJar, state: &AppState, console: Console) -> Option<String> {
-    let name = match console {
-        Console::Portal => state.cookies.pending,
-        Console::Operator => state.cookies.operator_pending,
-    };
-    jar.get(name).map(|c| c.value().to_owned())
+/// The sign-in a request continues: its pending step's cookie (of the console the route
+/// serves), the browser's device cookie, and where to go afterwards.
+struct Pending {
+    console: Console,
+    cookie: String,
+    device: Option<String>,
+    next: String,
+}
+
+impl Pending {
+    /// `None` when the request carries no pending step for `console`.
+    fn of(jar: &CookieJar, state: &AppState, console: Console, next: &str) -> Option<Pending> {
+        let name = match console {
+            Console::Portal => state.cookies.pending,
+            Console::Operator => state.cookies.operator_pending,
+        };
+        Some(Pending {
+            console,
+            cookie: jar.get(name)?.value().to_owned(),
+            device: jar.get(state.cookies.device).map(|c| c.value().to_owned()),
+            next: next_to_follow(next),
+        })
+    }
+
+    /// Completes the second step with `proof`.
+    async fn complete(
+        &self,
+        state: &AppState,
+        proof: Proof,
+        client: Client,
+    ) -> Result<Completed, StepError> {
+        let device = self.device.as_deref();
+        let two_step = &state.services.two_step;
+        two_step
+            .complete_second_step(&self.cookie, self.console, device, proof, client)
+            .await
+    }
 }
 
 /// Where a sign-in whose step ran out goes: the sign-in page, saying so.
@@ -129,6 +163,90 @@ fn chrome_for(console: Console, csrf: String) -> Chrome {
     }
 }
 
+/// A page of a pending sign-in, served on both consoles: the second step ([`Verify`]), or
+/// setting up the factor the rules demand first ([`Enrol`]).
+trait Stage {
+    /// The page, for the sign-in `pending` continues.
+    fn show(
+        state: &AppState,
+        pending: Pending,
+        csrf: String,
+    ) -> impl Future<Output = Result<Response, WebError>> + Send;
+
+    /// Its form, sent with `code`.
+    fn submit(
+        state: &AppState,
+        jar: CookieJar,
+        pending: Pending,
+        csrf: String,
+        client: Client,
+        code: &str,
+    ) -> impl Future<Output = Result<Response, WebError>> + Send;
+}
+
+#[derive(Default, Deserialize)]
+struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+/// A pending sign-in's page on the customer portal, where `?next=` says where to go after.
+async fn portal_form<St: Stage>(
+    page: Page<Anyone>,
+    Query(q): Query<NextQuery>,
+    jar: CookieJar,
+) -> Result<Response, WebError> {
+    show::<St>(page, &jar, Console::Portal, &q.next).await
+}
+
+/// A pending sign-in's page on the operator console.
+async fn operator_form<St: Stage>(
+    page: Page<Anyone>,
+    jar: CookieJar,
+) -> Result<Response, WebError> {
+    show::<St>(page, &jar, Console::Operator, "").await
+}
+
+async fn show<St: Stage>(
+    page: Page<Anyone>,
+    jar: &CookieJar,
+    console: Console,
+    next: &str,
+) -> Result<Response, WebError> {
+    match Pending::of(jar, &page.state, console, next) {
+        Some(pending) => St::show(&page.state, pending, page.csrf).await,
+        None => Ok(start_again(console)),
+    }
+}
+
+#[derive(Deserialize)]
+struct CodeFields {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// A pending sign-in's form, sent on the console `S` serves.
+async fn submit<S: Side, St: Stage>(
+    page: Page<Anyone>,
+    jar: CookieJar,
+    ValidForm(form): ValidForm<CodeFields>,
+) -> Result<Response, WebError> {
+    let Some(pending) = Pending::of(&jar, &page.state, S::CONSOLE, &form.next) else {
+        return Ok(start_again(S::CONSOLE));
+    };
+    St::submit(
+        &page.state,
+        jar,
+        pending,
+        page.csrf,
+        page.client,
+        &form.code,
+    )
+    .await
+}
+
 // ---- the second step -------------------------------------------------------------------
 
 #[derive(Template)]
@@ -146,29 +264,24 @@ struct StepPage {
     passkey: bool,
 }
 
-#[derive(Default, Deserialize)]
-struct NextQuery {
-    #[serde(default)]
-    next: String,
-}
-
-/// The second step's page for the live pending step behind `cookie`, or `None`.
+/// The second step's page for the live pending step, or `None`.
 async fn step_page(
     state: &AppState,
-    cookie: &str,
-    console: Console,
+    pending: &Pending,
     csrf: String,
-    next: String,
 ) -> Result<Option<StepPage>, WebError> {
-    let factors = state
-        .services
-        .two_step
-        .second_step_factors(cookie, console)
+    let console = pending.console;
+    let two_step = &state.services.two_step;
+    let factors = two_step
+        .second_step_factors(&pending.cookie, console)
         .await?;
     Ok(factors.map(|f| StepPage {
         chrome: chrome_for(console, csrf),
-        action: step_action(console),
-        next,
+        action: match console {
+            Console::Portal => "/login/two-step",
+            Console::Operator => "/operator/login/two-step",
+        },
+        next: pending.next.clone(),
         error: None,
         form_error: None,
         code: f.code,
@@ -176,96 +289,52 @@ async fn step_page(
     }))
 }
 
-async fn show_step(
-    state: &AppState,
-    jar: &CookieJar,
-    console: Console,
-    csrf: String,
-    next: String,
-) -> Result<Response, WebError> {
-    let Some(cookie) = pending_of(jar, state, console) else {
-        return Ok(start_again(console));
-    };
-    match step_page(state, &cookie, console, csrf, next).await? {
-        Some(page) => Ok(html(StatusCode::OK, &page)),
-        None => Ok(start_again(console)),
-    }
-}
+/// The second step: a code from the app, or a recovery code.
+struct Verify;
 
-fn step_action(console: Console) -> &'static str {
-    match console {
-        Console::Portal => "/login/two-step",
-        Console::Operator => "/operator/login/two-step",
-    }
-}
-
-async fn step_form(
-    page: Page<Anyone>,
-    Query(q): Query<NextQuery>,
-    jar: CookieJar,
-) -> Result<Response, WebError> {
-    let next = next_to_follow(&q.next);
-    show_step(&page.state, &jar, Console::Portal, page.csrf, next).await
-}
-
-async fn operator_step_form(page: Page<Anyone>, jar: CookieJar) -> Result<Response, WebError> {
-    show_step(
-        &page.state,
-        &jar,
-        Console::Operator,
-        page.csrf,
-        String::new(),
-    )
-    .await
-}
-
-#[derive(Deserialize)]
-struct CodeFields {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    next: String,
-}
-
-async fn step<S: Side>(
-    page: Page<Anyone>,
-    jar: CookieJar,
-    ValidForm(form): ValidForm<CodeFields>,
-) -> Result<Response, WebError> {
-    let state = &page.state;
-    let console = S::CONSOLE;
-    let next = next_to_follow(&form.next);
-    let Some(cookie) = pending_of(&jar, state, console) else {
-        return Ok(start_again(console));
-    };
-    let Some(mut shown) = step_page(state, &cookie, console, page.csrf, next.clone()).await? else {
-        return Ok(step_over(state, jar, console));
-    };
-    let Some(proof) = Proof::from_typed(&form.code) else {
-        shown.error = Some(ENTER_CODE.to_owned());
-        return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &shown));
-    };
-    let device = jar.get(state.cookies.device).map(|c| c.value().to_owned());
-    match state
-        .services
-        .two_step
-        .complete_second_step(&cookie, console, device.as_deref(), proof, page.client)
-        .await
-    {
-        Ok(completed) => Ok(signed_in(state, jar, console, completed, &next)),
-        Err(StepError::Expired) => Ok(step_over(state, jar, console)),
-        Err(StepError::Refused(Refusal::WrongPassword)) => {
-            shown.error = Some(WRONG_CODE.to_owned());
-            Ok(html(StatusCode::UNAUTHORIZED, &shown))
+impl Stage for Verify {
+    async fn show(state: &AppState, pending: Pending, csrf: String) -> Result<Response, WebError> {
+        match step_page(state, &pending, csrf).await? {
+            Some(page) => Ok(html(StatusCode::OK, &page)),
+            None => Ok(start_again(pending.console)),
         }
-        Err(StepError::Refused(r)) => {
-            let what = match console {
-                Console::Portal => "username",
-                Console::Operator => "name",
-            };
-            Ok(respond::refused_sign_in(r, what).on_page(shown, |p| &mut p.form_error))
+    }
+
+    async fn submit(
+        state: &AppState,
+        jar: CookieJar,
+        pending: Pending,
+        csrf: String,
+        client: Client,
+        code: &str,
+    ) -> Result<Response, WebError> {
+        let console = pending.console;
+        let Some(mut shown) = step_page(state, &pending, csrf).await? else {
+            return Ok(step_over(state, jar, console));
+        };
+        let Some(proof) = Proof::from_typed(code) else {
+            shown.error = Some(ENTER_CODE.to_owned());
+            return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &shown));
+        };
+        match pending.complete(state, proof, client).await {
+            Ok(completed) => {
+                let (jar, target) = signed_in_cookies(state, jar, &pending, completed);
+                Ok((jar, Redirect::to(&target)).into_response())
+            }
+            Err(StepError::Expired) => Ok(step_over(state, jar, console)),
+            Err(StepError::Refused(Refusal::WrongPassword)) => {
+                shown.error = Some(WRONG_CODE.to_owned());
+                Ok(html(StatusCode::UNAUTHORIZED, &shown))
+            }
+            Err(StepError::Refused(r)) => {
+                let what = match console {
+                    Console::Portal => "username",
+                    Console::Operator => "name",
+                };
+                Ok(respond::refused_sign_in(r, what).on_page(shown, |p| &mut p.form_error))
+            }
+            Err(StepError::Unexpected(e)) => Err(e.into()),
         }
-        Err(StepError::Unexpected(e)) => Err(e.into()),
     }
 }
 
@@ -291,15 +360,12 @@ async fn passkey_start(
     jar: CookieJar,
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
-    let state = &page.state;
-    let console = Console::Portal;
-    let Some(cookie) = pending_of(&jar, state, console) else {
+    let Some(pending) = Pending::of(&jar, &page.state, Console::Portal, "") else {
         return Ok(passkey_step_ran_out());
     };
-    match state
-        .services
-        .two_step
-        .start_passkey_step(&cookie, console)
+    let two_step = &page.state.services.two_step;
+    match two_step
+        .start_passkey_step(&pending.cookie, pending.console)
         .await
     {
         Ok(options) => Ok(json_document(options)),
@@ -330,25 +396,17 @@ async fn passkey_finish(
     ValidForm(form): ValidForm<PasskeyFields>,
 ) -> Result<Response, WebError> {
     let state = &page.state;
-    let console = Console::Portal;
-    let next = next_to_follow(&form.next);
-    let Some(cookie) = pending_of(&jar, state, console) else {
+    let Some(pending) = Pending::of(&jar, state, Console::Portal, &form.next) else {
         return Ok(passkey_step_ran_out());
     };
-    let device = jar.get(state.cookies.device).map(|c| c.value().to_owned());
     let proof = Proof::Passkey(form.response);
-    match state
-        .services
-        .two_step
-        .complete_second_step(&cookie, console, device.as_deref(), proof, page.client)
-        .await
-    {
+    match pending.complete(state, proof, page.client).await {
         Ok(completed) => {
-            let (jar, target) = signed_in_cookies(state, jar, console, completed, &next);
+            let (jar, target) = signed_in_cookies(state, jar, &pending, completed);
             Ok((jar, Json(serde_json::json!({ "redirect": target }))).into_response())
         }
         Err(StepError::Expired) => {
-            let jar = jar.add(pending_cookie(state, console, None));
+            let jar = jar.add(pending_cookie(state, pending.console, None));
             Ok((jar, passkey_step_ran_out()).into_response())
         }
         Err(StepError::Refused(Refusal::WrongPassword)) => {
@@ -369,29 +427,17 @@ async fn passkey_finish(
 fn signed_in_cookies(
     state: &AppState,
     jar: CookieJar,
-    console: Console,
+    pending: &Pending,
     completed: Completed,
-    next: &str,
 ) -> (CookieJar, String) {
-    let jar = jar.add(pending_cookie(state, console, None));
+    let jar = jar.add(pending_cookie(state, pending.console, None));
     match completed {
-        Completed::User(si) => user_signed_in(state, jar, si, next),
+        Completed::User(si) => user_signed_in(state, jar, si, &pending.next),
         Completed::Operator(token) => (
             jar.add(operator_cookie(state, Some(token))),
             "/operator/tenants".to_owned(),
         ),
     }
-}
-
-fn signed_in(
-    state: &AppState,
-    jar: CookieJar,
-    console: Console,
-    completed: Completed,
-    next: &str,
-) -> Response {
-    let (jar, target) = signed_in_cookies(state, jar, console, completed, next);
-    (jar, Redirect::to(&target)).into_response()
 }
 
 // ---- setting up an authenticator app ---------------------------------------------------
@@ -410,12 +456,15 @@ struct SetupPage {
 
 impl SetupPage {
     /// Setting up during a sign-in whose rules demand a factor first.
-    fn during_sign_in(console: Console, csrf: String, next: String, setup: SetupView) -> Self {
+    fn during_sign_in(pending: &Pending, csrf: String, setup: SetupView) -> Self {
         SetupPage {
-            chrome: chrome_for(console, csrf),
-            action: enrol_action(console),
+            chrome: chrome_for(pending.console, csrf),
+            action: match pending.console {
+                Console::Portal => "/login/two-step/setup",
+                Console::Operator => "/operator/login/two-step/setup",
+            },
             required: true,
-            next,
+            next: pending.next.clone(),
             setup,
             error: None,
         }
@@ -458,85 +507,69 @@ struct CodesPage {
     enabled: bool,
 }
 
-fn enrol_action(console: Console) -> &'static str {
-    match console {
-        Console::Portal => "/login/two-step/setup",
-        Console::Operator => "/operator/login/two-step/setup",
-    }
-}
+/// Setting up the factor the rules demand, during a sign-in.
+struct Enrol;
 
-async fn show_enrol(
-    state: &AppState,
-    jar: &CookieJar,
-    console: Console,
-    csrf: String,
-    next: String,
-) -> Result<Response, WebError> {
-    let Some(cookie) = pending_of(jar, state, console) else {
-        return Ok(start_again(console));
-    };
-    match state.services.two_step.enrolment(&cookie, console).await {
-        Ok(setup) => Ok(SetupPage::during_sign_in(console, csrf, next, setup).shown(None)),
-        Err(StepError::Unexpected(e)) => Err(e.into()),
-        Err(StepError::Expired | StepError::Refused(_)) => Ok(start_again(console)),
-    }
-}
-
-async fn enrol_form(
-    page: Page<Anyone>,
-    Query(q): Query<NextQuery>,
-    jar: CookieJar,
-) -> Result<Response, WebError> {
-    let next = next_to_follow(&q.next);
-    show_enrol(&page.state, &jar, Console::Portal, page.csrf, next).await
-}
-
-async fn operator_enrol_form(page: Page<Anyone>, jar: CookieJar) -> Result<Response, WebError> {
-    show_enrol(
-        &page.state,
-        &jar,
-        Console::Operator,
-        page.csrf,
-        String::new(),
-    )
-    .await
-}
-
-async fn enrol<S: Side>(
-    page: Page<Anyone>,
-    jar: CookieJar,
-    ValidForm(form): ValidForm<CodeFields>,
-) -> Result<Response, WebError> {
-    let state = &page.state;
-    let console = S::CONSOLE;
-    let next = next_to_follow(&form.next);
-    let Some(cookie) = pending_of(&jar, state, console) else {
-        return Ok(start_again(console));
-    };
-    let services = &state.services.two_step;
-    let device = jar.get(state.cookies.device).map(|c| c.value().to_owned());
-    match services
-        .complete_enrolment(&cookie, console, device.as_deref(), &form.code, page.client)
-        .await
-    {
-        Ok((completed, codes)) => {
-            let (jar, target) = signed_in_cookies(state, jar, console, completed, &next);
-            let chrome = chrome_for(console, page.csrf);
-            Ok((jar, codes_page(chrome, codes, target, true)).into_response())
-        }
-        Err(EnrolError::Setup(SetupError::WrongCode)) => {
-            match services.enrolment_again(&cookie, console).await {
-                Ok(setup) => Ok(SetupPage::during_sign_in(console, page.csrf, next, setup)
-                    .shown(Some(SETUP_WRONG))),
-                Err(StepError::Unexpected(e)) => Err(e.into()),
-                Err(StepError::Expired | StepError::Refused(_)) => Ok(start_again(console)),
+impl Enrol {
+    /// The setup page: fresh, or after a code that did not match (the same secret again,
+    /// saying `error`).
+    async fn setup_page(
+        state: &AppState,
+        pending: &Pending,
+        csrf: String,
+        error: Option<&str>,
+    ) -> Result<Response, WebError> {
+        let two_step = &state.services.two_step;
+        let setup = match error {
+            None => two_step.enrolment(&pending.cookie, pending.console).await,
+            Some(_) => {
+                two_step
+                    .enrolment_again(&pending.cookie, pending.console)
+                    .await
             }
+        };
+        match setup {
+            Ok(setup) => Ok(SetupPage::during_sign_in(pending, csrf, setup).shown(error)),
+            Err(StepError::Unexpected(e)) => Err(e.into()),
+            Err(StepError::Expired | StepError::Refused(_)) => Ok(start_again(pending.console)),
         }
-        Err(EnrolError::Step(StepError::Unexpected(e)))
-        | Err(EnrolError::Setup(SetupError::Unexpected(e))) => Err(e.into()),
-        Err(EnrolError::Step(StepError::Expired | StepError::Refused(_)))
-        | Err(EnrolError::Setup(SetupError::NotStarted | SetupError::AlreadySet)) => {
-            Ok(step_over(state, jar, console))
+    }
+}
+
+impl Stage for Enrol {
+    async fn show(state: &AppState, pending: Pending, csrf: String) -> Result<Response, WebError> {
+        Enrol::setup_page(state, &pending, csrf, None).await
+    }
+
+    async fn submit(
+        state: &AppState,
+        jar: CookieJar,
+        pending: Pending,
+        csrf: String,
+        client: Client,
+        code: &str,
+    ) -> Result<Response, WebError> {
+        let (cookie, console) = (&pending.cookie, pending.console);
+        let device = pending.device.as_deref();
+        let two_step = &state.services.two_step;
+        match two_step
+            .complete_enrolment(cookie, console, device, code, client)
+            .await
+        {
+            Ok((completed, codes)) => {
+                let (jar, target) = signed_in_cookies(state, jar, &pending, completed);
+                let chrome = chrome_for(console, csrf);
+                Ok((jar, codes_page(chrome, codes, target, true)).into_response())
+            }
+            Err(EnrolError::Setup(SetupError::WrongCode)) => {
+                Enrol::setup_page(state, &pending, csrf, Some(SETUP_WRONG)).await
+            }
+            Err(EnrolError::Step(StepError::Unexpected(e)))
+            | Err(EnrolError::Setup(SetupError::Unexpected(e))) => Err(e.into()),
+            Err(EnrolError::Step(StepError::Expired | StepError::Refused(_)))
+            | Err(EnrolError::Setup(SetupError::NotStarted | SetupError::AlreadySet)) => {
+                Ok(step_over(state, jar, console))
+            }
         }
     }
 }
