@@ -210,9 +210,11 @@ mod tests {
 
     #[test]
     fn minutes_round_up_and_pages_never_reach_zero() {
-        assert_eq!(minutes_text(Duration::from_secs(1)), "1 minute");
-        assert_eq!(minutes_text(Duration::from_secs(61)), "2 minutes");
-        assert_eq!(page_count(0, 50), 1);
-        assert_eq!(page_count(51, 50), 2);
+        for (seconds, text) in [(1, "1 minute"), (61, "2 minutes")] {
+            assert_eq!(minutes_text(Duration::from_secs(seconds)), text);
+        }
+        for (rows, pages) in [(0, 1), (51, 2)] {
+            assert_eq!(page_count(rows, 50), pages);
+        }
     }
 }

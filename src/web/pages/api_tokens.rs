@@ -14,7 +14,7 @@ use crate::services::api_tokens::ApiTokenError;
 use crate::services::tenant_admin::Admin;
 use crate::web::extract::{Page, ValidForm};
 use crate::web::forms::NoFields;
-use crate::web::render::{html, Chrome};
+use crate::web::render::{html_adjusted, Chrome};
 use crate::web::respond::DoneQuery;
 use crate::web::{AppState, WebError};
 
@@ -50,7 +50,7 @@ async fn render(
 ) -> Result<Response, WebError> {
     let admin = &page.who;
     let tokens = page.state.services.api_tokens.tenant_tokens(admin).await?;
-    let mut shown = TokensPage {
+    let shown = TokensPage {
         chrome: Chrome::signed_in(page.csrf.clone(), admin.session(), "admin"),
         tenant_code: admin.session().user.tenant_code.to_string(),
         tokens: tokens
@@ -69,8 +69,7 @@ async fn render(
         error: None,
         name: String::new(),
     };
-    fill(&mut shown);
-    Ok(html(status, &shown))
+    Ok(html_adjusted(status, shown, fill))
 }
 
 async fn tokens_page(

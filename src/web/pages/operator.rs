@@ -31,7 +31,7 @@ use crate::web::extract::{
 };
 use crate::web::forms::field_errors;
 use crate::web::forms::{field, optional_field, NoFields, SignInFields, SignInShown};
-use crate::web::render::{html, Chrome, EventView};
+use crate::web::render::{html, html_adjusted, Chrome, EventView};
 use crate::web::respond::{
     back_to_caller, clip, maybe_retry_after, page_count, page_number, refused_sign_in, DoneQuery,
     ListQuery, BUSY_RETRY_AFTER,
@@ -418,9 +418,8 @@ async fn caller_page_with(
 ) -> Result<Response, WebError> {
     let console = &page.state.services.operator_console;
     let view = console.caller_view(&page.who, code, *id).await?;
-    let mut shown = CallerPage::new(page.csrf.clone(), &page.who, view);
-    adjust(&mut shown);
-    Ok(html(status, &shown))
+    let shown = CallerPage::new(page.csrf.clone(), &page.who, view);
+    Ok(html_adjusted(status, shown, adjust))
 }
 
 async fn caller_page(

@@ -22,7 +22,7 @@ use crate::store::PasskeyId;
 use crate::web::extract::{Page, ValidForm};
 use crate::web::forms::{PasswordFields, WRONG_CURRENT};
 use crate::web::params::{Posted, Query};
-use crate::web::render::{html, Chrome};
+use crate::web::render::{html_adjusted, Chrome};
 use crate::web::respond::{json_document, json_error, maybe_retry_after, refused_in_session};
 use crate::web::{AppState, WebError};
 
@@ -95,7 +95,7 @@ async fn render(
             last_used: p.last_used_at.map(utc),
         })
         .collect();
-    let mut shown = PasskeysPage {
+    let shown = PasskeysPage {
         chrome: Chrome::signed_in(page.csrf.clone(), &page.who, "settings"),
         passkeys,
         notice: None,
@@ -103,8 +103,7 @@ async fn render(
         typed_name: String::new(),
         max_name: PasskeyName::MAX_CHARS,
     };
-    adjust(&mut shown);
-    Ok(html(status, &shown))
+    Ok(html_adjusted(status, shown, adjust))
 }
 
 #[derive(Deserialize)]

@@ -22,7 +22,7 @@ use crate::web::extract::{session_cookie, Page, ValidForm};
 use crate::web::forms::{
     field_errors, password_change_outcome, PasswordErrors, PinErrors, PinFields, WRONG_CURRENT,
 };
-use crate::web::render::{html, Chrome};
+use crate::web::render::{html_adjusted, Chrome};
 use crate::web::respond::{maybe_retry_after, refused_in_session};
 use crate::web::{AppState, WebError};
 
@@ -99,7 +99,7 @@ async fn render_settings(
         None
     };
     let sessions = state.services.sessions.own_sessions(su).await?;
-    let mut shown = SettingsPage {
+    let shown = SettingsPage {
         chrome: Chrome::signed_in(page.csrf.clone(), su, "settings"),
         username: su.user.username().to_string(),
         saved: false,
@@ -115,8 +115,7 @@ async fn render_settings(
         sessions: sessions.into_iter().map(SessionView::from).collect(),
         sessions_saved: "",
     };
-    adjust(&mut shown);
-    Ok(html(status, &shown))
+    Ok(html_adjusted(status, shown, adjust))
 }
 
 #[derive(Deserialize)]

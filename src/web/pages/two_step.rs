@@ -28,7 +28,7 @@ use crate::web::extract::{
 };
 use crate::web::forms::{NoFields, PasswordFields};
 use crate::web::params::{Caller, Named, Path, Posted, Query};
-use crate::web::render::{html, Chrome, ErrorPage};
+use crate::web::render::{html, html_adjusted, Chrome, ErrorPage};
 use crate::web::respond::{
     self, back_to_caller, json_document, json_error, maybe_retry_after, refused_in_session,
     DoneQuery,
@@ -610,15 +610,14 @@ async fn render_settings(
     adjust: impl FnOnce(&mut SettingsPage),
 ) -> Result<Response, WebError> {
     let status = page.state.services.two_step.status(&page.who).await?;
-    let mut shown = SettingsPage {
+    let shown = SettingsPage {
         chrome: Chrome::signed_in(page.csrf.clone(), &page.who, "settings"),
         status,
         notice: None,
         codes_error: None,
         remove_error: None,
     };
-    adjust(&mut shown);
-    Ok(html(status_code, &shown))
+    Ok(html_adjusted(status_code, shown, adjust))
 }
 
 async fn settings_page(
@@ -632,6 +631,13 @@ async fn settings_page(
         };
     })
     .await
+}
+
+/// The recovery codes, shown once from Settings: the app was just set up (`enabled`), or
+/// new codes were made.
+fn settings_codes(page: Page<SessionUser>, codes: RecoveryCodes, enabled: bool) -> Response {
+    let chrome = Chrome::signed_in(page.csrf, &page.who, "settings");
+    codes_page(chrome, codes, "/settings/two-step".to_owned(), enabled)
 }
 
 /// Back to the Settings page, where a setup that is not (or no longer) under way goes.
@@ -664,12 +670,7 @@ async fn confirm_setup(
         .confirm_setup(&page.who, &form.code, page.client)
         .await
     {
-        Ok(codes) => Ok(codes_page(
-            Chrome::signed_in(page.csrf, &page.who, "settings"),
-            codes,
-            "/settings/two-step".to_owned(),
-            true,
-        )),
+        Ok(codes) => Ok(settings_codes(page, codes, true)),
         Err(SetupError::WrongCode) => match two_step.setup_again(&page.who).await {
             Ok(setup) => Ok(SetupPage::in_settings(&page, setup).shown(Some(SETUP_WRONG))),
             Err(SetupError::Unexpected(e)) => Err(e.into()),
@@ -740,12 +741,7 @@ async fn regenerate_codes(
         .regenerate_codes(&page.who, &form.current_password, page.client)
         .await
     {
-        Ok(codes) => Ok(codes_page(
-            Chrome::signed_in(page.csrf, &page.who, "settings"),
-            codes,
-            "/settings/two-step".to_owned(),
-            false,
-        )),
+        Ok(codes) => Ok(settings_codes(page, codes, false)),
         Err(e) => refused_change(&page, e, Slot::Codes).await,
     }
 }
@@ -844,7 +840,7 @@ async fn render_admin_user(
     let Some((user, has_factor)) = two_step.user_status(&page.who, extension).await? else {
         return Err(WebError::NotFound);
     };
-    let mut shown = AdminUserPage {
+    let shown = AdminUserPage {
         chrome: Chrome::signed_in(page.csrf.clone(), page.who.session(), "admin"),
         username: user.username().to_string(),
         extension: user.extension.to_string(),
@@ -853,8 +849,7 @@ async fn render_admin_user(
         password_error: None,
         form_error: None,
     };
-    adjust(&mut shown);
-    Ok(html(status, &shown))
+    Ok(html_adjusted(status, shown, adjust))
 }
 
 async fn admin_user_page(
