@@ -3,12 +3,15 @@
 //! the sign-in forms, and the forms confirmed with a password or a ticked box.
 
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
+use super::extract::session_cookie;
 use super::respond::{clip, refused_in_session};
-use super::WebError;
+use super::{AppState, WebError};
 use crate::domain::DomainError;
-use crate::services::passwords::{ChangePasswordError, PasswordRejected};
+use crate::services::passwords::{ChangePasswordError, PasswordForm, PasswordRejected};
 use crate::services::phone::PinRejected;
 use crate::services::Refusal;
 
@@ -102,13 +105,44 @@ impl PasswordErrors {
     }
 }
 
-/// Turns a password change outcome into the new session token, or the status and errors
-/// to re-render the form with. Unexpected failures stay errors.
+/// The form that changes a password (Settings; choosing one after a temporary password):
+/// the new password typed twice, and the current one where the page asks for it.
+#[derive(Deserialize)]
+pub struct NewPasswordFields {
+    #[serde(default)]
+    pub current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    confirm_password: String,
+}
+
+impl NewPasswordFields {
+    /// The form as the passwords service reads it; `current` when the page asks for the
+    /// current password.
+    pub fn typed(&self, current: bool) -> PasswordForm<'_> {
+        PasswordForm {
+            current: current.then_some(self.current_password.as_str()),
+            new: &self.new_password,
+            confirm: &self.confirm_password,
+        }
+    }
+}
+
+/// Turns a password change outcome into its answer: the new session's cookie and a 303 to
+/// `to`, or the status and errors to re-render the form with. Unexpected failures stay
+/// errors.
 pub fn password_change_outcome(
     outcome: Result<String, ChangePasswordError>,
-) -> Result<Result<String, (StatusCode, PasswordErrors)>, WebError> {
+    state: &AppState,
+    jar: CookieJar,
+    to: &str,
+) -> Result<Result<Response, (StatusCode, PasswordErrors)>, WebError> {
     match outcome {
-        Ok(token) => Ok(Ok(token)),
+        Ok(token) => {
+            let jar = jar.add(session_cookie(state, Some(token)));
+            Ok(Ok((jar, Redirect::to(to)).into_response()))
+        }
         Err(ChangePasswordError::Rejected(r)) => Ok(Err((
             StatusCode::UNPROCESSABLE_ENTITY,
             PasswordErrors::rejected(&r),

@@ -11,7 +11,6 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::domain::Username;
-use crate::services::passwords::PasswordForm;
 use crate::services::sign_in::{SignInError, SignInStep};
 use crate::services::two_step::Console;
 use crate::web::extract::{
@@ -19,7 +18,7 @@ use crate::web::extract::{
     Anyone, Page, ValidForm,
 };
 use crate::web::forms::{
-    password_change_outcome, NoFields, PasswordErrors, SignInFields, SignInShown,
+    password_change_outcome, NewPasswordFields, NoFields, PasswordErrors, SignInFields, SignInShown,
 };
 use crate::web::render::{html, Chrome};
 use crate::web::respond::refused_sign_in;
@@ -201,35 +200,21 @@ async fn choose_password_form(page: Page<AnySession>) -> Response {
     choose_password_page(page, StatusCode::OK, PasswordErrors::default())
 }
 
-#[derive(Deserialize)]
-struct ChooseFields {
-    #[serde(default)]
-    new_password: String,
-    #[serde(default)]
-    confirm_password: String,
-}
-
 async fn choose_password(
     page: Page<AnySession>,
     jar: CookieJar,
-    ValidForm(form): ValidForm<ChooseFields>,
+    ValidForm(form): ValidForm<NewPasswordFields>,
 ) -> Result<Response, WebError> {
     let su = &page.who.0;
     if !su.user.password_temporary {
         return Ok(Redirect::to("/settings").into_response());
     }
-    let typed = PasswordForm {
-        current: None,
-        new: &form.new_password,
-        confirm: &form.confirm_password,
-    };
     let passwords = &page.state.services.passwords;
-    let outcome = passwords.change_password(su, typed, page.client).await;
-    match password_change_outcome(outcome)? {
-        Ok(token) => {
-            let jar = jar.add(session_cookie(&page.state, Some(token)));
-            Ok((jar, Redirect::to("/phone")).into_response())
-        }
+    let outcome = passwords
+        .change_password(su, form.typed(false), page.client)
+        .await;
+    match password_change_outcome(outcome, &page.state, jar, "/phone")? {
+        Ok(changed) => Ok(changed),
         Err((status, errors)) => Ok(choose_password_page(page, status, errors)),
     }
 }

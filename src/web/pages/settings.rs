@@ -12,15 +12,16 @@ use serde::Deserialize;
 
 use crate::domain::SUGGESTED_QUESTIONS;
 use crate::mail::compose::utc;
-use crate::services::passwords::{ChangePasswordError, PasswordForm};
+use crate::services::passwords::ChangePasswordError;
 use crate::services::phone::PinError;
 use crate::services::security_questions::SecurityQuestionError;
 use crate::services::sessions::OwnSession;
 use crate::services::tenant_admin::Admin;
 use crate::services::{Refusal, SessionUser};
-use crate::web::extract::{session_cookie, Page, ValidForm};
+use crate::web::extract::{Page, ValidForm};
 use crate::web::forms::{
-    field_errors, password_change_outcome, PasswordErrors, PinErrors, PinFields, WRONG_CURRENT,
+    field_errors, password_change_outcome, NewPasswordFields, PasswordErrors, PinErrors, PinFields,
+    WRONG_CURRENT,
 };
 use crate::web::render::{html_adjusted, Chrome};
 use crate::web::respond::{maybe_retry_after, refused_in_session};
@@ -141,39 +142,22 @@ async fn settings_page(
     .await
 }
 
-#[derive(Deserialize)]
-struct ChangeFields {
-    #[serde(default)]
-    current_password: String,
-    #[serde(default)]
-    new_password: String,
-    #[serde(default)]
-    confirm_password: String,
-}
-
 async fn change_password(
     page: Page<SessionUser>,
     jar: CookieJar,
-    ValidForm(form): ValidForm<ChangeFields>,
+    ValidForm(form): ValidForm<NewPasswordFields>,
 ) -> Result<Response, WebError> {
     let outcome = if form.current_password.is_empty() {
         Err(ChangePasswordError::Refused(Refusal::WrongPassword))
     } else {
-        let typed = PasswordForm {
-            current: Some(&form.current_password),
-            new: &form.new_password,
-            confirm: &form.confirm_password,
-        };
         let passwords = &page.state.services.passwords;
         passwords
-            .change_password(&page.who, typed, page.client)
+            .change_password(&page.who, form.typed(true), page.client)
             .await
     };
-    match password_change_outcome(outcome)? {
-        Ok(token) => {
-            let jar = jar.add(session_cookie(&page.state, Some(token)));
-            Ok((jar, Redirect::to("/settings?saved=password")).into_response())
-        }
+    let to = "/settings?saved=password";
+    match password_change_outcome(outcome, &page.state, jar, to)? {
+        Ok(changed) => Ok(changed),
         Err((status, errors)) => {
             let retry = errors.retry_after;
             let response = render_settings(&page, status, |p| p.errors = errors).await?;
