@@ -5,6 +5,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::render::ErrorPage;
+use crate::services::operator_console::OperatorError;
+use crate::services::tenant_admin::AdminError;
 use crate::services::Unexpected;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,22 @@ pub enum WebError {
 }
 
 crate::services::store_error_is_unexpected!(WebError);
+
+/// The service errors that say no more than "no such thing" (404) or a fault.
+macro_rules! not_found_or_unexpected {
+    ($($error:ident),+) => {$(
+        impl From<$error> for WebError {
+            fn from(e: $error) -> Self {
+                match e {
+                    $error::NotFound => WebError::NotFound,
+                    $error::Unexpected(u) => WebError::Unexpected(u),
+                }
+            }
+        }
+    )+};
+}
+
+not_found_or_unexpected!(AdminError, OperatorError);
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {

@@ -60,25 +60,6 @@ fn publicly_cacheable(response: &Response) -> bool {
         .any(|d| d.trim().eq_ignore_ascii_case("public"))
 }
 
-/// The token forms must carry for this browser.
-#[derive(Debug, Clone)]
-pub struct CsrfToken(pub String);
-
-impl FromRequestParts<AppState> for CsrfToken {
-    type Rejection = WebError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let cookie = parts
-            .extensions
-            .get::<CsrfCookie>()
-            .ok_or(WebError::Forbidden)?;
-        Ok(CsrfToken(csrf::form_token(&state.key, &cookie.0)))
-    }
-}
-
 /// A url-encoded form whose `csrf_token` matched; anything else is refused before the
 /// handler runs (403 without a valid token, 413 over the size limit, 400 unreadable).
 pub struct ValidForm<T>(pub T);
@@ -114,34 +95,23 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ValidForm<T> {
 /// The connecting client, for throttling and the audit log. Behind a trusted load balancer
 /// (`DIALTONE_TRUSTED_PROXIES`) it is the right-most `X-Forwarded-For` address that is not
 /// itself a trusted proxy; otherwise the TCP peer. Anything a client could forge is ignored.
-pub struct ClientInfo(pub Client);
-
-impl FromRequestParts<AppState> for ClientInfo {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(a)| a.ip());
-        let trusted = &state.settings.trusted_proxies;
-        let addr = match peer {
-            Some(p) if trusted.contains(&p) => {
-                forwarded_client(&parts.headers, trusted).or(Some(p))
-            }
-            peer => peer,
-        };
-        let device = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(Device::from_user_agent)
-            .unwrap_or_default();
-        Ok(ClientInfo(Client { addr, device }))
-    }
+fn client_of(parts: &Parts, state: &AppState) -> Client {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip());
+    let trusted = &state.settings.trusted_proxies;
+    let addr = match peer {
+        Some(p) if trusted.contains(&p) => forwarded_client(&parts.headers, trusted).or(Some(p)),
+        peer => peer,
+    };
+    let device = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(Device::from_user_agent)
+        .unwrap_or_default();
+    Client { addr, device }
 }
 
 fn forwarded_client(
@@ -177,40 +147,99 @@ pub async fn session_of(parts: &Parts, state: &AppState) -> Result<Option<Sessio
     Ok(state.services.sessions.authenticate(cookie.value()).await?)
 }
 
-/// A signed-in user who may use the portal (no temporary password pending).
-pub struct CurrentUser(pub SessionUser);
+/// What a page's handler works with: the app state, the visitor `V` admits, the token this
+/// browser's forms must carry, and the client. `V` answers for anyone it does not admit
+/// before anything else is read.
+pub struct Page<V> {
+    pub state: AppState,
+    pub who: V,
+    pub csrf: String,
+    pub client: Client,
+}
 
-impl FromRequestParts<AppState> for CurrentUser {
+impl<V: Visitor + Send> FromRequestParts<AppState> for Page<V> {
     type Rejection = Response;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let who = V::admit(parts, state).await?;
+        let Some(cookie) = parts.extensions.get::<CsrfCookie>() else {
+            return Err(WebError::Forbidden.into_response());
+        };
+        Ok(Page {
+            state: state.clone(),
+            who,
+            csrf: csrf::form_token(&state.key, &cookie.0),
+            client: client_of(parts, state),
+        })
+    }
+}
+
+/// Who a page is for, as the request's cookies say; anyone else gets the answer that fits
+/// (sent to sign in, 403, or on to choose a new password).
+pub trait Visitor: Sized {
+    fn admit(
+        parts: &Parts,
         state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let AnySession(su) = AnySession::from_request_parts(parts, state).await?;
+    ) -> impl std::future::Future<Output = Result<Self, Response>> + Send;
+}
+
+/// Anyone at all: the pages before sign-in.
+pub struct Anyone;
+
+impl Visitor for Anyone {
+    async fn admit(_: &Parts, _: &AppState) -> Result<Self, Response> {
+        Ok(Anyone)
+    }
+}
+
+/// A signed-in user who may use the portal (no temporary password pending).
+impl Visitor for SessionUser {
+    async fn admit(parts: &Parts, state: &AppState) -> Result<Self, Response> {
+        let AnySession(su) = AnySession::admit(parts, state).await?;
         if su.user.password_temporary {
             return Err(Redirect::to("/password/choose").into_response());
         }
-        Ok(CurrentUser(su))
+        Ok(su)
     }
 }
 
 /// A signed-in user, even one who must still replace a temporary password.
 pub struct AnySession(pub SessionUser);
 
-impl FromRequestParts<AppState> for AnySession {
-    type Rejection = Response;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+impl Visitor for AnySession {
+    async fn admit(parts: &Parts, state: &AppState) -> Result<Self, Response> {
         match session_of(parts, state)
             .await
             .map_err(IntoResponse::into_response)?
         {
             None => Err(no_session(parts, state).await),
             Some(su) => Ok(AnySession(su)),
+        }
+    }
+}
+
+/// A signed-in tenant admin; anyone else signed in gets 403.
+impl Visitor for Admin {
+    async fn admit(parts: &Parts, state: &AppState) -> Result<Self, Response> {
+        let su = SessionUser::admit(parts, state).await?;
+        Admin::of(su).ok_or_else(|| WebError::NotAllowed.into_response())
+    }
+}
+
+/// A signed-in operator. A customer portal session gets 403 (the consoles never cross);
+/// anyone else is sent to the operator sign-in.
+impl Visitor for OperatorSession {
+    async fn admit(parts: &Parts, state: &AppState) -> Result<Self, Response> {
+        if let Some(os) = operator_session_of(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?
+        {
+            return Ok(os);
+        }
+        match session_of(parts, state).await {
+            Ok(Some(_)) => Err(WebError::WrongConsole.into_response()),
+            Ok(None) => Err(Redirect::to("/operator/login").into_response()),
+            Err(e) => Err(e.into_response()),
         }
     }
 }
@@ -229,48 +258,6 @@ pub async fn operator_session_of(
         .operator_console
         .authenticate(cookie.value())
         .await?)
-}
-
-/// A signed-in tenant admin; anyone else signed in gets 403.
-pub struct RequireAdmin(pub Admin);
-
-impl FromRequestParts<AppState> for RequireAdmin {
-    type Rejection = Response;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let CurrentUser(su) = CurrentUser::from_request_parts(parts, state).await?;
-        Admin::of(su)
-            .map(RequireAdmin)
-            .ok_or_else(|| WebError::NotAllowed.into_response())
-    }
-}
-
-/// A signed-in operator. A customer portal session gets 403 (the consoles never cross);
-/// anyone else is sent to the operator sign-in.
-pub struct RequireOperator(pub OperatorSession);
-
-impl FromRequestParts<AppState> for RequireOperator {
-    type Rejection = Response;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        if let Some(os) = operator_session_of(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?
-        {
-            return Ok(RequireOperator(os));
-        }
-        match session_of(parts, state).await {
-            Ok(Some(_)) => Err(WebError::WrongConsole.into_response()),
-            Ok(None) => Err(Redirect::to("/operator/login").into_response()),
-            Err(e) => Err(e.into_response()),
-        }
-    }
 }
 
 /// A customer page without a customer session: an operator is refused outright (the

@@ -1,13 +1,17 @@
 //! Form pieces more than one page shows: the password fields' errors (Settings, choosing a
-//! new password, a reset link) and the PIN fields' errors (Settings, an admin's user page).
+//! new password, a reset link), the PIN fields' errors (Settings, an admin's user page),
+//! the sign-in forms, and the forms confirmed with a password or a ticked box.
 
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-use super::respond::refused_in_session;
-use super::WebError;
+use super::extract::session_cookie;
+use super::respond::{clip, refused_in_session};
+use super::{AppState, WebError};
 use crate::domain::DomainError;
-use crate::services::passwords::{ChangePasswordError, PasswordRejected};
+use crate::services::passwords::{ChangePasswordError, PasswordForm, PasswordRejected};
 use crate::services::phone::PinRejected;
 use crate::services::Refusal;
 
@@ -33,6 +37,31 @@ pub(crate) use field_errors;
 /// A form that carries nothing but its CSRF token: a button that acts.
 #[derive(Deserialize)]
 pub struct NoFields {}
+
+/// A form confirmed with the current password (removing a passkey or two-step sign-in,
+/// new recovery codes).
+#[derive(Deserialize)]
+pub struct PasswordFields {
+    #[serde(default)]
+    pub current_password: String,
+}
+
+/// The form that makes a new SIP secret (the Phone tab, an admin's user page): a box ticked
+/// to say every phone on the extension must be reprogrammed.
+#[derive(Deserialize)]
+pub struct SipSecretFields {
+    #[serde(default)]
+    confirm: String,
+}
+
+impl SipSecretFields {
+    /// What the page says when the box was not ticked.
+    pub fn unconfirmed(&self) -> Option<&'static str> {
+        (self.confirm != "yes").then_some(
+            "Tick the box to confirm that every phone on this extension must be reprogrammed.",
+        )
+    }
+}
 
 /// What a form says when the current password typed is wrong.
 pub const WRONG_CURRENT: &str = "Your current password is not right.";
@@ -76,13 +105,44 @@ impl PasswordErrors {
     }
 }
 
-/// Turns a password change outcome into the new session token, or the status and errors
-/// to re-render the form with. Unexpected failures stay errors.
+/// The form that changes a password (Settings; choosing one after a temporary password):
+/// the new password typed twice, and the current one where the page asks for it.
+#[derive(Deserialize)]
+pub struct NewPasswordFields {
+    #[serde(default)]
+    pub current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    confirm_password: String,
+}
+
+impl NewPasswordFields {
+    /// The form as the passwords service reads it; `current` when the page asks for the
+    /// current password.
+    pub fn typed(&self, current: bool) -> PasswordForm<'_> {
+        PasswordForm {
+            current: current.then_some(self.current_password.as_str()),
+            new: &self.new_password,
+            confirm: &self.confirm_password,
+        }
+    }
+}
+
+/// Turns a password change outcome into its answer: the new session's cookie and a 303 to
+/// `to`, or the status and errors to re-render the form with. Unexpected failures stay
+/// errors.
 pub fn password_change_outcome(
     outcome: Result<String, ChangePasswordError>,
-) -> Result<Result<String, (StatusCode, PasswordErrors)>, WebError> {
+    state: &AppState,
+    jar: CookieJar,
+    to: &str,
+) -> Result<Result<Response, (StatusCode, PasswordErrors)>, WebError> {
     match outcome {
-        Ok(token) => Ok(Ok(token)),
+        Ok(token) => {
+            let jar = jar.add(session_cookie(state, Some(token)));
+            Ok(Ok((jar, Redirect::to(to)).into_response()))
+        }
         Err(ChangePasswordError::Rejected(r)) => Ok(Err((
             StatusCode::UNPROCESSABLE_ENTITY,
             PasswordErrors::rejected(&r),
@@ -136,19 +196,53 @@ pub fn optional_field<T>(
     }
 }
 
-/// Checks a sign-in form as typed: the name as parsed and a password. Each problem goes to
-/// its field's error; the name comes back only when neither field has one.
-pub fn check_sign_in<N>(
-    name: Result<N, DomainError>,
-    password: &str,
-    name_error: &mut Option<String>,
-    password_error: &mut Option<String>,
-) -> Option<N> {
-    let name = field(name, name_error);
-    if password.is_empty() {
-        *password_error = Some("Enter your password.".to_owned());
+/// A sign-in form (the portal's, the operator console's): the name, the password, and
+/// where to go afterwards (the portal's only).
+#[derive(Deserialize)]
+pub struct SignInFields {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub next: String,
+}
+
+impl SignInFields {
+    /// The name as `parse` reads it, when neither field has a problem; otherwise `None`,
+    /// and each problem on its field of `shown`.
+    pub fn check<N>(
+        &self,
+        parse: impl FnOnce(&str) -> Result<N, DomainError>,
+        shown: &mut SignInShown,
+    ) -> Option<N> {
+        let name = field(parse(&self.username), &mut shown.username_error);
+        if self.password.is_empty() {
+            shown.password_error = Some("Enter your password.".to_owned());
+        }
+        name.filter(|_| shown.password_error.is_none())
     }
-    name.filter(|_| password_error.is_none())
+}
+
+/// What a sign-in page shows of its form: the name as typed (never the password), a
+/// message about the whole form (wrong credentials, locked, busy), and each field's.
+#[derive(Default)]
+pub struct SignInShown {
+    pub username: String,
+    pub error: Option<String>,
+    pub username_error: Option<String>,
+    pub password_error: Option<String>,
+}
+
+impl SignInShown {
+    /// The form again with the name as typed, trimmed and capped so a huge field is not
+    /// echoed.
+    pub fn typed(username: &str) -> SignInShown {
+        SignInShown {
+            username: clip(username, 64),
+            ..SignInShown::default()
+        }
+    }
 }
 
 /// Problems with the PIN form, each tied to its field.

@@ -127,6 +127,17 @@ pub fn html<T: Template>(status: StatusCode, page: &T) -> Response {
     }
 }
 
+/// `page` once `adjust` filled in what this answer shows (a notice, a form's errors),
+/// rendered with `status`.
+pub fn html_adjusted<T: Template>(
+    status: StatusCode,
+    mut page: T,
+    adjust: impl FnOnce(&mut T),
+) -> Response {
+    adjust(&mut page);
+    html(status, &page)
+}
+
 const FALLBACK_500: &str = "<!doctype html><html lang=\"en\"><title>Something went wrong</title>\
     <h1>Something went wrong</h1><p>Please try again in a moment.</p></html>";
 

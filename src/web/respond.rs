@@ -11,6 +11,7 @@ use axum::Router;
 use serde::Deserialize;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use super::params::Caller;
 use super::render::html;
 use crate::services::Refusal;
 
@@ -31,6 +32,21 @@ pub fn machine_headers<S: Clone + Send + Sync + 'static>(router: Router<S>) -> R
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
+}
+
+/// A JSON document a service wrote (the options for the browser's `navigator.credentials`
+/// calls), never to be stored.
+pub fn json_document(body: String) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, "application/json"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    (headers, body).into_response()
+}
+
+/// A JSON answer to a page's script: `{"error": MESSAGE}` with its status.
+pub fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 /// Seconds a client is asked to wait while the database is unavailable.
@@ -143,6 +159,11 @@ pub fn back_to(path: &str, done: &str) -> Response {
     Redirect::to(&format!("{path}?done={done}")).into_response()
 }
 
+/// 303 back to an operator's caller page with `?done=WHAT`.
+pub fn back_to_caller((code, id): &Caller, done: &str) -> Response {
+    back_to(&format!("/operator/tenants/{code}/admins/{}", id.0), done)
+}
+
 /// `?done=…` on a page that shows a notice after an action.
 #[derive(Debug, Default, Deserialize)]
 pub struct DoneQuery {
@@ -189,9 +210,11 @@ mod tests {
 
     #[test]
     fn minutes_round_up_and_pages_never_reach_zero() {
-        assert_eq!(minutes_text(Duration::from_secs(1)), "1 minute");
-        assert_eq!(minutes_text(Duration::from_secs(61)), "2 minutes");
-        assert_eq!(page_count(0, 50), 1);
-        assert_eq!(page_count(51, 50), 2);
+        for (seconds, text) in [(1, "1 minute"), (61, "2 minutes")] {
+            assert_eq!(minutes_text(Duration::from_secs(seconds)), text);
+        }
+        for (rows, pages) in [(0, 1), (51, 2)] {
+            assert_eq!(page_count(rows, 50), pages);
+        }
     }
 }

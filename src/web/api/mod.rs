@@ -93,10 +93,15 @@ async fn method_not_allowed() -> Problem {
     )
 }
 
-/// The actor behind the request's bearer token (see [`ApiTokens::authenticate`]).
+/// What every operation works with: the app state and the actor behind the request's
+/// bearer token (see [`ApiTokens::authenticate`]); without a valid token nothing else of
+/// the request is read.
 ///
 /// [`ApiTokens::authenticate`]: crate::services::api_tokens::ApiTokens::authenticate
-pub struct ApiAuth(pub ApiActor);
+pub struct ApiAuth {
+    state: AppState,
+    actor: ApiActor,
+}
 
 impl FromRequestParts<AppState> for ApiAuth {
     type Rejection = Problem;
@@ -106,7 +111,10 @@ impl FromRequestParts<AppState> for ApiAuth {
             return Err(Problem::unauthorized());
         };
         match state.services.api_tokens.authenticate(token).await {
-            Ok(actor) => Ok(ApiAuth(actor)),
+            Ok(actor) => Ok(ApiAuth {
+                state: state.clone(),
+                actor,
+            }),
             Err(ApiAuthError::Invalid) => Err(Problem::unauthorized()),
             Err(ApiAuthError::Suspended) => Err(Problem::new(
                 StatusCode::FORBIDDEN,
@@ -134,9 +142,10 @@ fn tenant_code(raw: &str) -> Result<TenantCode, Problem> {
 }
 
 /// The proof that this actor reaches tenant `code`, or 404.
-async fn tenant_scope(state: &AppState, actor: &ApiActor, raw: &str) -> Result<ApiAdmin, Problem> {
+async fn tenant_scope(api: &ApiAuth, raw: &str) -> Result<ApiAdmin, Problem> {
     let code = tenant_code(raw)?;
-    match state.services.api_tokens.tenant_scope(actor, &code).await {
+    let tokens = &api.state.services.api_tokens;
+    match tokens.tenant_scope(&api.actor, &code).await {
         Ok(Some(scope)) => Ok(scope),
         Ok(None) => Err(Problem::not_found()),
         Err(e) => Err(Problem::unexpected(&e)),
@@ -248,8 +257,7 @@ impl FromRequestParts<AppState> for IdempotencyKey {
 /// Runs a creating request once per `Idempotency-Key`: a retry with the same key and
 /// body gets the first answer again; the same key with another body is refused (422).
 async fn once(
-    state: &AppState,
-    actor: &ApiActor,
+    api: &ApiAuth,
     key: IdempotencyKey,
     uri: &OriginalUri,
     raw: &[u8],
@@ -258,7 +266,7 @@ async fn once(
     let Some(key) = key.0 else { return run.await };
     let mut request = format!("POST {}\n", uri.0.path()).into_bytes();
     request.extend_from_slice(raw);
-    let tokens = &state.services.api_tokens;
+    let (tokens, actor) = (&api.state.services.api_tokens, &api.actor);
     match tokens.replay(actor, &key, &request).await {
         Ok(Replay::New) => {}
         Ok(Replay::Same { status, body }) => {

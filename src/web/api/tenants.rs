@@ -1,19 +1,19 @@
 //! `/api/v1/tenants…`: the provider's billing system creates, renames, moves, suspends,
 //! resumes and deletes tenants. Provider tokens only; a tenant token finds nothing here.
 
-use axum::extract::{OriginalUri, Path, RawQuery, State};
+use axum::extract::{OriginalUri, Path, RawQuery};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::body::JsonBody;
 use super::problem::{Fields, Problem};
-use super::types::{CreatedTenant, NewTenant, PageQuery, Tenant, TenantChanges, TenantPage};
+use super::types::{
+    CreatedTenant, NewTenant, PageQuery, Tenant, TenantChanges, TenantPage, TenantPath,
+};
 use super::{once, page, page_query, provider, tenant_code, ApiAuth, IdempotencyKey, Json};
 use crate::domain::{DisplayName, Email, Extension, TenantCode};
-use crate::services::api_tokens::ApiActor;
 use crate::services::provisioning::{sip_domain, CreateTenantError};
 use crate::services::tenants::{NewTenantWithAdmin, ProviderActor, TenantError};
-use crate::web::AppState;
 
 fn tenant_error(e: TenantError) -> Problem {
     match e {
@@ -24,41 +24,36 @@ fn tenant_error(e: TenantError) -> Problem {
     }
 }
 
-/// The provider's powers of `actor`, and the tenant the path names.
-fn provider_tenant(actor: &ApiActor, code: &str) -> Result<(ProviderActor, TenantCode), Problem> {
-    Ok((provider(actor)?, tenant_code(code)?))
+/// The provider's powers of the actor, and the tenant the path names.
+fn provider_tenant(
+    api: &ApiAuth,
+    path: &TenantPath,
+) -> Result<(ProviderActor, TenantCode), Problem> {
+    Ok((provider(&api.actor)?, tenant_code(&path.code)?))
 }
 
 async fn tenant_json(
-    state: &AppState,
+    api: &ApiAuth,
     by: &ProviderActor,
     code: &TenantCode,
 ) -> Result<Json, Problem> {
-    let row = state
-        .services
-        .tenants
-        .get(by, code)
-        .await
-        .map_err(tenant_error)?;
-    Json::ok(&Tenant::from(&row))
+    let row = api.state.services.tenants.get(by, code).await;
+    Json::ok(&Tenant::from(&row.map_err(tenant_error)?))
 }
 
 /// List tenants.
 #[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(PageQuery),
     responses((status = 200, description = "One page of tenants, in code order", body = TenantPage)))]
-pub async fn list_tenants(
-    State(state): State<AppState>,
-    ApiAuth(actor): ApiAuth,
-    RawQuery(query): RawQuery,
-) -> Result<Json, Problem> {
-    let by = provider(&actor)?;
+pub async fn list_tenants(api: ApiAuth, RawQuery(query): RawQuery) -> Result<Json, Problem> {
+    let by = provider(&api.actor)?;
     let (limit, after) = page_query(query.as_deref(), |c| TenantCode::parse(c).ok())?;
-    let rows = state
+    let rows = api
+        .state
         .services
         .tenants
         .list(&by, after.as_ref(), limit + 1)
-        .await
-        .map_err(|e| Problem::unexpected(&e))?;
+        .await;
+    let rows = rows.map_err(|e| Problem::unexpected(&e))?;
     let (items, next_cursor) = page(&rows, limit, |t: &Tenant| t.code.clone());
     Json::ok(&TenantPage { items, next_cursor })
 }
@@ -69,13 +64,12 @@ pub async fn list_tenants(
     responses((status = 201, description = "Created; the admin's temporary password is shown once", body = CreatedTenant),
               (status = 409, description = "The code or SIP domain is taken", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_tenant(
-    State(state): State<AppState>,
-    ApiAuth(actor): ApiAuth,
+    api: ApiAuth,
     key: IdempotencyKey,
     uri: OriginalUri,
     body: JsonBody<NewTenant>,
 ) -> Result<Json, Problem> {
-    let by = provider(&actor)?;
+    let by = provider(&api.actor)?;
     let req = &body.value;
     let run = async {
         let mut f = Fields::default();
@@ -113,7 +107,7 @@ pub async fn create_tenant(
             admin_name,
             admin_email,
         };
-        match state.services.tenants.create(&by, &new).await {
+        match api.state.services.tenants.create(&by, &new).await {
             Ok(made) => Json::new(
                 StatusCode::CREATED,
                 &CreatedTenant {
@@ -131,34 +125,29 @@ pub async fn create_tenant(
             Err(CreateTenantError::Unexpected(e)) => Err(Problem::unexpected(&e)),
         }
     };
-    once(&state, &actor, key, &uri, &body.raw, run).await
+    once(&api, key, &uri, &body.raw, run).await
 }
 
 /// Get a tenant.
 #[utoipa::path(get, path = "/api/v1/tenants/{code}", tag = "tenants",
-    params(("code" = String, Path, description = "Tenant code")),
+    params(TenantPath),
     responses((status = 200, description = "The tenant", body = Tenant)))]
-pub async fn get_tenant(
-    State(state): State<AppState>,
-    ApiAuth(actor): ApiAuth,
-    Path(code): Path<String>,
-) -> Result<Json, Problem> {
-    let (by, code) = provider_tenant(&actor, &code)?;
-    tenant_json(&state, &by, &code).await
+pub async fn get_tenant(api: ApiAuth, Path(path): Path<TenantPath>) -> Result<Json, Problem> {
+    let (by, code) = provider_tenant(&api, &path)?;
+    tenant_json(&api, &by, &code).await
 }
 
 /// Rename a tenant or move it to another SIP domain.
 #[utoipa::path(patch, path = "/api/v1/tenants/{code}", tag = "tenants", request_body = TenantChanges,
-    params(("code" = String, Path, description = "Tenant code")),
+    params(TenantPath),
     responses((status = 200, description = "The tenant as changed", body = Tenant),
               (status = 409, description = "The SIP domain is another tenant's", body = Problem, content_type = "application/problem+json")))]
 pub async fn update_tenant(
-    State(state): State<AppState>,
-    ApiAuth(actor): ApiAuth,
-    Path(code): Path<String>,
+    api: ApiAuth,
+    Path(path): Path<TenantPath>,
     body: JsonBody<TenantChanges>,
 ) -> Result<Json, Problem> {
-    let (by, code) = provider_tenant(&actor, &code)?;
+    let (by, code) = provider_tenant(&api, &path)?;
     let mut f = Fields::default();
     let name = match &body.value.name {
         Some(n) => f.check("name", DisplayName::parse(n), |e| e.to_string()),
@@ -170,7 +159,7 @@ pub async fn update_tenant(
         }
     }
     f.finish()?;
-    let tenants = &state.services.tenants;
+    let tenants = &api.state.services.tenants;
     // Found first, so a missing tenant is 404 whatever the body holds.
     tenants.get(&by, &code).await.map_err(tenant_error)?;
     if let Some(name) = name {
@@ -185,66 +174,52 @@ pub async fn update_tenant(
             .await
             .map_err(tenant_error)?;
     }
-    tenant_json(&state, &by, &code).await
+    tenant_json(&api, &by, &code).await
 }
 
 /// Delete a tenant with its users (the audit log keeps its history).
 #[utoipa::path(delete, path = "/api/v1/tenants/{code}", tag = "tenants",
-    params(("code" = String, Path, description = "Tenant code")),
+    params(TenantPath),
     responses((status = 204, description = "Deleted")))]
 pub async fn delete_tenant(
-    State(state): State<AppState>,
-    ApiAuth(actor): ApiAuth,
-    Path(code): Path<String>,
+    api: ApiAuth,
+    Path(path): Path<TenantPath>,
 ) -> Result<Response, Problem> {
-    let (by, code) = provider_tenant(&actor, &code)?;
-    state
-        .services
-        .tenants
-        .delete(&by, &code)
-        .await
-        .map_err(tenant_error)?;
+    let (by, code) = provider_tenant(&api, &path)?;
+    let deleted = api.state.services.tenants.delete(&by, &code).await;
+    deleted.map_err(tenant_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Suspend a tenant: no sign-in, sessions ended, phones stop registering; nothing deleted.
 #[utoipa::path(post, path = "/api/v1/tenants/{code}/suspend", tag = "tenants",
-    params(("code" = String, Path, description = "Tenant code")),
+    params(TenantPath),
     responses((status = 200, description = "The tenant, suspended", body = Tenant)))]
-pub async fn suspend_tenant(
-    State(state): State<AppState>,
-    ApiAuth(actor): ApiAuth,
-    Path(code): Path<String>,
-) -> Result<Json, Problem> {
-    set_in_service(&state, &actor, &code, false).await
+pub async fn suspend_tenant(api: ApiAuth, Path(path): Path<TenantPath>) -> Result<Json, Problem> {
+    set_in_service(&api, &path, false).await
 }
 
 /// Resume a suspended tenant.
 #[utoipa::path(post, path = "/api/v1/tenants/{code}/resume", tag = "tenants",
-    params(("code" = String, Path, description = "Tenant code")),
+    params(TenantPath),
     responses((status = 200, description = "The tenant, in service", body = Tenant)))]
-pub async fn resume_tenant(
-    State(state): State<AppState>,
-    ApiAuth(actor): ApiAuth,
-    Path(code): Path<String>,
-) -> Result<Json, Problem> {
-    set_in_service(&state, &actor, &code, true).await
+pub async fn resume_tenant(api: ApiAuth, Path(path): Path<TenantPath>) -> Result<Json, Problem> {
+    set_in_service(&api, &path, true).await
 }
 
 /// Suspends the tenant (`in_service` false) or resumes it, and answers it as it is now.
 async fn set_in_service(
-    state: &AppState,
-    actor: &ApiActor,
-    code: &str,
+    api: &ApiAuth,
+    path: &TenantPath,
     in_service: bool,
 ) -> Result<Json, Problem> {
-    let (by, code) = provider_tenant(actor, code)?;
-    let tenants = &state.services.tenants;
+    let (by, code) = provider_tenant(api, path)?;
+    let tenants = &api.state.services.tenants;
     let done = if in_service {
         tenants.resume(&by, &code).await
     } else {
         tenants.suspend(&by, &code).await
     };
     done.map_err(tenant_error)?;
-    tenant_json(state, &by, &code).await
+    tenant_json(api, &by, &code).await
 }

@@ -150,6 +150,24 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
+/// `{code}` of a tenant's path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TenantPath {
+    /// Tenant code
+    pub code: String,
+}
+
+/// `{code}` and `{extension}` of a user's path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct UserPath {
+    /// Tenant code
+    pub code: String,
+    /// Extension
+    pub extension: String,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAdmin {

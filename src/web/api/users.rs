@@ -2,7 +2,7 @@
 //! provider token (any tenant) or the tenant's own token. The same rules as the admin
 //! pages, through the same service (`TenantAdmin`).
 
-use axum::extract::{OriginalUri, Path, RawQuery, State};
+use axum::extract::{OriginalUri, Path, RawQuery};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -10,16 +10,14 @@ use super::body::JsonBody;
 use super::problem::{Fields, Problem};
 use super::types::{
     AuditEvent, AuditPage, CreatedUser, NewUser, PageQuery, PasswordReset, ResetMethod,
-    ResetPassword, SignedOut, User, UserChanges, UserPage,
+    ResetPassword, SignedOut, TenantPath, User, UserChanges, UserPage, UserPath,
 };
 use super::{once, page, page_query, tenant_scope, ApiAuth, IdempotencyKey, Json};
 use crate::domain::{DisplayName, Email, Extension, Role};
-use crate::services::api_tokens::ApiActor;
 use crate::services::tenant_admin::{
-    AdminError, ApiAdmin, ChangeError, CreateError, ResetLinkError, UserFields,
+    AdminError, ApiAdmin, ChangeError, CreateError, ResetLinkError, TenantAdmin, UserFields,
 };
 use crate::services::Unexpected;
-use crate::web::AppState;
 
 /// An extension from the path; one that cannot be an extension names nobody.
 fn extension(raw: &str) -> Result<Extension, Problem> {
@@ -43,64 +41,72 @@ fn change_error(e: ChangeError) -> Problem {
     }
 }
 
-/// The tenant scope of `actor` in tenant `code`, and the extension the path names.
-async fn user_scope(
-    state: &AppState,
-    actor: &ApiActor,
-    code: &str,
-    ext: &str,
-) -> Result<(ApiAdmin, Extension), Problem> {
-    let scope = tenant_scope(state, actor, code).await?;
-    Ok((scope, extension(ext)?))
+/// The user the path names, in the actor's reach of their tenant.
+struct Target {
+    scope: ApiAdmin,
+    ext: Extension,
 }
 
-async fn user_json(state: &AppState, scope: &ApiAdmin, ext: &Extension) -> Result<User, Problem> {
-    let row = state
-        .services
-        .tenant_admin
-        .user_row(scope, ext)
-        .await
-        .map_err(admin_error)?;
-    Ok(User::from(&row))
+impl Target {
+    /// Tenant first (404 when out of reach), then the extension.
+    async fn of(api: &ApiAuth, path: &UserPath) -> Result<Target, Problem> {
+        let scope = tenant_scope(api, &path.code).await?;
+        Ok(Target {
+            scope,
+            ext: extension(&path.extension)?,
+        })
+    }
+
+    /// Runs `action` on the user; `error` says what its refusal is.
+    async fn act<T, E>(
+        &self,
+        api: &ApiAuth,
+        action: impl AsyncFnOnce(&TenantAdmin, &ApiAdmin, &Extension) -> Result<T, E>,
+        error: impl FnOnce(E) -> Problem,
+    ) -> Result<T, Problem> {
+        let admin = &api.state.services.tenant_admin;
+        action(admin, &self.scope, &self.ext).await.map_err(error)
+    }
+
+    /// The user as they are now.
+    async fn user(&self, api: &ApiAuth) -> Result<User, Problem> {
+        let row = self.act(api, TenantAdmin::user_row, admin_error).await?;
+        Ok(User::from(&row))
+    }
 }
 
 /// List a tenant's users.
 #[utoipa::path(get, path = "/api/v1/tenants/{code}/users", tag = "users",
-    params(("code" = String, Path, description = "Tenant code"), PageQuery),
+    params(TenantPath, PageQuery),
     responses((status = 200, description = "One page of users, in extension order", body = UserPage)))]
 pub async fn list_users(
-    State(state): State<AppState>,
-    ApiAuth(actor): ApiAuth,
-    Path(code): Path<String>,
+    api: ApiAuth,
+    Path(path): Path<TenantPath>,
     RawQuery(query): RawQuery,
 ) -> Result<Json, Problem> {
-    let scope = tenant_scope(&state, &actor, &code).await?;
+    let scope = tenant_scope(&api, &path.code).await?;
     let (limit, after) = page_query(query.as_deref(), Extension::canonical)?;
-    let rows = state
-        .services
-        .tenant_admin
-        .users_after(&scope, after.as_ref(), limit + 1)
-        .await
-        .map_err(|e| Problem::unexpected(&e))?;
+    let admin = &api.state.services.tenant_admin;
+    let rows = admin.users_after(&scope, after.as_ref(), limit + 1).await;
+    let rows = rows.map_err(|e| Problem::unexpected(&e))?;
     let (items, next_cursor) = page(&rows, limit, |u: &User| u.extension.clone());
     Json::ok(&UserPage { items, next_cursor })
 }
 
 /// Create a user; they get a temporary password, shown once.
 #[utoipa::path(post, path = "/api/v1/tenants/{code}/users", tag = "users", request_body = NewUser,
-    params(("code" = String, Path, description = "Tenant code"),
+    params(TenantPath,
            ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and body get the first answer again (24 h)")),
     responses((status = 201, description = "Created", body = CreatedUser),
               (status = 409, description = "The extension is taken", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_user(
-    State(state): State<AppState>,
-    ApiAuth(actor): ApiAuth,
-    Path(code): Path<String>,
+    api: ApiAuth,
+    Path(path): Path<TenantPath>,
     key: IdempotencyKey,
     uri: OriginalUri,
     body: JsonBody<NewUser>,
 ) -> Result<Json, Problem> {
-    let scope = tenant_scope(&state, &actor, &code).await?;
+    let scope = tenant_scope(&api, &path.code).await?;
     let req = &body.value;
     let run = async {
         let mut f = Fields::default();
@@ -122,10 +128,10 @@ pub async fn create_user(
             email,
             role: req.role.map_or(Role::User, Role::from),
         };
-        let admin = &state.services.tenant_admin;
+        let admin = &api.state.services.tenant_admin;
         match admin.create_user(&scope, &ext, &fields).await {
             Ok((_, password)) => {
-                let user = user_json(&state, &scope, &ext).await?;
+                let user = Target { scope, ext }.user(&api).await?;
                 Json::new(
                     StatusCode::CREATED,
                     &CreatedUser {
@@ -138,40 +144,32 @@ pub async fn create_user(
             Err(CreateError::Unexpected(e)) => Err(Problem::unexpected(&e)),
         }
     };
-    once(&state, &actor, key, &uri, &body.raw, run).await
+    once(&api, key, &uri, &body.raw, run).await
 }
 
 /// Get a user.
 #[utoipa::path(get, path = "/api/v1/tenants/{code}/users/{extension}", tag = "users",
-    params(("code" = String, Path, description = "Tenant code"), ("extension" = String, Path, description = "Extension")),
+    params(UserPath),
     responses((status = 200, description = "The user", body = User)))]
-pub async fn get_user(
-    State(state): State<AppState>,
-    ApiAuth(actor): ApiAuth,
-    Path((code, ext)): Path<(String, String)>,
-) -> Result<Json, Problem> {
-    let (scope, ext) = user_scope(&state, &actor, &code, &ext).await?;
-    Json::ok(&user_json(&state, &scope, &ext).await?)
+pub async fn get_user(api: ApiAuth, Path(path): Path<UserPath>) -> Result<Json, Problem> {
+    let target = Target::of(&api, &path).await?;
+    Json::ok(&target.user(&api).await?)
 }
 
 /// Change a user's name, email or role.
 #[utoipa::path(patch, path = "/api/v1/tenants/{code}/users/{extension}", tag = "users", request_body = UserChanges,
-    params(("code" = String, Path, description = "Tenant code"), ("extension" = String, Path, description = "Extension")),
+    params(UserPath),
     responses((status = 200, description = "The user as changed", body = User),
               (status = 409, description = "It would leave the tenant without an admin", body = Problem, content_type = "application/problem+json")))]
 pub async fn update_user(
-    State(state): State<AppState>,
-    ApiAuth(actor): ApiAuth,
-    Path((code, ext)): Path<(String, String)>,
+    api: ApiAuth,
+    Path(path): Path<UserPath>,
     body: JsonBody<UserChanges>,
 ) -> Result<Json, Problem> {
-    let (scope, ext) = user_scope(&state, &actor, &code, &ext).await?;
-    let current = state
-        .services
-        .tenant_admin
-        .user_row(&scope, &ext)
-        .await
-        .map_err(admin_error)?
+    let target = Target::of(&api, &path).await?;
+    let current = target
+        .act(&api, TenantAdmin::user_row, admin_error)
+        .await?
         .user;
     let req = &body.value;
     let mut f = Fields::default();
@@ -195,132 +193,104 @@ pub async fn update_user(
         email,
         role: req.role.map_or(current.role, Role::from),
     };
-    state
-        .services
-        .tenant_admin
-        .update_user(&scope, &ext, &fields)
-        .await
-        .map_err(change_error)?;
-    Json::ok(&user_json(&state, &scope, &ext).await?)
+    let update = async |admin: &TenantAdmin, scope: &ApiAdmin, ext: &Extension| {
+        admin.update_user(scope, ext, &fields).await
+    };
+    target.act(&api, update, change_error).await?;
+    Json::ok(&target.user(&api).await?)
 }
 
 /// Delete a user (never the tenant's last admin).
 #[utoipa::path(delete, path = "/api/v1/tenants/{code}/users/{extension}", tag = "users",
-    params(("code" = String, Path, description = "Tenant code"), ("extension" = String, Path, description = "Extension")),
+    params(UserPath),
     responses((status = 204, description = "Deleted"),
               (status = 409, description = "The tenant's last admin", body = Problem, content_type = "application/problem+json")))]
-pub async fn delete_user(
-    State(state): State<AppState>,
-    ApiAuth(actor): ApiAuth,
-    Path((code, ext)): Path<(String, String)>,
-) -> Result<Response, Problem> {
-    let (scope, ext) = user_scope(&state, &actor, &code, &ext).await?;
-    state
-        .services
-        .tenant_admin
-        .delete_user(&scope, &ext)
-        .await
-        .map_err(change_error)?;
+pub async fn delete_user(api: ApiAuth, Path(path): Path<UserPath>) -> Result<Response, Problem> {
+    let target = Target::of(&api, &path).await?;
+    target
+        .act(&api, TenantAdmin::delete_user, change_error)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Reset a user's password: a link to the email on file, or a temporary password
 /// answered once. Either way the user's sessions end.
 #[utoipa::path(post, path = "/api/v1/tenants/{code}/users/{extension}/reset-password", tag = "users", request_body = ResetPassword,
-    params(("code" = String, Path, description = "Tenant code"), ("extension" = String, Path, description = "Extension")),
+    params(UserPath),
     responses((status = 200, description = "Done", body = PasswordReset),
               (status = 409, description = "A link was asked for but there is no email on file", body = Problem, content_type = "application/problem+json")))]
 pub async fn reset_password(
-    State(state): State<AppState>,
-    ApiAuth(actor): ApiAuth,
-    Path((code, ext)): Path<(String, String)>,
+    api: ApiAuth,
+    Path(path): Path<UserPath>,
     body: JsonBody<ResetPassword>,
 ) -> Result<Json, Problem> {
-    let (scope, ext) = user_scope(&state, &actor, &code, &ext).await?;
-    let admin = &state.services.tenant_admin;
-    match body.value.method {
-        ResetMethod::Link => match admin.send_reset_link(&scope, &ext).await {
-            Ok(()) => Json::ok(&PasswordReset {
-                method: ResetMethod::Link,
-                temporary_password: None,
-            }),
-            Err(ResetLinkError::NotFound) => Err(Problem::not_found()),
-            Err(ResetLinkError::NoEmail) => Err(Problem::conflict(
-                "This user has no email on file; use the temporary method instead.",
-            )),
-            Err(ResetLinkError::Unexpected(e)) => Err(Problem::unexpected(&e)),
-        },
-        ResetMethod::Temporary => {
-            let (_, password) = admin
-                .set_temporary_password(&scope, &ext)
-                .await
-                .map_err(admin_error)?;
-            Json::ok(&PasswordReset {
-                method: ResetMethod::Temporary,
-                temporary_password: Some(password.expose().to_owned()),
-            })
+    let target = Target::of(&api, &path).await?;
+    let method = body.value.method;
+    let temporary_password = match method {
+        ResetMethod::Link => {
+            let link = TenantAdmin::send_reset_link;
+            target.act(&api, link, reset_link_error).await?;
+            None
         }
+        ResetMethod::Temporary => {
+            let set = TenantAdmin::set_temporary_password;
+            let (_, password) = target.act(&api, set, admin_error).await?;
+            Some(password.expose().to_owned())
+        }
+    };
+    Json::ok(&PasswordReset {
+        method,
+        temporary_password,
+    })
+}
+
+fn reset_link_error(e: ResetLinkError) -> Problem {
+    match e {
+        ResetLinkError::NotFound => Problem::not_found(),
+        ResetLinkError::NoEmail => {
+            Problem::conflict("This user has no email on file; use the temporary method instead.")
+        }
+        ResetLinkError::Unexpected(e) => Problem::unexpected(&e),
     }
 }
 
 /// Clear a user's sign-in lockout.
 #[utoipa::path(post, path = "/api/v1/tenants/{code}/users/{extension}/unlock", tag = "users",
-    params(("code" = String, Path, description = "Tenant code"), ("extension" = String, Path, description = "Extension")),
+    params(UserPath),
     responses((status = 200, description = "The user, unlocked", body = User)))]
-pub async fn unlock_user(
-    State(state): State<AppState>,
-    ApiAuth(actor): ApiAuth,
-    Path((code, ext)): Path<(String, String)>,
-) -> Result<Json, Problem> {
-    let (scope, ext) = user_scope(&state, &actor, &code, &ext).await?;
-    state
-        .services
-        .tenant_admin
-        .unlock(&scope, &ext)
-        .await
-        .map_err(admin_error)?;
-    Json::ok(&user_json(&state, &scope, &ext).await?)
+pub async fn unlock_user(api: ApiAuth, Path(path): Path<UserPath>) -> Result<Json, Problem> {
+    let target = Target::of(&api, &path).await?;
+    target.act(&api, TenantAdmin::unlock, admin_error).await?;
+    Json::ok(&target.user(&api).await?)
 }
 
 /// End every session of a user.
 #[utoipa::path(post, path = "/api/v1/tenants/{code}/users/{extension}/sign-out", tag = "users",
-    params(("code" = String, Path, description = "Tenant code"), ("extension" = String, Path, description = "Extension")),
+    params(UserPath),
     responses((status = 200, description = "How many sessions ended", body = SignedOut)))]
-pub async fn sign_out_user(
-    State(state): State<AppState>,
-    ApiAuth(actor): ApiAuth,
-    Path((code, ext)): Path<(String, String)>,
-) -> Result<Json, Problem> {
-    let (scope, ext) = user_scope(&state, &actor, &code, &ext).await?;
-    let sessions_ended = state
-        .services
-        .tenant_admin
-        .sign_out_everywhere(&scope, &ext)
-        .await
-        .map_err(admin_error)?;
+pub async fn sign_out_user(api: ApiAuth, Path(path): Path<UserPath>) -> Result<Json, Problem> {
+    let target = Target::of(&api, &path).await?;
+    let sign_out = TenantAdmin::sign_out_everywhere;
+    let sessions_ended = target.act(&api, sign_out, admin_error).await?;
     Json::ok(&SignedOut { sessions_ended })
 }
 
 /// A tenant's audit log, newest first.
 #[utoipa::path(get, path = "/api/v1/tenants/{code}/audit", tag = "audit",
-    params(("code" = String, Path, description = "Tenant code"), PageQuery),
+    params(TenantPath, PageQuery),
     responses((status = 200, description = "One page of events, newest first", body = AuditPage)))]
 pub async fn audit_log(
-    State(state): State<AppState>,
-    ApiAuth(actor): ApiAuth,
-    Path(code): Path<String>,
+    api: ApiAuth,
+    Path(path): Path<TenantPath>,
     RawQuery(query): RawQuery,
 ) -> Result<Json, Problem> {
-    let scope = tenant_scope(&state, &actor, &code).await?;
+    let scope = tenant_scope(&api, &path.code).await?;
     let (limit, before) = page_query(query.as_deref(), |c| {
         c.parse::<i64>().ok().filter(|n| *n > 0)
     })?;
-    let events = state
-        .services
-        .tenant_admin
-        .audit_before(&scope, before, limit + 1)
-        .await
-        .map_err(|e| Problem::unexpected(&e))?;
+    let admin = &api.state.services.tenant_admin;
+    let events = admin.audit_before(&scope, before, limit + 1).await;
+    let events = events.map_err(|e| Problem::unexpected(&e))?;
     let (items, next_cursor) = page(&events, limit, |e: &AuditEvent| e.id.to_string());
     Json::ok(&AuditPage { items, next_cursor })
 }

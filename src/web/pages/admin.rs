@@ -2,10 +2,8 @@
 //! edit, delete, reset passwords, unlock, sign out everywhere, mail status — and reads the
 //! tenant's audit log. Non-admins get 403; another tenant's users are 404s.
 
+use crate::web::params::{Named, Path, Posted, Query};
 use askama::Template;
-use axum::extract::State;
-
-use crate::web::params::{path_extension, Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -16,12 +14,14 @@ use crate::audit::EventKind;
 use crate::domain::{DisplayName, Email, Extension, Role};
 use crate::mail::compose::utc;
 use crate::services::tenant_admin::{
-    Admin, AdminError, AdminPinError, ChangeError, CreateError, ResetLinkError, UserDetail,
-    UserFields, PAGE_SIZE,
+    Admin, AdminError, AdminPinError, ChangeError, CreateError, ResetLinkError, TenantAdmin,
+    UserDetail, UserFields, PAGE_SIZE,
 };
 use crate::store::{AuditFilter, UserListRow};
-use crate::web::extract::{CsrfToken, RequireAdmin, ValidForm};
-use crate::web::forms::{field, field_errors, optional_field, NoFields, PinErrors, PinFields};
+use crate::web::extract::{Page, ValidForm};
+use crate::web::forms::{
+    field, field_errors, optional_field, NoFields, PinErrors, PinFields, SipSecretFields,
+};
 use crate::web::render::{html, Chrome, EventView};
 use crate::web::respond::{self, clip, page_count, page_number, DoneQuery, ListQuery};
 use crate::web::{AppState, WebError};
@@ -43,15 +43,6 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/users/{extension}/pin", post(set_pin))
         .route("/admin/audit", get(audit_page))
-}
-
-impl From<AdminError> for WebError {
-    fn from(e: AdminError) -> Self {
-        match e {
-            AdminError::NotFound => WebError::NotFound,
-            AdminError::Unexpected(u) => WebError::Unexpected(u),
-        }
-    }
 }
 
 /// A user as the pages show them.
@@ -138,21 +129,20 @@ struct UsersPage {
 }
 
 async fn render_users(
-    state: &AppState,
-    admin: &Admin,
-    csrf: String,
+    page: &Page<Admin>,
     q: &ListQuery,
     status: StatusCode,
     form: UserForm,
     errors: FormErrors,
 ) -> Result<Response, WebError> {
-    let su = admin.session();
+    let su = page.who.session();
     let search = clip(&q.q, 100);
-    let (rows, total) = state
+    let (rows, total) = page
+        .state
         .services
         .tenant_admin
         .list_users(
-            admin,
+            &page.who,
             (!search.is_empty()).then_some(search.as_str()),
             q.page_index(),
         )
@@ -163,7 +153,7 @@ async fn render_users(
     Ok(html(
         status,
         &UsersPage {
-            chrome: Chrome::signed_in(csrf, su, "admin"),
+            chrome: Chrome::signed_in(page.csrf.clone(), su, "admin"),
             tenant_name: su.user.tenant_name.clone(),
             users: rows.iter().map(UserView::from_row).collect(),
             search,
@@ -177,18 +167,12 @@ async fn render_users(
     ))
 }
 
-async fn users_page(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    CsrfToken(csrf): CsrfToken,
-    Query(q): Query<ListQuery>,
-) -> Result<Response, WebError> {
+async fn users_page(page: Page<Admin>, Query(q): Query<ListQuery>) -> Result<Response, WebError> {
     let form = UserForm {
         role: "user".to_owned(),
         ..UserForm::default()
     };
-    let errors = FormErrors::default();
-    render_users(&state, &admin, csrf, &q, StatusCode::OK, form, errors).await
+    render_users(&page, &q, StatusCode::OK, form, FormErrors::default()).await
 }
 
 #[derive(Template)]
@@ -202,8 +186,7 @@ struct PasswordShownPage {
 
 /// The page that shows a new user's (or a reset's) temporary password, once.
 fn password_shown(
-    csrf: String,
-    admin: &Admin,
+    page: &Page<Admin>,
     username: &crate::domain::Username,
     password: &crate::domain::NewPassword,
     created: bool,
@@ -211,7 +194,7 @@ fn password_shown(
     html(
         StatusCode::OK,
         &PasswordShownPage {
-            chrome: Chrome::signed_in(csrf, admin.session(), "admin"),
+            chrome: Chrome::signed_in(page.csrf.clone(), page.who.session(), "admin"),
             username: username.to_string(),
             password: password.expose().to_owned(),
             created,
@@ -220,9 +203,7 @@ fn password_shown(
 }
 
 async fn create_user(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<Admin>,
     ValidForm(form): ValidForm<UserForm>,
 ) -> Result<Response, WebError> {
     let mut errors = FormErrors::default();
@@ -235,14 +216,15 @@ async fn create_user(
         role: clip(&form.role, 10),
     };
     let status = match (extension, fields) {
-        (Some(extension), Some(fields)) => match state
+        (Some(extension), Some(fields)) => match page
+            .state
             .services
             .tenant_admin
-            .create_user(&admin, &extension, &fields)
+            .create_user(&page.who, &extension, &fields)
             .await
         {
             Ok((username, password)) => {
-                return Ok(password_shown(csrf, &admin, &username, &password, true))
+                return Ok(password_shown(&page, &username, &password, true))
             }
             Err(CreateError::ExtensionTaken(ext)) => {
                 errors.extension = Some(format!(
@@ -254,8 +236,7 @@ async fn create_user(
         },
         (None, _) | (_, None) => StatusCode::UNPROCESSABLE_ENTITY,
     };
-    let q = ListQuery::default();
-    render_users(&state, &admin, csrf, &q, status, shown, errors).await
+    render_users(&page, &ListQuery::default(), status, shown, errors).await
 }
 
 #[derive(Template)]
@@ -293,23 +274,8 @@ struct Shown {
     errors: FormErrors,
 }
 
-impl Shown {
-    /// The page with one message about the whole form.
-    fn error(message: impl Into<String>) -> Shown {
-        Shown {
-            errors: FormErrors {
-                form: Some(message.into()),
-                ..FormErrors::default()
-            },
-            ..Shown::default()
-        }
-    }
-}
-
 async fn render_user(
-    state: &AppState,
-    admin: &Admin,
-    csrf: String,
+    page: &Page<Admin>,
     extension: &Extension,
     status: StatusCode,
     shown: Shown,
@@ -319,11 +285,12 @@ async fn render_user(
         form,
         errors,
     } = shown;
-    let su = admin.session();
-    let UserDetail { row, mail } = state
+    let su = page.who.session();
+    let UserDetail { row, mail } = page
+        .state
         .services
         .tenant_admin
-        .user_detail(admin, extension)
+        .user_detail(&page.who, extension)
         .await?;
     let user = UserView::from_row(&row);
     let form = form.unwrap_or_else(|| UserForm {
@@ -347,10 +314,10 @@ async fn render_user(
     Ok(html(
         status,
         &UserPage {
-            chrome: Chrome::signed_in(csrf, su, "admin"),
+            chrome: Chrome::signed_in(page.csrf.clone(), su, "admin"),
             is_self: row.user.id == su.user.id,
             devices: crate::web::devices::registered(
-                &state.pbx,
+                &page.state.pbx,
                 row.user.extension.as_str(),
                 &su.user.sip_domain,
             )
@@ -364,23 +331,38 @@ async fn render_user(
     ))
 }
 
+/// The user page again with `status`, saying `message` about the whole form.
+async fn refused(
+    page: &Page<Admin>,
+    extension: &Extension,
+    status: StatusCode,
+    message: impl Into<String>,
+) -> Result<Response, WebError> {
+    let errors = FormErrors {
+        form: Some(message.into()),
+        ..FormErrors::default()
+    };
+    let shown = Shown {
+        errors,
+        ..Shown::default()
+    };
+    render_user(page, extension, status, shown).await
+}
+
 async fn user_page(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<Admin>,
     Path(extension): Path<String>,
     Query(q): Query<DoneQuery>,
 ) -> Result<Response, WebError> {
+    let shown = Shown {
+        notice: notice_for(&q.done),
+        ..Shown::default()
+    };
     render_user(
-        &state,
-        &admin,
-        csrf,
-        &path_extension(&extension)?,
+        &page,
+        &Extension::from_path(&extension)?,
         StatusCode::OK,
-        Shown {
-            notice: notice_for(&q.done),
-            ..Shown::default()
-        },
+        shown,
     )
     .await
 }
@@ -389,14 +371,21 @@ fn back_to(extension: &Extension, done: &str) -> Response {
     respond::back_to(&format!("/admin/users/{extension}"), done)
 }
 
-async fn update_user(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    CsrfToken(csrf): CsrfToken,
-    Path(extension): Path<String>,
-    ValidForm(form): ValidForm<UserForm>,
+/// Runs `action` on the user the path names, then back to their page saying `done`.
+async fn act_on_user<T>(
+    page: &Page<Admin>,
+    extension: &Extension,
+    done: &str,
+    action: impl AsyncFnOnce(&TenantAdmin, &Admin, &Extension) -> Result<T, AdminError>,
 ) -> Result<Response, WebError> {
-    let extension = path_extension(&extension)?;
+    action(&page.state.services.tenant_admin, &page.who, extension).await?;
+    Ok(back_to(extension, done))
+}
+
+async fn update_user(
+    page: Page<Admin>,
+    Posted(extension, form): Posted<Extension, UserForm>,
+) -> Result<Response, WebError> {
     let mut errors = FormErrors::default();
     let fields = parse_fields(&form, &mut errors);
     let shown = UserForm {
@@ -407,10 +396,11 @@ async fn update_user(
     };
     let status = match fields {
         None => StatusCode::UNPROCESSABLE_ENTITY,
-        Some(fields) => match state
+        Some(fields) => match page
+            .state
             .services
             .tenant_admin
-            .update_user(&admin, &extension, &fields)
+            .update_user(&page.who, &extension, &fields)
             .await
         {
             Ok(()) => return Ok(back_to(&extension, "saved")),
@@ -429,7 +419,7 @@ async fn update_user(
         errors,
         ..Shown::default()
     };
-    render_user(&state, &admin, csrf, &extension, status, shown).await
+    render_user(&page, &extension, status, shown).await
 }
 
 #[derive(Deserialize)]
@@ -439,107 +429,61 @@ struct ResetFields {
 }
 
 async fn reset_password(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    CsrfToken(csrf): CsrfToken,
-    Path(extension): Path<String>,
-    ValidForm(form): ValidForm<ResetFields>,
+    page: Page<Admin>,
+    Posted(extension, form): Posted<Extension, ResetFields>,
 ) -> Result<Response, WebError> {
-    let extension = path_extension(&extension)?;
+    let tenant_admin = &page.state.services.tenant_admin;
     let (status, message) = match form.method.as_str() {
-        "link" => match state
-            .services
-            .tenant_admin
-            .send_reset_link(&admin, &extension)
-            .await
-        {
+        "link" => match tenant_admin.send_reset_link(&page.who, &extension).await {
             Ok(()) => return Ok(back_to(&extension, "link")),
             Err(ResetLinkError::NotFound) => return Err(WebError::NotFound),
             Err(ResetLinkError::NoEmail) => (StatusCode::CONFLICT, "This user has no email on file, so no link can be sent. Set a temporary password instead, or add an email first."),
             Err(ResetLinkError::Unexpected(e)) => return Err(e.into()),
         },
         "temporary" => {
-            let (username, password) = state
-                .services
-                .tenant_admin
-                .set_temporary_password(&admin, &extension)
+            let (username, password) = tenant_admin
+                .set_temporary_password(&page.who, &extension)
                 .await?;
-            return Ok(password_shown(csrf, &admin, &username, &password, false));
+            return Ok(password_shown(&page, &username, &password, false));
         }
         _ => {
             // Check the target exists first, so a bad method never reveals anything.
-            state
-                .services
-                .tenant_admin
-                .user_detail(&admin, &extension)
-                .await?;
+            tenant_admin.user_detail(&page.who, &extension).await?;
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "Choose how to reset the password: a link by email, or a temporary password.",
             )
         }
     };
-    let shown = Shown::error(message);
-    render_user(&state, &admin, csrf, &extension, status, shown).await
+    refused(&page, &extension, status, message).await
 }
 
 async fn unlock(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    Path(extension): Path<String>,
-    ValidForm(_): ValidForm<NoFields>,
+    page: Page<Admin>,
+    Posted(extension, _): Posted<Extension, NoFields>,
 ) -> Result<Response, WebError> {
-    let extension = path_extension(&extension)?;
-    state
-        .services
-        .tenant_admin
-        .unlock(&admin, &extension)
-        .await?;
-    Ok(back_to(&extension, "unlocked"))
+    act_on_user(&page, &extension, "unlocked", TenantAdmin::unlock).await
 }
 
 async fn sign_out(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    Path(extension): Path<String>,
-    ValidForm(_): ValidForm<NoFields>,
+    page: Page<Admin>,
+    Posted(extension, _): Posted<Extension, NoFields>,
 ) -> Result<Response, WebError> {
-    let extension = path_extension(&extension)?;
-    state
-        .services
-        .tenant_admin
-        .sign_out_everywhere(&admin, &extension)
-        .await?;
-    Ok(back_to(&extension, "signed-out"))
+    let action = TenantAdmin::sign_out_everywhere;
+    act_on_user(&page, &extension, "signed-out", action).await
 }
 
 async fn delete_user(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    CsrfToken(csrf): CsrfToken,
-    Path(extension): Path<String>,
-    ValidForm(_): ValidForm<NoFields>,
+    page: Page<Admin>,
+    Posted(extension, _): Posted<Extension, NoFields>,
 ) -> Result<Response, WebError> {
-    let extension = path_extension(&extension)?;
-    match state
-        .services
-        .tenant_admin
-        .delete_user(&admin, &extension)
-        .await
-    {
+    let tenant_admin = &page.state.services.tenant_admin;
+    match tenant_admin.delete_user(&page.who, &extension).await {
         Ok(()) => Ok(Redirect::to(&format!("/admin/users?deleted={extension}")).into_response()),
         Err(ChangeError::NotFound) => Err(WebError::NotFound),
         Err(ChangeError::LastAdmin) => {
-            let shown = Shown::error("This is the tenant's only admin and cannot be deleted. Make another user an admin first.");
-            render_user(
-                &state,
-                &admin,
-                csrf,
-                &extension,
-                StatusCode::CONFLICT,
-                shown,
-            )
-            .await
+            let message = "This is the tenant's only admin and cannot be deleted. Make another user an admin first.";
+            refused(&page, &extension, StatusCode::CONFLICT, message).await
         }
         Err(ChangeError::Unexpected(e)) => Err(e.into()),
     }
@@ -580,82 +524,57 @@ struct AuditQuery {
     page: Option<i64>,
 }
 
-async fn audit_page(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    CsrfToken(csrf): CsrfToken,
-    Query(q): Query<AuditQuery>,
-) -> Result<Response, WebError> {
+async fn audit_page(page: Page<Admin>, Query(q): Query<AuditQuery>) -> Result<Response, WebError> {
     let user = clip(&q.user, 64).to_lowercase();
     let kinds: Vec<&'static str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
     let kind = kinds.iter().find(|k| **k == q.kind).copied().unwrap_or("");
-    let page = page_number(q.page);
+    let number = page_number(q.page);
     let filter = AuditFilter {
         username: (!user.is_empty()).then_some(user.as_str()),
         kind: (!kind.is_empty()).then_some(kind),
     };
-    let (events, total) = state
+    let (events, total) = page
+        .state
         .services
         .tenant_admin
-        .audit_page(&admin, &filter, page - 1)
+        .audit_page(&page.who, &filter, number - 1)
         .await?;
     let events = events.into_iter().map(EventView::from_record).collect();
     Ok(html(
         StatusCode::OK,
         &AuditPage {
-            chrome: Chrome::signed_in(csrf, admin.session(), "admin"),
+            chrome: Chrome::signed_in(page.csrf, page.who.session(), "admin"),
             events,
             kinds,
             user,
             kind: kind.to_owned(),
-            page,
+            page: number,
             pages: page_count(total, PAGE_SIZE),
             total,
         },
     ))
 }
 
-#[derive(Deserialize)]
-struct ConfirmFields {
-    #[serde(default)]
-    confirm: String,
-}
-
 async fn regenerate_sip_secret(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    CsrfToken(csrf): CsrfToken,
-    Path(extension): Path<String>,
-    ValidForm(form): ValidForm<ConfirmFields>,
+    page: Page<Admin>,
+    Posted(extension, form): Posted<Extension, SipSecretFields>,
 ) -> Result<Response, WebError> {
-    let extension = path_extension(&extension)?;
-    if form.confirm != "yes" {
-        let shown = Shown::error(
-            "Tick the box to confirm that every phone on this extension must be reprogrammed.",
-        );
+    if let Some(message) = form.unconfirmed() {
         let status = StatusCode::UNPROCESSABLE_ENTITY;
-        return render_user(&state, &admin, csrf, &extension, status, shown).await;
+        return refused(&page, &extension, status, message).await;
     }
-    state
-        .services
-        .tenant_admin
-        .regenerate_sip_secret(&admin, &extension)
-        .await?;
-    Ok(back_to(&extension, "sip"))
+    act_on_user(&page, &extension, "sip", TenantAdmin::regenerate_sip_secret).await
 }
 
 async fn set_pin(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    CsrfToken(csrf): CsrfToken,
-    Path(extension): Path<String>,
-    ValidForm(form): ValidForm<PinFields>,
+    page: Page<Admin>,
+    Posted(extension, form): Posted<Extension, PinFields>,
 ) -> Result<Response, WebError> {
-    let extension = path_extension(&extension)?;
-    match state
+    match page
+        .state
         .services
         .tenant_admin
-        .set_pin(&admin, &extension, &form.new_pin, &form.confirm_pin)
+        .set_pin(&page.who, &extension, &form.new_pin, &form.confirm_pin)
         .await
     {
         Ok(()) => Ok(back_to(&extension, "pin")),
@@ -666,9 +585,8 @@ async fn set_pin(
                 .new
                 .or(errors.confirm)
                 .unwrap_or("The PIN was not accepted.");
-            let shown = Shown::error(format!("The voicemail PIN was not set: {message}"));
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
-            render_user(&state, &admin, csrf, &extension, status, shown).await
+            let message = format!("The voicemail PIN was not set: {message}");
+            refused(&page, &extension, StatusCode::UNPROCESSABLE_ENTITY, message).await
         }
         Err(AdminPinError::Unexpected(e)) => Err(e.into()),
     }

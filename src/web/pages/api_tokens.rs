@@ -2,7 +2,7 @@
 //! and revokes the tokens their company's own tools use on the JSON API.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -12,9 +12,9 @@ use serde::Deserialize;
 use crate::mail::compose::utc;
 use crate::services::api_tokens::ApiTokenError;
 use crate::services::tenant_admin::Admin;
-use crate::web::extract::{CsrfToken, RequireAdmin, ValidForm};
+use crate::web::extract::{Page, ValidForm};
 use crate::web::forms::NoFields;
-use crate::web::render::{html, Chrome};
+use crate::web::render::{html_adjusted, Chrome};
 use crate::web::respond::DoneQuery;
 use crate::web::{AppState, WebError};
 
@@ -44,15 +44,14 @@ struct TokensPage {
 }
 
 async fn render(
-    state: &AppState,
-    admin: &Admin,
-    csrf: String,
+    page: &Page<Admin>,
     status: StatusCode,
     fill: impl FnOnce(&mut TokensPage),
 ) -> Result<Response, WebError> {
-    let tokens = state.services.api_tokens.tenant_tokens(admin).await?;
-    let mut page = TokensPage {
-        chrome: Chrome::signed_in(csrf, admin.session(), "admin"),
+    let admin = &page.who;
+    let tokens = page.state.services.api_tokens.tenant_tokens(admin).await?;
+    let shown = TokensPage {
+        chrome: Chrome::signed_in(page.csrf.clone(), admin.session(), "admin"),
         tenant_code: admin.session().user.tenant_code.to_string(),
         tokens: tokens
             .into_iter()
@@ -70,18 +69,15 @@ async fn render(
         error: None,
         name: String::new(),
     };
-    fill(&mut page);
-    Ok(html(status, &page))
+    Ok(html_adjusted(status, shown, fill))
 }
 
 async fn tokens_page(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<Admin>,
     Query(done): Query<DoneQuery>,
 ) -> Result<Response, WebError> {
     let notice = (done.done == "revoked").then_some("The token was revoked.");
-    render(&state, &admin, csrf, StatusCode::OK, |p| p.notice = notice).await
+    render(&page, StatusCode::OK, |p| p.notice = notice).await
 }
 
 #[derive(Deserialize)]
@@ -90,20 +86,14 @@ struct NewToken {
 }
 
 async fn create_token(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<Admin>,
     ValidForm(form): ValidForm<NewToken>,
 ) -> Result<Response, WebError> {
     let name = form.name.trim().to_owned();
-    match state
-        .services
-        .api_tokens
-        .add_tenant_token(&admin, &name)
-        .await
-    {
+    let api_tokens = &page.state.services.api_tokens;
+    match api_tokens.add_tenant_token(&page.who, &name).await {
         Ok(token) => {
-            render(&state, &admin, csrf, StatusCode::OK, |p| {
+            render(&page, StatusCode::OK, |p| {
                 p.new_token = Some(token);
                 p.new_name = name;
             })
@@ -111,16 +101,10 @@ async fn create_token(
         }
         Err(e @ (ApiTokenError::Exists(_) | ApiTokenError::BadName)) => {
             let message = e.to_string();
-            render(
-                &state,
-                &admin,
-                csrf,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                |p| {
-                    p.error = Some(message);
-                    p.name = crate::web::respond::clip(&name, 64);
-                },
-            )
+            render(&page, StatusCode::UNPROCESSABLE_ENTITY, |p| {
+                p.error = Some(message);
+                p.name = crate::web::respond::clip(&name, 64);
+            })
             .await
         }
         Err(ApiTokenError::Unexpected(e)) => Err(e.into()),
@@ -128,17 +112,12 @@ async fn create_token(
 }
 
 async fn revoke_token(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
+    page: Page<Admin>,
     Path(name): Path<String>,
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
-    if !state
-        .services
-        .api_tokens
-        .revoke_tenant_token(&admin, &name)
-        .await?
-    {
+    let api_tokens = &page.state.services.api_tokens;
+    if !api_tokens.revoke_tenant_token(&page.who, &name).await? {
         return Err(WebError::NotFound);
     }
     Ok(Redirect::to("/admin/api-tokens?done=revoked").into_response())

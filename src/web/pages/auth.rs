@@ -1,9 +1,7 @@
 //! Signing in and out, and the forced "choose a new password" page after a temporary one.
 
-use askama::Template;
-use axum::extract::State;
-
 use crate::web::params::Query;
+use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -13,14 +11,15 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::domain::Username;
-use crate::services::passwords::PasswordForm;
 use crate::services::sign_in::{SignInError, SignInStep};
 use crate::services::two_step::Console;
 use crate::web::extract::{
     next_to_follow, session_cookie, session_of, to_pending_step, user_signed_in, AnySession,
-    ClientInfo, CsrfToken, ValidForm,
+    Anyone, Page, ValidForm,
 };
-use crate::web::forms::{check_sign_in, password_change_outcome, NoFields, PasswordErrors};
+use crate::web::forms::{
+    password_change_outcome, NewPasswordFields, NoFields, PasswordErrors, SignInFields, SignInShown,
+};
 use crate::web::render::{html, Chrome};
 use crate::web::respond::refused_sign_in;
 use crate::web::{AppState, WebError};
@@ -40,26 +39,18 @@ pub fn router() -> Router<AppState> {
 #[template(path = "login.html")]
 struct LoginPage {
     chrome: Chrome,
-    username: String,
+    form: SignInShown,
     next: String,
-    /// A message about the whole form (wrong credentials, locked, busy).
-    error: Option<String>,
-    /// A message about the username field alone (malformed).
-    username_error: Option<String>,
-    password_error: Option<String>,
     /// A note shown above the form (after a password reset).
     notice: Option<&'static str>,
 }
 
 impl LoginPage {
-    fn new(csrf: String, username: String, next: String) -> Self {
+    fn new(csrf: String, form: SignInShown, next: String) -> Self {
         LoginPage {
             chrome: Chrome::anonymous(csrf),
-            username,
+            form,
             next,
-            error: None,
-            username_error: None,
-            password_error: None,
             notice: None,
         }
     }
@@ -77,90 +68,67 @@ struct LoginQuery {
 }
 
 async fn login_form(
-    State(state): State<AppState>,
     Query(q): Query<LoginQuery>,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<Anyone>,
     parts: axum::http::request::Parts,
 ) -> Result<Response, WebError> {
     let next = next_to_follow(&q.next);
-    if session_of(&parts, &state).await?.is_some() {
+    if session_of(&parts, &page.state).await?.is_some() {
         return Ok(Redirect::to(if next.is_empty() { "/phone" } else { &next }).into_response());
     }
-    let mut page = LoginPage::new(csrf, String::new(), next);
+    let mut shown = LoginPage::new(page.csrf, SignInShown::default(), next);
     if q.reset == "done" {
-        page.notice = Some("Your password was changed. Sign in with your new password.");
+        shown.notice = Some("Your password was changed. Sign in with your new password.");
     }
     if q.step == "expired" {
-        page.notice = Some(STEP_EXPIRED);
+        shown.notice = Some(STEP_EXPIRED);
     }
-    Ok(html(StatusCode::OK, &page))
-}
-
-#[derive(Deserialize)]
-struct LoginFields {
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default)]
-    next: String,
+    Ok(html(StatusCode::OK, &shown))
 }
 
 async fn login(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<Anyone>,
     jar: CookieJar,
-    ValidForm(form): ValidForm<LoginFields>,
+    ValidForm(form): ValidForm<SignInFields>,
 ) -> Result<Response, WebError> {
+    let state = &page.state;
     let next = next_to_follow(&form.next);
-    // Keep what was typed (never the password), capped so a huge field is not echoed.
-    let typed: String = form.username.trim().chars().take(64).collect();
-    let mut page = LoginPage::new(csrf, typed, next.clone());
-
-    let Some(username) = check_sign_in(
-        Username::parse(&form.username),
-        &form.password,
-        &mut page.username_error,
-        &mut page.password_error,
-    ) else {
-        return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    let typed = SignInShown::typed(&form.username);
+    let mut shown = LoginPage::new(page.csrf, typed, next.clone());
+    let Some(username) = form.check(Username::parse, &mut shown.form) else {
+        return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &shown));
     };
-    page.username = username.to_string();
+    shown.form.username = username.to_string();
 
-    match state
-        .services
-        .sign_in
-        .sign_in(
-            &username,
-            SecretString::from(form.password),
-            client,
-            jar.get(state.cookies.device).map(|c| c.value()),
-        )
+    let device = jar.get(state.cookies.device).map(|c| c.value());
+    let password = SecretString::from(form.password);
+    let sign_in = &state.services.sign_in;
+    match sign_in
+        .sign_in(&username, password, page.client, device)
         .await
     {
         Ok(SignInStep::SecondStep(step)) => {
             let to = with_next("/login/two-step", &next);
-            Ok(to_pending_step(&state, jar, Console::Portal, step, &to))
+            Ok(to_pending_step(state, jar, Console::Portal, step, &to))
         }
         Ok(SignInStep::Enrol(step)) => {
             let to = with_next("/login/two-step/setup", &next);
-            Ok(to_pending_step(&state, jar, Console::Portal, step, &to))
+            Ok(to_pending_step(state, jar, Console::Portal, step, &to))
         }
         Ok(SignInStep::SignedIn(signed_in)) => {
-            let (jar, target) = user_signed_in(&state, jar, signed_in, &next);
+            let (jar, target) = user_signed_in(state, jar, signed_in, &next);
             Ok((jar, Redirect::to(&target)).into_response())
         }
         Err(SignInError::Refused(r)) => {
-            Ok(refused_sign_in(r, "username").on_page(page, |p| &mut p.error))
+            Ok(refused_sign_in(r, "username").on_page(shown, |p| &mut p.form.error))
         }
         Err(SignInError::TemporaryExpired) => {
-            page.error = Some(TEMPORARY_EXPIRED.to_owned());
-            Ok(html(StatusCode::UNAUTHORIZED, &page))
+            shown.form.error = Some(TEMPORARY_EXPIRED.to_owned());
+            Ok(html(StatusCode::UNAUTHORIZED, &shown))
         }
         Err(SignInError::Suspended) => {
-            page.error = Some(SUSPENDED.to_owned());
-            Ok(html(StatusCode::FORBIDDEN, &page))
+            shown.form.error = Some(SUSPENDED.to_owned());
+            Ok(html(StatusCode::FORBIDDEN, &shown))
         }
         Err(SignInError::Unexpected(e)) => Err(e.into()),
     }
@@ -186,16 +154,16 @@ const TEMPORARY_EXPIRED: &str =
     "Your temporary password has expired. Ask your administrator for a new one.";
 
 async fn logout(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
+    page: Page<Anyone>,
     jar: CookieJar,
     parts: axum::http::request::Parts,
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
-    if let Some(su) = session_of(&parts, &state).await? {
-        state.services.sessions.sign_out(&su, client).await?;
+    let state = &page.state;
+    if let Some(su) = session_of(&parts, state).await? {
+        state.services.sessions.sign_out(&su, page.client).await?;
     }
-    let jar = jar.add(session_cookie(&state, None));
+    let jar = jar.add(session_cookie(state, None));
     Ok((jar, Redirect::to("/login")).into_response())
 }
 
@@ -207,64 +175,46 @@ struct ChoosePasswordPage {
     errors: PasswordErrors,
 }
 
-async fn choose_password_form(AnySession(su): AnySession, CsrfToken(csrf): CsrfToken) -> Response {
+/// The page to choose a new password, with `status` and `errors`; anyone whose password
+/// is not temporary goes to Settings instead.
+fn choose_password_page(
+    page: Page<AnySession>,
+    status: StatusCode,
+    errors: PasswordErrors,
+) -> Response {
+    let su = &page.who.0;
     if !su.user.password_temporary {
         return Redirect::to("/settings").into_response();
     }
     html(
-        StatusCode::OK,
+        status,
         &ChoosePasswordPage {
-            chrome: Chrome::signed_in(csrf, &su, ""),
+            chrome: Chrome::signed_in(page.csrf, su, ""),
             username: su.user.username().to_string(),
-            errors: PasswordErrors::default(),
+            errors,
         },
     )
 }
 
-#[derive(Deserialize)]
-struct ChooseFields {
-    #[serde(default)]
-    new_password: String,
-    #[serde(default)]
-    confirm_password: String,
+async fn choose_password_form(page: Page<AnySession>) -> Response {
+    choose_password_page(page, StatusCode::OK, PasswordErrors::default())
 }
 
 async fn choose_password(
-    State(state): State<AppState>,
-    AnySession(su): AnySession,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<AnySession>,
     jar: CookieJar,
-    ValidForm(form): ValidForm<ChooseFields>,
+    ValidForm(form): ValidForm<NewPasswordFields>,
 ) -> Result<Response, WebError> {
+    let su = &page.who.0;
     if !su.user.password_temporary {
         return Ok(Redirect::to("/settings").into_response());
     }
-    let outcome = state
-        .services
-        .passwords
-        .change_password(
-            &su,
-            PasswordForm {
-                current: None,
-                new: &form.new_password,
-                confirm: &form.confirm_password,
-            },
-            client,
-        )
+    let passwords = &page.state.services.passwords;
+    let outcome = passwords
+        .change_password(su, form.typed(false), page.client)
         .await;
-    match password_change_outcome(outcome)? {
-        Ok(token) => {
-            let jar = jar.add(session_cookie(&state, Some(token)));
-            Ok((jar, Redirect::to("/phone")).into_response())
-        }
-        Err((status, errors)) => Ok(html(
-            status,
-            &ChoosePasswordPage {
-                chrome: Chrome::signed_in(csrf, &su, ""),
-                username: su.user.username().to_string(),
-                errors,
-            },
-        )),
+    match password_change_outcome(outcome, &page.state, jar, "/phone")? {
+        Ok(changed) => Ok(changed),
+        Err((status, errors)) => Ok(choose_password_page(page, status, errors)),
     }
 }

@@ -3,10 +3,8 @@
 //! a tenant admin who is locked out. Nothing here ever shows a password (but the one
 //! temporary password of a new admin without email), a reset token or a security answer.
 
+use crate::web::params::{Caller, Named, Path, Posted, Query};
 use askama::Template;
-use axum::extract::State;
-
-use crate::web::params::{path_tenant_code, Path, Query};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -19,25 +17,24 @@ use serde::Deserialize;
 use crate::domain::{DisplayName, Email, Extension, OperatorName, TenantCode};
 use crate::mail::compose::utc;
 use crate::services::operator_console::{
-    ActError, CallerCheck, CallerView, NewTenantWithAdmin, OperatorError, OperatorSession,
+    ActError, CallerCheck, CallerView, NewTenantWithAdmin, OperatorConsole, OperatorSession,
     OperatorSignIn, VerifyError,
 };
 use crate::services::provisioning::CreateTenantError;
 use crate::services::sign_in::SignInError;
 use crate::services::tenant_admin::PAGE_SIZE;
 use crate::services::two_step::Console;
-use crate::services::Unexpected;
+use crate::services::{Client, Unexpected};
 use crate::store::UserId;
 use crate::web::extract::{
-    operator_cookie, operator_session_of, to_pending_step, ClientInfo, CsrfToken, RequireOperator,
-    ValidForm,
+    operator_cookie, operator_session_of, to_pending_step, Anyone, Page, ValidForm,
 };
 use crate::web::forms::field_errors;
-use crate::web::forms::{check_sign_in, field, optional_field, NoFields};
-use crate::web::render::{html, Chrome, EventView};
+use crate::web::forms::{field, optional_field, NoFields, SignInFields, SignInShown};
+use crate::web::render::{html, html_adjusted, Chrome, EventView};
 use crate::web::respond::{
-    self, clip, maybe_retry_after, page_count, page_number, refused_sign_in, DoneQuery, ListQuery,
-    BUSY_RETRY_AFTER,
+    back_to_caller, clip, maybe_retry_after, page_count, page_number, refused_sign_in, DoneQuery,
+    ListQuery, BUSY_RETRY_AFTER,
 };
 use crate::web::{AppState, WebError};
 
@@ -62,100 +59,54 @@ pub fn router() -> Router<AppState> {
         .route("/operator/audit", get(audit_page))
 }
 
-impl From<OperatorError> for WebError {
-    fn from(e: OperatorError) -> Self {
-        match e {
-            OperatorError::NotFound => WebError::NotFound,
-            OperatorError::Unexpected(u) => WebError::Unexpected(u),
-        }
-    }
-}
-
-/// The tenant and admin a caller page is about, from its path; anything that cannot be
-/// one does not exist.
-fn caller_target(code: &str, id: i64) -> Result<(TenantCode, UserId), WebError> {
-    let code = path_tenant_code(code)?;
-    Ok((code, UserId(id)))
-}
-
 // ---- sign-in -------------------------------------------------------------------------
 
 #[derive(Template)]
 #[template(path = "operator/login.html")]
 struct LoginPage {
     chrome: Chrome,
-    username: String,
-    error: Option<String>,
-    username_error: Option<String>,
-    password_error: Option<String>,
+    form: SignInShown,
 }
 
-async fn login_form(
-    State(state): State<AppState>,
-    CsrfToken(csrf): CsrfToken,
-    parts: Parts,
-) -> Result<Response, WebError> {
-    if operator_session_of(&parts, &state).await?.is_some() {
+async fn login_form(page: Page<Anyone>, parts: Parts) -> Result<Response, WebError> {
+    if operator_session_of(&parts, &page.state).await?.is_some() {
         return Ok(Redirect::to("/operator/tenants").into_response());
     }
     Ok(html(
         StatusCode::OK,
         &LoginPage {
-            chrome: Chrome::operator_anonymous(csrf),
-            username: String::new(),
-            error: None,
-            username_error: None,
-            password_error: None,
+            chrome: Chrome::operator_anonymous(page.csrf),
+            form: SignInShown::default(),
         },
     ))
 }
 
-#[derive(Deserialize)]
-struct LoginFields {
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    password: String,
-}
-
 async fn login(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<Anyone>,
     jar: CookieJar,
-    ValidForm(form): ValidForm<LoginFields>,
+    ValidForm(form): ValidForm<SignInFields>,
 ) -> Result<Response, WebError> {
-    let mut page = LoginPage {
-        chrome: Chrome::operator_anonymous(csrf),
-        username: clip(&form.username, 64),
-        error: None,
-        username_error: None,
-        password_error: None,
+    let state = &page.state;
+    let mut shown = LoginPage {
+        chrome: Chrome::operator_anonymous(page.csrf),
+        form: SignInShown::typed(&form.username),
     };
-    let Some(name) = check_sign_in(
-        OperatorName::parse(&form.username),
-        &form.password,
-        &mut page.username_error,
-        &mut page.password_error,
-    ) else {
-        return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    let Some(name) = form.check(OperatorName::parse, &mut shown.form) else {
+        return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &shown));
     };
-    match state
-        .services
-        .operator_console
-        .sign_in(&name, SecretString::from(form.password), client)
-        .await
-    {
+    let password = SecretString::from(form.password);
+    let console = &state.services.operator_console;
+    match console.sign_in(&name, password, page.client).await {
         Ok(OperatorSignIn::SecondStep(step)) => {
             let to = "/operator/login/two-step";
-            Ok(to_pending_step(&state, jar, Console::Operator, step, to))
+            Ok(to_pending_step(state, jar, Console::Operator, step, to))
         }
         Ok(OperatorSignIn::Enrol(step)) => {
             let to = "/operator/login/two-step/setup";
-            Ok(to_pending_step(&state, jar, Console::Operator, step, to))
+            Ok(to_pending_step(state, jar, Console::Operator, step, to))
         }
         Err(SignInError::Refused(r)) => {
-            Ok(refused_sign_in(r, "name").on_page(page, |p| &mut p.error))
+            Ok(refused_sign_in(r, "name").on_page(shown, |p| &mut p.form.error))
         }
         Err(SignInError::TemporaryExpired) => {
             Err(Unexpected::invariant("operators have no temporary passwords").into())
@@ -168,20 +119,17 @@ async fn login(
 }
 
 async fn logout(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
+    page: Page<Anyone>,
     jar: CookieJar,
     parts: Parts,
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
-    if let Some(os) = operator_session_of(&parts, &state).await? {
-        state
-            .services
-            .operator_console
-            .sign_out(&os, client)
-            .await?;
+    let state = &page.state;
+    if let Some(os) = operator_session_of(&parts, state).await? {
+        let console = &state.services.operator_console;
+        console.sign_out(&os, page.client).await?;
     }
-    let jar = jar.add(operator_cookie(&state, None));
+    let jar = jar.add(operator_cookie(state, None));
     Ok((jar, Redirect::to("/operator/login")).into_response())
 }
 
@@ -236,20 +184,19 @@ impl TenantsPage {
 }
 
 async fn render_tenants(
-    state: &AppState,
-    os: &OperatorSession,
-    csrf: String,
+    page: &Page<OperatorSession>,
     list: ListQuery,
     status: StatusCode,
     form: TenantForm,
     errors: TenantErrors,
 ) -> Result<Response, WebError> {
     let q = clip(&list.q, 64);
-    let page = list.page_index() + 1;
-    let (rows, total) = state
+    let number = list.page_index() + 1;
+    let (rows, total) = page
+        .state
         .services
         .operator_console
-        .tenants((!q.is_empty()).then_some(q.as_str()), page - 1)
+        .tenants((!q.is_empty()).then_some(q.as_str()), number - 1)
         .await?;
     let rows = rows
         .into_iter()
@@ -263,10 +210,10 @@ async fn render_tenants(
     Ok(html(
         status,
         &TenantsPage {
-            chrome: Chrome::operator(csrf, os, "tenants"),
+            chrome: Chrome::operator(page.csrf.clone(), &page.who, "tenants"),
             rows,
             q,
-            page,
+            page: number,
             pages: page_count(total, PAGE_SIZE),
             total,
             form,
@@ -276,21 +223,11 @@ async fn render_tenants(
 }
 
 async fn tenants_page(
-    State(state): State<AppState>,
-    RequireOperator(os): RequireOperator,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<OperatorSession>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, WebError> {
-    render_tenants(
-        &state,
-        &os,
-        csrf,
-        q,
-        StatusCode::OK,
-        TenantForm::default(),
-        TenantErrors::default(),
-    )
-    .await
+    let (form, errors) = (TenantForm::default(), TenantErrors::default());
+    render_tenants(&page, q, StatusCode::OK, form, errors).await
 }
 
 /// Parses the new-tenant form, recording each field's problem.
@@ -326,27 +263,21 @@ struct CreatedPage {
 }
 
 async fn create_tenant(
-    State(state): State<AppState>,
-    RequireOperator(os): RequireOperator,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<OperatorSession>,
     ValidForm(form): ValidForm<TenantForm>,
 ) -> Result<Response, WebError> {
     let mut errors = TenantErrors::default();
     let parsed = parse_tenant(&form, &mut errors);
+    let console = &page.state.services.operator_console;
     let status = match parsed {
         None => StatusCode::UNPROCESSABLE_ENTITY,
         Some(_) if errors.any() => StatusCode::UNPROCESSABLE_ENTITY,
-        Some(req) => match state
-            .services
-            .operator_console
-            .create_tenant(&os, &req)
-            .await
-        {
+        Some(req) => match console.create_tenant(&page.who, &req).await {
             Ok(created) => {
                 return Ok(html(
                     StatusCode::OK,
                     &CreatedPage {
-                        chrome: Chrome::operator(csrf, &os, "tenants"),
+                        chrome: Chrome::operator(page.csrf, &page.who, "tenants"),
                         tenant_code: req.code.to_string(),
                         tenant_name: req.name.as_str().to_owned(),
                         admin_username: created.admin_username.to_string(),
@@ -376,16 +307,7 @@ async fn create_tenant(
             Err(CreateTenantError::Unexpected(e)) => return Err(e.into()),
         },
     };
-    render_tenants(
-        &state,
-        &os,
-        csrf,
-        ListQuery::default(),
-        status,
-        form,
-        errors,
-    )
-    .await
+    render_tenants(&page, ListQuery::default(), status, form, errors).await
 }
 
 struct AdminView {
@@ -407,13 +329,11 @@ struct TenantPage {
 }
 
 async fn tenant_page(
-    State(state): State<AppState>,
-    RequireOperator(os): RequireOperator,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<OperatorSession>,
     Path(code): Path<String>,
 ) -> Result<Response, WebError> {
-    let code = path_tenant_code(&code)?;
-    let view = state.services.operator_console.tenant(&code).await?;
+    let code = TenantCode::from_path(&code)?;
+    let view = page.state.services.operator_console.tenant(&code).await?;
     let admins = view
         .admins
         .into_iter()
@@ -428,7 +348,7 @@ async fn tenant_page(
     Ok(html(
         StatusCode::OK,
         &TenantPage {
-            chrome: Chrome::operator(csrf, &os, "tenants"),
+            chrome: Chrome::operator(page.csrf, &page.who, "tenants"),
             code: view.tenant.code.to_string(),
             name: view.tenant.name,
             sip_domain: view.tenant.sip_domain,
@@ -491,32 +411,23 @@ impl CallerPage {
 }
 
 async fn caller_page_with(
-    state: &AppState,
-    os: &OperatorSession,
-    csrf: String,
-    code: &TenantCode,
-    id: UserId,
+    page: &Page<OperatorSession>,
+    (code, id): &Caller,
     status: StatusCode,
     adjust: impl FnOnce(&mut CallerPage),
 ) -> Result<Response, WebError> {
-    let view = state
-        .services
-        .operator_console
-        .caller_view(os, code, id)
-        .await?;
-    let mut page = CallerPage::new(csrf, os, view);
-    adjust(&mut page);
-    Ok(html(status, &page))
+    let console = &page.state.services.operator_console;
+    let view = console.caller_view(&page.who, code, *id).await?;
+    let shown = CallerPage::new(page.csrf.clone(), &page.who, view);
+    Ok(html_adjusted(status, shown, adjust))
 }
 
 async fn caller_page(
-    State(state): State<AppState>,
-    RequireOperator(os): RequireOperator,
-    CsrfToken(csrf): CsrfToken,
-    Path((code, id)): Path<(String, i64)>,
+    page: Page<OperatorSession>,
+    Path(target): Path<(String, i64)>,
     Query(q): Query<DoneQuery>,
 ) -> Result<Response, WebError> {
-    let (code, id) = caller_target(&code, id)?;
+    let target = Caller::from_path(&target)?;
     let notice = match q.done.as_str() {
         "verified" => {
             Some("The caller's answer matched. For the next 15 minutes you may act for this admin.")
@@ -530,14 +441,10 @@ async fn caller_page(
         ),
         _ => None,
     };
-    caller_page_with(&state, &os, csrf, &code, id, StatusCode::OK, |p| {
+    caller_page_with(&page, &target, StatusCode::OK, |p| {
         p.notice = notice.map(str::to_owned);
     })
     .await
-}
-
-fn back_to(code: &TenantCode, id: UserId, done: &str) -> Response {
-    respond::back_to(&format!("/operator/tenants/{code}/admins/{}", id.0), done)
 }
 
 #[derive(Deserialize)]
@@ -547,33 +454,25 @@ struct AnswerFields {
 }
 
 async fn verify(
-    State(state): State<AppState>,
-    RequireOperator(os): RequireOperator,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
-    Path((code, id)): Path<(String, i64)>,
-    ValidForm(form): ValidForm<AnswerFields>,
+    page: Page<OperatorSession>,
+    Posted(target, form): Posted<Caller, AnswerFields>,
 ) -> Result<Response, WebError> {
-    let (code, id) = caller_target(&code, id)?;
     if form.answer.trim().is_empty() {
-        return caller_page_with(
-            &state,
-            &os,
-            csrf,
-            &code,
-            id,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            |p| p.answer_error = Some("Type the answer the caller gave.".to_owned()),
-        )
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return caller_page_with(&page, &target, status, |p| {
+            p.answer_error = Some("Type the answer the caller gave.".to_owned())
+        })
         .await;
     }
-    let outcome = state
+    let (code, id) = &target;
+    let outcome = page
+        .state
         .services
         .operator_console
-        .verify_caller(&os, &code, id, &form.answer, client)
+        .verify_caller(&page.who, code, *id, &form.answer, page.client)
         .await;
     let (status, message, retry): (StatusCode, String, Option<u64>) = match outcome {
-        Ok(CallerCheck::Matched) => return Ok(back_to(&code, id, "verified")),
+        Ok(CallerCheck::Matched) => return Ok(back_to_caller(&target, "verified")),
         Ok(CallerCheck::Wrong { tries_left }) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             format!(
@@ -600,37 +499,37 @@ async fn verify(
         Err(VerifyError::NotFound) => return Err(WebError::NotFound),
         Err(VerifyError::Unexpected(e)) => return Err(e.into()),
     };
-    let response = caller_page_with(&state, &os, csrf, &code, id, status, |p| {
-        p.answer_error = Some(message)
-    })
-    .await?;
+    let response =
+        caller_page_with(&page, &target, status, |p| p.answer_error = Some(message)).await?;
     Ok(maybe_retry_after(response, retry))
 }
 
-/// Back to the caller page with the notice `done` when the action was taken; else the page
-/// saying why not.
-async fn acted(
-    state: &AppState,
-    os: &OperatorSession,
-    csrf: String,
-    code: &TenantCode,
-    id: UserId,
-    outcome: Result<(), ActError>,
+/// Runs `action` for the caller's admin the path names (the operator must have verified
+/// the caller): back to the caller page saying `done`, or the page saying why not.
+async fn act_for_caller(
+    page: &Page<OperatorSession>,
+    target: &Caller,
     done: &str,
+    action: impl AsyncFnOnce(
+        &OperatorConsole,
+        &OperatorSession,
+        &TenantCode,
+        UserId,
+        Client,
+    ) -> Result<(), ActError>,
 ) -> Result<Response, WebError> {
-    match outcome {
-        Ok(()) => Ok(back_to(code, id, done)),
-        Err(e) => refused(state, os, csrf, code, id, e).await,
+    let console = &page.state.services.operator_console;
+    match action(console, &page.who, &target.0, target.1, page.client).await {
+        Ok(()) => Ok(back_to_caller(target, done)),
+        Err(e) => refused(page, target, e).await,
     }
 }
 
-/// The page for an action refused because the caller is not (or no longer) verified.
+/// The caller page for an action refused: the caller is not (or no longer) verified, or
+/// the admin has no email for a link.
 async fn refused(
-    state: &AppState,
-    os: &OperatorSession,
-    csrf: String,
-    code: &TenantCode,
-    id: UserId,
+    page: &Page<OperatorSession>,
+    target: &Caller,
     e: ActError,
 ) -> Result<Response, WebError> {
     let (status, message) = match e {
@@ -645,63 +544,45 @@ async fn refused(
         ActError::NotFound => return Err(WebError::NotFound),
         ActError::Unexpected(e) => return Err(e.into()),
     };
-    caller_page_with(state, os, csrf, code, id, status, |p| {
-        p.error = Some(message.to_owned())
-    })
-    .await
+    caller_page_with(page, target, status, |p| p.error = Some(message.to_owned())).await
 }
 
 async fn reveal(
-    State(state): State<AppState>,
-    RequireOperator(os): RequireOperator,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
-    Path((code, id)): Path<(String, i64)>,
-    ValidForm(_): ValidForm<NoFields>,
+    page: Page<OperatorSession>,
+    Posted(target, _): Posted<Caller, NoFields>,
 ) -> Result<Response, WebError> {
-    let (code, id) = caller_target(&code, id)?;
-    match state
-        .services
-        .operator_console
-        .reveal_admin_identity(&os, &code, id, client)
+    let console = &page.state.services.operator_console;
+    let (code, id) = &target;
+    match console
+        .reveal_admin_identity(&page.who, code, *id, page.client)
         .await
     {
         Ok((username, code_read_back)) => {
             let identity = (username.to_string(), code_read_back.to_string());
-            caller_page_with(&state, &os, csrf, &code, id, StatusCode::OK, |p| {
+            caller_page_with(&page, &target, StatusCode::OK, |p| {
                 p.revealed = Some(identity)
             })
             .await
         }
-        Err(e) => refused(&state, &os, csrf, &code, id, e).await,
+        Err(e) => refused(&page, &target, e).await,
     }
 }
 
 async fn send_reset_link(
-    State(state): State<AppState>,
-    RequireOperator(os): RequireOperator,
-    CsrfToken(csrf): CsrfToken,
-    Path((code, id)): Path<(String, i64)>,
-    ValidForm(_): ValidForm<NoFields>,
+    page: Page<OperatorSession>,
+    Posted(target, _): Posted<Caller, NoFields>,
 ) -> Result<Response, WebError> {
-    let (code, id) = caller_target(&code, id)?;
-    let console = &state.services.operator_console;
-    let outcome = console.send_reset_link(&os, &code, id).await;
-    acted(&state, &os, csrf, &code, id, outcome, "link").await
+    act_for_caller(&page, &target, "link", async |console, os, code, id, _| {
+        console.send_reset_link(os, code, id).await
+    })
+    .await
 }
 
 async fn unlock(
-    State(state): State<AppState>,
-    RequireOperator(os): RequireOperator,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
-    Path((code, id)): Path<(String, i64)>,
-    ValidForm(_): ValidForm<NoFields>,
+    page: Page<OperatorSession>,
+    Posted(target, _): Posted<Caller, NoFields>,
 ) -> Result<Response, WebError> {
-    let (code, id) = caller_target(&code, id)?;
-    let console = &state.services.operator_console;
-    let outcome = console.unlock(&os, &code, id, client).await;
-    acted(&state, &os, csrf, &code, id, outcome, "unlocked").await
+    act_for_caller(&page, &target, "unlocked", OperatorConsole::unlock).await
 }
 
 // ---- audit ---------------------------------------------------------------------------
@@ -723,23 +604,18 @@ struct PageQuery {
 }
 
 async fn audit_page(
-    State(state): State<AppState>,
-    RequireOperator(os): RequireOperator,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<OperatorSession>,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, WebError> {
-    let page = page_number(q.page);
-    let (events, total) = state
-        .services
-        .operator_console
-        .provider_audit(&os, page - 1)
-        .await?;
+    let number = page_number(q.page);
+    let console = &page.state.services.operator_console;
+    let (events, total) = console.provider_audit(&page.who, number - 1).await?;
     Ok(html(
         StatusCode::OK,
         &AuditPage {
-            chrome: Chrome::operator(csrf, &os, "audit"),
+            chrome: Chrome::operator(page.csrf, &page.who, "audit"),
             events: events.into_iter().map(EventView::from_record).collect(),
-            page,
+            page: number,
             pages: page_count(total, PAGE_SIZE),
             total,
         },

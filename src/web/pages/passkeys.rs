@@ -6,8 +6,7 @@
 //! page's `csrf_token`, so they pass the same CSRF check as every other POST.
 
 use askama::Template;
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -20,11 +19,11 @@ use crate::services::passkeys::{
 };
 use crate::services::{Refusal, SessionUser};
 use crate::store::PasskeyId;
-use crate::web::extract::{ClientInfo, CsrfToken, CurrentUser, ValidForm};
-use crate::web::forms::WRONG_CURRENT;
-use crate::web::params::{Path, Query};
-use crate::web::render::{html, Chrome};
-use crate::web::respond::{maybe_retry_after, refused_in_session};
+use crate::web::extract::{Page, ValidForm};
+use crate::web::forms::{PasswordFields, WRONG_CURRENT};
+use crate::web::params::{Posted, Query};
+use crate::web::render::{html_adjusted, Chrome};
+use crate::web::respond::{json_document, json_error, maybe_retry_after, refused_in_session};
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
@@ -78,16 +77,15 @@ impl PasskeysPage {
 }
 
 async fn render(
-    state: &AppState,
-    su: &SessionUser,
-    csrf: String,
+    page: &Page<SessionUser>,
     status: StatusCode,
     adjust: impl FnOnce(&mut PasskeysPage),
 ) -> Result<Response, WebError> {
-    let passkeys = state
+    let passkeys = page
+        .state
         .services
         .passkeys
-        .list(su)
+        .list(&page.who)
         .await?
         .into_iter()
         .map(|p| PasskeyRow {
@@ -97,16 +95,15 @@ async fn render(
             last_used: p.last_used_at.map(utc),
         })
         .collect();
-    let mut page = PasskeysPage {
-        chrome: Chrome::signed_in(csrf, su, "settings"),
+    let shown = PasskeysPage {
+        chrome: Chrome::signed_in(page.csrf.clone(), &page.who, "settings"),
         passkeys,
         notice: None,
         errors: RowErrors::default(),
         typed_name: String::new(),
         max_name: PasskeyName::MAX_CHARS,
     };
-    adjust(&mut page);
-    Ok(html(status, &page))
+    Ok(html_adjusted(status, shown, adjust))
 }
 
 #[derive(Deserialize)]
@@ -116,9 +113,7 @@ struct PageQuery {
 }
 
 async fn passkeys_page(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<SessionUser>,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, WebError> {
     let notice = match q.saved.as_str() {
@@ -127,12 +122,7 @@ async fn passkeys_page(
         "removed" => Some("Your passkey was removed. It can no longer be used to sign in."),
         _ => None,
     };
-    render(&state, &su, csrf, StatusCode::OK, |p| p.notice = notice).await
-}
-
-/// A JSON answer to `static/passkeys.js`: `{"error": MESSAGE}` with its status.
-fn json_error(status: StatusCode, message: &str) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
+    render(&page, StatusCode::OK, |p| p.notice = notice).await
 }
 
 const UNAVAILABLE: &str = "Passkeys cannot be used at this portal's address. Ask your provider to give the portal a host name (not an IP address).";
@@ -146,22 +136,20 @@ struct StartFields {
 /// Starts adding a passkey: the options for `navigator.credentials.create()`. The name
 /// is checked first, so a bad one is said before the authenticator is asked.
 async fn start_registration(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
+    page: Page<SessionUser>,
     ValidForm(form): ValidForm<StartFields>,
 ) -> Result<Response, WebError> {
     if let Err(e) = PasskeyName::parse(&form.name) {
         return Ok(json_error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()));
     }
-    match state.services.passkeys.start_registration(&su).await {
-        Ok(options) => Ok((
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            options,
-        )
-            .into_response()),
+    match page
+        .state
+        .services
+        .passkeys
+        .start_registration(&page.who)
+        .await
+    {
+        Ok(options) => Ok(json_document(options)),
         Err(StartError::Unavailable) => Ok(json_error(StatusCode::CONFLICT, UNAVAILABLE)),
         Err(StartError::Unexpected(e)) => Err(e.into()),
     }
@@ -180,19 +168,18 @@ struct FinishFields {
 /// [...]}` (the recovery codes when it is the user's first second factor, else none), or
 /// an error that says what to do; nothing is stored on an error.
 async fn finish_registration(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    ClientInfo(client): ClientInfo,
+    page: Page<SessionUser>,
     ValidForm(form): ValidForm<FinishFields>,
 ) -> Result<Response, WebError> {
     let name = match PasskeyName::parse(&form.name) {
         Ok(n) => n,
         Err(e) => return Ok(json_error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string())),
     };
-    let outcome = state
+    let outcome = page
+        .state
         .services
         .passkeys
-        .finish_registration(&su, &name, &form.response, client)
+        .finish_registration(&page.who, &name, &form.response, page.client)
         .await;
     let (status, message) = match outcome {
         Ok((_, codes)) => {
@@ -228,13 +215,6 @@ async fn finish_registration(
     Ok(json_error(status, message))
 }
 
-/// A passkey id from the path; anything else is a passkey that does not exist.
-fn passkey_id(raw: &str) -> Result<PasskeyId, WebError> {
-    raw.parse::<i64>()
-        .map(PasskeyId)
-        .map_err(|_| WebError::NotFound)
-}
-
 #[derive(Deserialize)]
 struct RenameFields {
     #[serde(default)]
@@ -242,24 +222,20 @@ struct RenameFields {
 }
 
 async fn rename_passkey(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
-    Path(id): Path<String>,
-    ValidForm(form): ValidForm<RenameFields>,
+    page: Page<SessionUser>,
+    Posted(id, form): Posted<PasskeyId, RenameFields>,
 ) -> Result<Response, WebError> {
-    let id = passkey_id(&id)?;
+    let passkeys = &page.state.services.passkeys;
     let problem = match PasskeyName::parse(&form.name) {
         Err(e) => e.to_string(),
-        Ok(name) => match state.services.passkeys.rename(&su, id, &name, client).await {
+        Ok(name) => match passkeys.rename(&page.who, id, &name, page.client).await {
             Ok(()) => return Ok(Redirect::to("/settings/passkeys?saved=renamed").into_response()),
             Err(RenameError::NotFound) => return Err(WebError::NotFound),
             Err(RenameError::Unexpected(e)) => return Err(e.into()),
         },
     };
     let typed: String = form.name.chars().take(PasskeyName::MAX_CHARS * 2).collect();
-    render(&state, &su, csrf, StatusCode::UNPROCESSABLE_ENTITY, |p| {
+    render(&page, StatusCode::UNPROCESSABLE_ENTITY, |p| {
         p.errors = RowErrors {
             id: id.0,
             name: Some(problem),
@@ -270,31 +246,21 @@ async fn rename_passkey(
     .await
 }
 
-#[derive(Deserialize)]
-struct RemoveFields {
-    #[serde(default)]
-    current_password: String,
-}
-
 async fn remove_passkey(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
-    Path(id): Path<String>,
-    ValidForm(form): ValidForm<RemoveFields>,
+    page: Page<SessionUser>,
+    Posted(id, form): Posted<PasskeyId, PasswordFields>,
 ) -> Result<Response, WebError> {
-    let id = passkey_id(&id)?;
     let mut errors = RowErrors {
         id: id.0,
         ..RowErrors::default()
     };
     let mut status = StatusCode::UNPROCESSABLE_ENTITY;
     let mut retry_after = None;
-    match state
+    match page
+        .state
         .services
         .passkeys
-        .remove(&su, id, &form.current_password, client)
+        .remove(&page.who, id, &form.current_password, page.client)
         .await
     {
         Ok(()) => return Ok(Redirect::to("/settings/passkeys?saved=removed").into_response()),
@@ -310,6 +276,6 @@ async fn remove_passkey(
         }
         Err(RemoveError::Unexpected(e)) => return Err(e.into()),
     }
-    let response = render(&state, &su, csrf, status, |p| p.errors = errors).await?;
+    let response = render(&page, status, |p| p.errors = errors).await?;
     Ok(maybe_retry_after(response, retry_after))
 }

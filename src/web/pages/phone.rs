@@ -4,7 +4,6 @@
 //! needed, audited), and regenerated on request.
 
 use askama::Template;
-use axum::extract::State;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,8 +14,8 @@ use serde::Deserialize;
 use crate::services::phone::RevealError;
 use crate::services::softphone::CredentialError;
 use crate::services::SessionUser;
-use crate::web::extract::{ClientInfo, CsrfToken, CurrentUser, ValidForm};
-use crate::web::forms::NoFields;
+use crate::web::extract::{Page, ValidForm};
+use crate::web::forms::{NoFields, SipSecretFields};
 use crate::web::render::{html, Chrome};
 use crate::web::respond::{back_to, maybe_retry_after, refused_in_session, DoneQuery};
 use crate::web::{AppState, WebError};
@@ -52,10 +51,11 @@ struct PhonePage {
     softphone: bool,
 }
 
-async fn page(state: &AppState, su: &SessionUser, csrf: String) -> Result<PhonePage, WebError> {
+async fn phone(page: &Page<SessionUser>) -> Result<PhonePage, WebError> {
+    let (state, su) = (&page.state, &page.who);
     let view = state.services.phone.view(su).await?;
     Ok(PhonePage {
-        chrome: Chrome::signed_in(csrf, su, "phone"),
+        chrome: Chrome::signed_in(page.csrf.clone(), su, "phone"),
         name: su.user.name.clone(),
         username: su.user.username().to_string(),
         extension: su.user.extension.to_string(),
@@ -85,16 +85,14 @@ async fn page(state: &AppState, su: &SessionUser, csrf: String) -> Result<PhoneP
 }
 
 async fn phone_page(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<SessionUser>,
     crate::web::params::Query(q): crate::web::params::Query<DoneQuery>,
 ) -> Result<Response, WebError> {
-    let mut p = page(&state, &su, csrf).await?;
+    let mut p = phone(&page).await?;
     if q.done == "regenerated" {
         p.notice = Some("A new SIP secret was made. Reprogram every phone with it; the old one no longer works.");
     }
-    Ok(with_softphone_policy(&state, html(StatusCode::OK, &p)))
+    Ok(with_softphone_policy(&page.state, html(StatusCode::OK, &p)))
 }
 
 /// The Phone tab's own headers when the softphone is on it: the microphone for this
@@ -123,12 +121,11 @@ fn with_softphone_policy(state: &AppState, mut response: Response) -> Response {
 /// A short-lived SIP credential for the softphone (JSON, `no-store`); 404 when the
 /// provider has not set the softphone up.
 async fn softphone_credential(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    ClientInfo(client): ClientInfo,
+    page: Page<SessionUser>,
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
-    match state.services.softphone.credential(&su, client).await {
+    let softphone = &page.state.services.softphone;
+    match softphone.credential(&page.who, page.client).await {
         Ok(credential) => {
             Ok(([(header::CACHE_CONTROL, "no-store")], Json(credential)).into_response())
         }
@@ -144,18 +141,16 @@ struct RevealFields {
 }
 
 async fn reveal_sip_secret(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<SessionUser>,
     ValidForm(form): ValidForm<RevealFields>,
 ) -> Result<Response, WebError> {
-    let outcome = state
+    let outcome = page
+        .state
         .services
         .phone
-        .reveal_sip_secret(&su, Some(form.password.as_str()), client)
+        .reveal_sip_secret(&page.who, Some(form.password.as_str()), page.client)
         .await;
-    let mut p = page(&state, &su, csrf).await?;
+    let mut p = phone(&page).await?;
     let (status, retry) = match outcome {
         Ok(secret) => {
             p.secret = Some(secret);
@@ -180,34 +175,24 @@ async fn reveal_sip_secret(
         Err(RevealError::Unexpected(e)) => return Err(e.into()),
     };
     Ok(with_softphone_policy(
-        &state,
+        &page.state,
         maybe_retry_after(html(status, &p), retry),
     ))
 }
 
-#[derive(Deserialize)]
-struct RegenerateFields {
-    #[serde(default)]
-    confirm: String,
-}
-
 async fn regenerate_sip_secret(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    CsrfToken(csrf): CsrfToken,
-    ValidForm(form): ValidForm<RegenerateFields>,
+    page: Page<SessionUser>,
+    ValidForm(form): ValidForm<SipSecretFields>,
 ) -> Result<Response, WebError> {
-    if form.confirm != "yes" {
-        let mut p = page(&state, &su, csrf).await?;
-        p.error = Some(
-            "Tick the box to confirm that every phone on this extension must be reprogrammed."
-                .to_owned(),
-        );
+    if let Some(message) = form.unconfirmed() {
+        let mut p = phone(&page).await?;
+        p.error = Some(message.to_owned());
         return Ok(with_softphone_policy(
-            &state,
+            &page.state,
             html(StatusCode::UNPROCESSABLE_ENTITY, &p),
         ));
     }
-    state.services.phone.regenerate_sip_secret(&su).await?;
+    let phone = &page.state.services.phone;
+    phone.regenerate_sip_secret(&page.who).await?;
     Ok(back_to("/phone", "regenerated"))
 }

@@ -1,10 +1,8 @@
 //! Forgot password / forgot username, and the reset link's page. The answer to a request
 //! is the same page whatever exists; the link's page never uses the link up.
 
-use askama::Template;
-use axum::extract::State;
-
 use crate::web::params::Query;
+use askama::Template;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -13,7 +11,7 @@ use serde::Deserialize;
 
 use crate::mail::compose::human;
 use crate::services::recovery::{Identifier, ResetError};
-use crate::web::extract::{ClientInfo, CsrfToken, ValidForm};
+use crate::web::extract::{Anyone, Page, ValidForm};
 use crate::web::forms::PasswordErrors;
 use crate::web::render::{html, Chrome};
 use crate::web::respond::{busy, clip, maybe_retry_after};
@@ -41,11 +39,11 @@ struct ForgotSentPage {
     ttl: String,
 }
 
-async fn forgot_form(CsrfToken(csrf): CsrfToken) -> Response {
+async fn forgot_form(page: Page<Anyone>) -> Response {
     html(
         StatusCode::OK,
         &ForgotPage {
-            chrome: Chrome::anonymous(csrf),
+            chrome: Chrome::anonymous(page.csrf),
             identifier: String::new(),
             error: None,
         },
@@ -61,29 +59,28 @@ struct ForgotFields {
 }
 
 async fn forgot(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<Anyone>,
     ValidForm(form): ValidForm<ForgotFields>,
 ) -> Result<Response, WebError> {
+    let state = &page.state;
     let id = match Identifier::parse(&form.identifier) {
         Ok(id) => id,
         Err(_) => {
-            let page = ForgotPage {
-                chrome: Chrome::anonymous(csrf),
+            let shown = ForgotPage {
+                chrome: Chrome::anonymous(page.csrf),
                 identifier: clip(&form.identifier, 254),
                 error: Some(
                     "Enter your username (like 201-wickedsprockets) or the email address on file."
                         .to_owned(),
                 ),
             };
-            return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page));
+            return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &shown));
         }
     };
     let usernames = form.action == "usernames";
     // The lookup and the queueing happen after the answer is sent, so the answer takes the
     // same time whether or not an account matched.
-    let recovery = state.services.recovery.clone();
+    let (recovery, client) = (state.services.recovery.clone(), page.client);
     tokio::spawn(async move {
         let done = if usernames {
             recovery.request_usernames(&id, client).await
@@ -97,7 +94,7 @@ async fn forgot(
     Ok(html(
         StatusCode::OK,
         &ForgotSentPage {
-            chrome: Chrome::anonymous(csrf),
+            chrome: Chrome::anonymous(page.csrf),
             usernames,
             ttl: human(state.settings.reset_ttl),
         },
@@ -145,18 +142,15 @@ struct ResetQuery {
     token: String,
 }
 
-async fn reset_form(
-    State(state): State<AppState>,
-    CsrfToken(csrf): CsrfToken,
-    Query(q): Query<ResetQuery>,
-) -> Result<Response, WebError> {
+async fn reset_form(page: Page<Anyone>, Query(q): Query<ResetQuery>) -> Result<Response, WebError> {
+    let state = &page.state;
     let Some(link) = state.services.recovery.reset_link(&q.token).await? else {
-        return Ok(invalid_link(csrf));
+        return Ok(invalid_link(page.csrf));
     };
     Ok(private(html(
         StatusCode::OK,
         &ResetPage {
-            chrome: Chrome::anonymous(csrf),
+            chrome: Chrome::anonymous(page.csrf),
             token: q.token,
             username: link.username,
             email: String::new(),
@@ -179,11 +173,10 @@ struct ResetFields {
 }
 
 async fn reset(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<Anyone>,
     ValidForm(form): ValidForm<ResetFields>,
 ) -> Result<Response, WebError> {
+    let state = &page.state;
     let outcome = state
         .services
         .recovery
@@ -192,12 +185,12 @@ async fn reset(
             &form.email,
             &form.new_password,
             &form.confirm_password,
-            client,
+            page.client,
         )
         .await;
     let (status, email_error, errors) = match outcome {
         Ok(()) => return Ok(private(Redirect::to("/login?reset=done").into_response())),
-        Err(ResetError::LinkInvalid) => return Ok(invalid_link(csrf)),
+        Err(ResetError::LinkInvalid) => return Ok(invalid_link(page.csrf)),
         Err(ResetError::Busy) => {
             let shown = busy();
             let errors = PasswordErrors {
@@ -222,13 +215,13 @@ async fn reset(
         Err(ResetError::Unexpected(e)) => return Err(e.into()),
     };
     let Some(link) = state.services.recovery.reset_link(&form.token).await? else {
-        return Ok(invalid_link(csrf));
+        return Ok(invalid_link(page.csrf));
     };
     let retry_after = errors.retry_after;
     let response = private(html(
         status,
         &ResetPage {
-            chrome: Chrome::anonymous(csrf),
+            chrome: Chrome::anonymous(page.csrf),
             token: form.token,
             username: link.username,
             email: clip(&form.email, 254),

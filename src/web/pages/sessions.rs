@@ -1,17 +1,17 @@
 //! "Your sessions" in Settings: ending one of one's own sessions, or all the others. The
 //! list itself is drawn by the Settings page; the rules are in `services::sessions`.
 
-use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use axum::Router;
 use axum_extra::extract::CookieJar;
 
 use crate::services::sessions::Ended;
+use crate::services::SessionUser;
 use crate::store::SessionId;
-use crate::web::extract::{session_cookie, ClientInfo, CurrentUser, ValidForm};
+use crate::web::extract::{session_cookie, Page, ValidForm};
 use crate::web::forms::NoFields;
-use crate::web::params::Path;
+use crate::web::params::Posted;
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
@@ -23,18 +23,20 @@ pub fn router() -> Router<AppState> {
 /// Ends one of the user's sessions; another user's (or an unknown) id is 404, and nothing
 /// changes. Ending the asking session signs this browser out.
 async fn end_session(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    ClientInfo(client): ClientInfo,
-    Path(id): Path<String>,
+    page: Page<SessionUser>,
     jar: CookieJar,
-    ValidForm(_): ValidForm<NoFields>,
+    Posted(id, _): Posted<SessionId, NoFields>,
 ) -> Result<Response, WebError> {
-    let id = id.parse().map(SessionId).map_err(|_| WebError::NotFound)?;
-    match state.services.sessions.end_own(&su, id, client).await? {
+    let state = &page.state;
+    match state
+        .services
+        .sessions
+        .end_own(&page.who, id, page.client)
+        .await?
+    {
         Ended::Other => Ok(Redirect::to("/settings?saved=session").into_response()),
         Ended::Current => {
-            let jar = jar.add(session_cookie(&state, None));
+            let jar = jar.add(session_cookie(state, None));
             Ok((jar, Redirect::to("/login")).into_response())
         }
         Ended::NotFound => Err(WebError::NotFound),
@@ -42,11 +44,10 @@ async fn end_session(
 }
 
 async fn end_other_sessions(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    ClientInfo(client): ClientInfo,
+    page: Page<SessionUser>,
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
-    state.services.sessions.end_others(&su, client).await?;
+    let sessions = &page.state.services.sessions;
+    sessions.end_others(&page.who, page.client).await?;
     Ok(Redirect::to("/settings?saved=sessions").into_response())
 }

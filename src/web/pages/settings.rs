@@ -1,10 +1,8 @@
 //! The Settings tab: Change Password (current, new, confirm), the voicemail PIN, an
 //! admin's security question, and the list of "Your sessions" (ended in `pages::sessions`).
 
-use askama::Template;
-use axum::extract::State;
-
 use crate::web::params::Query;
+use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -14,17 +12,18 @@ use serde::Deserialize;
 
 use crate::domain::SUGGESTED_QUESTIONS;
 use crate::mail::compose::utc;
-use crate::services::passwords::{ChangePasswordError, PasswordForm};
+use crate::services::passwords::ChangePasswordError;
 use crate::services::phone::PinError;
 use crate::services::security_questions::SecurityQuestionError;
 use crate::services::sessions::OwnSession;
 use crate::services::tenant_admin::Admin;
 use crate::services::{Refusal, SessionUser};
-use crate::web::extract::{session_cookie, ClientInfo, CsrfToken, CurrentUser, ValidForm};
+use crate::web::extract::{Page, ValidForm};
 use crate::web::forms::{
-    field_errors, password_change_outcome, PasswordErrors, PinErrors, PinFields, WRONG_CURRENT,
+    field_errors, password_change_outcome, NewPasswordFields, PasswordErrors, PinErrors, PinFields,
+    WRONG_CURRENT,
 };
-use crate::web::render::{html, Chrome};
+use crate::web::render::{html_adjusted, Chrome};
 use crate::web::respond::{maybe_retry_after, refused_in_session};
 use crate::web::{AppState, WebError};
 
@@ -89,12 +88,11 @@ impl SettingsPage {
 
 /// Renders the Settings tab; `adjust` fills in a form's outcome.
 async fn render_settings(
-    state: &AppState,
-    su: &SessionUser,
-    csrf: String,
+    page: &Page<SessionUser>,
     status: StatusCode,
     adjust: impl FnOnce(&mut SettingsPage),
 ) -> Result<Response, WebError> {
+    let (state, su) = (&page.state, &page.who);
     let is_admin = su.user.is_admin();
     let question = if is_admin {
         state.services.security_questions.question_of(su).await?
@@ -102,8 +100,8 @@ async fn render_settings(
         None
     };
     let sessions = state.services.sessions.own_sessions(su).await?;
-    let mut page = SettingsPage {
-        chrome: Chrome::signed_in(csrf, su, "settings"),
+    let shown = SettingsPage {
+        chrome: Chrome::signed_in(page.csrf.clone(), su, "settings"),
         username: su.user.username().to_string(),
         saved: false,
         errors: PasswordErrors::default(),
@@ -118,8 +116,7 @@ async fn render_settings(
         sessions: sessions.into_iter().map(SessionView::from).collect(),
         sessions_saved: "",
     };
-    adjust(&mut page);
-    Ok(html(status, &page))
+    Ok(html_adjusted(status, shown, adjust))
 }
 
 #[derive(Deserialize)]
@@ -129,12 +126,10 @@ struct SettingsQuery {
 }
 
 async fn settings_page(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<SessionUser>,
     Query(q): Query<SettingsQuery>,
 ) -> Result<Response, WebError> {
-    render_settings(&state, &su, csrf, StatusCode::OK, |p| {
+    render_settings(&page, StatusCode::OK, |p| {
         p.saved = q.saved == "password";
         p.pin_saved = q.saved == "pin";
         p.question_saved = q.saved == "question";
@@ -147,70 +142,42 @@ async fn settings_page(
     .await
 }
 
-#[derive(Deserialize)]
-struct ChangeFields {
-    #[serde(default)]
-    current_password: String,
-    #[serde(default)]
-    new_password: String,
-    #[serde(default)]
-    confirm_password: String,
-}
-
 async fn change_password(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<SessionUser>,
     jar: CookieJar,
-    ValidForm(form): ValidForm<ChangeFields>,
+    ValidForm(form): ValidForm<NewPasswordFields>,
 ) -> Result<Response, WebError> {
     let outcome = if form.current_password.is_empty() {
         Err(ChangePasswordError::Refused(Refusal::WrongPassword))
     } else {
-        state
-            .services
-            .passwords
-            .change_password(
-                &su,
-                PasswordForm {
-                    current: Some(&form.current_password),
-                    new: &form.new_password,
-                    confirm: &form.confirm_password,
-                },
-                client,
-            )
+        let passwords = &page.state.services.passwords;
+        passwords
+            .change_password(&page.who, form.typed(true), page.client)
             .await
     };
-    match password_change_outcome(outcome)? {
-        Ok(token) => {
-            let jar = jar.add(session_cookie(&state, Some(token)));
-            Ok((jar, Redirect::to("/settings?saved=password")).into_response())
-        }
+    let to = "/settings?saved=password";
+    match password_change_outcome(outcome, &page.state, jar, to)? {
+        Ok(changed) => Ok(changed),
         Err((status, errors)) => {
             let retry = errors.retry_after;
-            let response =
-                render_settings(&state, &su, csrf, status, |p| p.errors = errors).await?;
+            let response = render_settings(&page, status, |p| p.errors = errors).await?;
             Ok(maybe_retry_after(response, retry))
         }
     }
 }
 
 async fn change_pin(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<SessionUser>,
     ValidForm(form): ValidForm<PinFields>,
 ) -> Result<Response, WebError> {
-    match state
-        .services
-        .phone
-        .change_pin(&su, &form.new_pin, &form.confirm_pin)
+    let phone = &page.state.services.phone;
+    match phone
+        .change_pin(&page.who, &form.new_pin, &form.confirm_pin)
         .await
     {
         Ok(()) => Ok(Redirect::to("/settings?saved=pin").into_response()),
         Err(PinError::Rejected(r)) => {
-            render_settings(&state, &su, csrf, StatusCode::UNPROCESSABLE_ENTITY, |p| {
+            render_settings(&page, StatusCode::UNPROCESSABLE_ENTITY, |p| {
                 p.pin_errors = PinErrors::rejected(r)
             })
             .await
@@ -244,13 +211,10 @@ struct QuestionFields {
 }
 
 async fn set_security_question(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<SessionUser>,
     ValidForm(form): ValidForm<QuestionFields>,
 ) -> Result<Response, WebError> {
-    let Some(admin) = Admin::of(su) else {
+    let Some(admin) = Admin::of(page.who.clone()) else {
         return Err(WebError::NotAllowed);
     };
     let question = match form.choice.as_str() {
@@ -266,10 +230,11 @@ async fn set_security_question(
     let mut retry_after = None;
     match question {
         None => errors.question = Some("Choose a question, or write your own.".to_owned()),
-        Some(q) => match state
+        Some(q) => match page
+            .state
             .services
             .security_questions
-            .set(&admin, q, &form.answer, &form.current_password, client)
+            .set(&admin, q, &form.answer, &form.current_password, page.client)
             .await
         {
             Ok(()) => return Ok(Redirect::to("/settings?saved=question").into_response()),
@@ -294,7 +259,7 @@ async fn set_security_question(
         choice: form.choice.chars().take(8).collect(),
         custom_question: form.custom_question.chars().take(200).collect(),
     };
-    let response = render_settings(&state, admin.session(), csrf, status, |p| {
+    let response = render_settings(&page, status, |p| {
         p.question_form = typed;
         p.question_errors = errors;
     })

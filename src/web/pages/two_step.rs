@@ -4,9 +4,10 @@
 //! and removal (`/admin/two-step`, `/admin/users/{extension}/two-step`), and an operator's
 //! removal for a verified caller.
 
+use std::future::Future;
+
 use askama::Template;
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,38 +15,45 @@ use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use crate::domain::Extension;
+use crate::services::operator_console::OperatorSession;
+use crate::services::tenant_admin::Admin;
 use crate::services::two_step::{
     Completed, ConfirmedChangeError, Console, EnrolError, OperatorRemoveError, PasskeyStepError,
     Proof, RecoveryCodes, SetupError, SetupView, Status, StepError,
 };
-use crate::services::Refusal;
-use crate::store::{TwoStepRequirement, UserId};
+use crate::services::{Client, Refusal, SessionUser};
+use crate::store::TwoStepRequirement;
 use crate::web::extract::{
-    next_to_follow, operator_cookie, pending_cookie, user_signed_in, ClientInfo, CsrfToken,
-    CurrentUser, RequireAdmin, RequireOperator, ValidForm,
+    next_to_follow, operator_cookie, pending_cookie, user_signed_in, Anyone, Page, ValidForm,
 };
-use crate::web::forms::NoFields;
-use crate::web::params::{path_extension, path_tenant_code, Path, Query};
-use crate::web::render::{html, Chrome, ErrorPage};
-use crate::web::respond::{self, maybe_retry_after, refused_in_session, DoneQuery};
+use crate::web::forms::{NoFields, PasswordFields};
+use crate::web::params::{Caller, Named, Path, Posted, Query};
+use crate::web::render::{html, html_adjusted, Chrome, ErrorPage};
+use crate::web::respond::{
+    self, back_to_caller, json_document, json_error, maybe_retry_after, refused_in_session,
+    DoneQuery,
+};
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/login/two-step", get(step_form).post(step::<Portal>))
+        .route(
+            "/login/two-step",
+            get(portal_form::<Verify>).post(submit::<Portal, Verify>),
+        )
         .route("/login/two-step/passkey/start", post(passkey_start))
         .route("/login/two-step/passkey/finish", post(passkey_finish))
         .route(
             "/login/two-step/setup",
-            get(enrol_form).post(enrol::<Portal>),
+            get(portal_form::<Enrol>).post(submit::<Portal, Enrol>),
         )
         .route(
             "/operator/login/two-step",
-            get(operator_step_form).post(step::<Operator>),
+            get(operator_form::<Verify>).post(submit::<Operator, Verify>),
         )
         .route(
             "/operator/login/two-step/setup",
-            get(operator_enrol_form).post(enrol::<Operator>),
+            get(operator_form::<Enrol>).post(submit::<Operator, Enrol>),
         )
         .route("/settings/two-step", get(settings_page))
         .route(
@@ -95,13 +103,43 @@ impl Side for Operator {
     const CONSOLE: Console = Console::Operator;
 }
 
-/// The pending step's cookie of this request, for `console`.
-fn pending_of(jar: &CookieJar, state: &AppState, console: Console) -> Option<String> {
-    let name = match console {
-        Console::Portal => state.cookies.pending,
-        Console::Operator => state.cookies.operator_pending,
-    };
-    jar.get(name).map(|c| c.value().to_owned())
+/// The sign-in a request continues: its pending step's cookie (of the console the route
+/// serves), the browser's device cookie, and where to go afterwards.
+struct Pending {
+    console: Console,
+    cookie: String,
+    device: Option<String>,
+    next: String,
+}
+
+impl Pending {
+    /// `None` when the request carries no pending step for `console`.
+    fn of(jar: &CookieJar, state: &AppState, console: Console, next: &str) -> Option<Pending> {
+        let name = match console {
+            Console::Portal => state.cookies.pending,
+            Console::Operator => state.cookies.operator_pending,
+        };
+        Some(Pending {
+            console,
+            cookie: jar.get(name)?.value().to_owned(),
+            device: jar.get(state.cookies.device).map(|c| c.value().to_owned()),
+            next: next_to_follow(next),
+        })
+    }
+
+    /// Completes the second step with `proof`.
+    async fn complete(
+        &self,
+        state: &AppState,
+        proof: Proof,
+        client: Client,
+    ) -> Result<Completed, StepError> {
+        let device = self.device.as_deref();
+        let two_step = &state.services.two_step;
+        two_step
+            .complete_second_step(&self.cookie, self.console, device, proof, client)
+            .await
+    }
 }
 
 /// Where a sign-in whose step ran out goes: the sign-in page, saying so.
@@ -125,6 +163,90 @@ fn chrome_for(console: Console, csrf: String) -> Chrome {
     }
 }
 
+/// A page of a pending sign-in, served on both consoles: the second step ([`Verify`]), or
+/// setting up the factor the rules demand first ([`Enrol`]).
+trait Stage {
+    /// The page, for the sign-in `pending` continues.
+    fn show(
+        state: &AppState,
+        pending: Pending,
+        csrf: String,
+    ) -> impl Future<Output = Result<Response, WebError>> + Send;
+
+    /// Its form, sent with `code`.
+    fn submit(
+        state: &AppState,
+        jar: CookieJar,
+        pending: Pending,
+        csrf: String,
+        client: Client,
+        code: &str,
+    ) -> impl Future<Output = Result<Response, WebError>> + Send;
+}
+
+#[derive(Default, Deserialize)]
+struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+/// A pending sign-in's page on the customer portal, where `?next=` says where to go after.
+async fn portal_form<St: Stage>(
+    page: Page<Anyone>,
+    Query(q): Query<NextQuery>,
+    jar: CookieJar,
+) -> Result<Response, WebError> {
+    show::<St>(page, &jar, Console::Portal, &q.next).await
+}
+
+/// A pending sign-in's page on the operator console.
+async fn operator_form<St: Stage>(
+    page: Page<Anyone>,
+    jar: CookieJar,
+) -> Result<Response, WebError> {
+    show::<St>(page, &jar, Console::Operator, "").await
+}
+
+async fn show<St: Stage>(
+    page: Page<Anyone>,
+    jar: &CookieJar,
+    console: Console,
+    next: &str,
+) -> Result<Response, WebError> {
+    match Pending::of(jar, &page.state, console, next) {
+        Some(pending) => St::show(&page.state, pending, page.csrf).await,
+        None => Ok(start_again(console)),
+    }
+}
+
+#[derive(Deserialize)]
+struct CodeFields {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// A pending sign-in's form, sent on the console `S` serves.
+async fn submit<S: Side, St: Stage>(
+    page: Page<Anyone>,
+    jar: CookieJar,
+    ValidForm(form): ValidForm<CodeFields>,
+) -> Result<Response, WebError> {
+    let Some(pending) = Pending::of(&jar, &page.state, S::CONSOLE, &form.next) else {
+        return Ok(start_again(S::CONSOLE));
+    };
+    St::submit(
+        &page.state,
+        jar,
+        pending,
+        page.csrf,
+        page.client,
+        &form.code,
+    )
+    .await
+}
+
 // ---- the second step -------------------------------------------------------------------
 
 #[derive(Template)]
@@ -142,29 +264,24 @@ struct StepPage {
     passkey: bool,
 }
 
-#[derive(Default, Deserialize)]
-struct NextQuery {
-    #[serde(default)]
-    next: String,
-}
-
-/// The second step's page for the live pending step behind `cookie`, or `None`.
+/// The second step's page for the live pending step, or `None`.
 async fn step_page(
     state: &AppState,
-    cookie: &str,
-    console: Console,
+    pending: &Pending,
     csrf: String,
-    next: String,
 ) -> Result<Option<StepPage>, WebError> {
-    let factors = state
-        .services
-        .two_step
-        .second_step_factors(cookie, console)
+    let console = pending.console;
+    let two_step = &state.services.two_step;
+    let factors = two_step
+        .second_step_factors(&pending.cookie, console)
         .await?;
     Ok(factors.map(|f| StepPage {
         chrome: chrome_for(console, csrf),
-        action: step_action(console),
-        next,
+        action: match console {
+            Console::Portal => "/login/two-step",
+            Console::Operator => "/operator/login/two-step",
+        },
+        next: pending.next.clone(),
         error: None,
         form_error: None,
         code: f.code,
@@ -172,109 +289,56 @@ async fn step_page(
     }))
 }
 
-async fn show_step(
-    state: &AppState,
-    jar: &CookieJar,
-    console: Console,
-    csrf: String,
-    next: String,
-) -> Result<Response, WebError> {
-    let Some(cookie) = pending_of(jar, state, console) else {
-        return Ok(start_again(console));
-    };
-    match step_page(state, &cookie, console, csrf, next).await? {
-        Some(page) => Ok(html(StatusCode::OK, &page)),
-        None => Ok(start_again(console)),
-    }
-}
+/// The second step: a code from the app, or a recovery code.
+struct Verify;
 
-fn step_action(console: Console) -> &'static str {
-    match console {
-        Console::Portal => "/login/two-step",
-        Console::Operator => "/operator/login/two-step",
-    }
-}
-
-async fn step_form(
-    State(state): State<AppState>,
-    CsrfToken(csrf): CsrfToken,
-    Query(q): Query<NextQuery>,
-    jar: CookieJar,
-) -> Result<Response, WebError> {
-    let next = next_to_follow(&q.next);
-    show_step(&state, &jar, Console::Portal, csrf, next).await
-}
-
-async fn operator_step_form(
-    State(state): State<AppState>,
-    CsrfToken(csrf): CsrfToken,
-    jar: CookieJar,
-) -> Result<Response, WebError> {
-    show_step(&state, &jar, Console::Operator, csrf, String::new()).await
-}
-
-#[derive(Deserialize)]
-struct CodeFields {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    next: String,
-}
-
-async fn step<S: Side>(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
-    jar: CookieJar,
-    ValidForm(form): ValidForm<CodeFields>,
-) -> Result<Response, WebError> {
-    let console = S::CONSOLE;
-    let next = next_to_follow(&form.next);
-    let Some(cookie) = pending_of(&jar, &state, console) else {
-        return Ok(start_again(console));
-    };
-    let Some(mut page) = step_page(&state, &cookie, console, csrf, next.clone()).await? else {
-        return Ok(step_over(&state, jar, console));
-    };
-    let Some(proof) = Proof::from_typed(&form.code) else {
-        page.error = Some(ENTER_CODE.to_owned());
-        return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page));
-    };
-    let device = jar.get(state.cookies.device).map(|c| c.value().to_owned());
-    match state
-        .services
-        .two_step
-        .complete_second_step(&cookie, console, device.as_deref(), proof, client)
-        .await
-    {
-        Ok(completed) => Ok(signed_in(&state, jar, console, completed, &next)),
-        Err(StepError::Expired) => Ok(step_over(&state, jar, console)),
-        Err(StepError::Refused(Refusal::WrongPassword)) => {
-            page.error = Some(WRONG_CODE.to_owned());
-            Ok(html(StatusCode::UNAUTHORIZED, &page))
+impl Stage for Verify {
+    async fn show(state: &AppState, pending: Pending, csrf: String) -> Result<Response, WebError> {
+        match step_page(state, &pending, csrf).await? {
+            Some(page) => Ok(html(StatusCode::OK, &page)),
+            None => Ok(start_again(pending.console)),
         }
-        Err(StepError::Refused(r)) => {
-            let what = match console {
-                Console::Portal => "username",
-                Console::Operator => "name",
-            };
-            Ok(respond::refused_sign_in(r, what).on_page(page, |p| &mut p.form_error))
+    }
+
+    async fn submit(
+        state: &AppState,
+        jar: CookieJar,
+        pending: Pending,
+        csrf: String,
+        client: Client,
+        code: &str,
+    ) -> Result<Response, WebError> {
+        let console = pending.console;
+        let Some(mut shown) = step_page(state, &pending, csrf).await? else {
+            return Ok(step_over(state, jar, console));
+        };
+        let Some(proof) = Proof::from_typed(code) else {
+            shown.error = Some(ENTER_CODE.to_owned());
+            return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &shown));
+        };
+        match pending.complete(state, proof, client).await {
+            Ok(completed) => {
+                let (jar, target) = signed_in_cookies(state, jar, &pending, completed);
+                Ok((jar, Redirect::to(&target)).into_response())
+            }
+            Err(StepError::Expired) => Ok(step_over(state, jar, console)),
+            Err(StepError::Refused(Refusal::WrongPassword)) => {
+                shown.error = Some(WRONG_CODE.to_owned());
+                Ok(html(StatusCode::UNAUTHORIZED, &shown))
+            }
+            Err(StepError::Refused(r)) => {
+                let what = match console {
+                    Console::Portal => "username",
+                    Console::Operator => "name",
+                };
+                Ok(respond::refused_sign_in(r, what).on_page(shown, |p| &mut p.form_error))
+            }
+            Err(StepError::Unexpected(e)) => Err(e.into()),
         }
-        Err(StepError::Unexpected(e)) => Err(e.into()),
     }
 }
 
 // ---- the second step with a passkey (two JSON requests around `credentials.get()`) ----
-
-/// A JSON answer to the second step's script: `{"error": MESSAGE}` with its status, and
-/// where to go instead when the step is over.
-fn json_error(status: StatusCode, message: &str, redirect: Option<&str>) -> Response {
-    let body = match redirect {
-        Some(to) => serde_json::json!({ "error": message, "redirect": to }),
-        None => serde_json::json!({ "error": message }),
-    };
-    (status, Json(body)).into_response()
-}
 
 const STEP_RAN_OUT: &str = "Your sign-in ran out. Sign in again.";
 const NO_PASSKEY: &str = "This account has no passkey. Type a code instead.";
@@ -285,42 +349,30 @@ const PASSKEY_REFUSED: &str =
 
 /// The passkey step's answer when the pending sign-in is gone: start again.
 fn passkey_step_ran_out() -> Response {
-    json_error(
-        StatusCode::CONFLICT,
-        STEP_RAN_OUT,
-        Some("/login?step=expired"),
-    )
+    let body = serde_json::json!({ "error": STEP_RAN_OUT, "redirect": "/login?step=expired" });
+    (StatusCode::CONFLICT, Json(body)).into_response()
 }
 
 /// Starts the passkey of the pending second step: the options for
 /// `navigator.credentials.get()`, allowing only the pending user's passkeys.
 async fn passkey_start(
-    State(state): State<AppState>,
+    page: Page<Anyone>,
     jar: CookieJar,
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
-    let console = Console::Portal;
-    let Some(cookie) = pending_of(&jar, &state, console) else {
+    let Some(pending) = Pending::of(&jar, &page.state, Console::Portal, "") else {
         return Ok(passkey_step_ran_out());
     };
-    match state
-        .services
-        .two_step
-        .start_passkey_step(&cookie, console)
+    let two_step = &page.state.services.two_step;
+    match two_step
+        .start_passkey_step(&pending.cookie, pending.console)
         .await
     {
-        Ok(options) => Ok((
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            options,
-        )
-            .into_response()),
+        Ok(options) => Ok(json_document(options)),
         Err(PasskeyStepError::Expired) => Ok(passkey_step_ran_out()),
-        Err(PasskeyStepError::NoPasskey) => Ok(json_error(StatusCode::CONFLICT, NO_PASSKEY, None)),
+        Err(PasskeyStepError::NoPasskey) => Ok(json_error(StatusCode::CONFLICT, NO_PASSKEY)),
         Err(PasskeyStepError::Unavailable) => {
-            Ok(json_error(StatusCode::CONFLICT, PASSKEY_UNAVAILABLE, None))
+            Ok(json_error(StatusCode::CONFLICT, PASSKEY_UNAVAILABLE))
         }
         Err(PasskeyStepError::Unexpected(e)) => Err(e.into()),
     }
@@ -339,39 +391,31 @@ struct PasskeyFields {
 /// `{"redirect": …}`, as a right code would; a refused assertion counts toward the
 /// lockout like a wrong code.
 async fn passkey_finish(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
+    page: Page<Anyone>,
     jar: CookieJar,
     ValidForm(form): ValidForm<PasskeyFields>,
 ) -> Result<Response, WebError> {
-    let console = Console::Portal;
-    let next = next_to_follow(&form.next);
-    let Some(cookie) = pending_of(&jar, &state, console) else {
+    let state = &page.state;
+    let Some(pending) = Pending::of(&jar, state, Console::Portal, &form.next) else {
         return Ok(passkey_step_ran_out());
     };
-    let device = jar.get(state.cookies.device).map(|c| c.value().to_owned());
     let proof = Proof::Passkey(form.response);
-    match state
-        .services
-        .two_step
-        .complete_second_step(&cookie, console, device.as_deref(), proof, client)
-        .await
-    {
+    match pending.complete(state, proof, page.client).await {
         Ok(completed) => {
-            let (jar, target) = signed_in_cookies(&state, jar, console, completed, &next);
+            let (jar, target) = signed_in_cookies(state, jar, &pending, completed);
             Ok((jar, Json(serde_json::json!({ "redirect": target }))).into_response())
         }
         Err(StepError::Expired) => {
-            let jar = jar.add(pending_cookie(&state, console, None));
+            let jar = jar.add(pending_cookie(state, pending.console, None));
             Ok((jar, passkey_step_ran_out()).into_response())
         }
         Err(StepError::Refused(Refusal::WrongPassword)) => {
-            Ok(json_error(StatusCode::UNAUTHORIZED, PASSKEY_REFUSED, None))
+            Ok(json_error(StatusCode::UNAUTHORIZED, PASSKEY_REFUSED))
         }
         Err(StepError::Refused(r)) => {
             let shown = respond::refused_sign_in(r, "username");
             Ok(maybe_retry_after(
-                json_error(shown.status, &shown.message, None),
+                json_error(shown.status, &shown.message),
                 shown.retry_after,
             ))
         }
@@ -383,29 +427,17 @@ async fn passkey_finish(
 fn signed_in_cookies(
     state: &AppState,
     jar: CookieJar,
-    console: Console,
+    pending: &Pending,
     completed: Completed,
-    next: &str,
 ) -> (CookieJar, String) {
-    let jar = jar.add(pending_cookie(state, console, None));
+    let jar = jar.add(pending_cookie(state, pending.console, None));
     match completed {
-        Completed::User(si) => user_signed_in(state, jar, si, next),
+        Completed::User(si) => user_signed_in(state, jar, si, &pending.next),
         Completed::Operator(token) => (
             jar.add(operator_cookie(state, Some(token))),
             "/operator/tenants".to_owned(),
         ),
     }
-}
-
-fn signed_in(
-    state: &AppState,
-    jar: CookieJar,
-    console: Console,
-    completed: Completed,
-    next: &str,
-) -> Response {
-    let (jar, target) = signed_in_cookies(state, jar, console, completed, next);
-    (jar, Redirect::to(&target)).into_response()
 }
 
 // ---- setting up an authenticator app ---------------------------------------------------
@@ -424,21 +456,24 @@ struct SetupPage {
 
 impl SetupPage {
     /// Setting up during a sign-in whose rules demand a factor first.
-    fn during_sign_in(console: Console, csrf: String, next: String, setup: SetupView) -> Self {
+    fn during_sign_in(pending: &Pending, csrf: String, setup: SetupView) -> Self {
         SetupPage {
-            chrome: chrome_for(console, csrf),
-            action: enrol_action(console),
+            chrome: chrome_for(pending.console, csrf),
+            action: match pending.console {
+                Console::Portal => "/login/two-step/setup",
+                Console::Operator => "/operator/login/two-step/setup",
+            },
             required: true,
-            next,
+            next: pending.next.clone(),
             setup,
             error: None,
         }
     }
 
     /// Setting up from Settings.
-    fn in_settings(su: &crate::services::SessionUser, csrf: String, setup: SetupView) -> Self {
+    fn in_settings(page: &Page<SessionUser>, setup: SetupView) -> Self {
         SetupPage {
-            chrome: Chrome::signed_in(csrf, su, "settings"),
+            chrome: Chrome::signed_in(page.csrf.clone(), &page.who, "settings"),
             action: "/settings/two-step/setup",
             required: false,
             next: String::new(),
@@ -472,86 +507,69 @@ struct CodesPage {
     enabled: bool,
 }
 
-fn enrol_action(console: Console) -> &'static str {
-    match console {
-        Console::Portal => "/login/two-step/setup",
-        Console::Operator => "/operator/login/two-step/setup",
-    }
-}
+/// Setting up the factor the rules demand, during a sign-in.
+struct Enrol;
 
-async fn show_enrol(
-    state: &AppState,
-    jar: &CookieJar,
-    console: Console,
-    csrf: String,
-    next: String,
-) -> Result<Response, WebError> {
-    let Some(cookie) = pending_of(jar, state, console) else {
-        return Ok(start_again(console));
-    };
-    match state.services.two_step.enrolment(&cookie, console).await {
-        Ok(setup) => Ok(SetupPage::during_sign_in(console, csrf, next, setup).shown(None)),
-        Err(StepError::Unexpected(e)) => Err(e.into()),
-        Err(StepError::Expired | StepError::Refused(_)) => Ok(start_again(console)),
-    }
-}
-
-async fn enrol_form(
-    State(state): State<AppState>,
-    CsrfToken(csrf): CsrfToken,
-    Query(q): Query<NextQuery>,
-    jar: CookieJar,
-) -> Result<Response, WebError> {
-    let next = next_to_follow(&q.next);
-    show_enrol(&state, &jar, Console::Portal, csrf, next).await
-}
-
-async fn operator_enrol_form(
-    State(state): State<AppState>,
-    CsrfToken(csrf): CsrfToken,
-    jar: CookieJar,
-) -> Result<Response, WebError> {
-    show_enrol(&state, &jar, Console::Operator, csrf, String::new()).await
-}
-
-async fn enrol<S: Side>(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
-    jar: CookieJar,
-    ValidForm(form): ValidForm<CodeFields>,
-) -> Result<Response, WebError> {
-    let console = S::CONSOLE;
-    let next = next_to_follow(&form.next);
-    let Some(cookie) = pending_of(&jar, &state, console) else {
-        return Ok(start_again(console));
-    };
-    let services = &state.services.two_step;
-    let device = jar.get(state.cookies.device).map(|c| c.value().to_owned());
-    match services
-        .complete_enrolment(&cookie, console, device.as_deref(), &form.code, client)
-        .await
-    {
-        Ok((completed, codes)) => {
-            let (jar, target) = signed_in_cookies(&state, jar, console, completed, &next);
-            let chrome = chrome_for(console, csrf);
-            Ok((jar, codes_page(chrome, codes, target, true)).into_response())
-        }
-        Err(EnrolError::Setup(SetupError::WrongCode)) => {
-            match services.enrolment_again(&cookie, console).await {
-                Ok(setup) => {
-                    Ok(SetupPage::during_sign_in(console, csrf, next, setup)
-                        .shown(Some(SETUP_WRONG)))
-                }
-                Err(StepError::Unexpected(e)) => Err(e.into()),
-                Err(StepError::Expired | StepError::Refused(_)) => Ok(start_again(console)),
+impl Enrol {
+    /// The setup page: fresh, or after a code that did not match (the same secret again,
+    /// saying `error`).
+    async fn setup_page(
+        state: &AppState,
+        pending: &Pending,
+        csrf: String,
+        error: Option<&str>,
+    ) -> Result<Response, WebError> {
+        let two_step = &state.services.two_step;
+        let setup = match error {
+            None => two_step.enrolment(&pending.cookie, pending.console).await,
+            Some(_) => {
+                two_step
+                    .enrolment_again(&pending.cookie, pending.console)
+                    .await
             }
+        };
+        match setup {
+            Ok(setup) => Ok(SetupPage::during_sign_in(pending, csrf, setup).shown(error)),
+            Err(StepError::Unexpected(e)) => Err(e.into()),
+            Err(StepError::Expired | StepError::Refused(_)) => Ok(start_again(pending.console)),
         }
-        Err(EnrolError::Step(StepError::Unexpected(e)))
-        | Err(EnrolError::Setup(SetupError::Unexpected(e))) => Err(e.into()),
-        Err(EnrolError::Step(StepError::Expired | StepError::Refused(_)))
-        | Err(EnrolError::Setup(SetupError::NotStarted | SetupError::AlreadySet)) => {
-            Ok(step_over(&state, jar, console))
+    }
+}
+
+impl Stage for Enrol {
+    async fn show(state: &AppState, pending: Pending, csrf: String) -> Result<Response, WebError> {
+        Enrol::setup_page(state, &pending, csrf, None).await
+    }
+
+    async fn submit(
+        state: &AppState,
+        jar: CookieJar,
+        pending: Pending,
+        csrf: String,
+        client: Client,
+        code: &str,
+    ) -> Result<Response, WebError> {
+        let (cookie, console) = (&pending.cookie, pending.console);
+        let device = pending.device.as_deref();
+        let two_step = &state.services.two_step;
+        match two_step
+            .complete_enrolment(cookie, console, device, code, client)
+            .await
+        {
+            Ok((completed, codes)) => {
+                let (jar, target) = signed_in_cookies(state, jar, &pending, completed);
+                let chrome = chrome_for(console, csrf);
+                Ok((jar, codes_page(chrome, codes, target, true)).into_response())
+            }
+            Err(EnrolError::Setup(SetupError::WrongCode)) => {
+                Enrol::setup_page(state, &pending, csrf, Some(SETUP_WRONG)).await
+            }
+            Err(EnrolError::Step(StepError::Unexpected(e)))
+            | Err(EnrolError::Setup(SetupError::Unexpected(e))) => Err(e.into()),
+            Err(EnrolError::Step(StepError::Expired | StepError::Refused(_)))
+            | Err(EnrolError::Setup(SetupError::NotStarted | SetupError::AlreadySet)) => {
+                Ok(step_over(state, jar, console))
+            }
         }
     }
 }
@@ -587,31 +605,26 @@ struct SettingsPage {
 }
 
 async fn render_settings(
-    state: &AppState,
-    su: &crate::services::SessionUser,
-    csrf: String,
+    page: &Page<SessionUser>,
     status_code: StatusCode,
     adjust: impl FnOnce(&mut SettingsPage),
 ) -> Result<Response, WebError> {
-    let status = state.services.two_step.status(su).await?;
-    let mut page = SettingsPage {
-        chrome: Chrome::signed_in(csrf, su, "settings"),
+    let status = page.state.services.two_step.status(&page.who).await?;
+    let shown = SettingsPage {
+        chrome: Chrome::signed_in(page.csrf.clone(), &page.who, "settings"),
         status,
         notice: None,
         codes_error: None,
         remove_error: None,
     };
-    adjust(&mut page);
-    Ok(html(status_code, &page))
+    Ok(html_adjusted(status_code, shown, adjust))
 }
 
 async fn settings_page(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<SessionUser>,
     Query(q): Query<DoneQuery>,
 ) -> Result<Response, WebError> {
-    render_settings(&state, &su, csrf, StatusCode::OK, |p| {
+    render_settings(&page, StatusCode::OK, |p| {
         p.notice = match q.done.as_str() {
             "removed" => Some("Two-step sign-in is off. You sign in with your password alone."),
             _ => None,
@@ -620,15 +633,23 @@ async fn settings_page(
     .await
 }
 
-async fn setup_form(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    CsrfToken(csrf): CsrfToken,
-) -> Result<Response, WebError> {
-    match state.services.two_step.begin_setup(&su).await {
-        Ok(setup) => Ok(SetupPage::in_settings(&su, csrf, setup).shown(None)),
+/// The recovery codes, shown once from Settings: the app was just set up (`enabled`), or
+/// new codes were made.
+fn settings_codes(page: Page<SessionUser>, codes: RecoveryCodes, enabled: bool) -> Response {
+    let chrome = Chrome::signed_in(page.csrf, &page.who, "settings");
+    codes_page(chrome, codes, "/settings/two-step".to_owned(), enabled)
+}
+
+/// Back to the Settings page, where a setup that is not (or no longer) under way goes.
+fn to_settings() -> Result<Response, WebError> {
+    Ok(Redirect::to("/settings/two-step").into_response())
+}
+
+async fn setup_form(page: Page<SessionUser>) -> Result<Response, WebError> {
+    match page.state.services.two_step.begin_setup(&page.who).await {
+        Ok(setup) => Ok(SetupPage::in_settings(&page, setup).shown(None)),
         Err(SetupError::AlreadySet | SetupError::NotStarted | SetupError::WrongCode) => {
-            Ok(Redirect::to("/settings/two-step").into_response())
+            to_settings()
         }
         Err(SetupError::Unexpected(e)) => Err(e.into()),
     }
@@ -641,38 +662,25 @@ struct SetupFields {
 }
 
 async fn confirm_setup(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<SessionUser>,
     ValidForm(form): ValidForm<SetupFields>,
 ) -> Result<Response, WebError> {
-    let two_step = &state.services.two_step;
-    match two_step.confirm_setup(&su, &form.code, client).await {
-        Ok(codes) => Ok(codes_page(
-            Chrome::signed_in(csrf, &su, "settings"),
-            codes,
-            "/settings/two-step".to_owned(),
-            true,
-        )),
-        Err(SetupError::WrongCode) => match two_step.setup_again(&su).await {
-            Ok(setup) => Ok(SetupPage::in_settings(&su, csrf, setup).shown(Some(SETUP_WRONG))),
+    let two_step = &page.state.services.two_step;
+    match two_step
+        .confirm_setup(&page.who, &form.code, page.client)
+        .await
+    {
+        Ok(codes) => Ok(settings_codes(page, codes, true)),
+        Err(SetupError::WrongCode) => match two_step.setup_again(&page.who).await {
+            Ok(setup) => Ok(SetupPage::in_settings(&page, setup).shown(Some(SETUP_WRONG))),
             Err(SetupError::Unexpected(e)) => Err(e.into()),
             Err(SetupError::NotStarted | SetupError::AlreadySet | SetupError::WrongCode) => {
-                Ok(Redirect::to("/settings/two-step").into_response())
+                to_settings()
             }
         },
-        Err(SetupError::NotStarted | SetupError::AlreadySet) => {
-            Ok(Redirect::to("/settings/two-step").into_response())
-        }
+        Err(SetupError::NotStarted | SetupError::AlreadySet) => to_settings(),
         Err(SetupError::Unexpected(e)) => Err(e.into()),
     }
-}
-
-#[derive(Deserialize)]
-struct PasswordFields {
-    #[serde(default)]
-    current_password: String,
 }
 
 /// What a page says for a refused password typed to confirm a change (a wrong one is 422).
@@ -693,9 +701,7 @@ enum Slot {
 }
 
 async fn refused_change(
-    state: &AppState,
-    su: &crate::services::SessionUser,
-    csrf: String,
+    page: &Page<SessionUser>,
     e: ConfirmedChangeError,
     slot: Slot,
 ) -> Result<Response, WebError> {
@@ -718,7 +724,7 @@ async fn refused_change(
         ConfirmedChangeError::NotFound => return Err(WebError::NotFound),
         ConfirmedChangeError::Unexpected(e) => return Err(e.into()),
     };
-    let response = render_settings(state, su, csrf, status, |p| match slot {
+    let response = render_settings(page, status, |p| match slot {
         Slot::Codes => p.codes_error = Some(message),
         Slot::Remove => p.remove_error = Some(message),
     })
@@ -727,43 +733,30 @@ async fn refused_change(
 }
 
 async fn regenerate_codes(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<SessionUser>,
     ValidForm(form): ValidForm<PasswordFields>,
 ) -> Result<Response, WebError> {
-    match state
-        .services
-        .two_step
-        .regenerate_codes(&su, &form.current_password, client)
+    let two_step = &page.state.services.two_step;
+    match two_step
+        .regenerate_codes(&page.who, &form.current_password, page.client)
         .await
     {
-        Ok(codes) => Ok(codes_page(
-            Chrome::signed_in(csrf, &su, "settings"),
-            codes,
-            "/settings/two-step".to_owned(),
-            false,
-        )),
-        Err(e) => refused_change(&state, &su, csrf, e, Slot::Codes).await,
+        Ok(codes) => Ok(settings_codes(page, codes, false)),
+        Err(e) => refused_change(&page, e, Slot::Codes).await,
     }
 }
 
 async fn remove_own(
-    State(state): State<AppState>,
-    CurrentUser(su): CurrentUser,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<SessionUser>,
     ValidForm(form): ValidForm<PasswordFields>,
 ) -> Result<Response, WebError> {
-    match state
-        .services
-        .two_step
-        .remove_own(&su, &form.current_password, client)
+    let two_step = &page.state.services.two_step;
+    match two_step
+        .remove_own(&page.who, &form.current_password, page.client)
         .await
     {
         Ok(()) => Ok(respond::back_to("/settings/two-step", "removed")),
-        Err(e) => refused_change(&state, &su, csrf, e, Slot::Remove).await,
+        Err(e) => refused_change(&page, e, Slot::Remove).await,
     }
 }
 
@@ -778,22 +771,30 @@ struct PolicyPage {
     error: Option<&'static str>,
 }
 
-async fn policy_page(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    CsrfToken(csrf): CsrfToken,
-    Query(q): Query<DoneQuery>,
+/// The rule's page: saying it was just saved, or with an error (422).
+async fn render_policy(
+    page: &Page<Admin>,
+    saved: bool,
+    error: Option<&'static str>,
 ) -> Result<Response, WebError> {
-    let current = state.services.two_step.requirement(&admin).await?;
+    let current = page.state.services.two_step.requirement(&page.who).await?;
+    let status = match error {
+        Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        None => StatusCode::OK,
+    };
     Ok(html(
-        StatusCode::OK,
+        status,
         &PolicyPage {
-            chrome: Chrome::signed_in(csrf, admin.session(), "admin"),
+            chrome: Chrome::signed_in(page.csrf.clone(), page.who.session(), "admin"),
             current: current.as_str(),
-            saved: q.done == "saved",
-            error: None,
+            saved,
+            error,
         },
     ))
+}
+
+async fn policy_page(page: Page<Admin>, Query(q): Query<DoneQuery>) -> Result<Response, WebError> {
+    render_policy(&page, q.done == "saved", None).await
 }
 
 #[derive(Deserialize)]
@@ -803,28 +804,16 @@ struct PolicyFields {
 }
 
 async fn set_policy(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<Admin>,
     ValidForm(form): ValidForm<PolicyFields>,
 ) -> Result<Response, WebError> {
     let Some(requirement) = TwoStepRequirement::parse(&form.required) else {
-        let current = state.services.two_step.requirement(&admin).await?;
-        return Ok(html(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &PolicyPage {
-                chrome: Chrome::signed_in(csrf, admin.session(), "admin"),
-                current: current.as_str(),
-                saved: false,
-                error: Some("Choose who must use two-step sign-in."),
-            },
-        ));
+        let error = "Choose who must use two-step sign-in.";
+        return render_policy(&page, false, Some(error)).await;
     };
-    state
-        .services
-        .two_step
-        .set_requirement(&admin, requirement, client)
+    let two_step = &page.state.services.two_step;
+    two_step
+        .set_requirement(&page.who, requirement, page.client)
         .await?;
     Ok(respond::back_to("/admin/two-step", "saved"))
 }
@@ -842,23 +831,17 @@ struct AdminUserPage {
 }
 
 async fn render_admin_user(
-    state: &AppState,
-    admin: &crate::services::tenant_admin::Admin,
-    csrf: String,
+    page: &Page<Admin>,
     extension: &Extension,
     status: StatusCode,
     adjust: impl FnOnce(&mut AdminUserPage),
 ) -> Result<Response, WebError> {
-    let Some((user, has_factor)) = state
-        .services
-        .two_step
-        .user_status(admin, extension)
-        .await?
-    else {
+    let two_step = &page.state.services.two_step;
+    let Some((user, has_factor)) = two_step.user_status(&page.who, extension).await? else {
         return Err(WebError::NotFound);
     };
-    let mut page = AdminUserPage {
-        chrome: Chrome::signed_in(csrf, admin.session(), "admin"),
+    let shown = AdminUserPage {
+        chrome: Chrome::signed_in(page.csrf.clone(), page.who.session(), "admin"),
         username: user.username().to_string(),
         extension: user.extension.to_string(),
         has_factor,
@@ -866,37 +849,30 @@ async fn render_admin_user(
         password_error: None,
         form_error: None,
     };
-    adjust(&mut page);
-    Ok(html(status, &page))
+    Ok(html_adjusted(status, shown, adjust))
 }
 
 async fn admin_user_page(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<Admin>,
     Path(extension): Path<String>,
     Query(q): Query<DoneQuery>,
 ) -> Result<Response, WebError> {
-    let extension = path_extension(&extension)?;
-    render_admin_user(&state, &admin, csrf, &extension, StatusCode::OK, |p| {
+    let extension = Extension::from_path(&extension)?;
+    render_admin_user(&page, &extension, StatusCode::OK, |p| {
         p.removed = q.done == "removed";
     })
     .await
 }
 
 async fn admin_remove(
-    State(state): State<AppState>,
-    RequireAdmin(admin): RequireAdmin,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
-    Path(extension): Path<String>,
-    ValidForm(form): ValidForm<PasswordFields>,
+    page: Page<Admin>,
+    Posted(extension, form): Posted<Extension, PasswordFields>,
 ) -> Result<Response, WebError> {
-    let extension = path_extension(&extension)?;
-    let outcome = state
+    let outcome = page
+        .state
         .services
         .two_step
-        .remove_for_user(&admin, &extension, &form.current_password, client)
+        .remove_for_user(&page.who, &extension, &form.current_password, page.client)
         .await;
     let (status, password_error, form_error, retry) = match outcome {
         Ok(()) => {
@@ -924,7 +900,7 @@ async fn admin_remove(
         Err(ConfirmedChangeError::NotFound) => return Err(WebError::NotFound),
         Err(ConfirmedChangeError::Unexpected(e)) => return Err(e.into()),
     };
-    let response = render_admin_user(&state, &admin, csrf, &extension, status, |p| {
+    let response = render_admin_user(&page, &extension, status, |p| {
         p.password_error = password_error;
         p.form_error = form_error;
     })
@@ -935,24 +911,18 @@ async fn admin_remove(
 // ---- operators -------------------------------------------------------------------------
 
 async fn operator_remove(
-    State(state): State<AppState>,
-    RequireOperator(os): RequireOperator,
-    ClientInfo(client): ClientInfo,
-    Path((code, id)): Path<(String, i64)>,
-    ValidForm(_): ValidForm<NoFields>,
+    page: Page<OperatorSession>,
+    Posted(target, _): Posted<Caller, NoFields>,
 ) -> Result<Response, WebError> {
-    let code = path_tenant_code(&code)?;
-    let id = UserId(id);
-    match state
+    let (code, id) = &target;
+    match page
+        .state
         .services
         .two_step
-        .remove_for_admin(&os, &code, id, client)
+        .remove_for_admin(&page.who, code, *id, page.client)
         .await
     {
-        Ok(()) => Ok(respond::back_to(
-            &format!("/operator/tenants/{code}/admins/{}", id.0),
-            "two-step-removed",
-        )),
+        Ok(()) => Ok(back_to_caller(&target, "two-step-removed")),
         Err(OperatorRemoveError::NotVerified) => Ok(ErrorPage::response(
             StatusCode::FORBIDDEN,
             "Verify the caller first",
@@ -977,47 +947,40 @@ struct OperatorSettingsPage {
 }
 
 async fn render_operator_settings(
-    state: &AppState,
-    os: &crate::services::operator_console::OperatorSession,
-    csrf: String,
+    page: &Page<OperatorSession>,
     status: StatusCode,
     password_error: Option<String>,
 ) -> Result<Response, WebError> {
-    let codes_left = state.services.two_step.operator_codes_left(os).await?;
+    let two_step = &page.state.services.two_step;
+    let codes_left = two_step.operator_codes_left(&page.who).await?;
     Ok(html(
         status,
         &OperatorSettingsPage {
-            chrome: Chrome::operator(csrf, os, ""),
+            chrome: Chrome::operator(page.csrf.clone(), &page.who, ""),
             codes_left,
             password_error,
         },
     ))
 }
 
-async fn operator_settings(
-    State(state): State<AppState>,
-    RequireOperator(os): RequireOperator,
-    CsrfToken(csrf): CsrfToken,
-) -> Result<Response, WebError> {
-    render_operator_settings(&state, &os, csrf, StatusCode::OK, None).await
+async fn operator_settings(page: Page<OperatorSession>) -> Result<Response, WebError> {
+    render_operator_settings(&page, StatusCode::OK, None).await
 }
 
 async fn operator_regenerate_codes(
-    State(state): State<AppState>,
-    RequireOperator(os): RequireOperator,
-    ClientInfo(client): ClientInfo,
-    CsrfToken(csrf): CsrfToken,
+    page: Page<OperatorSession>,
     ValidForm(form): ValidForm<PasswordFields>,
 ) -> Result<Response, WebError> {
-    let outcome = state
+    let outcome = page
+        .state
         .services
         .two_step
-        .regenerate_operator_codes(&os, &form.current_password, client)
+        .regenerate_operator_codes(&page.who, &form.current_password, page.client)
         .await;
     let (status, message, retry) = match outcome {
         Ok(codes) => {
             return Ok(codes_page(
-                Chrome::operator(csrf, &os, ""),
+                Chrome::operator(page.csrf, &page.who, ""),
                 codes,
                 "/operator/two-step".to_owned(),
                 false,
@@ -1039,6 +1002,6 @@ async fn operator_regenerate_codes(
         }
         Err(ConfirmedChangeError::Unexpected(e)) => return Err(e.into()),
     };
-    let response = render_operator_settings(&state, &os, csrf, status, Some(message)).await?;
+    let response = render_operator_settings(&page, status, Some(message)).await?;
     Ok(maybe_retry_after(response, retry))
 }
