@@ -11,10 +11,12 @@
 //! - `api_tokens`: API tokens and idempotent answers; `passkeys`: WebAuthn credentials
 //!   and the ceremonies in flight.
 //! - `seed`: bulk loading; `ops`: backup and purges; `test_support`: reads only tests use.
-//! - `records`: the ids and rows the modules share; `session_cache`: the session cache.
+//! - `records`: the ids and rows the modules share; `cache`: the shape of the session cache
+//!   (`session_cache`) and of the credential cache (in `pbx`).
 
 mod api_tokens;
 mod audit;
+mod cache;
 mod device_secrets;
 mod operators;
 mod ops;

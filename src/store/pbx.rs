@@ -2,19 +2,18 @@
 //! copy in memory), PBX tokens (hashes only) and the queue of notices for the SIP server
 //! (queued inside the transaction of the change that needs them, see [`insert_notices`]).
 //!
-//! The credential cache follows the same rules as the session cache: every write of this
-//! store that changes a user forgets that user's entries before it returns, other nodes
-//! forget on the PostgreSQL notice, and an entry answers for at most [`CREDENTIAL_FRESH_FOR`]
-//! even if a notice is lost. Unknown users are never cached, so guessing cannot fill it.
+//! The credential cache is a [`ForgettingCache`] like the session cache: every write of
+//! this store that changes a user forgets that user's entry before it returns (found by
+//! the user, without a scan), other nodes forget on the PostgreSQL notice, and an entry
+//! answers for at most [`CREDENTIAL_FRESH_FOR`] even if a notice is lost. Unknown users are
+//! never cached, so guessing cannot fill it.
 
-use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use lru::LruCache;
 use sqlx::Row;
 
+use super::cache::{Cached, ForgettingCache, Reach};
 use super::session_cache::Change;
 use super::{Backend, Store, StoreError, StoreResult, TenantId, UserId};
 use crate::clock::Timestamp;
@@ -56,50 +55,25 @@ pub struct PbxNotice {
 
 type Key = (String, String);
 
-struct Entry {
-    row: SipCredentialRow,
-    read_at: Timestamp,
-}
+/// A cached credential is found again by its user.
+impl Cached for SipCredentialRow {
+    type Id = UserId;
 
-struct Inner {
-    by_aor: LruCache<Key, Entry>,
-    /// Where each cached user's entry is, so forgetting a user costs no scan.
-    by_user: HashMap<UserId, Key>,
-    epoch: u64,
-}
-
-impl Default for Inner {
-    fn default() -> Self {
-        Inner::with_capacity(CAPACITY)
-    }
-}
-
-impl Inner {
-    fn with_capacity(capacity: usize) -> Inner {
-        Inner {
-            by_aor: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
-            by_user: HashMap::new(),
-            epoch: 0,
-        }
-    }
-
-    fn remove(&mut self, key: &Key) {
-        if let Some(e) = self.by_aor.pop(key) {
-            self.by_user.remove(&e.row.user_id);
-        }
+    fn id(&self) -> UserId {
+        self.user_id
     }
 }
 
 /// The in-memory copy of credential rows, keyed by (domain, extension).
 pub(super) struct CredentialCache {
-    inner: Mutex<Inner>,
+    rows: ForgettingCache<Key, SipCredentialRow>,
     loader: Arc<Loader>,
 }
 
 impl CredentialCache {
     pub(super) fn new(backend: Backend) -> CredentialCache {
         CredentialCache {
-            inner: Mutex::default(),
+            rows: ForgettingCache::new(CAPACITY, CREDENTIAL_FRESH_FOR),
             loader: Arc::new(Loader::new(reads_at_once(backend))),
         }
     }
@@ -310,66 +284,23 @@ async fn read_rows(
 }
 
 impl CredentialCache {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // The map holds no invariant a panicking holder could break halfway.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// A fresh entry, or the epoch to store a database answer under.
     fn get(&self, key: &Key, now: Timestamp) -> Result<SipCredentialRow, u64> {
-        let mut inner = self.lock();
-        match inner.by_aor.get(key) {
-            Some(e) if e.read_at <= now && now < e.read_at.plus(CREDENTIAL_FRESH_FOR) => {
-                Ok(e.row.clone())
-            }
-            Some(_) => {
-                inner.remove(key);
-                Err(inner.epoch)
-            }
-            None => Err(inner.epoch),
-        }
+        self.rows.get(key, now)
     }
 
-    /// Keeps a database answer unless something changed since `epoch`; past the bound
-    /// the least recently used entry makes room, one at a time.
+    /// Keeps a database answer unless something changed since `epoch`.
     fn put(&self, key: Key, epoch: u64, row: &SipCredentialRow, now: Timestamp) {
-        let mut inner = self.lock();
-        if inner.epoch != epoch {
-            return;
-        }
-        // A user moved to another extension leaves no entry under the old one.
-        if let Some(old) = inner.by_user.get(&row.user_id).cloned() {
-            inner.remove(&old);
-        }
-        inner.by_user.insert(row.user_id, key.clone());
-        let entry = Entry {
-            row: row.clone(),
-            read_at: now,
-        };
-        let user = row.user_id;
-        if let Some((evicted, e)) = inner.by_aor.push(key, entry) {
-            if e.row.user_id != user && inner.by_user.get(&e.row.user_id) == Some(&evicted) {
-                inner.by_user.remove(&e.row.user_id);
-            }
-        }
+        self.rows.put(key, epoch, row.clone(), now);
     }
 
     pub(super) fn forget(&self, change: Change) {
-        let mut inner = self.lock();
-        inner.epoch = inner.epoch.wrapping_add(1);
-        match change {
+        self.rows.forget(match change {
             // A session alone never changes a credential.
-            Change::Session(_) => {}
-            Change::User(id) => {
-                if let Some(key) = inner.by_user.remove(&id) {
-                    inner.by_aor.pop(&key);
-                }
-            }
-            Change::All => {
-                inner.by_aor.clear();
-                inner.by_user.clear();
-            }
-        }
+            Change::Session(_) => Reach::Nothing,
+            Change::User(id) => Reach::One(id),
+            Change::All => Reach::All,
+        });
     }
 }
 
@@ -544,7 +475,7 @@ mod tests {
     #[test]
     fn past_its_bound_only_the_least_recently_used_credential_goes() {
         let cache = CredentialCache {
-            inner: Mutex::new(Inner::with_capacity(3)),
+            rows: ForgettingCache::new(3, CREDENTIAL_FRESH_FOR),
             loader: Arc::new(Loader::new(1)),
         };
         let now = Timestamp(1_000);
@@ -581,8 +512,8 @@ mod tests {
         cache.forget(Change::User(UserId(3)));
         assert!(cache.get(&key("203"), now).is_err());
         assert!(cache.get(&key("204"), now).is_ok());
-        let inner = cache.lock();
-        assert_eq!(inner.by_user.len(), inner.by_aor.len());
+        let (entries, users) = cache.rows.sizes();
+        assert_eq!(users, entries);
     }
 
     #[test]
