@@ -32,14 +32,13 @@ impl Store {
         &self,
         user: UserId,
     ) -> StoreResult<(Option<Vec<u8>>, Option<Vec<u8>>)> {
-        let row = sqlx::query("SELECT sip_secret, voicemail_pin FROM users WHERE id = $1")
-            .bind(user.0)
-            .fetch_optional(&self.pool)
+        let query = sqlx::query("SELECT sip_secret, voicemail_pin FROM users WHERE id = $1");
+        let found = self
+            .optional(query.bind(user.0), |r| {
+                Ok((r.try_get("sip_secret")?, r.try_get("voicemail_pin")?))
+            })
             .await?;
-        Ok(match row {
-            Some(r) => (r.try_get("sip_secret")?, r.try_get("voicemail_pin")?),
-            None => (None, None),
-        })
+        Ok(found.unwrap_or((None, None)))
     }
 
     /// Sets the SIP secret only if there is none yet (two first views at once make one).
@@ -68,9 +67,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         pbx::insert_notices(&mut tx, &[aor], now).await?;
-        tx.commit().await?;
-        self.changed(Change::User(user)).await;
-        Ok(())
+        self.commit_forgetting(tx, Change::User(user)).await
     }
 
     pub async fn set_voicemail_pin(&self, user: UserId, sealed: &[u8]) -> StoreResult<()> {
@@ -98,13 +95,13 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<UserWithoutSecret>> {
-        self.all(
-            sqlx::query(
-                "SELECT id, tenant_id, extension FROM users \
-                 WHERE id > $1 AND sip_secret IS NULL ORDER BY id LIMIT $2",
-            )
-            .bind(after)
-            .bind(limit),
+        let missing = Some("sip_secret IS NULL");
+        self.after_id(
+            "users",
+            "id, tenant_id, extension",
+            missing,
+            after,
+            limit,
             |r| {
                 Ok(UserWithoutSecret {
                     user_id: UserId(r.try_get("id")?),
@@ -122,13 +119,13 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<SealedSecrets>> {
-        self.all(
-            sqlx::query(
-                "SELECT id, tenant_id, extension, sip_secret, voicemail_pin FROM users WHERE id > $1 \
-                 AND (sip_secret IS NOT NULL OR voicemail_pin IS NOT NULL) ORDER BY id LIMIT $2",
-            )
-            .bind(after)
-            .bind(limit),
+        let sealed = Some("sip_secret IS NOT NULL OR voicemail_pin IS NOT NULL");
+        self.after_id(
+            "users",
+            "id, tenant_id, extension, sip_secret, voicemail_pin",
+            sealed,
+            after,
+            limit,
             |r| {
                 Ok(SealedSecrets {
                     user_id: UserId(r.try_get("id")?),

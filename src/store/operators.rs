@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{stored, SessionId, Store, StoreResult, UserId};
+use super::{new_id, stored, SessionId, Store, StoreResult, UserId};
 use crate::clock::Timestamp;
 use crate::domain::OperatorName;
 
@@ -57,14 +57,16 @@ impl Store {
         &self,
         name: &OperatorName,
     ) -> StoreResult<Option<OperatorRecord>> {
-        self.optional(
-            sqlx::query(
-                "SELECT id AS operator_id, name AS operator_name, password_hash FROM operators WHERE name = $1",
-            )
-            .bind(name.as_str()),
-            operator_from_row,
-        )
-        .await
+        let sql = operator_sql("name = $1");
+        self.optional(sqlx::query(&sql).bind(name.as_str()), operator_from_row)
+            .await
+    }
+
+    /// An operator by id (to finish their pending sign-in).
+    pub async fn operator_by_id(&self, id: OperatorId) -> StoreResult<Option<OperatorRecord>> {
+        let sql = operator_sql("id = $1");
+        self.optional(sqlx::query(&sql).bind(id.0), operator_from_row)
+            .await
     }
 
     pub async fn insert_operator_session(
@@ -73,16 +75,16 @@ impl Store {
         operator: OperatorId,
         now: Timestamp,
     ) -> StoreResult<SessionId> {
-        let row = sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO operator_sessions (token_hash, operator_id, created_at, last_seen_at) \
              VALUES ($1, $2, $3, $3) RETURNING id",
+        );
+        let id = new_id(
+            insert.bind(token_hash).bind(operator.0).bind(now.0),
+            &self.pool,
         )
-        .bind(token_hash)
-        .bind(operator.0)
-        .bind(now.0)
-        .fetch_one(&self.pool)
         .await?;
-        Ok(SessionId(row.try_get(0)?))
+        Ok(SessionId(id))
     }
 
     /// The operator session with this token hash and its operator, in one round trip.
@@ -114,12 +116,7 @@ impl Store {
 
     /// Slides the idle timer. False when the session no longer exists (ended elsewhere).
     pub async fn touch_operator_session(&self, id: SessionId, now: Timestamp) -> StoreResult<bool> {
-        self.affected_one(
-            sqlx::query("UPDATE operator_sessions SET last_seen_at = $1 WHERE id = $2")
-                .bind(now.0)
-                .bind(id.0),
-        )
-        .await
+        self.slide_idle_timer("operator_sessions", id, now).await
     }
 
     pub async fn delete_operator_session(&self, id: SessionId) -> StoreResult<()> {
@@ -150,14 +147,11 @@ impl Store {
         operator: OperatorId,
         user: UserId,
     ) -> StoreResult<Option<Timestamp>> {
-        let row = sqlx::query(
+        let last = sqlx::query(
             "SELECT MAX(verified_at) FROM caller_verifications WHERE operator_id = $1 AND user_id = $2",
-        )
-        .bind(operator.0)
-        .bind(user.0)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get::<Option<i64>, _>(0)?.map(Timestamp))
+        );
+        let at: Option<i64> = self.value(last.bind(operator.0).bind(user.0)).await?;
+        Ok(at.map(Timestamp))
     }
 
     /// The admins (extension, tenant code) this operator verified a caller as after `since`.
@@ -178,6 +172,14 @@ impl Store {
         )
         .await
     }
+}
+
+/// The operators `condition` selects, with the columns [`operator_from_row`] reads.
+fn operator_sql(condition: &str) -> String {
+    format!(
+        "SELECT id AS operator_id, name AS operator_name, password_hash FROM operators \
+         WHERE {condition}"
+    )
 }
 
 fn operator_from_row(r: &AnyRow) -> StoreResult<OperatorRecord> {

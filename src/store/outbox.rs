@@ -4,7 +4,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{AuditRow, Store, StoreResult, TenantId, UserId};
+use super::{new_id, AuditRow, Store, StoreResult, TenantId, UserId};
 use crate::clock::Timestamp;
 
 /// A message to queue; bodies are already sealed.
@@ -55,7 +55,7 @@ pub(super) async fn enqueue(
     m: &NewMail,
     now: Timestamp,
 ) -> StoreResult<i64> {
-    let row = sqlx::query(
+    let insert = sqlx::query(
         "INSERT INTO outbox (kind, recipient, user_id, tenant_id, subject, body_text, body_html, status, \
          attempts, queued_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8) RETURNING id",
     )
@@ -66,10 +66,20 @@ pub(super) async fn enqueue(
     .bind(&m.subject)
     .bind(&m.body_text)
     .bind(&m.body_html)
-    .bind(now.0)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(row.try_get(0)?)
+    .bind(now.0);
+    Ok(new_id(insert, conn).await?)
+}
+
+/// Queues `notice`, when there is one, inside the caller's transaction.
+pub(super) async fn enqueue_notice(
+    conn: &mut AnyConnection,
+    notice: Option<&NewMail>,
+    now: Timestamp,
+) -> StoreResult<()> {
+    if let Some(mail) = notice {
+        enqueue(conn, mail, now).await?;
+    }
+    Ok(())
 }
 
 impl Store {

@@ -5,7 +5,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{classify, Store, StoreResult, UserId};
+use super::{classify, new_id, Store, StoreResult, UserId};
 use crate::clock::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,7 +77,7 @@ impl Store {
         p: &NewPasskey<'_>,
         now: Timestamp,
     ) -> StoreResult<PasskeyId> {
-        let row = sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO passkeys (user_id, credential_id, user_handle, name, passkey, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
@@ -86,11 +86,10 @@ impl Store {
         .bind(p.user_handle)
         .bind(p.name)
         .bind(p.passkey)
-        .bind(now.0)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(classify)?;
-        Ok(PasskeyId(row.try_get(0)?))
+        .bind(now.0);
+        Ok(PasskeyId(
+            new_id(insert, &self.pool).await.map_err(classify)?,
+        ))
     }
 
     /// A user's passkeys, oldest first.
@@ -124,11 +123,8 @@ impl Store {
     }
 
     pub async fn has_passkey(&self, user: UserId) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT COUNT(*) FROM passkeys WHERE user_id = $1")
-            .bind(user.0)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get::<i64, _>(0)? > 0)
+        let count = sqlx::query("SELECT COUNT(*) FROM passkeys WHERE user_id = $1");
+        Ok(self.value::<i64>(count.bind(user.0)).await? > 0)
     }
 
     /// Renames one of the user's passkeys; false when it is not theirs (or gone).
@@ -215,19 +211,15 @@ impl Store {
         kind: CeremonyKind,
         now: Timestamp,
     ) -> StoreResult<Option<String>> {
-        let row = sqlx::query(
+        let take = sqlx::query(
             "DELETE FROM passkey_ceremonies WHERE user_id = $1 AND kind = $2 \
              RETURNING state, expires_at",
-        )
-        .bind(user.0)
-        .bind(kind.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(r) = row else { return Ok(None) };
-        let expires_at = Timestamp(r.try_get("expires_at")?);
-        if expires_at <= now {
-            return Ok(None);
-        }
-        Ok(Some(r.try_get("state")?))
+        );
+        let taken = self
+            .optional(take.bind(user.0).bind(kind.as_str()), |r| {
+                Ok((r.try_get("state")?, Timestamp(r.try_get("expires_at")?)))
+            })
+            .await?;
+        Ok(taken.and_then(|(state, expires_at)| (expires_at > now).then_some(state)))
     }
 }

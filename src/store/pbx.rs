@@ -332,32 +332,30 @@ impl Store {
         lease: Duration,
         limit: i64,
     ) -> StoreResult<Vec<PbxNotice>> {
-        let rows = sqlx::query(
+        let due = sqlx::query(
             "SELECT id, aor, attempts, next_attempt_at FROM pbx_notifications \
              WHERE next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
-        )
-        .bind(now.0)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut taken = Vec::with_capacity(rows.len());
-        for r in rows {
-            let notice = PbxNotice {
-                id: r.try_get("id")?,
-                aor: r.try_get("aor")?,
-                attempts: r.try_get("attempts")?,
-                next_attempt_at: Timestamp(r.try_get("next_attempt_at")?),
-            };
-            let claimed = sqlx::query(
+        );
+        let notices = self
+            .all(due.bind(now.0).bind(limit), |r| {
+                Ok(PbxNotice {
+                    id: r.try_get("id")?,
+                    aor: r.try_get("aor")?,
+                    attempts: r.try_get("attempts")?,
+                    next_attempt_at: Timestamp(r.try_get("next_attempt_at")?),
+                })
+            })
+            .await?;
+        let mut taken = Vec::with_capacity(notices.len());
+        for notice in notices {
+            let claim = sqlx::query(
                 "UPDATE pbx_notifications SET next_attempt_at = $1 \
                  WHERE id = $2 AND next_attempt_at = $3",
             )
             .bind(now.plus(lease).0)
             .bind(notice.id)
-            .bind(notice.next_attempt_at.0)
-            .execute(&self.pool)
-            .await?;
-            if claimed.rows_affected() == 1 {
+            .bind(notice.next_attempt_at.0);
+            if self.affected_one(claim).await? {
                 taken.push(notice);
             }
         }

@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::session_cache::{Change, Lookup};
 use super::users::{user_from_row, USER_COLUMNS};
-use super::{SessionId, SessionRecord, Store, StoreResult, UserId, UserRecord};
+use super::{new_id, SessionId, SessionRecord, Store, StoreResult, UserId, UserRecord};
 use crate::clock::Timestamp;
 
 /// Where a session was opened, kept with it.
@@ -76,11 +76,8 @@ impl Store {
     /// or gone already), and then nothing changed.
     pub async fn end_user_session(&self, user: UserId, id: SessionId) -> StoreResult<bool> {
         let query = sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2");
-        if self.affected(query.bind(id.0).bind(user.0)).await? == 0 {
-            return Ok(false);
-        }
-        self.changed(Change::Session(id)).await;
-        Ok(true)
+        let done = self.affected_one(query.bind(id.0).bind(user.0)).await?;
+        Ok(self.changed_if(done, Change::Session(id)).await)
     }
 
     /// Ends every session of `user` except `keep`; how many ended.
@@ -108,33 +105,47 @@ impl Store {
              FROM sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = u.tenant_id \
              WHERE s.token_hash = $1"
         );
-        let row = sqlx::query(&sql)
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
+        let found = self
+            .optional(sqlx::query(&sql).bind(token_hash), |r| {
+                let user = user_from_row(r)?;
+                let session = SessionRecord {
+                    id: SessionId(r.try_get("session_id")?),
+                    user_id: user.id,
+                    created_at: Timestamp(r.try_get("session_created_at")?),
+                    last_seen_at: Timestamp(r.try_get("session_last_seen_at")?),
+                    authenticated_at: Timestamp(r.try_get("session_authenticated_at")?),
+                };
+                Ok((session, user))
+            })
             .await?;
-        let Some(r) = row else { return Ok(None) };
-        let user = user_from_row(&r)?;
-        let session = SessionRecord {
-            id: SessionId(r.try_get("session_id")?),
-            user_id: user.id,
-            created_at: Timestamp(r.try_get("session_created_at")?),
-            last_seen_at: Timestamp(r.try_get("session_last_seen_at")?),
-            authenticated_at: Timestamp(r.try_get("session_authenticated_at")?),
-        };
-        self.sessions.put(token_hash, epoch, &session, &user, now);
-        Ok(Some((session, user)))
+        if let Some((session, user)) = &found {
+            self.sessions.put(token_hash, epoch, session, user, now);
+        }
+        Ok(found)
     }
 
     /// Slides the idle timer. False when the session no longer exists (ended elsewhere).
     pub async fn touch_session(&self, id: SessionId, now: Timestamp) -> StoreResult<bool> {
-        let query = sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2");
-        if self.affected(query.bind(now.0).bind(id.0)).await? == 1 {
+        if self.slide_idle_timer("sessions", id, now).await? {
             self.sessions.touched(id, now);
             Ok(true)
         } else {
             self.changed(Change::Session(id)).await;
             Ok(false)
         }
+    }
+
+    /// Slides the idle timer of session `id` of `table` (`sessions`, `operator_sessions`).
+    /// False when the session no longer exists.
+    pub(super) async fn slide_idle_timer(
+        &self,
+        table: &str,
+        id: SessionId,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let sql = format!("UPDATE {table} SET last_seen_at = $1 WHERE id = $2");
+        self.affected_one(sqlx::query(&sql).bind(now.0).bind(id.0))
+            .await
     }
 
     /// The password was proven again in this session (for sensitive actions).
@@ -169,14 +180,9 @@ impl Store {
     ) -> StoreResult<u64> {
         let mut purged = 0;
         for table in ["sessions", "operator_sessions"] {
-            let done = sqlx::query(&format!(
-                "DELETE FROM {table} WHERE last_seen_at < $1 OR created_at < $2"
-            ))
-            .bind(idle_before.0)
-            .bind(created_before.0)
-            .execute(&self.pool)
-            .await?;
-            purged += done.rows_affected();
+            let sql = format!("DELETE FROM {table} WHERE last_seen_at < $1 OR created_at < $2");
+            let query = sqlx::query(&sql).bind(idle_before.0).bind(created_before.0);
+            purged += self.affected(query).await?;
         }
         Ok(purged)
     }
@@ -189,7 +195,7 @@ pub(super) async fn insert_session(
     origin: Option<&SessionOrigin>,
     now: Timestamp,
 ) -> StoreResult<SessionId> {
-    let row = sqlx::query(
+    let insert = sqlx::query(
         "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, authenticated_at, \
          device, client_addr) VALUES ($1, $2, $3, $3, $3, $4, $5) RETURNING id",
     )
@@ -197,8 +203,6 @@ pub(super) async fn insert_session(
     .bind(user.0)
     .bind(now.0)
     .bind(origin.map(|o| o.device.as_str()))
-    .bind(origin.and_then(|o| o.client_addr.as_deref()))
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(SessionId(row.try_get(0)?))
+    .bind(origin.and_then(|o| o.client_addr.as_deref()));
+    Ok(SessionId(new_id(insert, conn).await?))
 }

@@ -7,7 +7,9 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::session_cache::Change;
-use super::{classify, escape_like, pbx, stored, NewTenant, Store, StoreResult, Tenant, TenantId};
+use super::{
+    classify, escape_like, new_id, pbx, stored, NewTenant, Store, StoreResult, Tenant, TenantId,
+};
 use crate::clock::Timestamp;
 use crate::domain::TenantCode;
 
@@ -48,17 +50,16 @@ fn tenant_row(r: &AnyRow) -> StoreResult<TenantRow> {
 
 impl Store {
     pub async fn insert_tenant(&self, t: &NewTenant<'_>, now: Timestamp) -> StoreResult<TenantId> {
-        let row = sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO tenants (code, name, sip_domain, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(t.code.as_str())
         .bind(t.name)
         .bind(t.sip_domain)
-        .bind(now.0)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(classify)?;
-        Ok(TenantId(row.try_get(0)?))
+        .bind(now.0);
+        Ok(TenantId(
+            new_id(insert, &self.pool).await.map_err(classify)?,
+        ))
     }
 
     pub async fn tenant_by_code(&self, code: &TenantCode) -> StoreResult<Option<Tenant>> {
@@ -189,38 +190,30 @@ impl Store {
             aors.push(format!("{ext}@{}", old.to_ascii_lowercase()));
         }
         pbx::insert_notices(&mut tx, &aors, now).await?;
-        tx.commit().await?;
-        self.changed(Change::All).await;
-        Ok(())
+        self.commit_forgetting(tx, Change::All).await
     }
 
     /// Suspends a tenant: marks it, ends every session of its users and queues the notices
     /// that make the SIP server forget their credentials and registrations. False when it
     /// was suspended already (nothing changes).
     pub async fn suspend_tenant(&self, id: TenantId, now: Timestamp) -> StoreResult<bool> {
-        let Some(mut tx) = self
-            .begin_with_one(
+        let suspend = sqlx::query(
+            "UPDATE tenants SET suspended_at = $1 WHERE id = $2 AND suspended_at IS NULL",
+        );
+        let done = self
+            .one_then(suspend.bind(now.0).bind(id.0), |mut tx| async move {
                 sqlx::query(
-                    "UPDATE tenants SET suspended_at = $1 WHERE id = $2 AND suspended_at IS NULL",
+                    "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE tenant_id = $1)",
                 )
-                .bind(now.0)
-                .bind(id.0),
-            )
-            .await?
-        else {
-            return Ok(false);
-        };
-        sqlx::query(
-            "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE tenant_id = $1)",
-        )
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await?;
-        let aors = Self::tenant_aors(&mut tx, id).await?;
-        pbx::insert_notices(&mut tx, &aors, now).await?;
-        tx.commit().await?;
-        self.changed(Change::All).await;
-        Ok(true)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+                let aors = Self::tenant_aors(&mut tx, id).await?;
+                pbx::insert_notices(&mut tx, &aors, now).await?;
+                Ok(tx)
+            })
+            .await?;
+        Ok(self.changed_if(done, Change::All).await)
     }
 
     /// Puts a suspended tenant back in service. False when it was not suspended.
@@ -261,8 +254,6 @@ impl Store {
             sqlx::query(&sql).bind(id.0).execute(&mut *tx).await?;
         }
         pbx::insert_notices(&mut tx, &aors, now).await?;
-        tx.commit().await?;
-        self.changed(Change::All).await;
-        Ok(())
+        self.commit_forgetting(tx, Change::All).await
     }
 }

@@ -3,8 +3,6 @@
 //! server). Nothing in the portal calls them; a rule that needs one of these reads gets
 //! its own query in its record's module.
 
-use sqlx::Row;
-
 use super::audit::{audit_from_row, AUDIT_COLUMNS};
 use super::{AuditRecord, Store, StoreResult, TenantId, UserId};
 
@@ -32,14 +30,12 @@ impl Store {
 
     pub async fn count_user_sessions(&self, user: UserId) -> StoreResult<i64> {
         let query = sqlx::query("SELECT COUNT(*) FROM sessions WHERE user_id = $1").bind(user.0);
-        self.count(query).await
+        self.value(query).await
     }
 
     /// How many notices wait.
     pub async fn pbx_queue_depth(&self) -> StoreResult<i64> {
-        let row = sqlx::query("SELECT COUNT(*) FROM pbx_notifications")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get(0)?)
+        self.value(sqlx::query("SELECT COUNT(*) FROM pbx_notifications"))
+            .await
     }
 }

@@ -225,14 +225,13 @@ impl Store {
 
     /// The current lock of `key`, without counting anything.
     pub async fn throttle_locked_until(&self, key: &ThrottleKey) -> StoreResult<Option<Timestamp>> {
-        let row = sqlx::query("SELECT locked_until FROM signin_throttle WHERE key = $1")
-            .bind(key.as_str())
-            .fetch_optional(&self.pool)
+        let query = sqlx::query("SELECT locked_until FROM signin_throttle WHERE key = $1");
+        let found = self
+            .optional(query.bind(key.as_str()), |r| {
+                Ok(r.try_get::<Option<i64>, _>("locked_until")?)
+            })
             .await?;
-        Ok(match row {
-            Some(r) => r.try_get::<Option<i64>, _>("locked_until")?.map(Timestamp),
-            None => None,
-        })
+        Ok(found.flatten().map(Timestamp))
     }
 
     /// How many attempts `key` holds in its current window (0 when it has none or the
@@ -242,17 +241,15 @@ impl Store {
         key: &ThrottleKey,
         window_after: Timestamp,
     ) -> StoreResult<i64> {
-        let row = sqlx::query(
+        let query = sqlx::query(
             "SELECT attempts FROM signin_throttle WHERE key = $1 AND window_start > $2",
-        )
-        .bind(key.as_str())
-        .bind(window_after.0)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match row {
-            Some(r) => r.try_get("attempts")?,
-            None => 0,
-        })
+        );
+        let found = self
+            .optional(query.bind(key.as_str()).bind(window_after.0), |r| {
+                Ok(r.try_get("attempts")?)
+            })
+            .await?;
+        Ok(found.unwrap_or(0))
     }
 }
 

@@ -8,9 +8,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::outbox::{self, NewMail};
-use super::{stored, OperatorId, OperatorRecord, Store, StoreError, StoreResult, TenantId, UserId};
+use super::{stored, OperatorId, Store, StoreError, StoreResult, TenantId, UserId};
 use crate::clock::Timestamp;
-use crate::domain::OperatorName;
 
 /// Whose second factor: a tenant user's or an operator's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,23 +205,18 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let (column, id) = owner.column();
-        let Some(mut tx) = self
-            .begin_with_one(
-                sqlx::query(&format!(
-                    "UPDATE totp_factors SET confirmed_at = $1, last_step = $2 \
-                     WHERE {column} = $3 AND confirmed_at IS NULL"
-                ))
-                .bind(now.0)
-                .bind(step)
-                .bind(id),
-            )
-            .await?
-        else {
-            return Ok(false);
-        };
-        replace_codes(&mut tx, owner, code_hashes, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        let confirm = format!(
+            "UPDATE totp_factors SET confirmed_at = $1, last_step = $2 \
+             WHERE {column} = $3 AND confirmed_at IS NULL"
+        );
+        self.one_then(
+            sqlx::query(&confirm).bind(now.0).bind(step).bind(id),
+            |mut tx| async move {
+                replace_codes(&mut tx, owner, code_hashes, now).await?;
+                Ok(tx)
+            },
+        )
+        .await
     }
 
     /// Takes `step` as the newest accepted step of the confirmed app, atomically: false
@@ -263,37 +257,26 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let (column, id) = owner.column();
-        let Some(mut tx) = self
-            .begin_with_one(
-                sqlx::query(&format!(
-                    "UPDATE recovery_codes SET used_at = $1 \
-                     WHERE {column} = $2 AND code_hash = $3 AND used_at IS NULL"
-                ))
-                .bind(now.0)
-                .bind(id)
-                .bind(code_hash),
-            )
-            .await?
-        else {
-            return Ok(false);
-        };
-        if let Some(mail) = notice {
-            outbox::enqueue(&mut tx, mail, now).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        let spend = format!(
+            "UPDATE recovery_codes SET used_at = $1 \
+             WHERE {column} = $2 AND code_hash = $3 AND used_at IS NULL"
+        );
+        self.one_then(
+            sqlx::query(&spend).bind(now.0).bind(id).bind(code_hash),
+            |mut tx| async move {
+                outbox::enqueue_notice(&mut tx, notice, now).await?;
+                Ok(tx)
+            },
+        )
+        .await
     }
 
     /// How many unused recovery codes the account has.
     pub async fn recovery_codes_left(&self, owner: FactorOwner) -> StoreResult<i64> {
         let (column, id) = owner.column();
-        let row = sqlx::query(&format!(
-            "SELECT COUNT(*) FROM recovery_codes WHERE {column} = $1 AND used_at IS NULL"
-        ))
-        .bind(id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get(0)?)
+        let sql =
+            format!("SELECT COUNT(*) FROM recovery_codes WHERE {column} = $1 AND used_at IS NULL");
+        self.value(sqlx::query(&sql).bind(id)).await
     }
 
     /// Removes the account's authenticator app (confirmed or not), its recovery codes and
@@ -395,33 +378,17 @@ impl Store {
         .await
     }
 
-    /// An operator by id (to finish their pending sign-in).
-    pub async fn operator_by_id(&self, id: OperatorId) -> StoreResult<Option<OperatorRecord>> {
-        self.optional(
-            sqlx::query("SELECT id, name, password_hash FROM operators WHERE id = $1").bind(id.0),
-            |r| {
-                Ok(OperatorRecord {
-                    id: OperatorId(r.try_get("id")?),
-                    name: stored(r, "name", OperatorName::parse)?,
-                    password_hash: r.try_get("password_hash")?,
-                })
-            },
-        )
-        .await
-    }
-
     /// Who of the tenant must have a second factor.
     pub async fn two_step_requirement(&self, tenant: TenantId) -> StoreResult<TwoStepRequirement> {
-        let row = sqlx::query("SELECT two_step_required FROM tenants WHERE id = $1")
-            .bind(tenant.0)
-            .fetch_optional(&self.pool)
+        let query = sqlx::query("SELECT two_step_required FROM tenants WHERE id = $1");
+        let found = self
+            .optional(query.bind(tenant.0), |r| {
+                stored(r, "two_step_required", |s| {
+                    TwoStepRequirement::parse(s).ok_or(())
+                })
+            })
             .await?;
-        match row {
-            Some(r) => stored(&r, "two_step_required", |s| {
-                TwoStepRequirement::parse(s).ok_or(())
-            }),
-            None => Ok(TwoStepRequirement::Off),
-        }
+        Ok(found.unwrap_or_default())
     }
 
     pub async fn set_two_step_requirement(
@@ -439,20 +406,14 @@ impl Store {
 
     /// Up to `limit` sealed authenticator secrets with an id above `after`, in id order.
     pub async fn sealed_totp_after(&self, after: i64, limit: i64) -> StoreResult<Vec<SealedTotp>> {
-        self.all(
-            sqlx::query(
-                "SELECT id, user_id, operator_id, secret FROM totp_factors WHERE id > $1 ORDER BY id LIMIT $2",
-            )
-            .bind(after)
-            .bind(limit),
-            |r| {
-                Ok(SealedTotp {
-                    id: r.try_get("id")?,
-                    owner: FactorOwner::from_row(r)?,
-                    sealed_secret: r.try_get("secret")?,
-                })
-            },
-        )
+        let columns = "id, user_id, operator_id, secret";
+        self.after_id("totp_factors", columns, None, after, limit, |r| {
+            Ok(SealedTotp {
+                id: r.try_get("id")?,
+                owner: FactorOwner::from_row(r)?,
+                sealed_secret: r.try_get("secret")?,
+            })
+        })
         .await
     }
 

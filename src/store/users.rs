@@ -11,8 +11,8 @@ use super::session_cache::Change;
 use super::sessions::SessionOrigin;
 use super::throttle::USERNAME_KEY_SQL;
 use super::{
-    classify, escape_like, outbox, pbx, sessions, stored, AnyQuery, NewMail, NewUser,
-    PasswordChange, SessionId, Store, StoreResult, TenantId, UserId, UserRecord,
+    classify, escape_like, new_id, outbox, pbx, reset_links, sessions, stored, AnyQuery, NewMail,
+    NewUser, PasswordChange, SessionId, Store, StoreResult, TenantId, UserId, UserRecord,
 };
 use crate::clock::Timestamp;
 use crate::domain::{Extension, Role, TenantCode, Username};
@@ -59,24 +59,25 @@ pub(super) const USER_COLUMNS: &str =
      CAST(CASE WHEN u.voicemail_pin IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_pin, \
      CAST(CASE WHEN t.suspended_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS tenant_suspended";
 
+/// The users `condition` selects (with what follows it, an order), with [`USER_COLUMNS`].
+fn user_sql(condition: &str) -> String {
+    format!(
+        "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE {condition}"
+    )
+}
+
 impl Store {
     pub async fn insert_user(&self, u: &NewUser<'_>, now: Timestamp) -> StoreResult<UserId> {
         let sql = format!(
             "INSERT INTO users ({NEW_USER_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING id"
         );
-        let row = bind_new_user(sqlx::query(&sql), u, now)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(classify)?;
-        Ok(UserId(row.try_get(0)?))
+        let insert = bind_new_user(sqlx::query(&sql), u, now);
+        Ok(UserId(new_id(insert, &self.pool).await.map_err(classify)?))
     }
 
     pub async fn user_by_username(&self, username: &Username) -> StoreResult<Option<UserRecord>> {
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id \
-             WHERE t.code = $1 AND u.extension = $2"
-        );
+        let sql = user_sql("t.code = $1 AND u.extension = $2");
         self.optional(
             sqlx::query(&sql)
                 .bind(username.tenant().as_str())
@@ -87,9 +88,7 @@ impl Store {
     }
 
     pub async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.id = $1"
-        );
+        let sql = user_sql("u.id = $1");
         self.optional(sqlx::query(&sql).bind(id.0), user_from_row)
             .await
     }
@@ -119,34 +118,19 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         // The write comes first so SQLite takes its write lock at once (no upgrade deadlock).
         set_password(&mut tx, id, change, now).await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE reset_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
-            .bind(now.0)
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
         let session = match keep {
             Some((hash, origin)) => {
                 Some(sessions::insert_session(&mut tx, hash, id, Some(origin), now).await?)
             }
             None => None,
         };
-        if let Some(mail) = notice {
-            outbox::enqueue(&mut tx, mail, now).await?;
-        }
-        tx.commit().await?;
-        self.changed(Change::User(id)).await;
+        outbox::enqueue_notice(&mut tx, notice, now).await?;
+        self.commit_forgetting(tx, Change::User(id)).await?;
         Ok(session)
     }
 
     pub async fn users_by_email(&self, email: &str) -> StoreResult<Vec<UserRecord>> {
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id \
-             WHERE u.email = $1 ORDER BY t.code, u.extension"
-        );
+        let sql = user_sql("u.email = $1 ORDER BY t.code, u.extension");
         self.all(sqlx::query(&sql).bind(email), user_from_row).await
     }
 
@@ -194,10 +178,7 @@ impl Store {
         tenant: TenantId,
         extension: &str,
     ) -> StoreResult<Option<UserRecord>> {
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id \
-             WHERE u.tenant_id = $1 AND u.extension = $2"
-        );
+        let sql = user_sql("u.tenant_id = $1 AND u.extension = $2");
         self.optional(
             sqlx::query(&sql).bind(tenant.0).bind(extension),
             user_from_row,
@@ -235,20 +216,11 @@ impl Store {
         .map_err(classify)?;
         if done.rows_affected() == 1 {
             if let Some(changed) = email_changed {
-                sqlx::query(
-                    "UPDATE reset_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
-                )
-                .bind(changed.now.0)
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await?;
-                if let Some(mail) = changed.notice {
-                    outbox::enqueue(&mut tx, mail, changed.now).await?;
-                }
+                reset_links::end_reset_links(&mut tx, id, changed.now).await?;
+                outbox::enqueue_notice(&mut tx, changed.notice, changed.now).await?;
             }
         }
-        tx.commit().await?;
-        self.changed(Change::User(id)).await;
+        self.commit_forgetting(tx, Change::User(id)).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -264,33 +236,25 @@ impl Store {
     ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         lock_tenant_admins(&mut tx, tenant).await?;
-        // Explicit deletes as well as the cascades, so the result never depends on a
-        // connection's foreign-key setting.
-        if !Self::affected_one_in(
-            &mut tx,
-            sqlx::query(
-                "DELETE FROM users WHERE id = $1 AND tenant_id = $2 \
-                 AND (role <> 'admin' OR (SELECT COUNT(*) FROM users WHERE tenant_id = $2 AND role = 'admin') > 1)",
-            )
-            .bind(id.0)
-            .bind(tenant.0),
-        )
-        .await?
-        {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        for sql in [
-            "DELETE FROM sessions WHERE user_id = $1",
-            "DELETE FROM reset_tokens WHERE user_id = $1",
-            "DELETE FROM outbox WHERE user_id = $1",
-        ] {
-            sqlx::query(sql).bind(id.0).execute(&mut *tx).await?;
-        }
-        pbx::insert_notices(&mut tx, &[aor], now).await?;
-        tx.commit().await?;
-        self.changed(Change::User(id)).await;
-        Ok(true)
+        let delete = sqlx::query(
+            "DELETE FROM users WHERE id = $1 AND tenant_id = $2 \
+             AND (role <> 'admin' OR (SELECT COUNT(*) FROM users WHERE tenant_id = $2 AND role = 'admin') > 1)",
+        );
+        let done = Self::one_then_in(tx, delete.bind(id.0).bind(tenant.0), |mut tx| async move {
+            // Explicit deletes as well as the cascades, so the result never depends on a
+            // connection's foreign-key setting.
+            for sql in [
+                "DELETE FROM sessions WHERE user_id = $1",
+                "DELETE FROM reset_tokens WHERE user_id = $1",
+                "DELETE FROM outbox WHERE user_id = $1",
+            ] {
+                sqlx::query(sql).bind(id.0).execute(&mut *tx).await?;
+            }
+            pbx::insert_notices(&mut tx, &[aor], now).await?;
+            Ok(tx)
+        })
+        .await?;
+        Ok(self.changed_if(done, Change::User(id)).await)
     }
 
     /// A tenant's admins, with their support question (if any) and whether they are
@@ -407,6 +371,8 @@ pub(super) fn bind_new_user<'q>(
         .bind(u.sip_secret)
 }
 
+/// Sets a password and ends what the old one opened: every session of the user and
+/// their outstanding reset links.
 pub(super) async fn set_password(
     conn: &mut sqlx::AnyConnection,
     id: UserId,
@@ -424,7 +390,11 @@ pub(super) async fn set_password(
     .bind(id.0)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await?;
+    reset_links::end_reset_links(conn, id, now).await
 }
 
 /// A user from a row that selected [`USER_COLUMNS`]. Stored values were parsed before
