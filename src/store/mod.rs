@@ -487,6 +487,17 @@ fn stored<T, E>(
     parse(&raw).map_err(|_| StoreError::Corrupt(column))
 }
 
+/// A row read as the record whose fields are named as its columns.
+fn record<T: for<'r> sqlx::FromRow<'r, AnyRow>>(r: &AnyRow) -> StoreResult<T> {
+    Ok(T::from_row(r)?)
+}
+
+/// A flag read back from the 0 or 1 it is stored or selected as (an integer, the same on
+/// both databases).
+fn flag(r: &AnyRow, column: &'static str) -> StoreResult<bool> {
+    Ok(r.try_get::<i64, _>(column)? != 0)
+}
+
 /// The folder a `sqlite://PATH?…` URL's file lives in, so it can be created first.
 fn sqlite_parent_dir(url: &str) -> Option<&Path> {
     sqlite_file(url)?

@@ -4,11 +4,12 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{new_id, stored, SessionId, Store, StoreResult, UserId};
+use super::{new_id, record, stored, SessionId, Store, StoreResult, UserId};
 use crate::clock::Timestamp;
 use crate::domain::OperatorName;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(transparent)]
 pub struct OperatorId(pub i64);
 
 #[derive(Clone)]
@@ -27,7 +28,7 @@ impl std::fmt::Debug for OperatorRecord {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OperatorSessionRecord {
     pub id: SessionId,
     pub operator_id: OperatorId,
@@ -48,7 +49,7 @@ impl Store {
             )
             .bind(name)
             .bind(password_hash)
-            .bind(now.0),
+            .bind(now),
         )
         .await
     }
@@ -65,7 +66,7 @@ impl Store {
     /// An operator by id (to finish their pending sign-in).
     pub async fn operator_by_id(&self, id: OperatorId) -> StoreResult<Option<OperatorRecord>> {
         let sql = operator_sql("id = $1");
-        self.optional(sqlx::query(&sql).bind(id.0), operator_from_row)
+        self.optional(sqlx::query(&sql).bind(id), operator_from_row)
             .await
     }
 
@@ -79,11 +80,7 @@ impl Store {
             "INSERT INTO operator_sessions (token_hash, operator_id, created_at, last_seen_at) \
              VALUES ($1, $2, $3, $3) RETURNING id",
         );
-        let id = new_id(
-            insert.bind(token_hash).bind(operator.0).bind(now.0),
-            &self.pool,
-        )
-        .await?;
+        let id = new_id(insert.bind(token_hash).bind(operator).bind(now), &self.pool).await?;
         Ok(SessionId(id))
     }
 
@@ -94,22 +91,13 @@ impl Store {
     ) -> StoreResult<Option<(OperatorSessionRecord, OperatorRecord)>> {
         self.optional(
             sqlx::query(
-                "SELECT s.id AS session_id, s.created_at, s.last_seen_at, o.id AS operator_id, \
+                "SELECT s.id AS id, s.created_at, s.last_seen_at, o.id AS operator_id, \
                  o.name AS operator_name, o.password_hash \
                  FROM operator_sessions s JOIN operators o ON o.id = s.operator_id \
                  WHERE s.token_hash = $1",
             )
             .bind(token_hash),
-            |r| {
-                let operator = operator_from_row(r)?;
-                let session = OperatorSessionRecord {
-                    id: SessionId(r.try_get("session_id")?),
-                    operator_id: operator.id,
-                    created_at: Timestamp(r.try_get("created_at")?),
-                    last_seen_at: Timestamp(r.try_get("last_seen_at")?),
-                };
-                Ok((session, operator))
-            },
+            |r| Ok((record(r)?, operator_from_row(r)?)),
         )
         .await
     }
@@ -120,7 +108,7 @@ impl Store {
     }
 
     pub async fn delete_operator_session(&self, id: SessionId) -> StoreResult<()> {
-        self.run(sqlx::query("DELETE FROM operator_sessions WHERE id = $1").bind(id.0))
+        self.run(sqlx::query("DELETE FROM operator_sessions WHERE id = $1").bind(id))
             .await
     }
 
@@ -134,9 +122,9 @@ impl Store {
             sqlx::query(
                 "INSERT INTO caller_verifications (operator_id, user_id, verified_at) VALUES ($1, $2, $3)",
             )
-            .bind(operator.0)
-            .bind(user.0)
-            .bind(now.0),
+            .bind(operator)
+            .bind(user)
+            .bind(now),
         )
         .await
     }
@@ -150,8 +138,7 @@ impl Store {
         let last = sqlx::query(
             "SELECT MAX(verified_at) FROM caller_verifications WHERE operator_id = $1 AND user_id = $2",
         );
-        let at: Option<i64> = self.value(last.bind(operator.0).bind(user.0)).await?;
-        Ok(at.map(Timestamp))
+        self.value(last.bind(operator).bind(user)).await
     }
 
     /// The admins (extension, tenant code) this operator verified a caller as after `since`.
@@ -166,8 +153,8 @@ impl Store {
                  JOIN users u ON u.id = v.user_id JOIN tenants t ON t.id = u.tenant_id \
                  WHERE v.operator_id = $1 AND v.verified_at > $2",
             )
-            .bind(operator.0)
-            .bind(since.0),
+            .bind(operator)
+            .bind(since),
             |r| Ok((r.try_get("extension")?, r.try_get("code")?)),
         )
         .await
@@ -184,7 +171,7 @@ fn operator_sql(condition: &str) -> String {
 
 fn operator_from_row(r: &AnyRow) -> StoreResult<OperatorRecord> {
     Ok(OperatorRecord {
-        id: OperatorId(r.try_get("operator_id")?),
+        id: r.try_get("operator_id")?,
         name: stored(r, "operator_name", OperatorName::parse)?,
         password_hash: r.try_get("password_hash")?,
     })

@@ -38,14 +38,12 @@ impl Store {
         let throttle = sqlx::query(
             "DELETE FROM signin_throttle WHERE window_start < $1 AND (locked_until IS NULL OR locked_until < $2)",
         );
-        let mut purged = self
-            .affected(throttle.bind(quiet_before.0).bind(now.0))
-            .await?;
+        let mut purged = self.affected(throttle.bind(quiet_before).bind(now)).await?;
         for sql in [
             "DELETE FROM reset_tokens WHERE expires_at < $1",
             "DELETE FROM caller_verifications WHERE verified_at < $1",
         ] {
-            purged += self.affected(sqlx::query(sql).bind(quiet_before.0)).await?;
+            purged += self.affected(sqlx::query(sql).bind(quiet_before)).await?;
         }
         Ok(purged)
     }

@@ -15,7 +15,7 @@ use sqlx::Row;
 
 use super::cache::{Cached, ForgettingCache, Reach};
 use super::session_cache::Change;
-use super::{Backend, Store, StoreError, StoreResult, TenantId, UserId};
+use super::{record, Backend, Store, StoreError, StoreResult, TenantId, UserId};
 use crate::clock::Timestamp;
 
 /// How long a cached credential row may answer before the database is asked again.
@@ -38,14 +38,14 @@ pub struct SipCredentialRow {
 }
 
 /// A PBX token as listed (never the token).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PbxTokenRecord {
     pub name: String,
     pub created_at: Timestamp,
 }
 
 /// A queued notice: make the SIP server forget `aor` (`EXT@DOMAIN`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PbxNotice {
     pub id: i64,
     pub aor: String,
@@ -272,8 +272,8 @@ async fn read_rows(
             continue;
         };
         *slot = Some(SipCredentialRow {
-            user_id: UserId(r.try_get(1)?),
-            tenant_id: TenantId(r.try_get(2)?),
+            user_id: r.try_get(1)?,
+            tenant_id: r.try_get(2)?,
             extension: extension.clone(),
             domain: domain.clone(),
             sealed_secret: r.try_get(3)?,
@@ -336,25 +336,16 @@ impl Store {
             "SELECT id, aor, attempts, next_attempt_at FROM pbx_notifications \
              WHERE next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
         );
-        let notices = self
-            .all(due.bind(now.0).bind(limit), |r| {
-                Ok(PbxNotice {
-                    id: r.try_get("id")?,
-                    aor: r.try_get("aor")?,
-                    attempts: r.try_get("attempts")?,
-                    next_attempt_at: Timestamp(r.try_get("next_attempt_at")?),
-                })
-            })
-            .await?;
+        let notices: Vec<PbxNotice> = self.all(due.bind(now).bind(limit), record).await?;
         let mut taken = Vec::with_capacity(notices.len());
         for notice in notices {
             let claim = sqlx::query(
                 "UPDATE pbx_notifications SET next_attempt_at = $1 \
                  WHERE id = $2 AND next_attempt_at = $3",
             )
-            .bind(now.plus(lease).0)
+            .bind(now.plus(lease))
             .bind(notice.id)
-            .bind(notice.next_attempt_at.0);
+            .bind(notice.next_attempt_at);
             if self.affected_one(claim).await? {
                 taken.push(notice);
             }
@@ -378,7 +369,7 @@ impl Store {
                 "UPDATE pbx_notifications SET attempts = attempts + 1, next_attempt_at = $1, \
                  last_error = $2 WHERE id = $3",
             )
-            .bind(next_attempt_at.0)
+            .bind(next_attempt_at)
             .bind(error)
             .bind(id),
         )
@@ -399,7 +390,7 @@ impl Store {
             )
             .bind(name)
             .bind(token_hash)
-            .bind(now.0),
+            .bind(now),
         )
         .await
     }
@@ -407,12 +398,7 @@ impl Store {
     pub async fn pbx_tokens(&self) -> StoreResult<Vec<PbxTokenRecord>> {
         self.all(
             sqlx::query("SELECT name, created_at FROM pbx_tokens ORDER BY name"),
-            |r| {
-                Ok(PbxTokenRecord {
-                    name: r.try_get("name")?,
-                    created_at: Timestamp(r.try_get("created_at")?),
-                })
-            },
+            record,
         )
         .await
     }
@@ -444,7 +430,7 @@ pub(super) async fn insert_notices(
             "INSERT INTO pbx_notifications (aor, created_at, next_attempt_at) VALUES ($1, $2, $2)",
         )
         .bind(aor.as_ref())
-        .bind(now.0)
+        .bind(now)
         .execute(&mut **tx)
         .await?;
     }

@@ -33,7 +33,7 @@ const TENANT_COLUMNS: &str = "id, code, name, sip_domain, suspended_at, created_
 /// A tenant from a row that selected `id, code, name, sip_domain` of `tenants`.
 fn tenant_from_row(r: &AnyRow) -> StoreResult<Tenant> {
     Ok(Tenant {
-        id: TenantId(r.try_get("id")?),
+        id: r.try_get("id")?,
         code: stored(r, "code", TenantCode::parse)?,
         name: r.try_get("name")?,
         sip_domain: r.try_get("sip_domain")?,
@@ -43,8 +43,8 @@ fn tenant_from_row(r: &AnyRow) -> StoreResult<Tenant> {
 fn tenant_row(r: &AnyRow) -> StoreResult<TenantRow> {
     Ok(TenantRow {
         tenant: tenant_from_row(r)?,
-        suspended_at: r.try_get::<Option<i64>, _>("suspended_at")?.map(Timestamp),
-        created_at: Timestamp(r.try_get("created_at")?),
+        suspended_at: r.try_get("suspended_at")?,
+        created_at: r.try_get("created_at")?,
     })
 }
 
@@ -56,7 +56,7 @@ impl Store {
         .bind(t.code.as_str())
         .bind(t.name)
         .bind(t.sip_domain)
-        .bind(now.0);
+        .bind(now);
         Ok(TenantId(
             new_id(insert, &self.pool).await.map_err(classify)?,
         ))
@@ -135,7 +135,7 @@ impl Store {
         self.run_forgetting(
             sqlx::query("UPDATE tenants SET name = $1 WHERE id = $2")
                 .bind(name)
-                .bind(id.0),
+                .bind(id),
             Change::All,
         )
         .await
@@ -150,7 +150,7 @@ impl Store {
             "SELECT u.extension AS extension, t.sip_domain AS sip_domain \
              FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.tenant_id = $1",
         )
-        .bind(id.0)
+        .bind(id)
         .fetch_all(&mut **tx)
         .await?;
         rows.iter()
@@ -176,12 +176,12 @@ impl Store {
         // The write comes first so SQLite takes its write lock at once.
         sqlx::query("UPDATE tenants SET sip_domain = $1 WHERE id = $2")
             .bind(domain)
-            .bind(id.0)
+            .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(classify)?;
         let rows = sqlx::query("SELECT extension FROM users WHERE tenant_id = $1")
-            .bind(id.0)
+            .bind(id)
             .fetch_all(&mut *tx)
             .await?;
         let mut aors = Vec::with_capacity(rows.len());
@@ -201,11 +201,11 @@ impl Store {
             "UPDATE tenants SET suspended_at = $1 WHERE id = $2 AND suspended_at IS NULL",
         );
         let done = self
-            .one_then(suspend.bind(now.0).bind(id.0), |mut tx| async move {
+            .one_then(suspend.bind(now).bind(id), |mut tx| async move {
                 sqlx::query(
                     "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE tenant_id = $1)",
                 )
-                .bind(id.0)
+                .bind(id)
                 .execute(&mut *tx)
                 .await?;
                 let aors = Self::tenant_aors(&mut tx, id).await?;
@@ -222,7 +222,7 @@ impl Store {
             "UPDATE tenants SET suspended_at = NULL WHERE id = $1 AND suspended_at IS NOT NULL",
         );
         Ok(self
-            .affected_forgetting(query.bind(id.0), Change::All)
+            .affected_forgetting(query.bind(id), Change::All)
             .await?
             == 1)
     }
@@ -233,7 +233,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         // The write comes first so SQLite takes its write lock at once.
         sqlx::query("UPDATE audit_events SET tenant_id = NULL WHERE tenant_id = $1")
-            .bind(id.0)
+            .bind(id)
             .execute(&mut *tx)
             .await?;
         let aors = Self::tenant_aors(&mut tx, id).await?;
@@ -251,7 +251,7 @@ impl Store {
             "DELETE FROM users WHERE tenant_id = $1".to_owned(),
             "DELETE FROM tenants WHERE id = $1".to_owned(),
         ] {
-            sqlx::query(&sql).bind(id.0).execute(&mut *tx).await?;
+            sqlx::query(&sql).bind(id).execute(&mut *tx).await?;
         }
         pbx::insert_notices(&mut tx, &aors, now).await?;
         self.commit_forgetting(tx, Change::All).await

@@ -3,8 +3,8 @@
 //! server). Nothing in the portal calls them; a rule that needs one of these reads gets
 //! its own query in its record's module.
 
-use super::audit::{audit_from_row, AUDIT_COLUMNS};
-use super::{AuditRecord, Store, StoreResult, TenantId, UserId};
+use super::audit::AUDIT_COLUMNS;
+use super::{record, AuditRecord, Store, StoreResult, TenantId, UserId};
 
 impl Store {
     /// The newest audit events, optionally only of one kind.
@@ -20,16 +20,16 @@ impl Store {
                  WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR kind = $2) \
                  ORDER BY id DESC LIMIT $3"
             ))
-            .bind(tenant.map(|t| t.0))
+            .bind(tenant)
             .bind(kind)
             .bind(limit),
-            audit_from_row,
+            record,
         )
         .await
     }
 
     pub async fn count_user_sessions(&self, user: UserId) -> StoreResult<i64> {
-        let query = sqlx::query("SELECT COUNT(*) FROM sessions WHERE user_id = $1").bind(user.0);
+        let query = sqlx::query("SELECT COUNT(*) FROM sessions WHERE user_id = $1").bind(user);
         self.value(query).await
     }
 

@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::outbox::{self, NewMail};
-use super::{stored, OperatorId, Store, StoreError, StoreResult, TenantId, UserId};
+use super::{record, stored, OperatorId, Store, StoreError, StoreResult, TenantId, UserId};
 use crate::clock::Timestamp;
 
 /// Whose second factor: a tenant user's or an operator's.
@@ -28,26 +28,24 @@ impl FactorOwner {
     }
 
     /// The owner column values as they are inserted: `(user_id, operator_id)`.
-    fn ids(self) -> (Option<i64>, Option<i64>) {
+    fn ids(self) -> (Option<UserId>, Option<OperatorId>) {
         match self {
-            FactorOwner::User(id) => (Some(id.0), None),
-            FactorOwner::Operator(id) => (None, Some(id.0)),
+            FactorOwner::User(id) => (Some(id), None),
+            FactorOwner::Operator(id) => (None, Some(id)),
         }
     }
 
     fn from_row(r: &AnyRow) -> StoreResult<FactorOwner> {
-        let user: Option<i64> = r.try_get("user_id")?;
-        let operator: Option<i64> = r.try_get("operator_id")?;
-        match (user, operator) {
-            (Some(u), None) => Ok(FactorOwner::User(UserId(u))),
-            (None, Some(o)) => Ok(FactorOwner::Operator(OperatorId(o))),
+        match (r.try_get("user_id")?, r.try_get("operator_id")?) {
+            (Some(u), None) => Ok(FactorOwner::User(u)),
+            (None, Some(o)) => Ok(FactorOwner::Operator(o)),
             _ => Err(StoreError::Corrupt("factor owner")),
         }
     }
 }
 
 /// An authenticator app as stored.
-#[derive(Clone)]
+#[derive(Clone, sqlx::FromRow)]
 pub struct TotpRecord {
     /// The secret sealed under the data key.
     pub sealed_secret: Vec<u8>,
@@ -155,16 +153,11 @@ impl Store {
         let (column, id) = owner.column();
         self.optional(
             sqlx::query(&format!(
-                "SELECT secret, confirmed_at, last_step FROM totp_factors WHERE {column} = $1"
+                "SELECT secret AS sealed_secret, confirmed_at, last_step FROM totp_factors \
+                 WHERE {column} = $1"
             ))
             .bind(id),
-            |r| {
-                Ok(TotpRecord {
-                    sealed_secret: r.try_get("secret")?,
-                    confirmed_at: r.try_get::<Option<i64>, _>("confirmed_at")?.map(Timestamp),
-                    last_step: r.try_get("last_step")?,
-                })
-            },
+            record,
         )
         .await
     }
@@ -189,7 +182,7 @@ impl Store {
             .bind(user)
             .bind(operator)
             .bind(sealed_secret)
-            .bind(now.0),
+            .bind(now),
         )
         .await
     }
@@ -210,7 +203,7 @@ impl Store {
              WHERE {column} = $3 AND confirmed_at IS NULL"
         );
         self.one_then(
-            sqlx::query(&confirm).bind(now.0).bind(step).bind(id),
+            sqlx::query(&confirm).bind(now).bind(step).bind(id),
             |mut tx| async move {
                 replace_codes(&mut tx, owner, code_hashes, now).await?;
                 Ok(tx)
@@ -262,7 +255,7 @@ impl Store {
              WHERE {column} = $2 AND code_hash = $3 AND used_at IS NULL"
         );
         self.one_then(
-            sqlx::query(&spend).bind(now.0).bind(id).bind(code_hash),
+            sqlx::query(&spend).bind(now).bind(id).bind(code_hash),
             |mut tx| async move {
                 outbox::enqueue_notice(&mut tx, notice, now).await?;
                 Ok(tx)
@@ -305,7 +298,7 @@ impl Store {
         };
         if let (true, FactorOwner::User(user)) = (passkeys, owner) {
             let gone = sqlx::query("DELETE FROM passkeys WHERE user_id = $1")
-                .bind(user.0)
+                .bind(user)
                 .execute(&mut *tx)
                 .await?;
             had |= gone.rows_affected() > 0;
@@ -336,8 +329,8 @@ impl Store {
             .bind(operator)
             .bind(p.purpose.as_str())
             .bind(p.password_stamp)
-            .bind(now.0)
-            .bind(p.expires_at.0),
+            .bind(now)
+            .bind(p.expires_at),
         )
         .await
     }
@@ -356,7 +349,7 @@ impl Store {
                     owner: FactorOwner::from_row(r)?,
                     purpose: stored(r, "purpose", PendingPurpose::parse)?,
                     password_stamp: r.try_get("password_stamp")?,
-                    expires_at: Timestamp(r.try_get("expires_at")?),
+                    expires_at: r.try_get("expires_at")?,
                 })
             },
         )
@@ -372,17 +365,15 @@ impl Store {
 
     /// Forgets pending sign-ins that expired before `before`.
     pub async fn purge_pending(&self, before: Timestamp) -> StoreResult<u64> {
-        self.affected(
-            sqlx::query("DELETE FROM sign_in_pending WHERE expires_at < $1").bind(before.0),
-        )
-        .await
+        self.affected(sqlx::query("DELETE FROM sign_in_pending WHERE expires_at < $1").bind(before))
+            .await
     }
 
     /// Who of the tenant must have a second factor.
     pub async fn two_step_requirement(&self, tenant: TenantId) -> StoreResult<TwoStepRequirement> {
         let query = sqlx::query("SELECT two_step_required FROM tenants WHERE id = $1");
         let found = self
-            .optional(query.bind(tenant.0), |r| {
+            .optional(query.bind(tenant), |r| {
                 stored(r, "two_step_required", |s| {
                     TwoStepRequirement::parse(s).ok_or(())
                 })
@@ -399,7 +390,7 @@ impl Store {
         self.run(
             sqlx::query("UPDATE tenants SET two_step_required = $1 WHERE id = $2")
                 .bind(requirement.as_str())
-                .bind(tenant.0),
+                .bind(tenant),
         )
         .await
     }
@@ -449,7 +440,7 @@ async fn replace_codes(
         .bind(user)
         .bind(operator)
         .bind(hash.as_slice())
-        .bind(now.0)
+        .bind(now)
         .execute(&mut *conn)
         .await?;
     }

@@ -11,8 +11,9 @@ use super::session_cache::Change;
 use super::sessions::SessionOrigin;
 use super::throttle::USERNAME_KEY_SQL;
 use super::{
-    classify, escape_like, new_id, outbox, pbx, reset_links, sessions, stored, AnyQuery, NewMail,
-    NewUser, PasswordChange, SessionId, Store, StoreResult, TenantId, UserId, UserRecord,
+    classify, escape_like, flag, new_id, outbox, pbx, record, reset_links, sessions, stored,
+    AnyQuery, NewMail, NewUser, PasswordChange, SessionId, Store, StoreResult, TenantId, UserId,
+    UserRecord,
 };
 use crate::clock::Timestamp;
 use crate::domain::{Extension, Role, TenantCode, Username};
@@ -89,15 +90,15 @@ impl Store {
 
     pub async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
         let sql = user_sql("u.id = $1");
-        self.optional(sqlx::query(&sql).bind(id.0), user_from_row)
+        self.optional(sqlx::query(&sql).bind(id), user_from_row)
             .await
     }
 
     pub async fn record_sign_in(&self, id: UserId, now: Timestamp) -> StoreResult<()> {
         self.run_forgetting(
             sqlx::query("UPDATE users SET last_sign_in_at = $1 WHERE id = $2")
-                .bind(now.0)
-                .bind(id.0),
+                .bind(now)
+                .bind(id),
             Change::User(id),
         )
         .await
@@ -154,20 +155,20 @@ impl Store {
              WHERE {filter} ORDER BY LENGTH(u.extension), u.extension LIMIT $4 OFFSET $5"
         );
         let rows = sqlx::query(&sql)
-            .bind(tenant.0)
+            .bind(tenant)
             .bind(pattern.as_deref())
-            .bind(now.0)
+            .bind(now)
             .bind(limit)
             .bind(offset);
         let read = |r: &AnyRow| {
             Ok(UserListRow {
                 user: user_from_row(r)?,
-                locked_until: r.try_get::<Option<i64>, _>("locked_until")?.map(Timestamp),
+                locked_until: r.try_get("locked_until")?,
             })
         };
         let count_sql = format!("SELECT COUNT(*) FROM users u WHERE {filter}");
         let count = sqlx::query(&count_sql)
-            .bind(tenant.0)
+            .bind(tenant)
             .bind(pattern.as_deref());
         self.page(rows, read, count).await
     }
@@ -180,7 +181,7 @@ impl Store {
     ) -> StoreResult<Option<UserRecord>> {
         let sql = user_sql("u.tenant_id = $1 AND u.extension = $2");
         self.optional(
-            sqlx::query(&sql).bind(tenant.0).bind(extension),
+            sqlx::query(&sql).bind(tenant).bind(extension),
             user_from_row,
         )
         .await
@@ -209,8 +210,8 @@ impl Store {
         .bind(name)
         .bind(email)
         .bind(role)
-        .bind(id.0)
-        .bind(tenant.0)
+        .bind(id)
+        .bind(tenant)
         .execute(&mut *tx)
         .await
         .map_err(classify)?;
@@ -240,7 +241,7 @@ impl Store {
             "DELETE FROM users WHERE id = $1 AND tenant_id = $2 \
              AND (role <> 'admin' OR (SELECT COUNT(*) FROM users WHERE tenant_id = $2 AND role = 'admin') > 1)",
         );
-        let done = Self::one_then_in(tx, delete.bind(id.0).bind(tenant.0), |mut tx| async move {
+        let done = Self::one_then_in(tx, delete.bind(id).bind(tenant), |mut tx| async move {
             // Explicit deletes as well as the cascades, so the result never depends on a
             // connection's foreign-key setting.
             for sql in [
@@ -248,7 +249,7 @@ impl Store {
                 "DELETE FROM reset_tokens WHERE user_id = $1",
                 "DELETE FROM outbox WHERE user_id = $1",
             ] {
-                sqlx::query(sql).bind(id.0).execute(&mut *tx).await?;
+                sqlx::query(sql).bind(id).execute(&mut *tx).await?;
             }
             pbx::insert_notices(&mut tx, &[aor], now).await?;
             Ok(tx)
@@ -272,11 +273,11 @@ impl Store {
                AND th.locked_until > $2 \
              WHERE u.tenant_id = $1 AND u.role = 'admin' ORDER BY LENGTH(u.extension), u.extension"
         );
-        self.all(sqlx::query(&sql).bind(tenant.0).bind(now.0), |r| {
+        self.all(sqlx::query(&sql).bind(tenant).bind(now), |r| {
             Ok(AdminRow {
                 user: user_from_row(r)?,
                 question: r.try_get("question")?,
-                locked_until: r.try_get::<Option<i64>, _>("locked_until")?.map(Timestamp),
+                locked_until: r.try_get("locked_until")?,
             })
         })
         .await
@@ -306,8 +307,8 @@ impl Store {
         );
         self.all(
             sqlx::query(&sql)
-                .bind(tenant.0)
-                .bind(now.0)
+                .bind(tenant)
+                .bind(now)
                 .bind(after)
                 .bind(limit),
             api_user_row,
@@ -323,7 +324,7 @@ impl Store {
     ) -> StoreResult<Option<ApiUserRow>> {
         let sql = Self::api_user_sql("u.extension = $3");
         self.optional(
-            sqlx::query(&sql).bind(tenant.0).bind(now.0).bind(extension),
+            sqlx::query(&sql).bind(tenant).bind(now).bind(extension),
             api_user_row,
         )
         .await
@@ -340,7 +341,7 @@ async fn lock_tenant_admins(
     tenant: TenantId,
 ) -> StoreResult<()> {
     sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
-        .bind(tenant.0)
+        .bind(tenant)
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -359,15 +360,15 @@ pub(super) fn bind_new_user<'q>(
     now: Timestamp,
 ) -> AnyQuery<'q> {
     query
-        .bind(u.tenant_id.0)
+        .bind(u.tenant_id)
         .bind(u.extension.as_str())
         .bind(u.name)
         .bind(u.email)
         .bind(u.role.as_str())
         .bind(u.password_hash)
         .bind(i64::from(u.password_expires_at.is_some()))
-        .bind(u.password_expires_at.map(|t| t.0))
-        .bind(now.0)
+        .bind(u.password_expires_at)
+        .bind(now)
         .bind(u.sip_secret)
 }
 
@@ -385,13 +386,13 @@ pub(super) async fn set_password(
     )
     .bind(change.password_hash)
     .bind(i64::from(change.expires_at.is_some()))
-    .bind(change.expires_at.map(|t| t.0))
-    .bind(now.0)
-    .bind(id.0)
+    .bind(change.expires_at)
+    .bind(now)
+    .bind(id)
     .execute(&mut *conn)
     .await?;
     sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-        .bind(id.0)
+        .bind(id)
         .execute(&mut *conn)
         .await?;
     reset_links::end_reset_links(conn, id, now).await
@@ -401,8 +402,8 @@ pub(super) async fn set_password(
 /// they were written; one that no longer parses is reported, never passed on.
 pub(super) fn user_from_row(r: &AnyRow) -> StoreResult<UserRecord> {
     Ok(UserRecord {
-        id: UserId(r.try_get("user_id")?),
-        tenant_id: TenantId(r.try_get("tenant_id")?),
+        id: r.try_get("user_id")?,
+        tenant_id: r.try_get("tenant_id")?,
         tenant_code: stored(r, "tenant_code", TenantCode::parse)?,
         tenant_name: r.try_get("tenant_name")?,
         extension: stored(r, "extension", Extension::parse)?,
@@ -410,24 +411,28 @@ pub(super) fn user_from_row(r: &AnyRow) -> StoreResult<UserRecord> {
         email: r.try_get("email")?,
         role: stored(r, "role", Role::parse)?,
         password_hash: r.try_get("password_hash")?,
-        password_temporary: r.try_get::<i64, _>("password_temporary")? != 0,
-        password_expires_at: r
-            .try_get::<Option<i64>, _>("password_expires_at")?
-            .map(Timestamp),
-        last_sign_in_at: r
-            .try_get::<Option<i64>, _>("last_sign_in_at")?
-            .map(Timestamp),
+        password_temporary: flag(r, "password_temporary")?,
+        password_expires_at: r.try_get("password_expires_at")?,
+        last_sign_in_at: r.try_get("last_sign_in_at")?,
         sip_domain: r.try_get("sip_domain")?,
-        has_sip_secret: r.try_get::<i64, _>("has_sip_secret")? != 0,
-        has_pin: r.try_get::<i64, _>("has_pin")? != 0,
-        tenant_suspended: r.try_get::<i64, _>("tenant_suspended")? != 0,
+        has_sip_secret: flag(r, "has_sip_secret")?,
+        has_pin: flag(r, "has_pin")?,
+        tenant_suspended: flag(r, "tenant_suspended")?,
     })
+}
+
+/// A row that selected a record's columns beside [`USER_COLUMNS`] (its `user_id` the
+/// user's id), as the record and its user.
+pub(super) fn with_user<T: for<'r> sqlx::FromRow<'r, AnyRow>>(
+    r: &AnyRow,
+) -> StoreResult<(T, UserRecord)> {
+    Ok((record(r)?, user_from_row(r)?))
 }
 
 fn api_user_row(r: &AnyRow) -> StoreResult<ApiUserRow> {
     Ok(ApiUserRow {
         user: user_from_row(r)?,
-        locked_until: r.try_get::<Option<i64>, _>("locked_until")?.map(Timestamp),
-        created_at: Timestamp(r.try_get("user_created_at")?),
+        locked_until: r.try_get("locked_until")?,
+        created_at: r.try_get("user_created_at")?,
     })
 }
