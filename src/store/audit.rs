@@ -4,7 +4,7 @@
 
 use sqlx::Executor;
 
-use super::{record, AnyQuery, AuditRecord, AuditRow, Store, StoreResult, TenantId};
+use super::{page_sql, record, AnyQuery, AuditRecord, AuditRow, Store, StoreResult, TenantId};
 use crate::clock::Timestamp;
 
 /// Filters for the audit page.
@@ -76,7 +76,7 @@ impl Store {
         offset: i64,
     ) -> StoreResult<(Vec<AuditRecord>, i64)> {
         let condition = "tenant_id = $1 AND ($2 IS NULL OR actor = $2 OR subject = $2) AND ($3 IS NULL OR kind = $3)";
-        let (sql, count_sql) = page_sql(condition, 3);
+        let (sql, count_sql) = events_page_sql(condition, 3);
         let rows = filtered(sqlx::query(&sql), tenant, filter)
             .bind(limit)
             .bind(offset);
@@ -92,7 +92,7 @@ impl Store {
         offset: i64,
     ) -> StoreResult<(Vec<AuditRecord>, i64)> {
         let condition = "tenant_id IS NULL OR actor LIKE 'operator:%'";
-        let (sql, count_sql) = page_sql(condition, 0);
+        let (sql, count_sql) = events_page_sql(condition, 0);
         let rows = sqlx::query(&sql).bind(limit).bind(offset);
         self.page(rows, record, sqlx::query(&count_sql)).await
     }
@@ -131,15 +131,9 @@ pub enum Burst {
 /// The SQL of one page of the events that meet `condition`, newest first, and of how many
 /// meet it; the page's `LIMIT` and `OFFSET` are the placeholders after the condition's
 /// `params`.
-fn page_sql(condition: &str, params: usize) -> (String, String) {
-    let (limit, offset) = (params + 1, params + 2);
-    (
-        format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_events \
-             WHERE {condition} ORDER BY id DESC LIMIT ${limit} OFFSET ${offset}"
-        ),
-        format!("SELECT COUNT(*) FROM audit_events WHERE {condition}"),
-    )
+fn events_page_sql(condition: &str, params: usize) -> (String, String) {
+    let select = format!("SELECT {AUDIT_COLUMNS} FROM audit_events");
+    page_sql(&select, "audit_events", condition, "id DESC", params)
 }
 
 /// Binds a tenant's audit page filter: `$1` the tenant, `$2` the username, `$3` the kind.

@@ -465,6 +465,30 @@ where
     query.fetch_one(db).await?.try_get(0)
 }
 
+/// The SQL of one page of a list and of how many rows the whole list holds: `select` (the
+/// columns and the tables they come from) of the rows `filter` keeps, in `order`, the
+/// page's `LIMIT` and `OFFSET` the placeholders after the first `params`; the count over
+/// `counted`, the listed table alone.
+fn page_sql(
+    select: &str,
+    counted: &str,
+    filter: &str,
+    order: &str,
+    params: usize,
+) -> (String, String) {
+    let (limit, offset) = (params + 1, params + 2);
+    (
+        format!("{select} WHERE {filter} ORDER BY {order} LIMIT ${limit} OFFSET ${offset}"),
+        format!("SELECT COUNT(*) FROM {counted} WHERE {filter}"),
+    )
+}
+
+/// The LIKE pattern of a search: anywhere in the text, without regard to case, its
+/// wildcards taken literally.
+fn search_pattern(search: Option<&str>) -> Option<String> {
+    search.map(|s| format!("%{}%", escape_like(&s.to_lowercase())))
+}
+
 /// Escapes LIKE wildcards so a search for "50%" matches literally.
 fn escape_like(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -8,7 +8,8 @@ use sqlx::Row;
 
 use super::session_cache::Change;
 use super::{
-    classify, escape_like, new_id, pbx, stored, NewTenant, Store, StoreResult, Tenant, TenantId,
+    classify, new_id, page_sql, pbx, search_pattern, stored, NewTenant, Store, StoreResult, Tenant,
+    TenantId,
 };
 use crate::clock::Timestamp;
 use crate::domain::TenantCode;
@@ -78,14 +79,12 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<TenantListRow>, i64)> {
-        let pattern = search.map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
+        let pattern = search_pattern(search);
         let filter =
             "($1 IS NULL OR t.code LIKE $1 ESCAPE '\\' OR LOWER(t.name) LIKE $1 ESCAPE '\\')";
-        let sql = format!(
-            "SELECT t.id, t.code, t.name, t.sip_domain, \
-               (SELECT COUNT(*) FROM users u WHERE u.tenant_id = t.id) AS users \
-             FROM tenants t WHERE {filter} ORDER BY t.code LIMIT $2 OFFSET $3"
-        );
+        let select = "SELECT t.id, t.code, t.name, t.sip_domain, \
+                      (SELECT COUNT(*) FROM users u WHERE u.tenant_id = t.id) AS users FROM tenants t";
+        let (sql, count_sql) = page_sql(select, "tenants t", filter, "t.code", 1);
         let rows = sqlx::query(&sql)
             .bind(pattern.as_deref())
             .bind(limit)
@@ -96,7 +95,6 @@ impl Store {
                 users: r.try_get("users")?,
             })
         };
-        let count_sql = format!("SELECT COUNT(*) FROM tenants t WHERE {filter}");
         let count = sqlx::query(&count_sql).bind(pattern.as_deref());
         self.page(rows, read, count).await
     }

@@ -11,9 +11,9 @@ use super::session_cache::Change;
 use super::sessions::SessionOrigin;
 use super::throttle::USERNAME_KEY_SQL;
 use super::{
-    classify, escape_like, flag, new_id, outbox, pbx, record, reset_links, sessions, stored,
-    AnyQuery, NewMail, NewUser, PasswordChange, SessionId, Store, StoreResult, TenantId, UserId,
-    UserRecord,
+    classify, flag, new_id, outbox, page_sql, pbx, record, reset_links, search_pattern, sessions,
+    stored, AnyQuery, NewMail, NewUser, PasswordChange, SessionId, Store, StoreResult, TenantId,
+    UserId, UserRecord,
 };
 use crate::clock::Timestamp;
 use crate::domain::{Extension, Role, TenantCode, Username};
@@ -145,15 +145,16 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<UserListRow>, i64)> {
-        let pattern = search.map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
+        let pattern = search_pattern(search);
         let filter = "u.tenant_id = $1 AND ($2 IS NULL OR u.extension LIKE $2 ESCAPE '\\' \
                       OR LOWER(u.name) LIKE $2 ESCAPE '\\' OR COALESCE(u.email, '') LIKE $2 ESCAPE '\\')";
-        let sql = format!(
+        let select = format!(
             "SELECT {USER_COLUMNS}, th.locked_until AS locked_until FROM users u JOIN tenants t ON t.id = u.tenant_id \
              LEFT JOIN signin_throttle th ON th.key = {USERNAME_KEY_SQL} \
-               AND th.locked_until > $3 \
-             WHERE {filter} ORDER BY LENGTH(u.extension), u.extension LIMIT $4 OFFSET $5"
+               AND th.locked_until > $3"
         );
+        let order = "LENGTH(u.extension), u.extension";
+        let (sql, count_sql) = page_sql(&select, "users u", filter, order, 3);
         let rows = sqlx::query(&sql)
             .bind(tenant)
             .bind(pattern.as_deref())
@@ -166,7 +167,6 @@ impl Store {
                 locked_until: r.try_get("locked_until")?,
             })
         };
-        let count_sql = format!("SELECT COUNT(*) FROM users u WHERE {filter}");
         let count = sqlx::query(&count_sql)
             .bind(tenant)
             .bind(pattern.as_deref());
