@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{classify, stored, Store, StoreError, StoreResult, TenantId};
+use super::{classify, flag, stored, Store, StoreError, StoreResult, TenantId};
 use crate::clock::Timestamp;
 use crate::domain::TenantCode;
 
@@ -45,10 +45,10 @@ fn token_row(r: &AnyRow) -> StoreResult<ApiTokenRecord> {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         tenant,
-        tenant_suspended: r.try_get::<i64, _>("tenant_suspended")? != 0,
+        tenant_suspended: flag(r, "tenant_suspended")?,
         token_hash: r.try_get("token_hash")?,
-        created_at: Timestamp(r.try_get("created_at")?),
-        last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(Timestamp),
+        created_at: r.try_get("created_at")?,
+        last_used_at: r.try_get("last_used_at")?,
     })
 }
 
@@ -66,9 +66,9 @@ impl Store {
                 "INSERT INTO api_tokens (name, tenant_id, token_hash, created_at) VALUES ($1, $2, $3, $4)",
             )
             .bind(name)
-            .bind(tenant.map(|t| t.0))
+            .bind(tenant)
             .bind(token_hash)
-            .bind(now.0),
+            .bind(now),
         )
         .await
     }
@@ -124,7 +124,7 @@ impl Store {
     pub async fn touch_api_token(&self, id: i64, now: Timestamp) -> StoreResult<()> {
         self.run(
             sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
-                .bind(now.0)
+                .bind(now)
                 .bind(id),
         )
         .await
@@ -146,7 +146,7 @@ impl Store {
             )
             .bind(token)
             .bind(key)
-            .bind(after.0),
+            .bind(after),
             |r| {
                 let status: i64 = r.try_get("status")?;
                 Ok(IdempotentAnswer {
@@ -171,7 +171,7 @@ impl Store {
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM api_idempotency WHERE created_at <= $1")
-            .bind(expired_before.0)
+            .bind(expired_before)
             .execute(&mut *tx)
             .await?;
         let saved = sqlx::query(
@@ -183,7 +183,7 @@ impl Store {
         .bind(&answer.request_hash)
         .bind(i64::from(answer.status))
         .bind(&answer.body)
-        .bind(now.0)
+        .bind(now)
         .execute(&mut *tx)
         .await
         .map_err(classify);

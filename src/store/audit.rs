@@ -2,10 +2,9 @@
 //! burst of refusals, or once per window), read a page or a cursor at a time for a tenant
 //! or the provider, and purged past the retention.
 
-use sqlx::any::AnyRow;
-use sqlx::{Executor, Row};
+use sqlx::Executor;
 
-use super::{AnyQuery, AuditRecord, AuditRow, Store, StoreResult, TenantId};
+use super::{page_sql, record, AnyQuery, AuditRecord, AuditRow, Store, StoreResult, TenantId};
 use crate::clock::Timestamp;
 
 /// Filters for the audit page.
@@ -16,24 +15,9 @@ pub struct AuditFilter<'a> {
     pub kind: Option<&'a str>,
 }
 
-/// The columns every audit event is read from, by these names (see [`audit_from_row`]).
+/// The columns every audit event is read from: the fields of [`AuditRecord`].
 pub(super) const AUDIT_COLUMNS: &str =
     "id, at, kind, actor, subject, client_addr, detail, repeats, last_at";
-
-/// An audit event from a row that selected [`AUDIT_COLUMNS`].
-pub(super) fn audit_from_row(r: &AnyRow) -> StoreResult<AuditRecord> {
-    Ok(AuditRecord {
-        id: r.try_get("id")?,
-        at: Timestamp(r.try_get("at")?),
-        kind: r.try_get("kind")?,
-        actor: r.try_get("actor")?,
-        subject: r.try_get("subject")?,
-        client_addr: r.try_get("client_addr")?,
-        detail: r.try_get("detail")?,
-        repeats: r.try_get("repeats")?,
-        last_at: r.try_get::<Option<i64>, _>("last_at")?.map(Timestamp),
-    })
-}
 
 impl Store {
     pub async fn insert_audit(&self, e: &AuditRow<'_>) -> StoreResult<()> {
@@ -57,7 +41,7 @@ impl Store {
     /// Deletes audit events older than `before` (the retention); returns how many.
     pub async fn purge_audit(&self, before: Timestamp) -> StoreResult<u64> {
         self.affected(
-            sqlx::query("DELETE FROM audit_events WHERE COALESCE(last_at, at) < $1").bind(before.0),
+            sqlx::query("DELETE FROM audit_events WHERE COALESCE(last_at, at) < $1").bind(before),
         )
         .await
     }
@@ -78,7 +62,7 @@ impl Store {
                    AND kind = $3 AND actor = $4 AND detail = $7)",
             )
             .bind_event(e)
-            .bind(since.0),
+            .bind(since),
         )
         .await
     }
@@ -92,12 +76,12 @@ impl Store {
         offset: i64,
     ) -> StoreResult<(Vec<AuditRecord>, i64)> {
         let condition = "tenant_id = $1 AND ($2 IS NULL OR actor = $2 OR subject = $2) AND ($3 IS NULL OR kind = $3)";
-        let (sql, count_sql) = page_sql(condition, 3);
+        let (sql, count_sql) = events_page_sql(condition, 3);
         let rows = filtered(sqlx::query(&sql), tenant, filter)
             .bind(limit)
             .bind(offset);
         let count = filtered(sqlx::query(&count_sql), tenant, filter);
-        self.page(rows, audit_from_row, count).await
+        self.page(rows, record, count).await
     }
 
     /// One page of the provider's audit log, newest first: events with no tenant (operator
@@ -108,10 +92,9 @@ impl Store {
         offset: i64,
     ) -> StoreResult<(Vec<AuditRecord>, i64)> {
         let condition = "tenant_id IS NULL OR actor LIKE 'operator:%'";
-        let (sql, count_sql) = page_sql(condition, 0);
+        let (sql, count_sql) = events_page_sql(condition, 0);
         let rows = sqlx::query(&sql).bind(limit).bind(offset);
-        self.page(rows, audit_from_row, sqlx::query(&count_sql))
-            .await
+        self.page(rows, record, sqlx::query(&count_sql)).await
     }
 
     /// A tenant's audit events older than the event `before` (newest first).
@@ -126,10 +109,10 @@ impl Store {
                 "SELECT {AUDIT_COLUMNS} FROM audit_events \
                  WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
             ))
-            .bind(tenant.0)
+            .bind(tenant)
             .bind(before)
             .bind(limit),
-            audit_from_row,
+            record,
         )
         .await
     }
@@ -148,20 +131,14 @@ pub enum Burst {
 /// The SQL of one page of the events that meet `condition`, newest first, and of how many
 /// meet it; the page's `LIMIT` and `OFFSET` are the placeholders after the condition's
 /// `params`.
-fn page_sql(condition: &str, params: usize) -> (String, String) {
-    let (limit, offset) = (params + 1, params + 2);
-    (
-        format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_events \
-             WHERE {condition} ORDER BY id DESC LIMIT ${limit} OFFSET ${offset}"
-        ),
-        format!("SELECT COUNT(*) FROM audit_events WHERE {condition}"),
-    )
+fn events_page_sql(condition: &str, params: usize) -> (String, String) {
+    let select = format!("SELECT {AUDIT_COLUMNS} FROM audit_events");
+    page_sql(&select, "audit_events", condition, "id DESC", params)
 }
 
 /// Binds a tenant's audit page filter: `$1` the tenant, `$2` the username, `$3` the kind.
 fn filtered<'q>(query: AnyQuery<'q>, tenant: TenantId, filter: &AuditFilter<'q>) -> AnyQuery<'q> {
-    query.bind(tenant.0).bind(filter.username).bind(filter.kind)
+    query.bind(tenant).bind(filter.username).bind(filter.kind)
 }
 
 /// Records a refused attempt as part of the open burst since `since` (one more repeat, the
@@ -181,12 +158,12 @@ pub(super) async fn insert_audit_burst(
                              AND COALESCE(tenant_id, 0) = COALESCE($6, 0))) \
            ORDER BY id DESC LIMIT 1)",
     )
-    .bind(e.at.0)
+    .bind(e.at)
     .bind(e.kind)
-    .bind(since.0)
+    .bind(since)
     .bind(e.client_addr)
     .bind(e.actor)
-    .bind(e.tenant_id.map(|t| t.0))
+    .bind(e.tenant_id)
     .bind(i32::from(per_address))
     .execute(&mut *conn)
     .await?;
@@ -218,8 +195,8 @@ trait BindEvent<'q> {
 
 impl<'q> BindEvent<'q> for AnyQuery<'q> {
     fn bind_event(self, e: &AuditRow<'q>) -> Self {
-        self.bind(e.at.0)
-            .bind(e.tenant_id.map(|t| t.0))
+        self.bind(e.at)
+            .bind(e.tenant_id)
             .bind(e.kind)
             .bind(e.actor)
             .bind(e.subject)

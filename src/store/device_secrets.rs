@@ -5,11 +5,11 @@
 use sqlx::Row;
 
 use super::session_cache::Change;
-use super::{pbx, Store, StoreResult, TenantId, UserId};
+use super::{pbx, record, Store, StoreResult, TenantId, UserId};
 use crate::clock::Timestamp;
 
 /// A user's sealed device secrets, for re-encryption.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SealedSecrets {
     pub user_id: UserId,
     pub tenant_id: i64,
@@ -19,7 +19,7 @@ pub struct SealedSecrets {
 }
 
 /// A user whose SIP secret was never made (created before SIP secrets existed).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserWithoutSecret {
     pub user_id: UserId,
     pub tenant_id: TenantId,
@@ -32,14 +32,13 @@ impl Store {
         &self,
         user: UserId,
     ) -> StoreResult<(Option<Vec<u8>>, Option<Vec<u8>>)> {
-        let row = sqlx::query("SELECT sip_secret, voicemail_pin FROM users WHERE id = $1")
-            .bind(user.0)
-            .fetch_optional(&self.pool)
+        let query = sqlx::query("SELECT sip_secret, voicemail_pin FROM users WHERE id = $1");
+        let found = self
+            .optional(query.bind(user), |r| {
+                Ok((r.try_get("sip_secret")?, r.try_get("voicemail_pin")?))
+            })
             .await?;
-        Ok(match row {
-            Some(r) => (r.try_get("sip_secret")?, r.try_get("voicemail_pin")?),
-            None => (None, None),
-        })
+        Ok(found.unwrap_or((None, None)))
     }
 
     /// Sets the SIP secret only if there is none yet (two first views at once make one).
@@ -64,13 +63,11 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE users SET sip_secret = $1 WHERE id = $2")
             .bind(sealed)
-            .bind(user.0)
+            .bind(user)
             .execute(&mut *tx)
             .await?;
         pbx::insert_notices(&mut tx, &[aor], now).await?;
-        tx.commit().await?;
-        self.changed(Change::User(user)).await;
-        Ok(())
+        self.commit_forgetting(tx, Change::User(user)).await
     }
 
     pub async fn set_voicemail_pin(&self, user: UserId, sealed: &[u8]) -> StoreResult<()> {
@@ -85,11 +82,8 @@ impl Store {
     /// Writes one sealed value of `user` with `sql` (`$1` the value, `$2` the user) and
     /// forgets what the caches held of them.
     async fn write_sealed(&self, sql: &str, user: UserId, sealed: &[u8]) -> StoreResult<()> {
-        self.run_forgetting(
-            sqlx::query(sql).bind(sealed).bind(user.0),
-            Change::User(user),
-        )
-        .await
+        self.run_forgetting(sqlx::query(sql).bind(sealed).bind(user), Change::User(user))
+            .await
     }
 
     /// Users that have no SIP secret yet, a page at a time by id.
@@ -98,20 +92,14 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<UserWithoutSecret>> {
-        self.all(
-            sqlx::query(
-                "SELECT id, tenant_id, extension FROM users \
-                 WHERE id > $1 AND sip_secret IS NULL ORDER BY id LIMIT $2",
-            )
-            .bind(after)
-            .bind(limit),
-            |r| {
-                Ok(UserWithoutSecret {
-                    user_id: UserId(r.try_get("id")?),
-                    tenant_id: TenantId(r.try_get("tenant_id")?),
-                    extension: r.try_get("extension")?,
-                })
-            },
+        let missing = Some("sip_secret IS NULL");
+        self.after_id(
+            "users",
+            "id AS user_id, tenant_id, extension",
+            missing,
+            after,
+            limit,
+            record,
         )
         .await
     }
@@ -122,22 +110,14 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<SealedSecrets>> {
-        self.all(
-            sqlx::query(
-                "SELECT id, tenant_id, extension, sip_secret, voicemail_pin FROM users WHERE id > $1 \
-                 AND (sip_secret IS NOT NULL OR voicemail_pin IS NOT NULL) ORDER BY id LIMIT $2",
-            )
-            .bind(after)
-            .bind(limit),
-            |r| {
-                Ok(SealedSecrets {
-                    user_id: UserId(r.try_get("id")?),
-                    tenant_id: r.try_get("tenant_id")?,
-                    extension: r.try_get("extension")?,
-                    sip_secret: r.try_get("sip_secret")?,
-                    voicemail_pin: r.try_get("voicemail_pin")?,
-                })
-            },
+        let sealed = Some("sip_secret IS NOT NULL OR voicemail_pin IS NOT NULL");
+        self.after_id(
+            "users",
+            "id AS user_id, tenant_id, extension, sip_secret, voicemail_pin",
+            sealed,
+            after,
+            limit,
+            record,
         )
         .await
     }
@@ -157,7 +137,7 @@ impl Store {
             )
             .bind(sip)
             .bind(pin)
-            .bind(old.user_id.0)
+            .bind(old.user_id)
             .bind(old.sip_secret.as_deref())
             .bind(old.voicemail_pin.as_deref()),
         )

@@ -11,10 +11,12 @@
 //! - `api_tokens`: API tokens and idempotent answers; `passkeys`: WebAuthn credentials
 //!   and the ceremonies in flight.
 //! - `seed`: bulk loading; `ops`: backup and purges; `test_support`: reads only tests use.
-//! - `records`: the ids and rows the modules share; `session_cache`: the session cache.
+//! - `records`: the ids and rows the modules share; `cache`: the shape of the session cache
+//!   (`session_cache`) and of the credential cache (in `pbx`).
 
 mod api_tokens;
 mod audit;
+mod cache;
 mod device_secrets;
 mod operators;
 mod ops;
@@ -33,6 +35,7 @@ mod throttle;
 mod two_step;
 mod users;
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -165,6 +168,9 @@ impl std::fmt::Debug for Store {
 /// A query with its values bound, as the record modules build them.
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
+/// A transaction on the store's pool.
+type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
 impl Store {
     /// Runs a write.
     async fn run(&self, query: AnyQuery<'_>) -> StoreResult<()> {
@@ -201,27 +207,46 @@ impl Store {
         Ok(self.affected(query).await? == 1)
     }
 
-    /// Runs a write of one row inside `tx`; false when there was no such row to change.
-    async fn affected_one_in(
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        query: AnyQuery<'_>,
+    /// Begins a transaction with `first`, a write of one row, and when it changed its row
+    /// runs `then` in the same transaction (handed over and handed back) and commits;
+    /// false, the transaction rolled back, when there was no such row to change.
+    async fn one_then<Then: Future<Output = StoreResult<Tx>>>(
+        &self,
+        first: AnyQuery<'_>,
+        then: impl FnOnce(Tx) -> Then,
     ) -> StoreResult<bool> {
-        Ok(query.execute(&mut **tx).await?.rows_affected() == 1)
+        Self::one_then_in(self.pool.begin().await?, first, then).await
     }
 
-    /// Begins a transaction with a write of one row; `None`, the transaction rolled back,
-    /// when there was no such row to change.
-    async fn begin_with_one(
-        &self,
-        query: AnyQuery<'_>,
-    ) -> StoreResult<Option<sqlx::Transaction<'static, sqlx::Any>>> {
-        let mut tx = self.pool.begin().await?;
-        if Self::affected_one_in(&mut tx, query).await? {
-            Ok(Some(tx))
-        } else {
+    /// [`Store::one_then`] in a transaction begun already (which rolls back without the row).
+    async fn one_then_in<Then: Future<Output = StoreResult<Tx>>>(
+        mut tx: Tx,
+        first: AnyQuery<'_>,
+        then: impl FnOnce(Tx) -> Then,
+    ) -> StoreResult<bool> {
+        if first.execute(&mut *tx).await?.rows_affected() != 1 {
             tx.rollback().await?;
-            Ok(None)
+            return Ok(false);
         }
+        then(tx).await?.commit().await?;
+        Ok(true)
+    }
+
+    /// Forgets what a write that may have changed nothing changed, when it did; whether
+    /// it did.
+    async fn changed_if(&self, done: bool, change: Change) -> bool {
+        if done {
+            self.changed(change).await;
+        }
+        done
+    }
+
+    /// Commits a write that made cached sessions or credentials wrong, then forgets what
+    /// it changed (see [`Store::changed`]).
+    async fn commit_forgetting(&self, tx: Tx, change: Change) -> StoreResult<()> {
+        tx.commit().await?;
+        self.changed(change).await;
+        Ok(())
     }
 
     /// The row `query` selects, if any, read by `read`.
@@ -248,9 +273,30 @@ impl Store {
             .collect()
     }
 
-    /// The one number a `SELECT COUNT(*) …` query answers.
-    async fn count(&self, query: AnyQuery<'_>) -> StoreResult<i64> {
+    /// The first value of the one row `query` answers (a `COUNT(*)`, a `MAX(…)`).
+    async fn value<T>(&self, query: AnyQuery<'_>) -> StoreResult<T>
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    {
         Ok(query.fetch_one(&self.pool).await?.try_get(0)?)
+    }
+
+    /// A walk over a whole table a page at a time: `columns` of up to `limit` rows of
+    /// `table` with an id above `after`, in id order, and when given only those the
+    /// condition `only` keeps; each read by `read`.
+    async fn after_id<T>(
+        &self,
+        table: &str,
+        columns: &str,
+        only: Option<&str>,
+        after: i64,
+        limit: i64,
+        read: impl Fn(&AnyRow) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        let only = only.map(|c| format!(" AND ({c})")).unwrap_or_default();
+        let sql = format!("SELECT {columns} FROM {table} WHERE id > $1{only} ORDER BY id LIMIT $2");
+        self.all(sqlx::query(&sql).bind(after).bind(limit), read)
+            .await
     }
 
     /// One page of a list: the rows `rows` selects, each read by `read`, and the total
@@ -261,7 +307,7 @@ impl Store {
         read: impl Fn(&AnyRow) -> StoreResult<T>,
         count: AnyQuery<'_>,
     ) -> StoreResult<(Vec<T>, i64)> {
-        Ok((self.all(rows, read).await?, self.count(count).await?))
+        Ok((self.all(rows, read).await?, self.value(count).await?))
     }
 }
 
@@ -411,6 +457,38 @@ impl Store {
     }
 }
 
+/// The id an `INSERT … RETURNING id` gave its new row.
+async fn new_id<'q, E>(query: AnyQuery<'q>, db: E) -> sqlx::Result<i64>
+where
+    E: Executor<'q, Database = sqlx::Any> + 'q,
+{
+    query.fetch_one(db).await?.try_get(0)
+}
+
+/// The SQL of one page of a list and of how many rows the whole list holds: `select` (the
+/// columns and the tables they come from) of the rows `filter` keeps, in `order`, the
+/// page's `LIMIT` and `OFFSET` the placeholders after the first `params`; the count over
+/// `counted`, the listed table alone.
+fn page_sql(
+    select: &str,
+    counted: &str,
+    filter: &str,
+    order: &str,
+    params: usize,
+) -> (String, String) {
+    let (limit, offset) = (params + 1, params + 2);
+    (
+        format!("{select} WHERE {filter} ORDER BY {order} LIMIT ${limit} OFFSET ${offset}"),
+        format!("SELECT COUNT(*) FROM {counted} WHERE {filter}"),
+    )
+}
+
+/// The LIKE pattern of a search: anywhere in the text, without regard to case, its
+/// wildcards taken literally.
+fn search_pattern(search: Option<&str>) -> Option<String> {
+    search.map(|s| format!("%{}%", escape_like(&s.to_lowercase())))
+}
+
 /// Escapes LIKE wildcards so a search for "50%" matches literally.
 fn escape_like(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -431,6 +509,17 @@ fn stored<T, E>(
 ) -> StoreResult<T> {
     let raw: String = r.try_get(column)?;
     parse(&raw).map_err(|_| StoreError::Corrupt(column))
+}
+
+/// A row read as the record whose fields are named as its columns.
+fn record<T: for<'r> sqlx::FromRow<'r, AnyRow>>(r: &AnyRow) -> StoreResult<T> {
+    Ok(T::from_row(r)?)
+}
+
+/// A flag read back from the 0 or 1 it is stored or selected as (an integer, the same on
+/// both databases).
+fn flag(r: &AnyRow, column: &'static str) -> StoreResult<bool> {
+    Ok(r.try_get::<i64, _>(column)? != 0)
 }
 
 /// The folder a `sqlite://PATH?…` URL's file lives in, so it can be created first.

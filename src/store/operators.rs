@@ -4,11 +4,12 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{stored, SessionId, Store, StoreResult, UserId};
+use super::{new_id, record, stored, SessionId, Store, StoreResult, UserId};
 use crate::clock::Timestamp;
 use crate::domain::OperatorName;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(transparent)]
 pub struct OperatorId(pub i64);
 
 #[derive(Clone)]
@@ -27,7 +28,7 @@ impl std::fmt::Debug for OperatorRecord {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OperatorSessionRecord {
     pub id: SessionId,
     pub operator_id: OperatorId,
@@ -48,7 +49,7 @@ impl Store {
             )
             .bind(name)
             .bind(password_hash)
-            .bind(now.0),
+            .bind(now),
         )
         .await
     }
@@ -57,14 +58,16 @@ impl Store {
         &self,
         name: &OperatorName,
     ) -> StoreResult<Option<OperatorRecord>> {
-        self.optional(
-            sqlx::query(
-                "SELECT id AS operator_id, name AS operator_name, password_hash FROM operators WHERE name = $1",
-            )
-            .bind(name.as_str()),
-            operator_from_row,
-        )
-        .await
+        let sql = operator_sql("name = $1");
+        self.optional(sqlx::query(&sql).bind(name.as_str()), operator_from_row)
+            .await
+    }
+
+    /// An operator by id (to finish their pending sign-in).
+    pub async fn operator_by_id(&self, id: OperatorId) -> StoreResult<Option<OperatorRecord>> {
+        let sql = operator_sql("id = $1");
+        self.optional(sqlx::query(&sql).bind(id), operator_from_row)
+            .await
     }
 
     pub async fn insert_operator_session(
@@ -73,16 +76,12 @@ impl Store {
         operator: OperatorId,
         now: Timestamp,
     ) -> StoreResult<SessionId> {
-        let row = sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO operator_sessions (token_hash, operator_id, created_at, last_seen_at) \
              VALUES ($1, $2, $3, $3) RETURNING id",
-        )
-        .bind(token_hash)
-        .bind(operator.0)
-        .bind(now.0)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(SessionId(row.try_get(0)?))
+        );
+        let id = new_id(insert.bind(token_hash).bind(operator).bind(now), &self.pool).await?;
+        Ok(SessionId(id))
     }
 
     /// The operator session with this token hash and its operator, in one round trip.
@@ -92,38 +91,24 @@ impl Store {
     ) -> StoreResult<Option<(OperatorSessionRecord, OperatorRecord)>> {
         self.optional(
             sqlx::query(
-                "SELECT s.id AS session_id, s.created_at, s.last_seen_at, o.id AS operator_id, \
+                "SELECT s.id AS id, s.created_at, s.last_seen_at, o.id AS operator_id, \
                  o.name AS operator_name, o.password_hash \
                  FROM operator_sessions s JOIN operators o ON o.id = s.operator_id \
                  WHERE s.token_hash = $1",
             )
             .bind(token_hash),
-            |r| {
-                let operator = operator_from_row(r)?;
-                let session = OperatorSessionRecord {
-                    id: SessionId(r.try_get("session_id")?),
-                    operator_id: operator.id,
-                    created_at: Timestamp(r.try_get("created_at")?),
-                    last_seen_at: Timestamp(r.try_get("last_seen_at")?),
-                };
-                Ok((session, operator))
-            },
+            |r| Ok((record(r)?, operator_from_row(r)?)),
         )
         .await
     }
 
     /// Slides the idle timer. False when the session no longer exists (ended elsewhere).
     pub async fn touch_operator_session(&self, id: SessionId, now: Timestamp) -> StoreResult<bool> {
-        self.affected_one(
-            sqlx::query("UPDATE operator_sessions SET last_seen_at = $1 WHERE id = $2")
-                .bind(now.0)
-                .bind(id.0),
-        )
-        .await
+        self.slide_idle_timer("operator_sessions", id, now).await
     }
 
     pub async fn delete_operator_session(&self, id: SessionId) -> StoreResult<()> {
-        self.run(sqlx::query("DELETE FROM operator_sessions WHERE id = $1").bind(id.0))
+        self.run(sqlx::query("DELETE FROM operator_sessions WHERE id = $1").bind(id))
             .await
     }
 
@@ -137,9 +122,9 @@ impl Store {
             sqlx::query(
                 "INSERT INTO caller_verifications (operator_id, user_id, verified_at) VALUES ($1, $2, $3)",
             )
-            .bind(operator.0)
-            .bind(user.0)
-            .bind(now.0),
+            .bind(operator)
+            .bind(user)
+            .bind(now),
         )
         .await
     }
@@ -150,14 +135,10 @@ impl Store {
         operator: OperatorId,
         user: UserId,
     ) -> StoreResult<Option<Timestamp>> {
-        let row = sqlx::query(
+        let last = sqlx::query(
             "SELECT MAX(verified_at) FROM caller_verifications WHERE operator_id = $1 AND user_id = $2",
-        )
-        .bind(operator.0)
-        .bind(user.0)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get::<Option<i64>, _>(0)?.map(Timestamp))
+        );
+        self.value(last.bind(operator).bind(user)).await
     }
 
     /// The admins (extension, tenant code) this operator verified a caller as after `since`.
@@ -172,17 +153,25 @@ impl Store {
                  JOIN users u ON u.id = v.user_id JOIN tenants t ON t.id = u.tenant_id \
                  WHERE v.operator_id = $1 AND v.verified_at > $2",
             )
-            .bind(operator.0)
-            .bind(since.0),
+            .bind(operator)
+            .bind(since),
             |r| Ok((r.try_get("extension")?, r.try_get("code")?)),
         )
         .await
     }
 }
 
+/// The operators `condition` selects, with the columns [`operator_from_row`] reads.
+fn operator_sql(condition: &str) -> String {
+    format!(
+        "SELECT id AS operator_id, name AS operator_name, password_hash FROM operators \
+         WHERE {condition}"
+    )
+}
+
 fn operator_from_row(r: &AnyRow) -> StoreResult<OperatorRecord> {
     Ok(OperatorRecord {
-        id: OperatorId(r.try_get("operator_id")?),
+        id: r.try_get("operator_id")?,
         name: stored(r, "operator_name", OperatorName::parse)?,
         password_hash: r.try_get("password_hash")?,
     })

@@ -37,20 +37,15 @@ impl Store {
     pub async fn purge_stale(&self, quiet_before: Timestamp, now: Timestamp) -> StoreResult<u64> {
         let throttle = sqlx::query(
             "DELETE FROM signin_throttle WHERE window_start < $1 AND (locked_until IS NULL OR locked_until < $2)",
-        )
-        .bind(quiet_before.0)
-        .bind(now.0)
-        .execute(&self.pool)
-        .await?;
-        let links = sqlx::query("DELETE FROM reset_tokens WHERE expires_at < $1")
-            .bind(quiet_before.0)
-            .execute(&self.pool)
-            .await?;
-        let verified = sqlx::query("DELETE FROM caller_verifications WHERE verified_at < $1")
-            .bind(quiet_before.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(throttle.rows_affected() + links.rows_affected() + verified.rows_affected())
+        );
+        let mut purged = self.affected(throttle.bind(quiet_before).bind(now)).await?;
+        for sql in [
+            "DELETE FROM reset_tokens WHERE expires_at < $1",
+            "DELETE FROM caller_verifications WHERE verified_at < $1",
+        ] {
+            purged += self.affected(sqlx::query(sql).bind(quiet_before)).await?;
+        }
+        Ok(purged)
     }
 
     /// Writes a consistent copy of the SQLite database to `path` while it is in use

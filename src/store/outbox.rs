@@ -4,7 +4,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{AuditRow, Store, StoreResult, TenantId, UserId};
+use super::{flag, new_id, AuditRow, Store, StoreResult, TenantId, UserId};
 use crate::clock::Timestamp;
 
 /// A message to queue; bodies are already sealed.
@@ -55,21 +55,31 @@ pub(super) async fn enqueue(
     m: &NewMail,
     now: Timestamp,
 ) -> StoreResult<i64> {
-    let row = sqlx::query(
+    let insert = sqlx::query(
         "INSERT INTO outbox (kind, recipient, user_id, tenant_id, subject, body_text, body_html, status, \
          attempts, queued_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8) RETURNING id",
     )
     .bind(m.kind)
     .bind(&m.recipient)
-    .bind(m.user_id.map(|u| u.0))
-    .bind(m.tenant_id.map(|t| t.0))
+    .bind(m.user_id)
+    .bind(m.tenant_id)
     .bind(&m.subject)
     .bind(&m.body_text)
     .bind(&m.body_html)
-    .bind(now.0)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(row.try_get(0)?)
+    .bind(now);
+    Ok(new_id(insert, conn).await?)
+}
+
+/// Queues `notice`, when there is one, inside the caller's transaction.
+pub(super) async fn enqueue_notice(
+    conn: &mut AnyConnection,
+    notice: Option<&NewMail>,
+    now: Timestamp,
+) -> StoreResult<()> {
+    if let Some(mail) = notice {
+        enqueue(conn, mail, now).await?;
+    }
+    Ok(())
 }
 
 impl Store {
@@ -96,9 +106,9 @@ impl Store {
                    AND status = 'queued' AND (claimed_until IS NULL OR claimed_until < $3) \
                  RETURNING id, kind, recipient, subject, body_text, body_html, attempts, queued_at, tenant_id",
             )
-            .bind(lease_until.0)
+            .bind(lease_until)
             .bind(claim_token)
-            .bind(now.0)
+            .bind(now)
             .bind(limit),
             |r| {
                 Ok(OutboxMessage {
@@ -113,8 +123,8 @@ impl Store {
                         .try_get::<Option<Vec<u8>>, _>("body_html")?
                         .unwrap_or_default(),
                     attempts: r.try_get("attempts")?,
-                    queued_at: Timestamp(r.try_get("queued_at")?),
-                    tenant_id: r.try_get::<Option<i64>, _>("tenant_id")?.map(TenantId),
+                    queued_at: r.try_get("queued_at")?,
+                    tenant_id: r.try_get("tenant_id")?,
                 })
             },
         )
@@ -131,7 +141,7 @@ impl Store {
     ) -> StoreResult<bool> {
         self.affected_one(
             sqlx::query("UPDATE outbox SET claimed_until = $1 WHERE id = $2 AND claim_token = $3 AND status = 'queued'")
-                .bind(lease_until.0)
+                .bind(lease_until)
                 .bind(id)
                 .bind(claim_token),
         )
@@ -151,7 +161,7 @@ impl Store {
                 "UPDATE outbox SET status = 'sent', sent_at = $1, body_text = NULL, body_html = NULL, \
                  claimed_until = NULL, claim_token = NULL, last_error = $2 WHERE id = $3 AND claim_token = $4",
             )
-            .bind(now.0)
+            .bind(now)
             .bind(answer)
             .bind(id)
             .bind(claim_token),
@@ -172,7 +182,7 @@ impl Store {
                 "UPDATE outbox SET next_attempt_at = $1, last_error = $2, claimed_until = NULL, claim_token = NULL \
                  WHERE id = $3 AND claim_token = $4",
             )
-            .bind(next_attempt_at.0)
+            .bind(next_attempt_at)
             .bind(error)
             .bind(id)
             .bind(claim_token),
@@ -196,7 +206,7 @@ impl Store {
             "UPDATE outbox SET status = 'failed', failed_at = $1, last_error = $2, body_text = NULL, \
              body_html = NULL, claimed_until = NULL, claim_token = NULL WHERE id = $3 AND claim_token = $4",
         )
-        .bind(now.0)
+        .bind(now)
         .bind(error)
         .bind(id)
         .bind(claim_token)
@@ -222,21 +232,21 @@ impl Store {
                  CASE WHEN body_text IS NULL THEN 0 ELSE 1 END AS has_body FROM outbox \
                  WHERE ($1 IS NULL OR user_id = $1) ORDER BY id DESC LIMIT $2",
             )
-            .bind(user.map(|u| u.0))
+            .bind(user)
             .bind(limit),
             |r| {
                 Ok(MailRecord {
                     id: r.try_get("id")?,
                     kind: r.try_get("kind")?,
                     recipient: r.try_get("recipient")?,
-                    user_id: r.try_get::<Option<i64>, _>("user_id")?.map(UserId),
+                    user_id: r.try_get("user_id")?,
                     status: r.try_get("status")?,
                     attempts: r.try_get("attempts")?,
-                    queued_at: Timestamp(r.try_get("queued_at")?),
-                    sent_at: r.try_get::<Option<i64>, _>("sent_at")?.map(Timestamp),
-                    failed_at: r.try_get::<Option<i64>, _>("failed_at")?.map(Timestamp),
+                    queued_at: r.try_get("queued_at")?,
+                    sent_at: r.try_get("sent_at")?,
+                    failed_at: r.try_get("failed_at")?,
                     last_error: r.try_get("last_error")?,
-                    has_body: r.try_get::<i64, _>("has_body")? != 0,
+                    has_body: flag(r, "has_body")?,
                 })
             },
         )
@@ -250,10 +260,7 @@ impl Store {
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok((
-            row.try_get("depth")?,
-            row.try_get::<Option<i64>, _>("oldest")?.map(Timestamp),
-        ))
+        Ok((row.try_get("depth")?, row.try_get("oldest")?))
     }
 
     /// Gives the messages still claimed under `claim_token` back to the outbox, as if never

@@ -2,17 +2,17 @@
 //! created, last used) and the server half of a ceremony in flight, one per user and kind,
 //! with its expiry on the caller's clock.
 
-use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{classify, Store, StoreResult, UserId};
+use super::{classify, new_id, record, Store, StoreResult, UserId};
 use crate::clock::Timestamp;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(transparent)]
 pub struct PasskeyId(pub i64);
 
 /// A stored passkey.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PasskeyRecord {
     pub id: PasskeyId,
     pub user_id: UserId,
@@ -56,19 +56,6 @@ impl CeremonyKind {
 const PASSKEY_COLUMNS: &str =
     "id, user_id, credential_id, user_handle, name, passkey, created_at, last_used_at";
 
-fn passkey_from_row(r: &AnyRow) -> StoreResult<PasskeyRecord> {
-    Ok(PasskeyRecord {
-        id: PasskeyId(r.try_get("id")?),
-        user_id: UserId(r.try_get("user_id")?),
-        credential_id: r.try_get("credential_id")?,
-        user_handle: r.try_get("user_handle")?,
-        name: r.try_get("name")?,
-        passkey: r.try_get("passkey")?,
-        created_at: Timestamp(r.try_get("created_at")?),
-        last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(Timestamp),
-    })
-}
-
 impl Store {
     /// Stores a verified passkey; `Conflict` when its credential is already stored (for
     /// this user or any other).
@@ -77,20 +64,19 @@ impl Store {
         p: &NewPasskey<'_>,
         now: Timestamp,
     ) -> StoreResult<PasskeyId> {
-        let row = sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO passkeys (user_id, credential_id, user_handle, name, passkey, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
-        .bind(p.user_id.0)
+        .bind(p.user_id)
         .bind(p.credential_id)
         .bind(p.user_handle)
         .bind(p.name)
         .bind(p.passkey)
-        .bind(now.0)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(classify)?;
-        Ok(PasskeyId(row.try_get(0)?))
+        .bind(now);
+        Ok(PasskeyId(
+            new_id(insert, &self.pool).await.map_err(classify)?,
+        ))
     }
 
     /// A user's passkeys, oldest first.
@@ -99,8 +85,8 @@ impl Store {
             sqlx::query(&format!(
                 "SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE user_id = $1 ORDER BY created_at, id"
             ))
-            .bind(user.0),
-            passkey_from_row,
+            .bind(user),
+            record,
         )
         .await
     }
@@ -116,19 +102,16 @@ impl Store {
             sqlx::query(&format!(
                 "SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE id = $1 AND user_id = $2"
             ))
-            .bind(id.0)
-            .bind(user.0),
-            passkey_from_row,
+            .bind(id)
+            .bind(user),
+            record,
         )
         .await
     }
 
     pub async fn has_passkey(&self, user: UserId) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT COUNT(*) FROM passkeys WHERE user_id = $1")
-            .bind(user.0)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get::<i64, _>(0)? > 0)
+        let count = sqlx::query("SELECT COUNT(*) FROM passkeys WHERE user_id = $1");
+        Ok(self.value::<i64>(count.bind(user)).await? > 0)
     }
 
     /// Renames one of the user's passkeys; false when it is not theirs (or gone).
@@ -141,8 +124,8 @@ impl Store {
         self.affected_one(
             sqlx::query("UPDATE passkeys SET name = $1 WHERE id = $2 AND user_id = $3")
                 .bind(name)
-                .bind(id.0)
-                .bind(user.0),
+                .bind(id)
+                .bind(user),
         )
         .await
     }
@@ -151,8 +134,8 @@ impl Store {
     pub async fn delete_passkey(&self, user: UserId, id: PasskeyId) -> StoreResult<bool> {
         self.affected_one(
             sqlx::query("DELETE FROM passkeys WHERE id = $1 AND user_id = $2")
-                .bind(id.0)
-                .bind(user.0),
+                .bind(id)
+                .bind(user),
         )
         .await
     }
@@ -169,9 +152,9 @@ impl Store {
             sqlx::query(
                 "UPDATE passkeys SET last_used_at = $1, passkey = COALESCE($2, passkey) WHERE id = $3",
             )
-            .bind(now.0)
+            .bind(now)
             .bind(updated)
-            .bind(id.0),
+            .bind(id),
         )
         .await
     }
@@ -193,14 +176,14 @@ impl Store {
              VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, kind) \
              DO UPDATE SET state = excluded.state, expires_at = excluded.expires_at",
         )
-        .bind(user.0)
+        .bind(user)
         .bind(kind.as_str())
         .bind(state)
-        .bind(expires_at.0)
+        .bind(expires_at)
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM passkey_ceremonies WHERE expires_at <= $1")
-            .bind(now.0)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -215,19 +198,17 @@ impl Store {
         kind: CeremonyKind,
         now: Timestamp,
     ) -> StoreResult<Option<String>> {
-        let row = sqlx::query(
+        let take = sqlx::query(
             "DELETE FROM passkey_ceremonies WHERE user_id = $1 AND kind = $2 \
              RETURNING state, expires_at",
-        )
-        .bind(user.0)
-        .bind(kind.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(r) = row else { return Ok(None) };
-        let expires_at = Timestamp(r.try_get("expires_at")?);
-        if expires_at <= now {
-            return Ok(None);
-        }
-        Ok(Some(r.try_get("state")?))
+        );
+        let taken = self
+            .optional(take.bind(user).bind(kind.as_str()), |r| {
+                Ok((r.try_get("state")?, r.try_get("expires_at")?))
+            })
+            .await?;
+        Ok(taken.and_then(|(state, expires_at): (String, Timestamp)| {
+            (expires_at > now).then_some(state)
+        }))
     }
 }

@@ -2,21 +2,20 @@
 //! copy in memory), PBX tokens (hashes only) and the queue of notices for the SIP server
 //! (queued inside the transaction of the change that needs them, see [`insert_notices`]).
 //!
-//! The credential cache follows the same rules as the session cache: every write of this
-//! store that changes a user forgets that user's entries before it returns, other nodes
-//! forget on the PostgreSQL notice, and an entry answers for at most [`CREDENTIAL_FRESH_FOR`]
-//! even if a notice is lost. Unknown users are never cached, so guessing cannot fill it.
+//! The credential cache is a [`ForgettingCache`] like the session cache: every write of
+//! this store that changes a user forgets that user's entry before it returns (found by
+//! the user, without a scan), other nodes forget on the PostgreSQL notice, and an entry
+//! answers for at most [`CREDENTIAL_FRESH_FOR`] even if a notice is lost. Unknown users are
+//! never cached, so guessing cannot fill it.
 
-use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use lru::LruCache;
 use sqlx::Row;
 
+use super::cache::{Cached, ForgettingCache, Reach};
 use super::session_cache::Change;
-use super::{Backend, Store, StoreError, StoreResult, TenantId, UserId};
+use super::{record, Backend, Store, StoreError, StoreResult, TenantId, UserId};
 use crate::clock::Timestamp;
 
 /// How long a cached credential row may answer before the database is asked again.
@@ -39,14 +38,14 @@ pub struct SipCredentialRow {
 }
 
 /// A PBX token as listed (never the token).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PbxTokenRecord {
     pub name: String,
     pub created_at: Timestamp,
 }
 
 /// A queued notice: make the SIP server forget `aor` (`EXT@DOMAIN`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PbxNotice {
     pub id: i64,
     pub aor: String,
@@ -56,50 +55,25 @@ pub struct PbxNotice {
 
 type Key = (String, String);
 
-struct Entry {
-    row: SipCredentialRow,
-    read_at: Timestamp,
-}
+/// A cached credential is found again by its user.
+impl Cached for SipCredentialRow {
+    type Id = UserId;
 
-struct Inner {
-    by_aor: LruCache<Key, Entry>,
-    /// Where each cached user's entry is, so forgetting a user costs no scan.
-    by_user: HashMap<UserId, Key>,
-    epoch: u64,
-}
-
-impl Default for Inner {
-    fn default() -> Self {
-        Inner::with_capacity(CAPACITY)
-    }
-}
-
-impl Inner {
-    fn with_capacity(capacity: usize) -> Inner {
-        Inner {
-            by_aor: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
-            by_user: HashMap::new(),
-            epoch: 0,
-        }
-    }
-
-    fn remove(&mut self, key: &Key) {
-        if let Some(e) = self.by_aor.pop(key) {
-            self.by_user.remove(&e.row.user_id);
-        }
+    fn id(&self) -> UserId {
+        self.user_id
     }
 }
 
 /// The in-memory copy of credential rows, keyed by (domain, extension).
 pub(super) struct CredentialCache {
-    inner: Mutex<Inner>,
+    rows: ForgettingCache<Key, SipCredentialRow>,
     loader: Arc<Loader>,
 }
 
 impl CredentialCache {
     pub(super) fn new(backend: Backend) -> CredentialCache {
         CredentialCache {
-            inner: Mutex::default(),
+            rows: ForgettingCache::new(CAPACITY, CREDENTIAL_FRESH_FOR),
             loader: Arc::new(Loader::new(reads_at_once(backend))),
         }
     }
@@ -298,8 +272,8 @@ async fn read_rows(
             continue;
         };
         *slot = Some(SipCredentialRow {
-            user_id: UserId(r.try_get(1)?),
-            tenant_id: TenantId(r.try_get(2)?),
+            user_id: r.try_get(1)?,
+            tenant_id: r.try_get(2)?,
             extension: extension.clone(),
             domain: domain.clone(),
             sealed_secret: r.try_get(3)?,
@@ -310,66 +284,23 @@ async fn read_rows(
 }
 
 impl CredentialCache {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // The map holds no invariant a panicking holder could break halfway.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// A fresh entry, or the epoch to store a database answer under.
     fn get(&self, key: &Key, now: Timestamp) -> Result<SipCredentialRow, u64> {
-        let mut inner = self.lock();
-        match inner.by_aor.get(key) {
-            Some(e) if e.read_at <= now && now < e.read_at.plus(CREDENTIAL_FRESH_FOR) => {
-                Ok(e.row.clone())
-            }
-            Some(_) => {
-                inner.remove(key);
-                Err(inner.epoch)
-            }
-            None => Err(inner.epoch),
-        }
+        self.rows.get(key, now)
     }
 
-    /// Keeps a database answer unless something changed since `epoch`; past the bound
-    /// the least recently used entry makes room, one at a time.
+    /// Keeps a database answer unless something changed since `epoch`.
     fn put(&self, key: Key, epoch: u64, row: &SipCredentialRow, now: Timestamp) {
-        let mut inner = self.lock();
-        if inner.epoch != epoch {
-            return;
-        }
-        // A user moved to another extension leaves no entry under the old one.
-        if let Some(old) = inner.by_user.get(&row.user_id).cloned() {
-            inner.remove(&old);
-        }
-        inner.by_user.insert(row.user_id, key.clone());
-        let entry = Entry {
-            row: row.clone(),
-            read_at: now,
-        };
-        let user = row.user_id;
-        if let Some((evicted, e)) = inner.by_aor.push(key, entry) {
-            if e.row.user_id != user && inner.by_user.get(&e.row.user_id) == Some(&evicted) {
-                inner.by_user.remove(&e.row.user_id);
-            }
-        }
+        self.rows.put(key, epoch, row.clone(), now);
     }
 
     pub(super) fn forget(&self, change: Change) {
-        let mut inner = self.lock();
-        inner.epoch = inner.epoch.wrapping_add(1);
-        match change {
+        self.rows.forget(match change {
             // A session alone never changes a credential.
-            Change::Session(_) => {}
-            Change::User(id) => {
-                if let Some(key) = inner.by_user.remove(&id) {
-                    inner.by_aor.pop(&key);
-                }
-            }
-            Change::All => {
-                inner.by_aor.clear();
-                inner.by_user.clear();
-            }
-        }
+            Change::Session(_) => Reach::Nothing,
+            Change::User(id) => Reach::One(id),
+            Change::All => Reach::All,
+        });
     }
 }
 
@@ -401,32 +332,21 @@ impl Store {
         lease: Duration,
         limit: i64,
     ) -> StoreResult<Vec<PbxNotice>> {
-        let rows = sqlx::query(
+        let due = sqlx::query(
             "SELECT id, aor, attempts, next_attempt_at FROM pbx_notifications \
              WHERE next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
-        )
-        .bind(now.0)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut taken = Vec::with_capacity(rows.len());
-        for r in rows {
-            let notice = PbxNotice {
-                id: r.try_get("id")?,
-                aor: r.try_get("aor")?,
-                attempts: r.try_get("attempts")?,
-                next_attempt_at: Timestamp(r.try_get("next_attempt_at")?),
-            };
-            let claimed = sqlx::query(
+        );
+        let notices: Vec<PbxNotice> = self.all(due.bind(now).bind(limit), record).await?;
+        let mut taken = Vec::with_capacity(notices.len());
+        for notice in notices {
+            let claim = sqlx::query(
                 "UPDATE pbx_notifications SET next_attempt_at = $1 \
                  WHERE id = $2 AND next_attempt_at = $3",
             )
-            .bind(now.plus(lease).0)
+            .bind(now.plus(lease))
             .bind(notice.id)
-            .bind(notice.next_attempt_at.0)
-            .execute(&self.pool)
-            .await?;
-            if claimed.rows_affected() == 1 {
+            .bind(notice.next_attempt_at);
+            if self.affected_one(claim).await? {
                 taken.push(notice);
             }
         }
@@ -449,7 +369,7 @@ impl Store {
                 "UPDATE pbx_notifications SET attempts = attempts + 1, next_attempt_at = $1, \
                  last_error = $2 WHERE id = $3",
             )
-            .bind(next_attempt_at.0)
+            .bind(next_attempt_at)
             .bind(error)
             .bind(id),
         )
@@ -470,7 +390,7 @@ impl Store {
             )
             .bind(name)
             .bind(token_hash)
-            .bind(now.0),
+            .bind(now),
         )
         .await
     }
@@ -478,12 +398,7 @@ impl Store {
     pub async fn pbx_tokens(&self) -> StoreResult<Vec<PbxTokenRecord>> {
         self.all(
             sqlx::query("SELECT name, created_at FROM pbx_tokens ORDER BY name"),
-            |r| {
-                Ok(PbxTokenRecord {
-                    name: r.try_get("name")?,
-                    created_at: Timestamp(r.try_get("created_at")?),
-                })
-            },
+            record,
         )
         .await
     }
@@ -515,7 +430,7 @@ pub(super) async fn insert_notices(
             "INSERT INTO pbx_notifications (aor, created_at, next_attempt_at) VALUES ($1, $2, $2)",
         )
         .bind(aor.as_ref())
-        .bind(now.0)
+        .bind(now)
         .execute(&mut **tx)
         .await?;
     }
@@ -544,7 +459,7 @@ mod tests {
     #[test]
     fn past_its_bound_only_the_least_recently_used_credential_goes() {
         let cache = CredentialCache {
-            inner: Mutex::new(Inner::with_capacity(3)),
+            rows: ForgettingCache::new(3, CREDENTIAL_FRESH_FOR),
             loader: Arc::new(Loader::new(1)),
         };
         let now = Timestamp(1_000);
@@ -581,8 +496,8 @@ mod tests {
         cache.forget(Change::User(UserId(3)));
         assert!(cache.get(&key("203"), now).is_err());
         assert!(cache.get(&key("204"), now).is_ok());
-        let inner = cache.lock();
-        assert_eq!(inner.by_user.len(), inner.by_aor.len());
+        let (entries, users) = cache.rows.sizes();
+        assert_eq!(users, entries);
     }
 
     #[test]

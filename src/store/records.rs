@@ -1,17 +1,51 @@
 //! Rows as the store hands them out and takes them in. Values were parsed into domain
-//! types before they were written, so they are trusted on the way back.
+//! types before they were written, so they are trusted on the way back. Ids and times are
+//! bound and read as they are: each is stored as its one number.
+
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::{Any, Database, Decode, Encode, Type};
 
 use crate::clock::Timestamp;
 use crate::domain::{Extension, Role, TenantCode, Username};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(transparent)]
 pub struct TenantId(pub i64);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(transparent)]
 pub struct UserId(pub i64);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(transparent)]
 pub struct SessionId(pub i64);
+
+/// A time is stored as its seconds since the epoch.
+impl Type<Any> for Timestamp {
+    fn type_info() -> <Any as Database>::TypeInfo {
+        <i64 as Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &<Any as Database>::TypeInfo) -> bool {
+        <i64 as Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r> Decode<'r, Any> for Timestamp {
+    fn decode(value: <Any as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        <i64 as Decode<'r, Any>>::decode(value).map(Timestamp)
+    }
+}
+
+impl<'q> Encode<'q, Any> for Timestamp {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Any as Database>::ArgumentBuffer<'q>,
+    ) -> Result<IsNull, BoxDynError> {
+        <i64 as Encode<'q, Any>>::encode_by_ref(&self.0, buf)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Tenant {
@@ -89,7 +123,7 @@ impl std::fmt::Debug for UserRecord {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRecord {
     pub id: SessionId,
     pub user_id: UserId,
@@ -108,7 +142,7 @@ pub struct AuditRow<'a> {
     pub detail: Option<&'a str>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditRecord {
     pub id: i64,
     pub at: Timestamp,

@@ -1,12 +1,10 @@
 //! Reset links: created together with the mail that carries them, and used up atomically
 //! together with the password change they allow.
 
-use sqlx::Row;
-
-use super::outbox::{enqueue, NewMail};
+use super::outbox::{enqueue, enqueue_notice, NewMail};
 use super::session_cache::Change;
-use super::throttle::ThrottleKey;
-use super::users::{set_password, user_from_row, USER_COLUMNS};
+use super::throttle::{throttle_clear, ThrottleKey};
+use super::users::{set_password, with_user, USER_COLUMNS};
 use super::{PasswordChange, Store, StoreResult, UserId, UserRecord};
 use crate::clock::Timestamp;
 
@@ -16,7 +14,7 @@ pub struct NewResetLink {
     pub expires_at: Timestamp,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ResetRecord {
     pub id: i64,
     pub user_id: UserId,
@@ -36,9 +34,9 @@ impl Store {
         for link in links {
             sqlx::query("INSERT INTO reset_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
                 .bind(&link.token_hash)
-                .bind(link.user_id.0)
-                .bind(now.0)
-                .bind(link.expires_at.0)
+                .bind(link.user_id)
+                .bind(now)
+                .bind(link.expires_at)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -51,7 +49,7 @@ impl Store {
     pub async fn spend_reset_link(&self, link_id: i64, now: Timestamp) -> StoreResult<()> {
         self.run(
             sqlx::query("UPDATE reset_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
-                .bind(now.0)
+                .bind(now)
                 .bind(link_id),
         )
         .await
@@ -62,24 +60,11 @@ impl Store {
         token_hash: &[u8],
     ) -> StoreResult<Option<(ResetRecord, UserRecord)>> {
         let sql = format!(
-            "SELECT {USER_COLUMNS}, r.id AS link_id, r.expires_at AS link_expires_at, r.used_at AS link_used_at FROM reset_tokens r \
+            "SELECT {USER_COLUMNS}, r.id AS id, r.expires_at AS expires_at, r.used_at AS used_at FROM reset_tokens r \
              JOIN users u ON u.id = r.user_id JOIN tenants t ON t.id = u.tenant_id WHERE r.token_hash = $1"
         );
-        let Some(r) = sqlx::query(&sql)
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let user = user_from_row(&r)?;
-        let record = ResetRecord {
-            id: r.try_get("link_id")?,
-            user_id: user.id,
-            expires_at: Timestamp(r.try_get("link_expires_at")?),
-            used_at: r.try_get::<Option<i64>, _>("link_used_at")?.map(Timestamp),
-        };
-        Ok(Some((record, user)))
+        self.optional(sqlx::query(&sql).bind(token_hash), with_user)
+            .await
     }
 
     /// Uses the link and sets the password in one transaction: the link is marked used only
@@ -95,35 +80,33 @@ impl Store {
         notice: Option<&NewMail>,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let Some(mut tx) = self
-            .begin_with_one(
-                sqlx::query(
-                    "UPDATE reset_tokens SET used_at = $1 \
-                     WHERE id = $2 AND used_at IS NULL AND expires_at > $1",
-                )
-                .bind(now.0)
-                .bind(link_id),
-            )
-            .await?
-        else {
-            return Ok(false);
-        };
-        sqlx::query("UPDATE reset_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
-            .bind(now.0)
-            .bind(user.0)
-            .execute(&mut *tx)
+        let spend = sqlx::query(
+            "UPDATE reset_tokens SET used_at = $1 \
+             WHERE id = $2 AND used_at IS NULL AND expires_at > $1",
+        );
+        let done = self
+            .one_then(spend.bind(now).bind(link_id), |mut tx| async move {
+                set_password(&mut tx, user, change, now).await?;
+                throttle_clear(&mut *tx, throttle_key).await?;
+                enqueue_notice(&mut tx, notice, now).await?;
+                Ok(tx)
+            })
             .await?;
-        set_password(&mut tx, user, change, now).await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(user.0)
-            .execute(&mut *tx)
-            .await?;
-        super::throttle::throttle_clear(&mut *tx, throttle_key).await?;
-        if let Some(mail) = notice {
-            enqueue(&mut tx, mail, now).await?;
-        }
-        tx.commit().await?;
-        self.changed(Change::User(user)).await;
-        Ok(true)
+        Ok(self.changed_if(done, Change::User(user)).await)
     }
+}
+
+/// Ends the user's outstanding reset links (a new password, or a new address to send
+/// them to).
+pub(super) async fn end_reset_links(
+    conn: &mut sqlx::AnyConnection,
+    user: UserId,
+    now: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE reset_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
+        .bind(now)
+        .bind(user)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }

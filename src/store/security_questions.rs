@@ -1,13 +1,11 @@
 //! Security questions: a user's support question and the hash of its answer, which an
 //! operator checks before acting for a caller.
 
-use sqlx::Row;
-
-use super::{Store, StoreResult, UserId};
+use super::{record, Store, StoreResult, UserId};
 use crate::clock::Timestamp;
 
 /// A stored support question; the answer only as a hash.
-#[derive(Clone)]
+#[derive(Clone, sqlx::FromRow)]
 pub struct SecurityQuestionRecord {
     pub question: String,
     pub answer_hash: String,
@@ -20,13 +18,8 @@ impl Store {
     ) -> StoreResult<Option<SecurityQuestionRecord>> {
         self.optional(
             sqlx::query("SELECT question, answer_hash FROM security_questions WHERE user_id = $1")
-                .bind(user.0),
-            |r| {
-                Ok(SecurityQuestionRecord {
-                    question: r.try_get("question")?,
-                    answer_hash: r.try_get("answer_hash")?,
-                })
-            },
+                .bind(user),
+            record,
         )
         .await
     }
@@ -45,10 +38,10 @@ impl Store {
                  VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET \
                  question = excluded.question, answer_hash = excluded.answer_hash, set_at = excluded.set_at",
             )
-            .bind(user.0)
+            .bind(user)
             .bind(question)
             .bind(answer_hash)
-            .bind(now.0),
+            .bind(now),
         )
         .await
     }

@@ -1,5 +1,5 @@
 //! A short-lived copy of the sessions in use, so a signed-in page costs no database round
-//! trip. The database stays the truth:
+//! trip. It keeps the rules of every [`ForgettingCache`]; here:
 //!
 //! - an entry is used for at most [`FRESH_FOR`] on the caller's clock, then read again;
 //! - every write of this store that changes a session or a user forgets the entries it
@@ -10,20 +10,15 @@
 //!
 //! So a sign-out, a password change or an admin's edit is seen by the next request on any
 //! node, and nothing can outlive [`FRESH_FOR`] even if a notice is lost. A lookup that
-//! raced with a change is not kept: an epoch counts the changes, and an answer read from
-//! the database is stored only if none happened while it was read. Unknown tokens are
-//! never stored, so guessing cannot fill the cache; it is bounded besides, without a cliff:
-//! past its capacity the least recently used session makes room, one at a time.
+//! raced with a change is not kept. Unknown tokens are never stored, so guessing cannot
+//! fill the cache; it is bounded besides, without a cliff: past its capacity the least
+//! recently used session makes room, one at a time.
 
-use std::collections::HashMap;
-use std::num::NonZeroUsize;
-use std::sync::{Mutex, MutexGuard};
-
-use lru::LruCache;
 use std::time::Duration;
 
 use crate::clock::Timestamp;
 
+use super::cache::{Cached, ForgettingCache, Reach};
 use super::{SessionId, SessionRecord, UserId, UserRecord};
 
 /// How long an entry may answer before the database is asked again.
@@ -67,26 +62,12 @@ impl Change {
     }
 }
 
-struct Entry {
-    session: SessionRecord,
-    user: UserRecord,
-    read_at: Timestamp,
-}
+/// A cached session is found again by its id.
+impl Cached for (SessionRecord, UserRecord) {
+    type Id = SessionId;
 
-struct Inner {
-    by_token: LruCache<Key, Entry>,
-    by_session: HashMap<SessionId, Key>,
-    /// Counts changes, so a read that overlapped one is not stored.
-    epoch: u64,
-}
-
-impl Default for Inner {
-    fn default() -> Self {
-        Inner {
-            by_token: LruCache::new(NonZeroUsize::new(CAPACITY).unwrap_or(NonZeroUsize::MIN)),
-            by_session: HashMap::new(),
-            epoch: 0,
-        }
+    fn id(&self) -> SessionId {
+        self.0.id
     }
 }
 
@@ -99,32 +80,21 @@ pub(super) enum Lookup {
     },
 }
 
-#[derive(Default)]
-pub(super) struct SessionCache {
-    inner: Mutex<Inner>,
+/// The sessions by the hash of their token.
+pub(super) struct SessionCache(ForgettingCache<Key, (SessionRecord, UserRecord)>);
+
+impl Default for SessionCache {
+    fn default() -> Self {
+        SessionCache(ForgettingCache::new(CAPACITY, FRESH_FOR))
+    }
 }
 
 impl SessionCache {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // The map holds no invariant a panicking holder could break halfway.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
+    /// A token hash of any other length than a key's is simply not found.
     pub(super) fn get(&self, token_hash: &[u8], now: Timestamp) -> Lookup {
-        let mut inner = self.lock();
-        let epoch = inner.epoch;
-        let Ok(key) = Key::try_from(token_hash) else {
-            return Lookup::Miss { epoch };
-        };
-        match inner.by_token.get(&key) {
-            Some(e) if fresh(e.read_at, now) => {
-                Lookup::Hit(Box::new((e.session.clone(), e.user.clone())))
-            }
-            Some(_) => {
-                inner.remove(&key);
-                Lookup::Miss { epoch }
-            }
-            None => Lookup::Miss { epoch },
+        match self.0.get(token_hash, now) {
+            Ok(found) => Lookup::Hit(Box::new(found)),
+            Err(epoch) => Lookup::Miss { epoch },
         }
     }
 
@@ -137,84 +107,28 @@ impl SessionCache {
         user: &UserRecord,
         now: Timestamp,
     ) {
-        let Ok(key) = Key::try_from(token_hash) else {
-            return;
-        };
-        let mut inner = self.lock();
-        if inner.epoch != epoch {
-            return;
-        }
-        inner.by_session.insert(session.id, key);
-        let evicted = inner.by_token.push(
-            key,
-            Entry {
-                session: session.clone(),
-                user: user.clone(),
-                read_at: now,
-            },
-        );
-        // The least recently used session made room (or this token's older entry).
-        if let Some((old_key, old)) = evicted {
-            if old_key != key {
-                inner.by_session.remove(&old.session.id);
-            }
+        if let Ok(key) = Key::try_from(token_hash) {
+            self.0.put(key, epoch, (session.clone(), user.clone()), now);
         }
     }
 
     /// The session's idle timer was written; the entry follows without a new read.
     pub(super) fn touched(&self, id: SessionId, now: Timestamp) {
-        let mut inner = self.lock();
-        if let Some(key) = inner.by_session.get(&id).copied() {
-            if let Some(e) = inner.by_token.peek_mut(&key) {
-                e.session.last_seen_at = now;
-            }
-        }
+        self.0.update(id, |(session, _)| session.last_seen_at = now);
     }
 
     pub(super) fn forget(&self, change: Change) {
-        let mut inner = self.lock();
-        inner.epoch = inner.epoch.wrapping_add(1);
         match change {
-            Change::Session(id) => {
-                if let Some(key) = inner.by_session.get(&id).copied() {
-                    inner.remove(&key);
-                }
-            }
-            Change::User(id) => {
-                let keys: Vec<Key> = inner
-                    .by_token
-                    .iter()
-                    .filter(|(_, e)| e.user.id == id)
-                    .map(|(k, _)| *k)
-                    .collect();
-                for key in keys {
-                    inner.remove(&key);
-                }
-            }
-            Change::All => {
-                inner.by_token.clear();
-                inner.by_session.clear();
-            }
+            Change::Session(id) => self.0.forget(Reach::One(id)),
+            Change::User(id) => self.0.forget(Reach::Matching(&|(_, user)| user.id == id)),
+            Change::All => self.0.forget(Reach::All),
         }
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.lock().by_token.len()
+        self.0.sizes().0
     }
-}
-
-impl Inner {
-    fn remove(&mut self, key: &Key) {
-        if let Some(e) = self.by_token.pop(key) {
-            self.by_session.remove(&e.session.id);
-        }
-    }
-}
-
-/// Read at `read_at`, still usable at `now` (a clock that went back counts as stale).
-fn fresh(read_at: Timestamp, now: Timestamp) -> bool {
-    read_at <= now && now < read_at.plus(FRESH_FOR)
 }
 
 #[cfg(test)]

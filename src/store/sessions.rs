@@ -3,11 +3,9 @@
 //! ended one or all at once, and purged past their limits. Every write forgets what it made
 //! wrong in the cache, here and on the other nodes.
 
-use sqlx::Row;
-
 use super::session_cache::{Change, Lookup};
-use super::users::{user_from_row, USER_COLUMNS};
-use super::{SessionId, SessionRecord, Store, StoreResult, UserId, UserRecord};
+use super::users::{with_user, USER_COLUMNS};
+use super::{new_id, record, SessionId, SessionRecord, Store, StoreResult, UserId, UserRecord};
 use crate::clock::Timestamp;
 
 /// Where a session was opened, kept with it.
@@ -19,7 +17,7 @@ pub struct SessionOrigin {
 }
 
 /// One session of a user, for the list.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionListRow {
     pub id: SessionId,
     pub device: Option<String>,
@@ -58,16 +56,8 @@ impl Store {
                 "SELECT id, device, client_addr, created_at, last_seen_at FROM sessions \
                  WHERE user_id = $1 ORDER BY last_seen_at DESC, id DESC",
             )
-            .bind(user.0),
-            |r| {
-                Ok(SessionListRow {
-                    id: SessionId(r.try_get("id")?),
-                    device: r.try_get("device")?,
-                    client_addr: r.try_get("client_addr")?,
-                    created_at: Timestamp(r.try_get("created_at")?),
-                    last_seen_at: Timestamp(r.try_get("last_seen_at")?),
-                })
-            },
+            .bind(user),
+            record,
         )
         .await
     }
@@ -76,18 +66,15 @@ impl Store {
     /// or gone already), and then nothing changed.
     pub async fn end_user_session(&self, user: UserId, id: SessionId) -> StoreResult<bool> {
         let query = sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2");
-        if self.affected(query.bind(id.0).bind(user.0)).await? == 0 {
-            return Ok(false);
-        }
-        self.changed(Change::Session(id)).await;
-        Ok(true)
+        let done = self.affected_one(query.bind(id).bind(user)).await?;
+        Ok(self.changed_if(done, Change::Session(id)).await)
     }
 
     /// Ends every session of `user` except `keep`; how many ended.
     pub async fn end_other_sessions(&self, user: UserId, keep: SessionId) -> StoreResult<u64> {
         let query = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2");
         // The user's cached sessions are read again; the kept one is simply re-read.
-        self.affected_forgetting(query.bind(user.0).bind(keep.0), Change::User(user))
+        self.affected_forgetting(query.bind(user).bind(keep), Change::User(user))
             .await
     }
 
@@ -103,32 +90,23 @@ impl Store {
             Lookup::Miss { epoch } => epoch,
         };
         let sql = format!(
-            "SELECT {USER_COLUMNS}, s.id AS session_id, s.created_at AS session_created_at, \
-             s.last_seen_at AS session_last_seen_at, s.authenticated_at AS session_authenticated_at \
+            "SELECT {USER_COLUMNS}, s.id AS id, s.created_at AS created_at, \
+             s.last_seen_at AS last_seen_at, s.authenticated_at AS authenticated_at \
              FROM sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = u.tenant_id \
              WHERE s.token_hash = $1"
         );
-        let row = sqlx::query(&sql)
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
+        let found = self
+            .optional(sqlx::query(&sql).bind(token_hash), with_user)
             .await?;
-        let Some(r) = row else { return Ok(None) };
-        let user = user_from_row(&r)?;
-        let session = SessionRecord {
-            id: SessionId(r.try_get("session_id")?),
-            user_id: user.id,
-            created_at: Timestamp(r.try_get("session_created_at")?),
-            last_seen_at: Timestamp(r.try_get("session_last_seen_at")?),
-            authenticated_at: Timestamp(r.try_get("session_authenticated_at")?),
-        };
-        self.sessions.put(token_hash, epoch, &session, &user, now);
-        Ok(Some((session, user)))
+        if let Some((session, user)) = &found {
+            self.sessions.put(token_hash, epoch, session, user, now);
+        }
+        Ok(found)
     }
 
     /// Slides the idle timer. False when the session no longer exists (ended elsewhere).
     pub async fn touch_session(&self, id: SessionId, now: Timestamp) -> StoreResult<bool> {
-        let query = sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2");
-        if self.affected(query.bind(now.0).bind(id.0)).await? == 1 {
+        if self.slide_idle_timer("sessions", id, now).await? {
             self.sessions.touched(id, now);
             Ok(true)
         } else {
@@ -137,12 +115,25 @@ impl Store {
         }
     }
 
+    /// Slides the idle timer of session `id` of `table` (`sessions`, `operator_sessions`).
+    /// False when the session no longer exists.
+    pub(super) async fn slide_idle_timer(
+        &self,
+        table: &str,
+        id: SessionId,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let sql = format!("UPDATE {table} SET last_seen_at = $1 WHERE id = $2");
+        self.affected_one(sqlx::query(&sql).bind(now).bind(id))
+            .await
+    }
+
     /// The password was proven again in this session (for sensitive actions).
     pub async fn session_reauthenticated(&self, id: SessionId, now: Timestamp) -> StoreResult<()> {
         self.run_forgetting(
             sqlx::query("UPDATE sessions SET authenticated_at = $1 WHERE id = $2")
-                .bind(now.0)
-                .bind(id.0),
+                .bind(now)
+                .bind(id),
             Change::Session(id),
         )
         .await
@@ -150,14 +141,14 @@ impl Store {
 
     pub async fn delete_session(&self, id: SessionId) -> StoreResult<()> {
         self.run_forgetting(
-            sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id.0),
+            sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id),
             Change::Session(id),
         )
         .await
     }
 
     pub async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64> {
-        let query = sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user.0);
+        let query = sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user);
         self.affected_forgetting(query, Change::User(user)).await
     }
 
@@ -169,14 +160,9 @@ impl Store {
     ) -> StoreResult<u64> {
         let mut purged = 0;
         for table in ["sessions", "operator_sessions"] {
-            let done = sqlx::query(&format!(
-                "DELETE FROM {table} WHERE last_seen_at < $1 OR created_at < $2"
-            ))
-            .bind(idle_before.0)
-            .bind(created_before.0)
-            .execute(&self.pool)
-            .await?;
-            purged += done.rows_affected();
+            let sql = format!("DELETE FROM {table} WHERE last_seen_at < $1 OR created_at < $2");
+            let query = sqlx::query(&sql).bind(idle_before).bind(created_before);
+            purged += self.affected(query).await?;
         }
         Ok(purged)
     }
@@ -189,16 +175,14 @@ pub(super) async fn insert_session(
     origin: Option<&SessionOrigin>,
     now: Timestamp,
 ) -> StoreResult<SessionId> {
-    let row = sqlx::query(
+    let insert = sqlx::query(
         "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at, authenticated_at, \
          device, client_addr) VALUES ($1, $2, $3, $3, $3, $4, $5) RETURNING id",
     )
     .bind(token_hash)
-    .bind(user.0)
-    .bind(now.0)
+    .bind(user)
+    .bind(now)
     .bind(origin.map(|o| o.device.as_str()))
-    .bind(origin.and_then(|o| o.client_addr.as_deref()))
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(SessionId(row.try_get(0)?))
+    .bind(origin.and_then(|o| o.client_addr.as_deref()));
+    Ok(SessionId(new_id(insert, conn).await?))
 }

@@ -7,7 +7,10 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::session_cache::Change;
-use super::{classify, escape_like, pbx, stored, NewTenant, Store, StoreResult, Tenant, TenantId};
+use super::{
+    classify, new_id, page_sql, pbx, search_pattern, stored, NewTenant, Store, StoreResult, Tenant,
+    TenantId,
+};
 use crate::clock::Timestamp;
 use crate::domain::TenantCode;
 
@@ -31,7 +34,7 @@ const TENANT_COLUMNS: &str = "id, code, name, sip_domain, suspended_at, created_
 /// A tenant from a row that selected `id, code, name, sip_domain` of `tenants`.
 fn tenant_from_row(r: &AnyRow) -> StoreResult<Tenant> {
     Ok(Tenant {
-        id: TenantId(r.try_get("id")?),
+        id: r.try_get("id")?,
         code: stored(r, "code", TenantCode::parse)?,
         name: r.try_get("name")?,
         sip_domain: r.try_get("sip_domain")?,
@@ -41,24 +44,23 @@ fn tenant_from_row(r: &AnyRow) -> StoreResult<Tenant> {
 fn tenant_row(r: &AnyRow) -> StoreResult<TenantRow> {
     Ok(TenantRow {
         tenant: tenant_from_row(r)?,
-        suspended_at: r.try_get::<Option<i64>, _>("suspended_at")?.map(Timestamp),
-        created_at: Timestamp(r.try_get("created_at")?),
+        suspended_at: r.try_get("suspended_at")?,
+        created_at: r.try_get("created_at")?,
     })
 }
 
 impl Store {
     pub async fn insert_tenant(&self, t: &NewTenant<'_>, now: Timestamp) -> StoreResult<TenantId> {
-        let row = sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO tenants (code, name, sip_domain, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(t.code.as_str())
         .bind(t.name)
         .bind(t.sip_domain)
-        .bind(now.0)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(classify)?;
-        Ok(TenantId(row.try_get(0)?))
+        .bind(now);
+        Ok(TenantId(
+            new_id(insert, &self.pool).await.map_err(classify)?,
+        ))
     }
 
     pub async fn tenant_by_code(&self, code: &TenantCode) -> StoreResult<Option<Tenant>> {
@@ -77,14 +79,12 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<TenantListRow>, i64)> {
-        let pattern = search.map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
+        let pattern = search_pattern(search);
         let filter =
             "($1 IS NULL OR t.code LIKE $1 ESCAPE '\\' OR LOWER(t.name) LIKE $1 ESCAPE '\\')";
-        let sql = format!(
-            "SELECT t.id, t.code, t.name, t.sip_domain, \
-               (SELECT COUNT(*) FROM users u WHERE u.tenant_id = t.id) AS users \
-             FROM tenants t WHERE {filter} ORDER BY t.code LIMIT $2 OFFSET $3"
-        );
+        let select = "SELECT t.id, t.code, t.name, t.sip_domain, \
+                      (SELECT COUNT(*) FROM users u WHERE u.tenant_id = t.id) AS users FROM tenants t";
+        let (sql, count_sql) = page_sql(select, "tenants t", filter, "t.code", 1);
         let rows = sqlx::query(&sql)
             .bind(pattern.as_deref())
             .bind(limit)
@@ -95,7 +95,6 @@ impl Store {
                 users: r.try_get("users")?,
             })
         };
-        let count_sql = format!("SELECT COUNT(*) FROM tenants t WHERE {filter}");
         let count = sqlx::query(&count_sql).bind(pattern.as_deref());
         self.page(rows, read, count).await
     }
@@ -134,7 +133,7 @@ impl Store {
         self.run_forgetting(
             sqlx::query("UPDATE tenants SET name = $1 WHERE id = $2")
                 .bind(name)
-                .bind(id.0),
+                .bind(id),
             Change::All,
         )
         .await
@@ -149,7 +148,7 @@ impl Store {
             "SELECT u.extension AS extension, t.sip_domain AS sip_domain \
              FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.tenant_id = $1",
         )
-        .bind(id.0)
+        .bind(id)
         .fetch_all(&mut **tx)
         .await?;
         rows.iter()
@@ -175,12 +174,12 @@ impl Store {
         // The write comes first so SQLite takes its write lock at once.
         sqlx::query("UPDATE tenants SET sip_domain = $1 WHERE id = $2")
             .bind(domain)
-            .bind(id.0)
+            .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(classify)?;
         let rows = sqlx::query("SELECT extension FROM users WHERE tenant_id = $1")
-            .bind(id.0)
+            .bind(id)
             .fetch_all(&mut *tx)
             .await?;
         let mut aors = Vec::with_capacity(rows.len());
@@ -189,38 +188,30 @@ impl Store {
             aors.push(format!("{ext}@{}", old.to_ascii_lowercase()));
         }
         pbx::insert_notices(&mut tx, &aors, now).await?;
-        tx.commit().await?;
-        self.changed(Change::All).await;
-        Ok(())
+        self.commit_forgetting(tx, Change::All).await
     }
 
     /// Suspends a tenant: marks it, ends every session of its users and queues the notices
     /// that make the SIP server forget their credentials and registrations. False when it
     /// was suspended already (nothing changes).
     pub async fn suspend_tenant(&self, id: TenantId, now: Timestamp) -> StoreResult<bool> {
-        let Some(mut tx) = self
-            .begin_with_one(
+        let suspend = sqlx::query(
+            "UPDATE tenants SET suspended_at = $1 WHERE id = $2 AND suspended_at IS NULL",
+        );
+        let done = self
+            .one_then(suspend.bind(now).bind(id), |mut tx| async move {
                 sqlx::query(
-                    "UPDATE tenants SET suspended_at = $1 WHERE id = $2 AND suspended_at IS NULL",
+                    "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE tenant_id = $1)",
                 )
-                .bind(now.0)
-                .bind(id.0),
-            )
-            .await?
-        else {
-            return Ok(false);
-        };
-        sqlx::query(
-            "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE tenant_id = $1)",
-        )
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await?;
-        let aors = Self::tenant_aors(&mut tx, id).await?;
-        pbx::insert_notices(&mut tx, &aors, now).await?;
-        tx.commit().await?;
-        self.changed(Change::All).await;
-        Ok(true)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                let aors = Self::tenant_aors(&mut tx, id).await?;
+                pbx::insert_notices(&mut tx, &aors, now).await?;
+                Ok(tx)
+            })
+            .await?;
+        Ok(self.changed_if(done, Change::All).await)
     }
 
     /// Puts a suspended tenant back in service. False when it was not suspended.
@@ -229,7 +220,7 @@ impl Store {
             "UPDATE tenants SET suspended_at = NULL WHERE id = $1 AND suspended_at IS NOT NULL",
         );
         Ok(self
-            .affected_forgetting(query.bind(id.0), Change::All)
+            .affected_forgetting(query.bind(id), Change::All)
             .await?
             == 1)
     }
@@ -240,7 +231,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         // The write comes first so SQLite takes its write lock at once.
         sqlx::query("UPDATE audit_events SET tenant_id = NULL WHERE tenant_id = $1")
-            .bind(id.0)
+            .bind(id)
             .execute(&mut *tx)
             .await?;
         let aors = Self::tenant_aors(&mut tx, id).await?;
@@ -258,11 +249,9 @@ impl Store {
             "DELETE FROM users WHERE tenant_id = $1".to_owned(),
             "DELETE FROM tenants WHERE id = $1".to_owned(),
         ] {
-            sqlx::query(&sql).bind(id.0).execute(&mut *tx).await?;
+            sqlx::query(&sql).bind(id).execute(&mut *tx).await?;
         }
         pbx::insert_notices(&mut tx, &aors, now).await?;
-        tx.commit().await?;
-        self.changed(Change::All).await;
-        Ok(())
+        self.commit_forgetting(tx, Change::All).await
     }
 }

@@ -3,10 +3,8 @@
 //! server). Nothing in the portal calls them; a rule that needs one of these reads gets
 //! its own query in its record's module.
 
-use sqlx::Row;
-
-use super::audit::{audit_from_row, AUDIT_COLUMNS};
-use super::{AuditRecord, Store, StoreResult, TenantId, UserId};
+use super::audit::AUDIT_COLUMNS;
+use super::{record, AuditRecord, Store, StoreResult, TenantId, UserId};
 
 impl Store {
     /// The newest audit events, optionally only of one kind.
@@ -22,24 +20,22 @@ impl Store {
                  WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR kind = $2) \
                  ORDER BY id DESC LIMIT $3"
             ))
-            .bind(tenant.map(|t| t.0))
+            .bind(tenant)
             .bind(kind)
             .bind(limit),
-            audit_from_row,
+            record,
         )
         .await
     }
 
     pub async fn count_user_sessions(&self, user: UserId) -> StoreResult<i64> {
-        let query = sqlx::query("SELECT COUNT(*) FROM sessions WHERE user_id = $1").bind(user.0);
-        self.count(query).await
+        let query = sqlx::query("SELECT COUNT(*) FROM sessions WHERE user_id = $1").bind(user);
+        self.value(query).await
     }
 
     /// How many notices wait.
     pub async fn pbx_queue_depth(&self) -> StoreResult<i64> {
-        let row = sqlx::query("SELECT COUNT(*) FROM pbx_notifications")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get(0)?)
+        self.value(sqlx::query("SELECT COUNT(*) FROM pbx_notifications"))
+            .await
     }
 }

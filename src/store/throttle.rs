@@ -225,14 +225,11 @@ impl Store {
 
     /// The current lock of `key`, without counting anything.
     pub async fn throttle_locked_until(&self, key: &ThrottleKey) -> StoreResult<Option<Timestamp>> {
-        let row = sqlx::query("SELECT locked_until FROM signin_throttle WHERE key = $1")
-            .bind(key.as_str())
-            .fetch_optional(&self.pool)
+        let query = sqlx::query("SELECT locked_until FROM signin_throttle WHERE key = $1");
+        let found = self
+            .optional(query.bind(key.as_str()), |r| Ok(r.try_get("locked_until")?))
             .await?;
-        Ok(match row {
-            Some(r) => r.try_get::<Option<i64>, _>("locked_until")?.map(Timestamp),
-            None => None,
-        })
+        Ok(found.flatten())
     }
 
     /// How many attempts `key` holds in its current window (0 when it has none or the
@@ -242,17 +239,15 @@ impl Store {
         key: &ThrottleKey,
         window_after: Timestamp,
     ) -> StoreResult<i64> {
-        let row = sqlx::query(
+        let query = sqlx::query(
             "SELECT attempts FROM signin_throttle WHERE key = $1 AND window_start > $2",
-        )
-        .bind(key.as_str())
-        .bind(window_after.0)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match row {
-            Some(r) => r.try_get("attempts")?,
-            None => 0,
-        })
+        );
+        let found = self
+            .optional(query.bind(key.as_str()).bind(window_after), |r| {
+                Ok(r.try_get("attempts")?)
+            })
+            .await?;
+        Ok(found.unwrap_or(0))
     }
 }
 
@@ -290,15 +285,13 @@ async fn count_with<'e>(
 ) -> StoreResult<ThrottleState> {
     let row = sqlx::query(sql)
         .bind(key.as_str())
-        .bind(now.0)
-        .bind(now.minus(window).0)
+        .bind(now)
+        .bind(now.minus(window))
         .fetch_one(db)
         .await?;
     Ok(ThrottleState {
         attempts: row.try_get("attempts")?,
-        locked_until: row
-            .try_get::<Option<i64>, _>("locked_until")?
-            .map(Timestamp),
+        locked_until: row.try_get("locked_until")?,
     })
 }
 
@@ -315,11 +308,11 @@ async fn throttle_fail<'e>(
     )
     .bind(key.as_str())
     .bind(i64::from(limit))
-    .bind(lock_until.0)
+    .bind(lock_until)
     .fetch_optional(db)
     .await?;
     Ok(match row {
-        Some(r) => r.try_get::<Option<i64>, _>("locked_until")?.map(Timestamp),
+        Some(r) => r.try_get("locked_until")?,
         None => None,
     })
 }

@@ -8,9 +8,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::outbox::{self, NewMail};
-use super::{stored, OperatorId, OperatorRecord, Store, StoreError, StoreResult, TenantId, UserId};
+use super::{record, stored, OperatorId, Store, StoreError, StoreResult, TenantId, UserId};
 use crate::clock::Timestamp;
-use crate::domain::OperatorName;
 
 /// Whose second factor: a tenant user's or an operator's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,26 +28,24 @@ impl FactorOwner {
     }
 
     /// The owner column values as they are inserted: `(user_id, operator_id)`.
-    fn ids(self) -> (Option<i64>, Option<i64>) {
+    fn ids(self) -> (Option<UserId>, Option<OperatorId>) {
         match self {
-            FactorOwner::User(id) => (Some(id.0), None),
-            FactorOwner::Operator(id) => (None, Some(id.0)),
+            FactorOwner::User(id) => (Some(id), None),
+            FactorOwner::Operator(id) => (None, Some(id)),
         }
     }
 
     fn from_row(r: &AnyRow) -> StoreResult<FactorOwner> {
-        let user: Option<i64> = r.try_get("user_id")?;
-        let operator: Option<i64> = r.try_get("operator_id")?;
-        match (user, operator) {
-            (Some(u), None) => Ok(FactorOwner::User(UserId(u))),
-            (None, Some(o)) => Ok(FactorOwner::Operator(OperatorId(o))),
+        match (r.try_get("user_id")?, r.try_get("operator_id")?) {
+            (Some(u), None) => Ok(FactorOwner::User(u)),
+            (None, Some(o)) => Ok(FactorOwner::Operator(o)),
             _ => Err(StoreError::Corrupt("factor owner")),
         }
     }
 }
 
 /// An authenticator app as stored.
-#[derive(Clone)]
+#[derive(Clone, sqlx::FromRow)]
 pub struct TotpRecord {
     /// The secret sealed under the data key.
     pub sealed_secret: Vec<u8>,
@@ -156,16 +153,11 @@ impl Store {
         let (column, id) = owner.column();
         self.optional(
             sqlx::query(&format!(
-                "SELECT secret, confirmed_at, last_step FROM totp_factors WHERE {column} = $1"
+                "SELECT secret AS sealed_secret, confirmed_at, last_step FROM totp_factors \
+                 WHERE {column} = $1"
             ))
             .bind(id),
-            |r| {
-                Ok(TotpRecord {
-                    sealed_secret: r.try_get("secret")?,
-                    confirmed_at: r.try_get::<Option<i64>, _>("confirmed_at")?.map(Timestamp),
-                    last_step: r.try_get("last_step")?,
-                })
-            },
+            record,
         )
         .await
     }
@@ -190,7 +182,7 @@ impl Store {
             .bind(user)
             .bind(operator)
             .bind(sealed_secret)
-            .bind(now.0),
+            .bind(now),
         )
         .await
     }
@@ -206,23 +198,18 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let (column, id) = owner.column();
-        let Some(mut tx) = self
-            .begin_with_one(
-                sqlx::query(&format!(
-                    "UPDATE totp_factors SET confirmed_at = $1, last_step = $2 \
-                     WHERE {column} = $3 AND confirmed_at IS NULL"
-                ))
-                .bind(now.0)
-                .bind(step)
-                .bind(id),
-            )
-            .await?
-        else {
-            return Ok(false);
-        };
-        replace_codes(&mut tx, owner, code_hashes, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        let confirm = format!(
+            "UPDATE totp_factors SET confirmed_at = $1, last_step = $2 \
+             WHERE {column} = $3 AND confirmed_at IS NULL"
+        );
+        self.one_then(
+            sqlx::query(&confirm).bind(now).bind(step).bind(id),
+            |mut tx| async move {
+                replace_codes(&mut tx, owner, code_hashes, now).await?;
+                Ok(tx)
+            },
+        )
+        .await
     }
 
     /// Takes `step` as the newest accepted step of the confirmed app, atomically: false
@@ -263,37 +250,26 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let (column, id) = owner.column();
-        let Some(mut tx) = self
-            .begin_with_one(
-                sqlx::query(&format!(
-                    "UPDATE recovery_codes SET used_at = $1 \
-                     WHERE {column} = $2 AND code_hash = $3 AND used_at IS NULL"
-                ))
-                .bind(now.0)
-                .bind(id)
-                .bind(code_hash),
-            )
-            .await?
-        else {
-            return Ok(false);
-        };
-        if let Some(mail) = notice {
-            outbox::enqueue(&mut tx, mail, now).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        let spend = format!(
+            "UPDATE recovery_codes SET used_at = $1 \
+             WHERE {column} = $2 AND code_hash = $3 AND used_at IS NULL"
+        );
+        self.one_then(
+            sqlx::query(&spend).bind(now).bind(id).bind(code_hash),
+            |mut tx| async move {
+                outbox::enqueue_notice(&mut tx, notice, now).await?;
+                Ok(tx)
+            },
+        )
+        .await
     }
 
     /// How many unused recovery codes the account has.
     pub async fn recovery_codes_left(&self, owner: FactorOwner) -> StoreResult<i64> {
         let (column, id) = owner.column();
-        let row = sqlx::query(&format!(
-            "SELECT COUNT(*) FROM recovery_codes WHERE {column} = $1 AND used_at IS NULL"
-        ))
-        .bind(id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get(0)?)
+        let sql =
+            format!("SELECT COUNT(*) FROM recovery_codes WHERE {column} = $1 AND used_at IS NULL");
+        self.value(sqlx::query(&sql).bind(id)).await
     }
 
     /// Removes the account's authenticator app (confirmed or not), its recovery codes and
@@ -322,7 +298,7 @@ impl Store {
         };
         if let (true, FactorOwner::User(user)) = (passkeys, owner) {
             let gone = sqlx::query("DELETE FROM passkeys WHERE user_id = $1")
-                .bind(user.0)
+                .bind(user)
                 .execute(&mut *tx)
                 .await?;
             had |= gone.rows_affected() > 0;
@@ -353,8 +329,8 @@ impl Store {
             .bind(operator)
             .bind(p.purpose.as_str())
             .bind(p.password_stamp)
-            .bind(now.0)
-            .bind(p.expires_at.0),
+            .bind(now)
+            .bind(p.expires_at),
         )
         .await
     }
@@ -373,7 +349,7 @@ impl Store {
                     owner: FactorOwner::from_row(r)?,
                     purpose: stored(r, "purpose", PendingPurpose::parse)?,
                     password_stamp: r.try_get("password_stamp")?,
-                    expires_at: Timestamp(r.try_get("expires_at")?),
+                    expires_at: r.try_get("expires_at")?,
                 })
             },
         )
@@ -389,39 +365,21 @@ impl Store {
 
     /// Forgets pending sign-ins that expired before `before`.
     pub async fn purge_pending(&self, before: Timestamp) -> StoreResult<u64> {
-        self.affected(
-            sqlx::query("DELETE FROM sign_in_pending WHERE expires_at < $1").bind(before.0),
-        )
-        .await
-    }
-
-    /// An operator by id (to finish their pending sign-in).
-    pub async fn operator_by_id(&self, id: OperatorId) -> StoreResult<Option<OperatorRecord>> {
-        self.optional(
-            sqlx::query("SELECT id, name, password_hash FROM operators WHERE id = $1").bind(id.0),
-            |r| {
-                Ok(OperatorRecord {
-                    id: OperatorId(r.try_get("id")?),
-                    name: stored(r, "name", OperatorName::parse)?,
-                    password_hash: r.try_get("password_hash")?,
-                })
-            },
-        )
-        .await
+        self.affected(sqlx::query("DELETE FROM sign_in_pending WHERE expires_at < $1").bind(before))
+            .await
     }
 
     /// Who of the tenant must have a second factor.
     pub async fn two_step_requirement(&self, tenant: TenantId) -> StoreResult<TwoStepRequirement> {
-        let row = sqlx::query("SELECT two_step_required FROM tenants WHERE id = $1")
-            .bind(tenant.0)
-            .fetch_optional(&self.pool)
+        let query = sqlx::query("SELECT two_step_required FROM tenants WHERE id = $1");
+        let found = self
+            .optional(query.bind(tenant), |r| {
+                stored(r, "two_step_required", |s| {
+                    TwoStepRequirement::parse(s).ok_or(())
+                })
+            })
             .await?;
-        match row {
-            Some(r) => stored(&r, "two_step_required", |s| {
-                TwoStepRequirement::parse(s).ok_or(())
-            }),
-            None => Ok(TwoStepRequirement::Off),
-        }
+        Ok(found.unwrap_or_default())
     }
 
     pub async fn set_two_step_requirement(
@@ -432,27 +390,21 @@ impl Store {
         self.run(
             sqlx::query("UPDATE tenants SET two_step_required = $1 WHERE id = $2")
                 .bind(requirement.as_str())
-                .bind(tenant.0),
+                .bind(tenant),
         )
         .await
     }
 
     /// Up to `limit` sealed authenticator secrets with an id above `after`, in id order.
     pub async fn sealed_totp_after(&self, after: i64, limit: i64) -> StoreResult<Vec<SealedTotp>> {
-        self.all(
-            sqlx::query(
-                "SELECT id, user_id, operator_id, secret FROM totp_factors WHERE id > $1 ORDER BY id LIMIT $2",
-            )
-            .bind(after)
-            .bind(limit),
-            |r| {
-                Ok(SealedTotp {
-                    id: r.try_get("id")?,
-                    owner: FactorOwner::from_row(r)?,
-                    sealed_secret: r.try_get("secret")?,
-                })
-            },
-        )
+        let columns = "id, user_id, operator_id, secret";
+        self.after_id("totp_factors", columns, None, after, limit, |r| {
+            Ok(SealedTotp {
+                id: r.try_get("id")?,
+                owner: FactorOwner::from_row(r)?,
+                sealed_secret: r.try_get("secret")?,
+            })
+        })
         .await
     }
 
@@ -488,7 +440,7 @@ async fn replace_codes(
         .bind(user)
         .bind(operator)
         .bind(hash.as_slice())
-        .bind(now.0)
+        .bind(now)
         .execute(&mut *conn)
         .await?;
     }

@@ -11,8 +11,9 @@ use super::session_cache::Change;
 use super::sessions::SessionOrigin;
 use super::throttle::USERNAME_KEY_SQL;
 use super::{
-    classify, escape_like, outbox, pbx, sessions, stored, AnyQuery, NewMail, NewUser,
-    PasswordChange, SessionId, Store, StoreResult, TenantId, UserId, UserRecord,
+    classify, flag, new_id, outbox, page_sql, pbx, record, reset_links, search_pattern, sessions,
+    stored, AnyQuery, NewMail, NewUser, PasswordChange, SessionId, Store, StoreResult, TenantId,
+    UserId, UserRecord,
 };
 use crate::clock::Timestamp;
 use crate::domain::{Extension, Role, TenantCode, Username};
@@ -59,24 +60,25 @@ pub(super) const USER_COLUMNS: &str =
      CAST(CASE WHEN u.voicemail_pin IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_pin, \
      CAST(CASE WHEN t.suspended_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS tenant_suspended";
 
+/// The users `condition` selects (with what follows it, an order), with [`USER_COLUMNS`].
+fn user_sql(condition: &str) -> String {
+    format!(
+        "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE {condition}"
+    )
+}
+
 impl Store {
     pub async fn insert_user(&self, u: &NewUser<'_>, now: Timestamp) -> StoreResult<UserId> {
         let sql = format!(
             "INSERT INTO users ({NEW_USER_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING id"
         );
-        let row = bind_new_user(sqlx::query(&sql), u, now)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(classify)?;
-        Ok(UserId(row.try_get(0)?))
+        let insert = bind_new_user(sqlx::query(&sql), u, now);
+        Ok(UserId(new_id(insert, &self.pool).await.map_err(classify)?))
     }
 
     pub async fn user_by_username(&self, username: &Username) -> StoreResult<Option<UserRecord>> {
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id \
-             WHERE t.code = $1 AND u.extension = $2"
-        );
+        let sql = user_sql("t.code = $1 AND u.extension = $2");
         self.optional(
             sqlx::query(&sql)
                 .bind(username.tenant().as_str())
@@ -87,18 +89,16 @@ impl Store {
     }
 
     pub async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.id = $1"
-        );
-        self.optional(sqlx::query(&sql).bind(id.0), user_from_row)
+        let sql = user_sql("u.id = $1");
+        self.optional(sqlx::query(&sql).bind(id), user_from_row)
             .await
     }
 
     pub async fn record_sign_in(&self, id: UserId, now: Timestamp) -> StoreResult<()> {
         self.run_forgetting(
             sqlx::query("UPDATE users SET last_sign_in_at = $1 WHERE id = $2")
-                .bind(now.0)
-                .bind(id.0),
+                .bind(now)
+                .bind(id),
             Change::User(id),
         )
         .await
@@ -119,34 +119,19 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         // The write comes first so SQLite takes its write lock at once (no upgrade deadlock).
         set_password(&mut tx, id, change, now).await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE reset_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
-            .bind(now.0)
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
         let session = match keep {
             Some((hash, origin)) => {
                 Some(sessions::insert_session(&mut tx, hash, id, Some(origin), now).await?)
             }
             None => None,
         };
-        if let Some(mail) = notice {
-            outbox::enqueue(&mut tx, mail, now).await?;
-        }
-        tx.commit().await?;
-        self.changed(Change::User(id)).await;
+        outbox::enqueue_notice(&mut tx, notice, now).await?;
+        self.commit_forgetting(tx, Change::User(id)).await?;
         Ok(session)
     }
 
     pub async fn users_by_email(&self, email: &str) -> StoreResult<Vec<UserRecord>> {
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id \
-             WHERE u.email = $1 ORDER BY t.code, u.extension"
-        );
+        let sql = user_sql("u.email = $1 ORDER BY t.code, u.extension");
         self.all(sqlx::query(&sql).bind(email), user_from_row).await
     }
 
@@ -160,30 +145,30 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<UserListRow>, i64)> {
-        let pattern = search.map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
+        let pattern = search_pattern(search);
         let filter = "u.tenant_id = $1 AND ($2 IS NULL OR u.extension LIKE $2 ESCAPE '\\' \
                       OR LOWER(u.name) LIKE $2 ESCAPE '\\' OR COALESCE(u.email, '') LIKE $2 ESCAPE '\\')";
-        let sql = format!(
+        let select = format!(
             "SELECT {USER_COLUMNS}, th.locked_until AS locked_until FROM users u JOIN tenants t ON t.id = u.tenant_id \
              LEFT JOIN signin_throttle th ON th.key = {USERNAME_KEY_SQL} \
-               AND th.locked_until > $3 \
-             WHERE {filter} ORDER BY LENGTH(u.extension), u.extension LIMIT $4 OFFSET $5"
+               AND th.locked_until > $3"
         );
+        let order = "LENGTH(u.extension), u.extension";
+        let (sql, count_sql) = page_sql(&select, "users u", filter, order, 3);
         let rows = sqlx::query(&sql)
-            .bind(tenant.0)
+            .bind(tenant)
             .bind(pattern.as_deref())
-            .bind(now.0)
+            .bind(now)
             .bind(limit)
             .bind(offset);
         let read = |r: &AnyRow| {
             Ok(UserListRow {
                 user: user_from_row(r)?,
-                locked_until: r.try_get::<Option<i64>, _>("locked_until")?.map(Timestamp),
+                locked_until: r.try_get("locked_until")?,
             })
         };
-        let count_sql = format!("SELECT COUNT(*) FROM users u WHERE {filter}");
         let count = sqlx::query(&count_sql)
-            .bind(tenant.0)
+            .bind(tenant)
             .bind(pattern.as_deref());
         self.page(rows, read, count).await
     }
@@ -194,12 +179,9 @@ impl Store {
         tenant: TenantId,
         extension: &str,
     ) -> StoreResult<Option<UserRecord>> {
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.id = u.tenant_id \
-             WHERE u.tenant_id = $1 AND u.extension = $2"
-        );
+        let sql = user_sql("u.tenant_id = $1 AND u.extension = $2");
         self.optional(
-            sqlx::query(&sql).bind(tenant.0).bind(extension),
+            sqlx::query(&sql).bind(tenant).bind(extension),
             user_from_row,
         )
         .await
@@ -228,27 +210,18 @@ impl Store {
         .bind(name)
         .bind(email)
         .bind(role)
-        .bind(id.0)
-        .bind(tenant.0)
+        .bind(id)
+        .bind(tenant)
         .execute(&mut *tx)
         .await
         .map_err(classify)?;
         if done.rows_affected() == 1 {
             if let Some(changed) = email_changed {
-                sqlx::query(
-                    "UPDATE reset_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
-                )
-                .bind(changed.now.0)
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await?;
-                if let Some(mail) = changed.notice {
-                    outbox::enqueue(&mut tx, mail, changed.now).await?;
-                }
+                reset_links::end_reset_links(&mut tx, id, changed.now).await?;
+                outbox::enqueue_notice(&mut tx, changed.notice, changed.now).await?;
             }
         }
-        tx.commit().await?;
-        self.changed(Change::User(id)).await;
+        self.commit_forgetting(tx, Change::User(id)).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -264,33 +237,25 @@ impl Store {
     ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         lock_tenant_admins(&mut tx, tenant).await?;
-        // Explicit deletes as well as the cascades, so the result never depends on a
-        // connection's foreign-key setting.
-        if !Self::affected_one_in(
-            &mut tx,
-            sqlx::query(
-                "DELETE FROM users WHERE id = $1 AND tenant_id = $2 \
-                 AND (role <> 'admin' OR (SELECT COUNT(*) FROM users WHERE tenant_id = $2 AND role = 'admin') > 1)",
-            )
-            .bind(id.0)
-            .bind(tenant.0),
-        )
-        .await?
-        {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        for sql in [
-            "DELETE FROM sessions WHERE user_id = $1",
-            "DELETE FROM reset_tokens WHERE user_id = $1",
-            "DELETE FROM outbox WHERE user_id = $1",
-        ] {
-            sqlx::query(sql).bind(id.0).execute(&mut *tx).await?;
-        }
-        pbx::insert_notices(&mut tx, &[aor], now).await?;
-        tx.commit().await?;
-        self.changed(Change::User(id)).await;
-        Ok(true)
+        let delete = sqlx::query(
+            "DELETE FROM users WHERE id = $1 AND tenant_id = $2 \
+             AND (role <> 'admin' OR (SELECT COUNT(*) FROM users WHERE tenant_id = $2 AND role = 'admin') > 1)",
+        );
+        let done = Self::one_then_in(tx, delete.bind(id).bind(tenant), |mut tx| async move {
+            // Explicit deletes as well as the cascades, so the result never depends on a
+            // connection's foreign-key setting.
+            for sql in [
+                "DELETE FROM sessions WHERE user_id = $1",
+                "DELETE FROM reset_tokens WHERE user_id = $1",
+                "DELETE FROM outbox WHERE user_id = $1",
+            ] {
+                sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+            }
+            pbx::insert_notices(&mut tx, &[aor], now).await?;
+            Ok(tx)
+        })
+        .await?;
+        Ok(self.changed_if(done, Change::User(id)).await)
     }
 
     /// A tenant's admins, with their support question (if any) and whether they are
@@ -308,11 +273,11 @@ impl Store {
                AND th.locked_until > $2 \
              WHERE u.tenant_id = $1 AND u.role = 'admin' ORDER BY LENGTH(u.extension), u.extension"
         );
-        self.all(sqlx::query(&sql).bind(tenant.0).bind(now.0), |r| {
+        self.all(sqlx::query(&sql).bind(tenant).bind(now), |r| {
             Ok(AdminRow {
                 user: user_from_row(r)?,
                 question: r.try_get("question")?,
-                locked_until: r.try_get::<Option<i64>, _>("locked_until")?.map(Timestamp),
+                locked_until: r.try_get("locked_until")?,
             })
         })
         .await
@@ -342,8 +307,8 @@ impl Store {
         );
         self.all(
             sqlx::query(&sql)
-                .bind(tenant.0)
-                .bind(now.0)
+                .bind(tenant)
+                .bind(now)
                 .bind(after)
                 .bind(limit),
             api_user_row,
@@ -359,7 +324,7 @@ impl Store {
     ) -> StoreResult<Option<ApiUserRow>> {
         let sql = Self::api_user_sql("u.extension = $3");
         self.optional(
-            sqlx::query(&sql).bind(tenant.0).bind(now.0).bind(extension),
+            sqlx::query(&sql).bind(tenant).bind(now).bind(extension),
             api_user_row,
         )
         .await
@@ -376,7 +341,7 @@ async fn lock_tenant_admins(
     tenant: TenantId,
 ) -> StoreResult<()> {
     sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
-        .bind(tenant.0)
+        .bind(tenant)
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -395,18 +360,20 @@ pub(super) fn bind_new_user<'q>(
     now: Timestamp,
 ) -> AnyQuery<'q> {
     query
-        .bind(u.tenant_id.0)
+        .bind(u.tenant_id)
         .bind(u.extension.as_str())
         .bind(u.name)
         .bind(u.email)
         .bind(u.role.as_str())
         .bind(u.password_hash)
         .bind(i64::from(u.password_expires_at.is_some()))
-        .bind(u.password_expires_at.map(|t| t.0))
-        .bind(now.0)
+        .bind(u.password_expires_at)
+        .bind(now)
         .bind(u.sip_secret)
 }
 
+/// Sets a password and ends what the old one opened: every session of the user and
+/// their outstanding reset links.
 pub(super) async fn set_password(
     conn: &mut sqlx::AnyConnection,
     id: UserId,
@@ -419,20 +386,24 @@ pub(super) async fn set_password(
     )
     .bind(change.password_hash)
     .bind(i64::from(change.expires_at.is_some()))
-    .bind(change.expires_at.map(|t| t.0))
-    .bind(now.0)
-    .bind(id.0)
+    .bind(change.expires_at)
+    .bind(now)
+    .bind(id)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    reset_links::end_reset_links(conn, id, now).await
 }
 
 /// A user from a row that selected [`USER_COLUMNS`]. Stored values were parsed before
 /// they were written; one that no longer parses is reported, never passed on.
 pub(super) fn user_from_row(r: &AnyRow) -> StoreResult<UserRecord> {
     Ok(UserRecord {
-        id: UserId(r.try_get("user_id")?),
-        tenant_id: TenantId(r.try_get("tenant_id")?),
+        id: r.try_get("user_id")?,
+        tenant_id: r.try_get("tenant_id")?,
         tenant_code: stored(r, "tenant_code", TenantCode::parse)?,
         tenant_name: r.try_get("tenant_name")?,
         extension: stored(r, "extension", Extension::parse)?,
@@ -440,24 +411,28 @@ pub(super) fn user_from_row(r: &AnyRow) -> StoreResult<UserRecord> {
         email: r.try_get("email")?,
         role: stored(r, "role", Role::parse)?,
         password_hash: r.try_get("password_hash")?,
-        password_temporary: r.try_get::<i64, _>("password_temporary")? != 0,
-        password_expires_at: r
-            .try_get::<Option<i64>, _>("password_expires_at")?
-            .map(Timestamp),
-        last_sign_in_at: r
-            .try_get::<Option<i64>, _>("last_sign_in_at")?
-            .map(Timestamp),
+        password_temporary: flag(r, "password_temporary")?,
+        password_expires_at: r.try_get("password_expires_at")?,
+        last_sign_in_at: r.try_get("last_sign_in_at")?,
         sip_domain: r.try_get("sip_domain")?,
-        has_sip_secret: r.try_get::<i64, _>("has_sip_secret")? != 0,
-        has_pin: r.try_get::<i64, _>("has_pin")? != 0,
-        tenant_suspended: r.try_get::<i64, _>("tenant_suspended")? != 0,
+        has_sip_secret: flag(r, "has_sip_secret")?,
+        has_pin: flag(r, "has_pin")?,
+        tenant_suspended: flag(r, "tenant_suspended")?,
     })
+}
+
+/// A row that selected a record's columns beside [`USER_COLUMNS`] (its `user_id` the
+/// user's id), as the record and its user.
+pub(super) fn with_user<T: for<'r> sqlx::FromRow<'r, AnyRow>>(
+    r: &AnyRow,
+) -> StoreResult<(T, UserRecord)> {
+    Ok((record(r)?, user_from_row(r)?))
 }
 
 fn api_user_row(r: &AnyRow) -> StoreResult<ApiUserRow> {
     Ok(ApiUserRow {
         user: user_from_row(r)?,
-        locked_until: r.try_get::<Option<i64>, _>("locked_until")?.map(Timestamp),
-        created_at: Timestamp(r.try_get("user_created_at")?),
+        locked_until: r.try_get("locked_until")?,
+        created_at: r.try_get("user_created_at")?,
     })
 }
