@@ -7,7 +7,11 @@ use common::*;
 use serde_json::json;
 
 async fn with_tenant() -> (TestApp, Api) {
-    let app = spawn_app().await;
+    with_tenant_and(&[]).await
+}
+
+async fn with_tenant_and(settings: &[(&str, &str)]) -> (TestApp, Api) {
+    let app = spawn_app_with(settings).await;
     app.add_admin().await;
     app.add_user(USER, PASSWORD).await;
     let api = app.provider_api().await;
@@ -208,7 +212,11 @@ async fn a_tenant_token_reaches_its_own_users_only_and_no_tenants() {
 
 #[tokio::test]
 async fn suspension_ends_sessions_refuses_sign_in_and_sip_lookups_and_resume_restores() {
-    let (app, api) = with_tenant().await;
+    // A SIP server that does not answer keeps the notices queued (retried later), so the
+    // queue shows them however soon the notifier polls.
+    let closed = kamailio::free_port();
+    let rpc = format!("http://127.0.0.1:{closed}/RPC");
+    let (app, api) = with_tenant_and(&[("kamailio_rpc", &rpc)]).await;
     let user = app.signed_in(USER).await;
     let domain = format!("{TENANT}.sip.localhost");
     assert_eq!(app.sip_lookup_status("201", &domain).await, 200);
