@@ -56,7 +56,7 @@ impl fmt::Debug for PasswordContext<'_> {
 pub struct NewPassword(String);
 
 /// A password rule that a candidate password broke. [`NewPassword::parse`] reports every
-/// broken rule at once, in the order listed here.
+/// broken rule at once, in [`PasswordProblem::ALL`] order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PasswordProblem {
     /// Fewer than 8 characters.
@@ -78,6 +78,18 @@ pub enum PasswordProblem {
 }
 
 impl PasswordProblem {
+    /// Every rule, in the order a form lists the ones a password broke.
+    pub const ALL: [Self; 8] = [
+        Self::TooShort,
+        Self::TooLong,
+        Self::NoLowercase,
+        Self::NoUppercase,
+        Self::ControlCharacter,
+        Self::SameAsUsername,
+        Self::ContainsSecret,
+        Self::Common,
+    ];
+
     /// A sentence for the form, explaining the rule.
     pub fn message(&self) -> &'static str {
         match self {
@@ -137,43 +149,50 @@ impl fmt::Debug for NewPassword {
     }
 }
 
-/// Every rule `password` (already NFKC) breaks, in [`PasswordProblem`] order.
+/// Every rule `password` (already NFKC) breaks, in [`PasswordProblem::ALL`] order.
 fn problems(password: &str, ctx: &PasswordContext<'_>) -> Vec<PasswordProblem> {
-    let mut problems = Vec::new();
-    let chars = password.chars().count();
-    if chars < NewPassword::MIN_CHARS {
-        problems.push(PasswordProblem::TooShort);
-    }
-    if chars > NewPassword::MAX_CHARS {
-        problems.push(PasswordProblem::TooLong);
-    }
-    if !password.chars().any(char::is_lowercase) {
-        problems.push(PasswordProblem::NoLowercase);
-    }
-    if !password.chars().any(char::is_uppercase) {
-        problems.push(PasswordProblem::NoUppercase);
-    }
-    if password.chars().any(char::is_control) {
-        problems.push(PasswordProblem::ControlCharacter);
-    }
-    let lower = password.to_lowercase();
-    if ctx
-        .username
-        .is_some_and(|username| is_username(lower.trim(), username))
-    {
-        problems.push(PasswordProblem::SameAsUsername);
-    }
-    if [ctx.pin, ctx.sip_secret]
+    let candidate = Candidate {
+        password,
+        chars: password.chars().count(),
+        lower: password.to_lowercase(),
+    };
+    PasswordProblem::ALL
         .into_iter()
-        .flatten()
-        .any(|secret| contains_secret(&lower, secret))
-    {
-        problems.push(PasswordProblem::ContainsSecret);
+        .filter(|rule| rule.broken_by(&candidate, ctx))
+        .collect()
+}
+
+/// A password being checked, with what several rules read of it worked out once.
+struct Candidate<'a> {
+    password: &'a str,
+    chars: usize,
+    lower: String,
+}
+
+impl PasswordProblem {
+    /// Whether `candidate` breaks this rule.
+    fn broken_by(self, candidate: &Candidate<'_>, ctx: &PasswordContext<'_>) -> bool {
+        let Candidate {
+            password,
+            chars,
+            lower,
+        } = candidate;
+        match self {
+            Self::TooShort => *chars < NewPassword::MIN_CHARS,
+            Self::TooLong => *chars > NewPassword::MAX_CHARS,
+            Self::NoLowercase => !password.chars().any(char::is_lowercase),
+            Self::NoUppercase => !password.chars().any(char::is_uppercase),
+            Self::ControlCharacter => password.chars().any(char::is_control),
+            Self::SameAsUsername => ctx
+                .username
+                .is_some_and(|username| is_username(lower.trim(), username)),
+            Self::ContainsSecret => [ctx.pin, ctx.sip_secret]
+                .into_iter()
+                .flatten()
+                .any(|secret| contains_secret(lower, secret)),
+            Self::Common => is_common(lower),
+        }
     }
-    if is_common(&lower) {
-        problems.push(PasswordProblem::Common);
-    }
-    problems
 }
 
 /// Whether `lower` (a lowercased password) is the username or one of its halves. The
@@ -248,6 +267,15 @@ mod tests {
         match NewPassword::parse(raw, ctx) {
             Ok(_) => Vec::new(),
             Err(problems) => problems,
+        }
+    }
+
+    /// A context with only a voicemail PIN and a SIP secret.
+    fn secrets<'a>(pin: &'a str, sip_secret: &'a str) -> PasswordContext<'a> {
+        PasswordContext {
+            pin: Some(pin),
+            sip_secret: Some(sip_secret),
+            ..PasswordContext::default()
         }
     }
 
@@ -360,11 +388,7 @@ mod tests {
 
     #[test]
     fn a_password_may_not_be_or_contain_the_pin_or_sip_secret() {
-        let ctx = PasswordContext {
-            pin: Some("2580"),
-            sip_secret: Some("Xk9vQ2mPz7Lr"),
-            ..PasswordContext::default()
-        };
+        let ctx = secrets("2580", "Xk9vQ2mPz7Lr");
         assert_eq!(problems_with("Tiled2580Kettle", &ctx), vec![ContainsSecret]);
         assert_eq!(problems_with("Xk9vQ2mPz7Lr", &ctx), vec![ContainsSecret]);
         assert_eq!(
@@ -377,11 +401,7 @@ mod tests {
 
     #[test]
     fn a_blank_pin_or_sip_secret_is_ignored() {
-        let ctx = PasswordContext {
-            pin: Some(""),
-            sip_secret: Some("   "),
-            ..PasswordContext::default()
-        };
+        let ctx = secrets("", "   ");
         assert!(problems_with("Tiled-Kettle-58", &ctx).is_empty());
     }
 
@@ -467,11 +487,7 @@ mod tests {
     fn a_new_password_never_shows_in_debug_output() {
         let password = NewPassword::parse("Tiled-Kettle-58", &PasswordContext::default()).unwrap();
         assert_eq!(format!("{password:?}"), "NewPassword(<redacted>)");
-        let ctx = PasswordContext {
-            pin: Some("2580"),
-            sip_secret: Some("Xk9vQ2mPz7Lr"),
-            ..PasswordContext::default()
-        };
+        let ctx = secrets("2580", "Xk9vQ2mPz7Lr");
         let shown = format!("{ctx:?}");
         assert!(
             !shown.contains("2580") && !shown.contains("Xk9vQ2mPz7Lr"),
@@ -481,16 +497,7 @@ mod tests {
 
     #[test]
     fn every_password_problem_has_a_sentence() {
-        let all = [
-            TooShort,
-            TooLong,
-            NoLowercase,
-            NoUppercase,
-            ControlCharacter,
-            SameAsUsername,
-            ContainsSecret,
-            Common,
-        ];
+        let all = PasswordProblem::ALL;
         assert_eq!(TooShort.message(), "Use at least 8 characters.");
         assert_eq!(TooLong.message(), "Use at most 128 characters.");
         let messages: HashSet<_> = all.iter().map(PasswordProblem::message).collect();
