@@ -101,6 +101,21 @@ impl PasswordHolder for OperatorRecord {
     }
 }
 
+/// Whether a counter's `state` refuses an attempt at `now`: `Err` with how long is left
+/// of its lock, or a whole `lock` when the attempt is over `limit`.
+fn refusal(
+    state: &ThrottleState,
+    now: Timestamp,
+    limit: u32,
+    lock: Duration,
+) -> Result<(), Duration> {
+    let locked_until = state.locked_until.filter(|until| *until > now);
+    if locked_until.is_some() || state.attempts > i64::from(limit) {
+        return Err(locked_until.map(|until| now.until(until)).unwrap_or(lock));
+    }
+    Ok(())
+}
+
 impl<'a> Guard<'a> {
     pub(crate) fn new(ctx: &'a Context) -> Self {
         Guard { ctx }
@@ -110,62 +125,19 @@ impl<'a> Guard<'a> {
         let policy = &self.ctx.policy;
         AddressFailure {
             key,
-            now,
-            window: policy.lockout_window,
             limit: policy.address_attempts,
             lock_until: now.plus(policy.address_lock),
         }
     }
 
-    /// Counts one attempt of the client's address before any hash runs, atomically, as
-    /// the per-name count is: concurrent guesses from one address each take a number and
-    /// only the first `address_attempts` get as far as the hash. `Err` with how long is
-    /// left when the address is slowed down (or this attempt is over its limit). The
-    /// attempt stays counted as a failure unless [`Guard::forgive_address`] gives it back.
-    async fn count_address(&self, client: Client) -> Result<Result<(), Duration>, Unexpected> {
-        let Some(ip) = client.addr else {
-            return Ok(Ok(()));
-        };
-        let key = ThrottleKey::address(ip);
-        let now = self.ctx.now();
-        let f = self.address_failure(&key, now);
-        let state = self
-            .ctx
-            .store
-            .throttle_count(f.key, f.now, f.window)
-            .await?;
-        let locked_until = state.locked_until.filter(|until| *until > now);
-        if locked_until.is_some() || state.attempts > i64::from(f.limit) {
-            return Ok(Err(locked_until
-                .map(|until| now.until(until))
-                .unwrap_or(self.ctx.policy.address_lock)));
-        }
-        Ok(Ok(()))
-    }
-
     /// Locks the client's address once its counted attempts reach the limit (a refused
     /// attempt on a locked name, which never reached the hash, still counts).
-    async fn address_failed(&self, client: Client) -> Result<(), Unexpected> {
-        if let Some(ip) = client.addr {
-            let key = ThrottleKey::address(ip);
-            let f = self.address_failure(&key, self.ctx.now());
-            self.ctx
-                .store
-                .throttle_fail(f.key, f.limit, f.lock_until)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Gives back the address attempt of a sign-in that succeeded: only failures slow an
-    /// address down (an office behind one address signs in all morning).
-    async fn forgive_address(&self, client: Client) -> Result<(), Unexpected> {
-        if let Some(ip) = client.addr {
-            self.ctx
-                .store
-                .throttle_release(&ThrottleKey::address(ip))
-                .await?;
-        }
+    async fn address_failed(&self, address: &ThrottleKey) -> Result<(), Unexpected> {
+        let f = self.address_failure(address, self.ctx.now());
+        self.ctx
+            .store
+            .throttle_fail(f.key, f.limit, f.lock_until)
+            .await?;
         Ok(())
     }
 
@@ -194,13 +166,20 @@ impl<'a> Guard<'a> {
             .store
             .throttle_count(key, now, policy.lockout_window)
             .await?;
-        let locked_until = state.locked_until.filter(|until| *until > now);
-        if locked_until.is_some() || state.attempts > i64::from(policy.lockout_attempts) {
-            return Ok(Err(locked_until
-                .map(|until| now.until(until))
-                .unwrap_or(policy.lockout_duration)));
-        }
-        Ok(Ok(()))
+        Ok(self.name_refusal(&state, now))
+    }
+
+    /// Whether a name's counted `state` refuses the attempt: `Err` with how long is left
+    /// of its lock, or of a whole lockout when this attempt is over the limit.
+    fn name_refusal(&self, state: &ThrottleState, now: Timestamp) -> Result<(), Duration> {
+        let policy = &self.ctx.policy;
+        refusal(state, now, policy.lockout_attempts, policy.lockout_duration)
+    }
+
+    /// The same for a client address, slowed down for `address_lock`.
+    fn address_refusal(&self, state: &ThrottleState, now: Timestamp) -> Result<(), Duration> {
+        let policy = &self.ctx.policy;
+        refusal(state, now, policy.address_attempts, policy.address_lock)
     }
 
     /// The guarded core of every password sign-in (tenant users and operators), run with
@@ -227,25 +206,45 @@ impl<'a> Guard<'a> {
         event: &(dyn Fn(EventKind) -> Event<'e> + Sync),
     ) -> Result<Result<A, Refusal>, Unexpected> {
         let source = client.source();
-        let address_counted = !key.is_trusted_browser();
-        let address_ok = if address_counted {
-            self.count_address(client).await?
-        } else {
-            Ok(())
+        // A trusted browser is left out of the per-address slow-down (see above).
+        let address = client
+            .addr
+            .filter(|_| !key.is_trusted_browser())
+            .map(ThrottleKey::address);
+        // The address's attempt and the name's, counted before any hash runs, atomically:
+        // concurrent guesses each take a number, and only the first of each limit get as
+        // far as the hash. A refused address leaves the name uncounted.
+        let now = self.ctx.now();
+        let window = self.ctx.policy.lockout_window;
+        let counted = self
+            .ctx
+            .store
+            .count_sign_in(
+                address.as_ref().map(|k| (k, window)),
+                (key, window),
+                now,
+                |a| self.address_refusal(a, now).is_err(),
+            )
+            .await?;
+        let name = match counted {
+            Ok(name) => name,
+            Err(address) => {
+                let retry_after = self.address_refusal(&address, now).err();
+                self.ctx.hasher.note(&source, false);
+                self.audit_refusal(event(EventKind::SignInThrottled), Burst::PerAddress)
+                    .await?;
+                return Ok(Err(Refusal::Throttled {
+                    retry_after: retry_after.unwrap_or(self.ctx.policy.address_lock),
+                }));
+            }
         };
-        if let Err(retry_after) = address_ok {
-            self.ctx.hasher.note(&source, false);
-            self.audit_refusal(event(EventKind::SignInThrottled), Burst::PerAddress)
-                .await?;
-            return Ok(Err(Refusal::Throttled { retry_after }));
-        }
-        if let Err(retry_after) = self.count_attempt(key).await? {
+        if let Err(retry_after) = self.name_refusal(&name, now) {
             self.ctx.hasher.note(&source, false);
             self.audit_refusal(event(EventKind::SignInLocked), Burst::PerName)
                 .await?;
             // Hammering a locked name still counts against the address.
-            if address_counted {
-                self.address_failed(client).await?;
+            if let Some(address) = &address {
+                self.address_failed(address).await?;
             }
             return Ok(Err(Refusal::Locked { retry_after }));
         }
@@ -259,15 +258,13 @@ impl<'a> Guard<'a> {
         // The queue serves sources whose checks keep failing after everyone else.
         self.ctx.hasher.note(&source, matches && stored.is_some());
         if let Some(account) = account.filter(|_| matches) {
-            if address_counted {
-                self.forgive_address(client).await?;
+            // Only failures slow an address down (an office behind one address signs in
+            // all morning): a sign-in that succeeded gives its attempt back.
+            if let Some(address) = &address {
+                self.ctx.store.throttle_release(address).await?;
             }
             return Ok(Ok(account));
         }
-        let address = client
-            .addr
-            .filter(|_| address_counted)
-            .map(ThrottleKey::address);
         self.record_failure(key, address.as_ref(), |locked| Event {
             detail: locked.map(|_| "this failure locked the name"),
             ..event(EventKind::SignInFailed)

@@ -106,8 +106,6 @@ impl ThrottleKey {
 #[derive(Debug, Clone, Copy)]
 pub struct AddressFailure<'a> {
     pub key: &'a ThrottleKey,
-    pub now: Timestamp,
-    pub window: Duration,
     pub limit: u32,
     pub lock_until: Timestamp,
 }
@@ -155,6 +153,33 @@ impl Store {
         window: Duration,
     ) -> StoreResult<ThrottleState> {
         throttle_count(&self.pool, key, now, window).await
+    }
+
+    /// Counts one sign-in attempt before its password is checked, in one transaction (one
+    /// commit where there were two): first under the client's `address`, when given, and
+    /// then — unless `address_refused` says the address's new state refuses the attempt —
+    /// under `name`. Both counts use the sliding window of [`Store::throttle_count`].
+    /// `Err` with the address's state when it refused the attempt (the name was not
+    /// counted); `Ok` with the name's state otherwise.
+    pub async fn count_sign_in(
+        &self,
+        address: Option<(&ThrottleKey, Duration)>,
+        name: (&ThrottleKey, Duration),
+        now: Timestamp,
+        address_refused: impl FnOnce(&ThrottleState) -> bool,
+    ) -> StoreResult<Result<ThrottleState, ThrottleState>> {
+        let mut tx = self.pool.begin().await?;
+        if let Some((key, window)) = address {
+            let state = throttle_count(&mut *tx, key, now, window).await?;
+            if address_refused(&state) {
+                tx.commit().await?;
+                return Ok(Err(state));
+            }
+        }
+        let (key, window) = name;
+        let state = throttle_count(&mut *tx, key, now, window).await?;
+        tx.commit().await?;
+        Ok(Ok(state))
     }
 
     /// Counts one attempt for `key` in a fixed window: the count starts again `window`
