@@ -13,8 +13,8 @@ use dialtone::clock::Timestamp;
 use dialtone::domain::{Extension, OperatorName, Role, TenantCode, Username};
 use dialtone::store::{
     AuditFilter, AuditRow, Burst, CeremonyKind, IdempotentAnswer, NewMail, NewPasskey,
-    NewResetLink, NewTenant, NewUser, PasswordChange, SessionOrigin, Store, StoreError, TenantId,
-    ThrottleKey, UserId,
+    NewResetLink, NewTenant, NewUser, PasswordChange, SealedSecrets, SessionOrigin, Store,
+    StoreError, TenantId, ThrottleKey, UserId, UserWithoutSecret,
 };
 
 const NOW: Timestamp = common::START;
@@ -542,7 +542,7 @@ async fn sealed_secrets_and_the_sip_lookup() {
         "the cached copy was forgotten"
     );
 
-    let read = s.sealed_secrets_after(0, 10).await.unwrap();
+    let read = s.walk_users::<SealedSecrets>(0, 10).await.unwrap();
     assert!(s
         .reseal_secrets(&read[0], Some(b"r1"), Some(b"r2"))
         .await
@@ -669,7 +669,13 @@ async fn a_bulk_load_reads_back_like_any_user() {
     s.settle_after_bulk_load().await.unwrap();
     let (_, total) = s.list_users(t, None, NOW, 1, 0).await.unwrap();
     assert_eq!(total, 30);
-    assert_eq!(s.users_without_sip_secret(0, 100).await.unwrap().len(), 30);
+    assert_eq!(
+        s.walk_users::<UserWithoutSecret>(0, 100)
+            .await
+            .unwrap()
+            .len(),
+        30
+    );
 }
 
 #[tokio::test]

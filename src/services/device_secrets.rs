@@ -154,7 +154,7 @@ impl DeviceSecrets {
         let mut in_use = Vec::new();
         let mut after = 0;
         loop {
-            let batch = ctx.store.sealed_secrets_after(after, 500).await?;
+            let batch = ctx.store.walk_users::<SealedSecrets>(after, 500).await?;
             let Some(last) = batch.last() else { break };
             after = last.user_id.0;
             for row in &batch {

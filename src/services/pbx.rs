@@ -26,7 +26,7 @@ use crate::services::device_secrets::{
     generate_sip_secret, open_sip_secret_with, seal_sip_secret_with,
 };
 use crate::services::Unexpected;
-use crate::store::{PbxNotice, PbxTokenRecord, Store, StoreError};
+use crate::store::{PbxNotice, PbxTokenRecord, Store, StoreError, UserWithoutSecret};
 
 /// How long the list of valid PBX tokens answers before it is read again (a token revoked
 /// on another node, or by the CLI, stops working within this).
@@ -242,7 +242,7 @@ impl PbxLink {
         let mut made = 0;
         let mut after = 0;
         loop {
-            let batch = store.users_without_sip_secret(after, 500).await?;
+            let batch = store.walk_users::<UserWithoutSecret>(after, 500).await?;
             let Some(last) = batch.last() else { break };
             after = last.user_id.0;
             for u in &batch {

@@ -26,6 +26,26 @@ pub struct UserWithoutSecret {
     pub extension: String,
 }
 
+/// A record read of users a page at a time, for a job that walks all of them.
+pub trait UsersWalk: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> {
+    /// The columns it is read from.
+    const COLUMNS: &'static str;
+    /// The condition of the users it is read of.
+    const ONLY: &'static str;
+}
+
+/// The users whose SIP secret is still to be made.
+impl UsersWalk for UserWithoutSecret {
+    const COLUMNS: &'static str = "id AS user_id, tenant_id, extension";
+    const ONLY: &'static str = "sip_secret IS NULL";
+}
+
+/// The users with a sealed secret, for re-encryption.
+impl UsersWalk for SealedSecrets {
+    const COLUMNS: &'static str = "id AS user_id, tenant_id, extension, sip_secret, voicemail_pin";
+    const ONLY: &'static str = "sip_secret IS NOT NULL OR voicemail_pin IS NOT NULL";
+}
+
 impl Store {
     /// `(sip_secret, voicemail_pin)` of a user, sealed.
     pub async fn device_secrets(
@@ -86,40 +106,11 @@ impl Store {
             .await
     }
 
-    /// Users that have no SIP secret yet, a page at a time by id.
-    pub async fn users_without_sip_secret(
-        &self,
-        after: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<UserWithoutSecret>> {
-        let missing = Some("sip_secret IS NULL");
-        self.after_id(
-            "users",
-            "id AS user_id, tenant_id, extension",
-            missing,
-            after,
-            limit,
-            record,
-        )
-        .await
-    }
-
-    /// A page of users' sealed secrets, by id, for re-encryption.
-    pub async fn sealed_secrets_after(
-        &self,
-        after: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<SealedSecrets>> {
-        let sealed = Some("sip_secret IS NOT NULL OR voicemail_pin IS NOT NULL");
-        self.after_id(
-            "users",
-            "id AS user_id, tenant_id, extension, sip_secret, voicemail_pin",
-            sealed,
-            after,
-            limit,
-            record,
-        )
-        .await
+    /// A walk over the users a `T` is read of (see [`UsersWalk`]): up to `limit` of them
+    /// with an id above `after`, in id order.
+    pub async fn walk_users<T: UsersWalk>(&self, after: i64, limit: i64) -> StoreResult<Vec<T>> {
+        self.after_id("users", T::COLUMNS, Some(T::ONLY), after, limit, record)
+            .await
     }
 
     /// Replaces a user's sealed secrets, only if they are still the ones read (a change

@@ -45,7 +45,7 @@ use sqlx::{AnyPool, Executor, Row};
 
 pub use api_tokens::{ApiTokenRecord, IdempotentAnswer};
 pub use audit::{AuditFilter, Burst};
-pub use device_secrets::{SealedSecrets, UserWithoutSecret};
+pub use device_secrets::{SealedSecrets, UserWithoutSecret, UsersWalk};
 pub use operators::{OperatorId, OperatorRecord, OperatorSessionRecord};
 pub use ops::BackupError;
 pub use outbox::{MailRecord, NewMail, OutboxMessage};
