@@ -72,7 +72,8 @@ impl Store {
     }
 
     /// Replaces a user's sealed SIP secret and queues the notice that makes the SIP server
-    /// forget the old one, in one transaction: the notice exists exactly when the change does.
+    /// forget the old one, in one transaction: the notice exists exactly when the change
+    /// does (a user deleted meanwhile gets neither; the delete queued its own notice).
     pub async fn replace_sip_secret(
         &self,
         user: UserId,
@@ -80,14 +81,15 @@ impl Store {
         aor: &str,
         now: Timestamp,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE users SET sip_secret = $1 WHERE id = $2")
-            .bind(sealed)
-            .bind(user)
-            .execute(&mut *tx)
+        let replace = sqlx::query("UPDATE users SET sip_secret = $1 WHERE id = $2");
+        let done = self
+            .one_then(replace.bind(sealed).bind(user), |mut tx| async move {
+                pbx::insert_notices(&mut tx, &[aor], now).await?;
+                Ok(tx)
+            })
             .await?;
-        pbx::insert_notices(&mut tx, &[aor], now).await?;
-        self.commit_forgetting(tx, Change::User(user)).await
+        self.changed_if(done, Change::User(user)).await;
+        Ok(())
     }
 
     pub async fn set_voicemail_pin(&self, user: UserId, sealed: &[u8]) -> StoreResult<()> {

@@ -139,10 +139,12 @@ impl Store {
         .await
     }
 
-    /// The addresses of record of every user of a tenant at its current SIP domain.
+    /// The addresses of record of every user of a tenant: at `domain` when given (one
+    /// the tenant is leaving), else at its current SIP domain.
     async fn tenant_aors(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         id: TenantId,
+        domain: Option<&str>,
     ) -> StoreResult<Vec<String>> {
         let rows = sqlx::query(
             "SELECT u.extension AS extension, t.sip_domain AS sip_domain \
@@ -154,8 +156,11 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let ext: String = r.try_get("extension")?;
-                let domain: String = r.try_get("sip_domain")?;
-                Ok(format!("{ext}@{}", domain.to_ascii_lowercase()))
+                let at = match domain {
+                    Some(d) => d.to_owned(),
+                    None => r.try_get("sip_domain")?,
+                };
+                Ok(format!("{ext}@{}", at.to_ascii_lowercase()))
             })
             .collect()
     }
@@ -178,15 +183,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(classify)?;
-        let rows = sqlx::query("SELECT extension FROM users WHERE tenant_id = $1")
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut aors = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let ext: String = r.try_get("extension")?;
-            aors.push(format!("{ext}@{}", old.to_ascii_lowercase()));
-        }
+        let aors = Self::tenant_aors(&mut tx, id, Some(old)).await?;
         pbx::insert_notices(&mut tx, &aors, now).await?;
         self.commit_forgetting(tx, Change::All).await
     }
@@ -206,7 +203,7 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-                let aors = Self::tenant_aors(&mut tx, id).await?;
+                let aors = Self::tenant_aors(&mut tx, id, None).await?;
                 pbx::insert_notices(&mut tx, &aors, now).await?;
                 Ok(tx)
             })
@@ -234,7 +231,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let aors = Self::tenant_aors(&mut tx, id).await?;
+        let aors = Self::tenant_aors(&mut tx, id, None).await?;
         let users = "(SELECT id FROM users WHERE tenant_id = $1)";
         // Explicit deletes as well as the cascades, so the result never depends on a
         // connection's foreign-key setting.
