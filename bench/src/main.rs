@@ -33,7 +33,8 @@ const SMALL_USERS: u64 = 1_000;
 /// The page size of the JSON API's users list the benchmark asks for.
 const API_PAGE: u32 = 100;
 /// Override with `BENCH_LARGE_USERS` for a quicker run (the table says which was used);
-/// `BENCH_ONLY=lookups` measures only the SIP credential lookup rows.
+/// `BENCH_ONLY=lookups` measures only the SIP credential lookup rows, `BENCH_ONLY=flood`
+/// only the signed-in pages idle, under the sign-in flood and beside its control.
 const LARGE_USERS: u64 = 1_000_000;
 /// Flood usernames: random extensions far above the seeded range (unknown users, each
 /// name tried about once: "many usernames").
@@ -1237,6 +1238,166 @@ async fn pages_beside_flood(
     Ok((seen, flood_task.await??))
 }
 
+/// Signed-in page loads at a steady pace, idle, under a flood of wrong sign-ins at 5× the
+/// hash-bound `limit` from processes of their own, and beside the control (the same
+/// processes asking for the static asset); their rows. Returns the server's peak memory
+/// after the flood.
+async fn pages_under_flood(
+    server: &Server,
+    http: &reqwest::Client,
+    csrf0: &Csrf,
+    sessions: &Arc<Vec<String>>,
+    limit: f64,
+    rows: &mut Vec<Row>,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<u64> {
+    let base = server.base.clone();
+    let page_conns = 8;
+    let page_rate = 1000.0;
+    let flood_rate = (limit * 5.0).max(50.0);
+    let make: MakeRequest = {
+        let (http, base, c, s) = (http.clone(), base.clone(), csrf0.clone(), sessions.clone());
+        Arc::new(move |i, _| page_request(&http, &base, &c, &s[(i + 100) % s.len()]))
+    };
+    progress(format!("idle page latency: {page_rate}/s for 8 s"));
+    let mut idle = paced(
+        page_conns,
+        page_rate,
+        Duration::from_secs(8),
+        200,
+        make.clone(),
+    )
+    .await;
+    progress(format!(
+        "page latency under a flood of {flood_rate:.0} wrong sign-ins/s for 10 s"
+    ));
+    // The attacker would bring its own machines; here they share ours, so the flood runs in
+    // processes of its own at nice 10, as a separate load test would.
+    let (mut busy, (flood_out, skipped)) = pages_beside_flood(
+        &base,
+        csrf0,
+        flood_rate,
+        FloodKind::SignIns,
+        (page_conns, page_rate),
+        make.clone(),
+    )
+    .await?;
+    let (_, flood_hwm) = server.memory();
+    // The control: the same processes at the same pace asking for the static asset, so
+    // what the load generator and the HTTP exchange alone cost the pages is measured
+    // beside what the sign-ins cost.
+    progress(format!(
+        "page latency beside {flood_rate:.0} static-asset requests/s from the same processes, 10 s"
+    ));
+    let (mut control, (control_out, _)) = pages_beside_flood(
+        &base,
+        csrf0,
+        flood_rate,
+        FloodKind::StaticAsset,
+        (page_conns, page_rate),
+        make,
+    )
+    .await?;
+    let idle_p99 = idle.percentile(99.0);
+    let busy_p99 = busy.percentile(99.0);
+    let slowdown = busy_p99.as_secs_f64() / idle_p99.as_secs_f64().max(1e-9);
+    let other_5xx: u64 = flood_out
+        .statuses
+        .iter()
+        .filter(|(s, _)| **s >= 500 && **s != 503)
+        .map(|(_, n)| n)
+        .sum::<u64>()
+        + busy
+            .statuses
+            .iter()
+            .filter(|(s, _)| **s >= 500)
+            .map(|(_, n)| n)
+            .sum::<u64>();
+    let hashed = flood_out.count(401) as f64 / flood_out.elapsed.as_secs_f64();
+    rows.push(row(
+        format!("signed-in page p99, {page_rate:.0}/s paced, idle"),
+        format!("p50 {}, p99 {}", ms(idle.percentile(50.0)), ms(idle_p99)),
+        "",
+        "",
+    ));
+    rows.push(row(
+        format!(
+            "… same under the flood ({}; pages {})",
+            flood_out.statuses_text(),
+            busy.statuses_text()
+        ),
+        format!(
+            "p50 {}, p99 {} = **{slowdown:.2}×** idle; flood hashed {hashed:.0}/s = {:.2} of the limit",
+            ms(busy.percentile(50.0)),
+            ms(busy_p99),
+            hashed / limit
+        ),
+        "≤ 2×, shed by 503/429, no other 5xx",
+        verdict(
+            slowdown <= 2.0
+                && other_5xx == 0
+                && busy.count(200) == busy.statuses.values().sum::<u64>()
+                && busy.failed == 0
+        ),
+    ));
+    let control_p99 = control.percentile(99.0);
+    rows.push(row(
+        format!(
+            "… same beside the control: the flood's processes asking for the static asset instead ({}; pages {})",
+            control_out.statuses_text(),
+            control.statuses_text()
+        ),
+        format!(
+            "p50 {}, p99 {} = **{:.2}×** idle; the sign-ins' own share: flood p99 = **{:.2}×** this",
+            ms(control.percentile(50.0)),
+            ms(control_p99),
+            control_p99.as_secs_f64() / idle_p99.as_secs_f64().max(1e-9),
+            busy_p99.as_secs_f64() / control_p99.as_secs_f64().max(1e-9)
+        ),
+        "",
+        "",
+    ));
+    if skipped > 0 {
+        notes.push(format!(
+            "The flood skipped {skipped} attempts that were due while {FLOOD_IN_FLIGHT} were already open."
+        ));
+    }
+    Ok(flood_hwm)
+}
+
+/// `BENCH_ONLY=flood`: only the rows of signed-in page latency, idle, under the sign-in
+/// flood and beside its control, for a quick look at what the flood costs the pages.
+async fn flood_only(server: &Server, rows: &mut Vec<Row>) -> anyhow::Result<Vec<String>> {
+    let base = server.base.clone();
+    let http = client(64)?;
+    let csrf0 = csrf(&http, &base).await?;
+    let (verify, _) = bare_verify_time(15).await?;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let limit = cores as f64 / verify.as_secs_f64();
+    progress("signing in sessions for the page clients");
+    let mut csrfs = Vec::new();
+    for _ in 0..cores * 3 {
+        csrfs.push(csrf(&http, &base).await?);
+    }
+    let csrfs = Arc::new(csrfs);
+    let make: MakeRequest = {
+        let (http, base, csrfs) = (http.clone(), base.clone(), csrfs.clone());
+        Arc::new(move |i, k| {
+            let n = FIRST_EXTENSION + (i as u64 * 7919 + k * 31) % SMALL_USERS;
+            sign_in_request(&http, &base, &csrfs[i], &username(n), PASSWORD)
+        })
+    };
+    let mut signins = closed_loop(csrfs.len(), Duration::from_secs(3), 200, 303, true, make).await;
+    let sessions = Arc::new(std::mem::take(&mut signins.sessions));
+    if sessions.is_empty() {
+        bail!("no session from the sign-ins ({})", signins.statuses_text());
+    }
+    let mut notes =
+        vec!["BENCH_ONLY=flood: only the page rows beside the flood were measured.".to_owned()];
+    pages_under_flood(server, &http, &csrf0, &sessions, limit, rows, &mut notes).await?;
+    Ok(notes)
+}
+
 /// `BENCH_ONLY=lookups`: only the rows of the credential lookup (and the static asset they
 /// are compared with), for a quick look at the SIP server's hot path.
 async fn lookups_only(
@@ -1515,8 +1676,12 @@ async fn phases(
     large_users: u64,
     rows: &mut Vec<Row>,
 ) -> anyhow::Result<Vec<String>> {
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("lookups") {
-        return lookups_only(server, tokens, data_dir, db, large_users, rows).await;
+    match std::env::var("BENCH_ONLY").as_deref() {
+        Ok("lookups") => {
+            return lookups_only(server, tokens, data_dir, db, large_users, rows).await;
+        }
+        Ok("flood") => return flood_only(server, rows).await,
+        _ => {}
     }
     let base = server.base.clone();
     let mut notes = Vec::new();
@@ -1777,116 +1942,8 @@ async fn phases(
     ));
 
     // 4. Signed-in page loads at a steady pace, idle and under a sign-in flood.
-    let page_conns = 8;
-    let page_rate = 1000.0;
-    let flood_rate = (limit * 5.0).max(50.0);
-    let make: MakeRequest = {
-        let (http, base, c, s) = (http.clone(), base.clone(), csrf0.clone(), sessions.clone());
-        Arc::new(move |i, _| page_request(&http, &base, &c, &s[(i + 100) % s.len()]))
-    };
-    progress(format!("idle page latency: {page_rate}/s for 8 s"));
-    let mut idle = paced(
-        page_conns,
-        page_rate,
-        Duration::from_secs(8),
-        200,
-        make.clone(),
-    )
-    .await;
-    progress(format!(
-        "page latency under a flood of {flood_rate:.0} wrong sign-ins/s for 10 s"
-    ));
-    // The attacker would bring its own machines; here they share ours, so the flood runs in
-    // processes of its own at nice 10, as a separate load test would.
-    let (mut busy, (flood_out, skipped)) = pages_beside_flood(
-        &base,
-        &csrf0,
-        flood_rate,
-        FloodKind::SignIns,
-        (page_conns, page_rate),
-        make.clone(),
-    )
-    .await?;
-    let (_, flood_hwm) = server.memory();
-    // The control: the same processes at the same pace asking for the static asset, so
-    // what the load generator and the HTTP exchange alone cost the pages is measured
-    // beside what the sign-ins cost.
-    progress(format!(
-        "page latency beside {flood_rate:.0} static-asset requests/s from the same processes, 10 s"
-    ));
-    let (mut control, (control_out, _)) = pages_beside_flood(
-        &base,
-        &csrf0,
-        flood_rate,
-        FloodKind::StaticAsset,
-        (page_conns, page_rate),
-        make,
-    )
-    .await?;
-    let idle_p99 = idle.percentile(99.0);
-    let busy_p99 = busy.percentile(99.0);
-    let slowdown = busy_p99.as_secs_f64() / idle_p99.as_secs_f64().max(1e-9);
-    let other_5xx: u64 = flood_out
-        .statuses
-        .iter()
-        .filter(|(s, _)| **s >= 500 && **s != 503)
-        .map(|(_, n)| n)
-        .sum::<u64>()
-        + busy
-            .statuses
-            .iter()
-            .filter(|(s, _)| **s >= 500)
-            .map(|(_, n)| n)
-            .sum::<u64>();
-    let hashed = flood_out.count(401) as f64 / flood_out.elapsed.as_secs_f64();
-    rows.push(row(
-        format!("signed-in page p99, {page_rate:.0}/s paced, idle"),
-        format!("p50 {}, p99 {}", ms(idle.percentile(50.0)), ms(idle_p99)),
-        "",
-        "",
-    ));
-    rows.push(row(
-        format!(
-            "… same under the flood ({}; pages {})",
-            flood_out.statuses_text(),
-            busy.statuses_text()
-        ),
-        format!(
-            "p50 {}, p99 {} = **{slowdown:.2}×** idle; flood hashed {hashed:.0}/s = {:.2} of the limit",
-            ms(busy.percentile(50.0)),
-            ms(busy_p99),
-            hashed / limit
-        ),
-        "≤ 2×, shed by 503/429, no other 5xx",
-        verdict(
-            slowdown <= 2.0
-                && other_5xx == 0
-                && busy.count(200) == busy.statuses.values().sum::<u64>()
-                && busy.failed == 0
-        ),
-    ));
-    let control_p99 = control.percentile(99.0);
-    rows.push(row(
-        format!(
-            "… same beside the control: the flood's processes asking for the static asset instead ({}; pages {})",
-            control_out.statuses_text(),
-            control.statuses_text()
-        ),
-        format!(
-            "p50 {}, p99 {} = **{:.2}×** idle; the sign-ins' own share: flood p99 = **{:.2}×** this",
-            ms(control.percentile(50.0)),
-            ms(control_p99),
-            control_p99.as_secs_f64() / idle_p99.as_secs_f64().max(1e-9),
-            busy_p99.as_secs_f64() / control_p99.as_secs_f64().max(1e-9)
-        ),
-        "",
-        "",
-    ));
-    if skipped > 0 {
-        notes.push(format!(
-            "The flood skipped {skipped} attempts that were due while {FLOOD_IN_FLIGHT} were already open."
-        ));
-    }
+    let flood_hwm =
+        pages_under_flood(server, &http, &csrf0, &sessions, limit, rows, &mut notes).await?;
     rows.push(row(
         "peak resident memory (VmHWM), idle",
         mib(idle_hwm),
