@@ -31,7 +31,7 @@ use crate::web::params::{Caller, Named, Path, Posted, Query};
 use crate::web::render::{html, html_adjusted, Chrome, ErrorPage};
 use crate::web::respond::{
     self, back_to_caller, json_document, json_error, maybe_retry_after, refused_in_session,
-    DoneQuery,
+    DoneQuery, Refused,
 };
 use crate::web::{AppState, WebError};
 
@@ -678,7 +678,7 @@ async fn confirm_setup(
 }
 
 /// What a page says for a refused password typed to confirm a change (a wrong one is 422).
-fn refused_confirmation(r: Refusal) -> respond::Refused {
+fn refused_confirmation(r: Refusal) -> Refused {
     refused_in_session(
         r,
         (
@@ -698,6 +698,8 @@ enum Change {
 }
 
 impl Change {
+    /// Makes the change, confirmed with `password`: the new codes shown once, or back to
+    /// Settings saying it is removed; a refusal is said at the change's form.
     async fn make(self, page: Page<SessionUser>, password: &str) -> Result<Response, WebError> {
         let two_step = &page.state.services.two_step;
         let (who, client) = (&page.who, page.client);
@@ -720,31 +722,25 @@ async fn refused_change(
     e: ConfirmedChangeError,
     change: Change,
 ) -> Result<Response, WebError> {
-    let (status, message, retry) = match e {
-        ConfirmedChangeError::Refused(r) => {
-            let shown = refused_confirmation(r);
-            (shown.status, shown.message, shown.retry_after)
+    let refused = match e {
+        ConfirmedChangeError::Refused(r) => refused_confirmation(r),
+        ConfirmedChangeError::NoFactor => {
+            Refused::new(StatusCode::CONFLICT, "Two-step sign-in is not set up.")
         }
-        ConfirmedChangeError::NoFactor => (
+        ConfirmedChangeError::Required => Refused::new(
             StatusCode::CONFLICT,
-            "Two-step sign-in is not set up.".to_owned(),
-            None,
-        ),
-        ConfirmedChangeError::Required => (
-            StatusCode::CONFLICT,
-            "Your company requires two-step sign-in for your account, so it cannot be turned off. Ask your administrator."
-                .to_owned(),
-            None,
+            "Your company requires two-step sign-in for your account, so it cannot be turned off. Ask your administrator.",
         ),
         ConfirmedChangeError::NotFound => return Err(WebError::NotFound),
         ConfirmedChangeError::Unexpected(e) => return Err(e.into()),
     };
-    let response = render_settings(page, status, |p| match change {
+    let message = refused.message;
+    let response = render_settings(page, refused.status, |p| match change {
         Change::Codes => p.codes_error = Some(message),
         Change::Remove => p.remove_error = Some(message),
     })
     .await?;
-    Ok(maybe_retry_after(response, retry))
+    Ok(maybe_retry_after(response, refused.retry_after))
 }
 
 async fn regenerate_codes(
@@ -869,10 +865,8 @@ async fn admin_remove(
     page: Page<Admin>,
     Posted(extension, form): Posted<Extension, PasswordFields>,
 ) -> Result<Response, WebError> {
-    let outcome = page
-        .state
-        .services
-        .two_step
+    let two_step = &page.state.services.two_step;
+    let outcome = two_step
         .remove_for_user(&page.who, &extension, &form.current_password, page.client)
         .await;
     let (status, password_error, form_error, retry) = match outcome {
@@ -972,13 +966,11 @@ async fn operator_regenerate_codes(
     page: Page<OperatorSession>,
     ValidForm(form): ValidForm<PasswordFields>,
 ) -> Result<Response, WebError> {
-    let outcome = page
-        .state
-        .services
-        .two_step
+    let two_step = &page.state.services.two_step;
+    let outcome = two_step
         .regenerate_operator_codes(&page.who, &form.current_password, page.client)
         .await;
-    let (status, message, retry) = match outcome {
+    let refused = match outcome {
         Ok(codes) => {
             return Ok(codes_page(
                 Chrome::operator(page.csrf, &page.who, ""),
@@ -987,10 +979,7 @@ async fn operator_regenerate_codes(
                 false,
             ))
         }
-        Err(ConfirmedChangeError::Refused(r)) => {
-            let shown = refused_confirmation(r);
-            (shown.status, shown.message, shown.retry_after)
-        }
+        Err(ConfirmedChangeError::Refused(r)) => refused_confirmation(r),
         Err(
             ConfirmedChangeError::NoFactor
             | ConfirmedChangeError::Required
@@ -1003,6 +992,6 @@ async fn operator_regenerate_codes(
         }
         Err(ConfirmedChangeError::Unexpected(e)) => return Err(e.into()),
     };
-    let response = render_operator_settings(&page, status, Some(message)).await?;
-    Ok(maybe_retry_after(response, retry))
+    let response = render_operator_settings(&page, refused.status, Some(refused.message)).await?;
+    Ok(maybe_retry_after(response, refused.retry_after))
 }
