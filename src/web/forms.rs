@@ -5,6 +5,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
+use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::extract::session_cookie;
@@ -209,18 +210,20 @@ pub struct SignInFields {
 }
 
 impl SignInFields {
-    /// The name as `parse` reads it, when neither field has a problem; otherwise `None`,
-    /// and each problem on its field of `shown`.
+    /// The name as `parse` reads it and the password, when neither field has a problem;
+    /// otherwise `None`, and each problem on its field of `shown`.
     pub fn check<N>(
-        &self,
+        self,
         parse: impl FnOnce(&str) -> Result<N, DomainError>,
         shown: &mut SignInShown,
-    ) -> Option<N> {
+    ) -> Option<(N, SecretString)> {
         let name = field(parse(&self.username), &mut shown.username_error);
         if self.password.is_empty() {
             shown.password_error = Some("Enter your password.".to_owned());
         }
+        let password = SecretString::from(self.password);
         name.filter(|_| shown.password_error.is_none())
+            .map(|name| (name, password))
     }
 }
 

@@ -79,7 +79,8 @@ pub fn minutes_text(d: Duration) -> String {
     format!("{m} minute{}", if m == 1 { "" } else { "s" })
 }
 
-/// How a page shows a refused password: status, message, and `Retry-After` seconds.
+/// How a page shows a refusal (a refused password, or a change that cannot be made):
+/// status, message, and `Retry-After` seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
     pub status: StatusCode,
@@ -88,6 +89,15 @@ pub struct Refused {
 }
 
 impl Refused {
+    /// A refusal with no `Retry-After`: `status`, saying `message`.
+    pub fn new(status: StatusCode, message: &str) -> Refused {
+        Refused {
+            status,
+            message: message.to_owned(),
+            retry_after: None,
+        }
+    }
+
     /// `page`, once `message` (where it says something about the whole form) holds why,
     /// with this status and `Retry-After`.
     pub fn on_page<P: Template>(

@@ -7,7 +7,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use axum_extra::extract::CookieJar;
-use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::domain::Username;
@@ -91,17 +90,16 @@ async fn login(
     jar: CookieJar,
     ValidForm(form): ValidForm<SignInFields>,
 ) -> Result<Response, WebError> {
-    let state = &page.state;
     let next = next_to_follow(&form.next);
     let typed = SignInShown::typed(&form.username);
     let mut shown = LoginPage::new(page.csrf, typed, next.clone());
-    let Some(username) = form.check(Username::parse, &mut shown.form) else {
+    let Some((username, password)) = form.check(Username::parse, &mut shown.form) else {
         return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &shown));
     };
     shown.form.username = username.to_string();
 
+    let state = &page.state;
     let device = jar.get(state.cookies.device).map(|c| c.value());
-    let password = SecretString::from(form.password);
     let sign_in = &state.services.sign_in;
     match sign_in
         .sign_in(&username, password, page.client, device)

@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use axum_extra::extract::CookieJar;
-use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::domain::{DisplayName, Email, Extension, OperatorName, TenantCode};
@@ -86,15 +85,14 @@ async fn login(
     jar: CookieJar,
     ValidForm(form): ValidForm<SignInFields>,
 ) -> Result<Response, WebError> {
-    let state = &page.state;
     let mut shown = LoginPage {
         chrome: Chrome::operator_anonymous(page.csrf),
         form: SignInShown::typed(&form.username),
     };
-    let Some(name) = form.check(OperatorName::parse, &mut shown.form) else {
+    let Some((name, password)) = form.check(OperatorName::parse, &mut shown.form) else {
         return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &shown));
     };
-    let password = SecretString::from(form.password);
+    let state = &page.state;
     let console = &state.services.operator_console;
     match console.sign_in(&name, password, page.client).await {
         Ok(OperatorSignIn::SecondStep(step)) => {

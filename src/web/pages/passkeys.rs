@@ -127,8 +127,9 @@ async fn passkeys_page(
 
 const UNAVAILABLE: &str = "Passkeys cannot be used at this portal's address. Ask your provider to give the portal a host name (not an IP address).";
 
+/// A passkey's name as typed: to start adding one, or to rename one.
 #[derive(Deserialize)]
-struct StartFields {
+struct NameFields {
     #[serde(default)]
     name: String,
 }
@@ -137,7 +138,7 @@ struct StartFields {
 /// is checked first, so a bad one is said before the authenticator is asked.
 async fn start_registration(
     page: Page<SessionUser>,
-    ValidForm(form): ValidForm<StartFields>,
+    ValidForm(form): ValidForm<NameFields>,
 ) -> Result<Response, WebError> {
     if let Err(e) = PasskeyName::parse(&form.name) {
         return Ok(json_error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()));
@@ -215,15 +216,9 @@ async fn finish_registration(
     Ok(json_error(status, message))
 }
 
-#[derive(Deserialize)]
-struct RenameFields {
-    #[serde(default)]
-    name: String,
-}
-
 async fn rename_passkey(
     page: Page<SessionUser>,
-    Posted(id, form): Posted<PasskeyId, RenameFields>,
+    Posted(id, form): Posted<PasskeyId, NameFields>,
 ) -> Result<Response, WebError> {
     let passkeys = &page.state.services.passkeys;
     let problem = match PasskeyName::parse(&form.name) {

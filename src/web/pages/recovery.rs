@@ -39,15 +39,25 @@ struct ForgotSentPage {
     ttl: String,
 }
 
-async fn forgot_form(page: Page<Anyone>) -> Response {
+/// The "forgot" form: empty, or as typed with what is wrong with it.
+fn forgot_page(
+    status: StatusCode,
+    csrf: String,
+    identifier: String,
+    error: Option<&str>,
+) -> Response {
     html(
-        StatusCode::OK,
+        status,
         &ForgotPage {
-            chrome: Chrome::anonymous(page.csrf),
-            identifier: String::new(),
-            error: None,
+            chrome: Chrome::anonymous(csrf),
+            identifier,
+            error: error.map(str::to_owned),
         },
     )
+}
+
+async fn forgot_form(page: Page<Anyone>) -> Response {
+    forgot_page(StatusCode::OK, page.csrf, String::new(), None)
 }
 
 #[derive(Deserialize)]
@@ -63,19 +73,11 @@ async fn forgot(
     ValidForm(form): ValidForm<ForgotFields>,
 ) -> Result<Response, WebError> {
     let state = &page.state;
-    let id = match Identifier::parse(&form.identifier) {
-        Ok(id) => id,
-        Err(_) => {
-            let shown = ForgotPage {
-                chrome: Chrome::anonymous(page.csrf),
-                identifier: clip(&form.identifier, 254),
-                error: Some(
-                    "Enter your username (like 201-wickedsprockets) or the email address on file."
-                        .to_owned(),
-                ),
-            };
-            return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &shown));
-        }
+    let Ok(id) = Identifier::parse(&form.identifier) else {
+        let typed = clip(&form.identifier, 254);
+        let error = "Enter your username (like 201-wickedsprockets) or the email address on file.";
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(forgot_page(status, page.csrf, typed, Some(error)));
     };
     let usernames = form.action == "usernames";
     // The lookup and the queueing happen after the answer is sent, so the answer takes the
@@ -142,22 +144,34 @@ struct ResetQuery {
     token: String,
 }
 
-async fn reset_form(page: Page<Anyone>, Query(q): Query<ResetQuery>) -> Result<Response, WebError> {
-    let state = &page.state;
-    let Some(link) = state.services.recovery.reset_link(&q.token).await? else {
+/// The reset link's page for `token` with `status`, as `adjust` fills in the form (what was
+/// typed and what is wrong with it); the "invalid link" page when the link is not (or no
+/// longer) valid.
+async fn reset_page(
+    page: Page<Anyone>,
+    token: String,
+    status: StatusCode,
+    adjust: impl FnOnce(&mut ResetPage),
+) -> Result<Response, WebError> {
+    let Some(link) = page.state.services.recovery.reset_link(&token).await? else {
         return Ok(invalid_link(page.csrf));
     };
-    Ok(private(html(
-        StatusCode::OK,
-        &ResetPage {
-            chrome: Chrome::anonymous(page.csrf),
-            token: q.token,
-            username: link.username,
-            email: String::new(),
-            email_error: None,
-            errors: Default::default(),
-        },
-    )))
+    let mut shown = ResetPage {
+        chrome: Chrome::anonymous(page.csrf),
+        token,
+        username: link.username,
+        email: String::new(),
+        email_error: None,
+        errors: PasswordErrors::default(),
+    };
+    adjust(&mut shown);
+    let retry_after = shown.errors.retry_after;
+    let response = private(html(status, &shown));
+    Ok(maybe_retry_after(response, retry_after))
+}
+
+async fn reset_form(page: Page<Anyone>, Query(q): Query<ResetQuery>) -> Result<Response, WebError> {
+    reset_page(page, q.token, StatusCode::OK, |_| ()).await
 }
 
 #[derive(Deserialize)]
@@ -176,15 +190,19 @@ async fn reset(
     page: Page<Anyone>,
     ValidForm(form): ValidForm<ResetFields>,
 ) -> Result<Response, WebError> {
-    let state = &page.state;
-    let outcome = state
-        .services
-        .recovery
+    let ResetFields {
+        token,
+        email,
+        new_password,
+        confirm_password,
+    } = form;
+    let recovery = &page.state.services.recovery;
+    let outcome = recovery
         .complete_reset(
-            &form.token,
-            &form.email,
-            &form.new_password,
-            &form.confirm_password,
+            &token,
+            &email,
+            &new_password,
+            &confirm_password,
             page.client,
         )
         .await;
@@ -214,20 +232,11 @@ async fn reset(
         }
         Err(ResetError::Unexpected(e)) => return Err(e.into()),
     };
-    let Some(link) = state.services.recovery.reset_link(&form.token).await? else {
-        return Ok(invalid_link(page.csrf));
-    };
-    let retry_after = errors.retry_after;
-    let response = private(html(
-        status,
-        &ResetPage {
-            chrome: Chrome::anonymous(page.csrf),
-            token: form.token,
-            username: link.username,
-            email: clip(&form.email, 254),
-            email_error,
-            errors,
-        },
-    ));
-    Ok(maybe_retry_after(response, retry_after))
+    let email = clip(&email, 254);
+    reset_page(page, token, status, |p| {
+        p.email = email;
+        p.email_error = email_error;
+        p.errors = errors;
+    })
+    .await
 }

@@ -31,7 +31,7 @@ use crate::web::params::{Caller, Named, Path, Posted, Query};
 use crate::web::render::{html, html_adjusted, Chrome, ErrorPage};
 use crate::web::respond::{
     self, back_to_caller, json_document, json_error, maybe_retry_after, refused_in_session,
-    DoneQuery,
+    DoneQuery, Refused,
 };
 use crate::web::{AppState, WebError};
 
@@ -104,17 +104,19 @@ impl Side for Operator {
 }
 
 /// The sign-in a request continues: its pending step's cookie (of the console the route
-/// serves), the browser's device cookie, and where to go afterwards.
+/// serves), the browser's device cookie, where to go afterwards, and the request's cookies,
+/// which the answer changes.
 struct Pending {
     console: Console,
     cookie: String,
     device: Option<String>,
     next: String,
+    jar: CookieJar,
 }
 
 impl Pending {
     /// `None` when the request carries no pending step for `console`.
-    fn of(jar: &CookieJar, state: &AppState, console: Console, next: &str) -> Option<Pending> {
+    fn of(jar: CookieJar, state: &AppState, console: Console, next: &str) -> Option<Pending> {
         let name = match console {
             Console::Portal => state.cookies.pending,
             Console::Operator => state.cookies.operator_pending,
@@ -124,6 +126,7 @@ impl Pending {
             cookie: jar.get(name)?.value().to_owned(),
             device: jar.get(state.cookies.device).map(|c| c.value().to_owned()),
             next: next_to_follow(next),
+            jar,
         })
     }
 
@@ -168,18 +171,14 @@ fn chrome_for(console: Console, csrf: String) -> Chrome {
 trait Stage {
     /// The page, for the sign-in `pending` continues.
     fn show(
-        state: &AppState,
+        page: Page<Anyone>,
         pending: Pending,
-        csrf: String,
     ) -> impl Future<Output = Result<Response, WebError>> + Send;
 
     /// Its form, sent with `code`.
     fn submit(
-        state: &AppState,
-        jar: CookieJar,
+        page: Page<Anyone>,
         pending: Pending,
-        csrf: String,
-        client: Client,
         code: &str,
     ) -> impl Future<Output = Result<Response, WebError>> + Send;
 }
@@ -196,7 +195,7 @@ async fn portal_form<St: Stage>(
     Query(q): Query<NextQuery>,
     jar: CookieJar,
 ) -> Result<Response, WebError> {
-    show::<St>(page, &jar, Console::Portal, &q.next).await
+    show::<St>(page, jar, Console::Portal, &q.next).await
 }
 
 /// A pending sign-in's page on the operator console.
@@ -204,17 +203,17 @@ async fn operator_form<St: Stage>(
     page: Page<Anyone>,
     jar: CookieJar,
 ) -> Result<Response, WebError> {
-    show::<St>(page, &jar, Console::Operator, "").await
+    show::<St>(page, jar, Console::Operator, "").await
 }
 
 async fn show<St: Stage>(
     page: Page<Anyone>,
-    jar: &CookieJar,
+    jar: CookieJar,
     console: Console,
     next: &str,
 ) -> Result<Response, WebError> {
     match Pending::of(jar, &page.state, console, next) {
-        Some(pending) => St::show(&page.state, pending, page.csrf).await,
+        Some(pending) => St::show(page, pending).await,
         None => Ok(start_again(console)),
     }
 }
@@ -233,18 +232,10 @@ async fn submit<S: Side, St: Stage>(
     jar: CookieJar,
     ValidForm(form): ValidForm<CodeFields>,
 ) -> Result<Response, WebError> {
-    let Some(pending) = Pending::of(&jar, &page.state, S::CONSOLE, &form.next) else {
+    let Some(pending) = Pending::of(jar, &page.state, S::CONSOLE, &form.next) else {
         return Ok(start_again(S::CONSOLE));
     };
-    St::submit(
-        &page.state,
-        jar,
-        pending,
-        page.csrf,
-        page.client,
-        &form.code,
-    )
-    .await
+    St::submit(page, pending, &form.code).await
 }
 
 // ---- the second step -------------------------------------------------------------------
@@ -293,35 +284,32 @@ async fn step_page(
 struct Verify;
 
 impl Stage for Verify {
-    async fn show(state: &AppState, pending: Pending, csrf: String) -> Result<Response, WebError> {
-        match step_page(state, &pending, csrf).await? {
-            Some(page) => Ok(html(StatusCode::OK, &page)),
+    async fn show(page: Page<Anyone>, pending: Pending) -> Result<Response, WebError> {
+        match step_page(&page.state, &pending, page.csrf).await? {
+            Some(shown) => Ok(html(StatusCode::OK, &shown)),
             None => Ok(start_again(pending.console)),
         }
     }
 
     async fn submit(
-        state: &AppState,
-        jar: CookieJar,
+        page: Page<Anyone>,
         pending: Pending,
-        csrf: String,
-        client: Client,
         code: &str,
     ) -> Result<Response, WebError> {
-        let console = pending.console;
-        let Some(mut shown) = step_page(state, &pending, csrf).await? else {
-            return Ok(step_over(state, jar, console));
+        let (state, console) = (&page.state, pending.console);
+        let Some(mut shown) = step_page(state, &pending, page.csrf).await? else {
+            return Ok(step_over(state, pending.jar, console));
         };
         let Some(proof) = Proof::from_typed(code) else {
             shown.error = Some(ENTER_CODE.to_owned());
             return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &shown));
         };
-        match pending.complete(state, proof, client).await {
+        match pending.complete(state, proof, page.client).await {
             Ok(completed) => {
-                let (jar, target) = signed_in_cookies(state, jar, &pending, completed);
+                let (jar, target) = signed_in_cookies(state, pending, completed);
                 Ok((jar, Redirect::to(&target)).into_response())
             }
-            Err(StepError::Expired) => Ok(step_over(state, jar, console)),
+            Err(StepError::Expired) => Ok(step_over(state, pending.jar, console)),
             Err(StepError::Refused(Refusal::WrongPassword)) => {
                 shown.error = Some(WRONG_CODE.to_owned());
                 Ok(html(StatusCode::UNAUTHORIZED, &shown))
@@ -360,7 +348,7 @@ async fn passkey_start(
     jar: CookieJar,
     ValidForm(_): ValidForm<NoFields>,
 ) -> Result<Response, WebError> {
-    let Some(pending) = Pending::of(&jar, &page.state, Console::Portal, "") else {
+    let Some(pending) = Pending::of(jar, &page.state, Console::Portal, "") else {
         return Ok(passkey_step_ran_out());
     };
     let two_step = &page.state.services.two_step;
@@ -396,17 +384,19 @@ async fn passkey_finish(
     ValidForm(form): ValidForm<PasskeyFields>,
 ) -> Result<Response, WebError> {
     let state = &page.state;
-    let Some(pending) = Pending::of(&jar, state, Console::Portal, &form.next) else {
+    let Some(pending) = Pending::of(jar, state, Console::Portal, &form.next) else {
         return Ok(passkey_step_ran_out());
     };
     let proof = Proof::Passkey(form.response);
     match pending.complete(state, proof, page.client).await {
         Ok(completed) => {
-            let (jar, target) = signed_in_cookies(state, jar, &pending, completed);
+            let (jar, target) = signed_in_cookies(state, pending, completed);
             Ok((jar, Json(serde_json::json!({ "redirect": target }))).into_response())
         }
         Err(StepError::Expired) => {
-            let jar = jar.add(pending_cookie(state, pending.console, None));
+            let jar = pending
+                .jar
+                .add(pending_cookie(state, pending.console, None));
             Ok((jar, passkey_step_ran_out()).into_response())
         }
         Err(StepError::Refused(Refusal::WrongPassword)) => {
@@ -426,11 +416,12 @@ async fn passkey_finish(
 /// The cookies of a completed sign-in (the pending step's removed) and where it goes.
 fn signed_in_cookies(
     state: &AppState,
-    jar: CookieJar,
-    pending: &Pending,
+    pending: Pending,
     completed: Completed,
 ) -> (CookieJar, String) {
-    let jar = jar.add(pending_cookie(state, pending.console, None));
+    let jar = pending
+        .jar
+        .add(pending_cookie(state, pending.console, None));
     match completed {
         Completed::User(si) => user_signed_in(state, jar, si, &pending.next),
         Completed::Operator(token) => (
@@ -537,38 +528,36 @@ impl Enrol {
 }
 
 impl Stage for Enrol {
-    async fn show(state: &AppState, pending: Pending, csrf: String) -> Result<Response, WebError> {
-        Enrol::setup_page(state, &pending, csrf, None).await
+    async fn show(page: Page<Anyone>, pending: Pending) -> Result<Response, WebError> {
+        Enrol::setup_page(&page.state, &pending, page.csrf, None).await
     }
 
     async fn submit(
-        state: &AppState,
-        jar: CookieJar,
+        page: Page<Anyone>,
         pending: Pending,
-        csrf: String,
-        client: Client,
         code: &str,
     ) -> Result<Response, WebError> {
+        let state = &page.state;
         let (cookie, console) = (&pending.cookie, pending.console);
         let device = pending.device.as_deref();
         let two_step = &state.services.two_step;
         match two_step
-            .complete_enrolment(cookie, console, device, code, client)
+            .complete_enrolment(cookie, console, device, code, page.client)
             .await
         {
             Ok((completed, codes)) => {
-                let (jar, target) = signed_in_cookies(state, jar, &pending, completed);
-                let chrome = chrome_for(console, csrf);
+                let (jar, target) = signed_in_cookies(state, pending, completed);
+                let chrome = chrome_for(console, page.csrf);
                 Ok((jar, codes_page(chrome, codes, target, true)).into_response())
             }
             Err(EnrolError::Setup(SetupError::WrongCode)) => {
-                Enrol::setup_page(state, &pending, csrf, Some(SETUP_WRONG)).await
+                Enrol::setup_page(state, &pending, page.csrf, Some(SETUP_WRONG)).await
             }
             Err(EnrolError::Step(StepError::Unexpected(e)))
             | Err(EnrolError::Setup(SetupError::Unexpected(e))) => Err(e.into()),
             Err(EnrolError::Step(StepError::Expired | StepError::Refused(_)))
             | Err(EnrolError::Setup(SetupError::NotStarted | SetupError::AlreadySet)) => {
-                Ok(step_over(state, jar, console))
+                Ok(step_over(state, pending.jar, console))
             }
         }
     }
@@ -645,14 +634,25 @@ fn to_settings() -> Result<Response, WebError> {
     Ok(Redirect::to("/settings/two-step").into_response())
 }
 
-async fn setup_form(page: Page<SessionUser>) -> Result<Response, WebError> {
-    match page.state.services.two_step.begin_setup(&page.who).await {
-        Ok(setup) => Ok(SetupPage::in_settings(&page, setup).shown(None)),
+/// The setup page in Settings, saying `error` (a code that did not match); back to the
+/// Settings page when no setup is (or is any longer) under way.
+fn settings_setup(
+    page: &Page<SessionUser>,
+    setup: Result<SetupView, SetupError>,
+    error: Option<&str>,
+) -> Result<Response, WebError> {
+    match setup {
+        Ok(setup) => Ok(SetupPage::in_settings(page, setup).shown(error)),
         Err(SetupError::AlreadySet | SetupError::NotStarted | SetupError::WrongCode) => {
             to_settings()
         }
         Err(SetupError::Unexpected(e)) => Err(e.into()),
     }
+}
+
+async fn setup_form(page: Page<SessionUser>) -> Result<Response, WebError> {
+    let setup = page.state.services.two_step.begin_setup(&page.who).await;
+    settings_setup(&page, setup, None)
 }
 
 #[derive(Deserialize)]
@@ -666,25 +666,19 @@ async fn confirm_setup(
     ValidForm(form): ValidForm<SetupFields>,
 ) -> Result<Response, WebError> {
     let two_step = &page.state.services.two_step;
-    match two_step
+    let again = match two_step
         .confirm_setup(&page.who, &form.code, page.client)
         .await
     {
-        Ok(codes) => Ok(settings_codes(page, codes, true)),
-        Err(SetupError::WrongCode) => match two_step.setup_again(&page.who).await {
-            Ok(setup) => Ok(SetupPage::in_settings(&page, setup).shown(Some(SETUP_WRONG))),
-            Err(SetupError::Unexpected(e)) => Err(e.into()),
-            Err(SetupError::NotStarted | SetupError::AlreadySet | SetupError::WrongCode) => {
-                to_settings()
-            }
-        },
-        Err(SetupError::NotStarted | SetupError::AlreadySet) => to_settings(),
-        Err(SetupError::Unexpected(e)) => Err(e.into()),
-    }
+        Ok(codes) => return Ok(settings_codes(page, codes, true)),
+        Err(SetupError::WrongCode) => two_step.setup_again(&page.who).await,
+        Err(e) => Err(e),
+    };
+    settings_setup(&page, again, Some(SETUP_WRONG))
 }
 
 /// What a page says for a refused password typed to confirm a change (a wrong one is 422).
-fn refused_confirmation(r: Refusal) -> respond::Refused {
+fn refused_confirmation(r: Refusal) -> Refused {
     refused_in_session(
         r,
         (
@@ -694,70 +688,73 @@ fn refused_confirmation(r: Refusal) -> respond::Refused {
     )
 }
 
-/// Where a refused change with a password puts its message, and the status.
-enum Slot {
+/// A change of the Settings page confirmed with the password; a refusal is said at its form.
+#[derive(Clone, Copy)]
+enum Change {
+    /// New recovery codes, shown once.
     Codes,
+    /// Two-step sign-in removed.
     Remove,
+}
+
+impl Change {
+    /// Makes the change, confirmed with `password`: the new codes shown once, or back to
+    /// Settings saying it is removed; a refusal is said at the change's form.
+    async fn make(self, page: Page<SessionUser>, password: &str) -> Result<Response, WebError> {
+        let two_step = &page.state.services.two_step;
+        let (who, client) = (&page.who, page.client);
+        let refused = match self {
+            Change::Codes => match two_step.regenerate_codes(who, password, client).await {
+                Ok(codes) => return Ok(settings_codes(page, codes, false)),
+                Err(e) => e,
+            },
+            Change::Remove => match two_step.remove_own(who, password, client).await {
+                Ok(()) => return Ok(respond::back_to("/settings/two-step", "removed")),
+                Err(e) => e,
+            },
+        };
+        refused_change(&page, refused, self).await
+    }
 }
 
 async fn refused_change(
     page: &Page<SessionUser>,
     e: ConfirmedChangeError,
-    slot: Slot,
+    change: Change,
 ) -> Result<Response, WebError> {
-    let (status, message, retry) = match e {
-        ConfirmedChangeError::Refused(r) => {
-            let shown = refused_confirmation(r);
-            (shown.status, shown.message, shown.retry_after)
+    let refused = match e {
+        ConfirmedChangeError::Refused(r) => refused_confirmation(r),
+        ConfirmedChangeError::NoFactor => {
+            Refused::new(StatusCode::CONFLICT, "Two-step sign-in is not set up.")
         }
-        ConfirmedChangeError::NoFactor => (
+        ConfirmedChangeError::Required => Refused::new(
             StatusCode::CONFLICT,
-            "Two-step sign-in is not set up.".to_owned(),
-            None,
-        ),
-        ConfirmedChangeError::Required => (
-            StatusCode::CONFLICT,
-            "Your company requires two-step sign-in for your account, so it cannot be turned off. Ask your administrator."
-                .to_owned(),
-            None,
+            "Your company requires two-step sign-in for your account, so it cannot be turned off. Ask your administrator.",
         ),
         ConfirmedChangeError::NotFound => return Err(WebError::NotFound),
         ConfirmedChangeError::Unexpected(e) => return Err(e.into()),
     };
-    let response = render_settings(page, status, |p| match slot {
-        Slot::Codes => p.codes_error = Some(message),
-        Slot::Remove => p.remove_error = Some(message),
+    let message = refused.message;
+    let response = render_settings(page, refused.status, |p| match change {
+        Change::Codes => p.codes_error = Some(message),
+        Change::Remove => p.remove_error = Some(message),
     })
     .await?;
-    Ok(maybe_retry_after(response, retry))
+    Ok(maybe_retry_after(response, refused.retry_after))
 }
 
 async fn regenerate_codes(
     page: Page<SessionUser>,
     ValidForm(form): ValidForm<PasswordFields>,
 ) -> Result<Response, WebError> {
-    let two_step = &page.state.services.two_step;
-    match two_step
-        .regenerate_codes(&page.who, &form.current_password, page.client)
-        .await
-    {
-        Ok(codes) => Ok(settings_codes(page, codes, false)),
-        Err(e) => refused_change(&page, e, Slot::Codes).await,
-    }
+    Change::Codes.make(page, &form.current_password).await
 }
 
 async fn remove_own(
     page: Page<SessionUser>,
     ValidForm(form): ValidForm<PasswordFields>,
 ) -> Result<Response, WebError> {
-    let two_step = &page.state.services.two_step;
-    match two_step
-        .remove_own(&page.who, &form.current_password, page.client)
-        .await
-    {
-        Ok(()) => Ok(respond::back_to("/settings/two-step", "removed")),
-        Err(e) => refused_change(&page, e, Slot::Remove).await,
-    }
+    Change::Remove.make(page, &form.current_password).await
 }
 
 // ---- tenant admins ---------------------------------------------------------------------
@@ -868,10 +865,8 @@ async fn admin_remove(
     page: Page<Admin>,
     Posted(extension, form): Posted<Extension, PasswordFields>,
 ) -> Result<Response, WebError> {
-    let outcome = page
-        .state
-        .services
-        .two_step
+    let two_step = &page.state.services.two_step;
+    let outcome = two_step
         .remove_for_user(&page.who, &extension, &form.current_password, page.client)
         .await;
     let (status, password_error, form_error, retry) = match outcome {
@@ -971,13 +966,11 @@ async fn operator_regenerate_codes(
     page: Page<OperatorSession>,
     ValidForm(form): ValidForm<PasswordFields>,
 ) -> Result<Response, WebError> {
-    let outcome = page
-        .state
-        .services
-        .two_step
+    let two_step = &page.state.services.two_step;
+    let outcome = two_step
         .regenerate_operator_codes(&page.who, &form.current_password, page.client)
         .await;
-    let (status, message, retry) = match outcome {
+    let refused = match outcome {
         Ok(codes) => {
             return Ok(codes_page(
                 Chrome::operator(page.csrf, &page.who, ""),
@@ -986,10 +979,7 @@ async fn operator_regenerate_codes(
                 false,
             ))
         }
-        Err(ConfirmedChangeError::Refused(r)) => {
-            let shown = refused_confirmation(r);
-            (shown.status, shown.message, shown.retry_after)
-        }
+        Err(ConfirmedChangeError::Refused(r)) => refused_confirmation(r),
         Err(
             ConfirmedChangeError::NoFactor
             | ConfirmedChangeError::Required
@@ -1002,6 +992,6 @@ async fn operator_regenerate_codes(
         }
         Err(ConfirmedChangeError::Unexpected(e)) => return Err(e.into()),
     };
-    let response = render_operator_settings(&page, status, Some(message)).await?;
-    Ok(maybe_retry_after(response, retry))
+    let response = render_operator_settings(&page, refused.status, Some(refused.message)).await?;
+    Ok(maybe_retry_after(response, refused.retry_after))
 }
