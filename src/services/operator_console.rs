@@ -10,7 +10,7 @@ use secrecy::SecretString;
 
 use super::guard::{Counted, Refusal, Window, CALLER_TRIES, CALLER_TRIES_WINDOW};
 pub use super::provisioning::NewTenantWithAdmin;
-use super::provisioning::{CreateTenantError, Provisioning};
+use super::provisioning::{Provisioning, TenantError};
 use super::recovery::{send_link_for, NoEmailOnFile};
 use super::sessions::{keep_alive, SessionOf};
 use super::sign_in::SignInError;
@@ -292,7 +292,7 @@ impl OperatorConsole {
         &self,
         os: &OperatorSession,
         req: &NewTenantWithAdmin,
-    ) -> Result<CreatedTenant, CreateTenantError> {
+    ) -> Result<CreatedTenant, TenantError> {
         let actor = os.actor();
         let (id, username, temporary) = Provisioning::new(self.ctx.clone())
             .create_tenant_with_admin(req, &actor)
