@@ -300,7 +300,7 @@ async fn two_tenants_cannot_share_a_sip_domain_whatever_its_case() {
     assert!(
         matches!(
             again,
-            Err(dialtone::services::provisioning::CreateTenantError::SipDomainTaken(_))
+            Err(dialtone::services::provisioning::TenantError::SipDomainTaken(_))
         ),
         "{again:?}"
     );

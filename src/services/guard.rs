@@ -44,6 +44,12 @@ pub enum Refusal {
     Busy,
 }
 
+/// The end of a lock or a window, `until`, while it is still ahead of `now`: one that has
+/// passed is none.
+pub(crate) fn still_ahead(until: Option<Timestamp>, now: Timestamp) -> Option<Timestamp> {
+    until.filter(|until| *until > now)
+}
+
 /// The guard over one context; see the module doc.
 pub(crate) struct Guard<'a> {
     ctx: &'a Context,
@@ -109,7 +115,7 @@ fn refusal(
     limit: u32,
     lock: Duration,
 ) -> Result<(), Duration> {
-    let locked_until = state.locked_until.filter(|until| *until > now);
+    let locked_until = still_ahead(state.locked_until, now);
     if locked_until.is_some() || state.attempts > i64::from(limit) {
         return Err(locked_until.map(|until| now.until(until)).unwrap_or(lock));
     }
@@ -456,12 +462,8 @@ impl<'a> Guard<'a> {
         key: &ThrottleKey,
     ) -> Result<Option<Timestamp>, Unexpected> {
         let now = self.ctx.now();
-        Ok(self
-            .ctx
-            .store
-            .throttle_locked_until(key)
-            .await?
-            .filter(|until| *until > now))
+        let until = self.ctx.store.throttle_locked_until(key).await?;
+        Ok(still_ahead(until, now))
     }
 
     /// Clears every counted failure and lock of `key` (a sign-in accepted, an unlock).

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::guard::{Counted, Refusal, Window, CALLER_TRIES, CALLER_TRIES_WINDOW};
+use super::guard::{still_ahead, Counted, Refusal, Window, CALLER_TRIES, CALLER_TRIES_WINDOW};
 pub use super::provisioning::NewTenantWithAdmin;
-use super::provisioning::{CreateTenantError, Provisioning};
+use super::provisioning::{Provisioning, TenantError};
 use super::recovery::{send_link_for, NoEmailOnFile};
 use super::sessions::{keep_alive, SessionOf};
 use super::sign_in::SignInError;
@@ -292,7 +292,7 @@ impl OperatorConsole {
         &self,
         os: &OperatorSession,
         req: &NewTenantWithAdmin,
-    ) -> Result<CreatedTenant, CreateTenantError> {
+    ) -> Result<CreatedTenant, TenantError> {
         let actor = os.actor();
         let (id, username, temporary) = Provisioning::new(self.ctx.clone())
             .create_tenant_with_admin(req, &actor)
@@ -344,13 +344,12 @@ impl OperatorConsole {
         user: &UserRecord,
     ) -> Result<Option<Timestamp>, OperatorError> {
         let now = self.ctx.now();
-        Ok(self
+        let at = self
             .ctx
             .store
             .last_caller_verification(os.operator.id, user.id)
-            .await?
-            .map(|at| at.plus(VERIFIED_WINDOW))
-            .filter(|until| *until > now))
+            .await?;
+        Ok(still_ahead(at.map(|at| at.plus(VERIFIED_WINDOW)), now))
     }
 
     /// What the verification page shows about the admin a caller claims to be.

@@ -16,8 +16,12 @@ use crate::domain::{
 };
 use crate::store::{NewTenant, NewUser, StoreError, TenantId, ThrottleKey, UserId, UserRecord};
 
+/// A tenant action refused: creating one (by the CLI, the demo, the operator console or
+/// the API), or a lifecycle action on one ([`Tenants`](super::tenants::Tenants)).
 #[derive(Debug, thiserror::Error)]
-pub enum CreateTenantError {
+pub enum TenantError {
+    #[error("there is no such tenant")]
+    NotFound,
     #[error("tenant {0} already exists")]
     TenantExists(TenantCode),
     #[error("invalid SIP domain: use a host name like sip.example.com")]
@@ -42,7 +46,7 @@ pub enum CreateUserError {
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
     #[error(transparent)]
-    Tenant(#[from] CreateTenantError),
+    Tenant(#[from] TenantError),
     #[error(transparent)]
     User(#[from] CreateUserError),
     #[error("operator {0} already exists")]
@@ -55,7 +59,7 @@ pub enum ProvisionError {
     Unexpected(#[from] Unexpected),
 }
 
-store_error_is_unexpected!(CreateTenantError);
+store_error_is_unexpected!(TenantError);
 
 store_error_is_unexpected!(CreateUserError);
 
@@ -106,13 +110,13 @@ impl Provisioning {
         name: &DisplayName,
         sip_domain: Option<&str>,
         actor: &str,
-    ) -> Result<TenantId, CreateTenantError> {
+    ) -> Result<TenantId, TenantError> {
         let ctx = &self.ctx;
         let given = match sip_domain {
             Some(d) => d.to_owned(),
             None => format!("{}.sip.{}", code.as_str(), ctx.public_host),
         };
-        let sip_domain = self::sip_domain(&given).ok_or(CreateTenantError::BadSipDomain)?;
+        let sip_domain = self::sip_domain(&given).ok_or(TenantError::BadSipDomain)?;
         let id = match ctx
             .store
             .insert_tenant(
@@ -129,8 +133,8 @@ impl Provisioning {
             // Which unique index refused the tenant: its code, or its SIP domain (any case).
             Err(StoreError::Conflict) => {
                 return Err(match ctx.store.tenant_by_code(code).await? {
-                    Some(_) => CreateTenantError::TenantExists(code.clone()),
-                    None => CreateTenantError::SipDomainTaken(sip_domain),
+                    Some(_) => TenantError::TenantExists(code.clone()),
+                    None => TenantError::SipDomainTaken(sip_domain),
                 })
             }
             Err(e) => return Err(e.into()),
@@ -151,7 +155,7 @@ impl Provisioning {
         &self,
         new: &NewTenantWithAdmin,
         actor: &str,
-    ) -> Result<(UserId, Username, Option<NewPassword>), CreateTenantError> {
+    ) -> Result<(UserId, Username, Option<NewPassword>), TenantError> {
         self.create_tenant(&new.code, &new.name, new.sip_domain.as_deref(), actor)
             .await?;
         let username = Username::new(new.admin_extension.clone(), new.code.clone());

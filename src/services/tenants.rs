@@ -6,9 +6,9 @@
 //! the SIP credential lookup answers 403 and the SIP server is told to forget every
 //! extension (so phones stop registering); resuming undoes it.
 
-pub use super::provisioning::NewTenantWithAdmin;
-use super::provisioning::{sip_domain, CreateTenantError, Provisioning};
-use super::{service, store_error_is_unexpected, Unexpected};
+use super::provisioning::{sip_domain, Provisioning};
+pub use super::provisioning::{NewTenantWithAdmin, TenantError};
+use super::{service, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::domain::{DisplayName, NewPassword, TenantCode};
 use crate::store::{ApiUserRow, StoreError, TenantRow};
@@ -36,21 +36,6 @@ impl ProviderActor {
         &self.actor
     }
 }
-
-/// A lifecycle action refused.
-#[derive(Debug, thiserror::Error)]
-pub enum TenantError {
-    #[error("there is no such tenant")]
-    NotFound,
-    #[error("invalid SIP domain: use a host name like sip.example.com")]
-    BadSipDomain,
-    #[error("the SIP domain {0} is already another tenant's")]
-    SipDomainTaken(String),
-    #[error(transparent)]
-    Unexpected(#[from] Unexpected),
-}
-
-store_error_is_unexpected!(TenantError);
 
 /// What creating a tenant made: the tenant, its admin and the admin's temporary
 /// password (the only time it is visible).
@@ -121,7 +106,7 @@ impl Tenants {
         &self,
         by: &ProviderActor,
         new: &NewTenantWithAdmin,
-    ) -> Result<CreatedTenant, CreateTenantError> {
+    ) -> Result<CreatedTenant, TenantError> {
         let (_, _, temporary) = Provisioning::new(self.ctx.clone())
             .create_tenant_with_admin(new, by.actor())
             .await?;

@@ -12,14 +12,16 @@ use super::types::{
 };
 use super::{once, page, page_query, provider, tenant_code, ApiAuth, IdempotencyKey, Json};
 use crate::domain::{DisplayName, Email, Extension, TenantCode};
-use crate::services::provisioning::{sip_domain, CreateTenantError};
+use crate::services::provisioning::sip_domain;
 use crate::services::tenants::{NewTenantWithAdmin, ProviderActor, TenantError};
 
 fn tenant_error(e: TenantError) -> Problem {
     match e {
         TenantError::NotFound => Problem::not_found(),
         TenantError::BadSipDomain => Problem::field("sip_domain", e.to_string()),
-        TenantError::SipDomainTaken(_) => Problem::conflict(&e.to_string()),
+        TenantError::TenantExists(_) | TenantError::SipDomainTaken(_) => {
+            Problem::conflict(&e.to_string())
+        }
         TenantError::Unexpected(e) => Problem::unexpected(&e),
     }
 }
@@ -90,7 +92,7 @@ pub async fn create_tenant(
         );
         if let Some(d) = &req.sip_domain {
             if sip_domain(d).is_none() {
-                f.push("sip_domain", CreateTenantError::BadSipDomain.to_string());
+                f.push("sip_domain", TenantError::BadSipDomain.to_string());
             }
         }
         f.finish()?;
@@ -107,23 +109,16 @@ pub async fn create_tenant(
             admin_name,
             admin_email,
         };
-        match api.state.services.tenants.create(&by, &new).await {
-            Ok(made) => Json::new(
-                StatusCode::CREATED,
-                &CreatedTenant {
-                    tenant: Tenant::from(&made.tenant),
-                    admin: (&made.admin).into(),
-                    temporary_password: made.temporary_password.expose().to_owned(),
-                },
-            ),
-            Err(
-                e @ (CreateTenantError::TenantExists(_) | CreateTenantError::SipDomainTaken(_)),
-            ) => Err(Problem::conflict(&e.to_string())),
-            Err(e @ CreateTenantError::BadSipDomain) => {
-                Err(Problem::field("sip_domain", e.to_string()))
-            }
-            Err(CreateTenantError::Unexpected(e)) => Err(Problem::unexpected(&e)),
-        }
+        let made = api.state.services.tenants.create(&by, &new).await;
+        let made = made.map_err(tenant_error)?;
+        Json::new(
+            StatusCode::CREATED,
+            &CreatedTenant {
+                tenant: Tenant::from(&made.tenant),
+                admin: (&made.admin).into(),
+                temporary_password: made.temporary_password.expose().to_owned(),
+            },
+        )
     };
     once(&api, key, &uri, &body.raw, run).await
 }

@@ -19,7 +19,7 @@ use crate::services::operator_console::{
     ActError, CallerCheck, CallerView, NewTenantWithAdmin, OperatorConsole, OperatorSession,
     OperatorSignIn, VerifyError,
 };
-use crate::services::provisioning::CreateTenantError;
+use crate::services::provisioning::TenantError;
 use crate::services::sign_in::SignInError;
 use crate::services::tenant_admin::PAGE_SIZE;
 use crate::services::two_step::Console;
@@ -286,23 +286,25 @@ async fn create_tenant(
                     },
                 ))
             }
-            Err(CreateTenantError::TenantExists(_)) => {
+            Err(TenantError::TenantExists(_)) => {
                 errors.code = Some("A tenant with this Client ID already exists.".to_owned());
                 StatusCode::CONFLICT
             }
-            Err(CreateTenantError::SipDomainTaken(_)) => {
+            Err(TenantError::SipDomainTaken(_)) => {
                 errors.sip_domain = Some(
                     "Another tenant already uses this SIP domain (letter case does not matter)."
                         .to_owned(),
                 );
                 StatusCode::CONFLICT
             }
-            Err(CreateTenantError::BadSipDomain) => {
+            Err(TenantError::BadSipDomain) => {
                 errors.sip_domain =
                     Some("Enter a host name like sip.example.com, or leave it empty.".to_owned());
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Err(CreateTenantError::Unexpected(e)) => return Err(e.into()),
+            // Only a lifecycle action on an existing tenant finds none.
+            Err(TenantError::NotFound) => return Err(WebError::NotFound),
+            Err(TenantError::Unexpected(e)) => return Err(e.into()),
         },
     };
     render_tenants(&page, ListQuery::default(), status, form, errors).await
