@@ -1365,6 +1365,24 @@ async fn pages_under_flood(
     Ok(flood_hwm)
 }
 
+/// Sign-ins with the right password for `conns` clients, each with a browser's CSRF
+/// cookie and token of its own, each signing in as the seeded users in turn.
+async fn sign_in_clients(
+    http: &reqwest::Client,
+    base: &str,
+    conns: usize,
+) -> anyhow::Result<MakeRequest> {
+    let mut csrfs = Vec::new();
+    for _ in 0..conns {
+        csrfs.push(csrf(http, base).await?);
+    }
+    let (http, base) = (http.clone(), base.to_owned());
+    Ok(Arc::new(move |i, k| {
+        let n = FIRST_EXTENSION + (i as u64 * 7919 + k * 31) % SMALL_USERS;
+        sign_in_request(&http, &base, &csrfs[i], &username(n), PASSWORD)
+    }))
+}
+
 /// `BENCH_ONLY=flood`: only the rows of signed-in page latency, idle, under the sign-in
 /// flood and beside its control, for a quick look at what the flood costs the pages.
 async fn flood_only(server: &Server, rows: &mut Vec<Row>) -> anyhow::Result<Vec<String>> {
@@ -1375,19 +1393,9 @@ async fn flood_only(server: &Server, rows: &mut Vec<Row>) -> anyhow::Result<Vec<
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let limit = cores as f64 / verify.as_secs_f64();
     progress("signing in sessions for the page clients");
-    let mut csrfs = Vec::new();
-    for _ in 0..cores * 3 {
-        csrfs.push(csrf(&http, &base).await?);
-    }
-    let csrfs = Arc::new(csrfs);
-    let make: MakeRequest = {
-        let (http, base, csrfs) = (http.clone(), base.clone(), csrfs.clone());
-        Arc::new(move |i, k| {
-            let n = FIRST_EXTENSION + (i as u64 * 7919 + k * 31) % SMALL_USERS;
-            sign_in_request(&http, &base, &csrfs[i], &username(n), PASSWORD)
-        })
-    };
-    let mut signins = closed_loop(csrfs.len(), Duration::from_secs(3), 200, 303, true, make).await;
+    let conns = cores * 3;
+    let make = sign_in_clients(&http, &base, conns).await?;
+    let mut signins = closed_loop(conns, Duration::from_secs(3), 200, 303, true, make).await;
     let sessions = Arc::new(std::mem::take(&mut signins.sessions));
     if sessions.is_empty() {
         bail!("no session from the sign-ins ({})", signins.statuses_text());
@@ -1724,18 +1732,7 @@ async fn phases(
     // 2. Sign-in throughput: enough clients to fill every hashing worker and its queue.
     let conns = cores * 3;
     progress(format!("sign-in throughput: {conns} clients, 10 s"));
-    let mut csrfs = Vec::new();
-    for _ in 0..conns {
-        csrfs.push(csrf(&http, &base).await?);
-    }
-    let csrfs = Arc::new(csrfs);
-    let make: MakeRequest = {
-        let (http, base, csrfs) = (http.clone(), base.clone(), csrfs.clone());
-        Arc::new(move |i, k| {
-            let n = FIRST_EXTENSION + (i as u64 * 7919 + k * 31) % SMALL_USERS;
-            sign_in_request(&http, &base, &csrfs[i], &username(n), PASSWORD)
-        })
-    };
+    let make = sign_in_clients(&http, &base, conns).await?;
     let mut signins = closed_loop(conns, Duration::from_secs(10), 5_000, 303, true, make).await;
     let fraction = signins.rate() / limit;
     rows.push(row(
