@@ -207,6 +207,13 @@ impl<'a> Event<'a> {
     ) -> Self {
         Event {
             tenant: Some(tenant),
+            ..Event::by(kind, actor, client_addr)
+        }
+    }
+
+    /// `actor` acted from `client_addr`, in no tenant (an operator).
+    pub fn by(kind: EventKind, actor: &'a str, client_addr: Option<&'a str>) -> Self {
+        Event {
             actor: Some(actor),
             client_addr,
             ..Event::new(kind)

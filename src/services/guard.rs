@@ -419,10 +419,8 @@ impl<'a> Guard<'a> {
             &operator.password_hash,
             typed,
             Event {
-                actor: Some(&actor),
-                client_addr: addr.as_deref(),
                 detail: Some(why),
-                ..Event::new(EventKind::SignInFailed)
+                ..Event::by(EventKind::SignInFailed, &actor, addr.as_deref())
             },
         )
         .await

@@ -164,10 +164,8 @@ pub(crate) async fn open_operator_session(
     let actor = operator_actor(&operator.name);
     let addr = client.addr_string();
     ctx.audit(Event {
-        actor: Some(actor.as_str()),
-        client_addr: addr.as_deref(),
         detail,
-        ..Event::new(EventKind::SignInOk)
+        ..Event::by(EventKind::SignInOk, &actor, addr.as_deref())
     })
     .await?;
     Ok(token)
@@ -197,11 +195,7 @@ impl OperatorConsole {
         let operator = ctx.store.operator_by_name(name).await?;
         let actor = operator_actor(name);
         let addr = client.addr_string();
-        let event = |kind| Event {
-            actor: Some(actor.as_str()),
-            client_addr: addr.as_deref(),
-            ..Event::new(kind)
-        };
+        let event = |kind| Event::by(kind, &actor, addr.as_deref());
         let key = ThrottleKey::operator(name);
         let guard = ctx.guard();
         let operator = guard
@@ -248,11 +242,7 @@ impl OperatorConsole {
         let actor = os.actor();
         let addr = client.addr_string();
         self.ctx
-            .audit(Event {
-                actor: Some(&actor),
-                client_addr: addr.as_deref(),
-                ..Event::new(EventKind::SignOut)
-            })
+            .audit(Event::by(EventKind::SignOut, &actor, addr.as_deref()))
             .await
     }
 
