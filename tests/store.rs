@@ -742,3 +742,48 @@ async fn passkeys_belong_to_their_user_and_a_ceremony_is_taken_once() {
     assert!(s.delete_passkey(owner, id).await.unwrap());
     assert!(s.passkeys_of(owner).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_sign_in_counts_its_address_and_its_name_unless_the_address_refuses() {
+    let f = fresh().await;
+    let s = &f.store;
+    let window = Duration::from_secs(900);
+    let address = ThrottleKey::address("192.0.2.7".parse().unwrap());
+    let name = ThrottleKey::username(&Username::new(ext("200"), code("acme")));
+    let since = NOW.minus(window);
+    let allow_two = |a: &dialtone::store::ThrottleState| {
+        if a.attempts > 2 {
+            Err(a.attempts)
+        } else {
+            Ok(())
+        }
+    };
+    for expected in 1..=2 {
+        let counted = s
+            .count_sign_in(Some((&address, window)), (&name, window), NOW, allow_two)
+            .await
+            .unwrap();
+        assert_eq!(counted.map(|n| n.attempts), Ok(expected));
+    }
+    let refused = s
+        .count_sign_in(Some((&address, window)), (&name, window), NOW, allow_two)
+        .await
+        .unwrap();
+    assert_eq!(refused.map(|n| n.attempts), Err(3), "the address refused");
+    assert_eq!(s.throttle_attempts(&address, since).await.unwrap(), 3);
+    assert_eq!(
+        s.throttle_attempts(&name, since).await.unwrap(),
+        2,
+        "a refused address leaves the name uncounted"
+    );
+
+    let alone = s
+        .count_sign_in(None, (&name, window), NOW, allow_two)
+        .await
+        .unwrap();
+    assert_eq!(
+        alone.map(|n| n.attempts),
+        Ok(3),
+        "no address: the name alone"
+    );
+}

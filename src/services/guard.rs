@@ -229,19 +229,16 @@ impl<'a> Guard<'a> {
                 address.as_ref().map(|k| (k, window)),
                 (key, window),
                 now,
-                |a| self.address_refusal(a, now).is_err(),
+                |a| self.address_refusal(a, now),
             )
             .await?;
         let name = match counted {
             Ok(name) => name,
-            Err(address) => {
-                let retry_after = self.address_refusal(&address, now).err();
+            Err(retry_after) => {
                 self.ctx.hasher.note(&source, false);
                 self.audit_refusal(event(EventKind::SignInThrottled), Burst::PerAddress)
                     .await?;
-                return Ok(Err(Refusal::Throttled {
-                    retry_after: retry_after.unwrap_or(self.ctx.policy.address_lock),
-                }));
+                return Ok(Err(Refusal::Throttled { retry_after }));
             }
         };
         if let Err(retry_after) = self.name_refusal(&name, now) {

@@ -155,28 +155,30 @@ impl Store {
         throttle_count(&self.pool, key, now, window).await
     }
 
-    /// Counts one sign-in attempt before its password is checked, in one transaction (one
-    /// commit where there were two): first under the client's `address`, when given, and
-    /// then — unless `address_refused` says the address's new state refuses the attempt —
-    /// under `name`. Both counts use the sliding window of [`Store::throttle_count`].
-    /// `Err` with the address's state when it refused the attempt (the name was not
+    /// Counts one sign-in attempt before its password is checked: first under the
+    /// client's `address`, when given, and then — unless `address_refusal` refuses the
+    /// attempt on the address's new state — under `name`, both in one transaction (one
+    /// commit where there were two). Both counts use the sliding window of
+    /// [`Store::throttle_count`]. `Err` with the address's refusal (the name was not
     /// counted); `Ok` with the name's state otherwise.
-    pub async fn count_sign_in(
+    pub async fn count_sign_in<E>(
         &self,
         address: Option<(&ThrottleKey, Duration)>,
         name: (&ThrottleKey, Duration),
         now: Timestamp,
-        address_refused: impl FnOnce(&ThrottleState) -> bool,
-    ) -> StoreResult<Result<ThrottleState, ThrottleState>> {
-        let mut tx = self.pool.begin().await?;
-        if let Some((key, window)) = address {
-            let state = throttle_count(&mut *tx, key, now, window).await?;
-            if address_refused(&state) {
-                tx.commit().await?;
-                return Ok(Err(state));
-            }
-        }
+        address_refusal: impl FnOnce(&ThrottleState) -> Result<(), E>,
+    ) -> StoreResult<Result<ThrottleState, E>> {
         let (key, window) = name;
+        let Some((address, address_window)) = address else {
+            // One count: no transaction around it.
+            return Ok(Ok(throttle_count(&self.pool, key, now, window).await?));
+        };
+        let mut tx = self.pool.begin().await?;
+        let state = throttle_count(&mut *tx, address, now, address_window).await?;
+        if let Err(refused) = address_refusal(&state) {
+            tx.commit().await?;
+            return Ok(Err(refused));
+        }
         let state = throttle_count(&mut *tx, key, now, window).await?;
         tx.commit().await?;
         Ok(Ok(state))
