@@ -52,12 +52,15 @@ impl Store {
     }
 
     /// After a bulk load: folds SQLite's write-ahead log back into the database (readers
-    /// would otherwise search a long log on every query until the next checkpoint), and
-    /// refreshes PostgreSQL's planner statistics for the grown table.
+    /// would otherwise search a long log on every query until the next checkpoint). On
+    /// PostgreSQL, vacuums the grown table and refreshes its planner statistics: otherwise
+    /// the first read of each new row writes its page again (to mark the rows' inserting
+    /// transaction as committed), and the autovacuum the load sets off runs later, beside
+    /// the lookups of registering phones.
     pub async fn settle_after_bulk_load(&self) -> StoreResult<()> {
         let sql = match self.backend {
             Backend::Sqlite => "PRAGMA wal_checkpoint(TRUNCATE)",
-            Backend::Postgres => "ANALYZE users",
+            Backend::Postgres => "VACUUM (ANALYZE) users",
         };
         self.run(sqlx::query(sql)).await
     }

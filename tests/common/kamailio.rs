@@ -5,7 +5,7 @@
 //! When Kamailio, its modules or pjsua2 are missing, [`missing`] says what; tests skip
 //! with that reason unless `DIALTONE_TEST_REQUIRE_KAMAILIO` is set (CI sets it).
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -82,17 +82,7 @@ pub fn ready(test: &str) -> bool {
     }
 }
 
-/// A port free for both UDP and TCP on 127.0.0.1 (SIP listens on both).
-pub fn free_port() -> u16 {
-    for _ in 0..100 {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind a TCP port");
-        let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port for SIP")
-}
+pub use super::free_port;
 
 /// The ports a Kamailio will use, chosen before Dialtone starts (Dialtone is told the
 /// JSON-RPC address at start-up).

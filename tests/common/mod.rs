@@ -153,11 +153,20 @@ async fn start(
 
 /// A port nothing listens on yet.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use rand::Rng;
+    // Below the kernel's ephemeral range (32768 and up here): a port handed out by
+    // `bind(0)` and let go can be taken by any outgoing connection before the server that
+    // was meant to listen on it starts. Here only another test picking at random can take
+    // it. Free for UDP too, since SIP listens on both.
+    for _ in 0..1000 {
+        let port = rand::thread_rng().gen_range(20_000..32_000);
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 between 20000 and 32000")
 }
 
 /// On PostgreSQL runs (`DIALTONE_TEST_DATABASE_URL` set), a new empty database; on

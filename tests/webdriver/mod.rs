@@ -10,7 +10,6 @@
 
 pub mod authenticator;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -50,13 +49,7 @@ impl Drop for Driver {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use super::common::free_port;
 
 /// Why the browser tests cannot run here, if they cannot.
 fn missing() -> Option<String> {
@@ -373,8 +366,16 @@ impl Chrome {
         assert_eq!(now, theme);
     }
 
+    /// Resizes the window and waits (up to 5 s) until the page sees the new width: a
+    /// headless window may take its new size a moment after the command has answered.
     pub async fn set_size(&self, width: u32, height: u32) {
         self.client.set_window_size(width, height).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.js("return String(window.innerWidth)").await != width.to_string()
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Saves a PNG of the viewport under `target/screenshots/`.
