@@ -361,6 +361,56 @@ async fn bad_requests_get_a_clear_4xx_problem_and_change_nothing() {
 }
 
 #[tokio::test]
+async fn a_body_or_an_address_of_the_wrong_shape_is_named_in_the_apis_own_words() {
+    let (app, api) = with_tenant().await;
+    let users = format!("/tenants/{TENANT}/users");
+    let post_raw = |body: &'static str| {
+        Api::send(
+            api.request(reqwest::Method::POST, &users)
+                .header("content-type", "application/json")
+                .body(body),
+        )
+    };
+    for (body, field) in [
+        ("null", "body"),
+        ("[]", "body"),
+        (r#"{"extension": 5, "name": "A"}"#, "extension"),
+        (r#"{"name": "A"}"#, "extension"),
+        (r#"{"extension": "262", "name": "A", "extra": 1}"#, "extra"),
+        (
+            r#"{"extension": "262", "extension": "263", "name": "A"}"#,
+            "extension",
+        ),
+    ] {
+        let answer = post_raw(body).await;
+        assert_eq!(answer.invalid_fields(), [field], "{body}");
+        // serde's own words name Rust types; none of them reaches the client.
+        let text = answer.body.to_string();
+        assert!(
+            !text.contains("struct") && !text.contains("expected") && !text.contains('`'),
+            "{text}"
+        );
+    }
+    let reset = api
+        .post(
+            &format!("{users}/201/reset-password"),
+            json!({"method": "sms"}),
+        )
+        .await;
+    assert_eq!(reset.invalid_fields(), ["method"]);
+    assert_eq!(
+        reset.body["errors"][0]["message"],
+        "must be link or temporary"
+    );
+
+    for path in [format!("{users}/%ff"), "/tenants/%ff".to_owned()] {
+        api.get(&path).await.problem(400);
+    }
+    api.act(&format!("{users}/%ff/unlock")).await.problem(400);
+    assert_eq!(app.user_count(TENANT).await, 2);
+}
+
+#[tokio::test]
 async fn a_token_over_its_rate_limit_gets_429_with_retry_after_until_the_next_minute() {
     let app = spawn_app_with(&[("api_rate_limit", "3")]).await;
     let api = app.provider_api().await;

@@ -36,6 +36,26 @@ async fn unknown_routes_get_a_friendly_404_page() {
 }
 
 #[tokio::test]
+async fn a_form_address_opened_in_the_address_bar_gets_a_405_page_saying_what_to_do() {
+    let app = spawn_app().await;
+    let b = app.signed_in_user().await;
+    // After a refused password change the address bar shows the form's address.
+    let r = b.get("/settings/password").await;
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers()["allow"], "POST");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("<html") && body.contains("Not a page to open"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn the_sign_in_page_links_recovery_and_says_billing_is_separate() {
     let app = spawn_app().await;
     let body = app.browser().get("/login").await.text().await.unwrap();

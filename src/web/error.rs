@@ -23,6 +23,10 @@ pub enum WebError {
     /// 403: a customer portal session on the operator console, or the other way round.
     #[error("wrong console")]
     WrongConsole,
+    /// 405: an address opened with a method it does not take (a form's address opened
+    /// in the address bar). The router adds `Allow`.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// 400: a request that could not be read at all.
     #[error("bad request")]
     BadRequest,
@@ -75,6 +79,11 @@ impl IntoResponse for WebError {
                 StatusCode::FORBIDDEN,
                 "Not available to this account",
                 "Customer portal accounts cannot use the provider's operator console, and operator accounts cannot use the customer portal. Sign in with the right account.",
+            ),
+            WebError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Not a page to open",
+                "This address takes a form sent from one of the portal's pages. Go back to that page and use its button.",
             ),
             WebError::BadRequest => (
                 StatusCode::BAD_REQUEST,

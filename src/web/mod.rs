@@ -102,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::health::router())
         .merge(pages::assets::router())
         .fallback(pages::not_found)
+        .method_not_allowed_fallback(pages::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             extract::csrf_cookie,

@@ -1,11 +1,11 @@
 //! `/api/v1/tenants…`: the provider's billing system creates, renames, moves, suspends,
 //! resumes and deletes tenants. Provider tokens only; a tenant token finds nothing here.
 
-use axum::extract::{OriginalUri, Path, RawQuery};
+use axum::extract::{OriginalUri, RawQuery};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::body::JsonBody;
+use super::body::{JsonBody, Path};
 use super::problem::{Fields, Problem};
 use super::types::{
     CreatedTenant, NewTenant, PageQuery, Tenant, TenantChanges, TenantPage, TenantPath,

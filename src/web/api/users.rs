@@ -2,11 +2,11 @@
 //! provider token (any tenant) or the tenant's own token. The same rules as the admin
 //! pages, through the same service (`TenantAdmin`).
 
-use axum::extract::{OriginalUri, Path, RawQuery};
+use axum::extract::{OriginalUri, RawQuery};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::body::JsonBody;
+use super::body::{JsonBody, Path};
 use super::problem::{Fields, Problem};
 use super::types::{
     AuditEvent, AuditPage, CreatedUser, NewUser, PageQuery, PasswordReset, ResetMethod,

@@ -19,3 +19,8 @@ use super::WebError;
 pub async fn not_found() -> WebError {
     WebError::NotFound
 }
+
+/// Known routes asked with a method they do not take.
+pub async fn method_not_allowed() -> WebError {
+    WebError::MethodNotAllowed
+}
