@@ -530,3 +530,37 @@ async fn a_user_locked_by_an_attackers_tries_still_signs_in_from_a_browser_that_
     assert!(app.unlock(USER).await);
     own.login_ok(USER, PASSWORD).await;
 }
+
+#[tokio::test]
+async fn a_cookie_another_site_left_with_bytes_outside_ascii_does_not_stop_a_sign_in() {
+    let app = spawn_app().await;
+    app.add_user(USER, PASSWORD).await;
+    let client = plain_client();
+    let form = client
+        .get(format!("{}/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    let set_cookie = form.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let csrf_cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let token = csrf_in(&form.text().await.unwrap()).unwrap();
+    // A browser sends such a cookie's UTF-8 bytes as they are, beside this portal's own.
+    let mut cookie = "theme=été; ".as_bytes().to_vec();
+    cookie.extend_from_slice(csrf_cookie.as_bytes());
+    let r = client
+        .post(format!("{}/login", app.base))
+        .header(
+            "cookie",
+            reqwest::header::HeaderValue::from_bytes(&cookie).unwrap(),
+        )
+        .form(&[
+            ("username", USER),
+            ("password", PASSWORD),
+            ("csrf_token", token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/phone");
+}

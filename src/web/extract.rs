@@ -23,6 +23,34 @@ use crate::services::{Client, SessionUser};
 #[derive(Debug, Clone)]
 pub struct CsrfCookie(pub String);
 
+/// Keeps the cookies of a `Cookie` header that holds a pair this portal could never have
+/// set (bytes outside printable ASCII, as another site on the same host may leave): the
+/// cookie parser would otherwise drop the whole header, and with it the browser's session
+/// and CSRF cookies. Every cookie this portal sets is printable ASCII, so nothing of its
+/// own is lost.
+pub async fn readable_cookies(mut req: Request, next: Next) -> Response {
+    let cookies = req.headers().get_all(header::COOKIE);
+    if cookies.iter().any(|v| v.to_str().is_err()) {
+        let kept: Vec<String> = cookies
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+            .filter(|pair| pair.iter().all(|b| (0x20..0x7f).contains(b)))
+            .filter_map(|pair| std::str::from_utf8(pair).ok())
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let headers = req.headers_mut();
+        headers.remove(header::COOKIE);
+        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+            if !kept.is_empty() {
+                headers.insert(header::COOKIE, v);
+            }
+        }
+    }
+    next.run(req).await
+}
+
 /// Gives every browser a CSRF cookie (set on the response when it had none) — except on a
 /// response a shared cache may keep (`Cache-Control: public`, the static files), which
 /// could otherwise hand one browser's cookie to many.

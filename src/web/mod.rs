@@ -107,6 +107,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             extract::csrf_cookie,
         ))
+        .layer(axum::middleware::from_fn(extract::readable_cookies))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES));
     // The JSON API has no cookies, hence no CSRF cookie; its own body limit and errors.
     let router = Router::new()
