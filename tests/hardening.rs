@@ -564,3 +564,26 @@ async fn a_cookie_another_site_left_with_bytes_outside_ascii_does_not_stop_a_sig
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/phone");
 }
+
+#[tokio::test]
+async fn a_form_sent_in_another_encoding_is_a_400_not_an_expired_form() {
+    let app = spawn_app().await;
+    app.add_user(USER, PASSWORD).await;
+    let b = app.browser();
+    let token = b.csrf().await;
+    let multipart = format!(
+        "--x\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{token}\r\n--x--\r\n"
+    );
+    let r = b
+        .client
+        .post(format!("{}/login", app.base))
+        .header("content-type", "multipart/form-data; boundary=x")
+        .body(multipart)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("Request not understood"));
+    // The same browser's URL-encoded form still goes through.
+    b.login_ok(USER, PASSWORD).await;
+}

@@ -97,6 +97,15 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ValidForm<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let cookie = req.extensions().get::<CsrfCookie>().cloned();
+        // Every form of the portal is sent URL-encoded; another encoding (a multipart
+        // body) cannot be read, which is not the same as a form without its token.
+        let encoded_otherwise = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| !is_url_encoded(v.as_bytes()));
+        if encoded_otherwise {
+            return Err(WebError::BadRequest);
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 WebError::TooLarge
@@ -118,6 +127,17 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ValidForm<T> {
         let form = serde_urlencoded::from_bytes(&bytes).map_err(|_| WebError::BadRequest)?;
         Ok(ValidForm(form))
     }
+}
+
+/// Whether a `Content-Type` is `application/x-www-form-urlencoded` (parameters allowed).
+fn is_url_encoded(content_type: &[u8]) -> bool {
+    let essence = content_type
+        .split(|b| *b == b';')
+        .next()
+        .unwrap_or_default();
+    essence
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
 }
 
 /// The connecting client, for throttling and the audit log. Behind a trusted load balancer
