@@ -165,7 +165,7 @@ async fn password_resets_unlock_and_sign_out_end_sessions_as_the_pages_do() {
 }
 
 #[tokio::test]
-async fn a_tenant_token_reaches_its_own_users_only_and_no_tenants() {
+async fn a_tenant_token_reaches_its_own_tenant_and_users_only() {
     let (app, provider) = with_tenant().await;
     provider.post("/tenants", new_tenant("acme")).await;
     let admin = app.signed_in(ADMIN).await;
@@ -184,7 +184,16 @@ async fn a_tenant_token_reaches_its_own_users_only_and_no_tenants() {
     api.get("/tenants/acme/users/100").await.problem(404);
     api.delete("/tenants/acme/users/100").await.problem(404);
     api.get("/tenants").await.problem(404);
-    api.get(&format!("/tenants/{TENANT}")).await.problem(404);
+    // It reads its own tenant (the SIP domain its phones register at), and no other.
+    let own = api.get(&format!("/tenants/{TENANT}")).await;
+    assert_eq!(own.status, 200);
+    assert_eq!(own.body["code"], TENANT);
+    assert!(own.body["sip_domain"].is_string());
+    api.get("/tenants/acme").await.problem(404);
+    api.patch(&format!("/tenants/{TENANT}"), json!({"name": "Renamed"}))
+        .await
+        .problem(404);
+    api.delete(&format!("/tenants/{TENANT}")).await.problem(404);
     api.act(&format!("/tenants/{TENANT}/suspend"))
         .await
         .problem(404);

@@ -15,8 +15,8 @@ use crate::audit::{Event, EventKind};
 use crate::domain::{DisplayName, Email, Extension, NewPassword, Role, TenantCode, Username};
 use crate::mail::AccountNotice;
 use crate::store::{
-    ApiUserRow, AuditFilter, AuditRecord, EmailChanged, MailRecord, TenantId, ThrottleKey,
-    UserListRow, UserRecord,
+    ApiUserRow, AuditFilter, AuditRecord, EmailChanged, MailRecord, TenantId, TenantRow,
+    ThrottleKey, UserListRow, UserRecord,
 };
 
 /// Users per page of the admin list, and events per page of the audit log.
@@ -407,6 +407,16 @@ impl TenantAdmin {
             .unlock(&ThrottleKey::username(&user.username()))
             .await?;
         self.audit(admin, kind, user, None).await
+    }
+
+    /// The actor's own tenant as the provider sees it (name, SIP domain, suspended): what a
+    /// tenant's own tools need to set up its phones. Not found if it was deleted meanwhile.
+    pub async fn tenant(&self, admin: &impl TenantActor) -> Result<TenantRow, AdminError> {
+        self.ctx
+            .store
+            .tenant_row(admin.tenant_code())
+            .await?
+            .ok_or(AdminError::NotFound)
     }
 
     /// Ends every session of the user; returns how many.

@@ -23,7 +23,7 @@ use super::respond::machine_headers;
 use super::AppState;
 use crate::domain::TenantCode;
 use crate::services::api_tokens::{ApiActor, ApiAuthError, Replay};
-use crate::services::tenant_admin::ApiAdmin;
+use crate::services::tenant_admin::{AdminError, ApiAdmin};
 use crate::services::tenants::ProviderActor;
 use problem::Fields;
 pub use problem::Problem;
@@ -139,6 +139,13 @@ fn provider(actor: &ApiActor) -> Result<ProviderActor, Problem> {
 /// A tenant code from the path; one that cannot be a code names nothing.
 fn tenant_code(raw: &str) -> Result<TenantCode, Problem> {
     TenantCode::canonical(raw).ok_or_else(Problem::not_found)
+}
+
+fn admin_error(e: AdminError) -> Problem {
+    match e {
+        AdminError::NotFound => Problem::not_found(),
+        AdminError::Unexpected(e) => Problem::unexpected(&e),
+    }
 }
 
 /// The proof that this actor reaches tenant `code`, or 404.

@@ -16,7 +16,7 @@ use super::{tenants, users};
 #[openapi(
     info(
         title = "Dialtone API",
-        description = "Provision tenants and users of the Dialtone portal. Bearer tokens: provider tokens (`dialtone api-token add NAME`) reach every tenant; tenant tokens (Admin → API tokens) their own tenant's users and audit log only. Errors are application/problem+json (RFC 9457)."
+        description = "Provision tenants and users of the Dialtone portal. Bearer tokens: provider tokens (`dialtone api-token add NAME`) reach every tenant; tenant tokens (Admin → API tokens) only their own tenant: reading it, its users and its audit log. Errors are application/problem+json (RFC 9457)."
     ),
     paths(
         tenants::list_tenants, tenants::create_tenant, tenants::get_tenant,

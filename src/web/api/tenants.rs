@@ -10,7 +10,10 @@ use super::problem::{Fields, Problem};
 use super::types::{
     CreatedTenant, NewTenant, PageQuery, Tenant, TenantChanges, TenantPage, TenantPath,
 };
-use super::{once, page, page_query, provider, tenant_code, ApiAuth, IdempotencyKey, Json};
+use super::{
+    admin_error, once, page, page_query, provider, tenant_code, tenant_scope, ApiAuth,
+    IdempotencyKey, Json,
+};
 use crate::domain::{DisplayName, Email, Extension, TenantCode};
 use crate::services::provisioning::sip_domain;
 use crate::services::tenants::{NewTenantWithAdmin, ProviderActor, TenantError};
@@ -123,13 +126,17 @@ pub async fn create_tenant(
     once(&api, key, &uri, &body.raw, run).await
 }
 
-/// Get a tenant.
+/// Get a tenant (a tenant token gets its own).
 #[utoipa::path(get, path = "/api/v1/tenants/{code}", tag = "tenants",
     params(TenantPath),
     responses((status = 200, description = "The tenant", body = Tenant)))]
 pub async fn get_tenant(api: ApiAuth, Path(path): Path<TenantPath>) -> Result<Json, Problem> {
-    let (by, code) = provider_tenant(&api, &path)?;
-    tenant_json(&api, &by, &code).await
+    if let Some(by) = api.actor.provider() {
+        return tenant_json(&api, &by, &tenant_code(&path.code)?).await;
+    }
+    let scope = tenant_scope(&api, &path.code).await?;
+    let own = api.state.services.tenant_admin.tenant(&scope).await;
+    Json::ok(&Tenant::from(&own.map_err(admin_error)?))
 }
 
 /// Rename a tenant or move it to another SIP domain.

@@ -12,23 +12,16 @@ use super::types::{
     AuditEvent, AuditPage, CreatedUser, NewUser, PageQuery, PasswordReset, ResetMethod,
     ResetPassword, SignedOut, TenantPath, User, UserChanges, UserPage, UserPath,
 };
-use super::{once, page, page_query, tenant_scope, ApiAuth, IdempotencyKey, Json};
+use super::{admin_error, once, page, page_query, tenant_scope, ApiAuth, IdempotencyKey, Json};
 use crate::domain::{DisplayName, Email, Extension, Role};
 use crate::services::tenant_admin::{
-    AdminError, ApiAdmin, ChangeError, CreateError, ResetLinkError, TenantAdmin, UserFields,
+    ApiAdmin, ChangeError, CreateError, ResetLinkError, TenantAdmin, UserFields,
 };
 use crate::services::Unexpected;
 
 /// An extension from the path; one that cannot be an extension names nobody.
 fn extension(raw: &str) -> Result<Extension, Problem> {
     Extension::canonical(raw).ok_or_else(Problem::not_found)
-}
-
-fn admin_error(e: AdminError) -> Problem {
-    match e {
-        AdminError::NotFound => Problem::not_found(),
-        AdminError::Unexpected(e) => Problem::unexpected(&e),
-    }
 }
 
 fn change_error(e: ChangeError) -> Problem {
