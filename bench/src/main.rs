@@ -1298,6 +1298,23 @@ async fn pages_under_flood(
         make,
     )
     .await?;
+    // The whole tail of each page row, to see where a p99 sits in it.
+    let mut tails = Vec::new();
+    for (name, o) in [
+        ("idle", &mut idle),
+        ("under the flood", &mut busy),
+        ("beside the control", &mut control),
+    ] {
+        let ps: Vec<String> = [90.0, 95.0, 98.0, 99.0, 99.5, 99.9, 100.0]
+            .iter()
+            .map(|p| format!("p{p} {}", ms(o.percentile(*p))))
+            .collect();
+        tails.push(format!("{name}: {}", ps.join(", ")));
+    }
+    notes.push(format!(
+        "Signed-in page latency, the tail: {}.",
+        tails.join("; ")
+    ));
     let idle_p99 = idle.percentile(99.0);
     let busy_p99 = busy.percentile(99.0);
     let slowdown = busy_p99.as_secs_f64() / idle_p99.as_secs_f64().max(1e-9);
