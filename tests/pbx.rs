@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::kamailio::{self, Kamailio, Phone, Ports};
-use common::{spawn_app, spawn_app_with, Browser, TestApp, PASSWORD};
+use common::{spawn_app, spawn_app_with, Browser, TestApp, PASSWORD, TENANT};
 use dialtone::domain::Role;
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
@@ -641,10 +641,51 @@ async fn with_dialtone_stopped_kamailio_answers_503_and_a_cached_phone_still_reg
     assert_eq!(other.register("202", DOMAIN, &uncached).await, 503);
     let mut again = Phone::start(&kamailio, "Cached Phone").await;
     assert_eq!(
+        again.register("201", DOMAIN, "Wrong-Secret-123").await,
+        503,
+        "a wrong secret cannot be checked against Dialtone just now"
+    );
+    assert_eq!(
         again.register("201", DOMAIN, &cached).await,
         200,
-        "the cached HA1 still works"
+        "the cached HA1 still works, a wrong try before it notwithstanding"
     );
+}
+
+#[tokio::test]
+async fn a_suspended_tenants_phone_is_refused_and_registers_again_on_resume() {
+    let Some((p, _turn)) = pbx("a_suspended_tenants_phone_is_refused").await else {
+        return;
+    };
+    let (_, secret) = revealed_secret(&p.app, USER).await;
+    let mut phone = Phone::start(&p.kamailio, "Office Phone").await;
+    assert_eq!(phone.register("201", DOMAIN, &secret).await, 200);
+    let billing = p.app.provider_api().await;
+
+    billing
+        .act(&format!("/tenants/{TENANT}/suspend"))
+        .await
+        .body
+        .get("suspended")
+        .expect("the tenant as suspended");
+    let aor = format!("201@{DOMAIN}");
+    let suspended = Instant::now();
+    while p.kamailio.contacts(&aor).await > 0 && suspended.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    assert_eq!(
+        p.kamailio.contacts(&aor).await,
+        0,
+        "its registration is gone"
+    );
+    assert_eq!(
+        phone.register("201", DOMAIN, &secret).await,
+        403,
+        "refused, not told to retry later"
+    );
+    billing.act(&format!("/tenants/{TENANT}/resume")).await;
+    assert_eq!(phone.register("201", DOMAIN, &secret).await, 200);
 }
 
 #[tokio::test]
