@@ -232,7 +232,10 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             let email = email.as_deref().map(Email::parse).transpose()?;
             let role = Role::parse(&role)?;
             let password = if password_stdin {
-                Some(password_from_stdin(Some(&username))?)
+                Some(password_from_stdin(PasswordContext {
+                    username: Some(&username),
+                    ..PasswordContext::default()
+                })?)
             } else {
                 None
             };
@@ -301,7 +304,11 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         }) => {
             let name = OperatorName::parse(&name)?;
             let (password, generated) = if password_stdin {
-                (password_from_stdin(None)?, false)
+                let context = PasswordContext {
+                    operator: Some(&name),
+                    ..PasswordContext::default()
+                };
+                (password_from_stdin(context)?, false)
             } else {
                 (
                     crate::services::passwords::generate_operator_password(),
@@ -325,7 +332,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
 
 /// Reads one password from standard input (a trailing newline is not part of it) and
 /// checks it against the policy.
-fn password_from_stdin(username: Option<&Username>) -> anyhow::Result<NewPassword> {
+fn password_from_stdin(context: PasswordContext<'_>) -> anyhow::Result<NewPassword> {
     let mut raw = String::new();
     std::io::stdin()
         .take(64 * 1024)
@@ -333,10 +340,6 @@ fn password_from_stdin(username: Option<&Username>) -> anyhow::Result<NewPasswor
         .context("cannot read the password from standard input")?;
     let raw = raw.strip_suffix('\n').unwrap_or(&raw);
     let raw = raw.strip_suffix('\r').unwrap_or(raw);
-    let context = PasswordContext {
-        username,
-        ..PasswordContext::default()
-    };
     match NewPassword::parse(raw, &context) {
         Ok(p) => Ok(p),
         Err(problems) => {
@@ -348,6 +351,9 @@ fn password_from_stdin(username: Option<&Username>) -> anyhow::Result<NewPasswor
 
 /// `dialtone backup PATH`: the copy, its check, and what else a restore needs.
 async fn backup(settings: &Settings, path: &std::path::Path) -> anyhow::Result<()> {
+    if let Some(missing) = crate::store::missing_sqlite_database(&settings.database_url) {
+        return Err(crate::store::BackupError::NoDatabase(missing).into());
+    }
     let store = crate::store::Store::connect(&settings.database_url)
         .await
         .context("cannot open the database")?;

@@ -42,6 +42,10 @@ pub const KEYS: &[&str] = &[
     "audit_retention",
 ];
 
+/// The most hashing threads one server starts: each hashes with its own 19 MiB, and more
+/// than there are cores only take turns.
+const MAX_HASH_WORKERS: u32 = 256;
+
 /// Environment variables with the prefix that are not settings but are still expected.
 const ENV_NOT_SETTINGS: &[&str] = &["DIALTONE_CONFIG"];
 
@@ -325,7 +329,15 @@ impl Layers {
             reset_ttl: self.duration("reset_ttl", "1h")?,
             signin_queue_wait: self.duration("signin_queue_wait", "2s")?,
             mail_poll: self.duration("mail_poll", "5s")?,
-            hash_workers: self.count("hash_workers", 0)? as usize,
+            hash_workers: match self.count("hash_workers", 0)? {
+                n if n > MAX_HASH_WORKERS => {
+                    return Err(ConfigError::bad(
+                        "hash_workers",
+                        format!("must be at most {MAX_HASH_WORKERS} (one per core is enough; 0 for one per core)"),
+                    ))
+                }
+                n => n as usize,
+            },
             trusted_proxies: self
                 .get("trusted_proxies")
                 .unwrap_or("")
@@ -338,7 +350,16 @@ impl Layers {
                     })
                 })
                 .collect::<Result<_, _>>()?,
-            log: self.get("log").unwrap_or("info").to_owned(),
+            log: {
+                let filter = self.get("log").unwrap_or("info");
+                if tracing_subscriber::EnvFilter::try_new(filter).is_err() {
+                    return Err(ConfigError::bad(
+                        "log",
+                        "must be a log filter like info, warn or dialtone=debug,info",
+                    ));
+                }
+                filter.to_owned()
+            },
             log_format: {
                 let raw = self.get("log_format").unwrap_or("text");
                 crate::telemetry::LogFormat::parse(raw)
@@ -526,6 +547,8 @@ mod tests {
             ("listen", "everywhere"),
             ("public_url", "ftp://x"),
             ("mail", "carrier-pigeon"),
+            ("hash_workers", "100000"),
+            ("log", "bad[[["),
         ] {
             let mut l = Layers::default();
             l.set(key, value);

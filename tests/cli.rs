@@ -92,6 +92,11 @@ async fn failures_print_one_line_and_exit_non_zero() {
             "not allowed",
         ),
         (vec!["user", "unlock", "999-acme"], None, "no user"),
+        (
+            vec!["operator", "add", "ops2admin", "--password-stdin"],
+            Some("Ops2Admin\n"),
+            "not allowed",
+        ),
     ] {
         let out = cli.run(&args, stdin);
         assert!(!out.status.success(), "{args:?}");
@@ -112,6 +117,8 @@ async fn a_bad_setting_stops_start_up_naming_it() {
         ("DIALTONE_SESSION_IDLE", "0s"),
         ("DIALTONE_LOCKOUT_ATTEMPTS", "many"),
         ("DIALTONE_SESION_IDLE", "4h"),
+        ("DIALTONE_HASH_WORKERS", "100000"),
+        ("DIALTONE_LOG", "bad[[["),
     ] {
         let out = cli
             .command()

@@ -133,6 +133,7 @@ fn passwords_and_pins_parse_without_panic() {
             username: Some(&user),
             pin: Some("4821"),
             sip_secret: None,
+            operator: None,
         };
         match NewPassword::parse(s, &ctx) {
             Ok(p) => prop_assert!(p.expose().chars().count() >= NewPassword::MIN_CHARS),

@@ -254,6 +254,45 @@ async fn json_logs_are_one_object_a_line_with_the_request_fields() {
 }
 
 #[tokio::test]
+async fn a_backup_into_a_missing_folder_or_of_a_missing_database_says_so_and_makes_nothing() {
+    let cli = Cli::new().await;
+    if cli.database_url.is_some() {
+        return; // PostgreSQL is backed up with pg_dump (tested beside).
+    }
+    let made = cli.run(
+        &["tenant", "add", TENANT, "--name", "Wicked Sprockets"],
+        None,
+    );
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let nowhere = cli.dir.path().join("no-such-folder").join("copy.db");
+    let out = cli.run(&["backup", &nowhere.display().to_string()], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no folder"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!nowhere.parent().unwrap().exists());
+
+    // A mistyped data directory: no database there to copy, and none made.
+    let typo = cli.dir.path().join("dta");
+    let copy = cli.dir.path().join("copy.db");
+    let out = cli
+        .command()
+        .args(["backup", &copy.display().to_string()])
+        .env("DIALTONE_DATA_DIR", &typo)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no database"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!typo.exists() && !copy.exists());
+}
+
+#[tokio::test]
 async fn a_backup_taken_under_write_load_passes_its_check_and_restores() {
     let cli = Cli::new().await;
     let ok = |out: std::process::Output| {

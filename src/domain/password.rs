@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use unicode_normalization::UnicodeNormalization;
 
-use super::Username;
+use super::{OperatorName, Username};
 
 /// The common/breached password list: one lowercase password per line, compiled in.
 const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
@@ -32,6 +32,8 @@ pub fn normalize(raw: &str) -> String {
 pub struct PasswordContext<'a> {
     /// The account's username; the password may not be it, its extension or tenant code.
     pub username: Option<&'a Username>,
+    /// An operator's name (operators have no username); the password may not be it.
+    pub operator: Option<&'a OperatorName>,
     /// The voicemail PIN; the password may not be or contain it.
     pub pin: Option<&'a str>,
     /// The SIP secret; the password may not be or contain it.
@@ -43,6 +45,7 @@ impl fmt::Debug for PasswordContext<'_> {
         let redacted = |secret: Option<&str>| secret.map(|_| "<redacted>");
         f.debug_struct("PasswordContext")
             .field("username", &self.username)
+            .field("operator", &self.operator)
             .field("pin", &redacted(self.pin))
             .field("sip_secret", &redacted(self.sip_secret))
             .finish()
@@ -183,9 +186,13 @@ impl PasswordProblem {
             Self::NoLowercase => !password.chars().any(char::is_lowercase),
             Self::NoUppercase => !password.chars().any(char::is_uppercase),
             Self::ControlCharacter => password.chars().any(char::is_control),
-            Self::SameAsUsername => ctx
-                .username
-                .is_some_and(|username| is_username(lower.trim(), username)),
+            Self::SameAsUsername => {
+                ctx.username
+                    .is_some_and(|username| is_username(lower.trim(), username))
+                    || ctx
+                        .operator
+                        .is_some_and(|name| lower.trim() == name.as_str())
+            }
             Self::ContainsSecret => [ctx.pin, ctx.sip_secret]
                 .into_iter()
                 .flatten()
@@ -450,12 +457,27 @@ mod tests {
     }
 
     #[test]
+    fn an_operator_may_not_use_their_own_name() {
+        let name = OperatorName::parse("Ops2Admin").unwrap();
+        let ctx = PasswordContext {
+            operator: Some(&name),
+            ..PasswordContext::default()
+        };
+        assert_eq!(problems_with("Ops2Admin", &ctx), vec![SameAsUsername]);
+        assert_eq!(
+            problems_with("Ops2Admin", &PasswordContext::default()),
+            vec![]
+        );
+    }
+
+    #[test]
     fn every_failed_rule_is_reported_at_once() {
         let username = Username::parse("201-wickedsprockets").unwrap();
         let ctx = PasswordContext {
             username: Some(&username),
             pin: Some("201"),
             sip_secret: None,
+            operator: None,
         };
         assert_eq!(
             problems_with("201", &ctx),
@@ -541,10 +563,12 @@ mod tests {
             secret in any::<String>(),
         ) {
             let username = Username::parse("201-wickedsprockets").unwrap();
+            let operator = OperatorName::parse("ops.admin").unwrap();
             let ctx = PasswordContext {
                 username: Some(&username),
                 pin: Some(&pin),
                 sip_secret: Some(&secret),
+                operator: Some(&operator),
             };
             if let Err(problems) = NewPassword::parse(&raw, &ctx) {
                 prop_assert!(!problems.is_empty());

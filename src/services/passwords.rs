@@ -105,6 +105,7 @@ pub(crate) async fn check_new_password(
         username: Some(&username),
         pin: secrets.pin.as_deref(),
         sip_secret: secrets.sip_secret.as_deref(),
+        operator: None,
     };
     let parsed = NewPassword::parse(new, &context);
     let mismatch = password::normalize(new) != password::normalize(confirm);

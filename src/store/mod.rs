@@ -47,7 +47,7 @@ pub use api_tokens::{ApiTokenRecord, IdempotentAnswer};
 pub use audit::{AuditFilter, Burst};
 pub use device_secrets::{SealedSecrets, UserWithoutSecret, UsersWalk};
 pub use operators::{OperatorId, OperatorRecord, OperatorSessionRecord};
-pub use ops::BackupError;
+pub use ops::{missing_sqlite_database, BackupError};
 pub use outbox::{MailRecord, NewMail, OutboxMessage};
 pub use passkeys::{CeremonyKind, NewPasskey, PasskeyId, PasskeyRecord};
 pub use pbx::{PbxNotice, PbxTokenRecord, SipCredentialRow, CREDENTIAL_FRESH_FOR};

@@ -19,6 +19,12 @@ pub enum BackupError {
     Postgres,
     #[error("{0} already exists; give a new file name")]
     Exists(String),
+    #[error("there is no folder {0} to write the copy into")]
+    NoFolder(String),
+    #[error(
+        "there is no database at {0} to back up: check DIALTONE_DATA_DIR or DIALTONE_DATABASE_URL"
+    )]
+    NoDatabase(String),
     #[error("the copy at {path} failed its integrity check: {report}")]
     Damaged { path: String, report: String },
     #[error(transparent)]
@@ -29,6 +35,14 @@ impl From<sqlx::Error> for BackupError {
     fn from(e: sqlx::Error) -> Self {
         BackupError::Store(StoreError::Database(e))
     }
+}
+
+/// The SQLite database file `url` names, when that file does not exist: a backup of it
+/// would otherwise make an empty database and copy that. `None` for PostgreSQL.
+pub fn missing_sqlite_database(url: &str) -> Option<String> {
+    super::sqlite_file(url)
+        .filter(|file| !file.exists())
+        .map(|file| file.display().to_string())
 }
 
 impl Store {
@@ -58,6 +72,11 @@ impl Store {
         let shown = path.display().to_string();
         if path.exists() {
             return Err(BackupError::Exists(shown));
+        }
+        if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !folder.is_dir() {
+                return Err(BackupError::NoFolder(folder.display().to_string()));
+            }
         }
         let target = path
             .to_str()
