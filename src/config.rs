@@ -380,7 +380,7 @@ impl Layers {
                     Url::parse(u)
                         .ok()
                         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                        .ok_or_else(|| ConfigError::bad("kamailio_rpc", "must be an http:// URL"))
+                        .ok_or_else(|| ConfigError::bad("kamailio_rpc", "must be an http:// or https:// URL, like http://10.0.0.5:5071/RPC"))
                 })
                 .transpose()?,
             softphone: self.softphone()?,
