@@ -244,6 +244,19 @@ impl Kamailio {
             .unwrap_or(0)
     }
 
+    /// The contacts registered for `aor` once none are left, or when `within` has passed,
+    /// whichever comes first (a change reaches Kamailio just after it commits).
+    pub async fn contacts_left_after(&self, aor: &str, within: Duration) -> usize {
+        let started = std::time::Instant::now();
+        loop {
+            let left = self.contacts(aor).await;
+            if left == 0 || started.elapsed() >= within {
+                return left;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The HA1 cached for `EXT@DOMAIN`, if any.
     pub async fn cached_ha1(&self, aor: &str) -> Option<String> {
         let answer = self
