@@ -111,6 +111,25 @@ async fn failures_print_one_line_and_exit_non_zero() {
 }
 
 #[tokio::test]
+async fn a_database_that_cannot_be_reached_is_named_with_its_cause() {
+    let cli = Cli::new().await;
+    let out = cli
+        .command()
+        .args(["pbx", "token", "list"])
+        .env(
+            "DIALTONE_DATABASE_URL",
+            "postgres://postgres:hunter2@127.0.0.1:1/dialtone",
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.to_lowercase().contains("refused"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[tokio::test]
 async fn a_bad_setting_stops_start_up_naming_it() {
     let cli = Cli::new().await;
     for (var, value) in [

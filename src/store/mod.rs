@@ -363,7 +363,16 @@ impl Store {
                     Ok(())
                 })
             });
-        let pool = options.connect(url).await?;
+        let pool = match options.connect(url).await {
+            Ok(pool) => pool,
+            // The pool only says that it waited; one direct connection says why (refused,
+            // no such role, bad TLS setting), which is what a person starting it needs.
+            Err(sqlx::Error::PoolTimedOut) => {
+                let direct = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await;
+                return Err(direct.err().unwrap_or(sqlx::Error::PoolTimedOut).into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let store = Store {
             pool,
             backend,
