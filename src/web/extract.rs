@@ -99,10 +99,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ValidForm<T> {
         let cookie = req.extensions().get::<CsrfCookie>().cloned();
         // Every form of the portal is sent URL-encoded; another encoding (a multipart
         // body) cannot be read, which is not the same as a form without its token.
-        let encoded_otherwise = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| !is_url_encoded(v.as_bytes()));
+        let encoded_otherwise = req.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+            media_type(&String::from_utf8_lossy(v.as_bytes()))
+                != "application/x-www-form-urlencoded"
+        });
         if encoded_otherwise {
             return Err(WebError::BadRequest);
         }
@@ -129,15 +129,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ValidForm<T> {
     }
 }
 
-/// Whether a `Content-Type` is `application/x-www-form-urlencoded` (parameters allowed).
-fn is_url_encoded(content_type: &[u8]) -> bool {
-    let essence = content_type
-        .split(|b| *b == b';')
-        .next()
-        .unwrap_or_default();
-    essence
-        .trim_ascii()
-        .eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
+/// The media type of a `Content-Type` value, lowercased and without its parameters:
+/// `application/json` for `Application/JSON; charset=utf-8`.
+pub(super) fn media_type(content_type: &str) -> String {
+    let essence = content_type.split(';').next().unwrap_or_default();
+    essence.trim().to_ascii_lowercase()
 }
 
 /// The connecting client, for throttling and the audit log. Behind a trusted load balancer

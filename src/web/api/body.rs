@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::problem::Problem;
 use super::AppState;
+use crate::web::extract::media_type;
 
 /// Like `axum::extract::Path`, rejected as a problem document.
 #[derive(Debug, FromRequestParts)]
@@ -36,12 +37,9 @@ pub struct JsonBody<T> {
 }
 
 fn is_json(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    essence.eq_ignore_ascii_case("application/json")
-        || essence
-            .rsplit_once('+')
-            .is_some_and(|(_, suffix)| suffix.eq_ignore_ascii_case("json"))
-            && essence.to_ascii_lowercase().starts_with("application/")
+    let essence = media_type(content_type);
+    essence == "application/json"
+        || essence.starts_with("application/") && essence.ends_with("+json")
 }
 
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
