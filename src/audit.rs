@@ -163,6 +163,36 @@ impl EventKind {
     }
 }
 
+/// Who acted, as the audit log names them — a username, `operator:NAME`, `api:NAME` or
+/// `cli` — and the client address the request came from, when there was a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    name: String,
+    addr: Option<String>,
+}
+
+impl Actor {
+    pub fn new(name: impl Into<String>, addr: Option<std::net::IpAddr>) -> Actor {
+        Actor {
+            name: name.into(),
+            addr: addr.map(|a| a.to_string()),
+        }
+    }
+
+    /// The provider's staff at the command line: no address.
+    pub fn cli() -> Actor {
+        Actor::new("cli", None)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn addr(&self) -> Option<&str> {
+        self.addr.as_deref()
+    }
+}
+
 /// One event about to be recorded.
 #[derive(Debug, Clone, Copy)]
 pub struct Event<'a> {
@@ -188,13 +218,12 @@ impl<'a> Event<'a> {
         }
     }
 
-    /// `actor` acted on `subject`, in `tenant`.
-    pub fn on(kind: EventKind, tenant: TenantId, actor: &'a str, subject: &'a str) -> Self {
+    /// `actor` acted on `subject`, in `tenant`, from the actor's address.
+    pub fn on(kind: EventKind, tenant: TenantId, actor: &'a Actor, subject: &'a str) -> Self {
         Event {
             tenant: Some(tenant),
-            actor: Some(actor),
             subject: Some(subject),
-            ..Event::new(kind)
+            ..Event::by(kind, actor.name(), actor.addr())
         }
     }
 

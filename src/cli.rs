@@ -13,6 +13,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::{shutdown_signal, Application, Portal};
+use crate::audit::Actor;
 use crate::clock::SystemClock;
 use crate::config::{Layers, Settings};
 use crate::domain::{
@@ -215,7 +216,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             portal
                 .services
                 .provisioning
-                .create_tenant(&code, &name, sip_domain.as_deref(), "cli")
+                .create_tenant(&code, &name, sip_domain.as_deref(), &Actor::cli())
                 .await?;
             println!("Created tenant {code} ({name}).");
             Ok(())
@@ -243,7 +244,14 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             let (_, temporary) = portal
                 .services
                 .provisioning
-                .create_user(&username, &name, email.as_ref(), role, password, "cli")
+                .create_user(
+                    &username,
+                    &name,
+                    email.as_ref(),
+                    role,
+                    password,
+                    &Actor::cli(),
+                )
                 .await?;
             println!("Created {} {username} ({name}).", role.as_str());
             if let Some(p) = temporary {
@@ -253,11 +261,12 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::User(UserCommand::ResetPassword { username, link }) => {
             let username = Username::parse(&username)?;
+            let cli = Actor::cli();
             let portal = Portal::open(settings, Arc::new(SystemClock)).await?;
             let reset = portal
                 .services
                 .provisioning
-                .reset_password(&username, link, "cli");
+                .reset_password(&username, link, &cli);
             match reset.await? {
                 Some(p) => println!(
                     "Temporary password for {username} (shown once, valid 72 hours, must be changed at next sign-in): {}",
@@ -274,7 +283,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             let was_locked = portal
                 .services
                 .provisioning
-                .unlock(&username, "cli")
+                .unlock(&username, &Actor::cli())
                 .await?;
             if was_locked {
                 println!("Unlocked {username}.");
@@ -319,7 +328,7 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
             portal
                 .services
                 .provisioning
-                .create_operator(&name, &password, "cli")
+                .create_operator(&name, &password, &Actor::cli())
                 .await?;
             println!("Created operator {name}.");
             if generated {

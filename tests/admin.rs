@@ -316,6 +316,45 @@ async fn an_admin_unlocks_a_user_and_signs_them_out_everywhere() {
 }
 
 #[tokio::test]
+async fn admin_actions_and_a_users_own_changes_are_audited_with_the_address_they_came_from() {
+    let (app, b) = spawn_tenant().await;
+    let user = app.signed_in(USER).await;
+    assert_eq!(
+        b.post("/admin/users/201/unlock", &[]).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        b.post("/admin/users/201/sign-out", &[]).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let user = {
+        drop(user);
+        app.signed_in(USER).await
+    };
+    let regenerated = user
+        .post("/phone/sip/regenerate", &[("confirm", "yes")])
+        .await;
+    assert_eq!(regenerated.status(), StatusCode::SEE_OTHER);
+    let page = b.get("/admin/audit").await.text().await.unwrap();
+    for kind in [
+        "user.unlocked",
+        "user.signed_out_everywhere",
+        "sip.regenerated",
+    ] {
+        let rows: Vec<&str> = page
+            .split("<tr>")
+            .filter(|row| row.contains(&format!("<td class=\"mono\">{kind}</td>")))
+            .collect();
+        assert_eq!(rows.len(), 1, "{kind}: {page}");
+        assert!(
+            rows[0].contains(">127.0.0.1<"),
+            "{kind} without the address: {}",
+            rows[0]
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_user_without_the_admin_role_gets_403_on_every_admin_route() {
     let (app, _) = spawn_tenant().await;
     let user = app.signed_in(USER).await;

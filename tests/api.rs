@@ -161,6 +161,7 @@ async fn password_resets_unlock_and_sign_out_end_sessions_as_the_pages_do() {
     let audit = api.get(&format!("/tenants/{TENANT}/audit?limit=3")).await;
     assert_eq!(audit.body["items"][0]["kind"], "user.unlocked");
     assert_eq!(audit.body["items"][0]["actor"], "api:billing");
+    assert_eq!(audit.body["items"][0]["client_addr"], "127.0.0.1");
     assert!(audit.body["next_cursor"].is_string());
 }
 

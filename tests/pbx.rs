@@ -67,7 +67,12 @@ async fn revealed_secret(app: &TestApp, username: &str) -> (Browser, String) {
 async fn app_with_token() -> (TestApp, String) {
     let app = spawn_app().await;
     app.add_user(USER, PASSWORD).await;
-    let token = app.portal.pbx.add_token("kamailio", "test").await.unwrap();
+    let token = app
+        .portal
+        .pbx
+        .add_token("kamailio", &common::test_actor())
+        .await
+        .unwrap();
     (app, token)
 }
 
@@ -118,7 +123,12 @@ async fn the_credential_lookup_refuses_a_missing_wrong_or_revoked_token() {
         assert_eq!(r.headers()["www-authenticate"], "Bearer");
         assert!(!r.text().await.unwrap().contains("ha1"));
     }
-    let other = app.portal.pbx.add_token("other", "test").await.unwrap();
+    let other = app
+        .portal
+        .pbx
+        .add_token("other", &common::test_actor())
+        .await
+        .unwrap();
     let r = reqwest::Client::new()
         .get(format!(
             "http://{}/pbx/v1/sip-credentials?{q}",
@@ -133,7 +143,7 @@ async fn the_credential_lookup_refuses_a_missing_wrong_or_revoked_token() {
     assert!(app
         .portal
         .pbx
-        .revoke_token("kamailio", "test")
+        .revoke_token("kamailio", &common::test_actor())
         .await
         .unwrap());
 
@@ -289,12 +299,22 @@ async fn two_tenants_cannot_share_a_sip_domain_whatever_its_case() {
     let code = |c: &str| dialtone::domain::TenantCode::parse(c).unwrap();
     let name = dialtone::domain::DisplayName::parse("Acme").unwrap();
     provisioning
-        .create_tenant(&code("acme"), &name, Some("sip.acme.example"), "test")
+        .create_tenant(
+            &code("acme"),
+            &name,
+            Some("sip.acme.example"),
+            &common::test_actor(),
+        )
         .await
         .unwrap();
 
     let again = provisioning
-        .create_tenant(&code("acme2"), &name, Some("SIP.Acme.Example"), "test")
+        .create_tenant(
+            &code("acme2"),
+            &name,
+            Some("SIP.Acme.Example"),
+            &common::test_actor(),
+        )
         .await;
 
     assert!(
@@ -469,7 +489,12 @@ async fn pbx(test: &str) -> Option<(Pbx, tokio::sync::MutexGuard<'static, ()>)> 
     let ports = Ports::pick();
     let app = spawn_app_with(&[("kamailio_rpc", &ports.rpc_url())]).await;
     app.add_user(USER, PASSWORD).await;
-    let token = app.portal.pbx.add_token("kamailio", "test").await.unwrap();
+    let token = app
+        .portal
+        .pbx
+        .add_token("kamailio", &common::test_actor())
+        .await
+        .unwrap();
     let kamailio = Kamailio::start(ports, app.internal.unwrap(), &token, &[]).await;
     Some((
         Pbx {
@@ -604,7 +629,7 @@ async fn a_revoked_pbx_token_gets_401_and_phones_are_told_to_retry_later() {
         .app
         .portal
         .pbx
-        .revoke_token("kamailio", "test")
+        .revoke_token("kamailio", &common::test_actor())
         .await
         .unwrap());
 

@@ -250,7 +250,12 @@ async fn the_phone_tab_allows_the_microphone_and_the_registrar_and_nothing_else_
 // ---- against Kamailio -------------------------------------------------------------------------
 
 async fn kamailio_for(app: &TestApp, ports: Ports) -> Kamailio {
-    let token = app.portal.pbx.add_token("kamailio", "test").await.unwrap();
+    let token = app
+        .portal
+        .pbx
+        .add_token("kamailio", &common::test_actor())
+        .await
+        .unwrap();
     Kamailio::start(ports, app.internal.expect("internal listener"), &token, &[]).await
 }
 

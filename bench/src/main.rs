@@ -425,7 +425,12 @@ async fn seed(
         portal
             .services
             .provisioning
-            .create_tenant(&code, &DisplayName::parse("Bench Co")?, None, "bench")
+            .create_tenant(
+                &code,
+                &DisplayName::parse("Bench Co")?,
+                None,
+                &dialtone::audit::Actor::new("bench", None),
+            )
             .await?;
     }
     let password = NewPassword::parse(PASSWORD, &PasswordContext::default())
@@ -1191,7 +1196,10 @@ struct Tokens {
 
 async fn tokens(data_dir: &Path, db: &str, base: &str) -> anyhow::Result<Tokens> {
     let portal = Portal::open(settings(data_dir, db, base)?, Arc::new(SystemClock)).await?;
-    let pbx = portal.pbx.add_token("bench", "bench").await?;
+    let pbx = portal
+        .pbx
+        .add_token("bench", &dialtone::audit::Actor::new("bench", None))
+        .await?;
     let api = portal
         .services
         .api_tokens

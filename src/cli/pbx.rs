@@ -7,6 +7,7 @@ use clap::Subcommand;
 
 use super::rfc3339;
 use crate::app::Portal;
+use crate::audit::Actor;
 use crate::clock::SystemClock;
 use crate::config::Settings;
 
@@ -32,7 +33,7 @@ pub(super) async fn run(command: PbxCommand, settings: Settings) -> anyhow::Resu
     let pbx = &portal.pbx;
     match command {
         PbxCommand::Token(TokenCommand::Add { name }) => {
-            let token = pbx.add_token(&name, "cli").await?;
+            let token = pbx.add_token(&name, &Actor::cli()).await?;
             println!("Created PBX token {name}. The token (shown once):");
             println!("{token}");
         }
@@ -46,7 +47,7 @@ pub(super) async fn run(command: PbxCommand, settings: Settings) -> anyhow::Resu
             }
         }
         PbxCommand::Token(TokenCommand::Revoke { name }) => {
-            if !pbx.revoke_token(&name, "cli").await? {
+            if !pbx.revoke_token(&name, &Actor::cli()).await? {
                 anyhow::bail!("there is no PBX token named {name}");
             }
             println!("Revoked PBX token {name}.");

@@ -5,6 +5,7 @@
 //! ([`ApiTokens::tenant_scope`], [`ApiActor::provider`]), so handlers cannot widen it.
 //! Also the replay store behind `Idempotency-Key`: the first answer, sealed, for 24 hours.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -13,7 +14,7 @@ use subtle::ConstantTimeEq;
 use super::tenant_admin::{Admin, ApiAdmin, TenantActor};
 use super::tenants::ProviderActor;
 use super::{service, Unexpected};
-use crate::audit::{Event, EventKind};
+use crate::audit::{Actor, Event, EventKind};
 use crate::auth::token::{looks_like_token, random_token, token_hash};
 use crate::domain::TenantCode;
 use crate::store::{ApiTokenRecord, IdempotentAnswer, StoreError, TenantId};
@@ -30,12 +31,14 @@ pub struct ApiActor {
     token_id: i64,
     name: String,
     tenant: Option<(TenantId, TenantCode)>,
+    /// Where the request came from.
+    addr: Option<IpAddr>,
 }
 
 impl ApiActor {
-    /// How the token appears in the audit log: `api:NAME`.
-    pub fn actor(&self) -> String {
-        format!("api:{}", self.name)
+    /// How the token appears in the audit log: `api:NAME`, from the request's address.
+    pub fn actor(&self) -> Actor {
+        Actor::new(format!("api:{}", self.name), self.addr)
     }
 
     /// The provider's powers, for a provider token only.
@@ -118,7 +121,7 @@ impl ApiTokens {
         &self,
         name: &str,
         tenant: Option<TenantId>,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<String, ApiTokenError> {
         if !valid_name(name) {
             return Err(ApiTokenError::BadName);
@@ -143,15 +146,14 @@ impl ApiTokens {
         &self,
         kind: EventKind,
         tenant: Option<TenantId>,
-        actor: &str,
+        actor: &Actor,
         name: &str,
     ) -> Result<(), Unexpected> {
         self.ctx
             .audit(Event {
                 tenant,
-                actor: Some(actor),
                 detail: Some(name),
-                ..Event::new(kind)
+                ..Event::by(kind, actor.name(), actor.addr())
             })
             .await
     }
@@ -209,8 +211,13 @@ impl ApiTokens {
         Ok(gone)
     }
 
-    /// The actor behind a presented token, counted against its rate limit.
-    pub async fn authenticate(&self, token: &str) -> Result<ApiActor, ApiAuthError> {
+    /// The actor behind a presented token, for a request from `addr`, counted against its
+    /// rate limit.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<ApiActor, ApiAuthError> {
         if !looks_like_token(token) {
             return Err(ApiAuthError::Invalid);
         }
@@ -250,6 +257,7 @@ impl ApiTokens {
             token_id: found.id,
             name: found.name,
             tenant: found.tenant,
+            addr,
         })
     }
 

@@ -7,6 +7,7 @@ use url::Url;
 use super::passwords::generate_temporary_password;
 use super::provisioning::ProvisionError;
 use super::{Services, Unexpected};
+use crate::audit::Actor;
 use crate::domain::{
     DisplayName, DomainError, Email, Extension, Role, SecurityAnswer, SecurityQuestion, TenantCode,
     Username, SUGGESTED_QUESTIONS,
@@ -21,7 +22,7 @@ pub async fn ensure(services: &Services, public_url: &Url) -> Result<(), Provisi
     if !provisioning.tenant_exists(&code).await? {
         let name = DisplayName::parse("Wicked Sprockets").map_err(fixed)?;
         provisioning
-            .create_tenant(&code, &name, None, "demo")
+            .create_tenant(&code, &name, None, &Actor::new("demo", None))
             .await?;
     }
     println!("Dialtone demo — open {public_url}login");
@@ -54,7 +55,7 @@ pub async fn ensure(services: &Services, public_url: &Url) -> Result<(), Provisi
                 Some(&email),
                 role,
                 Some(password),
-                "demo",
+                &Actor::new("demo", None),
             )
             .await?;
         println!("  {username} ({}) password: {shown}", role.as_str());
@@ -71,7 +72,7 @@ pub async fn ensure(services: &Services, public_url: &Url) -> Result<(), Provisi
                     &admin,
                     &SecurityQuestion::parse(SUGGESTED_QUESTIONS[0]).map_err(fixed)?,
                     &SecurityAnswer::parse(&answer).map_err(fixed)?,
-                    "demo",
+                    &Actor::new("demo", None),
                 )
                 .await?;
             println!(

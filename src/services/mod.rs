@@ -57,7 +57,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::audit::{self, Event, EventKind};
+use crate::audit::{self, Actor, Event, EventKind};
 use crate::auth::keyring::Keyring;
 use crate::auth::Hasher;
 use crate::clock::{SharedClock, Timestamp};
@@ -200,7 +200,7 @@ impl Context {
     async fn audit_user(
         &self,
         kind: EventKind,
-        actor: &str,
+        actor: &Actor,
         user: &UserRecord,
     ) -> Result<(), Unexpected> {
         let subject = user.username().to_string();

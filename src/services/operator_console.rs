@@ -17,7 +17,7 @@ use super::sign_in::SignInError;
 use super::tenant_admin::{page_offset, PAGE_SIZE};
 use super::two_step::{self, Account, AfterPassword, PendingStep};
 use super::{service, store_error_is_unexpected, Client, Context, Unexpected};
-use crate::audit::{operator_actor, Event, EventKind};
+use crate::audit::{operator_actor, Actor, Event, EventKind};
 use crate::auth::token;
 use crate::clock::Timestamp;
 use crate::domain::{Extension, NewPassword, OperatorName, SecurityAnswer, TenantCode, Username};
@@ -37,9 +37,9 @@ pub struct OperatorSession {
 }
 
 impl OperatorSession {
-    /// How the operator appears in audit logs.
-    pub fn actor(&self) -> String {
-        operator_actor(&self.operator.name)
+    /// How the operator appears in audit logs, acting from `client`.
+    pub fn actor(&self, client: &Client) -> Actor {
+        Actor::new(operator_actor(&self.operator.name), client.addr)
     }
 }
 
@@ -239,10 +239,9 @@ impl OperatorConsole {
             .store
             .delete_operator_session(os.session.id)
             .await?;
-        let actor = os.actor();
-        let addr = client.addr_string();
+        let actor = os.actor(&client);
         self.ctx
-            .audit(Event::by(EventKind::SignOut, &actor, addr.as_deref()))
+            .audit(Event::by(EventKind::SignOut, actor.name(), actor.addr()))
             .await
     }
 
@@ -282,8 +281,9 @@ impl OperatorConsole {
         &self,
         os: &OperatorSession,
         req: &NewTenantWithAdmin,
+        client: &Client,
     ) -> Result<CreatedTenant, TenantError> {
-        let actor = os.actor();
+        let actor = os.actor(client);
         let (id, username, temporary) = Provisioning::new(self.ctx.clone())
             .create_tenant_with_admin(req, &actor)
             .await?;
@@ -375,12 +375,10 @@ impl OperatorConsole {
         client: Client,
         detail: Option<&str>,
     ) -> Result<(), Unexpected> {
-        let actor = os.actor();
+        let actor = os.actor(&client);
         let subject = user.username().to_string();
-        let addr = client.addr_string();
         self.ctx
             .audit(Event {
-                client_addr: addr.as_deref(),
                 detail,
                 ..Event::on(kind, user.tenant_id, &actor, &subject)
             })
@@ -505,9 +503,10 @@ impl OperatorConsole {
         os: &OperatorSession,
         code: &TenantCode,
         admin_id: UserId,
+        client: &Client,
     ) -> Result<(), ActError> {
         let user = self.verified_admin(os, code, admin_id).await?;
-        match send_link_for(&self.ctx, user, &os.actor()).await? {
+        match send_link_for(&self.ctx, user, &os.actor(client)).await? {
             Ok(()) => Ok(()),
             Err(NoEmailOnFile) => Err(ActError::NoEmail),
         }

@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use super::device_secrets;
 use super::guard::Refusal;
 use super::{service, store_error_is_unexpected, Client, Context, SessionUser, Unexpected};
-use crate::audit::{Event, EventKind};
+use crate::audit::{Actor, Event, EventKind};
 use crate::auth::hashing::HashError;
 use crate::auth::token;
 use crate::domain::{password, NewPassword, PasswordContext, PasswordProblem, Username};
@@ -160,7 +160,7 @@ pub(crate) async fn refuse_current(
 pub(crate) async fn set_temporary_password(
     ctx: &Context,
     user: &UserRecord,
-    actor: &str,
+    actor: &Actor,
 ) -> Result<NewPassword, Unexpected> {
     let password = generate_temporary_password(&user.username());
     let hash = ctx

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::audit::{self, Event, EventKind};
+use crate::audit::{self, Actor, Event, EventKind};
 use crate::auth::keyring::Keyring;
 use crate::auth::token::{looks_like_token, random_token, token_hash};
 use crate::clock::{SharedClock, Timestamp};
@@ -262,7 +262,7 @@ impl PbxLink {
     // ---- PBX tokens --------------------------------------------------------------------
 
     /// Makes a token named `name` and returns it: the only time it is ever visible.
-    pub async fn add_token(&self, name: &str, actor: &str) -> Result<String, PbxTokenError> {
+    pub async fn add_token(&self, name: &str, actor: &Actor) -> Result<String, PbxTokenError> {
         let valid_name = (1..=64).contains(&name.len())
             && name
                 .bytes()
@@ -291,7 +291,7 @@ impl PbxLink {
     }
 
     /// Revokes the token named `name`; false when there is none.
-    pub async fn revoke_token(&self, name: &str, actor: &str) -> Result<bool, Unexpected> {
+    pub async fn revoke_token(&self, name: &str, actor: &Actor) -> Result<bool, Unexpected> {
         let gone = self.inner.store.delete_pbx_token(name).await?;
         self.forget_tokens();
         if gone {
@@ -300,14 +300,13 @@ impl PbxLink {
         Ok(gone)
     }
 
-    async fn audit(&self, kind: EventKind, actor: &str, name: &str) -> Result<(), Unexpected> {
+    async fn audit(&self, kind: EventKind, actor: &Actor, name: &str) -> Result<(), Unexpected> {
         audit::record(
             &self.inner.store,
             self.now(),
             Event {
-                actor: Some(actor),
                 detail: Some(name),
-                ..Event::new(kind)
+                ..Event::by(kind, actor.name(), actor.addr())
             },
         )
         .await?;

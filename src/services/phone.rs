@@ -10,7 +10,7 @@ use super::device_secrets::{self, generate_sip_secret, seal_sip_secret};
 use super::guard::Refusal;
 use super::pbx::aor;
 use super::{service, store_error_is_unexpected, Client, Context, SessionUser, Unexpected};
-use crate::audit::{Event, EventKind};
+use crate::audit::{Actor, EventKind};
 use crate::domain::{Pin, PinProblem};
 use crate::store::UserRecord;
 
@@ -103,24 +103,18 @@ impl Phone {
             }
         }
         let secret = device_secrets::sip_secret(ctx, &su.user).await?;
-        let name = su.user.username().to_string();
-        let addr = client.addr_string();
-        ctx.audit(Event {
-            client_addr: addr.as_deref(),
-            ..Event::on(
-                EventKind::SipSecretRevealed,
-                su.user.tenant_id,
-                &name,
-                &name,
-            )
-        })
-        .await?;
+        ctx.audit_user(EventKind::SipSecretRevealed, &su.actor(&client), &su.user)
+            .await?;
         Ok(secret)
     }
 
     /// A new random SIP secret; every phone must be reprogrammed. Portal sessions stay.
-    pub async fn regenerate_sip_secret(&self, su: &SessionUser) -> Result<(), Unexpected> {
-        regenerate_for(&self.ctx, &su.user, &su.user.username().to_string()).await
+    pub async fn regenerate_sip_secret(
+        &self,
+        su: &SessionUser,
+        client: &Client,
+    ) -> Result<(), Unexpected> {
+        regenerate_for(&self.ctx, &su.user, &su.actor(client)).await
     }
 
     pub async fn change_pin(
@@ -128,15 +122,9 @@ impl Phone {
         su: &SessionUser,
         new: &str,
         confirm: &str,
+        client: &Client,
     ) -> Result<(), PinError> {
-        set_pin_for(
-            &self.ctx,
-            &su.user,
-            new,
-            confirm,
-            &su.user.username().to_string(),
-        )
-        .await
+        set_pin_for(&self.ctx, &su.user, new, confirm, &su.actor(client)).await
     }
 }
 
@@ -144,7 +132,7 @@ impl Phone {
 pub(crate) async fn regenerate_for(
     ctx: &Context,
     user: &UserRecord,
-    actor: &str,
+    actor: &Actor,
 ) -> Result<(), Unexpected> {
     let fresh = generate_sip_secret();
     // The SIP server is told to forget the old secret once this commits (PBX link).
@@ -166,7 +154,7 @@ pub(crate) async fn set_pin_for(
     user: &UserRecord,
     new: &str,
     confirm: &str,
-    actor: &str,
+    actor: &Actor,
 ) -> Result<(), PinError> {
     let parsed = Pin::parse(new, &user.extension);
     let mismatch = new.trim() != confirm.trim();

@@ -10,7 +10,7 @@ use super::passwords::{
 };
 use super::recovery::{send_link_for, NoEmailOnFile};
 use super::{service, store_error_is_unexpected, Unexpected};
-use crate::audit::{operator_actor, Event, EventKind};
+use crate::audit::{operator_actor, Actor, Event, EventKind};
 use crate::domain::{
     DisplayName, Email, Extension, NewPassword, OperatorName, Role, TenantCode, Username,
 };
@@ -109,7 +109,7 @@ impl Provisioning {
         code: &TenantCode,
         name: &DisplayName,
         sip_domain: Option<&str>,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<TenantId, TenantError> {
         let ctx = &self.ctx;
         let given = match sip_domain {
@@ -154,7 +154,7 @@ impl Provisioning {
     pub async fn create_tenant_with_admin(
         &self,
         new: &NewTenantWithAdmin,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<(UserId, Username, Option<NewPassword>), TenantError> {
         self.create_tenant(&new.code, &new.name, new.sip_domain.as_deref(), actor)
             .await?;
@@ -200,7 +200,7 @@ impl Provisioning {
         email: Option<&Email>,
         role: Role,
         password: Option<NewPassword>,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<(UserId, Option<NewPassword>), CreateUserError> {
         let ctx = &self.ctx;
         let tenant = ctx
@@ -263,7 +263,7 @@ impl Provisioning {
 
     /// `dialtone user unlock`: clears the lockout of a username. Returns whether it was
     /// locked.
-    pub async fn unlock(&self, username: &Username, actor: &str) -> Result<bool, ProvisionError> {
+    pub async fn unlock(&self, username: &Username, actor: &Actor) -> Result<bool, ProvisionError> {
         let user = self.existing_user(username).await?;
         let key = ThrottleKey::username(username);
         let guard = self.ctx.guard();
@@ -287,7 +287,7 @@ impl Provisioning {
         &self,
         username: &Username,
         link: bool,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<Option<NewPassword>, ProvisionError> {
         let user = self.existing_user(username).await?;
         if link {
@@ -304,7 +304,7 @@ impl Provisioning {
         &self,
         name: &OperatorName,
         password: &NewPassword,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<(), ProvisionError> {
         let ctx = &self.ctx;
         let hash = ctx
@@ -323,9 +323,8 @@ impl Provisioning {
         }
         let subject = operator_actor(name);
         ctx.audit(Event {
-            actor: Some(actor),
             subject: Some(&subject),
-            ..Event::new(EventKind::OperatorCreated)
+            ..Event::by(EventKind::OperatorCreated, actor.name(), actor.addr())
         })
         .await?;
         Ok(())

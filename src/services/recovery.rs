@@ -11,7 +11,7 @@ use super::guard::{
 };
 use super::passwords::{check_new_password, refuse_current, PasswordRejected};
 use super::{service, store_error_is_unexpected, Client, Context, Unexpected};
-use crate::audit::{Event, EventKind};
+use crate::audit::{Actor, Event, EventKind};
 use crate::auth::hashing::HashError;
 use crate::auth::token;
 use crate::domain::{DomainError, Email, Username};
@@ -70,13 +70,21 @@ pub struct NoEmailOnFile;
 pub(crate) async fn send_link_for(
     ctx: &Context,
     user: UserRecord,
-    actor: &str,
+    actor: &Actor,
 ) -> Result<Result<(), NoEmailOnFile>, Unexpected> {
     let Some(email) = user.email.clone() else {
         return Ok(Err(NoEmailOnFile));
     };
     ctx.store.delete_user_sessions(user.id).await?;
-    queue_reset_mail(ctx, &email, vec![user], Some(actor), None, false).await?;
+    queue_reset_mail(
+        ctx,
+        &email,
+        vec![user],
+        Some(actor.name()),
+        actor.addr(),
+        false,
+    )
+    .await?;
     Ok(Ok(()))
 }
 

@@ -5,9 +5,9 @@
 use secrecy::SecretString;
 
 use super::guard::Refusal;
-use super::tenant_admin::Admin;
+use super::tenant_admin::{Admin, TenantActor};
 use super::{service, store_error_is_unexpected, Client, SessionUser, Unexpected};
-use crate::audit::{Event, EventKind};
+use crate::audit::{Actor, Event, EventKind};
 use crate::domain::{SecurityAnswer, SecurityQuestion};
 use crate::store::UserRecord;
 
@@ -79,10 +79,7 @@ impl SecurityQuestions {
             )
             .await?
             .map_err(SecurityQuestionError::Refused)?;
-        let name = user.username().to_string();
-        let addr = client.addr_string();
-        self.store(user, &question, &answer, &name, addr.as_deref())
-            .await?;
+        self.store(user, &question, &answer, &admin.actor()).await?;
         Ok(())
     }
 
@@ -93,9 +90,9 @@ impl SecurityQuestions {
         user: &UserRecord,
         question: &SecurityQuestion,
         answer: &SecurityAnswer,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<(), Unexpected> {
-        self.store(user, question, answer, actor, None).await
+        self.store(user, question, answer, actor).await
     }
 
     async fn store(
@@ -103,8 +100,7 @@ impl SecurityQuestions {
         user: &UserRecord,
         question: &SecurityQuestion,
         answer: &SecurityAnswer,
-        actor: &str,
-        addr: Option<&str>,
+        actor: &Actor,
     ) -> Result<(), Unexpected> {
         let ctx = &self.ctx;
         let hash = ctx
@@ -115,15 +111,12 @@ impl SecurityQuestions {
             .set_security_question(user.id, question.as_str(), &hash, ctx.now())
             .await?;
         let subject = user.username().to_string();
-        ctx.audit(Event {
-            client_addr: addr,
-            ..Event::on(
-                EventKind::SecurityQuestionSet,
-                user.tenant_id,
-                actor,
-                &subject,
-            )
-        })
+        ctx.audit(Event::on(
+            EventKind::SecurityQuestionSet,
+            user.tenant_id,
+            actor,
+            &subject,
+        ))
         .await
     }
 }

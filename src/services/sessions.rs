@@ -5,7 +5,7 @@
 //! may end.
 
 use super::{service, Client, Context, Policy, Unexpected};
-use crate::audit::{Event, EventKind};
+use crate::audit::{Actor, Event, EventKind};
 use crate::auth::token;
 use crate::clock::Timestamp;
 use crate::store::{SessionId, SessionOrigin, SessionRecord, UserRecord};
@@ -170,6 +170,13 @@ pub(crate) async fn keep_alive(
 pub struct SessionUser {
     pub session: SessionRecord,
     pub user: UserRecord,
+}
+
+impl SessionUser {
+    /// The signed-in user as the audit log names them, acting from `client`.
+    pub fn actor(&self, client: &Client) -> Actor {
+        Actor::new(self.user.username().to_string(), client.addr)
+    }
 }
 
 service!(

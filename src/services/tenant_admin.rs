@@ -11,7 +11,9 @@ use super::phone::{regenerate_for, set_pin_for, PinError, PinRejected};
 use super::provisioning::{CreateUserError, Provisioning};
 use super::recovery::{send_link_for, NoEmailOnFile};
 use super::{service, store_error_is_unexpected, SessionUser, Unexpected};
-use crate::audit::{Event, EventKind};
+use std::net::IpAddr;
+
+use crate::audit::{Actor, Event, EventKind};
 use crate::domain::{DisplayName, Email, Extension, NewPassword, Role, TenantCode, Username};
 use crate::mail::AccountNotice;
 use crate::store::{
@@ -27,9 +29,10 @@ pub(crate) fn page_offset(page: i64) -> i64 {
     page.max(0).saturating_mul(PAGE_SIZE)
 }
 
-/// Proof that the acting user is an admin of their tenant: only [`Admin::of`] makes one.
+/// Proof that the acting user is an admin of their tenant, acting from one address: only
+/// [`Admin::of`] makes one.
 #[derive(Debug, Clone)]
-pub struct Admin(SessionUser);
+pub struct Admin(SessionUser, Option<IpAddr>);
 
 /// Who may act on one tenant's users: a tenant admin ([`Admin`]) or an API token that
 /// reaches the tenant ([`ApiAdmin`]). Sealed: only this module's proofs implement it, so
@@ -37,8 +40,8 @@ pub struct Admin(SessionUser);
 pub trait TenantActor: sealed::Sealed {
     fn tenant_id(&self) -> TenantId;
     fn tenant_code(&self) -> &TenantCode;
-    /// How the actor appears in the audit log.
-    fn actor(&self) -> String;
+    /// How the actor appears in the audit log, with the address it acts from.
+    fn actor(&self) -> Actor;
 }
 
 mod sealed {
@@ -54,8 +57,8 @@ impl TenantActor for Admin {
     fn tenant_code(&self) -> &TenantCode {
         &self.0.user.tenant_code
     }
-    fn actor(&self) -> String {
-        self.0.user.username().to_string()
+    fn actor(&self) -> Actor {
+        Actor::new(self.0.user.username().to_string(), self.1)
     }
 }
 
@@ -65,8 +68,8 @@ impl TenantActor for Admin {
 pub struct ApiAdmin {
     pub(super) tenant_id: TenantId,
     pub(super) tenant_code: TenantCode,
-    /// `api:NAME`.
-    pub(super) actor: String,
+    /// `api:NAME`, from the request's address.
+    pub(super) actor: Actor,
 }
 
 impl TenantActor for ApiAdmin {
@@ -76,15 +79,15 @@ impl TenantActor for ApiAdmin {
     fn tenant_code(&self) -> &TenantCode {
         &self.tenant_code
     }
-    fn actor(&self) -> String {
+    fn actor(&self) -> Actor {
         self.actor.clone()
     }
 }
 
 impl Admin {
-    /// The admin behind this session; `None` when its user is not one.
-    pub fn of(su: SessionUser) -> Option<Admin> {
-        su.user.is_admin().then_some(Admin(su))
+    /// The admin behind this session, acting from `addr`; `None` when its user is not one.
+    pub fn of(su: SessionUser, addr: Option<IpAddr>) -> Option<Admin> {
+        su.user.is_admin().then_some(Admin(su, addr))
     }
 
     pub fn session(&self) -> &SessionUser {

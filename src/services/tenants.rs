@@ -9,7 +9,7 @@
 use super::provisioning::{sip_domain, Provisioning};
 pub use super::provisioning::{NewTenantWithAdmin, TenantError};
 use super::{service, Unexpected};
-use crate::audit::{Event, EventKind};
+use crate::audit::{Actor, Event, EventKind};
 use crate::domain::{DisplayName, NewPassword, TenantCode};
 use crate::store::{ApiUserRow, StoreError, TenantRow};
 
@@ -19,20 +19,20 @@ use crate::store::{ApiUserRow, StoreError, TenantRow};
 /// [`ApiActor::provider`]: super::api_tokens::ApiActor::provider
 #[derive(Debug, Clone)]
 pub struct ProviderActor {
-    actor: String,
+    actor: Actor,
 }
 
 impl ProviderActor {
-    pub(super) fn new(actor: String) -> ProviderActor {
+    pub(super) fn new(actor: Actor) -> ProviderActor {
         ProviderActor { actor }
     }
 
     /// The provider's staff at the command line (audited as `cli`).
     pub fn cli() -> ProviderActor {
-        ProviderActor::new("cli".to_owned())
+        ProviderActor::new(Actor::cli())
     }
 
-    pub(super) fn actor(&self) -> &str {
+    pub(super) fn actor(&self) -> &Actor {
         &self.actor
     }
 }
@@ -223,9 +223,12 @@ impl Tenants {
             .await?;
         self.ctx
             .audit(Event {
-                actor: Some(by.actor()),
                 subject: Some(code.as_str()),
-                ..Event::new(EventKind::TenantDeleted)
+                ..Event::by(
+                    EventKind::TenantDeleted,
+                    by.actor().name(),
+                    by.actor().addr(),
+                )
             })
             .await?;
         Ok(())

@@ -28,11 +28,11 @@ use super::guard::Refusal;
 use super::operator_console::{open_operator_session, ActError, OperatorConsole, OperatorSession};
 use super::passkeys::{Passkeys, SignInStartError};
 use super::sign_in::{open_session, SignedIn};
-use super::tenant_admin::Admin;
+use super::tenant_admin::{Admin, TenantActor};
 use super::{
     service, store_error_is_unexpected, trusted_devices, Client, Context, SessionUser, Unexpected,
 };
-use crate::audit::{operator_actor, Event, EventKind};
+use crate::audit::{operator_actor, Actor, Event, EventKind};
 use crate::auth::{token, totp};
 use crate::domain::{Extension, TenantCode};
 use crate::mail::compose::TwoStepNotice;
@@ -1133,8 +1133,7 @@ impl TwoStep {
             "wrong password when removing a user's two-step sign-in",
         )
         .await?;
-        let actor = me.username().to_string();
-        self.remove_by_other(&target, &actor, client)
+        self.remove_by_other(&target, &admin.actor(), client)
             .await?
             .then_some(())
             .ok_or(ConfirmedChangeError::NoFactor)
@@ -1145,7 +1144,7 @@ impl TwoStep {
     async fn remove_by_other(
         &self,
         target: &UserRecord,
-        actor: &str,
+        actor: &Actor,
         client: Client,
     ) -> Result<bool, Unexpected> {
         let notice = self.notice(target, TwoStepNotice::Removed)?;
@@ -1167,7 +1166,7 @@ impl TwoStep {
         }
         self.audit(
             &Account::User(target.clone()),
-            Some(actor),
+            Some(actor.name()),
             EventKind::TwoStepRemoved,
             client,
             None,
@@ -1197,7 +1196,10 @@ impl TwoStep {
             }
             Err(ActError::Unexpected(e)) => return Err(e.into()),
         };
-        if self.remove_by_other(&admin, &os.actor(), client).await? {
+        if self
+            .remove_by_other(&admin, &os.actor(&client), client)
+            .await?
+        {
             Ok(())
         } else {
             Err(OperatorRemoveError::NoFactor)

@@ -139,7 +139,7 @@ pub(super) fn media_type(content_type: &str) -> String {
 /// The connecting client, for throttling and the audit log. Behind a trusted load balancer
 /// (`DIALTONE_TRUSTED_PROXIES`) it is the right-most `X-Forwarded-For` address that is not
 /// itself a trusted proxy; otherwise the TCP peer. Anything a client could forge is ignored.
-fn client_of(parts: &Parts, state: &AppState) -> Client {
+pub(super) fn client_of(parts: &Parts, state: &AppState) -> Client {
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -266,7 +266,8 @@ impl Visitor for AnySession {
 impl Visitor for Admin {
     async fn admit(parts: &Parts, state: &AppState) -> Result<Self, Response> {
         let su = SessionUser::admit(parts, state).await?;
-        Admin::of(su).ok_or_else(|| WebError::NotAllowed.into_response())
+        let addr = client_of(parts, state).addr;
+        Admin::of(su, addr).ok_or_else(|| WebError::NotAllowed.into_response())
     }
 }
 

@@ -156,7 +156,7 @@ impl TestApp {
                     "k{}",
                     dialtone::auth::token::random_token()[..8].replace(['-', '_'], "x")
                 ),
-                "test",
+                &super::test_actor(),
             )
             .await
             .expect("a PBX token");

@@ -83,6 +83,11 @@ pub struct TestApp {
     running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+/// Who the tests' own direct calls act as, in the audit log.
+pub fn test_actor() -> dialtone::audit::Actor {
+    dialtone::audit::Actor::new("test", None)
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
@@ -411,7 +416,7 @@ impl TestApp {
                 &TenantCode::parse(code).unwrap(),
                 &DisplayName::parse("Wicked Sprockets").unwrap(),
                 None,
-                "test",
+                &test_actor(),
             )
             .await
             .unwrap();
@@ -448,7 +453,7 @@ impl TestApp {
                 email.as_ref(),
                 role,
                 password,
-                "test",
+                &test_actor(),
             )
             .await
             .unwrap();
@@ -462,7 +467,7 @@ impl TestApp {
             .create_operator(
                 &OperatorName::parse(name).unwrap(),
                 &NewPassword::parse(OPERATOR_PASSWORD, &PasswordContext::default()).unwrap(),
-                "test",
+                &test_actor(),
             )
             .await
             .unwrap();
@@ -473,7 +478,7 @@ impl TestApp {
         let username = Username::parse(username).unwrap();
         self.services()
             .provisioning
-            .unlock(&username, "test")
+            .unlock(&username, &test_actor())
             .await
             .unwrap()
     }

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::extract::bearer;
+use super::extract::{bearer, client_of};
 use super::respond::machine_headers;
 use super::AppState;
 use crate::domain::TenantCode;
@@ -110,7 +110,8 @@ impl FromRequestParts<AppState> for ApiAuth {
         let Some(token) = bearer(&parts.headers) else {
             return Err(Problem::unauthorized());
         };
-        match state.services.api_tokens.authenticate(token).await {
+        let addr = client_of(parts, state).addr;
+        match state.services.api_tokens.authenticate(token, addr).await {
             Ok(actor) => Ok(ApiAuth {
                 state: state.clone(),
                 actor,

@@ -270,7 +270,7 @@ async fn create_tenant(
     let status = match parsed {
         None => StatusCode::UNPROCESSABLE_ENTITY,
         Some(_) if errors.any() => StatusCode::UNPROCESSABLE_ENTITY,
-        Some(req) => match console.create_tenant(&page.who, &req).await {
+        Some(req) => match console.create_tenant(&page.who, &req, &page.client).await {
             Ok(created) => {
                 return Ok(html(
                     StatusCode::OK,
@@ -572,9 +572,12 @@ async fn send_reset_link(
     page: Page<OperatorSession>,
     Posted(target, _): Posted<Caller, NoFields>,
 ) -> Result<Response, WebError> {
-    act_for_caller(&page, &target, "link", async |console, os, code, id, _| {
-        console.send_reset_link(os, code, id).await
-    })
+    act_for_caller(
+        &page,
+        &target,
+        "link",
+        async |console, os, code, id, client| console.send_reset_link(os, code, id, &client).await,
+    )
     .await
 }
 

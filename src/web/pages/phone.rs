@@ -193,6 +193,6 @@ async fn regenerate_sip_secret(
         ));
     }
     let phone = &page.state.services.phone;
-    phone.regenerate_sip_secret(&page.who).await?;
+    phone.regenerate_sip_secret(&page.who, &page.client).await?;
     Ok(back_to("/phone", "regenerated"))
 }

@@ -172,7 +172,7 @@ async fn change_pin(
 ) -> Result<Response, WebError> {
     let phone = &page.state.services.phone;
     match phone
-        .change_pin(&page.who, &form.new_pin, &form.confirm_pin)
+        .change_pin(&page.who, &form.new_pin, &form.confirm_pin, &page.client)
         .await
     {
         Ok(()) => Ok(Redirect::to("/settings?saved=pin").into_response()),
@@ -214,7 +214,7 @@ async fn set_security_question(
     page: Page<SessionUser>,
     ValidForm(form): ValidForm<QuestionFields>,
 ) -> Result<Response, WebError> {
-    let Some(admin) = Admin::of(page.who.clone()) else {
+    let Some(admin) = Admin::of(page.who.clone(), page.client.addr) else {
         return Err(WebError::NotAllowed);
     };
     let question = match form.choice.as_str() {
