@@ -156,7 +156,11 @@ fn is_styled_400(status: StatusCode, body: &str) -> bool {
 #[tokio::test]
 async fn unreadable_paths_and_queries_get_the_styled_400_page() {
     let (app, admin) = spawn_tenant().await;
-    for path in ["/admin/users?page=abc", "/settings?page=1&page=2&saved=%FF"] {
+    for path in [
+        "/admin/users?page=abc",
+        "/admin/api-tokens?done=a&done=b",
+        "/settings?page=1&page=2&saved=%FF",
+    ] {
         let r = admin.get(path).await;
         let status = r.status();
         let body = r.text().await.unwrap();
@@ -166,6 +170,10 @@ async fn unreadable_paths_and_queries_get_the_styled_400_page() {
             assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
         }
     }
+    let r = admin.post("/admin/api-tokens/%FF/revoke", &[]).await;
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    assert!(is_styled_400(status, &body), "revoke %FF: {status} {body}");
     app.add_operator(OPERATOR).await;
     let op = app.signed_in_operator(OPERATOR).await;
     for path in [

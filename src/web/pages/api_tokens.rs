@@ -1,8 +1,8 @@
 //! Admin → API tokens: a tenant admin makes (shown once), lists (name, created, last used)
 //! and revokes the tokens their company's own tools use on the JSON API.
 
+use crate::web::params::{Path, Query};
 use askama::Template;
-use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
