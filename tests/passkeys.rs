@@ -179,6 +179,38 @@ async fn a_challenge_runs_out_after_five_minutes() {
 }
 
 #[tokio::test]
+async fn starting_to_add_a_passkey_after_fifteen_minutes_needs_the_password() {
+    let app = spawn_app().await;
+    let b = app.signed_in_user().await;
+    let page = b.get("/settings/passkeys").await.text().await.unwrap();
+    assert!(!page.contains("id=\"passkey-password\""), "a fresh sign-in");
+    app.advance(Duration::from_secs(16 * 60));
+    let page = b.get("/settings/passkeys").await.text().await.unwrap();
+    assert!(page.contains("id=\"passkey-password\""), "{page}");
+
+    let r = start(&b, "Work laptop").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(json(r).await["error"]
+        .as_str()
+        .unwrap()
+        .contains("confirm your portal password"));
+    let start_with = "/settings/passkeys/register/start";
+    let wrong = [
+        ("name", "Work laptop"),
+        ("current_password", "Wrong-Password-1"),
+    ];
+    let r = b.post(start_with, &wrong).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.audit_count("signin.failed").await, 1);
+    let right = [("name", "Work laptop"), ("current_password", PASSWORD)];
+    let r = b.post(start_with, &right).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(json(r).await["publicKey"]["challenge"].is_string());
+    // The password typed counts as a fresh sign-in for the next 15 minutes.
+    assert_eq!(start(&b, "Work laptop").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn passkeys_need_a_public_url_with_a_host_name() {
     let app = spawn_app_with(&[("public_url", "http://127.0.0.1:8080")]).await;
     let b = app.signed_in_user().await;
@@ -588,6 +620,9 @@ async fn a_passkey_is_added_named_used_renamed_and_removed_in_chromium() {
         "the stored credential is the one the authenticator holds"
     );
     assert_eq!(app.audit_count("passkey.added").await, 1);
+    let mail = app.wait_for_mail(1).await.remove(0);
+    assert_eq!(mail.to, "201@example.com");
+    assert!(mail.text.contains("A passkey was added"), "{}", mail.text);
     c.audit().await;
     c.set_theme("light").await;
     c.audit_contrast().await;

@@ -692,13 +692,13 @@ async fn passkeys_belong_to_their_user_and_a_ceremony_is_taken_once() {
         name: "Laptop",
         passkey: "{}",
     };
-    let id = s.insert_passkey(&new, NOW).await.unwrap();
+    let id = s.insert_passkey(&new, None, NOW).await.unwrap();
     let again = NewPasskey {
         user_id: other,
         ..new
     };
     assert!(matches!(
-        s.insert_passkey(&again, NOW).await,
+        s.insert_passkey(&again, None, NOW).await,
         Err(StoreError::Conflict)
     ));
     assert!(s.has_passkey(owner).await.unwrap());

@@ -327,6 +327,75 @@ async fn the_pending_step_expires_after_five_minutes() {
 }
 
 #[tokio::test]
+async fn adding_an_app_after_fifteen_minutes_needs_the_password_and_its_owner_is_mailed() {
+    let app = spawn_app().await;
+    let b = app.signed_in_user().await;
+    app.advance(Duration::from_secs(16 * 60));
+    let page = b
+        .get("/settings/two-step/setup")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("name=\"current_password\""), "{page}");
+    let secret = totp_secret_in(&page);
+    let code = totp_code(&secret, app.now());
+
+    // The right code alone, in a session signed in long ago: refused, nothing added.
+    let r = b.post("/settings/two-step/setup", &[("code", &code)]).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("confirm your portal password"), "{body}");
+    assert_eq!(totp_secret_in(&body), secret, "the same key to try again");
+    assert_eq!(
+        location(&app.browser().login(USER, PASSWORD).await),
+        "/phone"
+    );
+
+    // A wrong password: refused at its field and counted as a failed sign-in.
+    let r = b
+        .post(
+            "/settings/two-step/setup",
+            &[("code", &code), ("current_password", "Wrong-Password-1")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("id=\"setup-password-error\""), "{body}");
+    let failed = app.audit_events("signin.failed").await;
+    assert_eq!(
+        failed[0].detail.as_deref(),
+        Some("wrong password when adding an authenticator app")
+    );
+    assert_eq!(
+        location(&app.browser().login(USER, PASSWORD).await),
+        "/phone"
+    );
+
+    // With the password: on, and its owner is told by mail.
+    let r = b
+        .post(
+            "/settings/two-step/setup",
+            &[("code", &code), ("current_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(recovery_codes_in(&r.text().await.unwrap()).len(), 10);
+    assert_eq!(
+        location(&app.browser().login(USER, PASSWORD).await),
+        "/login/two-step"
+    );
+    let mail = app.wait_for_mail(1).await.remove(0);
+    assert_eq!(mail.to, "201@example.com");
+    assert!(
+        mail.subject.starts_with("A second factor was added"),
+        "{}",
+        mail.subject
+    );
+    assert!(mail.text.contains("An authenticator app was added"));
+}
+
+#[tokio::test]
 async fn a_recovery_code_works_once_and_its_use_is_mailed_and_audited() {
     let app = spawn_app().await;
     app.add_user(USER, PASSWORD).await;

@@ -120,6 +120,9 @@ pub enum TwoStepNotice {
     RecoveryCodeUsed { left: i64 },
     /// Someone else (an admin, an operator) removed the account's second factor.
     Removed,
+    /// A second factor was added to the account: `factor` says which, as a sentence
+    /// begins ("An authenticator app", "A passkey").
+    Added { factor: &'static str },
 }
 
 /// "2027-01-15 08:00" for a timestamp.
@@ -278,6 +281,14 @@ fn two_step_words(notice: TwoStepNotice, provider: &str) -> (&'static str, Strin
                  your administrator.",
                 if left == 1 { "" } else { "s" }
             ),
+        ),
+        TwoStepNotice::Added { factor } => (
+            "two_step_added",
+            format!("A second factor was added to your {provider} portal account"),
+            format!("{factor} was added to your two-step sign-in"),
+            "From now on, signing in can ask for it after your password. If this was not \
+             you, change your password now and tell your administrator, who can remove it."
+                .to_owned(),
         ),
         TwoStepNotice::Removed => (
             "two_step_removed",

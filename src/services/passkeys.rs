@@ -14,11 +14,13 @@ use webauthn_rs::prelude::{
 };
 
 use super::guard::Refusal;
-use super::two_step::{has_second_factor, RecoveryCodes, TwoStep};
+use super::sessions::{prove_recent_sign_in, Reconfirm};
+use super::two_step::{has_second_factor, two_step_notice, RecoveryCodes, TwoStep};
 use super::{service, store_error_is_unexpected, Client, SessionUser, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::clock::Timestamp;
 use crate::domain::PasskeyName;
+use crate::mail::compose::TwoStepNotice;
 use crate::store::{
     CeremonyKind, FactorOwner, NewPasskey, PasskeyId, StoreError, UserId, UserRecord,
 };
@@ -43,6 +45,9 @@ pub enum StartError {
     /// a relying party id.
     #[error("passkeys need a public URL with a host name")]
     Unavailable,
+    /// Not signed in within the last 15 minutes, and the password was not (rightly) given.
+    #[error("password needed: {0:?}")]
+    Reconfirm(Reconfirm),
     #[error(transparent)]
     Unexpected(#[from] Unexpected),
 }
@@ -168,10 +173,21 @@ impl Passkeys {
     }
 
     /// Starts adding a passkey: the options for `navigator.credentials.create()` as JSON
-    /// (`{"publicKey": …}`), excluding the authenticators the user already has.
-    pub async fn start_registration(&self, su: &SessionUser) -> Result<String, StartError> {
+    /// (`{"publicKey": …}`), excluding the authenticators the user already has. Only with
+    /// a sign-in in the last 15 minutes, or the `password` given now: a borrowed session
+    /// cannot add a way in of its own.
+    pub async fn start_registration(
+        &self,
+        su: &SessionUser,
+        password: Option<&str>,
+        client: Client,
+    ) -> Result<String, StartError> {
         let rp = self.relying_party().ok_or(StartError::Unavailable)?;
         let ctx = &self.ctx;
+        let why = "wrong password when adding a passkey";
+        if let Err(r) = prove_recent_sign_in(ctx, su, password, client, why).await? {
+            return Err(StartError::Reconfirm(r));
+        }
         let user = &su.user;
         let existing = ctx.store.passkeys_of(user.id).await?;
         let user_handle = existing
@@ -225,6 +241,13 @@ impl Passkeys {
         };
         let credential_id = base64_url(passkey.cred_id().as_ref());
         let first = !has_second_factor(ctx, FactorOwner::User(user.id)).await?;
+        let notice = two_step_notice(
+            ctx,
+            user,
+            TwoStepNotice::Added {
+                factor: "A passkey",
+            },
+        )?;
         let stored = ctx
             .store
             .insert_passkey(
@@ -235,6 +258,7 @@ impl Passkeys {
                     name: name.as_str(),
                     passkey: &to_json(&passkey)?,
                 },
+                notice.as_ref(),
                 ctx.now(),
             )
             .await;
@@ -243,6 +267,9 @@ impl Passkeys {
             Err(StoreError::Conflict) => return refused(PasskeyRefusal::AlreadyRegistered),
             Err(e) => return Err(e.into()),
         };
+        if notice.is_some() {
+            ctx.mail_wake.notify_one();
+        }
         self.audit(user, EventKind::PasskeyAdded, name.as_str(), client)
             .await?;
         let codes = if first {

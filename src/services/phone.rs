@@ -4,18 +4,14 @@
 //! the other. An admin's actions on someone else's phone are in `tenant_admin`, through
 //! the same functions.
 
-use std::time::Duration;
-
 use super::device_secrets::{self, generate_sip_secret, seal_sip_secret};
 use super::guard::Refusal;
 use super::pbx::aor;
+use super::sessions::{prove_recent_sign_in, Reconfirm};
 use super::{service, store_error_is_unexpected, Client, Context, SessionUser, Unexpected};
 use crate::audit::{Actor, EventKind};
 use crate::domain::{Pin, PinProblem};
 use crate::store::UserRecord;
-
-/// Revealing the SIP secret needs the password proven this recently in the session.
-pub const REVEAL_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// What the Phone tab shows (never the secret itself).
 #[derive(Debug, Clone)]
@@ -69,7 +65,7 @@ impl Phone {
             sip_username: su.user.extension.to_string(),
             sip_domain: su.user.sip_domain.clone(),
             has_pin: su.user.has_pin,
-            reveal_ready: su.session.authenticated_at.until(self.ctx.now()) < REVEAL_WINDOW,
+            reveal_ready: su.signed_in_recently(self.ctx.now()),
         })
     }
 
@@ -82,25 +78,11 @@ impl Phone {
         client: Client,
     ) -> Result<String, RevealError> {
         let ctx = &self.ctx;
-        let recent = su.session.authenticated_at.until(ctx.now()) < REVEAL_WINDOW;
-        if !recent {
-            match password {
-                None | Some("") => return Err(RevealError::PasswordNeeded),
-                Some(p) => {
-                    ctx.guard()
-                        .confirm_password(
-                            &su.user,
-                            p,
-                            client,
-                            "wrong password when confirming identity",
-                        )
-                        .await?
-                        .map_err(RevealError::Refused)?;
-                    ctx.store
-                        .session_reauthenticated(su.session.id, ctx.now())
-                        .await?;
-                }
-            }
+        let why = "wrong password when confirming identity";
+        match prove_recent_sign_in(ctx, su, password, client, why).await? {
+            Ok(()) => {}
+            Err(Reconfirm::PasswordNeeded) => return Err(RevealError::PasswordNeeded),
+            Err(Reconfirm::Refused(r)) => return Err(RevealError::Refused(r)),
         }
         let secret = device_secrets::sip_secret(ctx, &su.user).await?;
         ctx.audit_user(EventKind::SipSecretRevealed, &su.actor(&client), &su.user)

@@ -4,6 +4,9 @@
 //! (device, address, signed in, last seen), any one of which — or all the others — they
 //! may end.
 
+use std::time::Duration;
+
+use super::guard::Refusal;
 use super::{service, Client, Context, Policy, Unexpected};
 use crate::audit::{Actor, Event, EventKind};
 use crate::auth::token;
@@ -177,6 +180,55 @@ impl SessionUser {
     pub fn actor(&self, client: &Client) -> Actor {
         Actor::new(self.user.username().to_string(), client.addr)
     }
+
+    /// Whether the password was proven in this session (at sign-in, or typed again)
+    /// within [`RECENT_SIGN_IN`] of `now`.
+    pub fn signed_in_recently(&self, now: Timestamp) -> bool {
+        self.session.authenticated_at.until(now) < RECENT_SIGN_IN
+    }
+}
+
+/// How recently the password must have been proven in a session for what a borrowed
+/// session must not do without it: reveal the SIP secret, add a second factor.
+pub const RECENT_SIGN_IN: Duration = Duration::from_secs(15 * 60);
+
+/// Why a step that needs a recent sign-in did not go ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reconfirm {
+    /// Not signed in recently and no password given: the page asks for it.
+    PasswordNeeded,
+    /// The password typed was refused (wrong, locked, busy).
+    Refused(Refusal),
+}
+
+/// Proof that whoever holds `su` knows the password now: a sign-in within
+/// [`RECENT_SIGN_IN`], or `password`, checked against the same lockout as a sign-in
+/// (`why` goes to the audit log on a failure), which renews the session's proof.
+pub(crate) async fn prove_recent_sign_in(
+    ctx: &Context,
+    su: &SessionUser,
+    password: Option<&str>,
+    client: Client,
+    why: &'static str,
+) -> Result<Result<(), Reconfirm>, Unexpected> {
+    let now = ctx.now();
+    if su.signed_in_recently(now) {
+        return Ok(Ok(()));
+    }
+    let Some(password) = password.filter(|p| !p.is_empty()) else {
+        return Ok(Err(Reconfirm::PasswordNeeded));
+    };
+    if let Err(r) = ctx
+        .guard()
+        .confirm_password(&su.user, password, client, why)
+        .await?
+    {
+        return Ok(Err(Reconfirm::Refused(r)));
+    }
+    ctx.store
+        .session_reauthenticated(su.session.id, now)
+        .await?;
+    Ok(Ok(()))
 }
 
 service!(
@@ -185,6 +237,12 @@ service!(
 );
 
 impl Sessions {
+    /// Whether a step that needs a recent sign-in (see [`RECENT_SIGN_IN`]) must ask
+    /// `su` for the password now.
+    pub fn password_needed(&self, su: &SessionUser) -> bool {
+        !su.signed_in_recently(self.ctx.now())
+    }
+
     /// The session behind a cookie value, if it is live; slides its idle timer.
     pub async fn authenticate(&self, cookie: &str) -> Result<Option<SessionUser>, Unexpected> {
         if !token::looks_like_token(cookie) {

@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use super::guard::Refusal;
 use super::operator_console::{open_operator_session, ActError, OperatorConsole, OperatorSession};
 use super::passkeys::{Passkeys, SignInStartError};
+use super::sessions::{prove_recent_sign_in, Reconfirm};
 use super::sign_in::{open_session, SignedIn};
 use super::tenant_admin::{Admin, TenantActor};
 use super::{
@@ -50,6 +51,8 @@ pub const ENROL_TTL: Duration = Duration::from_secs(15 * 60);
 pub const RECOVERY_CODES: usize = 10;
 
 const TOTP_PURPOSE: &str = "totp-secret";
+/// How the notice of a new second factor names an authenticator app.
+const APP_ADDED: &str = "An authenticator app";
 /// Recovery codes: 16 characters of base32, 80 random bits each.
 const CODE_ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const CODE_LEN: usize = 16;
@@ -185,6 +188,25 @@ pub struct PendingStep {
 /// This is the one definition every rule asks (the second step at sign-in, the policy,
 /// removal, new recovery codes). A passkey counts because [`Proof::Passkey`] completes a
 /// pending step and `/login/two-step` offers it, so a passkey-only user can finish.
+/// The mail telling `user` of a change to their two-step sign-in, when they have an email
+/// on file; to be queued with the change.
+pub(crate) fn two_step_notice(
+    ctx: &Context,
+    user: &UserRecord,
+    notice: TwoStepNotice,
+) -> Result<Option<NewMail>, Unexpected> {
+    let Some(email) = &user.email else {
+        return Ok(None);
+    };
+    let notice = AccountNotice::TwoStep(notice);
+    Ok(Some(ctx.outbox.account_notice(
+        user,
+        email,
+        notice,
+        ctx.now(),
+    )?))
+}
+
 pub async fn has_second_factor(ctx: &Context, owner: FactorOwner) -> Result<bool, Unexpected> {
     if has_app(ctx, owner).await? {
         return Ok(true);
@@ -341,6 +363,22 @@ pub enum SetupError {
 
 store_error_is_unexpected!(SetupError);
 
+/// Why adding an authenticator app from Settings did not go ahead.
+#[derive(Debug, thiserror::Error)]
+pub enum AddAppError {
+    /// No sign-in in the last 15 minutes, and the password was not (rightly) given.
+    #[error("password needed: {0:?}")]
+    Reconfirm(Reconfirm),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+}
+
+impl From<Unexpected> for AddAppError {
+    fn from(e: Unexpected) -> Self {
+        AddAppError::Setup(SetupError::Unexpected(e))
+    }
+}
+
 /// Why a change that needs the password was not made.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfirmedChangeError {
@@ -399,6 +437,9 @@ pub struct SetupView {
     /// The QR code of the `otpauth://` URI, as an SVG `data:` URI (made here, no
     /// external service).
     pub qr_data_uri: String,
+    /// Confirming it needs the password too (set up from Settings without a sign-in in
+    /// the last 15 minutes).
+    pub password_needed: bool,
 }
 
 /// A fresh set of recovery codes, shown once.
@@ -526,6 +567,7 @@ impl TwoStep {
             account: label,
             secret: grouped(&b32),
             qr_data_uri: format!("data:image/svg+xml;base64,{data}"),
+            password_needed: false,
         })
     }
 
@@ -550,13 +592,20 @@ impl TwoStep {
             return Err(SetupError::WrongCode);
         };
         let (codes, hashes) = new_codes(owner);
+        let notice = match account {
+            Account::User(user) => self.notice(user, TwoStepNotice::Added { factor: APP_ADDED })?,
+            Account::Operator(_) => None,
+        };
         if !self
             .ctx
             .store
-            .confirm_totp(owner, step, &hashes, self.ctx.now())
+            .confirm_totp(owner, step, &hashes, notice.as_ref(), self.ctx.now())
             .await?
         {
             return Err(SetupError::NotStarted);
+        }
+        if notice.is_some() {
+            self.ctx.mail_wake.notify_one();
         }
         self.audit(
             account,
@@ -859,17 +908,7 @@ impl TwoStep {
         user: &UserRecord,
         notice: TwoStepNotice,
     ) -> Result<Option<NewMail>, Unexpected> {
-        let Some(email) = &user.email else {
-            return Ok(None);
-        };
-        let ctx = &self.ctx;
-        let notice = AccountNotice::TwoStep(notice);
-        Ok(Some(ctx.outbox.account_notice(
-            user,
-            email,
-            notice,
-            ctx.now(),
-        )?))
+        two_step_notice(&self.ctx, user, notice)
     }
 
     /// The setup page of a pending enrolment: a fresh secret for a new app each time it is
@@ -937,23 +976,46 @@ impl TwoStep {
 
     /// Starts setting up an authenticator app from Settings: a fresh secret.
     pub async fn begin_setup(&self, su: &SessionUser) -> Result<SetupView, SetupError> {
-        self.begin_app(&Account::User(su.user.clone())).await
+        let setup = self.begin_app(&Account::User(su.user.clone())).await;
+        self.in_settings(su, setup)
     }
 
-    /// The app being set up, again (after a wrong code).
+    /// The app being set up, again (after a wrong code or password).
     pub async fn setup_again(&self, su: &SessionUser) -> Result<SetupView, SetupError> {
-        self.current_setup(&Account::User(su.user.clone())).await
+        let setup = self.current_setup(&Account::User(su.user.clone())).await;
+        self.in_settings(su, setup)
     }
 
-    /// Confirms the app being set up from Settings; the recovery codes, shown once.
+    /// A setup from Settings asks for the password when the sign-in is not recent.
+    fn in_settings(
+        &self,
+        su: &SessionUser,
+        setup: Result<SetupView, SetupError>,
+    ) -> Result<SetupView, SetupError> {
+        let password_needed = !su.signed_in_recently(self.ctx.now());
+        setup.map(|s| SetupView {
+            password_needed,
+            ..s
+        })
+    }
+
+    /// Confirms the app being set up from Settings; the recovery codes, shown once. Only
+    /// with a sign-in in the last 15 minutes, or the `password` given now: a borrowed
+    /// session cannot add a way in of its own.
     pub async fn confirm_setup(
         &self,
         su: &SessionUser,
         code: &str,
+        password: Option<&str>,
         client: Client,
-    ) -> Result<RecoveryCodes, SetupError> {
-        self.confirm_app(&Account::User(su.user.clone()), code, client)
-            .await
+    ) -> Result<RecoveryCodes, AddAppError> {
+        let why = "wrong password when adding an authenticator app";
+        if let Err(r) = prove_recent_sign_in(&self.ctx, su, password, client, why).await? {
+            return Err(AddAppError::Reconfirm(r));
+        }
+        Ok(self
+            .confirm_app(&Account::User(su.user.clone()), code, client)
+            .await?)
     }
 
     /// A new set of recovery codes (the old ones stop working), with the password

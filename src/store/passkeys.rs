@@ -4,6 +4,7 @@
 
 use sqlx::Row;
 
+use super::outbox::{self, NewMail};
 use super::{classify, new_id, record, Store, StoreResult, UserId};
 use crate::clock::Timestamp;
 
@@ -57,11 +58,12 @@ const PASSKEY_COLUMNS: &str =
     "id, user_id, credential_id, user_handle, name, passkey, created_at, last_used_at";
 
 impl Store {
-    /// Stores a verified passkey; `Conflict` when its credential is already stored (for
-    /// this user or any other).
+    /// Stores a verified passkey and queues `notice` in the same transaction; `Conflict`
+    /// when its credential is already stored (for this user or any other).
     pub async fn insert_passkey(
         &self,
         p: &NewPasskey<'_>,
+        notice: Option<&NewMail>,
         now: Timestamp,
     ) -> StoreResult<PasskeyId> {
         let insert = sqlx::query(
@@ -74,9 +76,11 @@ impl Store {
         .bind(p.name)
         .bind(p.passkey)
         .bind(now);
-        Ok(PasskeyId(
-            new_id(insert, &self.pool).await.map_err(classify)?,
-        ))
+        let mut tx = self.pool.begin().await?;
+        let id = new_id(insert, &mut *tx).await.map_err(classify)?;
+        outbox::enqueue_notice(&mut tx, notice, now).await?;
+        tx.commit().await?;
+        Ok(PasskeyId(id))
     }
 
     /// A user's passkeys, oldest first.

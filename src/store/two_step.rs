@@ -188,13 +188,14 @@ impl Store {
     }
 
     /// Confirms the unconfirmed app with the step of its first code and, in the same
-    /// transaction, replaces the recovery codes with `code_hashes`. False when there was
-    /// no unconfirmed app (confirmed meanwhile, or never begun).
+    /// transaction, replaces the recovery codes with `code_hashes` and queues `notice`.
+    /// False when there was no unconfirmed app (confirmed meanwhile, or never begun).
     pub async fn confirm_totp(
         &self,
         owner: FactorOwner,
         step: i64,
         code_hashes: &[Vec<u8>],
+        notice: Option<&NewMail>,
         now: Timestamp,
     ) -> StoreResult<bool> {
         let (column, id) = owner.column();
@@ -206,6 +207,7 @@ impl Store {
             sqlx::query(&confirm).bind(now).bind(step).bind(id),
             |mut tx| async move {
                 replace_codes(&mut tx, owner, code_hashes, now).await?;
+                outbox::enqueue_notice(&mut tx, notice, now).await?;
                 Ok(tx)
             },
         )

@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::extract::session_cookie;
-use super::respond::{clip, refused_in_session};
+use super::respond::{clip, refused_in_session, Refused};
 use super::{AppState, WebError};
 use crate::domain::DomainError;
 use crate::services::passwords::{ChangePasswordError, PasswordForm, PasswordRejected};
@@ -66,6 +66,11 @@ impl SipSecretFields {
 
 /// What a form says when the current password typed is wrong.
 pub const WRONG_CURRENT: &str = "Your current password is not right.";
+
+/// What a page says for a refused password typed to confirm a change (a wrong one is 422).
+pub fn refused_current_password(r: Refusal) -> Refused {
+    refused_in_session(r, (StatusCode::UNPROCESSABLE_ENTITY, WRONG_CURRENT))
+}
 
 /// What a form says when the new password is the current one.
 pub const SAME_AS_CURRENT: &str =
@@ -156,7 +161,7 @@ pub fn password_change_outcome(
             },
         ))),
         Err(ChangePasswordError::Refused(r)) => {
-            let shown = refused_in_session(r, (StatusCode::UNPROCESSABLE_ENTITY, WRONG_CURRENT));
+            let shown = refused_current_password(r);
             Ok(Err((
                 shown.status,
                 PasswordErrors {

@@ -311,6 +311,19 @@ impl TestApp {
     pub async fn wait_for_mail(&self, n: usize) -> Vec<Mail> {
         wait_for_messages(n, "mail files", || self.mail_files()).await
     }
+
+    /// Waits (bounded) for the one delivered mail, whose subject starts with `subject`,
+    /// and removes it from the mail folder (a fixture's notice, read so that a test sees
+    /// only what follows).
+    pub async fn take_mail_about(&self, subject: &str) -> Mail {
+        let mail = self.wait_for_mail(1).await;
+        assert_eq!(mail.len(), 1, "one mail");
+        assert!(mail[0].subject.starts_with(subject), "{}", mail[0].subject);
+        for file in self.mail_files() {
+            std::fs::remove_file(file).unwrap();
+        }
+        mail.into_iter().next().unwrap()
+    }
 }
 
 /// Fixtures: people and browsers signed in as them.

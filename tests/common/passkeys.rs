@@ -32,6 +32,7 @@ impl TestApp {
                     name,
                     passkey: "{}",
                 },
+                None,
                 self.clock.now(),
             )
             .await

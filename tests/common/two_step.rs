@@ -148,6 +148,9 @@ impl TestApp {
             .await;
         assert_eq!(r.status(), StatusCode::OK, "the app is confirmed");
         let codes = recovery_codes_in(&r.text().await.unwrap());
+        // Its owner is mailed that a second factor was added; read here, so that a test
+        // sees only the mail of what it does next.
+        self.take_mail_about("A second factor was added").await;
         (secret, codes)
     }
 }

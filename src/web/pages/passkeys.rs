@@ -17,13 +17,14 @@ use crate::mail::compose::utc;
 use crate::services::passkeys::{
     FinishError, PasskeyRefusal, RemoveError, RenameError, StartError,
 };
+use crate::services::sessions::Reconfirm;
 use crate::services::{Refusal, SessionUser};
 use crate::store::PasskeyId;
 use crate::web::extract::{Page, ValidForm};
-use crate::web::forms::{PasswordFields, WRONG_CURRENT};
+use crate::web::forms::{refused_current_password, PasswordFields, WRONG_CURRENT};
 use crate::web::params::{Posted, Query};
 use crate::web::render::{html_adjusted, Chrome};
-use crate::web::respond::{json_document, json_error, maybe_retry_after, refused_in_session};
+use crate::web::respond::{json_document, json_error, maybe_retry_after};
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
@@ -68,6 +69,8 @@ struct PasskeysPage {
     /// What was typed as a new name, kept after an error.
     typed_name: String,
     max_name: usize,
+    /// Adding one asks for the password too (no sign-in in the last 15 minutes).
+    password_needed: bool,
 }
 
 impl PasskeysPage {
@@ -102,6 +105,7 @@ async fn render(
         errors: RowErrors::default(),
         typed_name: String::new(),
         max_name: PasskeyName::MAX_CHARS,
+        password_needed: page.state.services.sessions.password_needed(&page.who),
     };
     Ok(html_adjusted(status, shown, adjust))
 }
@@ -134,11 +138,23 @@ struct NameFields {
     name: String,
 }
 
+/// Starting to add a passkey: its name, and the password when the sign-in is not recent.
+#[derive(Deserialize)]
+struct StartFields {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    current_password: String,
+}
+
+/// What the page says when the sign-in is not recent and no password was typed.
+const START_PASSWORD: &str = "To add a passkey, confirm your portal password too.";
+
 /// Starts adding a passkey: the options for `navigator.credentials.create()`. The name
 /// is checked first, so a bad one is said before the authenticator is asked.
 async fn start_registration(
     page: Page<SessionUser>,
-    ValidForm(form): ValidForm<NameFields>,
+    ValidForm(form): ValidForm<StartFields>,
 ) -> Result<Response, WebError> {
     if let Err(e) = PasskeyName::parse(&form.name) {
         return Ok(json_error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()));
@@ -147,11 +163,19 @@ async fn start_registration(
         .state
         .services
         .passkeys
-        .start_registration(&page.who)
+        .start_registration(&page.who, Some(&form.current_password), page.client)
         .await
     {
         Ok(options) => Ok(json_document(options)),
         Err(StartError::Unavailable) => Ok(json_error(StatusCode::CONFLICT, UNAVAILABLE)),
+        Err(StartError::Reconfirm(Reconfirm::PasswordNeeded)) => {
+            Ok(json_error(StatusCode::UNAUTHORIZED, START_PASSWORD))
+        }
+        Err(StartError::Reconfirm(Reconfirm::Refused(r))) => {
+            let refused = refused_current_password(r);
+            let response = json_error(refused.status, &refused.message);
+            Ok(maybe_retry_after(response, refused.retry_after))
+        }
         Err(StartError::Unexpected(e)) => Err(e.into()),
     }
 }
@@ -264,7 +288,7 @@ async fn remove_passkey(
             errors.password = Some(WRONG_CURRENT.to_owned());
         }
         Err(RemoveError::Refused(r)) => {
-            let shown = refused_in_session(r, (StatusCode::UNPROCESSABLE_ENTITY, WRONG_CURRENT));
+            let shown = refused_current_password(r);
             errors.form = Some(shown.message);
             status = shown.status;
             retry_after = shown.retry_after;

@@ -20,11 +20,11 @@ use crate::services::tenant_admin::Admin;
 use crate::services::{Refusal, SessionUser};
 use crate::web::extract::{Page, ValidForm};
 use crate::web::forms::{
-    field_errors, password_change_outcome, NewPasswordFields, PasswordErrors, PinErrors, PinFields,
-    WRONG_CURRENT,
+    field_errors, password_change_outcome, refused_current_password, NewPasswordFields,
+    PasswordErrors, PinErrors, PinFields, WRONG_CURRENT,
 };
 use crate::web::render::{html_adjusted, Chrome};
-use crate::web::respond::{maybe_retry_after, refused_in_session};
+use crate::web::respond::maybe_retry_after;
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
@@ -246,8 +246,7 @@ async fn set_security_question(
                 errors.password = Some(WRONG_CURRENT.to_owned());
             }
             Err(SecurityQuestionError::Refused(r)) => {
-                let shown =
-                    refused_in_session(r, (StatusCode::UNPROCESSABLE_ENTITY, WRONG_CURRENT));
+                let shown = refused_current_password(r);
                 errors.form = Some(shown.message);
                 status = shown.status;
                 retry_after = shown.retry_after;

@@ -16,22 +16,22 @@ use serde::Deserialize;
 
 use crate::domain::Extension;
 use crate::services::operator_console::OperatorSession;
+use crate::services::sessions::Reconfirm;
 use crate::services::tenant_admin::Admin;
 use crate::services::two_step::{
-    Completed, ConfirmedChangeError, Console, EnrolError, OperatorRemoveError, PasskeyStepError,
-    Proof, RecoveryCodes, SetupError, SetupView, Status, StepError,
+    AddAppError, Completed, ConfirmedChangeError, Console, EnrolError, OperatorRemoveError,
+    PasskeyStepError, Proof, RecoveryCodes, SetupError, SetupView, Status, StepError,
 };
 use crate::services::{Client, Refusal, SessionUser};
 use crate::store::TwoStepRequirement;
 use crate::web::extract::{
     next_to_follow, operator_cookie, pending_cookie, user_signed_in, Anyone, Page, ValidForm,
 };
-use crate::web::forms::{NoFields, PasswordFields};
+use crate::web::forms::{refused_current_password, NoFields, PasswordFields};
 use crate::web::params::{Caller, Named, Path, Posted, Query};
 use crate::web::render::{html, html_adjusted, Chrome, ErrorPage};
 use crate::web::respond::{
-    self, back_to_caller, json_document, json_error, maybe_retry_after, refused_in_session,
-    DoneQuery, Refused,
+    self, back_to_caller, json_document, json_error, maybe_retry_after, DoneQuery, Refused,
 };
 use crate::web::{AppState, WebError};
 
@@ -443,6 +443,8 @@ struct SetupPage {
     next: String,
     setup: SetupView,
     error: Option<String>,
+    /// Why the password (asked for when the sign-in is not recent) was refused.
+    password_error: Option<String>,
 }
 
 impl SetupPage {
@@ -458,6 +460,7 @@ impl SetupPage {
             next: pending.next.clone(),
             setup,
             error: None,
+            password_error: None,
         }
     }
 
@@ -470,6 +473,7 @@ impl SetupPage {
             next: String::new(),
             setup,
             error: None,
+            password_error: None,
         }
     }
 
@@ -484,6 +488,11 @@ impl SetupPage {
             ..self
         };
         html(status, &page)
+    }
+
+    /// The page saying why the password was refused, with its status.
+    fn password_refused(self, refused: Refused) -> Response {
+        refused.on_page(self, |p| &mut p.password_error)
     }
 }
 
@@ -659,33 +668,39 @@ async fn setup_form(page: Page<SessionUser>) -> Result<Response, WebError> {
 struct SetupFields {
     #[serde(default)]
     code: String,
+    /// Asked for when the sign-in is not recent.
+    #[serde(default)]
+    current_password: String,
 }
+
+/// What the setup page says when the sign-in is not recent and no password was typed.
+const SETUP_PASSWORD: &str = "To add a second factor, confirm your portal password too.";
 
 async fn confirm_setup(
     page: Page<SessionUser>,
     ValidForm(form): ValidForm<SetupFields>,
 ) -> Result<Response, WebError> {
     let two_step = &page.state.services.two_step;
-    let again = match two_step
-        .confirm_setup(&page.who, &form.code, page.client)
+    let password = Some(form.current_password.as_str());
+    let refused = match two_step
+        .confirm_setup(&page.who, &form.code, password, page.client)
         .await
     {
         Ok(codes) => return Ok(settings_codes(page, codes, true)),
-        Err(SetupError::WrongCode) => two_step.setup_again(&page.who).await,
-        Err(e) => Err(e),
+        Err(AddAppError::Setup(SetupError::WrongCode)) => {
+            let again = two_step.setup_again(&page.who).await;
+            return settings_setup(&page, again, Some(SETUP_WRONG));
+        }
+        Err(AddAppError::Setup(e)) => return settings_setup(&page, Err(e), None),
+        Err(AddAppError::Reconfirm(Reconfirm::PasswordNeeded)) => {
+            Refused::new(StatusCode::UNAUTHORIZED, SETUP_PASSWORD)
+        }
+        Err(AddAppError::Reconfirm(Reconfirm::Refused(r))) => refused_current_password(r),
     };
-    settings_setup(&page, again, Some(SETUP_WRONG))
-}
-
-/// What a page says for a refused password typed to confirm a change (a wrong one is 422).
-fn refused_confirmation(r: Refusal) -> Refused {
-    refused_in_session(
-        r,
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            crate::web::forms::WRONG_CURRENT,
-        ),
-    )
+    match two_step.setup_again(&page.who).await {
+        Ok(setup) => Ok(SetupPage::in_settings(&page, setup).password_refused(refused)),
+        Err(e) => settings_setup(&page, Err(e), None),
+    }
 }
 
 /// A change of the Settings page confirmed with the password; a refusal is said at its form.
@@ -723,7 +738,7 @@ async fn refused_change(
     change: Change,
 ) -> Result<Response, WebError> {
     let refused = match e {
-        ConfirmedChangeError::Refused(r) => refused_confirmation(r),
+        ConfirmedChangeError::Refused(r) => refused_current_password(r),
         ConfirmedChangeError::NoFactor => {
             Refused::new(StatusCode::CONFLICT, "Two-step sign-in is not set up.")
         }
@@ -883,7 +898,7 @@ async fn admin_remove(
             None,
         ),
         Err(ConfirmedChangeError::Refused(r)) => {
-            let shown = refused_confirmation(r);
+            let shown = refused_current_password(r);
             (shown.status, None, Some(shown.message), shown.retry_after)
         }
         Err(ConfirmedChangeError::NoFactor | ConfirmedChangeError::Required) => (
@@ -979,7 +994,7 @@ async fn operator_regenerate_codes(
                 false,
             ))
         }
-        Err(ConfirmedChangeError::Refused(r)) => refused_confirmation(r),
+        Err(ConfirmedChangeError::Refused(r)) => refused_current_password(r),
         Err(
             ConfirmedChangeError::NoFactor
             | ConfirmedChangeError::Required
