@@ -355,6 +355,40 @@ async fn admin_actions_and_a_users_own_changes_are_audited_with_the_address_they
 }
 
 #[tokio::test]
+async fn the_user_page_shows_a_lock_in_the_users_own_browser_and_unlock_clears_it() {
+    let (app, b) = spawn_tenant().await;
+    // The user's own browser (it signed in before, so it holds a device cookie) locks
+    // itself with wrong passwords; the username stays open to other browsers.
+    let own = app.signed_in(USER).await;
+    own.logout().await;
+    for _ in 0..5 {
+        own.login(USER, "Wrong-Password-1").await;
+    }
+    assert_eq!(
+        own.login(USER, PASSWORD).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let page = b.get("/admin/users/201").await.text().await.unwrap();
+    assert!(
+        page.contains("locked in 1 of the user's own browsers"),
+        "{page}"
+    );
+    assert!(!page.contains(">not locked<"), "{page}");
+
+    assert_eq!(
+        b.post("/admin/users/201/unlock", &[]).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let page = b.get("/admin/users/201").await.text().await.unwrap();
+    assert!(!page.contains("own browsers"), "{page}");
+    assert_eq!(
+        location(&own.login(USER, PASSWORD).await),
+        "/phone",
+        "the browser gets in again"
+    );
+}
+
+#[tokio::test]
 async fn a_user_without_the_admin_role_gets_403_on_every_admin_route() {
     let (app, _) = spawn_tenant().await;
     let user = app.signed_in(USER).await;

@@ -461,6 +461,13 @@ impl<'a> Guard<'a> {
         Ok(still_ahead(until, now))
     }
 
+    /// How many of the user's own browsers (those with a device cookie for `key`, a
+    /// username's key) are locked now, by too many wrong passwords typed in them.
+    pub(crate) async fn browsers_locked(&self, key: &ThrottleKey) -> Result<i64, Unexpected> {
+        let now = self.ctx.now();
+        Ok(self.ctx.store.throttle_browsers_locked(key, now).await?)
+    }
+
     /// Clears every counted failure and lock of `key` (a sign-in accepted, an unlock).
     /// Returns whether there was anything to clear.
     pub(crate) async fn unlock(&self, key: &ThrottleKey) -> Result<bool, Unexpected> {

@@ -20,7 +20,7 @@ use super::{service, store_error_is_unexpected, Client, Context, Unexpected};
 use crate::audit::{operator_actor, Actor, Event, EventKind};
 use crate::auth::token;
 use crate::clock::Timestamp;
-use crate::domain::{Extension, NewPassword, OperatorName, SecurityAnswer, TenantCode, Username};
+use crate::domain::{Extension, OperatorName, SecurityAnswer, TenantCode, Username};
 use crate::store::{
     AdminRow, AuditRecord, OperatorRecord, OperatorSessionRecord, Tenant, TenantListRow,
     ThrottleKey, UserId, UserRecord,
@@ -132,11 +132,9 @@ pub enum CallerCheck {
     Wrong { tries_left: i64 },
 }
 
-/// The first admin of a new tenant: a reset link went to their email, or (without one)
-/// this temporary password is shown once.
+/// The first admin of a new tenant, to whose email a link to choose a password went.
 pub struct CreatedTenant {
     pub admin_username: Username,
-    pub temporary_password: Option<NewPassword>,
 }
 
 /// Where an operator's right password leads: operators must have a second factor, so
@@ -275,24 +273,21 @@ impl OperatorConsole {
         Ok(TenantView { tenant, admins })
     }
 
-    /// Creates a tenant and its first admin. With an email the admin is mailed a reset
-    /// link to choose a password; without one a temporary password is returned, once.
+    /// Creates a tenant and its first admin, who is mailed a link to choose a password:
+    /// an operator never sees one, so the admin's email is required.
     pub async fn create_tenant(
         &self,
         os: &OperatorSession,
         req: &NewTenantWithAdmin,
         client: &Client,
     ) -> Result<CreatedTenant, TenantError> {
+        if req.admin_email.is_none() {
+            return Err(TenantError::AdminEmailNeeded);
+        }
         let actor = os.actor(client);
-        let (id, username, temporary) = Provisioning::new(self.ctx.clone())
+        let (id, username, _) = Provisioning::new(self.ctx.clone())
             .create_tenant_with_admin(req, &actor)
             .await?;
-        if req.admin_email.is_none() {
-            return Ok(CreatedTenant {
-                admin_username: username,
-                temporary_password: temporary,
-            });
-        }
         // The generated password is never shown: the admin chooses one from the link.
         let user = self
             .ctx
@@ -308,7 +303,6 @@ impl OperatorConsole {
         }
         Ok(CreatedTenant {
             admin_username: username,
-            temporary_password: None,
         })
     }
 

@@ -28,6 +28,10 @@ pub enum TenantError {
     BadSipDomain,
     #[error("the SIP domain {0} is already another tenant's")]
     SipDomainTaken(String),
+    /// An operator made a tenant without its first admin's email: the admin would have
+    /// needed a password the operator saw, and operators never see passwords.
+    #[error("the first admin needs an email, to choose a password from a mailed link")]
+    AdminEmailNeeded,
     #[error(transparent)]
     Unexpected(#[from] Unexpected),
 }

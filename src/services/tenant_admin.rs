@@ -168,6 +168,9 @@ admin_error_is_not_found!(ChangeError, ResetLinkError, AdminPinError);
 #[derive(Debug, Clone)]
 pub struct UserDetail {
     pub row: UserListRow,
+    /// How many of the user's own browsers are locked (wrong passwords typed in them):
+    /// a lock the username's own, in `row`, does not show.
+    pub browsers_locked: i64,
     pub mail: Vec<MailRecord>,
 }
 
@@ -236,14 +239,14 @@ impl TenantAdmin {
         extension: &Extension,
     ) -> Result<UserDetail, AdminError> {
         let user = self.target(admin, extension).await?;
-        let locked_until = self
-            .ctx
-            .guard()
-            .locked_until(&ThrottleKey::username(&user.username()))
-            .await?;
+        let key = ThrottleKey::username(&user.username());
+        let guard = self.ctx.guard();
+        let locked_until = guard.locked_until(&key).await?;
+        let browsers_locked = guard.browsers_locked(&key).await?;
         let mail = self.ctx.store.mail_records(Some(user.id), 10).await?;
         Ok(UserDetail {
             row: UserListRow { user, locked_until },
+            browsers_locked,
             mail,
         })
     }

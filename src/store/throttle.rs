@@ -259,6 +259,23 @@ impl Store {
         Ok(found.flatten())
     }
 
+    /// How many of the trusted browsers of username key `key` (its `KEY#device:…` keys)
+    /// are locked after `now`.
+    pub async fn throttle_browsers_locked(
+        &self,
+        key: &ThrottleKey,
+        now: Timestamp,
+    ) -> StoreResult<i64> {
+        let query = sqlx::query(
+            "SELECT COUNT(*) FROM signin_throttle WHERE key LIKE $1 AND locked_until > $2",
+        );
+        let pattern = format!("{}{DEVICE_SUFFIX}%", key.as_str());
+        Ok(self
+            .optional(query.bind(pattern).bind(now), |r| Ok(r.try_get(0)?))
+            .await?
+            .unwrap_or(0))
+    }
+
     /// How many attempts `key` holds in its current window (0 when it has none or the
     /// window has passed), without counting one more.
     pub async fn throttle_attempts(

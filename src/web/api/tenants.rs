@@ -22,6 +22,7 @@ fn tenant_error(e: TenantError) -> Problem {
     match e {
         TenantError::NotFound => Problem::not_found(),
         TenantError::BadSipDomain => Problem::field("sip_domain", e.to_string()),
+        TenantError::AdminEmailNeeded => Problem::field("admin.email", e.to_string()),
         TenantError::TenantExists(_) | TenantError::SipDomainTaken(_) => {
             Problem::conflict(&e.to_string())
         }

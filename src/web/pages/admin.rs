@@ -244,6 +244,8 @@ async fn create_user(
 struct UserPage {
     chrome: Chrome,
     user: UserView,
+    /// How many of the user's own browsers are locked by wrong passwords typed in them.
+    browsers_locked: i64,
     mail: Vec<MailView>,
     is_self: bool,
     notice: Option<&'static str>,
@@ -286,7 +288,11 @@ async fn render_user(
         errors,
     } = shown;
     let su = page.who.session();
-    let UserDetail { row, mail } = page
+    let UserDetail {
+        row,
+        browsers_locked,
+        mail,
+    } = page
         .state
         .services
         .tenant_admin
@@ -323,6 +329,7 @@ async fn render_user(
             )
             .await,
             user,
+            browsers_locked,
             mail,
             notice,
             form,

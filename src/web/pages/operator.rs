@@ -29,7 +29,7 @@ use crate::web::extract::{
     operator_cookie, operator_session_of, to_pending_step, Anyone, Page, ValidForm,
 };
 use crate::web::forms::field_errors;
-use crate::web::forms::{field, optional_field, NoFields, SignInFields, SignInShown};
+use crate::web::forms::{field, NoFields, SignInFields, SignInShown};
 use crate::web::render::{html, html_adjusted, Chrome, EventView};
 use crate::web::respond::{
     back_to_caller, clip, maybe_retry_after, page_count, page_number, refused_sign_in, DoneQuery,
@@ -228,6 +228,9 @@ async fn tenants_page(
     render_tenants(&page, q, StatusCode::OK, form, errors).await
 }
 
+/// What the new-tenant form says without the first admin's email.
+const ADMIN_EMAIL_NEEDED: &str = "Enter the first admin's email: they choose their password from a link mailed there, so nobody else ever sees it.";
+
 /// Parses the new-tenant form, recording each field's problem.
 fn parse_tenant(form: &TenantForm, errors: &mut TenantErrors) -> Option<NewTenantWithAdmin> {
     let code = field(TenantCode::parse(&form.code), &mut errors.code);
@@ -237,7 +240,14 @@ fn parse_tenant(form: &TenantForm, errors: &mut TenantErrors) -> Option<NewTenan
         &mut errors.admin_extension,
     );
     let admin_name = field(DisplayName::parse(&form.admin_name), &mut errors.admin_name);
-    let admin_email = optional_field(&form.admin_email, Email::parse, &mut errors.admin_email);
+    // Required: the first admin chooses a password from a mailed link (operators never
+    // see one).
+    let admin_email = if form.admin_email.trim().is_empty() {
+        errors.admin_email = Some(ADMIN_EMAIL_NEEDED.to_owned());
+        None
+    } else {
+        field(Email::parse(&form.admin_email), &mut errors.admin_email)
+    };
     let sip_domain = form.sip_domain.trim();
     Some(NewTenantWithAdmin {
         code: code?,
@@ -245,7 +255,7 @@ fn parse_tenant(form: &TenantForm, errors: &mut TenantErrors) -> Option<NewTenan
         sip_domain: (!sip_domain.is_empty()).then(|| sip_domain.to_owned()),
         admin_extension: admin_extension?,
         admin_name: admin_name?,
-        admin_email: admin_email?,
+        admin_email: Some(admin_email?),
     })
 }
 
@@ -256,8 +266,7 @@ struct CreatedPage {
     tenant_code: String,
     tenant_name: String,
     admin_username: String,
-    admin_email: Option<String>,
-    temporary_password: Option<String>,
+    admin_email: String,
 }
 
 async fn create_tenant(
@@ -279,10 +288,10 @@ async fn create_tenant(
                         tenant_code: req.code.to_string(),
                         tenant_name: req.name.as_str().to_owned(),
                         admin_username: created.admin_username.to_string(),
-                        admin_email: req.admin_email.map(|e| e.as_str().to_owned()),
-                        temporary_password: created
-                            .temporary_password
-                            .map(|p| p.expose().to_owned()),
+                        admin_email: req
+                            .admin_email
+                            .map(|e| e.as_str().to_owned())
+                            .unwrap_or_default(),
                     },
                 ))
             }
@@ -303,6 +312,10 @@ async fn create_tenant(
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             // Only a lifecycle action on an existing tenant finds none.
+            Err(TenantError::AdminEmailNeeded) => {
+                errors.admin_email = Some(ADMIN_EMAIL_NEEDED.to_owned());
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Err(TenantError::NotFound) => return Err(WebError::NotFound),
             Err(TenantError::Unexpected(e)) => return Err(e.into()),
         },
