@@ -785,6 +785,7 @@ async fn an_operator_removes_an_admins_second_factor_only_after_verifying_the_ca
         .set_up_app("/settings/two-step/setup", app.now())
         .await;
     assert_eq!(r.status(), StatusCode::OK);
+    app.take_mail_about("A second factor was added").await;
     let op = app.signed_in_operator(OPERATOR).await;
     let path = format!(
         "/operator/tenants/{TENANT}/admins/{}",
@@ -813,6 +814,13 @@ async fn an_operator_removes_an_admins_second_factor_only_after_verifying_the_ca
     assert_eq!(events[0].subject.as_deref(), Some(ADMIN));
     let mail = app.wait_for_mail(1).await.remove(0);
     assert_eq!(mail.to, "200@example.com");
+    // Said as it happened: by the provider's support, after a verified call.
+    assert!(
+        mail.text.contains("removed by Dialtone support"),
+        "{}",
+        mail.text
+    );
+    assert!(!mail.text.contains("administrator"), "{}", mail.text);
     assert_eq!(
         location(&app.browser().login(ADMIN, PASSWORD).await),
         "/phone"

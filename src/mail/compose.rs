@@ -113,13 +113,22 @@ message_templates! {
     TwoStep: TwoStepText = "email/two_step.txt", TwoStepHtml = "email/two_step.html";
 }
 
+/// Who removed a user's second factor, as its notice says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remover {
+    /// An admin of the user's company.
+    Admin,
+    /// The provider's support, after verifying a call from the user.
+    Provider,
+}
+
 /// What happened to an account's two-step sign-in, for [`AccountNotice::TwoStep`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TwoStepNotice {
     /// A recovery code was used to sign in.
     RecoveryCodeUsed { left: i64 },
-    /// Someone else (an admin, an operator) removed the account's second factor.
-    Removed,
+    /// Someone else removed the account's second factor.
+    Removed { by: Remover },
     /// A second factor was added to the account: `factor` says which, as a sentence
     /// begins ("An authenticator app", "A passkey").
     Added { factor: &'static str },
@@ -290,15 +299,29 @@ fn two_step_words(notice: TwoStepNotice, provider: &str) -> (&'static str, Strin
              you, change your password now and tell your administrator, who can remove it."
                 .to_owned(),
         ),
-        TwoStepNotice::Removed => (
+        TwoStepNotice::Removed { by } => (
             "two_step_removed",
             format!("Two-step sign-in was turned off for your {provider} portal"),
-            "Your two-step sign-in (authenticator app and recovery codes) was removed by \
-             an administrator"
-                .to_owned(),
-            "Set it up again in Settings, Two-step sign-in. If you did not ask for this, \
-             tell your administrator."
-                .to_owned(),
+            match by {
+                Remover::Admin => "Your two-step sign-in (authenticator app, passkeys and \
+                                   recovery codes) was removed by an administrator of your \
+                                   company"
+                    .to_owned(),
+                Remover::Provider => format!(
+                    "Your two-step sign-in (authenticator app, passkeys and recovery codes) \
+                     was removed by {provider} support, after a call in which the caller \
+                     answered your security question"
+                ),
+            },
+            match by {
+                Remover::Admin => "Set it up again in Settings, Two-step sign-in. If you did \
+                                   not ask for this, tell your administrator."
+                    .to_owned(),
+                Remover::Provider => format!(
+                    "Set it up again in Settings, Two-step sign-in. If you did not make that \
+                     call, change your password now and tell {provider} support."
+                ),
+            },
         ),
     }
 }

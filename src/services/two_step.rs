@@ -36,7 +36,7 @@ use super::{
 use crate::audit::{operator_actor, Actor, Event, EventKind};
 use crate::auth::{token, totp};
 use crate::domain::{Extension, TenantCode};
-use crate::mail::compose::TwoStepNotice;
+use crate::mail::compose::{Remover, TwoStepNotice};
 use crate::mail::AccountNotice;
 use crate::store::{
     FactorOwner, NewMail, NewPending, OperatorRecord, PendingPurpose, PendingRecord, StoreError,
@@ -1195,21 +1195,22 @@ impl TwoStep {
             "wrong password when removing a user's two-step sign-in",
         )
         .await?;
-        self.remove_by_other(&target, &admin.actor(), client)
+        self.remove_by_other(&target, &admin.actor(), Remover::Admin, client)
             .await?
             .then_some(())
             .ok_or(ConfirmedChangeError::NoFactor)
     }
 
-    /// Removes `target`'s second factor on behalf of `actor`, mailing them and auditing;
-    /// false when they had none.
+    /// Removes `target`'s second factor on behalf of `actor` (`by`: an admin or the
+    /// provider's support), mailing them and auditing; false when they had none.
     async fn remove_by_other(
         &self,
         target: &UserRecord,
         actor: &Actor,
+        by: Remover,
         client: Client,
     ) -> Result<bool, Unexpected> {
-        let notice = self.notice(target, TwoStepNotice::Removed)?;
+        let notice = self.notice(target, TwoStepNotice::Removed { by })?;
         let removed = self
             .ctx
             .store
@@ -1259,7 +1260,7 @@ impl TwoStep {
             Err(ActError::Unexpected(e)) => return Err(e.into()),
         };
         if self
-            .remove_by_other(&admin, &os.actor(&client), client)
+            .remove_by_other(&admin, &os.actor(&client), Remover::Provider, client)
             .await?
         {
             Ok(())
