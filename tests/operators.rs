@@ -273,6 +273,30 @@ async fn three_tries_per_admin_an_hour_across_operators() {
 }
 
 #[tokio::test]
+async fn a_matched_answer_gives_the_admins_next_call_every_try_again() {
+    let (app, op) = console().await;
+    set_question(&app, ANSWER).await;
+    let path = caller_path(&app).await;
+    for left in ["2 tries", "1 try"] {
+        let r = op.verify_caller(&path, "Wrong guess").await;
+        assert!(r.text().await.unwrap().contains(left), "{left}");
+    }
+    assert_eq!(
+        op.verify_caller(&path, ANSWER).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    // The admin calls again later the same hour, and stumbles once.
+    app.advance(Duration::from_secs(20 * 60));
+    let r = op.verify_caller(&path, "Wrong guess").await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("2 tries"));
+    assert_eq!(
+        op.verify_caller(&path, ANSWER).await.status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
 async fn actions_are_refused_before_a_match_and_after_fifteen_minutes() {
     let (app, op) = console().await;
     set_question(&app, ANSWER).await;

@@ -436,6 +436,9 @@ impl OperatorConsole {
         };
         let tries_left = (CALLER_TRIES - attempts).max(0);
         if matched {
+            // A match proves the caller, as a right password clears a name's failures:
+            // the admin's next call starts with every try again.
+            guard.unlock(&key).await?;
             self.ctx
                 .store
                 .record_caller_verified(os.operator.id, user.id, self.ctx.now())
