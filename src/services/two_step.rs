@@ -140,8 +140,9 @@ impl std::fmt::Debug for Proof {
 
 impl Proof {
     /// What was typed in the one `code` field: 6 digits are an app's code, anything else
-    /// is tried as a recovery code (spaces and hyphens ignored, any case). `None` when
-    /// nothing was typed.
+    /// is tried as a recovery code (spaces and hyphens ignored, any case; the digits 0, 1
+    /// and 8, which no recovery code holds, read as the letters O, I and B they are taken
+    /// for). `None` when nothing was typed.
     pub fn from_typed(typed: &str) -> Option<Proof> {
         let compact: String = typed
             .chars()
@@ -154,7 +155,17 @@ impl Proof {
         if compact.len() == totp::DIGITS && compact.bytes().all(|b| b.is_ascii_digit()) {
             return Some(Proof::Totp(compact));
         }
-        Some(Proof::RecoveryCode(compact.to_ascii_uppercase()))
+        let read = compact
+            .to_ascii_uppercase()
+            .chars()
+            .map(|c| match c {
+                '0' => 'O',
+                '1' => 'I',
+                '8' => 'B',
+                c => c,
+            })
+            .collect();
+        Some(Proof::RecoveryCode(read))
     }
 }
 
@@ -1380,6 +1391,10 @@ mod tests {
             matches!(Proof::from_typed("abcd-efgh-2345-67ab"), Some(Proof::RecoveryCode(c)) if c == "ABCDEFGH234567AB")
         );
         assert!(Proof::from_typed("  ").is_none());
+        // Digits no code holds, read as the letters they look like.
+        assert!(
+            matches!(Proof::from_typed("0J7I-DSZD-1LAB-8ZZ2"), Some(Proof::RecoveryCode(c)) if c == "OJ7IDSZDILABBZZ2")
+        );
         assert!(matches!(
             Proof::from_typed("12345"),
             Some(Proof::RecoveryCode(_))
