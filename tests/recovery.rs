@@ -68,6 +68,13 @@ async fn a_forgotten_password_is_recovered_from_the_mail_file() {
     let notice = app.wait_for_mail(2).await.remove(1);
     assert_eq!(notice.to, "201@example.com");
     assert!(notice.subject.contains("was reset"), "{}", notice.subject);
+    assert!(
+        notice
+            .text
+            .contains("Every session of this account was signed out"),
+        "a reset ends them all: {}",
+        notice.text
+    );
     assert!(notice.links().is_empty());
     assert_eq!(app.audit_count("reset.requested").await, 1);
     assert_eq!(app.audit_count("reset.used").await, 1);

@@ -91,6 +91,8 @@ struct Changed<'a> {
     username: &'a str,
     how: &'a str,
     when: &'a str,
+    /// Which sessions ended: every other one (changed in a session), or every one.
+    sessions: &'a str,
     forgot_url: &'a str,
 }
 
@@ -244,9 +246,9 @@ impl Outbox {
                 format!("The email address of your {provider} portal account was changed"),
             ),
             AccountNotice::PasswordChanged { how } => {
-                let how = match how {
-                    PasswordWas::Changed => "changed",
-                    PasswordWas::Reset => "reset",
+                let (how, sessions) = match how {
+                    PasswordWas::Changed => ("changed", "Every other session"),
+                    PasswordWas::Reset => ("reset", "Every session"),
                 };
                 Changed {
                     provider,
@@ -254,6 +256,7 @@ impl Outbox {
                     username,
                     how,
                     when,
+                    sessions,
                     forgot_url: &self.link("/password/forgot"),
                 }
                 .composed(
