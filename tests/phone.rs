@@ -55,14 +55,22 @@ async fn revealing_long_after_sign_in_asks_for_the_password_again() {
         .await
         .unwrap()
         .contains("confirm your password"));
+    // A form error (DESIGN: 422), said at the password field.
     let r = b.post("/phone/sip/reveal", &[]).await;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert!(!r.text().await.unwrap().contains(&secret));
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains(&secret));
+    assert!(
+        body.contains("aria-describedby=\"reveal-hint reveal-error\""),
+        "{body}"
+    );
     let r = b
         .post("/phone/sip/reveal", &[("password", "Wrong-Password-1")])
         .await;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert!(!r.text().await.unwrap().contains(&secret));
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains(&secret));
+    assert!(body.contains("id=\"reveal-error\""), "{body}");
 
     let r = b.post("/phone/sip/reveal", &[("password", PASSWORD)]).await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -85,6 +93,15 @@ async fn regenerating_the_sip_secret_keeps_portal_sessions() {
         r.status(),
         StatusCode::UNPROCESSABLE_ENTITY,
         "the warning must be acknowledged"
+    );
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("<details open>"),
+        "the form stays open: {body}"
+    );
+    assert!(
+        body.contains("aria-describedby=\"regenerate-error\""),
+        "{body}"
     );
     assert_eq!(app.phone_secrets_of(USER).await.0.unwrap(), before);
 
@@ -205,6 +222,23 @@ async fn an_admin_sets_a_pin_and_regenerates_the_sip_secret_of_their_users_only(
     let after = app.phone_secrets_of(USER).await;
     assert_eq!(after.1.as_deref(), Some("8352"));
     assert_ne!(after.0.unwrap(), before);
+
+    // Refusals are said at their fields.
+    let r = admin
+        .post(
+            "/admin/users/201/pin",
+            &[("new_pin", "201"), ("confirm_pin", "2010")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("id=\"admin-new-pin-error\""), "{body}");
+    assert!(body.contains("id=\"admin-confirm-pin-error\""), "{body}");
+    let r = admin.post("/admin/users/201/sip-secret", &[]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("id=\"admin-sip-confirm-error\""), "{body}");
+    assert_eq!(app.phone_secrets_of(USER).await.1.as_deref(), Some("8352"));
 
     let other = app.phone_secrets_of("555-othercorp").await;
     assert_eq!(

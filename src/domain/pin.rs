@@ -39,7 +39,7 @@ impl PinProblem {
             Self::TooLong => "Use at most 10 digits in your PIN.",
             Self::RepeatedDigit => "Don't repeat one digit throughout your PIN, like 1111.",
             Self::Sequence => "Don't use a run of consecutive digits, like 1234 or 4321.",
-            Self::SameAsExtension => "Don't use your extension number as your PIN.",
+            Self::SameAsExtension => "Don't use the extension number as the PIN.",
         }
     }
 }

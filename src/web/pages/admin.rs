@@ -251,6 +251,7 @@ struct UserPage {
     notice: Option<&'static str>,
     form: UserForm,
     errors: FormErrors,
+    phone: PhoneErrors,
     devices: crate::web::devices::DevicesView,
 }
 
@@ -274,6 +275,35 @@ struct Shown {
     notice: Option<&'static str>,
     form: Option<UserForm>,
     errors: FormErrors,
+    phone: PhoneErrors,
+}
+
+/// Problems of the phone credentials forms, each shown at its field.
+#[derive(Default)]
+struct PhoneErrors {
+    pin: Option<&'static str>,
+    pin_confirm: Option<&'static str>,
+    /// The box confirming a new SIP secret was not ticked.
+    sip_confirm: Option<&'static str>,
+}
+
+impl PhoneErrors {
+    fn pin_any(&self) -> bool {
+        self.pin.is_some() || self.pin_confirm.is_some()
+    }
+}
+
+/// The user's page again, 422, with `phone`'s problems at their fields.
+async fn phone_refused(
+    page: &Page<Admin>,
+    extension: &Extension,
+    phone: PhoneErrors,
+) -> Result<Response, WebError> {
+    let shown = Shown {
+        phone,
+        ..Shown::default()
+    };
+    render_user(page, extension, StatusCode::UNPROCESSABLE_ENTITY, shown).await
 }
 
 async fn render_user(
@@ -286,6 +316,7 @@ async fn render_user(
         notice,
         form,
         errors,
+        phone,
     } = shown;
     let su = page.who.session();
     let UserDetail {
@@ -334,6 +365,7 @@ async fn render_user(
             notice,
             form,
             errors,
+            phone,
         },
     ))
 }
@@ -567,8 +599,11 @@ async fn regenerate_sip_secret(
     Posted(extension, form): Posted<Extension, SipSecretFields>,
 ) -> Result<Response, WebError> {
     if let Some(message) = form.unconfirmed() {
-        let status = StatusCode::UNPROCESSABLE_ENTITY;
-        return refused(&page, &extension, status, message).await;
+        let phone = PhoneErrors {
+            sip_confirm: Some(message),
+            ..PhoneErrors::default()
+        };
+        return phone_refused(&page, &extension, phone).await;
     }
     act_on_user(&page, &extension, "sip", TenantAdmin::regenerate_sip_secret).await
 }
@@ -588,12 +623,12 @@ async fn set_pin(
         Err(AdminPinError::NotFound) => Err(WebError::NotFound),
         Err(AdminPinError::Rejected(r)) => {
             let errors = PinErrors::rejected(r);
-            let message = errors
-                .new
-                .or(errors.confirm)
-                .unwrap_or("The PIN was not accepted.");
-            let message = format!("The voicemail PIN was not set: {message}");
-            refused(&page, &extension, StatusCode::UNPROCESSABLE_ENTITY, message).await
+            let phone = PhoneErrors {
+                pin: errors.new,
+                pin_confirm: errors.confirm,
+                ..PhoneErrors::default()
+            };
+            phone_refused(&page, &extension, phone).await
         }
         Err(AdminPinError::Unexpected(e)) => Err(e.into()),
     }

@@ -46,6 +46,10 @@ struct PhonePage {
     secret: Option<String>,
     notice: Option<&'static str>,
     error: Option<String>,
+    /// Why the password typed to reveal the secret was refused, at its field.
+    reveal_error: Option<String>,
+    /// The confirmation box of a new SIP secret was not ticked, at the box.
+    regenerate_error: Option<&'static str>,
     devices: crate::web::devices::DevicesView,
     /// The softphone is configured: its card and script are on the page.
     softphone: bool,
@@ -74,6 +78,8 @@ async fn phone(page: &Page<SessionUser>) -> Result<PhonePage, WebError> {
         secret: None,
         notice: None,
         error: None,
+        reveal_error: None,
+        regenerate_error: None,
         devices: crate::web::devices::registered(
             &state.pbx,
             su.user.extension.as_str(),
@@ -157,19 +163,19 @@ async fn reveal_sip_secret(
             (StatusCode::OK, None)
         }
         Err(RevealError::PasswordNeeded) => {
-            p.error =
+            p.reveal_error =
                 Some("To reveal the SIP secret, confirm your portal password first.".to_owned());
-            (StatusCode::UNAUTHORIZED, None)
+            (StatusCode::UNPROCESSABLE_ENTITY, None)
         }
         Err(RevealError::Refused(r)) => {
             let shown = refused_in_session(
                 r,
                 (
-                    StatusCode::UNAUTHORIZED,
+                    StatusCode::UNPROCESSABLE_ENTITY,
                     "That password is not right. The SIP secret stays hidden.",
                 ),
             );
-            p.error = Some(shown.message);
+            p.reveal_error = Some(shown.message);
             (shown.status, shown.retry_after)
         }
         Err(RevealError::Unexpected(e)) => return Err(e.into()),
@@ -186,7 +192,7 @@ async fn regenerate_sip_secret(
 ) -> Result<Response, WebError> {
     if let Some(message) = form.unconfirmed() {
         let mut p = phone(&page).await?;
-        p.error = Some(message.to_owned());
+        p.regenerate_error = Some(message);
         return Ok(with_softphone_policy(
             &page.state,
             html(StatusCode::UNPROCESSABLE_ENTITY, &p),
