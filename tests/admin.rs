@@ -41,6 +41,12 @@ async fn the_users_list_shows_status_and_is_searchable_and_paged() {
     assert_eq!(first.matches("href=\"/admin/users/").count(), 50);
     let second = b.get("/admin/users?page=2").await.text().await.unwrap();
     assert_eq!(second.matches("href=\"/admin/users/").count(), 13);
+    // A page past the end (an old link, a list that shrank) shows the last one.
+    let past = b.get("/admin/users?page=99").await.text().await.unwrap();
+    assert!(past.contains("Page 2 of 2"), "{past}");
+    assert_eq!(past.matches("href=\"/admin/users/").count(), 13);
+    let audit = b.get("/admin/audit?page=9999").await.text().await.unwrap();
+    assert!(!audit.contains("Page 9999"), "{audit}");
 }
 
 #[tokio::test]
@@ -215,6 +221,45 @@ async fn a_reset_link_from_the_admin_reaches_the_email_on_file_and_ends_sessions
         page.contains("password reset") && page.contains("badge-success\">sent"),
         "{page}"
     );
+}
+
+#[tokio::test]
+async fn the_admins_reset_links_count_against_the_users_mail_limit() {
+    let (app, b) = spawn_tenant().await;
+    for _ in 0..3 {
+        let r = b
+            .post("/admin/users/201/reset-password", &[("method", "link")])
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    }
+    app.wait_for_mail(3).await;
+    let user = app.signed_in(USER).await;
+    let r = b
+        .post("/admin/users/201/reset-password", &[("method", "link")])
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("sent 3 reset emails in the last 15 minutes"),
+        "{page}"
+    );
+    assert_eq!(
+        user.get("/phone").await.status(),
+        StatusCode::OK,
+        "nothing changed: the session goes on"
+    );
+    // The user's own request shares the limit.
+    app.browser().forgot_password(USER).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.mail_files().len(), 3, "no fourth link");
+    assert_eq!(app.audit_count("reset.limited").await, 2);
+
+    app.advance(Duration::from_secs(15 * 60 + 1));
+    let r = b
+        .post("/admin/users/201/reset-password", &[("method", "link")])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    app.wait_for_mail(4).await;
 }
 
 #[tokio::test]

@@ -144,6 +144,18 @@ async fn password_resets_unlock_and_sign_out_end_sessions_as_the_pages_do() {
         .await;
     assert_eq!(link.status, 200);
     assert!(link.body.get("temporary_password").is_none());
+    // Links count against the user's mail limit: three per 15 minutes.
+    for _ in 0..2 {
+        let again = api
+            .post(&format!("{base}/reset-password"), json!({"method": "link"}))
+            .await;
+        assert_eq!(again.status, 200);
+    }
+    let limited = api
+        .post(&format!("{base}/reset-password"), json!({"method": "link"}))
+        .await;
+    limited.problem(429);
+    assert_eq!(limited.headers["retry-after"], "900");
     api.post(
         &format!("{base}/reset-password"),
         json!({"method": "carrier-pigeon"}),

@@ -196,6 +196,13 @@ async fn reset_password_prints_a_temporary_password_or_queues_a_link() {
     let out = cli.run(&["user", "reset-password", "201-acme", "--link"], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("queued"));
+    for _ in 0..2 {
+        let out = cli.run(&["user", "reset-password", "201-acme", "--link"], None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let out = cli.run(&["user", "reset-password", "201-acme", "--link"], None);
+    assert!(!out.status.success(), "a fourth link in 15 minutes");
+    assert!(text(&out.stderr).contains("sent 3 reset emails in the last 15 minutes"));
 
     let out = cli.run(&["user", "reset-password", "202-acme", "--link"], None);
     assert!(!out.status.success());

@@ -378,6 +378,22 @@ async fn the_reset_link_goes_only_to_the_email_on_file_and_unlock_clears_the_loc
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let r = app.browser().get(&path_of(&links[0])).await;
     assert_eq!(r.status(), StatusCode::OK);
+
+    // The operator's links count against the admin's mail limit, three per 15 minutes.
+    for _ in 0..2 {
+        let r = op.post(&format!("{path}/reset-link"), &[]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    }
+    let r = op.post(&format!("{path}/reset-link"), &[]).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("sent 3 reset emails in the last 15 minutes"));
+    app.wait_for_mail(3).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.mail_files().len(), 3);
 }
 
 #[tokio::test]

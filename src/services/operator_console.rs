@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use super::guard::{still_ahead, Counted, Refusal, Window, CALLER_TRIES, CALLER_TRIES_WINDOW};
 pub use super::provisioning::NewTenantWithAdmin;
 use super::provisioning::{Provisioning, TenantError};
-use super::recovery::{send_link_for, NoEmailOnFile};
+use super::recovery::{send_link_for, NoLink};
 use super::sessions::{keep_alive, SessionOf};
 use super::sign_in::SignInError;
 use super::tenant_admin::{page_offset, PAGE_SIZE};
@@ -81,6 +81,9 @@ pub enum ActError {
     /// No email on file to send a reset link to.
     #[error("no email on file")]
     NoEmail,
+    /// The admin was sent as many reset emails as the limit allows just now.
+    #[error("reset mail limit reached")]
+    MailLimit,
     #[error(transparent)]
     Unexpected(#[from] Unexpected),
 }
@@ -297,8 +300,11 @@ impl OperatorConsole {
             .ok_or_else(|| Unexpected::invariant("the new admin is gone"))?;
         match send_link_for(&self.ctx, user, &actor).await? {
             Ok(()) => {}
-            Err(NoEmailOnFile) => {
+            Err(NoLink::NoEmailOnFile) => {
                 return Err(Unexpected::invariant("the new admin's email is gone").into())
+            }
+            Err(NoLink::MailLimit) => {
+                return Err(Unexpected::invariant("a new admin is over the mail limit").into())
             }
         }
         Ok(CreatedTenant {
@@ -505,7 +511,8 @@ impl OperatorConsole {
         let user = self.verified_admin(os, code, admin_id).await?;
         match send_link_for(&self.ctx, user, &os.actor(client)).await? {
             Ok(()) => Ok(()),
-            Err(NoEmailOnFile) => Err(ActError::NoEmail),
+            Err(NoLink::NoEmailOnFile) => Err(ActError::NoEmail),
+            Err(NoLink::MailLimit) => Err(ActError::MailLimit),
         }
     }
 

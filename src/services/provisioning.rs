@@ -8,7 +8,7 @@ use super::device_secrets::{generate_sip_secret, seal_sip_secret};
 use super::passwords::{
     generate_temporary_password, set_temporary_password, TEMPORARY_PASSWORD_TTL,
 };
-use super::recovery::{send_link_for, NoEmailOnFile};
+use super::recovery::{send_link_for, NoLink};
 use super::{service, store_error_is_unexpected, Unexpected};
 use crate::audit::{operator_actor, Actor, Event, EventKind};
 use crate::domain::{
@@ -59,6 +59,8 @@ pub enum ProvisionError {
     NoSuchUser(Username),
     #[error("{0} has no email on file; use a temporary password instead (without --link)")]
     NoEmail(Username),
+    #[error("{0} was sent 3 reset emails in the last 15 minutes, the most allowed; try again later, or use a temporary password (without --link)")]
+    MailLimit(Username),
     #[error(transparent)]
     Unexpected(#[from] Unexpected),
 }
@@ -297,7 +299,8 @@ impl Provisioning {
         if link {
             match send_link_for(&self.ctx, user, actor).await? {
                 Ok(()) => Ok(None),
-                Err(NoEmailOnFile) => Err(ProvisionError::NoEmail(username.clone())),
+                Err(NoLink::NoEmailOnFile) => Err(ProvisionError::NoEmail(username.clone())),
+                Err(NoLink::MailLimit) => Err(ProvisionError::MailLimit(username.clone())),
             }
         } else {
             Ok(Some(set_temporary_password(&self.ctx, &user, actor).await?))

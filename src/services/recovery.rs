@@ -60,31 +60,42 @@ pub enum ResetError {
 
 store_error_is_unexpected!(ResetError);
 
-/// The account has no email on file, so no link can be sent.
+/// Why no reset link was sent for someone else's request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NoEmailOnFile;
+pub enum NoLink {
+    /// The account has no email on file.
+    NoEmailOnFile,
+    /// The account was mailed as many reset links as the per-account limit allows in the
+    /// current window ([`RESET_MAILS_PER_ACCOUNT`] per [`RECOVERY_WINDOW`]); nothing changed.
+    MailLimit,
+}
 
 /// Mails `user` a reset link to the email on file and ends their sessions, for someone
-/// else who asked (`actor`: an admin, an operator, the CLI). Not limited: the actor is
-/// trusted with the account.
+/// else who asked (`actor`: an admin, an operator, the CLI). Counted against the same
+/// per-account mail limit as the user's own requests, so nobody — not even an admin
+/// clicking again and again — can mail-bomb the user; over it, nothing changes.
 pub(crate) async fn send_link_for(
     ctx: &Context,
     user: UserRecord,
     actor: &Actor,
-) -> Result<Result<(), NoEmailOnFile>, Unexpected> {
+) -> Result<Result<(), NoLink>, Unexpected> {
     let Some(email) = user.email.clone() else {
-        return Ok(Err(NoEmailOnFile));
+        return Ok(Err(NoLink::NoEmailOnFile));
     };
-    ctx.store.delete_user_sessions(user.id).await?;
-    queue_reset_mail(
+    let id = user.id;
+    let sent = queue_reset_mail(
         ctx,
         &email,
         vec![user],
         Some(actor.name()),
         actor.addr(),
-        false,
+        true,
     )
     .await?;
+    if sent == 0 {
+        return Ok(Err(NoLink::MailLimit));
+    }
+    ctx.store.delete_user_sessions(id).await?;
     Ok(Ok(()))
 }
 

@@ -9,7 +9,7 @@ use super::passwords::set_temporary_password;
 use super::pbx::aor;
 use super::phone::{regenerate_for, set_pin_for, PinError, PinRejected};
 use super::provisioning::{CreateUserError, Provisioning};
-use super::recovery::{send_link_for, NoEmailOnFile};
+use super::recovery::{send_link_for, NoLink};
 use super::{service, store_error_is_unexpected, SessionUser, Unexpected};
 use std::net::IpAddr;
 
@@ -148,6 +148,9 @@ pub enum ResetLinkError {
     /// A reset link needs an email on file.
     #[error("no email on file")]
     NoEmail,
+    /// The user was sent as many reset emails as the limit allows just now.
+    #[error("reset mail limit reached")]
+    MailLimit,
     #[error(transparent)]
     Unexpected(#[from] Unexpected),
 }
@@ -376,7 +379,8 @@ impl TenantAdmin {
         let user = self.target(admin, extension).await?;
         match send_link_for(&self.ctx, user, &admin.actor()).await? {
             Ok(()) => Ok(()),
-            Err(NoEmailOnFile) => Err(ResetLinkError::NoEmail),
+            Err(NoLink::NoEmailOnFile) => Err(ResetLinkError::NoEmail),
+            Err(NoLink::MailLimit) => Err(ResetLinkError::MailLimit),
         }
     }
 

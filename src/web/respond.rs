@@ -20,6 +20,9 @@ pub const BUSY: &str = "The portal is very busy right now. Please try again in a
 /// `Retry-After` of a "busy" answer, in seconds.
 pub const BUSY_RETRY_AFTER: u64 = 2;
 
+/// A reset link refused because the account was just mailed as many as the limit allows.
+pub const MAIL_LIMIT_REACHED: &str = "This account was sent 3 reset emails in the last 15 minutes, the most we send, so that nobody can flood a mailbox. Ask them to use the newest one, or send another later.";
+
 /// The headers every answer of the routers made for machines (the JSON API, the internal
 /// listener) carries: never stored by a cache, never sniffed as another type.
 pub fn machine_headers<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
@@ -192,21 +195,55 @@ pub struct ListQuery {
     pub deleted: String,
 }
 
-impl ListQuery {
-    /// The zero-based page asked for.
-    pub fn page_index(&self) -> i64 {
-        page_number(self.page) - 1
-    }
-}
-
 /// The page a `?page=` asks for, from 1 (the first when none, or less than 1).
-pub fn page_number(page: Option<i64>) -> i64 {
+fn page_number(page: Option<i64>) -> i64 {
     page.unwrap_or(1).max(1)
 }
 
 /// How many pages `total` rows fill at `per_page` (at least one, even when empty).
-pub fn page_count(total: i64, per_page: i64) -> i64 {
+fn page_count(total: i64, per_page: i64) -> i64 {
     ((total + per_page - 1) / per_page).max(1)
+}
+
+/// One page of a list as shown: its rows, how many rows in all, which page (from 1) and
+/// of how many.
+pub struct Paged<T> {
+    pub rows: Vec<T>,
+    pub total: i64,
+    pub page: i64,
+    pub pages: i64,
+}
+
+/// Reads page `asked` (from 1) of a list through `read` (given the zero-based page, it
+/// answers that page's rows and the total), or the last page when `asked` is past the end,
+/// so an old link or a list that shrank never shows "Page 9 of 2" and an empty table.
+pub async fn read_page<T, E, Fut>(
+    asked: Option<i64>,
+    per_page: i64,
+    read: impl Fn(i64) -> Fut,
+) -> Result<Paged<T>, E>
+where
+    Fut: std::future::Future<Output = Result<(Vec<T>, i64), E>>,
+{
+    let page = page_number(asked);
+    let (rows, total) = read(page - 1).await?;
+    let pages = page_count(total, per_page);
+    if page <= pages {
+        return Ok(Paged {
+            rows,
+            total,
+            page,
+            pages,
+        });
+    }
+    let (rows, total) = read(pages - 1).await?;
+    let pages_now = page_count(total, per_page);
+    Ok(Paged {
+        rows,
+        total,
+        page: pages.min(pages_now),
+        pages: pages_now,
+    })
 }
 
 /// What a form echoes back of a field: trimmed and at most `n` characters.

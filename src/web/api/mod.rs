@@ -124,7 +124,10 @@ impl FromRequestParts<AppState> for ApiAuth {
                 "This token's tenant is suspended. Please contact your provider.",
             )),
             Err(ApiAuthError::RateLimited { retry_after }) => {
-                Err(Problem::rate_limited(retry_after.as_secs().max(1)))
+                Err(Problem::rate_limited(
+                    retry_after.as_secs().max(1),
+                    "This token has made too many requests this minute; retry after the time given in Retry-After.",
+                ))
             }
             Err(ApiAuthError::Unexpected(e)) => Err(Problem::unexpected(&e)),
         }

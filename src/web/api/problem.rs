@@ -81,14 +81,15 @@ impl Problem {
         Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
     }
 
-    pub fn rate_limited(seconds: u64) -> Problem {
+    /// 429 with `Retry-After`: too many requests of this token, or of this kind.
+    pub fn rate_limited(seconds: u64, detail: &str) -> Problem {
         Problem {
             retry_after: Some(seconds),
             ..Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate-limited",
                 "Too many requests",
-                "This token has made too many requests this minute; retry after the time given in Retry-After.",
+                detail,
             )
         }
     }

@@ -14,6 +14,7 @@ use super::types::{
 };
 use super::{admin_error, once, page, page_query, tenant_scope, ApiAuth, IdempotencyKey, Json};
 use crate::domain::{DisplayName, Email, Extension, Role};
+use crate::services::guard::RECOVERY_WINDOW;
 use crate::services::tenant_admin::{
     ApiAdmin, ChangeError, CreateError, ResetLinkError, TenantAdmin, UserFields,
 };
@@ -211,7 +212,8 @@ pub async fn delete_user(api: ApiAuth, Path(path): Path<UserPath>) -> Result<Res
 #[utoipa::path(post, path = "/api/v1/tenants/{code}/users/{extension}/reset-password", tag = "users", request_body = ResetPassword,
     params(UserPath),
     responses((status = 200, description = "Done", body = PasswordReset),
-              (status = 409, description = "A link was asked for but there is no email on file", body = Problem, content_type = "application/problem+json")))]
+              (status = 409, description = "A link was asked for but there is no email on file", body = Problem, content_type = "application/problem+json"),
+              (status = 429, description = "Too many requests for this token, or the user was mailed 3 reset links in the last 15 minutes; see Retry-After", body = Problem, content_type = "application/problem+json")))]
 pub async fn reset_password(
     api: ApiAuth,
     Path(path): Path<UserPath>,
@@ -243,6 +245,10 @@ fn reset_link_error(e: ResetLinkError) -> Problem {
         ResetLinkError::NoEmail => {
             Problem::conflict("This user has no email on file; use the temporary method instead.")
         }
+        ResetLinkError::MailLimit => Problem::rate_limited(
+            RECOVERY_WINDOW.as_secs(),
+            "This user was sent as many reset emails as allowed in the last 15 minutes; retry after the time given in Retry-After, or use the temporary method.",
+        ),
         ResetLinkError::Unexpected(e) => Problem::unexpected(&e),
     }
 }

@@ -23,7 +23,7 @@ use crate::web::forms::{
     field, field_errors, optional_field, NoFields, PinErrors, PinFields, SipSecretFields,
 };
 use crate::web::render::{html, Chrome, EventView};
-use crate::web::respond::{self, clip, page_count, page_number, DoneQuery, ListQuery};
+use crate::web::respond::{self, clip, read_page, DoneQuery, ListQuery, MAIL_LIMIT_REACHED};
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
@@ -137,16 +137,12 @@ async fn render_users(
 ) -> Result<Response, WebError> {
     let su = page.who.session();
     let search = clip(&q.q, 100);
-    let (rows, total) = page
-        .state
-        .services
-        .tenant_admin
-        .list_users(
-            &page.who,
-            (!search.is_empty()).then_some(search.as_str()),
-            q.page_index(),
-        )
-        .await?;
+    let tenant_admin = &page.state.services.tenant_admin;
+    let found = (!search.is_empty()).then_some(search.as_str());
+    let list = read_page(q.page, PAGE_SIZE, |p| {
+        tenant_admin.list_users(&page.who, found, p)
+    })
+    .await?;
     let notice = Extension::parse(&q.deleted)
         .ok()
         .map(|e| format!("User {e}-{} was deleted.", su.user.tenant_code));
@@ -155,11 +151,11 @@ async fn render_users(
         &UsersPage {
             chrome: Chrome::signed_in(page.csrf.clone(), su, "admin"),
             tenant_name: su.user.tenant_name.clone(),
-            users: rows.iter().map(UserView::from_row).collect(),
+            users: list.rows.iter().map(UserView::from_row).collect(),
             search,
-            page: q.page_index() + 1,
-            pages: page_count(total, PAGE_SIZE),
-            total,
+            page: list.page,
+            pages: list.pages,
+            total: list.total,
             notice,
             form,
             errors,
@@ -477,6 +473,7 @@ async fn reset_password(
             Ok(()) => return Ok(back_to(&extension, "link")),
             Err(ResetLinkError::NotFound) => return Err(WebError::NotFound),
             Err(ResetLinkError::NoEmail) => (StatusCode::CONFLICT, "This user has no email on file, so no link can be sent. Set a temporary password instead, or add an email first."),
+            Err(ResetLinkError::MailLimit) => (StatusCode::TOO_MANY_REQUESTS, MAIL_LIMIT_REACHED),
             Err(ResetLinkError::Unexpected(e)) => return Err(e.into()),
         },
         "temporary" => {
@@ -567,18 +564,16 @@ async fn audit_page(page: Page<Admin>, Query(q): Query<AuditQuery>) -> Result<Re
     let user = clip(&q.user, 64).to_lowercase();
     let kinds: Vec<&'static str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
     let kind = kinds.iter().find(|k| **k == q.kind).copied().unwrap_or("");
-    let number = page_number(q.page);
     let filter = AuditFilter {
         username: (!user.is_empty()).then_some(user.as_str()),
         kind: (!kind.is_empty()).then_some(kind),
     };
-    let (events, total) = page
-        .state
-        .services
-        .tenant_admin
-        .audit_page(&page.who, &filter, number - 1)
-        .await?;
-    let events = events.into_iter().map(EventView::from_record).collect();
+    let tenant_admin = &page.state.services.tenant_admin;
+    let list = read_page(q.page, PAGE_SIZE, |p| {
+        tenant_admin.audit_page(&page.who, &filter, p)
+    })
+    .await?;
+    let events = list.rows.into_iter().map(EventView::from_record).collect();
     Ok(html(
         StatusCode::OK,
         &AuditPage {
@@ -587,9 +582,9 @@ async fn audit_page(page: Page<Admin>, Query(q): Query<AuditQuery>) -> Result<Re
             kinds,
             user,
             kind: kind.to_owned(),
-            page: number,
-            pages: page_count(total, PAGE_SIZE),
-            total,
+            page: list.page,
+            pages: list.pages,
+            total: list.total,
         },
     ))
 }

@@ -32,8 +32,8 @@ use crate::web::forms::field_errors;
 use crate::web::forms::{field, NoFields, SignInFields, SignInShown};
 use crate::web::render::{html, html_adjusted, Chrome, EventView};
 use crate::web::respond::{
-    back_to_caller, clip, maybe_retry_after, page_count, page_number, refused_sign_in, DoneQuery,
-    ListQuery, BUSY_RETRY_AFTER,
+    back_to_caller, clip, maybe_retry_after, read_page, refused_sign_in, DoneQuery, ListQuery,
+    BUSY_RETRY_AFTER, MAIL_LIMIT_REACHED,
 };
 use crate::web::{AppState, WebError};
 
@@ -189,14 +189,11 @@ async fn render_tenants(
     errors: TenantErrors,
 ) -> Result<Response, WebError> {
     let q = clip(&list.q, 64);
-    let number = list.page_index() + 1;
-    let (rows, total) = page
-        .state
-        .services
-        .operator_console
-        .tenants((!q.is_empty()).then_some(q.as_str()), number - 1)
-        .await?;
-    let rows = rows
+    let console = &page.state.services.operator_console;
+    let found = (!q.is_empty()).then_some(q.as_str());
+    let listed = read_page(list.page, PAGE_SIZE, |p| console.tenants(found, p)).await?;
+    let rows = listed
+        .rows
         .into_iter()
         .map(|r| TenantRowView {
             code: r.tenant.code.to_string(),
@@ -211,9 +208,9 @@ async fn render_tenants(
             chrome: Chrome::operator(page.csrf.clone(), &page.who, "tenants"),
             rows,
             q,
-            page: number,
-            pages: page_count(total, PAGE_SIZE),
-            total,
+            page: listed.page,
+            pages: listed.pages,
+            total: listed.total,
             form,
             errors,
         },
@@ -554,6 +551,7 @@ async fn refused(
             StatusCode::CONFLICT,
             "This admin has no email on file, so no reset link can be sent. Another admin of the tenant can set a temporary password.",
         ),
+        ActError::MailLimit => (StatusCode::TOO_MANY_REQUESTS, MAIL_LIMIT_REACHED),
         ActError::NotFound => return Err(WebError::NotFound),
         ActError::Unexpected(e) => return Err(e.into()),
     };
@@ -623,17 +621,16 @@ async fn audit_page(
     page: Page<OperatorSession>,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, WebError> {
-    let number = page_number(q.page);
     let console = &page.state.services.operator_console;
-    let (events, total) = console.provider_audit(&page.who, number - 1).await?;
+    let list = read_page(q.page, PAGE_SIZE, |p| console.provider_audit(&page.who, p)).await?;
     Ok(html(
         StatusCode::OK,
         &AuditPage {
             chrome: Chrome::operator(page.csrf, &page.who, "audit"),
-            events: events.into_iter().map(EventView::from_record).collect(),
-            page: number,
-            pages: page_count(total, PAGE_SIZE),
-            total,
+            events: list.rows.into_iter().map(EventView::from_record).collect(),
+            page: list.page,
+            pages: list.pages,
+            total: list.total,
         },
     ))
 }
