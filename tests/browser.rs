@@ -267,6 +267,13 @@ async fn an_admin_sets_a_temporary_password_and_the_user_must_change_it() {
     c.wait_text("#name-error", "").await;
     c.audit().await;
     c.goto("/admin/users/201").await;
+    // Deleting takes a second, deliberate click: the button shows once asked for.
+    let delete_shown = "return String(document.querySelector(\"form[action='/admin/users/201/delete'] button\").checkVisibility())";
+    assert_eq!(c.js(delete_shown).await, "false");
+    c.click("details:has(form[action='/admin/users/201/delete']) > summary")
+        .await;
+    assert_eq!(c.js(delete_shown).await, "true");
+    c.audit().await;
     c.click("form[action='/admin/users/201/reset-password'] input[value=temporary] ~ button")
         .await;
     let temporary = c.text("#temporary-password").await;
