@@ -263,6 +263,45 @@ async fn the_admins_reset_links_count_against_the_users_mail_limit() {
 }
 
 #[tokio::test]
+async fn mail_to_an_address_shared_by_several_users_shows_on_each_of_their_pages() {
+    let (app, b) = spawn_tenant().await;
+    app.add_person(
+        "202-wickedsprockets",
+        "Shares Sam's Mailbox",
+        Some("201@example.com"),
+        Role::User,
+        Some(PASSWORD),
+    )
+    .await;
+    app.add_person(
+        "203-wickedsprockets",
+        "Own Mailbox",
+        Some("203@example.com"),
+        Role::User,
+        Some(PASSWORD),
+    )
+    .await;
+    app.browser().forgot_password("201@example.com").await;
+    let mail = app.wait_for_mail(1).await.remove(0);
+    assert_eq!(
+        mail.links().len(),
+        2,
+        "one message, a link for each account"
+    );
+    for ext in ["201", "202"] {
+        let page = b
+            .get(&format!("/admin/users/{ext}"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("password reset"), "{ext}: {page}");
+    }
+    let other = b.get("/admin/users/203").await.text().await.unwrap();
+    assert!(other.contains("No mail sent to this user yet"), "{other}");
+}
+
+#[tokio::test]
 async fn a_user_without_email_cannot_be_sent_a_link() {
     let (app, b) = spawn_tenant().await;
     b.post(

@@ -246,7 +246,11 @@ impl TenantAdmin {
         let guard = self.ctx.guard();
         let locked_until = guard.locked_until(&key).await?;
         let browsers_locked = guard.browsers_locked(&key).await?;
-        let mail = self.ctx.store.mail_records(Some(user.id), 10).await?;
+        let mail = self
+            .ctx
+            .store
+            .mail_records_of_user(user.id, user.email.as_deref(), 10)
+            .await?;
         Ok(UserDetail {
             row: UserListRow { user, locked_until },
             browsers_locked,

@@ -2,6 +2,7 @@
 //! nodes never take the same message, record what became of each, hand a stopping
 //! worker's claims back, report the backlog, and reseal queued bodies for a key rotation.
 
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::{flag, new_id, AuditRow, Store, StoreResult, TenantId, UserId};
@@ -227,28 +228,36 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<MailRecord>> {
         self.all(
-            sqlx::query(
-                "SELECT id, kind, recipient, user_id, status, attempts, queued_at, sent_at, failed_at, last_error, \
-                 CASE WHEN body_text IS NULL THEN 0 ELSE 1 END AS has_body FROM outbox \
-                 WHERE ($1 IS NULL OR user_id = $1) ORDER BY id DESC LIMIT $2",
-            )
+            sqlx::query(&format!(
+                "{MAIL_RECORD_SELECT} WHERE ($1 IS NULL OR user_id = $1) ORDER BY id DESC LIMIT $2"
+            ))
             .bind(user)
             .bind(limit),
-            |r| {
-                Ok(MailRecord {
-                    id: r.try_get("id")?,
-                    kind: r.try_get("kind")?,
-                    recipient: r.try_get("recipient")?,
-                    user_id: r.try_get("user_id")?,
-                    status: r.try_get("status")?,
-                    attempts: r.try_get("attempts")?,
-                    queued_at: r.try_get("queued_at")?,
-                    sent_at: r.try_get("sent_at")?,
-                    failed_at: r.try_get("failed_at")?,
-                    last_error: r.try_get("last_error")?,
-                    has_body: flag(r, "has_body")?,
-                })
-            },
+            read_mail_record,
+        )
+        .await
+    }
+
+    /// The delivery records that concern a user, newest first: the messages about them
+    /// alone, and those that went to several accounts sharing their email address `email`
+    /// (the reset links or usernames of every account on one address, in one message).
+    pub async fn mail_records_of_user(
+        &self,
+        user: UserId,
+        email: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<MailRecord>> {
+        self.all(
+            sqlx::query(&format!(
+                "{MAIL_RECORD_SELECT} WHERE id IN (\
+                   SELECT id FROM outbox WHERE user_id = $1 \
+                   UNION ALL SELECT id FROM outbox WHERE user_id IS NULL AND recipient = $2) \
+                 ORDER BY id DESC LIMIT $3"
+            ))
+            .bind(user)
+            .bind(email)
+            .bind(limit),
+            read_mail_record,
         )
         .await
     }
@@ -315,4 +324,25 @@ impl Store {
         )
         .await
     }
+}
+
+/// The columns of a delivery record (whether a body is still held, not the body).
+const MAIL_RECORD_SELECT: &str =
+    "SELECT id, kind, recipient, user_id, status, attempts, queued_at, sent_at, failed_at, last_error, \
+     CASE WHEN body_text IS NULL THEN 0 ELSE 1 END AS has_body FROM outbox";
+
+fn read_mail_record(r: &AnyRow) -> StoreResult<MailRecord> {
+    Ok(MailRecord {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        recipient: r.try_get("recipient")?,
+        user_id: r.try_get("user_id")?,
+        status: r.try_get("status")?,
+        attempts: r.try_get("attempts")?,
+        queued_at: r.try_get("queued_at")?,
+        sent_at: r.try_get("sent_at")?,
+        failed_at: r.try_get("failed_at")?,
+        last_error: r.try_get("last_error")?,
+        has_body: flag(r, "has_body")?,
+    })
 }
