@@ -140,6 +140,24 @@ fn provider(actor: &ApiActor) -> Result<ProviderActor, Problem> {
     actor.provider().ok_or_else(Problem::not_found)
 }
 
+/// A provider token's request, proven before its body is read: a tenant token finds
+/// nothing on a provider's route (404) whatever body it sends, never a 422 that tells the
+/// route is there.
+pub struct ProviderApi {
+    api: ApiAuth,
+    by: ProviderActor,
+}
+
+impl FromRequestParts<AppState> for ProviderApi {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let api = ApiAuth::from_request_parts(parts, state).await?;
+        let by = provider(&api.actor)?;
+        Ok(ProviderApi { api, by })
+    }
+}
+
 /// A tenant code from the path; one that cannot be a code names nothing.
 fn tenant_code(raw: &str) -> Result<TenantCode, Problem> {
     TenantCode::canonical(raw).ok_or_else(Problem::not_found)

@@ -12,7 +12,7 @@ use super::types::{
 };
 use super::{
     admin_error, once, page, page_query, provider, tenant_code, tenant_scope, ApiAuth,
-    IdempotencyKey, Json,
+    IdempotencyKey, Json, ProviderApi,
 };
 use crate::domain::{DisplayName, Email, Extension, TenantCode};
 use crate::services::provisioning::sip_domain;
@@ -70,12 +70,11 @@ pub async fn list_tenants(api: ApiAuth, RawQuery(query): RawQuery) -> Result<Jso
     responses((status = 201, description = "Created; the admin's temporary password is shown once", body = CreatedTenant),
               (status = 409, description = "The code or SIP domain is taken", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_tenant(
-    api: ApiAuth,
+    ProviderApi { api, by }: ProviderApi,
     key: IdempotencyKey,
     uri: OriginalUri,
     body: JsonBody<NewTenant>,
 ) -> Result<Json, Problem> {
-    let by = provider(&api.actor)?;
     let req = &body.value;
     let run = async {
         let mut f = Fields::default();
@@ -146,11 +145,11 @@ pub async fn get_tenant(api: ApiAuth, Path(path): Path<TenantPath>) -> Result<Js
     responses((status = 200, description = "The tenant as changed", body = Tenant),
               (status = 409, description = "The SIP domain is another tenant's", body = Problem, content_type = "application/problem+json")))]
 pub async fn update_tenant(
-    api: ApiAuth,
+    ProviderApi { api, by }: ProviderApi,
     Path(path): Path<TenantPath>,
     body: JsonBody<TenantChanges>,
 ) -> Result<Json, Problem> {
-    let (by, code) = provider_tenant(&api, &path)?;
+    let code = tenant_code(&path.code)?;
     let mut f = Fields::default();
     let name = match &body.value.name {
         Some(n) => f.check("name", DisplayName::parse(n), |e| e.to_string()),
