@@ -274,7 +274,10 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
                 ),
                 None => println!("A reset link for {username} is queued to the email on file; a running portal delivers it."),
             }
-            println!("Every session of {username} was ended.");
+            println!(
+                "Every session of {username} was ended (a running portal lets go of them within {} seconds).",
+                crate::store::SESSION_CACHE_FRESH_FOR.as_secs()
+            );
             Ok(())
         }
         Command::User(UserCommand::Unlock { username }) => {
