@@ -59,7 +59,7 @@ pub enum ProvisionError {
     NoSuchUser(Username),
     #[error("{0} has no email on file; use a temporary password instead (without --link)")]
     NoEmail(Username),
-    #[error("{0} was sent 3 reset emails in the last 15 minutes, the most allowed; try again later, or use a temporary password (without --link)")]
+    #[error("{0} was already sent 3 reset emails by administrators or support within 15 minutes, the most allowed; try again later, or use a temporary password (without --link)")]
     MailLimit(Username),
     #[error(transparent)]
     Unexpected(#[from] Unexpected),

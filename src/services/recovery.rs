@@ -16,7 +16,7 @@ use crate::auth::hashing::HashError;
 use crate::auth::token;
 use crate::domain::{DomainError, Email, Username};
 use crate::mail::{AccountNotice, LinkLine, PasswordWas, UsernameLine};
-use crate::store::{Burst, NewResetLink, PasswordChange, ThrottleKey, UserRecord};
+use crate::store::{Burst, NewResetLink, PasswordChange, ThrottleKey, UserId, UserRecord};
 
 /// What a user typed to find their account: a username or the email on file.
 #[derive(Debug, Clone)]
@@ -65,15 +65,17 @@ store_error_is_unexpected!(ResetError);
 pub enum NoLink {
     /// The account has no email on file.
     NoEmailOnFile,
-    /// The account was mailed as many reset links as the per-account limit allows in the
-    /// current window ([`RESET_MAILS_PER_ACCOUNT`] per [`RECOVERY_WINDOW`]); nothing changed.
+    /// The account was sent as many reset links by those trusted with it as the limit
+    /// allows in the current window ([`RESET_MAILS_PER_ACCOUNT`] per [`RECOVERY_WINDOW`]);
+    /// nothing changed.
     MailLimit,
 }
 
 /// Mails `user` a reset link to the email on file and ends their sessions, for someone
-/// else who asked (`actor`: an admin, an operator, the CLI). Counted against the same
-/// per-account mail limit as the user's own requests, so nobody — not even an admin
-/// clicking again and again — can mail-bomb the user; over it, nothing changes.
+/// else who asked (`actor`: an admin, an operator, the API, the CLI). Limited as the
+/// user's own requests are, on a budget of its own: an admin clicking again and again
+/// cannot mail-bomb the user, and strangers asking for the user's links cannot spend what
+/// the admin may send. Over the limit, nothing changes.
 pub(crate) async fn send_link_for(
     ctx: &Context,
     user: UserRecord,
@@ -89,7 +91,7 @@ pub(crate) async fn send_link_for(
         vec![user],
         Some(actor.name()),
         actor.addr(),
-        true,
+        ThrottleKey::reset_mail_by_staff,
     )
     .await?;
     if sent == 0 {
@@ -100,7 +102,7 @@ pub(crate) async fn send_link_for(
 }
 
 /// Creates a link for each of `users` (who share `email`) and queues the one message that
-/// carries them. With `enforce_limit`, accounts over the per-account mail limit are
+/// carries them. Accounts over the per-account mail limit (counted under `limit_key`) are
 /// skipped. Returns how many links were queued.
 async fn queue_reset_mail(
     ctx: &Context,
@@ -108,7 +110,7 @@ async fn queue_reset_mail(
     users: Vec<UserRecord>,
     actor: Option<&str>,
     addr: Option<&str>,
-    enforce_limit: bool,
+    limit_key: fn(UserId) -> ThrottleKey,
 ) -> Result<usize, Unexpected> {
     let now = ctx.now();
     let ttl = ctx.policy.reset_ttl;
@@ -117,16 +119,15 @@ async fn queue_reset_mail(
     let mut granted = Vec::new();
     for user in users {
         let name = user.username().to_string();
-        if enforce_limit
-            && ctx
-                .guard()
-                .count(
-                    &ThrottleKey::reset_mail(user.id),
-                    RESET_MAILS_PER_ACCOUNT,
-                    Window::Fixed(RECOVERY_WINDOW),
-                )
-                .await?
-                == Counted::Over
+        if ctx
+            .guard()
+            .count(
+                &limit_key(user.id),
+                RESET_MAILS_PER_ACCOUNT,
+                Window::Fixed(RECOVERY_WINDOW),
+            )
+            .await?
+            == Counted::Over
         {
             let detail = "reset mail limit reached; nothing sent";
             audit_reset(ctx, &user, actor, addr, EventKind::ResetLimited, detail).await?;
@@ -234,7 +235,8 @@ impl Recovery {
             }
         }
         for (email, users) in by_email {
-            queue_reset_mail(&self.ctx, &email, users, None, addr.as_deref(), true).await?;
+            let own = ThrottleKey::reset_mail;
+            queue_reset_mail(&self.ctx, &email, users, None, addr.as_deref(), own).await?;
         }
         self.ctx.mail_wake.notify_one();
         Ok(())

@@ -249,7 +249,7 @@ impl TenantAdmin {
         let mail = self
             .ctx
             .store
-            .mail_records_of_user(user.id, user.email.as_deref(), 10)
+            .mail_records_of_user(user.tenant_id, user.id, user.email.as_deref(), 10)
             .await?;
         Ok(UserDetail {
             row: UserListRow { user, locked_until },

@@ -238,11 +238,13 @@ impl Store {
         .await
     }
 
-    /// The delivery records that concern a user, newest first: the messages about them
-    /// alone, and those that went to several accounts sharing their email address `email`
-    /// (the reset links or usernames of every account on one address, in one message).
+    /// The delivery records that concern a user of `tenant`, newest first: the messages
+    /// about them alone, and those of the tenant that went to several accounts sharing
+    /// their email address `email` (the reset links or usernames of every account on one
+    /// address, in one message). Never another tenant's mail, whatever address is set.
     pub async fn mail_records_of_user(
         &self,
+        tenant: TenantId,
         user: UserId,
         email: Option<&str>,
         limit: i64,
@@ -251,11 +253,13 @@ impl Store {
             sqlx::query(&format!(
                 "{MAIL_RECORD_SELECT} WHERE id IN (\
                    SELECT id FROM outbox WHERE user_id = $1 \
-                   UNION ALL SELECT id FROM outbox WHERE user_id IS NULL AND recipient = $2) \
-                 ORDER BY id DESC LIMIT $3"
+                   UNION ALL SELECT id FROM outbox \
+                     WHERE user_id IS NULL AND recipient = $2 AND tenant_id = $3) \
+                 ORDER BY id DESC LIMIT $4"
             ))
             .bind(user)
             .bind(email)
+            .bind(tenant)
             .bind(limit),
             read_mail_record,
         )

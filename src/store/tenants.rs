@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::session_cache::Change;
+use super::throttle::{RESET_MAIL_KEY_SQL, STAFF_RESET_MAIL_KEY_SQL};
 use super::{
     classify, new_id, page_sql, pbx, search_pattern, stored, NewTenant, Store, StoreResult, Tenant,
     TenantId,
@@ -241,6 +242,11 @@ impl Store {
             format!("DELETE FROM security_questions WHERE user_id IN {users}"),
             format!("DELETE FROM caller_verifications WHERE user_id IN {users}"),
             format!("DELETE FROM outbox WHERE user_id IN {users} OR tenant_id = $1"),
+            format!(
+                "DELETE FROM signin_throttle WHERE key IN \
+                 (SELECT {RESET_MAIL_KEY_SQL} FROM users u WHERE u.tenant_id = $1 \
+                  UNION ALL SELECT {STAFF_RESET_MAIL_KEY_SQL} FROM users u WHERE u.tenant_id = $1)"
+            ),
             "DELETE FROM api_idempotency WHERE token_id IN (SELECT id FROM api_tokens WHERE tenant_id = $1)".to_owned(),
             "DELETE FROM api_tokens WHERE tenant_id = $1".to_owned(),
             "DELETE FROM users WHERE tenant_id = $1".to_owned(),

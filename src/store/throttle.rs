@@ -25,6 +25,13 @@ const DEVICE_SUFFIX: &str = "#device:";
 /// selects `u` from `users` joined with `t` from `tenants`.
 pub(crate) const USERNAME_KEY_SQL: &str = "'user:' || u.extension || '-' || t.code";
 
+/// The SQL expression of a user's [`ThrottleKey::reset_mail`], for a query that selects
+/// `u` from `users`.
+pub(crate) const RESET_MAIL_KEY_SQL: &str = "'reset-mail:' || u.id";
+
+/// The same of [`ThrottleKey::reset_mail_by_staff`].
+pub(crate) const STAFF_RESET_MAIL_KEY_SQL: &str = "'reset-mail-staff:' || u.id";
+
 impl ThrottleKey {
     /// Sign-in failures of one username, known or not: `user:201-wickedsprockets`.
     pub fn username(u: &Username) -> ThrottleKey {
@@ -70,9 +77,16 @@ impl ThrottleKey {
         ThrottleKey(format!("recovery:{addr}"))
     }
 
-    /// Reset links mailed for one account.
+    /// Reset links mailed for one account at its own request ("Forgot password?").
     pub fn reset_mail(user: UserId) -> ThrottleKey {
         ThrottleKey(format!("reset-mail:{}", user.0))
+    }
+
+    /// Reset links mailed for one account by someone trusted with it (an admin, an
+    /// operator, the API, the CLI): a budget of its own, so strangers asking again and
+    /// again cannot keep the account's admin from sending one.
+    pub fn reset_mail_by_staff(user: UserId) -> ThrottleKey {
+        ThrottleKey(format!("reset-mail-staff:{}", user.0))
     }
 
     /// Usernames reminders mailed to one address (as stored: parsed, lowercased).
@@ -392,6 +406,10 @@ mod tests {
             ),
             (ThrottleKey::reset_mail(user), "reset-mail:42"),
             (
+                ThrottleKey::reset_mail_by_staff(user),
+                "reset-mail-staff:42",
+            ),
+            (
                 ThrottleKey::usernames_mail(Email::parse("Sam@Example.com").unwrap().as_str()),
                 "usernames-mail:sam@example.com",
             ),
@@ -408,6 +426,8 @@ mod tests {
             assert_eq!(key.is_trusted_browser(), expected.contains("#device:"));
         }
         assert_eq!(USERNAME_KEY_SQL, "'user:' || u.extension || '-' || t.code");
+        assert_eq!(RESET_MAIL_KEY_SQL, "'reset-mail:' || u.id");
+        assert_eq!(STAFF_RESET_MAIL_KEY_SQL, "'reset-mail-staff:' || u.id");
     }
 
     #[test]

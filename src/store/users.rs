@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use super::session_cache::Change;
 use super::sessions::SessionOrigin;
-use super::throttle::USERNAME_KEY_SQL;
+use super::throttle::{ThrottleKey, USERNAME_KEY_SQL};
 use super::{
     classify, flag, new_id, outbox, page_sql, pbx, record, reset_links, search_pattern, sessions,
     stored, AnyQuery, NewMail, NewUser, PasswordChange, SessionId, Store, StoreResult, TenantId,
@@ -250,6 +250,17 @@ impl Store {
                 "DELETE FROM outbox WHERE user_id = $1",
             ] {
                 sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+            }
+            // The mail limits' counters go too: a user who later gets the same id (SQLite
+            // reuses the highest) must not inherit them.
+            for key in [
+                ThrottleKey::reset_mail(id),
+                ThrottleKey::reset_mail_by_staff(id),
+            ] {
+                sqlx::query("DELETE FROM signin_throttle WHERE key = $1")
+                    .bind(key.as_str())
+                    .execute(&mut *tx)
+                    .await?;
             }
             pbx::insert_notices(&mut tx, &[aor], now).await?;
             Ok(tx)

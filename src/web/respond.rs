@@ -21,7 +21,7 @@ pub const BUSY: &str = "The portal is very busy right now. Please try again in a
 pub const BUSY_RETRY_AFTER: u64 = 2;
 
 /// A reset link refused because the account was just mailed as many as the limit allows.
-pub const MAIL_LIMIT_REACHED: &str = "This account was sent 3 reset emails in the last 15 minutes, the most we send, so that nobody can flood a mailbox. Ask them to use the newest one, or send another later.";
+pub const MAIL_LIMIT_REACHED: &str = "This account was already sent 3 reset emails by its administrators or support within 15 minutes, the most we send, so that nobody can flood a mailbox. Ask them to use the newest one, or send another later.";
 
 /// The headers every answer of the routers made for machines (the JSON API, the internal
 /// listener) carries: never stored by a cache, never sniffed as another type.
@@ -236,8 +236,13 @@ where
             pages,
         });
     }
-    let (rows, total) = read(pages - 1).await?;
-    let pages_now = page_count(total, per_page);
+    let (mut rows, mut total) = read(pages - 1).await?;
+    let mut pages_now = page_count(total, per_page);
+    if pages_now < pages {
+        // The list shrank meanwhile: its last page is now an earlier one.
+        (rows, total) = read(pages_now - 1).await?;
+        pages_now = page_count(total, per_page);
+    }
     Ok(Paged {
         rows,
         total,

@@ -213,7 +213,7 @@ pub async fn delete_user(api: ApiAuth, Path(path): Path<UserPath>) -> Result<Res
     params(UserPath),
     responses((status = 200, description = "Done", body = PasswordReset),
               (status = 409, description = "A link was asked for but there is no email on file", body = Problem, content_type = "application/problem+json"),
-              (status = 429, description = "Too many requests for this token, or the user was mailed 3 reset links in the last 15 minutes; see Retry-After", body = Problem, content_type = "application/problem+json")))]
+              (status = 429, description = "Too many requests for this token, or the user was already sent 3 reset links by administrators, support or the API within 15 minutes; see Retry-After", body = Problem, content_type = "application/problem+json")))]
 pub async fn reset_password(
     api: ApiAuth,
     Path(path): Path<UserPath>,
@@ -247,7 +247,7 @@ fn reset_link_error(e: ResetLinkError) -> Problem {
         }
         ResetLinkError::MailLimit => Problem::rate_limited(
             RECOVERY_WINDOW.as_secs(),
-            "This user was sent as many reset emails as allowed in the last 15 minutes; retry after the time given in Retry-After, or use the temporary method.",
+            "This user was already sent 3 reset emails by administrators, support or the API within 15 minutes, the most allowed; retry after Retry-After (at the latest), or use the temporary method.",
         ),
         ResetLinkError::Unexpected(e) => Problem::unexpected(&e),
     }
