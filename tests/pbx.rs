@@ -482,6 +482,14 @@ struct Pbx {
 }
 
 async fn pbx(test: &str) -> Option<(Pbx, tokio::sync::MutexGuard<'static, ()>)> {
+    pbx_with(test, &[]).await
+}
+
+/// [`pbx`] with settings of the shipped configuration replaced (`extra`).
+async fn pbx_with(
+    test: &str,
+    extra: &[(&str, &str)],
+) -> Option<(Pbx, tokio::sync::MutexGuard<'static, ()>)> {
     if !kamailio::ready(test) {
         return None;
     }
@@ -495,7 +503,7 @@ async fn pbx(test: &str) -> Option<(Pbx, tokio::sync::MutexGuard<'static, ()>)> 
         .add_token("kamailio", &common::test_actor())
         .await
         .unwrap();
-    let kamailio = Kamailio::start(ports, app.internal.unwrap(), &token, &[]).await;
+    let kamailio = Kamailio::start(ports, app.internal.unwrap(), &token, extra).await;
     Some((
         Pbx {
             app,
@@ -574,6 +582,30 @@ async fn a_phone_registers_with_the_secret_the_phone_tab_reveals_and_only_with_i
     admin.login_ok("200-wickedsprockets", PASSWORD).await;
     let page = admin.get("/admin/users/201").await.text().await.unwrap();
     assert!(page.contains("Sprocket Desk Phone 1.0"));
+}
+
+#[tokio::test]
+async fn an_address_that_keeps_failing_authentication_is_banned() {
+    let test = "an_address_that_keeps_failing_authentication_is_banned";
+    let Some((p, _turn)) = pbx_with(test, &[("BAN_AFTER_FAILURES", "3")]).await else {
+        return;
+    };
+    p.app.add_user("202-wickedsprockets", PASSWORD).await;
+    let (_, secret) = revealed_secret(&p.app, "202-wickedsprockets").await;
+    let mut phone = Phone::start(&p.kamailio, "Scanner 0.1").await;
+    for _ in 0..2 {
+        assert_eq!(phone.register("201", DOMAIN, "Guess-123456").await, 403);
+    }
+    assert!(!p.kamailio.banned("127.0.0.1").await, "not yet");
+    assert_eq!(phone.register("201", DOMAIN, "Guess-654321").await, 403);
+    assert!(p.kamailio.banned("127.0.0.1").await, "banned at the third");
+    // Banned: even the right secret of another extension gets no answer and registers
+    // nothing.
+    let mut other = Phone::start(&p.kamailio, "Sprocket Desk Phone 1.0").await;
+    other.send_register("202", DOMAIN, &secret).await;
+    // An answered registration takes milliseconds here; give it far longer.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(p.kamailio.contacts(&format!("202@{DOMAIN}")).await, 0);
 }
 
 #[tokio::test]

@@ -266,6 +266,14 @@ impl Kamailio {
             .as_str()
             .map(str::to_owned)
     }
+
+    /// Whether Kamailio has banned the source address `addr` (it ignores it for a while).
+    pub async fn banned(&self, addr: &str) -> bool {
+        let answer = self
+            .rpc("htable.get", serde_json::json!(["ban", addr]))
+            .await;
+        !answer["result"]["item"]["value"].is_null()
+    }
 }
 
 impl Drop for Kamailio {
@@ -350,6 +358,13 @@ impl Phone {
                 return e;
             }
         }
+    }
+
+    /// Sends a registration of `ext` at `domain` with `secret`, without waiting for an
+    /// answer (there may be none).
+    pub async fn send_register(&mut self, ext: &str, domain: &str, secret: &str) {
+        self.send(&format!("register {ext} {domain} {secret}"))
+            .await;
     }
 
     /// Registers `ext` at `domain` with `secret`; the final SIP status code.
