@@ -135,6 +135,13 @@ impl Chrome {
             "--force-color-profile=srgb",
             "--font-render-hinting=none",
             "--lang=en-US",
+            // Nothing of Google's to reach on a closed network: no lookups and refused
+            // connections at every start.
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
         ];
         args.extend_from_slice(extra_args);
         let caps = json!({
@@ -149,8 +156,9 @@ impl Chrome {
             _ => unreachable!(),
         };
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        // Generous: on a loaded two-core machine a cold start can take long.
         let client = tokio::time::timeout(
-            Duration::from_secs(30),
+            Duration::from_secs(90),
             ClientBuilder::new(connector)
                 .capabilities(caps)
                 .connect(&url),
