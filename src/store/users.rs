@@ -253,15 +253,11 @@ impl Store {
             }
             // The mail limits' counters go too: a user who later gets the same id (SQLite
             // reuses the highest) must not inherit them.
-            for key in [
-                ThrottleKey::reset_mail(id),
-                ThrottleKey::reset_mail_by_staff(id),
-            ] {
-                sqlx::query("DELETE FROM signin_throttle WHERE key = $1")
-                    .bind(key.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            sqlx::query("DELETE FROM signin_throttle WHERE key IN ($1, $2)")
+                .bind(ThrottleKey::reset_mail(id).as_str())
+                .bind(ThrottleKey::reset_mail_by_staff(id).as_str())
+                .execute(&mut *tx)
+                .await?;
             pbx::insert_notices(&mut tx, &[aor], now).await?;
             Ok(tx)
         })

@@ -225,30 +225,21 @@ pub async fn read_page<T, E, Fut>(
 where
     Fut: std::future::Future<Output = Result<(Vec<T>, i64), E>>,
 {
-    let page = page_number(asked);
-    let (rows, total) = read(page - 1).await?;
-    let pages = page_count(total, per_page);
-    if page <= pages {
-        return Ok(Paged {
-            rows,
-            total,
-            page,
-            pages,
-        });
+    let mut page = page_number(asked);
+    loop {
+        let (rows, total) = read(page - 1).await?;
+        let pages = page_count(total, per_page);
+        if page <= pages {
+            return Ok(Paged {
+                rows,
+                total,
+                page,
+                pages,
+            });
+        }
+        // Past the end: its last page (an earlier one each time, so this ends).
+        page = pages;
     }
-    let (mut rows, mut total) = read(pages - 1).await?;
-    let mut pages_now = page_count(total, per_page);
-    if pages_now < pages {
-        // The list shrank meanwhile: its last page is now an earlier one.
-        (rows, total) = read(pages_now - 1).await?;
-        pages_now = page_count(total, per_page);
-    }
-    Ok(Paged {
-        rows,
-        total,
-        page: pages.min(pages_now),
-        pages: pages_now,
-    })
 }
 
 /// What a form echoes back of a field: trimmed and at most `n` characters.
