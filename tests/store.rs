@@ -252,9 +252,16 @@ async fn a_new_password_ends_every_session_but_the_one_kept() {
     assert_eq!(found.id, u);
     assert!(s.touch_session(session.id, NOW).await.unwrap());
 
+    let owner = s.user_by_id(u).await.unwrap().unwrap();
+    let key = ThrottleKey::username(&owner.username());
+    let window = Duration::from_secs(900);
+    for _ in 0..3 {
+        s.throttle_count(&key, NOW, window).await.unwrap();
+    }
     let change = PasswordChange {
         password_hash: "new-hash",
         expires_at: None,
+        username_key: &key,
     };
     let kept = s
         .replace_password(
@@ -277,7 +284,9 @@ async fn a_new_password_ends_every_session_but_the_one_kept() {
         s.user_by_id(u).await.unwrap().unwrap().password_hash,
         "new-hash"
     );
-    assert_eq!(s.mail_records(Some(u), 10).await.unwrap().len(), 1);
+    assert_eq!(s.mail_records(10).await.unwrap().len(), 1);
+    let counted = s.throttle_count(&key, NOW, window).await.unwrap();
+    assert_eq!(counted.attempts, 1, "a new password starts the count again");
 }
 
 #[tokio::test]
@@ -297,17 +306,18 @@ async fn a_reset_link_is_spent_once() {
     let (record, owner) = s.reset_link(b"link").await.unwrap().unwrap();
     assert_eq!((owner.id, record.used_at), (u, None));
 
+    let key = ThrottleKey::username(&owner.username());
     let change = PasswordChange {
         password_hash: "reset-hash",
         expires_at: None,
+        username_key: &key,
     };
-    let key = ThrottleKey::username(&owner.username());
     assert!(s
-        .complete_reset(record.id, u, &change, &key, None, NOW)
+        .complete_reset(record.id, u, &change, None, NOW)
         .await
         .unwrap());
     assert!(!s
-        .complete_reset(record.id, u, &change, &key, None, NOW)
+        .complete_reset(record.id, u, &change, None, NOW)
         .await
         .unwrap());
     let (record, _) = s.reset_link(b"link").await.unwrap().unwrap();
@@ -452,7 +462,7 @@ async fn mail_is_claimed_once_and_recorded() {
     s.mail_sent(taken[0].id, "worker-a", NOW, "250 ok")
         .await
         .unwrap();
-    let records = s.mail_records(None, 10).await.unwrap();
+    let records = s.mail_records(10).await.unwrap();
     assert_eq!(records[0].status, "sent");
     assert!(!records[0].has_body, "the body goes once sent");
     assert_eq!(s.outbox_backlog().await.unwrap(), (0, None));

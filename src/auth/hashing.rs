@@ -195,15 +195,17 @@ impl Hasher {
 
     /// Checks `password` against `stored` for someone already signed in (who goes before
     /// strangers), or refuses when the queue is at its bound.
-    pub async fn verify(&self, stored: String, password: SecretString) -> Result<bool, HashError> {
+    pub async fn verify(&self, stored: String, password: &str) -> Result<bool, HashError> {
+        let password = SecretString::from(password.to_owned());
         self.admit(Source::portal(), true)
             .await?
             .verify(stored, password)
             .await
     }
 
-    /// Hashes a new password on the pool.
-    pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
+    /// Hashes a new password (or any secret kept only as a hash) on the pool.
+    pub async fn hash(&self, password: &str) -> Result<String, HashError> {
+        let password = SecretString::from(password.to_owned());
         self.admit(Source::portal(), true)
             .await?
             .run(move |_| hash_now(password.expose_secret()))
@@ -343,18 +345,9 @@ mod tests {
     #[tokio::test]
     async fn the_pool_verifies_and_hashes() {
         let hasher = pool(2);
-        let h = hasher
-            .hash(SecretString::from("Correct-Horse-7".to_owned()))
-            .await
-            .unwrap();
-        assert!(hasher
-            .verify(h.clone(), SecretString::from("Correct-Horse-7".to_owned()))
-            .await
-            .unwrap());
-        assert!(!hasher
-            .verify(h, SecretString::from("Wrong-Horse-7".to_owned()))
-            .await
-            .unwrap());
+        let h = hasher.hash("Correct-Horse-7").await.unwrap();
+        assert!(hasher.verify(h.clone(), "Correct-Horse-7").await.unwrap());
+        assert!(!hasher.verify(h, "Wrong-Horse-7").await.unwrap());
     }
 
     #[tokio::test]

@@ -5,8 +5,6 @@
 
 use std::ops::Range;
 
-use secrecy::SecretString;
-
 use super::device_secrets::{generate_sip_secret, seal_sip_secret};
 use super::provisioning::CreateUserError;
 use super::{service, Unexpected};
@@ -39,7 +37,7 @@ impl BulkLoad {
             .ok_or_else(|| CreateUserError::NoSuchTenant(tenant.clone()))?;
         let hash = ctx
             .hasher
-            .hash(SecretString::from(password.expose().to_owned()))
+            .hash(password.expose())
             .await
             .map_err(Unexpected::from)?;
         let sip = generate_sip_secret();

@@ -68,7 +68,7 @@ pub async fn ensure(services: &Services, public_url: &Url) -> Result<(), Provisi
                 .ok_or_else(|| Unexpected::invariant("the demo admin is gone"))?;
             services
                 .security_questions
-                .set_by_provider(
+                .set_unconfirmed(
                     &admin,
                     &SecurityQuestion::parse(SUGGESTED_QUESTIONS[0]).map_err(fixed)?,
                     &SecurityAnswer::parse(&answer).map_err(fixed)?,

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::trusted_devices::TrustedDevice;
 use super::{Client, Context, Unexpected};
@@ -341,7 +341,11 @@ impl<'a> Guard<'a> {
             return Ok(Err(Refusal::Locked { retry_after }));
         }
         let candidate = SecretString::from(password::normalize(typed));
-        let Ok(ok) = self.ctx.hasher.verify(stored.to_owned(), candidate).await else {
+        let verified = self
+            .ctx
+            .hasher
+            .verify(stored.to_owned(), candidate.expose_secret());
+        let Ok(ok) = verified.await else {
             self.ctx.store.throttle_release(key).await?;
             return Ok(Err(Refusal::Busy));
         };

@@ -78,12 +78,9 @@ pub enum ActError {
     /// No matching answer from this operator in the last 15 minutes.
     #[error("caller not verified")]
     NotVerified,
-    /// No email on file to send a reset link to.
-    #[error("no email on file")]
-    NoEmail,
-    /// The admin was sent as many reset emails as the limit allows just now.
-    #[error("reset mail limit reached")]
-    MailLimit,
+    /// No reset link was sent: no email on file, or the mail limit.
+    #[error(transparent)]
+    NoLink(#[from] NoLink),
     #[error(transparent)]
     Unexpected(#[from] Unexpected),
 }
@@ -428,10 +425,7 @@ impl OperatorConsole {
         let matched = match self
             .ctx
             .hasher
-            .verify(
-                stored.answer_hash,
-                SecretString::from(typed.expose().to_owned()),
-            )
+            .verify(stored.answer_hash, typed.expose())
             .await
         {
             Ok(m) => m,
@@ -509,11 +503,7 @@ impl OperatorConsole {
         client: &Client,
     ) -> Result<(), ActError> {
         let user = self.verified_admin(os, code, admin_id).await?;
-        match send_link_for(&self.ctx, user, &os.actor(client)).await? {
-            Ok(()) => Ok(()),
-            Err(NoLink::NoEmailOnFile) => Err(ActError::NoEmail),
-            Err(NoLink::MailLimit) => Err(ActError::MailLimit),
-        }
+        Ok(send_link_for(&self.ctx, user, &os.actor(client)).await??)
     }
 
     /// Clears the verified admin's sign-in lock.

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use rand::rngs::OsRng;
 use rand::Rng;
-use secrecy::SecretString;
 
 use super::device_secrets;
 use super::guard::Refusal;
@@ -17,7 +16,7 @@ use crate::auth::hashing::HashError;
 use crate::auth::token;
 use crate::domain::{password, NewPassword, PasswordContext, PasswordProblem, Username};
 use crate::mail::{AccountNotice, PasswordWas};
-use crate::store::{PasswordChange, UserRecord};
+use crate::store::{PasswordChange, ThrottleKey, UserRecord};
 
 /// How long a temporary password works.
 pub const TEMPORARY_PASSWORD_TTL: Duration = Duration::from_secs(72 * 3600);
@@ -46,6 +45,10 @@ pub enum ChangePasswordError {
     /// The current password was wrong, the name is locked, or the pool is busy.
     #[error("refused: {0:?}")]
     Refused(Refusal),
+    /// A temporary password ran out (72 hours) while its session lasted: only an admin
+    /// can set a new one.
+    #[error("temporary password expired")]
+    TemporaryExpired,
     #[error(transparent)]
     Unexpected(#[from] Unexpected),
 }
@@ -137,10 +140,7 @@ pub(crate) async fn refuse_current(
         Some(current) => password::normalize(current) == new.expose(),
         None => {
             ctx.hasher
-                .verify(
-                    user.password_hash.clone(),
-                    SecretString::from(new.expose().to_owned()),
-                )
+                .verify(user.password_hash.clone(), new.expose())
                 .await?
         }
     };
@@ -163,10 +163,7 @@ pub(crate) async fn set_temporary_password(
     actor: &Actor,
 ) -> Result<NewPassword, Unexpected> {
     let password = generate_temporary_password(&user.username());
-    let hash = ctx
-        .hasher
-        .hash(SecretString::from(password.expose().to_owned()))
-        .await?;
+    let hash = ctx.hasher.hash(password.expose()).await?;
     let now = ctx.now();
     ctx.store
         .replace_password(
@@ -174,6 +171,7 @@ pub(crate) async fn set_temporary_password(
             &PasswordChange {
                 password_hash: &hash,
                 expires_at: Some(now.plus(TEMPORARY_PASSWORD_TTL)),
+                username_key: &ThrottleKey::username(&user.username()),
             },
             None,
             None,
@@ -205,10 +203,15 @@ impl Passwords {
             .user
             .password_expires_at
             .is_some_and(|at| at <= ctx.now());
-        if form.current.is_none() && (!su.user.password_temporary || temporary_expired) {
+        if form.current.is_none() {
             // Skipping the current password is only for replacing a temporary one that
             // still works.
-            return Err(ChangePasswordError::Refused(Refusal::WrongPassword));
+            if !su.user.password_temporary {
+                return Err(ChangePasswordError::Refused(Refusal::WrongPassword));
+            }
+            if temporary_expired {
+                return Err(ChangePasswordError::TemporaryExpired);
+            }
         }
         let name = su.user.username().to_string();
         let addr = client.addr_string();
@@ -234,10 +237,7 @@ impl Passwords {
             .await?
             .map_err(ChangePasswordError::Rejected)?;
 
-        let hash = ctx
-            .hasher
-            .hash(SecretString::from(new.expose().to_owned()))
-            .await?;
+        let hash = ctx.hasher.hash(new.expose()).await?;
         let token = token::random_token();
         let now = ctx.now();
         let notice = match &su.user.email {
@@ -256,6 +256,7 @@ impl Passwords {
                 &PasswordChange {
                     password_hash: &hash,
                     expires_at: None,
+                    username_key: &ThrottleKey::username(&su.user.username()),
                 },
                 Some((&token::token_hash(&token), &client.session_origin())),
                 notice.as_ref(),

@@ -2,8 +2,6 @@
 //! what the command line, the demo, the admin page and the operator console share. A SIP
 //! domain derived when none is given; every user gets a SIP secret at creation.
 
-use secrecy::SecretString;
-
 use super::device_secrets::{generate_sip_secret, seal_sip_secret};
 use super::passwords::{
     generate_temporary_password, set_temporary_password, TEMPORARY_PASSWORD_TTL,
@@ -220,7 +218,7 @@ impl Provisioning {
         };
         let hash = ctx
             .hasher
-            .hash(SecretString::from(password.expose().to_owned()))
+            .hash(password.expose())
             .await
             .map_err(Unexpected::from)?;
         let now = ctx.now();
@@ -316,7 +314,7 @@ impl Provisioning {
         let ctx = &self.ctx;
         let hash = ctx
             .hasher
-            .hash(SecretString::from(password.expose().to_owned()))
+            .hash(password.expose())
             .await
             .map_err(Unexpected::from)?;
         match ctx

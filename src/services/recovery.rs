@@ -2,7 +2,6 @@
 //! account), the "email me my usernames" reminder, and using a link exactly once.
 //! Every request gets the same answer whatever exists; the mail is only queued here.
 
-use secrecy::SecretString;
 use std::collections::BTreeMap;
 
 use super::guard::{
@@ -60,14 +59,17 @@ pub enum ResetError {
 
 store_error_is_unexpected!(ResetError);
 
-/// Why no reset link was sent for someone else's request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why no reset link was sent for someone else's request: a refusal every service that
+/// sends links for others (tenant admin, operator console, provisioning) passes on as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum NoLink {
     /// The account has no email on file.
+    #[error("no email on file")]
     NoEmailOnFile,
     /// The account was sent as many reset links by those trusted with it as the limit
     /// allows in the current window ([`RESET_MAILS_PER_ACCOUNT`] per [`RECOVERY_WINDOW`]);
     /// nothing changed.
+    #[error("reset mail limit reached")]
     MailLimit,
 }
 
@@ -393,12 +395,7 @@ impl Recovery {
             Err(HashError::Busy(_)) => return Err(ResetError::Busy),
             Err(e) => return Err(Unexpected::from(e).into()),
         };
-        let hash = match self
-            .ctx
-            .hasher
-            .hash(SecretString::from(password.expose().to_owned()))
-            .await
-        {
+        let hash = match self.ctx.hasher.hash(password.expose()).await {
             Ok(h) => h,
             Err(HashError::Busy(_)) => return Err(ResetError::Busy),
             Err(e) => return Err(Unexpected::from(e).into()),
@@ -418,8 +415,8 @@ impl Recovery {
                 &PasswordChange {
                     password_hash: &hash,
                     expires_at: None,
+                    username_key: &ThrottleKey::username(&user.username()),
                 },
-                &ThrottleKey::username(&user.username()),
                 Some(&notice),
                 now,
             )

@@ -2,8 +2,6 @@
 //! admin who is locked out calls. The answer is kept only as an argon2id hash of its folded
 //! form; setting it needs the portal password.
 
-use secrecy::SecretString;
-
 use super::guard::Refusal;
 use super::tenant_admin::{Admin, TenantActor};
 use super::{service, store_error_is_unexpected, Client, SessionUser, Unexpected};
@@ -79,23 +77,15 @@ impl SecurityQuestions {
             )
             .await?
             .map_err(SecurityQuestionError::Refused)?;
-        self.store(user, &question, &answer, &admin.actor()).await?;
+        self.set_unconfirmed(user, &question, &answer, &admin.actor())
+            .await?;
         Ok(())
     }
 
-    /// Sets a question for an admin without their password: only for the provider's own
-    /// tools (the demo tenant), never from a page.
-    pub async fn set_by_provider(
-        &self,
-        user: &UserRecord,
-        question: &SecurityQuestion,
-        answer: &SecurityAnswer,
-        actor: &Actor,
-    ) -> Result<(), Unexpected> {
-        self.store(user, question, answer, actor).await
-    }
-
-    async fn store(
+    /// Sets an admin's question and answer without a password: the provider's own tools
+    /// (the demo tenant), and [`Self::set`] once the admin's password is confirmed; never
+    /// called from a page directly.
+    pub async fn set_unconfirmed(
         &self,
         user: &UserRecord,
         question: &SecurityQuestion,
@@ -103,10 +93,7 @@ impl SecurityQuestions {
         actor: &Actor,
     ) -> Result<(), Unexpected> {
         let ctx = &self.ctx;
-        let hash = ctx
-            .hasher
-            .hash(SecretString::from(answer.expose().to_owned()))
-            .await?;
+        let hash = ctx.hasher.hash(answer.expose()).await?;
         ctx.store
             .set_security_question(user.id, question.as_str(), &hash, ctx.now())
             .await?;

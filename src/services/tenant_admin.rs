@@ -145,12 +145,9 @@ pub enum ChangeError {
 pub enum ResetLinkError {
     #[error("not found")]
     NotFound,
-    /// A reset link needs an email on file.
-    #[error("no email on file")]
-    NoEmail,
-    /// The user was sent as many reset emails as the limit allows just now.
-    #[error("reset mail limit reached")]
-    MailLimit,
+    /// No reset link was sent: no email on file, or the mail limit.
+    #[error(transparent)]
+    NoLink(#[from] NoLink),
     #[error(transparent)]
     Unexpected(#[from] Unexpected),
 }
@@ -381,11 +378,7 @@ impl TenantAdmin {
         extension: &Extension,
     ) -> Result<(), ResetLinkError> {
         let user = self.target(admin, extension).await?;
-        match send_link_for(&self.ctx, user, &admin.actor()).await? {
-            Ok(()) => Ok(()),
-            Err(NoLink::NoEmailOnFile) => Err(ResetLinkError::NoEmail),
-            Err(NoLink::MailLimit) => Err(ResetLinkError::MailLimit),
-        }
+        Ok(send_link_for(&self.ctx, user, &admin.actor()).await??)
     }
 
     /// Sets a temporary password (returned once, with whose it is); the user's sessions and

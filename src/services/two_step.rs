@@ -1265,7 +1265,7 @@ impl TwoStep {
             Ok(user) => user,
             Err(ActError::NotFound) => return Err(OperatorRemoveError::NotFound),
             Err(ActError::NotVerified) => return Err(OperatorRemoveError::NotVerified),
-            Err(ActError::NoEmail | ActError::MailLimit) => {
+            Err(ActError::NoLink(_)) => {
                 return Err(Unexpected::invariant("verifying a caller needs no email").into())
             }
             Err(ActError::Unexpected(e)) => return Err(e.into()),

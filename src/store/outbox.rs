@@ -221,23 +221,6 @@ impl Store {
         Ok(())
     }
 
-    /// Delivery records, newest first; of one user when given.
-    pub async fn mail_records(
-        &self,
-        user: Option<UserId>,
-        limit: i64,
-    ) -> StoreResult<Vec<MailRecord>> {
-        self.all(
-            sqlx::query(&format!(
-                "{MAIL_RECORD_SELECT} WHERE ($1 IS NULL OR user_id = $1) ORDER BY id DESC LIMIT $2"
-            ))
-            .bind(user)
-            .bind(limit),
-            read_mail_record,
-        )
-        .await
-    }
-
     /// The delivery records that concern a user of `tenant`, newest first: the messages
     /// about them alone, and those of the tenant that went to several accounts sharing
     /// their email address `email` (the reset links or usernames of every account on one
@@ -331,11 +314,11 @@ impl Store {
 }
 
 /// The columns of a delivery record (whether a body is still held, not the body).
-const MAIL_RECORD_SELECT: &str =
+pub(super) const MAIL_RECORD_SELECT: &str =
     "SELECT id, kind, recipient, user_id, status, attempts, queued_at, sent_at, failed_at, last_error, \
      CASE WHEN body_text IS NULL THEN 0 ELSE 1 END AS has_body FROM outbox";
 
-fn read_mail_record(r: &AnyRow) -> StoreResult<MailRecord> {
+pub(super) fn read_mail_record(r: &AnyRow) -> StoreResult<MailRecord> {
     Ok(MailRecord {
         id: r.try_get("id")?,
         kind: r.try_get("kind")?,

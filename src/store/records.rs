@@ -6,6 +6,7 @@ use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::{Any, Database, Decode, Encode, Type};
 
+use super::throttle::ThrottleKey;
 use crate::clock::Timestamp;
 use crate::domain::{Extension, Role, TenantCode, Username};
 
@@ -74,10 +75,13 @@ pub struct NewUser<'a> {
     pub sip_secret: Option<&'a [u8]>,
 }
 
-/// A new password hash; `expires_at` is `Some` for a temporary password.
+/// A new password hash; `expires_at` is `Some` for a temporary password. Every new
+/// password, however it was set, clears the sign-in lock of `username_key` (the user's
+/// [`ThrottleKey::username`]) and of its trusted browsers.
 pub struct PasswordChange<'a> {
     pub password_hash: &'a str,
     pub expires_at: Option<Timestamp>,
+    pub username_key: &'a ThrottleKey,
 }
 
 #[derive(Clone)]

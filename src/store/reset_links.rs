@@ -3,7 +3,6 @@
 
 use super::outbox::{enqueue, enqueue_notice, NewMail};
 use super::session_cache::Change;
-use super::throttle::{throttle_clear, ThrottleKey};
 use super::users::{set_password, with_user, USER_COLUMNS};
 use super::{PasswordChange, Store, StoreResult, UserId, UserRecord};
 use crate::clock::Timestamp;
@@ -76,7 +75,6 @@ impl Store {
         link_id: i64,
         user: UserId,
         change: &PasswordChange<'_>,
-        throttle_key: &ThrottleKey,
         notice: Option<&NewMail>,
         now: Timestamp,
     ) -> StoreResult<bool> {
@@ -87,7 +85,6 @@ impl Store {
         let done = self
             .one_then(spend.bind(now).bind(link_id), |mut tx| async move {
                 set_password(&mut tx, user, change, now).await?;
-                throttle_clear(&mut *tx, throttle_key).await?;
                 enqueue_notice(&mut tx, notice, now).await?;
                 Ok(tx)
             })

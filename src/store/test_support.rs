@@ -4,7 +4,8 @@
 //! its own query in its record's module.
 
 use super::audit::AUDIT_COLUMNS;
-use super::{record, AuditRecord, Store, StoreResult, TenantId, UserId};
+use super::outbox::{read_mail_record, MAIL_RECORD_SELECT};
+use super::{record, AuditRecord, MailRecord, Store, StoreResult, TenantId, UserId};
 
 impl Store {
     /// The newest audit events, optionally only of one kind.
@@ -31,6 +32,13 @@ impl Store {
     pub async fn count_user_sessions(&self, user: UserId) -> StoreResult<i64> {
         let query = sqlx::query("SELECT COUNT(*) FROM sessions WHERE user_id = $1").bind(user);
         self.value(query).await
+    }
+
+    /// The newest delivery records, newest first.
+    pub async fn mail_records(&self, limit: i64) -> StoreResult<Vec<MailRecord>> {
+        let sql = format!("{MAIL_RECORD_SELECT} ORDER BY id DESC LIMIT $1");
+        self.all(sqlx::query(&sql).bind(limit), read_mail_record)
+            .await
     }
 
     /// How many notices wait.

@@ -402,6 +402,7 @@ pub(super) async fn set_password(
         .bind(id)
         .execute(&mut *conn)
         .await?;
+    super::throttle::throttle_clear(&mut *conn, change.username_key).await?;
     reset_links::end_reset_links(conn, id, now).await
 }
 

@@ -67,6 +67,10 @@ impl SipSecretFields {
 /// What a form says when the current password typed is wrong.
 pub const WRONG_CURRENT: &str = "Your current password is not right.";
 
+/// A temporary password that ran out: at sign-in, or on the page to replace it.
+pub const TEMPORARY_EXPIRED: &str =
+    "Your temporary password has expired. Ask your administrator for a new one.";
+
 /// What a page says for a refused password typed to confirm a change (a wrong one is 422).
 pub fn refused_current_password(r: Refusal) -> Refused {
     refused_in_session(r, (StatusCode::UNPROCESSABLE_ENTITY, WRONG_CURRENT))
@@ -171,6 +175,13 @@ pub fn password_change_outcome(
                 },
             )))
         }
+        Err(ChangePasswordError::TemporaryExpired) => Ok(Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            PasswordErrors {
+                form: Some(TEMPORARY_EXPIRED.to_owned()),
+                ..PasswordErrors::default()
+            },
+        ))),
         Err(ChangePasswordError::Unexpected(e)) => Err(e.into()),
     }
 }

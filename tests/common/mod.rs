@@ -615,7 +615,7 @@ impl TestApp {
 
     /// The outbox's delivery records, newest first.
     pub async fn mail_records(&self) -> Vec<MailRecord> {
-        self.store().mail_records(None, 1000).await.unwrap()
+        self.store().mail_records(1000).await.unwrap()
     }
 
     /// Waits (bounded) until at least `n` messages are in the outbox — requests are

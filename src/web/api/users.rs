@@ -15,6 +15,7 @@ use super::types::{
 use super::{admin_error, once, page, page_query, tenant_scope, ApiAuth, IdempotencyKey, Json};
 use crate::domain::{DisplayName, Email, Extension, Role};
 use crate::services::guard::RECOVERY_WINDOW;
+use crate::services::recovery::NoLink;
 use crate::services::tenant_admin::{
     ApiAdmin, ChangeError, CreateError, ResetLinkError, TenantAdmin, UserFields,
 };
@@ -242,10 +243,10 @@ pub async fn reset_password(
 fn reset_link_error(e: ResetLinkError) -> Problem {
     match e {
         ResetLinkError::NotFound => Problem::not_found(),
-        ResetLinkError::NoEmail => {
+        ResetLinkError::NoLink(NoLink::NoEmailOnFile) => {
             Problem::conflict("This user has no email on file; use the temporary method instead.")
         }
-        ResetLinkError::MailLimit => Problem::rate_limited(
+        ResetLinkError::NoLink(NoLink::MailLimit) => Problem::rate_limited(
             RECOVERY_WINDOW.as_secs(),
             "This user was already sent 3 reset emails by administrators, support or the API within 15 minutes, the most allowed; retry after Retry-After (at the latest), or use the temporary method.",
         ),

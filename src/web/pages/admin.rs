@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::audit::EventKind;
 use crate::domain::{DisplayName, Email, Extension, Role};
 use crate::mail::compose::utc;
+use crate::services::recovery::NoLink;
 use crate::services::tenant_admin::{
     Admin, AdminError, AdminPinError, ChangeError, CreateError, ResetLinkError, TenantAdmin,
     UserDetail, UserFields, PAGE_SIZE,
@@ -472,8 +473,8 @@ async fn reset_password(
         "link" => match tenant_admin.send_reset_link(&page.who, &extension).await {
             Ok(()) => return Ok(back_to(&extension, "link")),
             Err(ResetLinkError::NotFound) => return Err(WebError::NotFound),
-            Err(ResetLinkError::NoEmail) => (StatusCode::CONFLICT, "This user has no email on file, so no link can be sent. Set a temporary password instead, or add an email first."),
-            Err(ResetLinkError::MailLimit) => (StatusCode::TOO_MANY_REQUESTS, MAIL_LIMIT_REACHED),
+            Err(ResetLinkError::NoLink(NoLink::NoEmailOnFile)) => (StatusCode::CONFLICT, "This user has no email on file, so no link can be sent. Set a temporary password instead, or add an email first."),
+            Err(ResetLinkError::NoLink(NoLink::MailLimit)) => (StatusCode::TOO_MANY_REQUESTS, MAIL_LIMIT_REACHED),
             Err(ResetLinkError::Unexpected(e)) => return Err(e.into()),
         },
         "temporary" => {

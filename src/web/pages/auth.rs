@@ -17,7 +17,8 @@ use crate::web::extract::{
     Anyone, Page, ValidForm,
 };
 use crate::web::forms::{
-    password_change_outcome, NewPasswordFields, NoFields, PasswordErrors, SignInFields, SignInShown,
+    password_change_outcome, NewPasswordFields, NoFields, PasswordErrors, SignInFields,
+    SignInShown, TEMPORARY_EXPIRED,
 };
 use crate::web::render::{html, Chrome};
 use crate::web::respond::refused_sign_in;
@@ -147,9 +148,6 @@ pub const STEP_EXPIRED: &str =
     "Your sign-in was not finished in time. Sign in again with your password.";
 
 const SUSPENDED: &str = "This account is suspended. Please contact your provider.";
-
-const TEMPORARY_EXPIRED: &str =
-    "Your temporary password has expired. Ask your administrator for a new one.";
 
 async fn logout(
     page: Page<Anyone>,

@@ -20,6 +20,7 @@ use crate::services::operator_console::{
     OperatorSignIn, VerifyError,
 };
 use crate::services::provisioning::TenantError;
+use crate::services::recovery::NoLink;
 use crate::services::sign_in::SignInError;
 use crate::services::tenant_admin::PAGE_SIZE;
 use crate::services::two_step::Console;
@@ -547,11 +548,11 @@ async fn refused(
             StatusCode::FORBIDDEN,
             "Verify the caller first: this is only possible within 15 minutes of a matching answer.",
         ),
-        ActError::NoEmail => (
+        ActError::NoLink(NoLink::NoEmailOnFile) => (
             StatusCode::CONFLICT,
             "This admin has no email on file, so no reset link can be sent. Another admin of the tenant can set a temporary password.",
         ),
-        ActError::MailLimit => (StatusCode::TOO_MANY_REQUESTS, MAIL_LIMIT_REACHED),
+        ActError::NoLink(NoLink::MailLimit) => (StatusCode::TOO_MANY_REQUESTS, MAIL_LIMIT_REACHED),
         ActError::NotFound => return Err(WebError::NotFound),
         ActError::Unexpected(e) => return Err(e.into()),
     };
