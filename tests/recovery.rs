@@ -522,6 +522,44 @@ async fn five_wrong_email_answers_spend_the_link() {
     app.browser().login_ok(USER, PASSWORD).await;
 }
 
+#[tokio::test]
+async fn a_link_cannot_be_used_to_test_guesses_at_the_current_password() {
+    // "The same as your current password" answers whether a guess is the password; with
+    // a leaked link and the email on file, that could be asked for an hour. Each such
+    // answer costs a guess on the link, as a wrong email does.
+    let app = spawn_app().await;
+    app.add_user(USER, PASSWORD).await;
+    let b = app.browser();
+    b.forgot_password(USER).await;
+    let link = app.wait_for_mail(1).await[0].links()[0].clone();
+    let token = token_of(&link);
+    let r = b.reset_password(&token, "201@example.com", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("different from your current one"));
+    for _ in 0..3 {
+        let r = b.reset_password(&token, "guess@example.com", NEW).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    assert_eq!(
+        b.reset_password(&token, "201@example.com", PASSWORD)
+            .await
+            .status(),
+        StatusCode::GONE,
+        "the fifth guess spends the link"
+    );
+    assert_eq!(
+        b.reset_password(&token, "201@example.com", NEW)
+            .await
+            .status(),
+        StatusCode::GONE
+    );
+    app.browser().login_ok(USER, PASSWORD).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_cannot_beat_the_mail_limit() {
     let app = spawn_app_with(&[]).await;

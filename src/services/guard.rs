@@ -23,7 +23,8 @@ pub const USERNAMES_MAILS_PER_ADDRESS: i64 = 3;
 /// Recovery requests per client address per [`RECOVERY_WINDOW`].
 pub const RECOVERY_REQUESTS_PER_ADDRESS: i64 = 10;
 pub const RECOVERY_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Wrong answers to "your email address" on a reset page before the link is spent.
+/// Guesses on a reset page (a wrong "your email address", or a new password that is the
+/// current one) before the link is spent.
 pub const WRONG_EMAILS_PER_LINK: i64 = 5;
 /// Tries at a caller's answer per admin, across operators, before a pause of…
 pub const CALLER_TRIES: i64 = 3;

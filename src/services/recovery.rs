@@ -333,6 +333,28 @@ impl Recovery {
         Ok(found.filter(|(link, _)| link.used_at.is_none() && link.expires_at > now))
     }
 
+    /// Counts a guess made with `link` (a wrong email, or a new password that matched the
+    /// current one): past [`WRONG_EMAILS_PER_LINK`] the link is spent and no longer works.
+    async fn guess_on(&self, link: &crate::store::ResetRecord) -> Result<(), ResetError> {
+        let guesses = self
+            .ctx
+            .guard()
+            .count(
+                &ThrottleKey::reset_email_guesses(link.id),
+                WRONG_EMAILS_PER_LINK - 1,
+                Window::Sliding(self.ctx.policy.reset_ttl),
+            )
+            .await?;
+        if guesses == Counted::Over {
+            self.ctx
+                .store
+                .spend_reset_link(link.id, self.ctx.now())
+                .await?;
+            return Err(ResetError::LinkInvalid);
+        }
+        Ok(())
+    }
+
     /// Uses a link: checks the email on file and the new password, then — atomically with
     /// marking the link used — sets the password, ends every session, kills the user's other
     /// links, clears the lockout and queues a notice.
@@ -354,27 +376,10 @@ impl Recovery {
         };
         if email_wrong {
             // The email is the one thing a leaked link's finder does not know: a few wrong
-            // guesses and the link is spent.
-            let guesses = self
-                .ctx
-                .guard()
-                .count(
-                    &ThrottleKey::reset_email_guesses(link.id),
-                    WRONG_EMAILS_PER_LINK - 1,
-                    Window::Sliding(self.ctx.policy.reset_ttl),
-                )
-                .await?;
-            if guesses == Counted::Over {
-                self.ctx
-                    .store
-                    .spend_reset_link(link.id, self.ctx.now())
-                    .await?;
-                return Err(ResetError::LinkInvalid);
-            }
-        }
-        if email_wrong {
-            // The policy only after the email is proven: its answer may name the
-            // voicemail PIN, which a link's finder must not be able to test.
+            // guesses and the link is spent. The policy only after the email is proven: its
+            // answer may name the voicemail PIN, which a link's finder must not be able to
+            // test.
+            self.guess_on(&link).await?;
             return Err(ResetError::Form {
                 email_wrong,
                 rejected: None,
@@ -387,10 +392,15 @@ impl Recovery {
         let password = match checked {
             Ok(Ok(p)) => p,
             Ok(Err(rejected)) => {
+                if rejected.same_as_current {
+                    // "The same as your current password" tells whether a guess is the
+                    // password: it costs a guess on the link as a wrong email does.
+                    self.guess_on(&link).await?;
+                }
                 return Err(ResetError::Form {
                     email_wrong,
                     rejected: Some(rejected),
-                })
+                });
             }
             Err(HashError::Busy(_)) => return Err(ResetError::Busy),
             Err(e) => return Err(Unexpected::from(e).into()),

@@ -60,21 +60,13 @@ impl ThrottleKey {
     /// grouped by /64, the block one subscriber usually holds, so hopping between
     /// addresses does not escape the limit.
     pub fn address(addr: IpAddr) -> ThrottleKey {
-        ThrottleKey(match addr {
-            IpAddr::V4(v4) => format!("addr:{v4}"),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => format!("addr:{v4}"),
-                None => {
-                    let s = v6.segments();
-                    format!("addr:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-                }
-            },
-        })
+        ThrottleKey(format!("addr:{}", client_block(addr)))
     }
 
-    /// Recovery requests (reset links, usernames) from one client address.
+    /// Recovery requests (reset links, usernames) from one client address, IPv6 grouped
+    /// by /64 as for [`ThrottleKey::address`].
     pub fn recovery_address(addr: IpAddr) -> ThrottleKey {
-        ThrottleKey(format!("recovery:{addr}"))
+        ThrottleKey(format!("recovery:{}", client_block(addr)))
     }
 
     /// Reset links mailed for one account at its own request ("Forgot password?").
@@ -94,7 +86,8 @@ impl ThrottleKey {
         ThrottleKey(format!("usernames-mail:{email}"))
     }
 
-    /// Wrong answers to "your email address" on one reset link.
+    /// Guesses made with one reset link: wrong answers to "your email address", and new
+    /// passwords that were the current one.
     pub fn reset_email_guesses(link_id: i64) -> ThrottleKey {
         ThrottleKey(format!("reset-email:{link_id}"))
     }
@@ -112,6 +105,21 @@ impl ThrottleKey {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// One client as the limits see it: an IPv4 address (an IPv4-mapped IPv6 one as IPv4),
+/// or the /64 an IPv6 address is in.
+fn client_block(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
     }
 }
 
@@ -439,6 +447,16 @@ mod tests {
         assert_eq!(
             ThrottleKey::address("::ffff:192.0.2.7".parse().unwrap()).as_str(),
             "addr:192.0.2.7"
+        );
+        // Recovery requests are grouped the same way: a client cannot ask for mail from a
+        // new address of its /64 each time.
+        assert_eq!(
+            ThrottleKey::recovery_address("2001:db8:1:2:aaaa::1".parse().unwrap()).as_str(),
+            "recovery:2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            ThrottleKey::recovery_address("2001:db8:1:2:bbbb::9".parse().unwrap()),
+            ThrottleKey::recovery_address("2001:db8:1:2::1".parse().unwrap())
         );
     }
 }
