@@ -120,6 +120,25 @@ async fn a_wrong_current_password_is_refused_and_counts_toward_the_lock() {
 }
 
 #[tokio::test]
+async fn failures_from_elsewhere_do_not_stop_a_change_in_the_users_own_session() {
+    // Someone locks the username with wrong sign-ins; the user, signed in, can still
+    // change their password (the first thing they would want to do) — and the new
+    // password ends the lock.
+    let app = spawn_app().await;
+    let b = app.signed_in_user().await;
+    for _ in 0..5 {
+        app.browser().login(USER, "Wrong-Password-1").await;
+    }
+    assert_eq!(
+        app.browser().login(USER, PASSWORD).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let r = b.change_password(PASSWORD, NEW, NEW).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    app.browser().login_ok(USER, NEW).await;
+}
+
+#[tokio::test]
 async fn a_change_without_the_csrf_token_changes_nothing() {
     let app = spawn_app().await;
     let b = app.signed_in_user().await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::trusted_devices::TrustedDevice;
-use super::{Client, Context, Unexpected};
+use super::{Client, Context, SessionUser, Unexpected};
 use crate::audit::{Event, EventKind};
 use crate::auth::hashing::{dummy_hash, Admitted};
 use crate::clock::Timestamp;
@@ -298,21 +298,25 @@ impl<'a> Guard<'a> {
         Ok(())
     }
 
-    /// Checks a user's password inside a session (to change it, to reveal a secret). It
-    /// counts toward the same lockout as a sign-in, so a borrowed session cannot be used
-    /// to guess the password; `why` goes to the audit log on a failure.
+    /// Checks a signed-in user's password again (to change it, to reveal a secret). It is
+    /// counted as a sign-in from a trusted browser is, under the session's own key: 5
+    /// wrong in 15 minutes lock the check in this session, so a borrowed session cannot be
+    /// used to guess the password, while failures from elsewhere (a locked username)
+    /// cannot stop the user changing their password in their own session. `why` goes to
+    /// the audit log on a failure.
     pub(crate) async fn confirm_password(
         &self,
-        user: &UserRecord,
+        su: &SessionUser,
         typed: &str,
         client: Client,
         why: &'static str,
     ) -> Result<Result<(), Refusal>, Unexpected> {
+        let user = &su.user;
         let name = user.username();
         let actor = name.to_string();
         let addr = client.addr_string();
         self.confirm_in_session(
-            &ThrottleKey::username(&name),
+            &ThrottleKey::session(&name, su.session.id),
             &user.password_hash,
             typed,
             Event {

@@ -329,7 +329,7 @@ impl Passkeys {
         self.ctx
             .guard()
             .confirm_password(
-                user,
+                su,
                 current_password,
                 client,
                 "wrong password when removing a passkey",

@@ -221,12 +221,7 @@ impl Passwords {
         // may name the voicemail PIN.
         if let Some(current) = form.current {
             ctx.guard()
-                .confirm_password(
-                    &su.user,
-                    current,
-                    client,
-                    "wrong current password on change",
-                )
+                .confirm_password(su, current, client, "wrong current password on change")
                 .await?
                 .map_err(ChangePasswordError::Refused)?;
         }

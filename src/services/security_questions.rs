@@ -70,7 +70,7 @@ impl SecurityQuestions {
         self.ctx
             .guard()
             .confirm_password(
-                user,
+                admin.session(),
                 current_password,
                 client,
                 "wrong password when setting the security question",

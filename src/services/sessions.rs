@@ -220,7 +220,7 @@ pub(crate) async fn prove_recent_sign_in(
     };
     if let Err(r) = ctx
         .guard()
-        .confirm_password(&su.user, password, client, why)
+        .confirm_password(su, password, client, why)
         .await?
     {
         return Ok(Err(Reconfirm::Refused(r)));

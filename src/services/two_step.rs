@@ -1038,7 +1038,7 @@ impl TwoStep {
         client: Client,
     ) -> Result<RecoveryCodes, ConfirmedChangeError> {
         self.confirm(
-            &su.user,
+            su,
             password,
             client,
             "wrong password when making new recovery codes",
@@ -1077,7 +1077,7 @@ impl TwoStep {
 
     async fn confirm(
         &self,
-        user: &UserRecord,
+        su: &SessionUser,
         password: &str,
         client: Client,
         why: &'static str,
@@ -1087,7 +1087,7 @@ impl TwoStep {
         }
         self.ctx
             .guard()
-            .confirm_password(user, password, client, why)
+            .confirm_password(su, password, client, why)
             .await?
             .map_err(ConfirmedChangeError::Refused)
     }
@@ -1104,7 +1104,7 @@ impl TwoStep {
             return Err(ConfirmedChangeError::Required);
         }
         self.confirm(
-            &su.user,
+            su,
             password,
             client,
             "wrong password when removing two-step sign-in",
@@ -1200,7 +1200,7 @@ impl TwoStep {
             .await?
             .ok_or(ConfirmedChangeError::NotFound)?;
         self.confirm(
-            me,
+            admin.session(),
             password,
             client,
             "wrong password when removing a user's two-step sign-in",

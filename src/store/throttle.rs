@@ -10,7 +10,7 @@ use std::time::Duration;
 use sqlx::{Executor, Row};
 
 use super::audit::insert_audit;
-use super::{AuditRow, Store, StoreResult, UserId};
+use super::{AuditRow, SessionId, Store, StoreResult, UserId};
 use crate::clock::Timestamp;
 use crate::domain::{OperatorName, Username};
 
@@ -43,6 +43,12 @@ impl ThrottleKey {
     /// these too (a reset, an unlock).
     pub fn device(u: &Username, device_id: &str) -> ThrottleKey {
         ThrottleKey(format!("user:{u}{DEVICE_SUFFIX}{device_id}"))
+    }
+
+    /// Password checks inside one signed-in session (to change the password, to reveal a
+    /// secret), counted as one trusted browser's: `user:201-wickedsprockets#device:session-ID`.
+    pub fn session(u: &Username, session: SessionId) -> ThrottleKey {
+        ThrottleKey::device(u, &format!("session-{}", session.0))
     }
 
     /// Whether this key counts the attempts of one trusted browser (a [`ThrottleKey::device`]).
@@ -427,6 +433,10 @@ mod tests {
             (
                 ThrottleKey::device(&username("201-wickedsprockets"), "abc"),
                 "user:201-wickedsprockets#device:abc",
+            ),
+            (
+                ThrottleKey::session(&username("201-wickedsprockets"), SessionId(9)),
+                "user:201-wickedsprockets#device:session-9",
             ),
         ];
         for (key, expected) in cases {
