@@ -540,6 +540,44 @@ async fn a_user_locked_by_an_attackers_tries_still_signs_in_from_a_browser_that_
 }
 
 #[tokio::test]
+async fn browsers_trusted_under_an_old_password_are_strangers_after_a_new_one() {
+    // Someone who once knew the password (a phisher, a former colleague) signed in from
+    // several browsers and kept their device cookies. After the password is changed those
+    // cookies give no guesses of their own: the username's lock holds against them.
+    let app = spawn_app().await;
+    app.add_user(USER, PASSWORD).await;
+    let kept: Vec<Browser> = {
+        let mut kept = Vec::new();
+        for _ in 0..2 {
+            let b = app.browser();
+            b.login_ok(USER, PASSWORD).await;
+            b.logout().await;
+            kept.push(b);
+        }
+        kept
+    };
+    let user = app.signed_in(USER).await;
+    assert_eq!(
+        user.change_password(PASSWORD, NEW, NEW).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    for _ in 0..5 {
+        app.browser().login(USER, "Guess-Password-1").await;
+    }
+    for b in &kept {
+        assert_eq!(
+            b.login(USER, "Guess-Password-2").await.status(),
+            StatusCode::TOO_MANY_REQUESTS,
+            "an old cookie is counted as the username is"
+        );
+        assert_eq!(
+            b.login(USER, NEW).await.status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_cookie_another_site_left_with_bytes_outside_ascii_does_not_stop_a_sign_in() {
     let app = spawn_app().await;
     app.add_user(USER, PASSWORD).await;

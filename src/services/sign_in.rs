@@ -75,17 +75,22 @@ impl SignIn {
             // A browser that signed in to this account before carries a device cookie: its
             // attempts are counted for it alone, and it waits before strangers for hashing.
             let signing_key = ctx.keyring.signing_key();
-            let device = trusted_devices::recognise(&signing_key, device_cookie, username);
+            let claimed = trusted_devices::claimed(&signing_key, device_cookie, username);
             // A place on the hashing pool first, before any database work: beyond the queue's
             // bound the answer is "busy" at once, so a flood is shed for almost nothing.
             let admitted = ctx
                 .hasher
-                .admit(client.source(), device.is_some())
+                .admit(client.source(), claimed)
                 .await
                 .map_err(|_| SignInError::Refused(Refusal::Busy))?;
             let name = username.to_string();
             let addr = client.addr_string();
             let user = ctx.store.user_by_username(username).await?;
+            // Counted apart only when the cookie was issued to this account under its
+            // current password.
+            let device = user
+                .as_ref()
+                .and_then(|u| trusted_devices::recognise(&signing_key, device_cookie, u));
             let tenant = user.as_ref().map(|u| u.tenant_id);
             let event = |kind| Event {
                 tenant,
@@ -197,6 +202,6 @@ pub(crate) async fn open_session(
     Ok(SignedIn {
         token,
         must_change_password: user.password_temporary,
-        device_cookie: trusted_devices::issue(&signing_key, &user.username(), device),
+        device_cookie: trusted_devices::issue(&signing_key, user, device),
     })
 }

@@ -1,12 +1,14 @@
 //! Device cookies (the OWASP pattern against lockouts an attacker turns against a user):
 //! after a successful sign-in the browser gets a signed, long-lived cookie naming the
-//! account and a random device id. A sign-in that presents a valid one for the username
-//! typed is counted for that device alone (the guard's [`sign_in_key`]), so failures from
+//! account, a random device id, and (as a digest) the account and password it was issued
+//! under. A sign-in that presents a valid one for the account as it is now is counted for
+//! that device alone (the guard's [`sign_in_key`]), so failures from
 //! elsewhere lock the name only for untrusted browsers, while 5 failures in the trusted
 //! browser still lock that browser.
 //!
 //! This module is the one place the cookie is made and checked: [`issue`] after a
-//! successful sign-in, [`recognise`] before counting an attempt. A later step of sign-in
+//! successful sign-in, [`claimed`] for the hashing queue's order before the account is
+//! read, [`recognise`] before counting an attempt. A later step of sign-in
 //! (a second factor) asks [`recognise`] the same way.
 //!
 //! [`sign_in_key`]: super::guard::Guard::sign_in_key
@@ -17,9 +19,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use subtle::ConstantTimeEq;
 
+use sha2::{Digest, Sha256};
+
 use crate::auth::key::SecretKey;
 use crate::auth::token;
 use crate::domain::Username;
+use crate::store::UserRecord;
 
 /// How long a browser stays trusted after its last successful sign-in.
 pub const DEVICE_COOKIE_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -28,7 +33,7 @@ pub const DEVICE_COOKIE_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600
 const PURPOSE: &str = "device-cookie";
 
 /// A browser that proved, with a valid device cookie, that it signed in to this account
-/// before. Only [`recognise`] makes one.
+/// — this user, with the password they have now — before. Only [`recognise`] makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustedDevice {
     id: String,
@@ -41,32 +46,61 @@ impl TrustedDevice {
     }
 }
 
-/// A fresh device cookie value for `username`: `DEVICEID.USERNAME.MAC`. The device id is
-/// kept when the browser already had one for this account.
-pub fn issue(key: &SecretKey, username: &Username, known: Option<&TrustedDevice>) -> String {
+/// Which account and password a cookie was issued under: a digest of the user's id and
+/// stored password hash. A new password (a reset, a change, a temporary one) or a new
+/// account under the same username (deleted and made again) makes every earlier cookie
+/// a stranger's, so cookies collected while someone knew the password are worth nothing
+/// once it is changed.
+fn generation(user: &UserRecord) -> String {
+    let digest = Sha256::digest(format!("{}:{}", user.id.0, user.password_hash).as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..9])
+}
+
+/// A fresh device cookie value for `user`: `DEVICEID.USERNAME.GENERATION.MAC`. The device
+/// id is kept when the browser already had one for this account.
+pub fn issue(key: &SecretKey, user: &UserRecord, known: Option<&TrustedDevice>) -> String {
     let id = match known {
         Some(d) => d.id.clone(),
         None => token::random_token(),
     };
-    let body = format!("{id}.{username}");
+    let body = format!("{id}.{}.{}", user.username(), generation(user));
     let mac = URL_SAFE_NO_PAD.encode(key.mac(PURPOSE, body.as_bytes()));
     format!("{body}.{mac}")
 }
 
-/// The trusted device behind `cookie`, if it is a valid device cookie for `username`.
-pub fn recognise(
+/// The cookie's device id and generation when it is signed by `key` for `username`.
+fn verified<'c>(
     key: &SecretKey,
-    cookie: Option<&str>,
+    cookie: Option<&'c str>,
     username: &Username,
-) -> Option<TrustedDevice> {
-    let cookie = cookie?;
-    let (body, mac) = cookie.rsplit_once('.')?;
-    let (id, named) = body.split_once('.')?;
-    if !token::looks_like_token(id) || named != username.to_string() {
+) -> Option<(&'c str, &'c str)> {
+    let (body, mac) = cookie?.rsplit_once('.')?;
+    let mut parts = body.split('.');
+    let (id, named, generation) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || !token::looks_like_token(id) || named != username.to_string() {
         return None;
     }
     let expected = URL_SAFE_NO_PAD.encode(key.mac(PURPOSE, body.as_bytes()));
-    bool::from(expected.as_bytes().ct_eq(mac.as_bytes()))
+    bool::from(expected.as_bytes().ct_eq(mac.as_bytes())).then_some((id, generation))
+}
+
+/// Whether `cookie` is a device cookie signed for `username`, before the account is read:
+/// enough to wait before strangers for hashing, never to be counted apart (that takes
+/// [`recognise`]).
+pub fn claimed(key: &SecretKey, cookie: Option<&str>, username: &Username) -> bool {
+    verified(key, cookie, username).is_some()
+}
+
+/// The trusted device behind `cookie`, if it is a valid device cookie for `user` as they
+/// are now (the same account, the same password).
+pub fn recognise(
+    key: &SecretKey,
+    cookie: Option<&str>,
+    user: &UserRecord,
+) -> Option<TrustedDevice> {
+    let (id, issued_under) = verified(key, cookie, &user.username())?;
+    let current = generation(user);
+    bool::from(issued_under.as_bytes().ct_eq(current.as_bytes()))
         .then(|| TrustedDevice { id: id.to_owned() })
 }
 
@@ -75,19 +109,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_cookie_is_valid_only_for_its_account_and_key() {
+    fn a_cookie_is_valid_only_for_its_account_its_password_and_key() {
         let key = SecretKey::random();
-        let user = Username::parse("201-wickedsprockets").unwrap();
-        let other = Username::parse("202-wickedsprockets").unwrap();
+        let user = UserRecord::sample(7, "$argon2id$first");
+        let name = user.username();
+        let other = Username::parse("202-acme").unwrap();
         let cookie = issue(&key, &user, None);
         let device = recognise(&key, Some(&cookie), &user).expect("valid");
         assert_eq!(issue(&key, &user, Some(&device)), cookie, "the id is kept");
-        assert!(recognise(&key, Some(&cookie), &other).is_none());
+        assert!(claimed(&key, Some(&cookie), &name));
+        assert!(!claimed(&key, Some(&cookie), &other));
         assert!(recognise(&SecretKey::random(), Some(&cookie), &user).is_none());
         let forged = cookie.replace("201-", "202-");
-        assert!(recognise(&key, Some(&forged), &other).is_none());
-        for junk in ["", ".", "a.b.c", "..", "x.201-wickedsprockets.y"] {
-            assert!(recognise(&key, Some(junk), &user).is_none(), "{junk}");
+        assert!(!claimed(&key, Some(&forged), &other));
+
+        // A new password, or another account under the same name, trusts nothing before.
+        let changed = UserRecord::sample(7, "$argon2id$second");
+        assert!(claimed(&key, Some(&cookie), &name), "still signed");
+        assert!(recognise(&key, Some(&cookie), &changed).is_none());
+        let remade = UserRecord::sample(8, "$argon2id$first");
+        assert!(recognise(&key, Some(&cookie), &remade).is_none());
+
+        for junk in ["", ".", "a.b.c", "..", "x.201-acme.y", "a.201-acme.b.c.d"] {
+            assert!(!claimed(&key, Some(junk), &name), "{junk}");
         }
     }
 }

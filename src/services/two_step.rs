@@ -808,7 +808,7 @@ impl TwoStep {
         let signing_key = ctx.keyring.signing_key();
         let (key, device) = match &account {
             Account::User(u) => {
-                let device = trusted_devices::recognise(&signing_key, device_cookie, &u.username());
+                let device = trusted_devices::recognise(&signing_key, device_cookie, u);
                 (
                     ctx.guard().sign_in_key(&u.username(), device.as_ref()),
                     device,
@@ -959,7 +959,7 @@ impl TwoStep {
         let completed = match &account {
             Account::User(u) => {
                 let signing_key = ctx.keyring.signing_key();
-                let device = trusted_devices::recognise(&signing_key, device_cookie, &u.username());
+                let device = trusted_devices::recognise(&signing_key, device_cookie, u);
                 let key = ctx.guard().sign_in_key(&u.username(), device.as_ref());
                 ctx.guard().unlock(&key).await?;
                 Completed::User(open_session(ctx, u, device.as_ref(), client, how).await?)

@@ -115,6 +115,29 @@ impl UserRecord {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
+
+    /// A user of tenant `acme` for unit tests: `id`, extension `201`, `password_hash`.
+    #[cfg(test)]
+    pub(crate) fn sample(id: i64, password_hash: &str) -> UserRecord {
+        UserRecord {
+            id: UserId(id),
+            tenant_id: TenantId(1),
+            tenant_code: TenantCode::parse("acme").unwrap(),
+            tenant_name: "Acme".into(),
+            extension: Extension::parse("201").unwrap(),
+            name: "Ada".into(),
+            email: None,
+            role: Role::User,
+            password_hash: password_hash.into(),
+            password_temporary: false,
+            password_expires_at: None,
+            last_sign_in_at: None,
+            sip_domain: "acme.example".into(),
+            has_sip_secret: true,
+            has_pin: false,
+            tenant_suspended: false,
+        }
+    }
 }
 
 impl std::fmt::Debug for UserRecord {

@@ -134,7 +134,6 @@ impl SessionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::TenantId;
 
     fn record(session: i64, user: i64) -> (SessionRecord, UserRecord) {
         let at = Timestamp(1_000);
@@ -146,24 +145,7 @@ mod tests {
                 last_seen_at: at,
                 authenticated_at: at,
             },
-            UserRecord {
-                id: UserId(user),
-                tenant_id: TenantId(1),
-                tenant_code: crate::domain::TenantCode::parse("acme").unwrap(),
-                tenant_name: "Acme".into(),
-                extension: crate::domain::Extension::parse("201").unwrap(),
-                name: "Ada".into(),
-                email: None,
-                role: crate::domain::Role::User,
-                password_hash: String::new(),
-                password_temporary: false,
-                password_expires_at: None,
-                last_sign_in_at: None,
-                sip_domain: "acme.example".into(),
-                has_sip_secret: true,
-                has_pin: false,
-                tenant_suspended: false,
-            },
+            UserRecord::sample(user, ""),
         )
     }
 
