@@ -80,8 +80,9 @@ async fn bad_input_names_each_problem_and_creates_nothing() {
     let (app, b) = spawn_tenant().await;
     let before = app.user_count(TENANT).await;
 
+    // A taken extension is a form error like any other (DESIGN: form errors are 422).
     let r = b.admin_create_user("201", "Duplicate", "", "user").await;
-    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r
         .text()
         .await
@@ -166,7 +167,11 @@ async fn the_last_admin_cannot_demote_or_delete_themselves() {
             &[("name", "Ada"), ("email", ""), ("role", "user")],
         )
         .await;
-    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        r.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the form's role field"
+    );
     assert!(r.text().await.unwrap().contains("only admin"));
     let r = b.post("/admin/users/200/delete", &[]).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);

@@ -476,6 +476,19 @@ async fn operators_create_tenants_with_a_first_admin() {
     );
     assert!(page.contains("none set"));
 
+    // Another tenant on the same SIP domain (in other letter case) is a form error.
+    let mut twin = globex("ada@twin.example");
+    twin[0] = ("code", "twin");
+    twin[2] = ("sip_domain", "SIP.Globex.Example");
+    let r = op.post("/operator/tenants", &twin).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Another tenant already uses this SIP domain"));
+    assert_eq!(app.tenant_count().await, 3);
+
     // Search by Client ID or name.
     let page = op
         .get("/operator/tenants?q=GLOB")
@@ -522,7 +535,7 @@ async fn operators_create_tenants_with_a_first_admin() {
             ],
         )
         .await;
-    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "a form error");
     assert_eq!(app.tenant_count().await, 3);
 }
 

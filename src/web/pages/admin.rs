@@ -227,7 +227,7 @@ async fn create_user(
                 errors.extension = Some(format!(
                     "Extension {ext} already has a user. Choose another extension."
                 ));
-                StatusCode::CONFLICT
+                StatusCode::UNPROCESSABLE_ENTITY
             }
             Err(CreateError::Unexpected(e)) => return Err(e.into()),
         },
@@ -445,7 +445,7 @@ async fn update_user(
                 errors.role = Some(
                     "This is the tenant's only admin. Make another user an admin first.".to_owned(),
                 );
-                StatusCode::CONFLICT
+                StatusCode::UNPROCESSABLE_ENTITY
             }
             Err(ChangeError::Unexpected(e)) => return Err(e.into()),
         },

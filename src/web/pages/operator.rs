@@ -295,14 +295,14 @@ async fn create_tenant(
             }
             Err(TenantError::TenantExists(_)) => {
                 errors.code = Some("A tenant with this Client ID already exists.".to_owned());
-                StatusCode::CONFLICT
+                StatusCode::UNPROCESSABLE_ENTITY
             }
             Err(TenantError::SipDomainTaken(_)) => {
                 errors.sip_domain = Some(
                     "Another tenant already uses this SIP domain (letter case does not matter)."
                         .to_owned(),
                 );
-                StatusCode::CONFLICT
+                StatusCode::UNPROCESSABLE_ENTITY
             }
             Err(TenantError::BadSipDomain) => {
                 errors.sip_domain =
