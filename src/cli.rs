@@ -150,7 +150,10 @@ enum OperatorCommand {
 
 /// Runs the command line and turns any failure into one line on stderr.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -159,6 +162,32 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A command line clap refused: help and the version as clap prints them; anything else
+/// (a missing or unknown argument, a bad value) as one line naming it, exit status 2.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let said: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+        .collect();
+    let said = said.join(" ");
+    eprintln!(
+        "dialtone: {} (see dialtone --help)",
+        said.trim_start_matches("error: ")
+    );
+    ExitCode::from(2)
 }
 
 fn load_settings(o: &Overrides) -> anyhow::Result<Settings> {

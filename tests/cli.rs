@@ -92,6 +92,10 @@ async fn failures_print_one_line_and_exit_non_zero() {
             "not allowed",
         ),
         (vec!["user", "unlock", "999-acme"], None, "no user"),
+        // What clap refuses is one line too, naming what is wrong.
+        (vec!["user", "add", "204-acme"], None, "--name"),
+        (vec!["user", "frobnicate"], None, "frobnicate"),
+        (vec!["backup"], None, "<path>"),
         (
             vec!["operator", "add", "ops2admin", "--password-stdin"],
             Some("Ops2Admin\n"),
