@@ -394,9 +394,14 @@ async fn refusals_fold_into_bursts_and_pages_stay_in_their_tenant() {
         .unwrap();
     }
     // An address refused as a whole is one burst whatever names it makes up.
-    for name in ["301-acme", "302-acme", "303-acme"] {
+    for (tenant, name) in [
+        (t, "301-acme"),
+        (other, "301-beta"),
+        (t, "302-acme"),
+        (t, "303-acme"),
+    ] {
         s.insert_audit_burst(
-            &audit(Some(t), "signin.throttled", name),
+            &audit(Some(tenant), "signin.throttled", name),
             Burst::PerAddress,
             since,
         )
@@ -428,7 +433,12 @@ async fn refusals_fold_into_bursts_and_pages_stay_in_their_tenant() {
     };
     let (events, total) = s.audit_page(t, &throttled, 10, 0).await.unwrap();
     assert_eq!((events.len(), total), (1, 1));
-    assert_eq!(events[0].repeats, 3);
+    assert_eq!(
+        events[0].repeats, 3,
+        "another tenant's refusal is not in this one's"
+    );
+    let (events, _) = s.audit_page(other, &throttled, 10, 0).await.unwrap();
+    assert_eq!(events.len(), 1, "and shows in its own tenant");
     assert_eq!(s.audit_before(t, None, 10).await.unwrap().len(), 3);
     assert_eq!(
         s.audit_events(None, Some("signin.failed"), 10)
@@ -441,7 +451,7 @@ async fn refusals_fold_into_bursts_and_pages_stay_in_their_tenant() {
         s.purge_audit(NOW.plus(Duration::from_secs(1)))
             .await
             .unwrap(),
-        4
+        5
     );
 }
 

@@ -123,8 +123,9 @@ impl Store {
 pub enum Burst {
     /// Of one kind, for one name, from one address, in one tenant (a name being guessed).
     PerName,
-    /// Of one kind from one address, whatever name each tried (an address refused as a
-    /// whole, which could otherwise write a row per name it makes up).
+    /// Of one kind from one address in one tenant, whatever name each tried (an address
+    /// refused as a whole, which could otherwise write a row per name it makes up); each
+    /// tenant sees the refusals of its own names, and names of no tenant share one row.
     PerAddress,
 }
 
@@ -154,8 +155,8 @@ pub(super) async fn insert_audit_burst(
         "UPDATE audit_events SET repeats = repeats + 1, last_at = $1 WHERE id = ( \
            SELECT id FROM audit_events WHERE kind = $2 AND at > $3 \
              AND COALESCE(client_addr, '') = COALESCE($4, '') \
-             AND ($7 = 1 OR (COALESCE(actor, '') = COALESCE($5, '') \
-                             AND COALESCE(tenant_id, 0) = COALESCE($6, 0))) \
+             AND COALESCE(tenant_id, 0) = COALESCE($6, 0) \
+             AND ($7 = 1 OR COALESCE(actor, '') = COALESCE($5, '')) \
            ORDER BY id DESC LIMIT 1)",
     )
     .bind(e.at)
