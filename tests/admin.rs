@@ -332,6 +332,28 @@ async fn mail_to_an_address_shared_by_several_users_shows_on_each_of_their_pages
     .await;
     let other = b.get("/admin/users/203").await.text().await.unwrap();
     assert!(!other.contains("password reset"), "{other}");
+
+    // With the address now on accounts of two tenants, each tenant's accounts get a
+    // message of their own: this tenant's admin sees the one about their user, and it
+    // names nothing of the other tenant's.
+    app.browser()
+        .forgot_password("front-desk@acme.example")
+        .await;
+    let mails = app.wait_for_mail(4).await;
+    let ours = mails
+        .iter()
+        .find(|m| m.text.contains("203-wickedsprockets") && !m.links().is_empty())
+        .expect("a message for this tenant's account");
+    assert!(!ours.text.contains("-acme"), "{}", ours.text);
+    assert_eq!(ours.links().len(), 1);
+    let theirs = mails
+        .iter()
+        .filter(|m| m.text.contains("100-acme"))
+        .collect::<Vec<_>>();
+    assert_eq!(theirs.len(), 2, "the first request and this one");
+    assert!(!theirs[1].text.contains("wickedsprockets"));
+    let page = b.get("/admin/users/203").await.text().await.unwrap();
+    assert_eq!(page.matches("password reset").count(), 1, "{page}");
 }
 
 #[tokio::test]

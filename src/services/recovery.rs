@@ -103,10 +103,40 @@ pub(crate) async fn send_link_for(
     Ok(Ok(()))
 }
 
-/// Creates a link for each of `users` (who share `email`) and queues the one message that
-/// carries them. Accounts over the per-account mail limit (counted under `limit_key`) are
-/// skipped. Returns how many links were queued.
+/// Creates a link for each of `users` (who share `email`) and queues the messages that
+/// carry them: one per tenant, so each customer's admins see (in a user's mail status) the
+/// message about their own accounts and never another tenant's. Accounts over the
+/// per-account mail limit (counted under `limit_key`) are skipped. Returns how many links
+/// were queued.
 async fn queue_reset_mail(
+    ctx: &Context,
+    email: &str,
+    users: Vec<UserRecord>,
+    actor: Option<&str>,
+    addr: Option<&str>,
+    limit_key: fn(UserId) -> ThrottleKey,
+) -> Result<usize, Unexpected> {
+    let mut sent = 0;
+    for tenant in by_tenant(users) {
+        sent += queue_reset_message(ctx, email, tenant, actor, addr, limit_key).await?;
+    }
+    Ok(sent)
+}
+
+/// `users` in groups of one tenant each.
+fn by_tenant(users: Vec<UserRecord>) -> Vec<Vec<UserRecord>> {
+    let mut groups: Vec<Vec<UserRecord>> = Vec::new();
+    for user in users {
+        match groups.iter_mut().find(|g| g[0].tenant_id == user.tenant_id) {
+            Some(group) => group.push(user),
+            None => groups.push(vec![user]),
+        }
+    }
+    groups
+}
+
+/// The one message of [`queue_reset_mail`] for `users` of one tenant.
+async fn queue_reset_message(
     ctx: &Context,
     email: &str,
     users: Vec<UserRecord>,
@@ -266,9 +296,9 @@ impl Recovery {
         };
         let Some(email) = email else { return Ok(()) };
         let users = self.ctx.store.users_by_email(email.as_str()).await?;
-        let Some(first) = users.first() else {
+        if users.is_empty() {
             return Ok(());
-        };
+        }
         let now = self.ctx.now();
         let key = ThrottleKey::usernames_mail(&email);
         if self
@@ -284,21 +314,25 @@ impl Recovery {
         {
             return Ok(());
         }
-        let lines: Vec<UsernameLine> = users
-            .iter()
-            .map(|u| UsernameLine {
-                username: u.username().to_string(),
-                tenant_name: u.tenant_name.clone(),
-                tenant_code: u.tenant_code.to_string(),
-            })
-            .collect();
-        let message = self.ctx.outbox.usernames_message(&lines)?;
-        let single_user = (users.len() == 1).then_some(first.id);
-        let mail =
-            self.ctx
-                .outbox
-                .seal(message, email.as_str(), single_user, Some(first.tenant_id));
-        self.ctx.store.enqueue_mail(&mail, now).await?;
+        // One message per tenant, as for reset links.
+        for tenant in by_tenant(users.clone()) {
+            let lines: Vec<UsernameLine> = tenant
+                .iter()
+                .map(|u| UsernameLine {
+                    username: u.username().to_string(),
+                    tenant_name: u.tenant_name.clone(),
+                    tenant_code: u.tenant_code.to_string(),
+                })
+                .collect();
+            let message = self.ctx.outbox.usernames_message(&lines)?;
+            let first = &tenant[0];
+            let single_user = (tenant.len() == 1).then_some(first.id);
+            let mail =
+                self.ctx
+                    .outbox
+                    .seal(message, email.as_str(), single_user, Some(first.tenant_id));
+            self.ctx.store.enqueue_mail(&mail, now).await?;
+        }
         for user in &users {
             let name = user.username().to_string();
             self.ctx
