@@ -229,6 +229,13 @@ async fn a_tenant_token_reaches_its_own_tenant_and_users_only() {
             .as_deref(),
         Some("api:crm-sync")
     );
+    // Its reads are audited in its tenant too, folded into one event with a count (the
+    // six GETs above, those that found nothing included).
+    let reads = app.tenant_audit_events(TENANT, "api.read").await;
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert_eq!(reads[0].actor.as_deref(), Some("api:crm-sync"));
+    assert_eq!(reads[0].client_addr.as_deref(), Some("127.0.0.1"));
+    assert_eq!(reads[0].repeats, 6);
     let page = admin.get("/admin/api-tokens").await.text().await.unwrap();
     assert!(!page.contains("never"), "last used is shown");
     admin.post("/admin/api-tokens/crm-sync/revoke", &[]).await;

@@ -17,7 +17,7 @@ use super::{service, Unexpected};
 use crate::audit::{Actor, Event, EventKind};
 use crate::auth::token::{looks_like_token, random_token, token_hash};
 use crate::domain::TenantCode;
-use crate::store::{ApiTokenRecord, IdempotentAnswer, StoreError, TenantId};
+use crate::store::{ApiTokenRecord, Burst, IdempotentAnswer, StoreError, TenantId};
 
 /// How long the first answer under an idempotency key is given again.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -217,6 +217,7 @@ impl ApiTokens {
         &self,
         token: &str,
         addr: Option<IpAddr>,
+        reads: bool,
     ) -> Result<ApiActor, ApiAuthError> {
         if !looks_like_token(token) {
             return Err(ApiAuthError::Invalid);
@@ -253,12 +254,28 @@ impl ApiTokens {
                 .await
                 .map_err(Unexpected::from)?;
         }
-        Ok(ApiActor {
+        let actor = ApiActor {
             token_id: found.id,
             name: found.name,
             tenant: found.tenant,
             addr,
-        })
+        };
+        if reads {
+            // Every change is audited on its own; reads are audited too, folded as refusals
+            // are, so a busy billing system cannot fill the log: one event per token and
+            // address with a count and the time of the last.
+            let who = actor.actor();
+            let event = Event {
+                tenant: actor.tenant.as_ref().map(|(id, _)| *id),
+                detail: Some("read requests"),
+                ..Event::by(EventKind::ApiRead, who.name(), who.addr())
+            };
+            self.ctx
+                .guard()
+                .audit_refusal(event, Burst::PerName)
+                .await?;
+        }
+        Ok(actor)
     }
 
     /// The proof that `actor` reaches tenant `code`: a provider token reaches any tenant

@@ -277,10 +277,10 @@ impl<'a> Guard<'a> {
         Ok(Err(Refusal::WrongPassword))
     }
 
-    /// Audits a refused attempt as part of its burst: the refusals of one kind from one
-    /// source (for one name, or for any name when the address itself is refused) within
-    /// the lockout window are one event with a count and the time of the last, so a flood
-    /// cannot write the audit log without limit.
+    /// Audits a refused attempt (or an API read) as part of its burst: the events of one
+    /// kind from one source (for one name, or for any name when the address itself is
+    /// refused) within the lockout window are one event with a count and the time of the
+    /// last, so a flood cannot write the audit log without limit.
     pub(crate) async fn audit_refusal(
         &self,
         event: Event<'_>,

@@ -111,7 +111,13 @@ impl FromRequestParts<AppState> for ApiAuth {
             return Err(Problem::unauthorized());
         };
         let addr = client_of(parts, state).addr;
-        match state.services.api_tokens.authenticate(token, addr).await {
+        let reads = parts.method == axum::http::Method::GET;
+        match state
+            .services
+            .api_tokens
+            .authenticate(token, addr, reads)
+            .await
+        {
             Ok(actor) => Ok(ApiAuth {
                 state: state.clone(),
                 actor,
