@@ -33,15 +33,24 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 /// A portal with the softphone configured for a registrar at `ws_url`; the directory
 /// holds the secret file and must outlive the app.
 async fn app_with_softphone(ws_url: &str) -> (TestApp, tempfile::TempDir) {
+    app_with_softphone_and(ws_url, &[]).await
+}
+
+/// The same, with `extra` settings.
+async fn app_with_softphone_and(
+    ws_url: &str,
+    extra: &[(&str, &str)],
+) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ephemeral.secret");
     std::fs::write(&file, format!("{EPHEMERAL_SECRET}\n")).unwrap();
     let file = file.display().to_string();
-    let app = spawn_app_with(&[
+    let mut settings = vec![
         ("sip_ws_url", ws_url),
         ("sip_ephemeral_secret_file", file.as_str()),
-    ])
-    .await;
+    ];
+    settings.extend_from_slice(extra);
+    let app = spawn_app_with(&settings).await;
     // Kamailio reads the real time: keep the portal's pinned clock from lagging it.
     let real = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -289,6 +298,44 @@ async fn kamailio_takes_a_minted_credential_for_its_own_extension_only() {
         "Kamailio computes the same password"
     );
     assert_eq!(k.contacts(&format!("201@{DOMAIN}")).await, 1);
+}
+
+#[tokio::test]
+async fn a_minted_credential_stops_working_when_its_user_is_deleted() {
+    if !kamailio::ready("a_minted_credential_stops_working_when_its_user_is_deleted") {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let ports = Ports::pick();
+    let (app, _dir) =
+        app_with_softphone_and(&ports.ws_url(), &[("kamailio_rpc", &ports.rpc_url())]).await;
+    let k = kamailio_for(&app, ports).await;
+    let b = app.browser();
+    b.login_ok(USER, PASSWORD).await;
+    let c = credential(&b).await;
+    let (user, password) = (
+        c["username"].as_str().unwrap(),
+        c["password"].as_str().unwrap(),
+    );
+    let aor = format!("201@{DOMAIN}");
+    let mut phone = Phone::start(&k, "Browser Tab").await;
+    assert_eq!(phone.register_as("201", DOMAIN, user, password).await, 200);
+
+    let admin = app.browser();
+    admin.login_ok(ADMIN, PASSWORD).await;
+    let r = admin.post("/admin/users/201/delete", &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        k.contacts_left_after(&aor, Duration::from_secs(2)).await,
+        0,
+        "the registration is gone"
+    );
+    assert_eq!(
+        phone.register_as("201", DOMAIN, user, password).await,
+        403,
+        "the credential, though not expired, registers nothing for a deleted user"
+    );
+    assert_eq!(k.contacts(&aor).await, 0);
 }
 
 #[tokio::test]
