@@ -578,6 +578,55 @@ async fn browsers_trusted_under_an_old_password_are_strangers_after_a_new_one() 
 }
 
 #[tokio::test]
+async fn the_browser_a_password_is_changed_in_stays_trusted() {
+    // The browser the user changed their password in (or chose their own in place of a
+    // temporary one) is trusted under the new password: a lock others put on the name
+    // does not keep the user out of it.
+    let app = spawn_app().await;
+    app.add_user(USER, PASSWORD).await;
+    let own = app.browser();
+    own.login_ok(USER, PASSWORD).await;
+    assert_eq!(
+        own.change_password(PASSWORD, NEW, NEW).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    own.logout().await;
+
+    let temporary = app
+        .add_person(
+            "202-wickedsprockets",
+            "New Hire",
+            Some("202@example.com"),
+            Role::User,
+            None,
+        )
+        .await
+        .expect("a temporary password");
+    let newcomer = app.browser();
+    newcomer.login("202-wickedsprockets", &temporary).await;
+    assert_eq!(
+        newcomer.choose_password(PASSWORD, PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    newcomer.logout().await;
+
+    for (browser, name, password) in [
+        (&own, USER, NEW),
+        (&newcomer, "202-wickedsprockets", PASSWORD),
+    ] {
+        for _ in 0..5 {
+            app.browser().login(name, "Guess-Password-1").await;
+        }
+        assert_eq!(
+            app.browser().login(name, password).await.status(),
+            StatusCode::TOO_MANY_REQUESTS,
+            "{name} is locked for strangers"
+        );
+        browser.login_ok(name, password).await;
+    }
+}
+
+#[tokio::test]
 async fn a_cookie_another_site_left_with_bytes_outside_ascii_does_not_stop_a_sign_in() {
     let app = spawn_app().await;
     app.add_user(USER, PASSWORD).await;

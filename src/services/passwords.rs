@@ -8,8 +8,8 @@ use std::time::Duration;
 use rand::rngs::OsRng;
 use rand::Rng;
 
-use super::device_secrets;
 use super::guard::Refusal;
+use super::{device_secrets, trusted_devices};
 use super::{service, store_error_is_unexpected, Client, Context, SessionUser, Unexpected};
 use crate::audit::{Actor, Event, EventKind};
 use crate::auth::hashing::HashError;
@@ -26,6 +26,15 @@ pub struct PasswordForm<'a> {
     pub current: Option<&'a str>,
     pub new: &'a str,
     pub confirm: &'a str,
+}
+
+/// A changed password: the cookie value of the replacement session, and this browser's
+/// device cookie under the new password (its device id kept when it had a valid one), so
+/// the browser the user changed it in stays trusted.
+#[derive(Debug)]
+pub struct PasswordChanged {
+    pub token: String,
+    pub device_cookie: String,
 }
 
 /// The form's own problems, all at once: policy failures and a confirmation mismatch.
@@ -190,14 +199,15 @@ service!(
 
 impl Passwords {
     /// Changes the password (with the current one), or replaces a temporary one that
-    /// still works (without). Returns the cookie value of the replacement session.
+    /// still works (without). `device_cookie` is the browser's, if it has one.
     #[tracing::instrument(skip_all, fields(user = %su.user.username()))]
     pub async fn change_password(
         &self,
         su: &SessionUser,
         form: PasswordForm<'_>,
+        device_cookie: Option<&str>,
         client: Client,
-    ) -> Result<String, ChangePasswordError> {
+    ) -> Result<PasswordChanged, ChangePasswordError> {
         let ctx = &self.ctx;
         let temporary_expired = su
             .user
@@ -273,6 +283,17 @@ impl Passwords {
             addr.as_deref(),
         ))
         .await?;
-        Ok(token)
+        let signing_key = ctx.keyring.signing_key();
+        let known = trusted_devices::recognise(&signing_key, device_cookie, &su.user);
+        let changed = UserRecord {
+            password_hash: hash,
+            password_temporary: false,
+            password_expires_at: None,
+            ..su.user.clone()
+        };
+        Ok(PasswordChanged {
+            token,
+            device_cookie: trusted_devices::issue(&signing_key, &changed, known.as_ref()),
+        })
     }
 }

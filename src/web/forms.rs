@@ -8,11 +8,13 @@ use axum_extra::extract::CookieJar;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::extract::session_cookie;
+use super::extract::{device_cookie, session_cookie};
 use super::respond::{clip, refused_in_session, Refused};
 use super::{AppState, WebError};
 use crate::domain::DomainError;
-use crate::services::passwords::{ChangePasswordError, PasswordForm, PasswordRejected};
+use crate::services::passwords::{
+    ChangePasswordError, PasswordChanged, PasswordForm, PasswordRejected,
+};
 use crate::services::phone::PinRejected;
 use crate::services::Refusal;
 
@@ -139,18 +141,25 @@ impl NewPasswordFields {
     }
 }
 
-/// Turns a password change outcome into its answer: the new session's cookie and a 303 to
-/// `to`, or the status and errors to re-render the form with. Unexpected failures stay
-/// errors.
+/// The browser's device cookie, if it sent one (for a password change to carry over).
+pub fn device_cookie_of<'j>(state: &AppState, jar: &'j CookieJar) -> Option<&'j str> {
+    jar.get(state.cookies.device).map(|c| c.value())
+}
+
+/// Turns a password change outcome into its answer: the new session's cookie, the
+/// browser's device cookie under the new password, and a 303 to `to`; or the status and
+/// errors to re-render the form with. Unexpected failures stay errors.
 pub fn password_change_outcome(
-    outcome: Result<String, ChangePasswordError>,
+    outcome: Result<PasswordChanged, ChangePasswordError>,
     state: &AppState,
     jar: CookieJar,
     to: &str,
 ) -> Result<Result<Response, (StatusCode, PasswordErrors)>, WebError> {
     match outcome {
-        Ok(token) => {
-            let jar = jar.add(session_cookie(state, Some(token)));
+        Ok(changed) => {
+            let jar = jar
+                .add(session_cookie(state, Some(changed.token)))
+                .add(device_cookie(state, changed.device_cookie));
             Ok(Ok((jar, Redirect::to(to)).into_response()))
         }
         Err(ChangePasswordError::Rejected(r)) => Ok(Err((

@@ -17,8 +17,8 @@ use crate::web::extract::{
     Anyone, Page, ValidForm,
 };
 use crate::web::forms::{
-    password_change_outcome, NewPasswordFields, NoFields, PasswordErrors, SignInFields,
-    SignInShown, TEMPORARY_EXPIRED,
+    device_cookie_of, password_change_outcome, NewPasswordFields, NoFields, PasswordErrors,
+    SignInFields, SignInShown, TEMPORARY_EXPIRED,
 };
 use crate::web::render::{html, Chrome};
 use crate::web::respond::refused_sign_in;
@@ -206,8 +206,9 @@ async fn choose_password(
         return Ok(Redirect::to("/settings").into_response());
     }
     let passwords = &page.state.services.passwords;
+    let device = device_cookie_of(&page.state, &jar);
     let outcome = passwords
-        .change_password(su, form.typed(false), page.client)
+        .change_password(su, form.typed(false), device, page.client)
         .await;
     match password_change_outcome(outcome, &page.state, jar, "/phone")? {
         Ok(changed) => Ok(changed),

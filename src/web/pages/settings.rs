@@ -20,8 +20,8 @@ use crate::services::tenant_admin::Admin;
 use crate::services::{Refusal, SessionUser};
 use crate::web::extract::{Page, ValidForm};
 use crate::web::forms::{
-    field_errors, password_change_outcome, refused_current_password, NewPasswordFields,
-    PasswordErrors, PinErrors, PinFields, WRONG_CURRENT,
+    device_cookie_of, field_errors, password_change_outcome, refused_current_password,
+    NewPasswordFields, PasswordErrors, PinErrors, PinFields, WRONG_CURRENT,
 };
 use crate::web::render::{html_adjusted, Chrome};
 use crate::web::respond::maybe_retry_after;
@@ -151,8 +151,9 @@ async fn change_password(
         Err(ChangePasswordError::Refused(Refusal::WrongPassword))
     } else {
         let passwords = &page.state.services.passwords;
+        let device = device_cookie_of(&page.state, &jar);
         passwords
-            .change_password(&page.who, form.typed(true), page.client)
+            .change_password(&page.who, form.typed(true), device, page.client)
             .await
     };
     let to = "/settings?saved=password";
