@@ -523,6 +523,30 @@ async fn five_wrong_email_answers_spend_the_link() {
 }
 
 #[tokio::test]
+async fn the_browser_that_used_the_link_gets_in_while_others_keep_guessing() {
+    // A user who resets because someone keeps locking their name: the lock the reset
+    // cleared comes back with the next five guesses, but the browser that used the link
+    // (and knew the email on file) is trusted under the new password.
+    let app = spawn_app().await;
+    app.add_user(USER, PASSWORD).await;
+    let b = app.browser();
+    b.forgot_password(USER).await;
+    let link = app.wait_for_mail(1).await[0].links()[0].clone();
+    let r = b
+        .reset_password(&token_of(&link), "201@example.com", NEW)
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    for _ in 0..5 {
+        app.browser().login(USER, "Guess-Password-1").await;
+    }
+    assert_eq!(
+        app.browser().login(USER, NEW).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    b.login_ok(USER, NEW).await;
+}
+
+#[tokio::test]
 async fn a_link_cannot_be_used_to_test_guesses_at_the_current_password() {
     // "The same as your current password" answers whether a guess is the password; with
     // a leaked link and the email on file, that could be asked for an hour. Each such

@@ -284,16 +284,9 @@ impl Passwords {
         ))
         .await?;
         let signing_key = ctx.keyring.signing_key();
-        let known = trusted_devices::recognise(&signing_key, device_cookie, &su.user);
-        let changed = UserRecord {
-            password_hash: hash,
-            password_temporary: false,
-            password_expires_at: None,
-            ..su.user.clone()
-        };
         Ok(PasswordChanged {
             token,
-            device_cookie: trusted_devices::issue(&signing_key, &changed, known.as_ref()),
+            device_cookie: trusted_devices::reissue(&signing_key, device_cookie, &su.user, &hash),
         })
     }
 }

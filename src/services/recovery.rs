@@ -9,7 +9,7 @@ use super::guard::{
     WRONG_EMAILS_PER_LINK,
 };
 use super::passwords::{check_new_password, refuse_current, PasswordRejected};
-use super::{service, store_error_is_unexpected, Client, Context, Unexpected};
+use super::{service, store_error_is_unexpected, trusted_devices, Client, Context, Unexpected};
 use crate::audit::{Actor, Event, EventKind};
 use crate::auth::hashing::HashError;
 use crate::auth::token;
@@ -398,8 +398,9 @@ impl Recovery {
         email: &str,
         new: &str,
         confirm: &str,
+        device_cookie: Option<&str>,
         client: Client,
-    ) -> Result<(), ResetError> {
+    ) -> Result<String, ResetError> {
         let Some((link, user)) = self.live_link(token).await? else {
             return Err(ResetError::LinkInvalid);
         };
@@ -479,6 +480,12 @@ impl Recovery {
             ))
             .await?;
         self.ctx.mail_wake.notify_one();
-        Ok(())
+        let signing_key = self.ctx.keyring.signing_key();
+        Ok(trusted_devices::reissue(
+            &signing_key,
+            device_cookie,
+            &user,
+            &hash,
+        ))
     }
 }

@@ -68,6 +68,18 @@ pub fn issue(key: &SecretKey, user: &UserRecord, known: Option<&TrustedDevice>) 
     format!("{body}.{mac}")
 }
 
+/// The device cookie for the browser that just set `user`'s password to `new_hash` (it
+/// proved the old password, or a reset link and the email on file): trusted under the new
+/// password, its device id kept when its cookie was valid before.
+pub fn reissue(key: &SecretKey, cookie: Option<&str>, user: &UserRecord, new_hash: &str) -> String {
+    let known = recognise(key, cookie, user);
+    let changed = UserRecord {
+        password_hash: new_hash.to_owned(),
+        ..user.clone()
+    };
+    issue(key, &changed, known.as_ref())
+}
+
 /// The cookie's device id and generation when it is signed by `key` for `username`.
 fn verified<'c>(
     key: &SecretKey,

@@ -7,12 +7,13 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
+use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use crate::mail::compose::human;
 use crate::services::recovery::{Identifier, ResetError};
-use crate::web::extract::{Anyone, Page, ValidForm};
-use crate::web::forms::PasswordErrors;
+use crate::web::extract::{device_cookie, Anyone, Page, ValidForm};
+use crate::web::forms::{device_cookie_of, PasswordErrors};
 use crate::web::render::{html, Chrome};
 use crate::web::respond::{busy, clip, maybe_retry_after};
 use crate::web::{AppState, WebError};
@@ -188,6 +189,7 @@ struct ResetFields {
 
 async fn reset(
     page: Page<Anyone>,
+    jar: CookieJar,
     ValidForm(form): ValidForm<ResetFields>,
 ) -> Result<Response, WebError> {
     let ResetFields {
@@ -203,11 +205,18 @@ async fn reset(
             &email,
             &new_password,
             &confirm_password,
+            device_cookie_of(&page.state, &jar),
             page.client,
         )
         .await;
     let (status, email_error, errors) = match outcome {
-        Ok(()) => return Ok(private(Redirect::to("/login?reset=done").into_response())),
+        Ok(device) => {
+            // The browser that used the link (and knew the email on file) is trusted
+            // under the new password, as one that signs in is.
+            let jar = jar.add(device_cookie(&page.state, device));
+            let done = (jar, Redirect::to("/login?reset=done")).into_response();
+            return Ok(private(done));
+        }
         Err(ResetError::LinkInvalid) => return Ok(invalid_link(page.csrf)),
         Err(ResetError::Busy) => {
             let shown = busy();
