@@ -117,6 +117,10 @@ async fn a_wrong_current_password_is_refused_and_counts_toward_the_lock() {
     let r = b.change_password(PASSWORD, NEW, NEW).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(r.headers().contains_key("retry-after"));
+    // The lock is this session's, not the name's; an unlock of the user clears it too.
+    assert!(!app.unlock(USER).await, "the name itself was not locked");
+    let r = b.change_password(PASSWORD, NEW, NEW).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
 
 #[tokio::test]

@@ -21,6 +21,13 @@ pub struct ThrottleKey(String);
 /// What follows a username key in the key of one of its trusted browsers.
 const DEVICE_SUFFIX: &str = "#device:";
 
+/// What follows a username key in the key of one of its signed-in sessions.
+const SESSION_SUFFIX: &str = "#session:";
+
+/// What follows a username key in the keys that belong to it (its trusted browsers, its
+/// sessions), cleared with it.
+const SUB_KEY: &str = "#";
+
 /// The SQL expression of a tenant user's [`ThrottleKey::username`], for a query that
 /// selects `u` from `users` joined with `t` from `tenants`.
 pub(crate) const USERNAME_KEY_SQL: &str = "'user:' || u.extension || '-' || t.code";
@@ -46,9 +53,10 @@ impl ThrottleKey {
     }
 
     /// Password checks inside one signed-in session (to change the password, to reveal a
-    /// secret), counted as one trusted browser's: `user:201-wickedsprockets#device:session-ID`.
+    /// secret), counted for that session alone as a trusted browser's sign-ins are:
+    /// `user:201-wickedsprockets#session:ID`. Clearing the username's key clears these too.
     pub fn session(u: &Username, session: SessionId) -> ThrottleKey {
-        ThrottleKey::device(u, &format!("session-{}", session.0))
+        ThrottleKey(format!("user:{u}{SESSION_SUFFIX}{}", session.0))
     }
 
     /// Whether this key counts the attempts of one trusted browser (a [`ThrottleKey::device`]).
@@ -327,11 +335,11 @@ pub(crate) async fn throttle_clear<'e>(
     db: impl Executor<'e, Database = sqlx::Any>,
     key: &ThrottleKey,
 ) -> StoreResult<bool> {
-    // The key and the keys of its trusted browsers (`KEY#device:…`); no key holds a LIKE
-    // wildcard (`%`, `_`) before its suffix, and only username keys have such browsers.
+    // The key and the keys that belong to it (`KEY#device:…`, `KEY#session:…`); no key
+    // holds a LIKE wildcard (`%`, `_`) before its suffix, and only username keys have any.
     let done = sqlx::query("DELETE FROM signin_throttle WHERE key = $1 OR key LIKE $2")
         .bind(key.as_str())
-        .bind(format!("{}{DEVICE_SUFFIX}%", key.as_str()))
+        .bind(format!("{}{SUB_KEY}%", key.as_str()))
         .execute(db)
         .await?;
     Ok(done.rows_affected() > 0)
@@ -436,7 +444,7 @@ mod tests {
             ),
             (
                 ThrottleKey::session(&username("201-wickedsprockets"), SessionId(9)),
-                "user:201-wickedsprockets#device:session-9",
+                "user:201-wickedsprockets#session:9",
             ),
         ];
         for (key, expected) in cases {
