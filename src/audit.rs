@@ -43,7 +43,8 @@ pub enum EventKind {
     TenantDeleted,
     ApiTokenAdded,
     ApiTokenRevoked,
-    /// Reads through the JSON API, folded: one event per token, address and 15 minutes.
+    /// Reads through the JSON API, folded: one event per token and address for each
+    /// lockout window.
     ApiRead,
     TwoStepEnabled,
     TwoStepRemoved,

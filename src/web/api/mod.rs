@@ -111,7 +111,10 @@ impl FromRequestParts<AppState> for ApiAuth {
             return Err(Problem::unauthorized());
         };
         let addr = client_of(parts, state).addr;
-        let reads = parts.method == axum::http::Method::GET;
+        let reads = matches!(
+            parts.method,
+            axum::http::Method::GET | axum::http::Method::HEAD
+        );
         match state
             .services
             .api_tokens
