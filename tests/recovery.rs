@@ -421,6 +421,28 @@ async fn usernames_are_mailed_to_the_address_on_file() {
         mail.links().is_empty(),
         "no reset link in a username reminder"
     );
+
+    // An address on accounts of two customers gets one reminder per customer, each
+    // naming only that customer's usernames.
+    app.add_person(
+        "101-acme",
+        "Sam at Acme",
+        Some("201@example.com"),
+        Role::User,
+        Some(PASSWORD),
+    )
+    .await;
+    b.post(
+        "/password/forgot",
+        &[("identifier", "201@example.com"), ("action", "usernames")],
+    )
+    .await;
+    let mails = app.wait_for_mail(3).await;
+    let (acme, ours): (Vec<_>, Vec<_>) =
+        mails[1..].iter().partition(|m| m.text.contains("101-acme"));
+    assert_eq!((acme.len(), ours.len()), (1, 1), "one message per tenant");
+    assert!(!acme[0].text.contains(USER));
+    assert!(ours[0].text.contains(USER) && !ours[0].text.contains("acme"));
 }
 
 #[tokio::test]
