@@ -164,9 +164,7 @@ async fn password_resets_unlock_and_sign_out_end_sessions_as_the_pages_do() {
     .invalid_fields();
     let out = api.act(&format!("{base}/sign-out")).await;
     assert_eq!(out.status, 200);
-    for _ in 0..5 {
-        app.browser().login(USER, "Wrong-Password-1").await;
-    }
+    app.lock_from_elsewhere(USER).await;
     assert_eq!(api.get(&base).await.body["locked"], true);
     let unlocked = api.act(&format!("{base}/unlock")).await;
     assert_eq!(unlocked.body["locked"], false);

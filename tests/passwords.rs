@@ -130,9 +130,7 @@ async fn failures_from_elsewhere_do_not_stop_a_change_in_the_users_own_session()
     // password ends the lock.
     let app = spawn_app().await;
     let b = app.signed_in_user().await;
-    for _ in 0..5 {
-        app.browser().login(USER, "Wrong-Password-1").await;
-    }
+    app.lock_from_elsewhere(USER).await;
     assert_eq!(
         app.browser().login(USER, PASSWORD).await.status(),
         StatusCode::TOO_MANY_REQUESTS

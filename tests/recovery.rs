@@ -9,6 +9,12 @@ use common::*;
 use dialtone::domain::Role;
 use reqwest::StatusCode;
 
+/// Asks for `USER`'s reset link in `b`; the link as mailed.
+async fn mailed_link(app: &TestApp, b: &Browser) -> String {
+    b.forgot_password(USER).await;
+    app.wait_for_mail(1).await[0].links()[0].clone()
+}
+
 #[tokio::test]
 async fn a_forgotten_password_is_recovered_from_the_mail_file() {
     let app = spawn_app().await;
@@ -169,8 +175,7 @@ async fn twenty_concurrent_submits_of_one_link_succeed_exactly_once() {
     let app = spawn_app().await;
     app.add_user(USER, PASSWORD).await;
     let b = app.browser();
-    b.forgot_password(USER).await;
-    let token = token_of(&app.wait_for_mail(1).await[0].links()[0]);
+    let token = token_of(&mailed_link(&app, &b).await);
     let csrf = b.csrf().await;
 
     let submits = (0..20).map(|i| {
@@ -223,8 +228,7 @@ async fn a_link_expires_after_one_hour() {
     let app = spawn_app().await;
     app.add_user(USER, PASSWORD).await;
     let b = app.browser();
-    b.forgot_password(USER).await;
-    let link = app.wait_for_mail(1).await[0].links()[0].clone();
+    let link = mailed_link(&app, &b).await;
 
     app.advance(Duration::from_secs(59 * 60));
     assert_eq!(b.get(&path_of(&link)).await.status(), StatusCode::OK);
@@ -248,8 +252,7 @@ async fn opening_a_link_does_not_use_it_but_a_reset_does() {
     let app = spawn_app().await;
     app.add_user(USER, PASSWORD).await;
     let b = app.browser();
-    b.forgot_password(USER).await;
-    let link = app.wait_for_mail(1).await[0].links()[0].clone();
+    let link = mailed_link(&app, &b).await;
     for _ in 0..3 {
         assert_eq!(
             app.browser().get(&path_of(&link)).await.status(),
@@ -286,9 +289,7 @@ async fn the_form_needs_the_email_on_file_and_a_good_password_and_then_changes_n
     let app = spawn_app().await;
     app.add_user(USER, PASSWORD).await;
     let b = app.browser();
-    b.forgot_password(USER).await;
-    let link = app.wait_for_mail(1).await[0].links()[0].clone();
-    let token = token_of(&link);
+    let token = token_of(&mailed_link(&app, &b).await);
 
     let r = b.reset_password(&token, "someone@else.example", NEW).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -462,8 +463,7 @@ async fn a_password_change_mails_a_notice_and_kills_outstanding_links() {
     let app = spawn_app().await;
     app.add_user(USER, PASSWORD).await;
     let b = app.browser();
-    b.forgot_password(USER).await;
-    let link = app.wait_for_mail(1).await[0].links()[0].clone();
+    let link = mailed_link(&app, &b).await;
     b.login_ok(USER, PASSWORD).await;
     assert_eq!(
         b.change_password(PASSWORD, NEW, NEW).await.status(),
@@ -518,9 +518,7 @@ async fn five_wrong_email_answers_spend_the_link() {
     let app = spawn_app().await;
     app.add_user(USER, PASSWORD).await;
     let b = app.browser();
-    b.forgot_password(USER).await;
-    let link = app.wait_for_mail(1).await[0].links()[0].clone();
-    let token = token_of(&link);
+    let token = token_of(&mailed_link(&app, &b).await);
     for _ in 0..4 {
         assert_eq!(
             b.reset_password(&token, "guess@example.com", NEW)
@@ -552,15 +550,12 @@ async fn the_browser_that_used_the_link_gets_in_while_others_keep_guessing() {
     let app = spawn_app().await;
     app.add_user(USER, PASSWORD).await;
     let b = app.browser();
-    b.forgot_password(USER).await;
-    let link = app.wait_for_mail(1).await[0].links()[0].clone();
+    let link = mailed_link(&app, &b).await;
     let r = b
         .reset_password(&token_of(&link), "201@example.com", NEW)
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    for _ in 0..5 {
-        app.browser().login(USER, "Guess-Password-1").await;
-    }
+    app.lock_from_elsewhere(USER).await;
     assert_eq!(
         app.browser().login(USER, NEW).await.status(),
         StatusCode::TOO_MANY_REQUESTS
@@ -576,9 +571,7 @@ async fn a_link_cannot_be_used_to_test_guesses_at_the_current_password() {
     let app = spawn_app().await;
     app.add_user(USER, PASSWORD).await;
     let b = app.browser();
-    b.forgot_password(USER).await;
-    let link = app.wait_for_mail(1).await[0].links()[0].clone();
-    let token = token_of(&link);
+    let token = token_of(&mailed_link(&app, &b).await);
     let r = b.reset_password(&token, "201@example.com", PASSWORD).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r

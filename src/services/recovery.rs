@@ -116,14 +116,54 @@ async fn queue_reset_mail(
     addr: Option<&str>,
     limit_key: fn(UserId) -> ThrottleKey,
 ) -> Result<usize, Unexpected> {
-    let mut sent = 0;
-    for tenant in by_tenant(users) {
-        sent += queue_reset_message(ctx, email, tenant, actor, addr, limit_key).await?;
+    let now = ctx.now();
+    let ttl = ctx.policy.reset_ttl;
+    let mut granted = Vec::new();
+    for user in users {
+        let (guard, key) = (ctx.guard(), limit_key(user.id));
+        let window = Window::Fixed(RECOVERY_WINDOW);
+        if guard.count(&key, RESET_MAILS_PER_ACCOUNT, window).await? == Counted::Over {
+            let detail = "reset mail limit reached; nothing sent";
+            audit_reset(ctx, &user, actor, addr, EventKind::ResetLimited, detail).await?;
+        } else {
+            granted.push(user);
+        }
+    }
+    let sent = granted.len();
+    for tenant in by_tenant(granted) {
+        let mut links = Vec::new();
+        let mut lines = Vec::new();
+        for user in &tenant {
+            let token = token::random_token();
+            links.push(NewResetLink {
+                token_hash: token::token_hash(&token),
+                user_id: user.id,
+                expires_at: now.plus(ttl),
+            });
+            lines.push(LinkLine {
+                username: user.username().to_string(),
+                url: ctx.outbox.link(&format!("/password/reset?token={token}")),
+            });
+        }
+        let message = ctx.outbox.reset_message(&lines, ttl, now.plus(ttl))?;
+        let first = &tenant[0];
+        let single_user = (tenant.len() == 1).then_some(first.id);
+        let mail = ctx
+            .outbox
+            .seal(message, email, single_user, Some(first.tenant_id));
+        ctx.store.create_reset_links(&links, &mail, now).await?;
+        for user in &tenant {
+            let detail = "reset link queued to the email on file";
+            audit_reset(ctx, user, actor, addr, EventKind::ResetRequested, detail).await?;
+        }
+    }
+    if sent > 0 {
+        ctx.mail_wake.notify_one();
     }
     Ok(sent)
 }
 
-/// `users` in groups of one tenant each.
+/// `users` in groups of one tenant each (never empty).
 fn by_tenant(users: Vec<UserRecord>) -> Vec<Vec<UserRecord>> {
     let mut groups: Vec<Vec<UserRecord>> = Vec::new();
     for user in users {
@@ -133,65 +173,6 @@ fn by_tenant(users: Vec<UserRecord>) -> Vec<Vec<UserRecord>> {
         }
     }
     groups
-}
-
-/// The one message of [`queue_reset_mail`] for `users` of one tenant.
-async fn queue_reset_message(
-    ctx: &Context,
-    email: &str,
-    users: Vec<UserRecord>,
-    actor: Option<&str>,
-    addr: Option<&str>,
-    limit_key: fn(UserId) -> ThrottleKey,
-) -> Result<usize, Unexpected> {
-    let now = ctx.now();
-    let ttl = ctx.policy.reset_ttl;
-    let mut links = Vec::new();
-    let mut lines = Vec::new();
-    let mut granted = Vec::new();
-    for user in users {
-        let name = user.username().to_string();
-        if ctx
-            .guard()
-            .count(
-                &limit_key(user.id),
-                RESET_MAILS_PER_ACCOUNT,
-                Window::Fixed(RECOVERY_WINDOW),
-            )
-            .await?
-            == Counted::Over
-        {
-            let detail = "reset mail limit reached; nothing sent";
-            audit_reset(ctx, &user, actor, addr, EventKind::ResetLimited, detail).await?;
-            continue;
-        }
-        let token = token::random_token();
-        links.push(NewResetLink {
-            token_hash: token::token_hash(&token),
-            user_id: user.id,
-            expires_at: now.plus(ttl),
-        });
-        lines.push(LinkLine {
-            username: name,
-            url: ctx.outbox.link(&format!("/password/reset?token={token}")),
-        });
-        granted.push(user);
-    }
-    let Some(first) = granted.first() else {
-        return Ok(0);
-    };
-    let message = ctx.outbox.reset_message(&lines, ttl, now.plus(ttl))?;
-    let single_user = (granted.len() == 1).then_some(first.id);
-    let mail = ctx
-        .outbox
-        .seal(message, email, single_user, Some(first.tenant_id));
-    ctx.store.create_reset_links(&links, &mail, now).await?;
-    for user in &granted {
-        let detail = "reset link queued to the email on file";
-        audit_reset(ctx, user, actor, addr, EventKind::ResetRequested, detail).await?;
-    }
-    ctx.mail_wake.notify_one();
-    Ok(granted.len())
 }
 
 /// Audits what came of a reset asked for `user`'s account, by `actor` from `addr`.

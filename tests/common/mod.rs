@@ -486,6 +486,14 @@ impl TestApp {
             .unwrap();
     }
 
+    /// Locks `username` as someone elsewhere would: five wrong passwords, each from a
+    /// browser of its own.
+    pub async fn lock_from_elsewhere(&self, username: &str) {
+        for _ in 0..5 {
+            self.browser().login(username, "Guess-Password-1").await;
+        }
+    }
+
     /// Unlocks `username` as `dialtone user unlock` would; true when it was locked.
     pub async fn unlock(&self, username: &str) -> bool {
         let username = Username::parse(username).unwrap();
