@@ -446,13 +446,7 @@ async fn a_temporary_password_for_a_locked_out_user_works_at_once() {
         app.browser().login(USER, PASSWORD).await.status(),
         StatusCode::TOO_MANY_REQUESTS
     );
-    let r = b
-        .post(
-            "/admin/users/201/reset-password",
-            &[("method", "temporary")],
-        )
-        .await;
-    let temporary = temporary_password_in(&r.text().await.unwrap());
+    let temporary = b.admin_temporary_password("201").await;
     assert_eq!(
         location(&app.browser().login(USER, &temporary).await),
         "/password/choose"

@@ -530,13 +530,7 @@ async fn a_trusted_device_cookie_does_not_skip_the_second_step() {
 async fn a_temporary_password_goes_through_the_second_step_then_choose_a_new_one() {
     let (app, admin) = spawn_tenant().await;
     let (secret, _) = app.with_app(USER).await;
-    let r = admin
-        .post(
-            "/admin/users/201/reset-password",
-            &[("method", "temporary")],
-        )
-        .await;
-    let temporary = temporary_password_in(&r.text().await.unwrap());
+    let temporary = admin.admin_temporary_password("201").await;
 
     let b = app.browser();
     assert_eq!(

@@ -296,7 +296,7 @@ impl Recovery {
             return Ok(());
         }
         // One message per tenant, as for reset links.
-        for tenant in by_tenant(users.clone()) {
+        for tenant in by_tenant(users) {
             let lines: Vec<UsernameLine> = tenant
                 .iter()
                 .map(|u| UsernameLine {
@@ -313,17 +313,17 @@ impl Recovery {
                     .outbox
                     .seal(message, email.as_str(), single_user, Some(first.tenant_id));
             self.ctx.store.enqueue_mail(&mail, now).await?;
-        }
-        for user in &users {
-            let name = user.username().to_string();
-            self.ctx
-                .audit(Event {
-                    tenant: Some(user.tenant_id),
-                    subject: Some(&name),
-                    client_addr: addr.as_deref(),
-                    ..Event::new(EventKind::UsernamesRequested)
-                })
-                .await?;
+            for user in &tenant {
+                let name = user.username().to_string();
+                self.ctx
+                    .audit(Event {
+                        tenant: Some(user.tenant_id),
+                        subject: Some(&name),
+                        client_addr: addr.as_deref(),
+                        ..Event::new(EventKind::UsernamesRequested)
+                    })
+                    .await?;
+            }
         }
         self.ctx.mail_wake.notify_one();
         Ok(())

@@ -75,12 +75,12 @@ impl SignIn {
             // A browser that signed in to this account before carries a device cookie: its
             // attempts are counted for it alone, and it waits before strangers for hashing.
             let signing_key = ctx.keyring.signing_key();
-            let claimed = trusted_devices::claimed(&signing_key, device_cookie, username);
+            let claim = trusted_devices::claimed(&signing_key, device_cookie, username);
             // A place on the hashing pool first, before any database work: beyond the queue's
             // bound the answer is "busy" at once, so a flood is shed for almost nothing.
             let admitted = ctx
                 .hasher
-                .admit(client.source(), claimed)
+                .admit(client.source(), claim.is_some())
                 .await
                 .map_err(|_| SignInError::Refused(Refusal::Busy))?;
             let name = username.to_string();
@@ -88,9 +88,7 @@ impl SignIn {
             let user = ctx.store.user_by_username(username).await?;
             // Counted apart only when the cookie was issued to this account under its
             // current password.
-            let device = user
-                .as_ref()
-                .and_then(|u| trusted_devices::recognise(&signing_key, device_cookie, u));
+            let device = claim.zip(user.as_ref()).and_then(|(c, u)| c.trusted_for(u));
             let tenant = user.as_ref().map(|u| u.tenant_id);
             let event = |kind| Event {
                 tenant,

@@ -33,7 +33,8 @@ pub const DEVICE_COOKIE_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600
 const PURPOSE: &str = "device-cookie";
 
 /// A browser that proved, with a valid device cookie, that it signed in to this account
-/// — this user, with the password they have now — before. Only [`recognise`] makes one.
+/// — this user, with the password they have now — before. Only [`Claim::trusted_for`]
+/// makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustedDevice {
     id: String,
@@ -80,12 +81,27 @@ pub fn reissue(key: &SecretKey, cookie: Option<&str>, user: &UserRecord, new_has
     issue(key, &changed, known.as_ref())
 }
 
-/// The cookie's device id and generation when it is signed by `key` for `username`.
-fn verified<'c>(
-    key: &SecretKey,
-    cookie: Option<&'c str>,
-    username: &Username,
-) -> Option<(&'c str, &'c str)> {
+/// A device cookie signed for a username, read before the account is: enough to wait
+/// before strangers for hashing, never to be counted apart until [`Claim::trusted_for`]
+/// finds it was issued to the account as it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    id: String,
+    generation: String,
+}
+
+impl Claim {
+    /// The trusted device, if the claim was issued to `user` under their current password.
+    pub fn trusted_for(&self, user: &UserRecord) -> Option<TrustedDevice> {
+        let current = generation(user);
+        bool::from(self.generation.as_bytes().ct_eq(current.as_bytes())).then(|| TrustedDevice {
+            id: self.id.clone(),
+        })
+    }
+}
+
+/// The claim of `cookie` when it is a device cookie signed by `key` for `username`.
+pub fn claimed(key: &SecretKey, cookie: Option<&str>, username: &Username) -> Option<Claim> {
     let (body, mac) = cookie?.rsplit_once('.')?;
     let mut parts = body.split('.');
     let (id, named, generation) = (parts.next()?, parts.next()?, parts.next()?);
@@ -93,14 +109,10 @@ fn verified<'c>(
         return None;
     }
     let expected = URL_SAFE_NO_PAD.encode(key.mac(PURPOSE, body.as_bytes()));
-    bool::from(expected.as_bytes().ct_eq(mac.as_bytes())).then_some((id, generation))
-}
-
-/// Whether `cookie` is a device cookie signed for `username`, before the account is read:
-/// enough to wait before strangers for hashing, never to be counted apart (that takes
-/// [`recognise`]).
-pub fn claimed(key: &SecretKey, cookie: Option<&str>, username: &Username) -> bool {
-    verified(key, cookie, username).is_some()
+    bool::from(expected.as_bytes().ct_eq(mac.as_bytes())).then(|| Claim {
+        id: id.to_owned(),
+        generation: generation.to_owned(),
+    })
 }
 
 /// The trusted device behind `cookie`, if it is a valid device cookie for `user` as they
@@ -110,10 +122,7 @@ pub fn recognise(
     cookie: Option<&str>,
     user: &UserRecord,
 ) -> Option<TrustedDevice> {
-    let (id, issued_under) = verified(key, cookie, &user.username())?;
-    let current = generation(user);
-    bool::from(issued_under.as_bytes().ct_eq(current.as_bytes()))
-        .then(|| TrustedDevice { id: id.to_owned() })
+    claimed(key, cookie, &user.username())?.trusted_for(user)
 }
 
 #[cfg(test)]
@@ -129,21 +138,24 @@ mod tests {
         let cookie = issue(&key, &user, None);
         let device = recognise(&key, Some(&cookie), &user).expect("valid");
         assert_eq!(issue(&key, &user, Some(&device)), cookie, "the id is kept");
-        assert!(claimed(&key, Some(&cookie), &name));
-        assert!(!claimed(&key, Some(&cookie), &other));
+        assert!(claimed(&key, Some(&cookie), &name).is_some());
+        assert!(claimed(&key, Some(&cookie), &other).is_none());
         assert!(recognise(&SecretKey::random(), Some(&cookie), &user).is_none());
         let forged = cookie.replace("201-", "202-");
-        assert!(!claimed(&key, Some(&forged), &other));
+        assert!(claimed(&key, Some(&forged), &other).is_none());
 
         // A new password, or another account under the same name, trusts nothing before.
         let changed = UserRecord::sample(7, "$argon2id$second");
-        assert!(claimed(&key, Some(&cookie), &name), "still signed");
+        assert!(
+            claimed(&key, Some(&cookie), &name).is_some(),
+            "still signed"
+        );
         assert!(recognise(&key, Some(&cookie), &changed).is_none());
         let remade = UserRecord::sample(8, "$argon2id$first");
         assert!(recognise(&key, Some(&cookie), &remade).is_none());
 
         for junk in ["", ".", "a.b.c", "..", "x.201-acme.y", "a.201-acme.b.c.d"] {
-            assert!(!claimed(&key, Some(junk), &name), "{junk}");
+            assert!(claimed(&key, Some(junk), &name).is_none(), "{junk}");
         }
     }
 }

@@ -148,6 +148,14 @@ impl Browser {
         .await
     }
 
+    /// As an admin, sets a temporary password for extension `ext` of the admin's tenant;
+    /// the password the page shows once.
+    pub async fn admin_temporary_password(&self, ext: &str) -> String {
+        let path = format!("/admin/users/{ext}/reset-password");
+        let r = self.post(&path, &[("method", "temporary")]).await;
+        temporary_password_in(&r.text().await.unwrap())
+    }
+
     /// Chooses a new password in place of a temporary one.
     pub async fn choose_password(&self, new: &str, confirm: &str) -> Response {
         self.post(
