@@ -184,6 +184,13 @@ pub struct DoneQuery {
     pub done: String,
 }
 
+/// `?saved=…` on a settings page, naming what was just saved.
+#[derive(Debug, Default, Deserialize)]
+pub struct SavedQuery {
+    #[serde(default)]
+    pub saved: String,
+}
+
 /// `?q=…&page=…` on a searchable list (`deleted` names a user just deleted).
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {

@@ -24,7 +24,7 @@ use crate::web::extract::{Page, ValidForm};
 use crate::web::forms::{refused_current_password, PasswordFields, WRONG_CURRENT};
 use crate::web::params::{Posted, Query};
 use crate::web::render::{html_adjusted, Chrome};
-use crate::web::respond::{json_document, json_error, maybe_retry_after};
+use crate::web::respond::{json_document, json_error, maybe_retry_after, SavedQuery};
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
@@ -110,15 +110,9 @@ async fn render(
     Ok(html_adjusted(status, shown, adjust))
 }
 
-#[derive(Deserialize)]
-struct PageQuery {
-    #[serde(default)]
-    saved: String,
-}
-
 async fn passkeys_page(
     page: Page<SessionUser>,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<SavedQuery>,
 ) -> Result<Response, WebError> {
     let notice = match q.saved.as_str() {
         "added" => Some("Your passkey was added."),

@@ -24,7 +24,7 @@ use crate::web::forms::{
     NewPasswordFields, PasswordErrors, PinErrors, PinFields, WRONG_CURRENT,
 };
 use crate::web::render::{html_adjusted, Chrome};
-use crate::web::respond::maybe_retry_after;
+use crate::web::respond::{maybe_retry_after, SavedQuery};
 use crate::web::{AppState, WebError};
 
 pub fn router() -> Router<AppState> {
@@ -119,15 +119,9 @@ async fn render_settings(
     Ok(html_adjusted(status, shown, adjust))
 }
 
-#[derive(Deserialize)]
-struct SettingsQuery {
-    #[serde(default)]
-    saved: String,
-}
-
 async fn settings_page(
     page: Page<SessionUser>,
-    Query(q): Query<SettingsQuery>,
+    Query(q): Query<SavedQuery>,
 ) -> Result<Response, WebError> {
     render_settings(&page, StatusCode::OK, |p| {
         p.saved = q.saved == "password";
