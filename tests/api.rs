@@ -277,6 +277,29 @@ async fn suspension_ends_sessions_refuses_sign_in_and_sip_lookups_and_resume_res
 }
 
 #[tokio::test]
+async fn a_new_account_does_not_inherit_the_lock_of_its_name() {
+    let (app, api) = with_tenant().await;
+    let base = format!("/tenants/{TENANT}/users");
+    // A user deleted while strangers have them locked; their extension goes to someone new.
+    app.lock_from_elsewhere(USER).await;
+    assert_eq!(api.delete(&format!("{base}/201")).await.status, 204);
+    // And a name of nobody, guessed at before anyone had it.
+    let never = format!("205-{TENANT}");
+    app.lock_from_elsewhere(&never).await;
+    for ext in ["201", "205"] {
+        let made = api
+            .post(&base, json!({"extension": ext, "name": "New Starter"}))
+            .await;
+        assert_eq!(made.status, 201, "{:?}", made.body);
+        assert_eq!(made.body["user"]["locked"], false);
+        let password = made.body["temporary_password"].as_str().unwrap();
+        let username = format!("{ext}-{TENANT}");
+        let r = app.browser().login(&username, password).await;
+        assert_eq!(location(&r), "/password/choose", "{username} signs in");
+    }
+}
+
+#[tokio::test]
 async fn tenants_are_renamed_moved_listed_and_deleted() {
     let (app, api) = with_tenant().await;
     api.post("/tenants", new_tenant("acme")).await;

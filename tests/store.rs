@@ -70,7 +70,8 @@ async fn user(store: &Store, tenant: TenantId, e: &str, role: Role) -> UserId {
         password_expires_at: None,
         sip_secret: Some(b"sealed"),
     };
-    store.insert_user(&new, NOW).await.expect("user")
+    let name = ThrottleKey::username(&Username::parse(&format!("{e}-store")).unwrap());
+    store.insert_user(&new, &name, NOW).await.expect("user")
 }
 
 fn mail(user: Option<UserId>) -> NewMail {

@@ -236,6 +236,7 @@ impl Provisioning {
                     password_expires_at: temporary.then(|| now.plus(TEMPORARY_PASSWORD_TTL)),
                     sip_secret: Some(&sip),
                 },
+                &ThrottleKey::username(username),
                 now,
             )
             .await

@@ -68,13 +68,25 @@ fn user_sql(condition: &str) -> String {
 }
 
 impl Store {
-    pub async fn insert_user(&self, u: &NewUser<'_>, now: Timestamp) -> StoreResult<UserId> {
+    /// Adds a user. Their first password is a new password like any other: the sign-in
+    /// lock of `username_key` (the name's [`ThrottleKey::username`], counted while no
+    /// account had it or under a deleted account that had it) is cleared with it.
+    pub async fn insert_user(
+        &self,
+        u: &NewUser<'_>,
+        username_key: &ThrottleKey,
+        now: Timestamp,
+    ) -> StoreResult<UserId> {
         let sql = format!(
             "INSERT INTO users ({NEW_USER_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING id"
         );
+        let mut tx = self.pool.begin().await?;
         let insert = bind_new_user(sqlx::query(&sql), u, now);
-        Ok(UserId(new_id(insert, &self.pool).await.map_err(classify)?))
+        let id = new_id(insert, &mut *tx).await.map_err(classify)?;
+        super::throttle::throttle_clear(&mut *tx, username_key).await?;
+        tx.commit().await?;
+        Ok(UserId(id))
     }
 
     pub async fn user_by_username(&self, username: &Username) -> StoreResult<Option<UserRecord>> {
