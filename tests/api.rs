@@ -234,6 +234,11 @@ async fn a_tenant_token_reaches_its_own_tenant_and_users_only() {
     assert_eq!(reads[0].actor.as_deref(), Some("api:crm-sync"));
     assert_eq!(reads[0].client_addr.as_deref(), Some("127.0.0.1"));
     assert_eq!(reads[0].repeats, 6);
+    // A HEAD is a read too.
+    let head = api.request(reqwest::Method::HEAD, &format!("/tenants/{TENANT}/users"));
+    assert_eq!(Api::send(head).await.status, 200);
+    let reads = app.tenant_audit_events(TENANT, "api.read").await;
+    assert_eq!((reads.len(), reads[0].repeats), (1, 7), "{reads:?}");
     let page = admin.get("/admin/api-tokens").await.text().await.unwrap();
     assert!(!page.contains("never"), "last used is shown");
     admin.post("/admin/api-tokens/crm-sync/revoke", &[]).await;
