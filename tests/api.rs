@@ -322,6 +322,14 @@ async fn tenants_are_renamed_moved_listed_and_deleted() {
     )
     .await
     .problem(409);
+    // All or nothing: a new name beside a taken domain is not kept either.
+    api.patch(
+        "/tenants/acme",
+        json!({"name": "Half Done", "sip_domain": format!("{TENANT}.sip.localhost")}),
+    )
+    .await
+    .problem(409);
+    assert_eq!(api.get("/tenants/acme").await.body["name"], "Acme Two");
     assert_eq!(
         api.patch("/tenants/acme", json!({"sip_domain": "bad domain"}))
             .await

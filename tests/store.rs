@@ -14,7 +14,7 @@ use dialtone::domain::{Extension, OperatorName, Role, TenantCode, Username};
 use dialtone::store::{
     AuditFilter, AuditRow, Burst, CeremonyKind, IdempotentAnswer, NewMail, NewPasskey,
     NewResetLink, NewTenant, NewUser, PasswordChange, SealedSecrets, SessionOrigin, Store,
-    StoreError, TenantId, ThrottleKey, UserId, UserWithoutSecret,
+    StoreError, TenantId, TenantUpdate, ThrottleKey, UserId, UserWithoutSecret,
 };
 
 const NOW: Timestamp = common::START;
@@ -131,9 +131,12 @@ async fn tenants_are_unique_searchable_and_paged_by_cursor() {
     let after = s.tenants_after(Some("acme"), 10).await.unwrap();
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].tenant.code.as_str(), "beta");
+    let change = TenantUpdate {
+        name: Some("Acme Renamed"),
+        sip_domain: Some(("acme.sip.example", "beta.sip.example")),
+    };
     assert!(matches!(
-        s.set_tenant_sip_domain(acme, "acme.sip.example", "beta.sip.example", NOW)
-            .await,
+        s.update_tenant(acme, &change, NOW).await,
         Err(StoreError::Conflict)
     ));
 }

@@ -11,7 +11,7 @@ pub use super::provisioning::{NewTenantWithAdmin, TenantError};
 use super::{service, Unexpected};
 use crate::audit::{Actor, Event, EventKind};
 use crate::domain::{DisplayName, NewPassword, TenantCode};
-use crate::store::{ApiUserRow, StoreError, TenantRow};
+use crate::store::{ApiUserRow, StoreError, TenantRow, TenantUpdate};
 
 /// Proof of acting for the provider: a provider API token ([`ApiActor::provider`]) or the
 /// command line.
@@ -43,6 +43,13 @@ pub struct CreatedTenant {
     pub tenant: TenantRow,
     pub admin: ApiUserRow,
     pub temporary_password: NewPassword,
+}
+
+/// What a provider changes of a tenant: its name, its SIP domain (as typed), or both.
+#[derive(Debug, Default)]
+pub struct TenantEdit<'a> {
+    pub name: Option<&'a DisplayName>,
+    pub sip_domain: Option<&'a str>,
 }
 
 service!(
@@ -137,51 +144,48 @@ impl Tenants {
         })
     }
 
-    pub async fn rename(
+    /// Renames a tenant and/or moves its phones to another SIP domain, all or nothing: a
+    /// domain that is another tenant's changes nothing, the name included. Moving makes the
+    /// SIP server forget the old addresses, so every phone must be set to the new domain.
+    pub async fn update(
         &self,
         by: &ProviderActor,
         code: &TenantCode,
-        name: &DisplayName,
+        changes: &TenantEdit<'_>,
     ) -> Result<(), TenantError> {
+        let domain = match changes.sip_domain {
+            Some(d) => Some(sip_domain(d).ok_or(TenantError::BadSipDomain)?),
+            None => None,
+        };
         let tenant = self.existing(code).await?;
-        self.ctx
-            .store
-            .rename_tenant(tenant.tenant.id, name.as_str())
-            .await?;
-        self.audit(by, EventKind::TenantUpdated, &tenant, Some("renamed"))
-            .await?;
-        Ok(())
-    }
-
-    /// Moves the tenant's phones to another SIP domain; the SIP server forgets the old
-    /// addresses, so every phone must be set to the new one.
-    pub async fn set_sip_domain(
-        &self,
-        by: &ProviderActor,
-        code: &TenantCode,
-        domain: &str,
-    ) -> Result<(), TenantError> {
-        let domain = sip_domain(domain).ok_or(TenantError::BadSipDomain)?;
-        let tenant = self.existing(code).await?;
-        if tenant.tenant.sip_domain.eq_ignore_ascii_case(&domain) {
+        let moved = domain.filter(|d| !tenant.tenant.sip_domain.eq_ignore_ascii_case(d));
+        if changes.name.is_none() && moved.is_none() {
             return Ok(());
         }
+        let change = TenantUpdate {
+            name: changes.name.map(DisplayName::as_str),
+            sip_domain: moved
+                .as_deref()
+                .map(|new| (tenant.tenant.sip_domain.as_str(), new)),
+        };
         match self
             .ctx
             .store
-            .set_tenant_sip_domain(
-                tenant.tenant.id,
-                &tenant.tenant.sip_domain,
-                &domain,
-                self.ctx.now(),
-            )
+            .update_tenant(tenant.tenant.id, &change, self.ctx.now())
             .await
         {
             Ok(()) => {}
-            Err(StoreError::Conflict) => return Err(TenantError::SipDomainTaken(domain)),
+            Err(StoreError::Conflict) => {
+                return Err(TenantError::SipDomainTaken(moved.unwrap_or_default()))
+            }
             Err(e) => return Err(e.into()),
         }
-        let detail = format!("SIP domain is now {domain}");
+        let detail = match (&changes.name, &moved) {
+            (Some(_), Some(d)) => format!("renamed; SIP domain is now {d}"),
+            (Some(_), None) => "renamed".to_owned(),
+            (None, Some(d)) => format!("SIP domain is now {d}"),
+            (None, None) => String::new(),
+        };
         self.audit(by, EventKind::TenantUpdated, &tenant, Some(&detail))
             .await?;
         Ok(())

@@ -62,6 +62,13 @@ pub struct NewTenant<'a> {
     pub sip_domain: &'a str,
 }
 
+/// A change to a tenant, made in one transaction: a new name, and a move from one SIP
+/// domain (`.0`, the one it leaves) to another (`.1`).
+pub struct TenantUpdate<'a> {
+    pub name: Option<&'a str>,
+    pub sip_domain: Option<(&'a str, &'a str)>,
+}
+
 pub struct NewUser<'a> {
     pub tenant_id: TenantId,
     pub extension: &'a Extension,

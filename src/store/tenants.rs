@@ -10,7 +10,7 @@ use super::session_cache::Change;
 use super::throttle::{RESET_MAIL_KEY_SQL, STAFF_RESET_MAIL_KEY_SQL};
 use super::{
     classify, new_id, page_sql, pbx, search_pattern, stored, NewTenant, Store, StoreResult, Tenant,
-    TenantId,
+    TenantId, TenantUpdate,
 };
 use crate::clock::Timestamp;
 use crate::domain::TenantCode;
@@ -129,17 +129,6 @@ impl Store {
         .await
     }
 
-    pub async fn rename_tenant(&self, id: TenantId, name: &str) -> StoreResult<()> {
-        // Cached sessions carry the tenant's name.
-        self.run_forgetting(
-            sqlx::query("UPDATE tenants SET name = $1 WHERE id = $2")
-                .bind(name)
-                .bind(id),
-            Change::All,
-        )
-        .await
-    }
-
     /// The addresses of record of every user of a tenant: at `domain` when given (one
     /// the tenant is leaving), else at its current SIP domain.
     async fn tenant_aors(
@@ -166,26 +155,36 @@ impl Store {
             .collect()
     }
 
-    /// Moves a tenant from `old` to another SIP domain; the SIP server forgets every
-    /// address of record at the old one. [`super::StoreError::Conflict`] when another
-    /// tenant has it.
-    pub async fn set_tenant_sip_domain(
+    /// Renames a tenant and/or moves it to another SIP domain, in one transaction; on a
+    /// move the SIP server forgets every address of record at the old domain.
+    /// [`super::StoreError::Conflict`] when another tenant has the new domain, and then
+    /// nothing changes.
+    pub async fn update_tenant(
         &self,
         id: TenantId,
-        old: &str,
-        domain: &str,
+        change: &TenantUpdate<'_>,
         now: Timestamp,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        // The write comes first so SQLite takes its write lock at once.
-        sqlx::query("UPDATE tenants SET sip_domain = $1 WHERE id = $2")
-            .bind(domain)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        let aors = Self::tenant_aors(&mut tx, id, Some(old)).await?;
-        pbx::insert_notices(&mut tx, &aors, now).await?;
+        // The writes come first so SQLite takes its write lock at once.
+        if let Some(name) = change.name {
+            sqlx::query("UPDATE tenants SET name = $1 WHERE id = $2")
+                .bind(name)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some((old, domain)) = change.sip_domain {
+            sqlx::query("UPDATE tenants SET sip_domain = $1 WHERE id = $2")
+                .bind(domain)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+            let aors = Self::tenant_aors(&mut tx, id, Some(old)).await?;
+            pbx::insert_notices(&mut tx, &aors, now).await?;
+        }
+        // Cached sessions carry the tenant's name.
         self.commit_forgetting(tx, Change::All).await
     }
 

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::domain::{DisplayName, Email, Extension, TenantCode};
 use crate::services::provisioning::sip_domain;
-use crate::services::tenants::{NewTenantWithAdmin, ProviderActor, TenantError};
+use crate::services::tenants::{NewTenantWithAdmin, ProviderActor, TenantEdit, TenantError};
 
 fn tenant_error(e: TenantError) -> Problem {
     match e {
@@ -161,21 +161,15 @@ pub async fn update_tenant(
         }
     }
     f.finish()?;
+    let changes = TenantEdit {
+        name: name.as_ref(),
+        sip_domain: body.value.sip_domain.as_deref(),
+    };
     let tenants = &api.state.services.tenants;
-    // Found first, so a missing tenant is 404 whatever the body holds.
-    tenants.get(&by, &code).await.map_err(tenant_error)?;
-    if let Some(name) = name {
-        tenants
-            .rename(&by, &code, &name)
-            .await
-            .map_err(tenant_error)?;
-    }
-    if let Some(domain) = &body.value.sip_domain {
-        tenants
-            .set_sip_domain(&by, &code, domain)
-            .await
-            .map_err(tenant_error)?;
-    }
+    tenants
+        .update(&by, &code, &changes)
+        .await
+        .map_err(tenant_error)?;
     tenant_json(&api, &by, &code).await
 }
 
