@@ -105,6 +105,13 @@ async fn users_are_created_listed_paged_changed_and_deleted_with_the_pages_rules
     assert_eq!(changed.body["name"], "Samantha");
     assert_eq!(changed.body["role"], "admin");
     assert!(changed.body["email"].is_null());
+    // What a PATCH leaves out stays as it was.
+    let renamed = api
+        .patch(&format!("{base}/1000"), json!({"name": "Sam Renamed"}))
+        .await;
+    assert_eq!(renamed.body["name"], "Sam Renamed");
+    assert_eq!(renamed.body["email"], "shared@example.com");
+    assert_eq!(renamed.body["role"], "user");
     // The last-admin rule: 200 and 202 are admins; demote 202, then 200 cannot be demoted.
     api.patch(&format!("{base}/202"), json!({"role": "user"}))
         .await;

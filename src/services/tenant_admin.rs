@@ -181,6 +181,26 @@ pub struct UserFields {
     pub role: Role,
 }
 
+/// What an admin changes of a user; `None` keeps what is stored (`Some(None)` for the
+/// email removes it).
+#[derive(Default)]
+pub struct UserChange {
+    pub name: Option<DisplayName>,
+    pub email: Option<Option<Email>>,
+    pub role: Option<Role>,
+}
+
+impl From<UserFields> for UserChange {
+    /// Every field as the admin's form holds it.
+    fn from(f: UserFields) -> UserChange {
+        UserChange {
+            name: Some(f.name),
+            email: Some(f.email),
+            role: Some(f.role),
+        }
+    }
+}
+
 service!(
     /// Tenant administration.
     TenantAdmin
@@ -292,12 +312,20 @@ impl TenantAdmin {
         &self,
         admin: &impl TenantActor,
         extension: &Extension,
-        fields: &UserFields,
+        change: &UserChange,
     ) -> Result<(), ChangeError> {
         let user = self.target(admin, extension).await?;
         let ctx = &self.ctx;
         let now = ctx.now();
-        let new_email = fields.email.as_ref().map(Email::as_str);
+        let name = change
+            .name
+            .as_ref()
+            .map_or(user.name.as_str(), DisplayName::as_str);
+        let new_email = match &change.email {
+            Some(email) => email.as_ref().map(Email::as_str),
+            None => user.email.as_deref(),
+        };
+        let role = change.role.unwrap_or(user.role);
         let email_changed = user.email.as_deref() != new_email;
         // A changed email is told to the old address (a silent change would let an admin,
         // or whoever holds one's session, take the account's recovery), and reset links
@@ -315,9 +343,9 @@ impl TenantAdmin {
             .update_user(
                 admin.tenant_id(),
                 user.id,
-                fields.name.as_str(),
+                name,
                 new_email,
-                fields.role.as_str(),
+                role.as_str(),
                 email_changed.then_some(EmailChanged {
                     now,
                     notice: notice.as_ref(),
@@ -333,8 +361,8 @@ impl TenantAdmin {
         }
         let detail = format!(
             "name, email and role saved (role {}{}{})",
-            fields.role.as_str(),
-            if fields.email.is_none() {
+            role.as_str(),
+            if new_email.is_none() {
                 ", no email"
             } else {
                 ""

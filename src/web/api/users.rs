@@ -17,9 +17,8 @@ use crate::domain::{DisplayName, Email, Extension, Role};
 use crate::services::guard::RECOVERY_WINDOW;
 use crate::services::recovery::NoLink;
 use crate::services::tenant_admin::{
-    ApiAdmin, ChangeError, CreateError, ResetLinkError, TenantAdmin, UserFields,
+    ApiAdmin, ChangeError, CreateError, ResetLinkError, TenantAdmin, UserChange, UserFields,
 };
-use crate::services::Unexpected;
 
 /// An extension from the path; one that cannot be an extension names nobody.
 fn extension(raw: &str) -> Result<Extension, Problem> {
@@ -162,34 +161,25 @@ pub async fn update_user(
     body: JsonBody<UserChanges>,
 ) -> Result<Json, Problem> {
     let target = Target::of(&api, &path).await?;
-    let current = target
-        .act(&api, TenantAdmin::user_row, admin_error)
-        .await?
-        .user;
     let req = &body.value;
     let mut f = Fields::default();
     let name = match &req.name {
         Some(n) => f.check("name", DisplayName::parse(n), |e| e.to_string()),
-        None => DisplayName::parse(&current.name).ok(),
+        None => None,
     };
     let email = match &req.email {
         Some(Some(e)) => f.check("email", Email::parse(e).map(Some), |e| e.to_string()),
         Some(None) => Some(None),
-        None => Some(current.email.as_deref().and_then(|e| Email::parse(e).ok())),
+        None => None,
     };
     f.finish()?;
-    let (Some(name), Some(email)) = (name, email) else {
-        return Err(Problem::unexpected(&Unexpected::invariant(
-            "a stored name or email no longer parses",
-        )));
-    };
-    let fields = UserFields {
+    let change = UserChange {
         name,
         email,
-        role: req.role.map_or(current.role, Role::from),
+        role: req.role.map(Role::from),
     };
     let update = async |admin: &TenantAdmin, scope: &ApiAdmin, ext: &Extension| {
-        admin.update_user(scope, ext, &fields).await
+        admin.update_user(scope, ext, &change).await
     };
     target.act(&api, update, change_error).await?;
     Json::ok(&target.user(&api).await?)

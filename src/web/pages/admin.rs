@@ -436,7 +436,7 @@ async fn update_user(
             .state
             .services
             .tenant_admin
-            .update_user(&page.who, &extension, &fields)
+            .update_user(&page.who, &extension, &fields.into())
             .await
         {
             Ok(()) => return Ok(back_to(&extension, "saved")),
