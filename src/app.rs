@@ -260,14 +260,7 @@ impl Application {
         let notifier = tokio::spawn(portal.pbx.clone().run_notifier());
         let (internal_stop, internal_stopped) = tokio::sync::watch::channel(false);
         let internal = self.internal.map(|listener| {
-            let app = web::internal::router(
-                portal.pbx.clone(),
-                web::internal::LevelSource {
-                    store: portal.store.clone(),
-                    hasher: portal.hasher.clone(),
-                    clock: portal.clock.clone(),
-                },
-            );
+            let app = web::internal::router(portal.pbx.clone(), portal.services.levels.clone());
             let mut stopped = internal_stopped.clone();
             tokio::spawn(async move {
                 let stop = async move {

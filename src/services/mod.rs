@@ -27,6 +27,7 @@
 //!   `has_second_factor` is the one definition of having one).
 //! - [`api_tokens`]: the JSON API's tokens (provider and tenant), who a token may reach,
 //!   its rate limit, and the replay store behind `Idempotency-Key`.
+//! - [`levels`]: the load the metrics scrape samples (hashing pool, outbox).
 //! - [`passkeys`]: a user's passkeys (WebAuthn): adding, naming, removing, and the
 //!   challenge and check of a sign-in with one.
 
@@ -35,6 +36,7 @@ pub mod bulk;
 pub mod demo;
 pub mod device_secrets;
 pub mod guard;
+pub mod levels;
 pub mod operator_console;
 pub mod passkeys;
 pub mod passwords;
@@ -233,6 +235,7 @@ pub struct Services {
     pub tenants: tenants::Tenants,
     pub two_step: two_step::TwoStep,
     pub passkeys: passkeys::Passkeys,
+    pub levels: levels::LoadLevels,
 }
 
 impl Services {
@@ -254,6 +257,7 @@ impl Services {
             tenants: tenants::Tenants::new(ctx.clone()),
             two_step: two_step::TwoStep::new(ctx.clone()),
             passkeys: passkeys::Passkeys::new(ctx.clone()),
+            levels: levels::LoadLevels::new(ctx.clone()),
             bulk: bulk::BulkLoad::new(ctx),
         }
     }

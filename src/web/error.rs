@@ -39,8 +39,6 @@ pub enum WebError {
     Unexpected(#[from] Unexpected),
 }
 
-crate::services::store_error_is_unexpected!(WebError);
-
 /// The service errors that say no more than "no such thing" (404) or a fault.
 macro_rules! not_found_or_unexpected {
     ($($error:ident),+) => {$(

@@ -17,10 +17,10 @@ use axum::Router;
 use super::extract::bearer;
 use super::respond::{machine_headers, with_retry_after, UNAVAILABLE_RETRY_AFTER};
 use crate::domain::Extension;
+use crate::services::levels::LoadLevels;
 use crate::services::pbx::{CredentialLookup, PbxLink};
 use crate::services::Unexpected;
 use crate::telemetry;
-pub use scrape::LevelSource;
 
 /// The longest query string read; a real one is well under 300 bytes.
 const MAX_QUERY: usize = 1024;
@@ -29,7 +29,7 @@ const MAX_QUERY: usize = 1024;
 #[derive(Clone)]
 struct InternalState {
     pbx: PbxLink,
-    levels: LevelSource,
+    levels: LoadLevels,
 }
 
 impl FromRef<InternalState> for PbxLink {
@@ -38,14 +38,14 @@ impl FromRef<InternalState> for PbxLink {
     }
 }
 
-impl FromRef<InternalState> for LevelSource {
-    fn from_ref(s: &InternalState) -> LevelSource {
+impl FromRef<InternalState> for LoadLevels {
+    fn from_ref(s: &InternalState) -> LoadLevels {
         s.levels.clone()
     }
 }
 
 /// The router of the internal listener.
-pub fn router(pbx: PbxLink, levels: LevelSource) -> Router {
+pub fn router(pbx: PbxLink, levels: LoadLevels) -> Router {
     let routes = Router::new()
         .route("/pbx/v1/sip-credentials", get(sip_credentials))
         .route("/metrics", get(scrape::metrics))

@@ -9,20 +9,10 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::Hasher;
-use crate::clock::SharedClock;
-use crate::store::Store;
-use crate::telemetry::{self, Levels};
+use crate::services::levels::LoadLevels;
+use crate::telemetry;
 
-/// What the levels are read from.
-#[derive(Clone)]
-pub struct LevelSource {
-    pub store: Store,
-    pub hasher: Hasher,
-    pub clock: SharedClock,
-}
-
-pub async fn metrics(State(source): State<LevelSource>) -> Response {
+pub async fn metrics(State(levels): State<LoadLevels>) -> Response {
     let Some(handle) = telemetry::metrics_handle() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -30,19 +20,9 @@ pub async fn metrics(State(source): State<LevelSource>) -> Response {
         )
             .into_response();
     };
-    let (hashing_in_use, hashing_queued) = source.hasher.load();
-    match source.store.outbox_backlog().await {
-        Ok((depth, oldest)) => {
-            let now = source.clock.now();
-            let age = oldest.map_or(0, |at| now.0.saturating_sub(at.0).max(0));
-            telemetry::set_levels(&Levels {
-                hashing_in_use,
-                hashing_queued,
-                outbox_depth: depth,
-                outbox_oldest_age: std::time::Duration::from_secs(age.unsigned_abs()),
-            });
-        }
-        // The other series are still worth a scrape; the outbox gauges keep their last value.
+    match levels.sample().await {
+        Ok(now) => telemetry::set_levels(&now),
+        // The other series are still worth a scrape; the level gauges keep their last value.
         Err(e) => tracing::warn!(error = %e, "metrics: could not read the outbox backlog"),
     }
     (
