@@ -174,6 +174,12 @@ async fn unreadable_paths_and_queries_get_the_styled_400_page() {
     let status = r.status();
     let body = r.text().await.unwrap();
     assert!(is_styled_400(status, &body), "revoke %FF: {status} {body}");
+    // A form without its field is a form error like an empty one: 422, the form again.
+    for fields in [&[][..], &[("name", "")][..]] {
+        let r = admin.post("/admin/api-tokens", fields).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{fields:?}");
+        assert!(r.text().await.unwrap().contains("name=\"name\""));
+    }
     app.add_operator(OPERATOR).await;
     let op = app.signed_in_operator(OPERATOR).await;
     for path in [

@@ -82,6 +82,7 @@ async fn tokens_page(
 
 #[derive(Deserialize)]
 struct NewToken {
+    #[serde(default)]
     name: String,
 }
 
