@@ -191,9 +191,18 @@ impl Layers {
     pub fn add_toml(&mut self, path: &Path) -> Result<(), ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e| ConfigError(format!("{} is not valid TOML: {e}", path.display())))?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            // Where and what only: the parser's own text quotes the line, which may hold
+            // a secret (a mail URL's password) and would go to the log.
+            let at = e.span().map_or(String::new(), |span| {
+                let before = &text.as_bytes()[..span.start.min(text.len())];
+                let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+                let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+                format!(" at line {line}, column {column}")
+            });
+            let what = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+            ConfigError(format!("{} is not valid TOML{at}: {what}", path.display()))
+        })?;
         for (key, value) in table {
             if !KEYS.contains(&key.as_str()) {
                 return Err(ConfigError(format!(
@@ -302,8 +311,8 @@ impl Layers {
             .map(PathBuf::from)
             .unwrap_or_else(|| data_dir.join("secret.key"));
 
-        let session_idle = self.duration("session_idle", "4h")?;
-        let session_max = self.duration("session_max", "12h")?;
+        let session_idle = self.seconds("session_idle", "4h")?;
+        let session_max = self.seconds("session_max", "12h")?;
         if session_max < session_idle {
             return Err(ConfigError::bad(
                 "session_max",
@@ -322,11 +331,11 @@ impl Layers {
             session_idle,
             session_max,
             lockout_attempts: self.count("lockout_attempts", 5)?,
-            lockout_window: self.duration("lockout_window", "15m")?,
-            lockout_duration: self.duration("lockout_duration", "15m")?,
+            lockout_window: self.seconds("lockout_window", "15m")?,
+            lockout_duration: self.seconds("lockout_duration", "15m")?,
             address_attempts: self.count("address_attempts", 20)?,
             api_rate_limit: self.count("api_rate_limit", 600)?,
-            reset_ttl: self.duration("reset_ttl", "1h")?,
+            reset_ttl: self.seconds("reset_ttl", "1h")?,
             signin_queue_wait: self.duration("signin_queue_wait", "2s")?,
             mail_poll: self.duration("mail_poll", "5s")?,
             hash_workers: match self.count("hash_workers", 0)? {
@@ -384,7 +393,7 @@ impl Layers {
                 })
                 .transpose()?,
             softphone: self.softphone()?,
-            audit_retention: self.duration("audit_retention", "400d")?,
+            audit_retention: self.seconds("audit_retention", "400d")?,
         };
         Ok(settings)
     }
@@ -458,6 +467,19 @@ impl Layers {
         })?;
         if d.is_zero() {
             return Err(ConfigError::bad(key, "must be longer than zero"));
+        }
+        Ok(d)
+    }
+
+    /// A duration compared with stored timestamps, which are kept to the second: whole
+    /// seconds only (`900ms` would otherwise count as no time at all).
+    fn seconds(&self, key: &str, default: &str) -> Result<Duration, ConfigError> {
+        let d = self.duration(key, default)?;
+        if d.subsec_nanos() != 0 {
+            return Err(ConfigError::bad(
+                key,
+                "must be whole seconds, like 90s, 15m or 4h",
+            ));
         }
         Ok(d)
     }
@@ -542,6 +564,8 @@ mod tests {
         for (key, value) in [
             ("session_idle", "0s"),
             ("session_idle", "soon"),
+            ("lockout_window", "900ms"),
+            ("reset_ttl", "1m 500ms"),
             ("lockout_attempts", "0"),
             ("lockout_attempts", "-3"),
             ("listen", "everywhere"),
@@ -576,6 +600,18 @@ mod tests {
         .unwrap();
         let err = Layers::default().add_toml(&path).unwrap_err().to_string();
         assert!(err.contains("sesion_idle"), "{err}");
+    }
+
+    #[test]
+    fn a_toml_syntax_error_says_where_without_quoting_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dialtone.toml");
+        let text =
+            "listen = \"127.0.0.1:9000\"\nmail = \"smtp://billing:S3cretPass@mail.example:587\n";
+        std::fs::write(&path, text).unwrap();
+        let err = Layers::default().add_toml(&path).unwrap_err().to_string();
+        assert!(err.contains("at line 2"), "{err}");
+        assert!(!err.contains("S3cretPass") && !err.contains('\n'), "{err}");
     }
 
     #[test]
