@@ -289,6 +289,39 @@ async fn suspension_ends_sessions_refuses_sign_in_and_sip_lookups_and_resume_res
 }
 
 #[tokio::test]
+async fn a_hashing_queue_at_its_bound_is_a_503_that_changes_nothing() {
+    // One hashing worker and no room to wait: creations at once find the queue full.
+    let app = spawn_app_with(&[("hash_workers", "1"), ("signin_queue_wait", "1ms")]).await;
+    let api = app.provider_api().await;
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let api = api.clone();
+        calls.spawn(async move {
+            let code = format!("busy{i}");
+            (api.post("/tenants", new_tenant(&code)).await, code)
+        });
+    }
+    let mut busy = 0;
+    while let Some(done) = calls.join_next().await {
+        let (answer, code) = done.unwrap();
+        match answer.status.as_u16() {
+            201 => assert_eq!(app.user_count(&code).await, 1, "{code} has its admin"),
+            503 => {
+                busy += 1;
+                assert_eq!(answer.body["title"], "Very busy");
+                assert!(answer.headers.contains_key("retry-after"));
+                api.get(&format!("/tenants/{code}")).await.problem(404);
+            }
+            other => panic!("{code}: {other} {:?}", answer.body),
+        }
+    }
+    assert!(busy > 0, "the queue was at its bound");
+    // With the queue free again, a retry goes through.
+    let made = api.post("/tenants", new_tenant("busy-again")).await;
+    assert_eq!(made.status, 201, "{:?}", made.body);
+}
+
+#[tokio::test]
 async fn a_new_account_does_not_inherit_the_lock_of_its_name() {
     let (app, api) = with_tenant().await;
     let base = format!("/tenants/{TENANT}/users");

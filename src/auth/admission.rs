@@ -47,7 +47,8 @@ use tokio::sync::oneshot;
 
 use super::hashing::Busy;
 
-/// Checks one source may have waiting at once; more from it are shed.
+/// Checks one client address may have waiting at once; more from it are shed. The
+/// portal's own checks ([`Source::portal`]) are many people's and are not capped so.
 pub const PER_SOURCE_WAITING: usize = 4;
 
 /// Failed checks in a row after which a source waits behind everyone else (after fewer,
@@ -73,9 +74,19 @@ pub struct Source(pub String);
 impl Source {
     /// Checks inside a signed-in session (changing a password, revealing a secret).
     pub fn portal() -> Source {
-        Source("portal".to_owned())
+        Source(PORTAL.to_owned())
+    }
+
+    /// Whether the checks are one client's (capped at [`PER_SOURCE_WAITING`]) rather than
+    /// the portal's own for everyone signed in (each bounded by its own limits: the
+    /// session's lockout, a token's rate limit).
+    fn is_one_client(&self) -> bool {
+        self.0 != PORTAL
     }
 }
+
+/// The portal's own source; no client address reads so.
+const PORTAL: &str = "portal";
 
 /// The queue in front of the hashing workers.
 #[derive(Debug)]
@@ -280,7 +291,7 @@ impl Admission {
                 });
             }
             let queued_here = q.by_source.get(&source).map_or(0, VecDeque::len);
-            if queued_here >= PER_SOURCE_WAITING {
+            if queued_here >= PER_SOURCE_WAITING && source.is_one_client() {
                 return Err(Busy);
             }
             let class = q.class_of(&source, priority);
@@ -551,6 +562,30 @@ mod tests {
             h.abort();
         }
         other.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_portals_own_checks_are_many_peoples_and_not_capped_per_source() {
+        let a = queue();
+        let _running = a.admit(source("x"), false).await.unwrap();
+        let many = PER_SOURCE_WAITING + 2;
+        let mut held = Vec::new();
+        for _ in 0..many {
+            let a = a.clone();
+            held.push(tokio::spawn(async move {
+                a.admit(Source::portal(), true).await
+            }));
+        }
+        for _ in 0..1000 {
+            if a.lock().waiting >= many {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(a.lock().waiting, many, "every one waits; none is shed");
+        for h in held {
+            h.abort();
+        }
     }
 
     /// Queues `who` in this order behind a running check, then lets the worker go one

@@ -86,6 +86,15 @@ impl Unexpected {
         })
     }
 
+    /// Whether the cause is the hashing queue at its bound just now (see
+    /// [`crate::auth::hashing::Busy`]): worth a "very busy, try again in a moment".
+    pub fn is_busy(&self) -> bool {
+        use crate::auth::hashing::{Busy, HashError};
+        self.0.chain().any(|c| {
+            c.is::<Busy>() || matches!(c.downcast_ref::<HashError>(), Some(HashError::Busy(_)))
+        })
+    }
+
     /// A broken invariant, named for the log.
     pub(crate) fn invariant(what: &'static str) -> Unexpected {
         Unexpected(anyhow::Error::msg(what))

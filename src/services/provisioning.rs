@@ -100,6 +100,21 @@ pub struct NewTenantWithAdmin {
     pub admin_email: Option<Email>,
 }
 
+/// Who a new account is for.
+struct NewAccount<'a> {
+    username: &'a Username,
+    name: &'a DisplayName,
+    email: Option<&'a Email>,
+    role: Role,
+}
+
+/// A new account's first password and its hash.
+struct FirstPassword {
+    hash: String,
+    password: NewPassword,
+    temporary: bool,
+}
+
 service!(
     /// Creating accounts.
     Provisioning
@@ -160,20 +175,19 @@ impl Provisioning {
         new: &NewTenantWithAdmin,
         actor: &Actor,
     ) -> Result<(UserId, Username, Option<NewPassword>), TenantError> {
-        self.create_tenant(&new.code, &new.name, new.sip_domain.as_deref(), actor)
-            .await?;
         let username = Username::new(new.admin_extension.clone(), new.code.clone());
-        let created = self
-            .create_user(
-                &username,
-                &new.admin_name,
-                new.admin_email.as_ref(),
-                Role::Admin,
-                None,
-                actor,
-            )
-            .await;
-        match created {
+        // Hashed first, so a busy hashing queue leaves no tenant without its admin.
+        let first = self.first_password(&username, None).await?;
+        let tenant = self
+            .create_tenant(&new.code, &new.name, new.sip_domain.as_deref(), actor)
+            .await?;
+        let admin = NewAccount {
+            username: &username,
+            name: &new.admin_name,
+            email: new.admin_email.as_ref(),
+            role: Role::Admin,
+        };
+        match self.insert_user(tenant, &admin, first, actor).await {
             Ok((id, temporary)) => Ok((id, username, temporary)),
             Err(CreateUserError::NoSuchTenant(_)) => {
                 Err(Unexpected::invariant("the new tenant is gone").into())
@@ -206,33 +220,64 @@ impl Provisioning {
         password: Option<NewPassword>,
         actor: &Actor,
     ) -> Result<(UserId, Option<NewPassword>), CreateUserError> {
-        let ctx = &self.ctx;
-        let tenant = ctx
+        let tenant = self
+            .ctx
             .store
             .tenant_by_code(username.tenant())
             .await?
             .ok_or_else(|| CreateUserError::NoSuchTenant(username.tenant().clone()))?;
-        let (password, temporary) = match password {
+        let first = self.first_password(username, password).await?;
+        let new = NewAccount {
+            username,
+            name,
+            email,
+            role,
+        };
+        self.insert_user(tenant.id, &new, first, actor).await
+    }
+
+    /// A new account's first password (the one given, or a temporary one), hashed before
+    /// anything is written: a hashing queue at its bound then changes nothing.
+    async fn first_password(
+        &self,
+        username: &Username,
+        given: Option<NewPassword>,
+    ) -> Result<FirstPassword, Unexpected> {
+        let (password, temporary) = match given {
             Some(p) => (p, false),
             None => (generate_temporary_password(username), true),
         };
-        let hash = ctx
-            .hasher
-            .hash(password.expose())
-            .await
-            .map_err(Unexpected::from)?;
+        let hash = self.ctx.hasher.hash(password.expose()).await?;
+        Ok(FirstPassword {
+            hash,
+            password,
+            temporary,
+        })
+    }
+
+    /// Writes a new user of `tenant` with their hashed first password, and audits it.
+    async fn insert_user(
+        &self,
+        tenant: TenantId,
+        new: &NewAccount<'_>,
+        first: FirstPassword,
+        actor: &Actor,
+    ) -> Result<(UserId, Option<NewPassword>), CreateUserError> {
+        let ctx = &self.ctx;
+        let username = new.username;
         let now = ctx.now();
-        let sip = seal_sip_secret(ctx, tenant.id, username.extension(), &generate_sip_secret());
+        let sip = seal_sip_secret(ctx, tenant, username.extension(), &generate_sip_secret());
+        let temporary = first.temporary;
         let id = match ctx
             .store
             .insert_user(
                 &NewUser {
-                    tenant_id: tenant.id,
+                    tenant_id: tenant,
                     extension: username.extension(),
-                    name: name.as_str(),
-                    email: email.map(Email::as_str),
-                    role,
-                    password_hash: &hash,
+                    name: new.name.as_str(),
+                    email: new.email.map(Email::as_str),
+                    role: new.role,
+                    password_hash: &first.hash,
                     password_expires_at: temporary.then(|| now.plus(TEMPORARY_PASSWORD_TTL)),
                     sip_secret: Some(&sip),
                 },
@@ -252,10 +297,10 @@ impl Provisioning {
             } else {
                 "with a chosen password"
             }),
-            ..Event::on(EventKind::UserCreated, tenant.id, actor, &subject)
+            ..Event::on(EventKind::UserCreated, tenant, actor, &subject)
         })
         .await?;
-        Ok((id, temporary.then_some(password)))
+        Ok((id, temporary.then_some(first.password)))
     }
 
     async fn existing_user(&self, username: &Username) -> Result<UserRecord, ProvisionError> {

@@ -104,6 +104,17 @@ impl IntoResponse for WebError {
                     super::respond::UNAVAILABLE_RETRY_AFTER,
                 );
             }
+            WebError::Unexpected(e) if e.is_busy() => {
+                tracing::warn!(error = format!("{e:#}"), "request refused: hashing is at capacity");
+                return super::respond::with_retry_after(
+                    ErrorPage::response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Very busy",
+                        super::respond::BUSY,
+                    ),
+                    super::respond::BUSY_RETRY_AFTER,
+                );
+            }
             WebError::Unexpected(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
                 const MESSAGE: &str = "The portal could not finish this request. Nothing was lost; please try again in a moment.";

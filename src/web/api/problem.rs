@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::services::Unexpected;
-use crate::web::respond::UNAVAILABLE_RETRY_AFTER;
+use crate::web::respond::{BUSY_RETRY_AFTER, UNAVAILABLE_RETRY_AFTER};
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
@@ -129,6 +129,21 @@ impl Problem {
                     "unavailable",
                     "Temporarily unavailable",
                     "The request could not be served just now; nothing was changed. Try again after Retry-After seconds.",
+                )
+            };
+        }
+        if e.is_busy() {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "API request refused: hashing is at capacity"
+            );
+            return Problem {
+                retry_after: Some(BUSY_RETRY_AFTER),
+                ..Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "Very busy",
+                    "The portal is very busy just now; nothing was changed. Try again after Retry-After seconds.",
                 )
             };
         }
