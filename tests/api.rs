@@ -407,6 +407,22 @@ async fn an_idempotent_retry_gets_the_first_answer_and_another_body_is_422() {
     api.post_with_key(&path, "k-1", json!({"extension": "250", "name": "Once"}))
         .await
         .problem(409);
+    // A retry sent while the first request is still running (hashing the new user's
+    // password) waits for it and gets the same answer, not a 409.
+    let body = json!({"extension": "260", "name": "Twice At Once"});
+    let (a, b) = tokio::join!(
+        api.post_with_key(&path, "k-2", body.clone()),
+        api.post_with_key(&path, "k-2", body)
+    );
+    assert_eq!(
+        (a.status.as_u16(), b.status.as_u16()),
+        (201, 201),
+        "{:?} {:?}",
+        a.body,
+        b.body
+    );
+    assert_eq!(a.body, b.body);
+    assert_eq!(app.user_count(TENANT).await, 4);
 }
 
 #[tokio::test]

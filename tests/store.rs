@@ -12,9 +12,9 @@ use std::time::Duration;
 use dialtone::clock::Timestamp;
 use dialtone::domain::{Extension, OperatorName, Role, TenantCode, Username};
 use dialtone::store::{
-    AuditFilter, AuditRow, Burst, CeremonyKind, IdempotentAnswer, NewMail, NewPasskey,
-    NewResetLink, NewTenant, NewUser, PasswordChange, SealedSecrets, SessionOrigin, Store,
-    StoreError, TenantId, TenantUpdate, ThrottleKey, UserId, UserWithoutSecret,
+    AuditFilter, AuditRow, Burst, CeremonyKind, NewMail, NewPasskey, NewResetLink, NewTenant,
+    NewUser, PasswordChange, SealedSecrets, SessionOrigin, Store, StoreError, TenantId,
+    TenantUpdate, ThrottleKey, UserId, UserWithoutSecret,
 };
 
 const NOW: Timestamp = common::START;
@@ -501,28 +501,41 @@ async fn api_tokens_and_the_first_idempotent_answer() {
     assert_eq!(token.tenant.as_ref().map(|(id, _)| *id), Some(t));
     assert_eq!(s.api_tokens(None).await.unwrap().len(), 1);
 
-    let first = IdempotentAnswer {
-        request_hash: b"req".to_vec(),
-        status: 201,
-        body: b"first".to_vec(),
-    };
-    let second = IdempotentAnswer {
-        body: b"second".to_vec(),
-        ..first.clone()
-    };
+    // A key is claimed (pending) by the first request, which then keeps its answer once.
     let expired = NOW.minus(Duration::from_secs(86_400));
-    s.save_idempotent_answer(token.id, "k", &first, NOW, expired)
+    let id = token.id;
+    let claim = |key: &'static str, now: Timestamp| {
+        s.claim_idempotency_key(
+            id,
+            key,
+            b"req",
+            now,
+            expired,
+            now.minus(Duration::from_secs(60)),
+        )
+    };
+    assert!(claim("k", NOW).await.unwrap().is_none(), "claimed");
+    assert!(claim("k", NOW).await.unwrap().unwrap().is_pending());
+    s.answer_idempotency_key(id, "k", 201, b"first")
         .await
         .unwrap();
-    s.save_idempotent_answer(token.id, "k", &second, NOW, expired)
+    s.answer_idempotency_key(id, "k", 201, b"second")
         .await
         .unwrap();
-    let kept = s
-        .idempotent_answer(token.id, "k", expired)
-        .await
-        .unwrap()
-        .unwrap();
+    let kept = claim("k", NOW).await.unwrap().unwrap();
     assert_eq!((kept.status, kept.body), (201, b"first".to_vec()));
+    // A claim let go, or never answered for a minute, can be claimed again; an answer
+    // stays until it expires.
+    assert!(claim("j", NOW).await.unwrap().is_none());
+    s.release_idempotency_key(id, "j", false).await.unwrap();
+    assert!(claim("j", NOW).await.unwrap().is_none(), "claimed again");
+    let later = NOW.plus(Duration::from_secs(61));
+    assert!(
+        claim("j", later).await.unwrap().is_none(),
+        "abandoned, taken over"
+    );
+    s.release_idempotency_key(id, "k", false).await.unwrap();
+    assert!(!claim("k", later).await.unwrap().unwrap().is_pending());
 
     assert!(s.delete_api_token(Some(t), "ci").await.unwrap());
     assert!(!s.delete_api_token(Some(t), "ci").await.unwrap());

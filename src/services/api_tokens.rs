@@ -17,10 +17,17 @@ use super::{service, Unexpected};
 use crate::audit::{Actor, Event, EventKind};
 use crate::auth::token::{looks_like_token, random_token, token_hash};
 use crate::domain::TenantCode;
-use crate::store::{ApiTokenRecord, Burst, IdempotentAnswer, StoreError, TenantId};
+use crate::store::{ApiTokenRecord, Burst, StoreError, TenantId};
 
 /// How long the first answer under an idempotency key is given again.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a retry waits for the first request under its key to answer.
+pub const IDEMPOTENCY_WAIT: Duration = Duration::from_secs(5);
+
+/// A claim whose request never answered (its node stopped) is let go after this long.
+pub const IDEMPOTENCY_ABANDONED: Duration = Duration::from_secs(60);
+
 /// How often at most a token's "last used" is written.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 const IDEMPOTENCY_PURPOSE: &str = "api-idempotency";
@@ -78,12 +85,15 @@ pub enum ApiTokenError {
 /// What an idempotency key found.
 #[derive(Debug)]
 pub enum Replay {
-    /// Not seen (or expired): do the request, then [`ApiTokens::remember`] its answer.
+    /// Not seen (or expired), and now claimed: do the request, then
+    /// [`ApiTokens::remember`] its answer, or [`ApiTokens::release`] the key.
     New,
     /// The same key and body: this was the first answer.
     Same { status: u16, body: String },
     /// The same key with another body.
     Mismatch,
+    /// The same key and body, whose first request is still running after a wait.
+    InProgress,
 }
 
 /// An API token as listed (never the token).
@@ -306,41 +316,77 @@ impl ApiTokens {
         aad
     }
 
-    /// What an `Idempotency-Key` holds for this token and request (method, path, body).
+    /// Claims an `Idempotency-Key` for `request`, or finds what is kept under it. A
+    /// request with the same key still running elsewhere is waited for (up to
+    /// [`IDEMPOTENCY_WAIT`]), so a retry sent while the first is busy gets its answer.
     pub async fn replay(
         &self,
         actor: &ApiActor,
         key: &str,
         request: &[u8],
     ) -> Result<Replay, Unexpected> {
-        let after = self.ctx.now().minus(IDEMPOTENCY_TTL);
-        let Some(answer) = self
+        let request_hash = Sha256::digest(request);
+        let waited_out = tokio::time::Instant::now() + IDEMPOTENCY_WAIT;
+        loop {
+            let now = self.ctx.now();
+            let Some(kept) = self
+                .ctx
+                .store
+                .claim_idempotency_key(
+                    actor.token_id,
+                    key,
+                    &request_hash,
+                    now,
+                    now.minus(IDEMPOTENCY_TTL),
+                    now.minus(IDEMPOTENCY_ABANDONED),
+                )
+                .await?
+            else {
+                return Ok(Replay::New);
+            };
+            if !bool::from(kept.request_hash.ct_eq(&request_hash[..])) {
+                return Ok(Replay::Mismatch);
+            }
+            if kept.is_pending() {
+                if tokio::time::Instant::now() >= waited_out {
+                    return Ok(Replay::InProgress);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            let opened = self
+                .ctx
+                .keyring
+                .open(IDEMPOTENCY_PURPOSE, &Self::aad(actor, key), &kept.body)
+                .ok()
+                .and_then(|body| String::from_utf8(body).ok());
+            match opened {
+                Some(body) => {
+                    return Ok(Replay::Same {
+                        status: kept.status,
+                        body,
+                    })
+                }
+                // Sealed under a key since retired, it cannot be given again: the request
+                // is done afresh (a create then finds what it made: 409).
+                None => self.release(actor, key, true).await?,
+            }
+        }
+    }
+
+    /// Lets go of a claimed key whose request gave no answer worth keeping (a fault), so a
+    /// retry runs afresh; with `answered`, a kept answer goes too.
+    pub async fn release(
+        &self,
+        actor: &ApiActor,
+        key: &str,
+        answered: bool,
+    ) -> Result<(), Unexpected> {
+        Ok(self
             .ctx
             .store
-            .idempotent_answer(actor.token_id, key, after)
-            .await?
-        else {
-            return Ok(Replay::New);
-        };
-        if !bool::from(answer.request_hash.ct_eq(&Sha256::digest(request)[..])) {
-            return Ok(Replay::Mismatch);
-        }
-        // A body sealed under a key since retired cannot be given again; the request is
-        // then done afresh (a create then finds what it made: 409).
-        let Ok(body) =
-            self.ctx
-                .keyring
-                .open(IDEMPOTENCY_PURPOSE, &Self::aad(actor, key), &answer.body)
-        else {
-            return Ok(Replay::New);
-        };
-        let Ok(body) = String::from_utf8(body) else {
-            return Ok(Replay::New);
-        };
-        Ok(Replay::Same {
-            status: answer.status,
-            body,
-        })
+            .release_idempotency_key(actor.token_id, key, answered)
+            .await?)
     }
 
     /// Keeps the first answer under an `Idempotency-Key` for 24 hours, sealed (it may
@@ -349,29 +395,17 @@ impl ApiTokens {
         &self,
         actor: &ApiActor,
         key: &str,
-        request: &[u8],
         status: u16,
         body: &str,
     ) -> Result<(), Unexpected> {
-        let now = self.ctx.now();
         let sealed =
             self.ctx
                 .keyring
                 .seal(IDEMPOTENCY_PURPOSE, &Self::aad(actor, key), body.as_bytes());
-        self.ctx
+        Ok(self
+            .ctx
             .store
-            .save_idempotent_answer(
-                actor.token_id,
-                key,
-                &IdempotentAnswer {
-                    request_hash: Sha256::digest(request).to_vec(),
-                    status,
-                    body: sealed,
-                },
-                now,
-                now.minus(IDEMPOTENCY_TTL),
-            )
-            .await?;
-        Ok(())
+            .answer_idempotency_key(actor.token_id, key, status, &sealed)
+            .await?)
     }
 }

@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{classify, flag, stored, Store, StoreError, StoreResult, TenantId};
+use super::{flag, stored, Store, StoreError, StoreResult, TenantId};
 use crate::clock::Timestamp;
 use crate::domain::TenantCode;
 
@@ -25,9 +25,19 @@ pub struct ApiTokenRecord {
 #[derive(Debug, Clone)]
 pub struct IdempotentAnswer {
     pub request_hash: Vec<u8>,
+    /// [`IdempotentAnswer::PENDING`] while the first request is still running.
     pub status: u16,
     /// Sealed with the data key by the caller.
     pub body: Vec<u8>,
+}
+
+impl IdempotentAnswer {
+    /// The status of a key claimed by a request that has not answered yet.
+    pub const PENDING: u16 = 0;
+
+    pub fn is_pending(&self) -> bool {
+        self.status == Self::PENDING
+    }
 }
 
 const TOKEN_SELECT: &str = "SELECT k.id AS id, k.name AS name, k.tenant_id AS tenant_id, \
@@ -132,67 +142,103 @@ impl Store {
 
     // ---- idempotency ---------------------------------------------------------------
 
-    /// The answer first given under `key` for this token, if it is newer than `after`.
-    pub async fn idempotent_answer(
+    /// Claims `key` of this token for a request about to run, as a pending answer; `None`
+    /// when claimed, else what is kept under it (pending while its first request runs).
+    /// Answers older than `expired_before`, and claims older than `abandoned_before` that
+    /// never answered, are purged first.
+    pub async fn claim_idempotency_key(
         &self,
         token: i64,
         key: &str,
-        after: Timestamp,
+        request_hash: &[u8],
+        now: Timestamp,
+        expired_before: Timestamp,
+        abandoned_before: Timestamp,
     ) -> StoreResult<Option<IdempotentAnswer>> {
-        self.optional(
-            sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM api_idempotency WHERE created_at <= $1 \
+             OR (status = $2 AND created_at <= $3)",
+        )
+        .bind(expired_before)
+        .bind(i64::from(IdempotentAnswer::PENDING))
+        .bind(abandoned_before)
+        .execute(&mut *tx)
+        .await?;
+        let claimed = sqlx::query(
+            "INSERT INTO api_idempotency (token_id, idem_key, request_hash, status, body, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (token_id, idem_key) DO NOTHING",
+        )
+        .bind(token)
+        .bind(key)
+        .bind(request_hash)
+        .bind(i64::from(IdempotentAnswer::PENDING))
+        .bind(Vec::<u8>::new())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let kept = if claimed.rows_affected() == 1 {
+            None
+        } else {
+            let row = sqlx::query(
                 "SELECT request_hash, status, body FROM api_idempotency \
-                 WHERE token_id = $1 AND idem_key = $2 AND created_at > $3",
+                 WHERE token_id = $1 AND idem_key = $2",
             )
             .bind(token)
             .bind(key)
-            .bind(after),
-            |r| {
-                let status: i64 = r.try_get("status")?;
-                Ok(IdempotentAnswer {
-                    request_hash: r.try_get("request_hash")?,
-                    status: u16::try_from(status).map_err(|_| StoreError::Corrupt("status"))?,
-                    body: r.try_get("body")?,
-                })
-            },
+            .fetch_one(&mut *tx)
+            .await?;
+            let status: i64 = row.try_get("status")?;
+            Some(IdempotentAnswer {
+                request_hash: row.try_get("request_hash")?,
+                status: u16::try_from(status).map_err(|_| StoreError::Corrupt("status"))?,
+                body: row.try_get("body")?,
+            })
+        };
+        tx.commit().await?;
+        Ok(kept)
+    }
+
+    /// Keeps the answer of the request that claimed `key` (sealed by the caller).
+    pub async fn answer_idempotency_key(
+        &self,
+        token: i64,
+        key: &str,
+        status: u16,
+        body: &[u8],
+    ) -> StoreResult<()> {
+        self.run(
+            sqlx::query(
+                "UPDATE api_idempotency SET status = $3, body = $4 \
+                 WHERE token_id = $1 AND idem_key = $2 AND status = $5",
+            )
+            .bind(token)
+            .bind(key)
+            .bind(i64::from(status))
+            .bind(body)
+            .bind(i64::from(IdempotentAnswer::PENDING)),
         )
         .await
     }
 
-    /// Keeps the first answer under `key`, replacing one older than `expired_before`, and
-    /// purges other expired answers.
-    pub async fn save_idempotent_answer(
+    /// Lets go of `key`: its claim (still pending) or, with `answered`, its kept answer
+    /// too (one that can no longer be opened), so a retry runs afresh.
+    pub async fn release_idempotency_key(
         &self,
         token: i64,
         key: &str,
-        answer: &IdempotentAnswer,
-        now: Timestamp,
-        expired_before: Timestamp,
+        answered: bool,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM api_idempotency WHERE created_at <= $1")
-            .bind(expired_before)
-            .execute(&mut *tx)
-            .await?;
-        let saved = sqlx::query(
-            "INSERT INTO api_idempotency (token_id, idem_key, request_hash, status, body, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+        self.run(
+            sqlx::query(
+                "DELETE FROM api_idempotency WHERE token_id = $1 AND idem_key = $2 \
+                 AND ($3 OR status = $4)",
+            )
+            .bind(token)
+            .bind(key)
+            .bind(answered)
+            .bind(i64::from(IdempotentAnswer::PENDING)),
         )
-        .bind(token)
-        .bind(key)
-        .bind(&answer.request_hash)
-        .bind(i64::from(answer.status))
-        .bind(&answer.body)
-        .bind(now)
-        .execute(&mut *tx)
         .await
-        .map_err(classify);
-        match saved {
-            // A concurrent retry saved first; its answer stands.
-            Ok(_) | Err(StoreError::Conflict) => {}
-            Err(e) => return Err(e),
-        }
-        tx.commit().await?;
-        Ok(())
     }
 }

@@ -22,7 +22,7 @@ use super::extract::{bearer, client_of};
 use super::respond::machine_headers;
 use super::AppState;
 use crate::domain::TenantCode;
-use crate::services::api_tokens::{ApiActor, ApiAuthError, Replay};
+use crate::services::api_tokens::{ApiActor, ApiAuthError, ApiTokens, Replay};
 use crate::services::tenant_admin::{AdminError, ApiAdmin};
 use crate::services::tenants::ProviderActor;
 use problem::Fields;
@@ -293,7 +293,9 @@ impl FromRequestParts<AppState> for IdempotencyKey {
 }
 
 /// Runs a creating request once per `Idempotency-Key`: a retry with the same key and
-/// body gets the first answer again; the same key with another body is refused (422).
+/// body gets the first answer again (waiting for it while the first still runs); the same
+/// key with another body is refused (422). A fault (5xx), or a request dropped before it
+/// answered (the client went away), lets the key go, so a retry runs afresh.
 async fn once(
     api: &ApiAuth,
     key: IdempotencyKey,
@@ -319,19 +321,54 @@ async fn once(
                 "This Idempotency-Key was used with another request in the last 24 hours; use a new key.",
             ))
         }
+        Ok(Replay::InProgress) => return Err(Problem::in_progress()),
         Err(e) => return Err(Problem::unexpected(&e)),
     }
-    let answer = run.await;
-    let (status, body) = match &answer {
-        Ok(json) => (json.status, json.body.clone()),
-        Err(problem) if !problem.status().is_server_error() => (problem.status(), problem.body()),
-        Err(_) => return answer,
+    let mut claim = Claim {
+        tokens: tokens.clone(),
+        actor: actor.clone(),
+        key: Some(key),
     };
-    if let Err(e) = tokens
-        .remember(actor, &key, &request, status.as_u16(), &body)
-        .await
-    {
+    let answer = run.await;
+    let Some(key) = claim.key.take() else {
+        return answer;
+    };
+    let kept = match &answer {
+        Ok(json) => Some((json.status, json.body.clone())),
+        Err(problem) if !problem.status().is_server_error() => {
+            Some((problem.status(), problem.body()))
+        }
+        Err(_) => None,
+    };
+    let saved = match kept {
+        Some((status, body)) => tokens.remember(actor, &key, status.as_u16(), &body).await,
+        None => tokens.release(actor, &key, false).await,
+    };
+    if let Err(e) = saved {
         return Err(Problem::unexpected(&e));
     }
     answer
+}
+
+/// A claimed `Idempotency-Key` whose request has not answered: let go if the request is
+/// dropped (the client went away mid-request), so a retry does not wait for it.
+struct Claim {
+    tokens: ApiTokens,
+    actor: ApiActor,
+    key: Option<String>,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let (Some(key), Ok(runtime)) = (self.key.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let (tokens, actor) = (self.tokens.clone(), self.actor.clone());
+        runtime.spawn(async move {
+            if let Err(e) = tokens.release(&actor, &key, false).await {
+                tracing::warn!(error = %e, "could not let go of an idempotency key");
+            }
+        });
+    }
 }

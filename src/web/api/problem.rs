@@ -81,6 +81,20 @@ impl Problem {
         Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
     }
 
+    /// 409 with `Retry-After`: the first request under this `Idempotency-Key` is still
+    /// running.
+    pub fn in_progress() -> Problem {
+        Problem {
+            retry_after: Some(BUSY_RETRY_AFTER),
+            ..Problem::new(
+                StatusCode::CONFLICT,
+                "idempotency-key-in-progress",
+                "Request in progress",
+                "The first request with this Idempotency-Key has not answered yet; retry after Retry-After seconds for its answer.",
+            )
+        }
+    }
+
     /// 429 with `Retry-After`: too many requests of this token, or of this kind.
     pub fn rate_limited(seconds: u64, detail: &str) -> Problem {
         Problem {
