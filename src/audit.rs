@@ -274,8 +274,11 @@ impl<'a> Event<'a> {
     }
 }
 
-/// How an operator appears in audit logs: `operator:NAME`, which no tenant username can
-/// be (the provider's log selects operators' actions by this prefix).
+/// What an operator's actor name starts with in audit logs: `operator:NAME`, which no
+/// tenant username can be (the provider's log selects operators' actions by it).
+pub const OPERATOR_ACTOR_PREFIX: &str = "operator:";
+
+/// How an operator appears in audit logs: `operator:NAME`.
 pub fn operator_actor(name: &crate::domain::OperatorName) -> String {
-    format!("operator:{name}")
+    format!("{OPERATOR_ACTOR_PREFIX}{name}")
 }

@@ -561,7 +561,7 @@ async fn sealed_secrets_and_the_sip_lookup() {
     );
 
     let found = s
-        .sip_credential("ACME.SIP.EXAMPLE", "201", NOW)
+        .sip_credential("ACME.SIP.EXAMPLE", &ext("201"), NOW)
         .await
         .unwrap()
         .expect("the domain is matched whatever its case");
@@ -570,7 +570,7 @@ async fn sealed_secrets_and_the_sip_lookup() {
         .await
         .unwrap();
     let found = s
-        .sip_credential("acme.sip.example", "201", NOW)
+        .sip_credential("acme.sip.example", &ext("201"), NOW)
         .await
         .unwrap()
         .unwrap();
@@ -621,7 +621,7 @@ async fn many_lookups_at_once_each_get_their_own_row() {
         .iter()
         .map(|(code, e)| {
             let (store, domain, e) = (s.clone(), format!("{code}.sip.example"), e.clone());
-            tokio::spawn(async move { store.sip_credential(&domain, &e, NOW).await.unwrap() })
+            tokio::spawn(async move { store.sip_credential(&domain, &ext(&e), NOW).await.unwrap() })
         })
         .collect();
     for ((code, e), task) in asked.iter().zip(tasks) {
@@ -655,7 +655,7 @@ async fn lookups_whose_callers_leave_mid_read_do_not_spoil_later_ones() {
                 let store = s.clone();
                 tokio::spawn(async move {
                     store
-                        .sip_credential("acme.sip.example", &format!("{}", 200 + n), at)
+                        .sip_credential("acme.sip.example", &ext(&format!("{}", 200 + n)), at)
                         .await
                 })
             })
@@ -670,15 +670,15 @@ async fn lookups_whose_callers_leave_mid_read_do_not_spoil_later_ones() {
     }
     let later = NOW.plus(Duration::from_secs(3600));
     for (n, id) in ids.iter().enumerate() {
-        let ext = format!("{}", 200 + n);
+        let number = format!("{}", 200 + n);
         let found = s
-            .sip_credential("acme.sip.example", &ext, later)
+            .sip_credential("acme.sip.example", &ext(&number), later)
             .await
             .unwrap()
-            .unwrap_or_else(|| panic!("{ext} is found"));
+            .unwrap_or_else(|| panic!("{number} is found"));
         assert_eq!(
             (found.user_id, found.extension.as_str()),
-            (*id, ext.as_str())
+            (*id, number.as_str())
         );
     }
 }

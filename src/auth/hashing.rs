@@ -24,8 +24,13 @@ pub struct Busy;
 pub enum HashError {
     #[error(transparent)]
     Busy(#[from] Busy),
-    #[error("hashing failed: {0}")]
-    Failed(String),
+    #[error("argon2 failed")]
+    Argon2(#[source] argon2::password_hash::Error),
+    #[error("the hashing task failed")]
+    Task(#[source] tokio::task::JoinError),
+    /// The pool's threads are gone, or one dropped the job unfinished.
+    #[error("the hashing pool did not finish the job")]
+    PoolGone,
 }
 
 /// argon2id with the OWASP-recommended parameters.
@@ -41,7 +46,7 @@ pub fn hash_now(password: &str) -> Result<String, HashError> {
     argon2()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| HashError::Failed(e.to_string()))
+        .map_err(HashError::Argon2)
 }
 
 /// Verifies on the calling thread; a malformed stored hash is simply "no match".
@@ -275,7 +280,7 @@ impl Admitted {
         let Some(jobs) = &self.jobs else {
             return tokio::task::spawn_blocking(move || work(&mut Scratch::new()))
                 .await
-                .map_err(|e| HashError::Failed(e.to_string()));
+                .map_err(HashError::Task);
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let admission = self.admission.clone();
@@ -287,9 +292,8 @@ impl Admitted {
             admission.observe(thread_cpu_time().saturating_sub(started));
             let _ = tx.send(done);
         }))
-        .map_err(|_| HashError::Failed("hashing pool closed".into()))?;
-        rx.await
-            .map_err(|_| HashError::Failed("hashing job did not finish".into()))
+        .map_err(|_| HashError::PoolGone)?;
+        rx.await.map_err(|_| HashError::PoolGone)
     }
 
     pub async fn verify(self, stored: String, password: SecretString) -> Result<bool, HashError> {

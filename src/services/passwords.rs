@@ -68,7 +68,9 @@ impl From<HashError> for ChangePasswordError {
     fn from(e: HashError) -> Self {
         match e {
             HashError::Busy(_) => ChangePasswordError::Refused(Refusal::Busy),
-            HashError::Failed(_) => ChangePasswordError::Unexpected(e.into()),
+            HashError::Argon2(_) | HashError::Task(_) | HashError::PoolGone => {
+                ChangePasswordError::Unexpected(e.into())
+            }
         }
     }
 }

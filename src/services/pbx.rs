@@ -22,6 +22,7 @@ use crate::audit::{self, Actor, Event, EventKind};
 use crate::auth::keyring::Keyring;
 use crate::auth::token::{looks_like_token, random_token, token_hash};
 use crate::clock::{SharedClock, Timestamp};
+use crate::domain::Extension;
 use crate::services::device_secrets::{
     generate_sip_secret, open_sip_secret_with, seal_sip_secret_with,
 };
@@ -46,7 +47,7 @@ const LOCATION_TABLE: &str = "location";
 
 /// The address of record of an extension, `EXT@DOMAIN`: the key of Kamailio's HA1 cache
 /// and registrations.
-pub fn aor(extension: &str, domain: &str) -> String {
+pub fn aor(extension: &Extension, domain: &str) -> String {
     format!("{extension}@{}", domain.to_ascii_lowercase())
 }
 
@@ -203,7 +204,7 @@ impl PbxLink {
     /// The HA1 digests of `extension` in the tenant whose SIP domain is `domain`.
     pub async fn sip_credential(
         &self,
-        extension: &str,
+        extension: &Extension,
         domain: &str,
     ) -> Result<CredentialLookup, Unexpected> {
         let Some(row) = self
@@ -318,7 +319,7 @@ impl PbxLink {
     /// The phones registered for `extension` at `domain`, as Kamailio knows them.
     pub async fn registered_devices(
         &self,
-        extension: &str,
+        extension: &Extension,
         domain: &str,
     ) -> Result<Vec<Device>, DevicesUnavailable> {
         let rpc = self
@@ -504,7 +505,10 @@ mod tests {
 
     #[test]
     fn an_aor_is_extension_at_lowercase_domain() {
-        assert_eq!(aor("201", "Acme.Example"), "201@acme.example");
+        assert_eq!(
+            aor(&Extension::parse("201").unwrap(), "Acme.Example"),
+            "201@acme.example"
+        );
     }
 
     #[test]

@@ -122,7 +122,7 @@ pub(crate) async fn regenerate_for(
         .replace_sip_secret(
             user.id,
             &seal_sip_secret(ctx, user.tenant_id, &user.extension, &fresh),
-            &aor(user.extension.as_str(), &user.sip_domain),
+            &aor(&user.extension, &user.sip_domain),
             ctx.now(),
         )
         .await?;

@@ -11,12 +11,6 @@ use crate::store::UserRecord;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecurityQuestionError {
-    /// The question or the answer does not meet the rules; each problem named.
-    #[error("invalid")]
-    Invalid {
-        question: Option<String>,
-        answer: Option<String>,
-    },
     /// The password was wrong or missing, the name is locked, or the pool is busy.
     #[error("refused: {0:?}")]
     Refused(Refusal),
@@ -47,22 +41,11 @@ impl SecurityQuestions {
     pub async fn set(
         &self,
         admin: &Admin,
-        question: &str,
-        answer: &str,
+        question: &SecurityQuestion,
+        answer: &SecurityAnswer,
         current_password: &str,
         client: Client,
     ) -> Result<(), SecurityQuestionError> {
-        let question = SecurityQuestion::parse(question);
-        let answer = SecurityAnswer::parse(answer);
-        let (question, answer) = match (question, answer) {
-            (Ok(q), Ok(a)) => (q, a),
-            (q, a) => {
-                return Err(SecurityQuestionError::Invalid {
-                    question: q.err().map(|e| e.to_string()),
-                    answer: a.err().map(|e| e.to_string()),
-                })
-            }
-        };
         if current_password.is_empty() {
             return Err(SecurityQuestionError::Refused(Refusal::WrongPassword));
         }
@@ -77,7 +60,7 @@ impl SecurityQuestions {
             )
             .await?
             .map_err(SecurityQuestionError::Refused)?;
-        self.set_unconfirmed(user, &question, &answer, &admin.actor())
+        self.set_unconfirmed(user, question, answer, &admin.actor())
             .await?;
         Ok(())
     }

@@ -86,7 +86,7 @@ impl Softphone {
             su.session.last_seen_at,
             &ctx.policy,
         );
-        let aor = aor(su.user.extension.as_str(), &su.user.sip_domain);
+        let aor = aor(&su.user.extension, &su.user.sip_domain);
         let username = ephemeral_username(expires_at, &aor);
         let password = ephemeral_password(setting.secret.expose_secret().as_bytes(), &username);
 

@@ -386,7 +386,7 @@ impl TenantAdmin {
         let user = self.target(admin, extension).await?;
         // The SIP server forgets the deleted user's secret and registrations (PBX link):
         // the notice is queued in the delete's own transaction.
-        let aor = aor(user.extension.as_str(), &user.sip_domain);
+        let aor = aor(&user.extension, &user.sip_domain);
         if !self
             .ctx
             .store

@@ -5,6 +5,7 @@
 use sqlx::Executor;
 
 use super::{page_sql, record, AnyQuery, AuditRecord, AuditRow, Store, StoreResult, TenantId};
+use crate::audit::OPERATOR_ACTOR_PREFIX;
 use crate::clock::Timestamp;
 
 /// Filters for the audit page.
@@ -91,8 +92,8 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<AuditRecord>, i64)> {
-        let condition = "tenant_id IS NULL OR actor LIKE 'operator:%'";
-        let (sql, count_sql) = events_page_sql(condition, 0);
+        let condition = format!("tenant_id IS NULL OR actor LIKE '{OPERATOR_ACTOR_PREFIX}%'");
+        let (sql, count_sql) = events_page_sql(&condition, 0);
         let rows = sqlx::query(&sql).bind(limit).bind(offset);
         self.page(rows, record, sqlx::query(&count_sql)).await
     }

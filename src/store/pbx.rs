@@ -17,6 +17,7 @@ use super::cache::{Cached, ForgettingCache, Reach};
 use super::session_cache::Change;
 use super::{record, Backend, Store, StoreError, StoreResult, TenantId, UserId};
 use crate::clock::Timestamp;
+use crate::domain::Extension;
 
 /// How long a cached credential row may answer before the database is asked again.
 pub const CREDENTIAL_FRESH_FOR: Duration = Duration::from_secs(30);
@@ -310,10 +311,10 @@ impl Store {
     pub async fn sip_credential(
         &self,
         domain: &str,
-        extension: &str,
+        extension: &Extension,
         now: Timestamp,
     ) -> StoreResult<Option<SipCredentialRow>> {
-        let key = (domain.to_ascii_lowercase(), extension.to_owned());
+        let key = (domain.to_ascii_lowercase(), extension.as_str().to_owned());
         let epoch = match self.pbx.get(&key, now) {
             Ok(row) => return Ok(Some(row)),
             Err(epoch) => epoch,

@@ -2,6 +2,7 @@
 //! SIP server says is registered for an extension, read when the page is drawn. When the
 //! SIP server cannot be asked, the card says so and the rest of the page is unaffected.
 
+use crate::domain::Extension;
 use crate::services::pbx::{DevicesUnavailable, PbxLink};
 
 pub(super) struct DeviceRow {
@@ -16,7 +17,7 @@ pub(super) struct DevicesView {
     pub unavailable: Option<&'static str>,
 }
 
-pub(super) async fn registered(pbx: &PbxLink, extension: &str, domain: &str) -> DevicesView {
+pub(super) async fn registered(pbx: &PbxLink, extension: &Extension, domain: &str) -> DevicesView {
     match pbx.registered_devices(extension, domain).await {
         Ok(devices) => DevicesView {
             rows: devices

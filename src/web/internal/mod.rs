@@ -109,7 +109,7 @@ async fn lookup(pbx: &PbxLink, headers: &HeaderMap, query: &str) -> (&'static st
 }
 
 /// `user` (an extension) and `domain` (a host name), each exactly once.
-fn lookup_query(query: &str) -> Result<(String, String), &'static str> {
+fn lookup_query(query: &str) -> Result<(Extension, String), &'static str> {
     if query.len() > MAX_QUERY {
         return Err("the query is too long");
     }
@@ -130,7 +130,7 @@ fn lookup_query(query: &str) -> Result<(String, String), &'static str> {
     if !crate::services::provisioning::valid_sip_domain(domain) {
         return Err("domain must be a host name like sip.example.com");
     }
-    Ok((extension.as_str().to_owned(), domain.to_ascii_lowercase()))
+    Ok((extension, domain.to_ascii_lowercase()))
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -176,9 +176,10 @@ mod tests {
 
     #[test]
     fn a_lookup_query_needs_one_extension_and_one_host_name() {
+        let (extension, domain) = lookup_query("user=201&domain=Acme.Example").unwrap();
         assert_eq!(
-            lookup_query("user=201&domain=Acme.Example").unwrap(),
-            ("201".to_owned(), "acme.example".to_owned())
+            (extension.as_str(), domain.as_str()),
+            ("201", "acme.example")
         );
         for bad in [
             "",

@@ -352,7 +352,7 @@ async fn render_user(
             is_self: row.user.id == su.user.id,
             devices: crate::web::devices::registered(
                 &page.state.pbx,
-                row.user.extension.as_str(),
+                &row.user.extension,
                 &su.user.sip_domain,
             )
             .await,

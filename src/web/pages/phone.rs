@@ -82,7 +82,7 @@ async fn phone(page: &Page<SessionUser>) -> Result<PhonePage, WebError> {
         regenerate_error: None,
         devices: crate::web::devices::registered(
             &state.pbx,
-            su.user.extension.as_str(),
+            &su.user.extension,
             &su.user.sip_domain,
         )
         .await,

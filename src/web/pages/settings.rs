@@ -10,7 +10,7 @@ use axum::Router;
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-use crate::domain::SUGGESTED_QUESTIONS;
+use crate::domain::{SecurityAnswer, SecurityQuestion, SUGGESTED_QUESTIONS};
 use crate::mail::compose::utc;
 use crate::services::passwords::ChangePasswordError;
 use crate::services::phone::PinError;
@@ -20,7 +20,7 @@ use crate::services::tenant_admin::Admin;
 use crate::services::{Refusal, SessionUser};
 use crate::web::extract::{Page, ValidForm};
 use crate::web::forms::{
-    device_cookie_of, field_errors, password_change_outcome, refused_current_password,
+    device_cookie_of, field, field_errors, password_change_outcome, refused_current_password,
     NewPasswordFields, PasswordErrors, PinErrors, PinFields, WRONG_CURRENT,
 };
 use crate::web::render::{html_adjusted, Chrome};
@@ -223,20 +223,29 @@ async fn set_security_question(
     let mut errors = QuestionErrors::default();
     let mut status = StatusCode::UNPROCESSABLE_ENTITY;
     let mut retry_after = None;
-    match question {
-        None => errors.question = Some("Choose a question, or write your own.".to_owned()),
-        Some(q) => match page
+    let question = match question {
+        None => {
+            errors.question = Some("Choose a question, or write your own.".to_owned());
+            None
+        }
+        Some(q) => field(SecurityQuestion::parse(q), &mut errors.question),
+    };
+    let answer = field(SecurityAnswer::parse(&form.answer), &mut errors.answer);
+    if let (Some(question), Some(answer)) = (question, answer) {
+        match page
             .state
             .services
             .security_questions
-            .set(&admin, q, &form.answer, &form.current_password, page.client)
+            .set(
+                &admin,
+                &question,
+                &answer,
+                &form.current_password,
+                page.client,
+            )
             .await
         {
             Ok(()) => return Ok(Redirect::to("/settings?saved=question").into_response()),
-            Err(SecurityQuestionError::Invalid { question, answer }) => {
-                errors.question = question;
-                errors.answer = answer;
-            }
             Err(SecurityQuestionError::Refused(Refusal::WrongPassword)) => {
                 errors.password = Some(WRONG_CURRENT.to_owned());
             }
@@ -247,7 +256,7 @@ async fn set_security_question(
                 retry_after = shown.retry_after;
             }
             Err(SecurityQuestionError::Unexpected(e)) => return Err(e.into()),
-        },
+        }
     }
     let typed = QuestionForm {
         choice: form.choice.chars().take(8).collect(),
