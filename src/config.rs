@@ -471,17 +471,13 @@ impl Layers {
         Ok(d)
     }
 
-    /// A duration compared with stored timestamps, which are kept to the second: whole
-    /// seconds only (`900ms` would otherwise count as no time at all).
+    /// A duration compared with stored timestamps, which are kept to the second: a part
+    /// of a second counts as a whole one (`900ms` is 1 s, never no time at all).
     fn seconds(&self, key: &str, default: &str) -> Result<Duration, ConfigError> {
         let d = self.duration(key, default)?;
-        if d.subsec_nanos() != 0 {
-            return Err(ConfigError::bad(
-                key,
-                "must be whole seconds, like 90s, 15m or 4h",
-            ));
-        }
-        Ok(d)
+        Ok(Duration::from_secs(
+            d.as_secs() + u64::from(d.subsec_nanos() > 0),
+        ))
     }
 
     fn count(&self, key: &str, default: u32) -> Result<u32, ConfigError> {
@@ -564,8 +560,6 @@ mod tests {
         for (key, value) in [
             ("session_idle", "0s"),
             ("session_idle", "soon"),
-            ("lockout_window", "900ms"),
-            ("reset_ttl", "1m 500ms"),
             ("lockout_attempts", "0"),
             ("lockout_attempts", "-3"),
             ("listen", "everywhere"),
@@ -579,6 +573,18 @@ mod tests {
             let err = l.resolve().unwrap_err().to_string();
             assert!(err.contains(key), "{err}");
         }
+    }
+
+    #[test]
+    fn a_part_of_a_second_counts_as_a_whole_one_where_times_are_kept_to_the_second() {
+        let mut l = Layers::default();
+        l.set("lockout_window", "900ms");
+        l.set("reset_ttl", "1m 500ms");
+        l.set("signin_queue_wait", "1500ms");
+        let s = l.resolve().unwrap();
+        assert_eq!(s.lockout_window, Duration::from_secs(1));
+        assert_eq!(s.reset_ttl, Duration::from_secs(61));
+        assert_eq!(s.signin_queue_wait, Duration::from_millis(1500));
     }
 
     #[test]
