@@ -76,22 +76,32 @@ pub use sessions::SessionUser;
 #[error(transparent)]
 pub struct Unexpected(#[from] anyhow::Error);
 
-impl Unexpected {
-    /// Whether the cause is the database being unreachable just now (see
-    /// [`StoreError::is_unavailable`]): worth a "try again shortly", not a fault report.
-    pub fn is_database_unavailable(&self) -> bool {
-        self.0.chain().any(|c| {
-            c.downcast_ref::<StoreError>()
-                .is_some_and(StoreError::is_unavailable)
-        })
-    }
+/// A failure that passes by itself, and what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transient {
+    /// The database is unreachable just now (see [`StoreError::is_unavailable`]).
+    DatabaseUnavailable,
+    /// The hashing queue is at its bound just now (see [`crate::auth::hashing::Busy`]).
+    Busy,
+}
 
-    /// Whether the cause is the hashing queue at its bound just now (see
-    /// [`crate::auth::hashing::Busy`]): worth a "very busy, try again in a moment".
-    pub fn is_busy(&self) -> bool {
+impl Unexpected {
+    /// Whether the cause passes by itself (see [`Transient`]): worth a "try again
+    /// shortly", not a fault report.
+    pub fn transient(&self) -> Option<Transient> {
         use crate::auth::hashing::{Busy, HashError};
-        self.0.chain().any(|c| {
-            c.is::<Busy>() || matches!(c.downcast_ref::<HashError>(), Some(HashError::Busy(_)))
+        self.0.chain().find_map(|c| {
+            if c.downcast_ref::<StoreError>()
+                .is_some_and(StoreError::is_unavailable)
+            {
+                Some(Transient::DatabaseUnavailable)
+            } else if c.is::<Busy>()
+                || matches!(c.downcast_ref::<HashError>(), Some(HashError::Busy(_)))
+            {
+                Some(Transient::Busy)
+            } else {
+                None
+            }
         })
     }
 

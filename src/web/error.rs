@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use super::render::ErrorPage;
 use crate::services::operator_console::OperatorError;
 use crate::services::tenant_admin::AdminError;
-use crate::services::Unexpected;
+use crate::services::{Transient, Unexpected};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -93,29 +93,22 @@ impl IntoResponse for WebError {
                 "Too much data",
                 "The form sent more data than any field allows. Shorten what you typed and try again.",
             ),
-            WebError::Unexpected(e) if e.is_database_unavailable() => {
-                tracing::warn!(error = format!("{e:#}"), "request failed: the database is unavailable");
-                return super::respond::with_retry_after(
-                    ErrorPage::response(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "Temporarily unavailable",
-                        "The portal cannot serve this page just now. Please try again in a minute.",
-                    ),
-                    super::respond::UNAVAILABLE_RETRY_AFTER,
-                );
-            }
-            WebError::Unexpected(e) if e.is_busy() => {
-                tracing::warn!(error = format!("{e:#}"), "request refused: hashing is at capacity");
-                return super::respond::with_retry_after(
-                    ErrorPage::response(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "Very busy",
-                        super::respond::BUSY,
-                    ),
-                    super::respond::BUSY_RETRY_AFTER,
-                );
-            }
             WebError::Unexpected(e) => {
+                if let Some(transient) = e.transient() {
+                    let (title, message, retry_after) = match transient {
+                        Transient::Busy => ("Very busy", super::respond::BUSY, super::respond::BUSY_RETRY_AFTER),
+                        Transient::DatabaseUnavailable => (
+                            "Temporarily unavailable",
+                            "The portal cannot serve this page just now. Please try again in a minute.",
+                            super::respond::UNAVAILABLE_RETRY_AFTER,
+                        ),
+                    };
+                    tracing::warn!(error = format!("{e:#}"), "request failed: {title}");
+                    return super::respond::with_retry_after(
+                        ErrorPage::response(StatusCode::SERVICE_UNAVAILABLE, title, message),
+                        retry_after,
+                    );
+                }
                 tracing::error!(error = format!("{e:#}"), "request failed");
                 const MESSAGE: &str = "The portal could not finish this request. Nothing was lost; please try again in a moment.";
                 // The request id ties what the user reports to the log line above.

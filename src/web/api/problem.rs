@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::services::Unexpected;
+use crate::services::{Transient, Unexpected};
 use crate::web::respond::{BUSY_RETRY_AFTER, UNAVAILABLE_RETRY_AFTER};
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
@@ -128,37 +128,29 @@ impl Problem {
         }])
     }
 
-    /// An unexpected failure: logged here, opaque to the client. The database being
-    /// unreachable just now is a 503 with `Retry-After`, not a fault.
+    /// An unexpected failure: logged here, opaque to the client. One that passes by
+    /// itself (the database unreachable, the hashing queue full) is a 503 with
+    /// `Retry-After`, not a fault.
     pub fn unexpected(e: &Unexpected) -> Problem {
-        if e.is_database_unavailable() {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "API request failed: the database is unavailable"
-            );
-            return Problem {
-                retry_after: Some(UNAVAILABLE_RETRY_AFTER),
-                ..Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
+        if let Some(transient) = e.transient() {
+            let (slug, title, detail, retry_after) = match transient {
+                Transient::DatabaseUnavailable => (
                     "unavailable",
                     "Temporarily unavailable",
                     "The request could not be served just now; nothing was changed. Try again after Retry-After seconds.",
-                )
-            };
-        }
-        if e.is_busy() {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "API request refused: hashing is at capacity"
-            );
-            return Problem {
-                retry_after: Some(BUSY_RETRY_AFTER),
-                ..Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                    UNAVAILABLE_RETRY_AFTER,
+                ),
+                Transient::Busy => (
                     "busy",
                     "Very busy",
                     "The portal is very busy just now; nothing was changed. Try again after Retry-After seconds.",
-                )
+                    BUSY_RETRY_AFTER,
+                ),
+            };
+            tracing::warn!(error = format!("{e:#}"), "API request failed: {title}");
+            return Problem {
+                retry_after: Some(retry_after),
+                ..Problem::new(StatusCode::SERVICE_UNAVAILABLE, slug, title, detail)
             };
         }
         tracing::error!(error = format!("{e:#}"), "API request failed");

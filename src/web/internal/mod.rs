@@ -19,7 +19,7 @@ use super::respond::{machine_headers, with_retry_after, UNAVAILABLE_RETRY_AFTER}
 use crate::domain::Extension;
 use crate::services::levels::LoadLevels;
 use crate::services::pbx::{CredentialLookup, PbxLink};
-use crate::services::Unexpected;
+use crate::services::{Transient, Unexpected};
 use crate::telemetry;
 
 /// The longest query string read; a real one is well under 300 bytes.
@@ -149,7 +149,7 @@ fn unauthorized() -> Response {
 /// unreachable just now is a 503 with `Retry-After` (the shipped Kamailio configuration
 /// answers the phone 503 too, and a cached HA1 still serves).
 fn internal(e: &Unexpected) -> Response {
-    if e.is_database_unavailable() {
+    if e.transient() == Some(Transient::DatabaseUnavailable) {
         tracing::warn!(
             error = format!("{e:#}"),
             "PBX credential lookup failed: the database is unavailable"
