@@ -43,6 +43,29 @@ impl OperatorSession {
     }
 }
 
+/// A tenant the operator console did not create.
+#[derive(Debug, thiserror::Error)]
+pub enum NewTenantError {
+    /// No email for the first admin: they would have needed a password the operator saw,
+    /// and operators never see passwords.
+    #[error("the first admin needs an email, to choose a password from a mailed link")]
+    AdminEmailNeeded,
+    #[error(transparent)]
+    Refused(#[from] TenantError),
+}
+
+impl From<Unexpected> for NewTenantError {
+    fn from(e: Unexpected) -> Self {
+        NewTenantError::Refused(TenantError::Unexpected(e))
+    }
+}
+
+impl From<crate::store::StoreError> for NewTenantError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Unexpected::from(e).into()
+    }
+}
+
 /// No such tenant, or no such admin in it; or a fault.
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
@@ -280,9 +303,9 @@ impl OperatorConsole {
         os: &OperatorSession,
         req: &NewTenantWithAdmin,
         client: &Client,
-    ) -> Result<CreatedTenant, TenantError> {
+    ) -> Result<CreatedTenant, NewTenantError> {
         if req.admin_email.is_none() {
-            return Err(TenantError::AdminEmailNeeded);
+            return Err(NewTenantError::AdminEmailNeeded);
         }
         let actor = os.actor(client);
         let (id, username, _) = Provisioning::new(self.ctx.clone())

@@ -14,22 +14,16 @@ use crate::domain::{
 };
 use crate::store::{NewTenant, NewUser, StoreError, TenantId, ThrottleKey, UserId, UserRecord};
 
-/// A tenant action refused: creating one (by the CLI, the demo, the operator console or
-/// the API), or a lifecycle action on one ([`Tenants`](super::tenants::Tenants)).
+/// A tenant not created (by the CLI, the demo, the operator console or the API), or not
+/// moved to another SIP domain.
 #[derive(Debug, thiserror::Error)]
 pub enum TenantError {
-    #[error("there is no such tenant")]
-    NotFound,
     #[error("tenant {0} already exists")]
     TenantExists(TenantCode),
     #[error("invalid SIP domain: use a host name like sip.example.com")]
     BadSipDomain,
     #[error("the SIP domain {0} is already another tenant's")]
     SipDomainTaken(String),
-    /// An operator made a tenant without its first admin's email: the admin would have
-    /// needed a password the operator saw, and operators never see passwords.
-    #[error("the first admin needs an email, to choose a password from a mailed link")]
-    AdminEmailNeeded,
     #[error(transparent)]
     Unexpected(#[from] Unexpected),
 }

@@ -45,6 +45,28 @@ pub struct CreatedTenant {
     pub temporary_password: NewPassword,
 }
 
+/// A tenant's lifecycle action refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("there is no such tenant")]
+    NotFound,
+    /// Not created, or not moved to another SIP domain.
+    #[error(transparent)]
+    Refused(#[from] TenantError),
+}
+
+impl From<Unexpected> for LifecycleError {
+    fn from(e: Unexpected) -> Self {
+        LifecycleError::Refused(TenantError::Unexpected(e))
+    }
+}
+
+impl From<StoreError> for LifecycleError {
+    fn from(e: StoreError) -> Self {
+        Unexpected::from(e).into()
+    }
+}
+
 /// What a provider changes of a tenant: its name, its SIP domain (as typed), or both.
 #[derive(Debug, Default)]
 pub struct TenantEdit<'a> {
@@ -58,12 +80,12 @@ service!(
 );
 
 impl Tenants {
-    async fn existing(&self, code: &TenantCode) -> Result<TenantRow, TenantError> {
+    async fn existing(&self, code: &TenantCode) -> Result<TenantRow, LifecycleError> {
         self.ctx
             .store
             .tenant_row(code)
             .await?
-            .ok_or(TenantError::NotFound)
+            .ok_or(LifecycleError::NotFound)
     }
 
     async fn audit(
@@ -104,7 +126,7 @@ impl Tenants {
         &self,
         _by: &ProviderActor,
         code: &TenantCode,
-    ) -> Result<TenantRow, TenantError> {
+    ) -> Result<TenantRow, LifecycleError> {
         self.existing(code).await
     }
 
@@ -152,7 +174,7 @@ impl Tenants {
         by: &ProviderActor,
         code: &TenantCode,
         changes: &TenantEdit<'_>,
-    ) -> Result<(), TenantError> {
+    ) -> Result<(), LifecycleError> {
         let domain = match changes.sip_domain {
             Some(d) => Some(sip_domain(d).ok_or(TenantError::BadSipDomain)?),
             None => None,
@@ -176,7 +198,7 @@ impl Tenants {
         {
             Ok(()) => {}
             Err(StoreError::Conflict) => {
-                return Err(TenantError::SipDomainTaken(moved.unwrap_or_default()))
+                return Err(TenantError::SipDomainTaken(moved.unwrap_or_default()).into())
             }
             Err(e) => return Err(e.into()),
         }
@@ -193,7 +215,11 @@ impl Tenants {
 
     /// Suspends the tenant (see the module doc). Suspending a suspended tenant changes
     /// nothing.
-    pub async fn suspend(&self, by: &ProviderActor, code: &TenantCode) -> Result<(), TenantError> {
+    pub async fn suspend(
+        &self,
+        by: &ProviderActor,
+        code: &TenantCode,
+    ) -> Result<(), LifecycleError> {
         let tenant = self.existing(code).await?;
         if self
             .ctx
@@ -208,7 +234,11 @@ impl Tenants {
     }
 
     /// Puts a suspended tenant back in service; a tenant in service is left as it is.
-    pub async fn resume(&self, by: &ProviderActor, code: &TenantCode) -> Result<(), TenantError> {
+    pub async fn resume(
+        &self,
+        by: &ProviderActor,
+        code: &TenantCode,
+    ) -> Result<(), LifecycleError> {
         let tenant = self.existing(code).await?;
         if self.ctx.store.resume_tenant(tenant.tenant.id).await? {
             self.audit(by, EventKind::TenantResumed, &tenant, None)
@@ -219,7 +249,11 @@ impl Tenants {
 
     /// Deletes the tenant with its users, tokens and mail; the audit log keeps its history
     /// and the provider's log records the deletion.
-    pub async fn delete(&self, by: &ProviderActor, code: &TenantCode) -> Result<(), TenantError> {
+    pub async fn delete(
+        &self,
+        by: &ProviderActor,
+        code: &TenantCode,
+    ) -> Result<(), LifecycleError> {
         let tenant = self.existing(code).await?;
         self.ctx
             .store

@@ -16,17 +16,24 @@ use super::{
 };
 use crate::domain::{DisplayName, Email, Extension, TenantCode};
 use crate::services::provisioning::sip_domain;
-use crate::services::tenants::{NewTenantWithAdmin, ProviderActor, TenantEdit, TenantError};
+use crate::services::tenants::{
+    LifecycleError, NewTenantWithAdmin, ProviderActor, TenantEdit, TenantError,
+};
 
 fn tenant_error(e: TenantError) -> Problem {
     match e {
-        TenantError::NotFound => Problem::not_found(),
         TenantError::BadSipDomain => Problem::field("sip_domain", e.to_string()),
-        TenantError::AdminEmailNeeded => Problem::field("admin.email", e.to_string()),
         TenantError::TenantExists(_) | TenantError::SipDomainTaken(_) => {
             Problem::conflict(&e.to_string())
         }
         TenantError::Unexpected(e) => Problem::unexpected(&e),
+    }
+}
+
+fn lifecycle_error(e: LifecycleError) -> Problem {
+    match e {
+        LifecycleError::NotFound => Problem::not_found(),
+        LifecycleError::Refused(e) => tenant_error(e),
     }
 }
 
@@ -44,7 +51,7 @@ async fn tenant_json(
     code: &TenantCode,
 ) -> Result<Json, Problem> {
     let row = api.state.services.tenants.get(by, code).await;
-    Json::ok(&Tenant::from(&row.map_err(tenant_error)?))
+    Json::ok(&Tenant::from(&row.map_err(lifecycle_error)?))
 }
 
 /// List tenants.
@@ -169,7 +176,7 @@ pub async fn update_tenant(
     tenants
         .update(&by, &code, &changes)
         .await
-        .map_err(tenant_error)?;
+        .map_err(lifecycle_error)?;
     tenant_json(&api, &by, &code).await
 }
 
@@ -183,7 +190,7 @@ pub async fn delete_tenant(
 ) -> Result<Response, Problem> {
     let (by, code) = provider_tenant(&api, &path)?;
     let deleted = api.state.services.tenants.delete(&by, &code).await;
-    deleted.map_err(tenant_error)?;
+    deleted.map_err(lifecycle_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -216,6 +223,6 @@ async fn set_in_service(
     } else {
         tenants.suspend(&by, &code).await
     };
-    done.map_err(tenant_error)?;
+    done.map_err(lifecycle_error)?;
     tenant_json(api, &by, &code).await
 }

@@ -331,7 +331,7 @@ async fn render_user(
         extension: user.extension.clone(),
         name: user.name.clone(),
         email: user.email.clone().unwrap_or_default(),
-        role: if user.is_admin { "admin" } else { "user" }.to_owned(),
+        role: row.user.role.as_str().to_owned(),
     });
     let mail = mail
         .iter()

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::domain::{DisplayName, Email, Extension, OperatorName, TenantCode};
 use crate::mail::compose::utc;
+use crate::services::operator_console::NewTenantError;
 use crate::services::operator_console::{
     ActError, CallerCheck, CallerView, NewTenantWithAdmin, OperatorConsole, OperatorSession,
     OperatorSignIn, VerifyError,
@@ -293,29 +294,27 @@ async fn create_tenant(
                     },
                 ))
             }
-            Err(TenantError::TenantExists(_)) => {
+            Err(NewTenantError::Refused(TenantError::TenantExists(_))) => {
                 errors.code = Some("A tenant with this Client ID already exists.".to_owned());
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Err(TenantError::SipDomainTaken(_)) => {
+            Err(NewTenantError::Refused(TenantError::SipDomainTaken(_))) => {
                 errors.sip_domain = Some(
                     "Another tenant already uses this SIP domain (letter case does not matter)."
                         .to_owned(),
                 );
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Err(TenantError::BadSipDomain) => {
+            Err(NewTenantError::Refused(TenantError::BadSipDomain)) => {
                 errors.sip_domain =
                     Some("Enter a host name like sip.example.com, or leave it empty.".to_owned());
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            // Only a lifecycle action on an existing tenant finds none.
-            Err(TenantError::AdminEmailNeeded) => {
+            Err(NewTenantError::AdminEmailNeeded) => {
                 errors.admin_email = Some(ADMIN_EMAIL_NEEDED.to_owned());
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Err(TenantError::NotFound) => return Err(WebError::NotFound),
-            Err(TenantError::Unexpected(e)) => return Err(e.into()),
+            Err(NewTenantError::Refused(TenantError::Unexpected(e))) => return Err(e.into()),
         },
     };
     render_tenants(&page, ListQuery::default(), status, form, errors).await
