@@ -54,17 +54,7 @@ pub enum NewTenantError {
     Refused(#[from] TenantError),
 }
 
-impl From<Unexpected> for NewTenantError {
-    fn from(e: Unexpected) -> Self {
-        NewTenantError::Refused(TenantError::Unexpected(e))
-    }
-}
-
-impl From<crate::store::StoreError> for NewTenantError {
-    fn from(e: crate::store::StoreError) -> Self {
-        Unexpected::from(e).into()
-    }
-}
+super::provisioning::wraps_tenant_error!(NewTenantError);
 
 /// No such tenant, or no such admin in it; or a fault.
 #[derive(Debug, thiserror::Error)]

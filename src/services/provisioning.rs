@@ -59,6 +59,25 @@ pub enum ProvisionError {
 
 store_error_is_unexpected!(TenantError);
 
+/// `From<Unexpected>` and `From<StoreError>` for a service's error that wraps
+/// [`TenantError`] as its `Refused` variant: a fault is the tenant error's own.
+macro_rules! wraps_tenant_error {
+    ($error:ident) => {
+        impl From<crate::services::Unexpected> for $error {
+            fn from(e: crate::services::Unexpected) -> Self {
+                $error::Refused(crate::services::provisioning::TenantError::Unexpected(e))
+            }
+        }
+
+        impl From<crate::store::StoreError> for $error {
+            fn from(e: crate::store::StoreError) -> Self {
+                crate::services::Unexpected::from(e).into()
+            }
+        }
+    };
+}
+pub(crate) use wraps_tenant_error;
+
 store_error_is_unexpected!(CreateUserError);
 
 store_error_is_unexpected!(ProvisionError);

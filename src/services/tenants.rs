@@ -55,17 +55,7 @@ pub enum LifecycleError {
     Refused(#[from] TenantError),
 }
 
-impl From<Unexpected> for LifecycleError {
-    fn from(e: Unexpected) -> Self {
-        LifecycleError::Refused(TenantError::Unexpected(e))
-    }
-}
-
-impl From<StoreError> for LifecycleError {
-    fn from(e: StoreError) -> Self {
-        Unexpected::from(e).into()
-    }
-}
+super::provisioning::wraps_tenant_error!(LifecycleError);
 
 /// What a provider changes of a tenant: its name, its SIP domain (as typed), or both.
 #[derive(Debug, Default)]
