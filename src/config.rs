@@ -476,7 +476,7 @@ impl Layers {
     fn seconds(&self, key: &str, default: &str) -> Result<Duration, ConfigError> {
         let d = self.duration(key, default)?;
         Ok(Duration::from_secs(
-            d.as_secs() + u64::from(d.subsec_nanos() > 0),
+            d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0)),
         ))
     }
 

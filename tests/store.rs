@@ -12,8 +12,8 @@ use std::time::Duration;
 use dialtone::clock::Timestamp;
 use dialtone::domain::{Extension, OperatorName, Role, TenantCode, Username};
 use dialtone::store::{
-    AuditFilter, AuditRow, Burst, CeremonyKind, NewMail, NewPasskey, NewResetLink, NewTenant,
-    NewUser, PasswordChange, SealedSecrets, SessionOrigin, Store, StoreError, TenantId,
+    AuditFilter, AuditRow, Burst, CeremonyKind, Claimed, NewMail, NewPasskey, NewResetLink,
+    NewTenant, NewUser, PasswordChange, SealedSecrets, SessionOrigin, Store, StoreError, TenantId,
     TenantUpdate, ThrottleKey, UserId, UserWithoutSecret,
 };
 
@@ -501,41 +501,74 @@ async fn api_tokens_and_the_first_idempotent_answer() {
     assert_eq!(token.tenant.as_ref().map(|(id, _)| *id), Some(t));
     assert_eq!(s.api_tokens(None).await.unwrap().len(), 1);
 
-    // A key is claimed (pending) by the first request, which then keeps its answer once.
+    // A key is claimed (pending) by the first request, which alone keeps its answer.
     let expired = NOW.minus(Duration::from_secs(86_400));
     let id = token.id;
-    let claim = |key: &'static str, now: Timestamp| {
-        s.claim_idempotency_key(
-            id,
-            key,
-            b"req",
-            now,
-            expired,
-            now.minus(Duration::from_secs(60)),
-        )
+    let claim = |key: &'static str, mine: &'static [u8], now: Timestamp| {
+        let abandoned = now.minus(Duration::from_secs(60));
+        s.claim_idempotency_key(id, key, b"req", mine, now, expired, abandoned)
     };
-    assert!(claim("k", NOW).await.unwrap().is_none(), "claimed");
-    assert!(claim("k", NOW).await.unwrap().unwrap().is_pending());
-    s.answer_idempotency_key(id, "k", 201, b"first")
+    assert!(matches!(
+        claim("k", b"one", NOW).await.unwrap(),
+        Claimed::Now
+    ));
+    match claim("k", b"two", NOW).await.unwrap() {
+        Claimed::Before(kept) => assert!(kept.is_pending()),
+        other => panic!("{other:?}"),
+    }
+    assert!(!s
+        .answer_idempotency_key(id, "k", b"two", 201, b"not mine")
+        .await
+        .unwrap());
+    assert!(s
+        .answer_idempotency_key(id, "k", b"one", 201, b"first")
+        .await
+        .unwrap());
+    assert!(!s
+        .answer_idempotency_key(id, "k", b"one", 201, b"again")
+        .await
+        .unwrap());
+    match claim("k", b"three", NOW).await.unwrap() {
+        Claimed::Before(kept) => assert_eq!((kept.status, kept.body), (201, b"first".to_vec())),
+        other => panic!("{other:?}"),
+    }
+    // A claim is let go only by its own request, or after a minute unanswered; a kept
+    // answer stays until it expires, or is let go as one that can no longer be opened.
+    assert!(matches!(
+        claim("j", b"one", NOW).await.unwrap(),
+        Claimed::Now
+    ));
+    s.release_idempotency_key(id, "j", Some(b"two"))
         .await
         .unwrap();
-    s.answer_idempotency_key(id, "k", 201, b"second")
+    assert!(matches!(
+        claim("j", b"two", NOW).await.unwrap(),
+        Claimed::Before(_)
+    ));
+    s.release_idempotency_key(id, "j", Some(b"one"))
         .await
         .unwrap();
-    let kept = claim("k", NOW).await.unwrap().unwrap();
-    assert_eq!((kept.status, kept.body), (201, b"first".to_vec()));
-    // A claim let go, or never answered for a minute, can be claimed again; an answer
-    // stays until it expires.
-    assert!(claim("j", NOW).await.unwrap().is_none());
-    s.release_idempotency_key(id, "j", false).await.unwrap();
-    assert!(claim("j", NOW).await.unwrap().is_none(), "claimed again");
+    assert!(matches!(
+        claim("j", b"two", NOW).await.unwrap(),
+        Claimed::Now
+    ));
     let later = NOW.plus(Duration::from_secs(61));
-    assert!(
-        claim("j", later).await.unwrap().is_none(),
-        "abandoned, taken over"
-    );
-    s.release_idempotency_key(id, "k", false).await.unwrap();
-    assert!(!claim("k", later).await.unwrap().unwrap().is_pending());
+    assert!(matches!(
+        claim("j", b"three", later).await.unwrap(),
+        Claimed::Now
+    ));
+    s.release_idempotency_key(id, "k", Some(b"one"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        claim("k", b"four", later).await.unwrap(),
+        Claimed::Before(_)
+    ));
+    s.release_idempotency_key(id, "k", None).await.unwrap();
+    assert!(matches!(
+        claim("k", b"four", later).await.unwrap(),
+        Claimed::Now
+    ));
 
     assert!(s.delete_api_token(Some(t), "ci").await.unwrap());
     assert!(!s.delete_api_token(Some(t), "ci").await.unwrap());

@@ -48,7 +48,8 @@ use tokio::sync::oneshot;
 use super::hashing::Busy;
 
 /// Checks one client address may have waiting at once; more from it are shed. The
-/// portal's own checks ([`Source::portal`]) are many people's and are not capped so.
+/// portal's own checks ([`Source::portal`]) are many people's: they may hold up to half
+/// the queue, so one tenant's busy API client cannot shed everyone's sign-ins.
 pub const PER_SOURCE_WAITING: usize = 4;
 
 /// Failed checks in a row after which a source waits behind everyone else (after fewer,
@@ -78,8 +79,7 @@ impl Source {
     }
 
     /// Whether the checks are one client's (capped at [`PER_SOURCE_WAITING`]) rather than
-    /// the portal's own for everyone signed in (each bounded by its own limits: the
-    /// session's lockout, a token's rate limit).
+    /// the portal's own for everyone signed in (capped at half the queue).
     fn is_one_client(&self) -> bool {
         self.0 != PORTAL
     }
@@ -291,7 +291,12 @@ impl Admission {
                 });
             }
             let queued_here = q.by_source.get(&source).map_or(0, VecDeque::len);
-            if queued_here >= PER_SOURCE_WAITING && source.is_one_client() {
+            let cap = if source.is_one_client() {
+                PER_SOURCE_WAITING
+            } else {
+                (q.capacity() / 2).max(PER_SOURCE_WAITING)
+            };
+            if queued_here >= cap {
                 return Err(Busy);
             }
             let class = q.class_of(&source, priority);
@@ -565,10 +570,12 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_portals_own_checks_are_many_peoples_and_not_capped_per_source() {
-        let a = queue();
+    async fn the_portals_own_checks_are_many_peoples_and_may_hold_half_the_queue() {
+        // 20 may wait: the portal's own checks up to 10 of them.
+        let a = Admission::new(1, Duration::from_secs(2), Duration::from_millis(100));
         let _running = a.admit(source("x"), false).await.unwrap();
-        let many = PER_SOURCE_WAITING + 2;
+        let many = a.capacity() / 2;
+        assert!(many > PER_SOURCE_WAITING);
         let mut held = Vec::new();
         for _ in 0..many {
             let a = a.clone();
@@ -583,6 +590,16 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(a.lock().waiting, many, "every one waits; none is shed");
+        assert!(
+            a.admit(Source::portal(), true).await.is_err(),
+            "half is the most"
+        );
+        let user = a.clone();
+        let user = tokio::spawn(async move { user.admit(source("user"), false).await });
+        while a.lock().waiting < many + 1 {
+            tokio::task::yield_now().await;
+        }
+        user.abort();
         for h in held {
             h.abort();
         }

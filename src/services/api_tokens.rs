@@ -17,7 +17,7 @@ use super::{service, Unexpected};
 use crate::audit::{Actor, Event, EventKind};
 use crate::auth::token::{looks_like_token, random_token, token_hash};
 use crate::domain::TenantCode;
-use crate::store::{ApiTokenRecord, Burst, StoreError, TenantId};
+use crate::store::{ApiTokenRecord, Burst, Claimed, StoreError, TenantId};
 
 /// How long the first answer under an idempotency key is given again.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -86,14 +86,22 @@ pub enum ApiTokenError {
 #[derive(Debug)]
 pub enum Replay {
     /// Not seen (or expired), and now claimed: do the request, then
-    /// [`ApiTokens::remember`] its answer, or [`ApiTokens::release`] the key.
-    New,
+    /// [`ApiTokens::remember`] its answer, or [`ApiTokens::release`] the claim.
+    New(IdempotencyClaim),
     /// The same key and body: this was the first answer.
     Same { status: u16, body: String },
     /// The same key with another body.
     Mismatch,
     /// The same key and body, whose first request is still running after a wait.
     InProgress,
+}
+
+/// An `Idempotency-Key` claimed by one request, which alone may keep its answer or let
+/// it go.
+#[derive(Debug, Clone)]
+pub struct IdempotencyClaim {
+    key: String,
+    nonce: Vec<u8>,
 }
 
 /// An API token as listed (never the token).
@@ -326,23 +334,30 @@ impl ApiTokens {
         request: &[u8],
     ) -> Result<Replay, Unexpected> {
         let request_hash = Sha256::digest(request);
+        let claim = IdempotencyClaim {
+            key: key.to_owned(),
+            nonce: random_token().into_bytes(),
+        };
         let waited_out = tokio::time::Instant::now() + IDEMPOTENCY_WAIT;
         loop {
             let now = self.ctx.now();
-            let Some(kept) = self
+            let kept = match self
                 .ctx
                 .store
                 .claim_idempotency_key(
                     actor.token_id,
                     key,
                     &request_hash,
+                    &claim.nonce,
                     now,
                     now.minus(IDEMPOTENCY_TTL),
                     now.minus(IDEMPOTENCY_ABANDONED),
                 )
                 .await?
-            else {
-                return Ok(Replay::New);
+            {
+                Claimed::Now => return Ok(Replay::New(claim)),
+                Claimed::Gone => continue,
+                Claimed::Before(kept) => kept,
             };
             if !bool::from(kept.request_hash.ct_eq(&request_hash[..])) {
                 return Ok(Replay::Mismatch);
@@ -369,43 +384,47 @@ impl ApiTokens {
                 }
                 // Sealed under a key since retired, it cannot be given again: the request
                 // is done afresh (a create then finds what it made: 409).
-                None => self.release(actor, key, true).await?,
+                None => {
+                    self.ctx
+                        .store
+                        .release_idempotency_key(actor.token_id, key, None)
+                        .await?
+                }
             }
         }
     }
 
-    /// Lets go of a claimed key whose request gave no answer worth keeping (a fault), so a
-    /// retry runs afresh; with `answered`, a kept answer goes too.
+    /// Lets go of a claimed key whose request changed nothing, so a retry runs afresh.
     pub async fn release(
         &self,
         actor: &ApiActor,
-        key: &str,
-        answered: bool,
+        claim: &IdempotencyClaim,
     ) -> Result<(), Unexpected> {
         Ok(self
             .ctx
             .store
-            .release_idempotency_key(actor.token_id, key, answered)
+            .release_idempotency_key(actor.token_id, &claim.key, Some(&claim.nonce))
             .await?)
     }
 
     /// Keeps the first answer under an `Idempotency-Key` for 24 hours, sealed (it may
-    /// hold a temporary password).
+    /// hold a temporary password); false when the claim had been let go as abandoned.
     pub async fn remember(
         &self,
         actor: &ApiActor,
-        key: &str,
+        claim: &IdempotencyClaim,
         status: u16,
         body: &str,
-    ) -> Result<(), Unexpected> {
-        let sealed =
-            self.ctx
-                .keyring
-                .seal(IDEMPOTENCY_PURPOSE, &Self::aad(actor, key), body.as_bytes());
+    ) -> Result<bool, Unexpected> {
+        let sealed = self.ctx.keyring.seal(
+            IDEMPOTENCY_PURPOSE,
+            &Self::aad(actor, &claim.key),
+            body.as_bytes(),
+        );
         Ok(self
             .ctx
             .store
-            .answer_idempotency_key(actor.token_id, key, status, &sealed)
+            .answer_idempotency_key(actor.token_id, &claim.key, &claim.nonce, status, &sealed)
             .await?)
     }
 }

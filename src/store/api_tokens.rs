@@ -31,6 +31,17 @@ pub struct IdempotentAnswer {
     pub body: Vec<u8>,
 }
 
+/// What claiming an idempotency key found.
+#[derive(Debug)]
+pub enum Claimed {
+    /// The key is this request's now.
+    Now,
+    /// Kept under the key: an answer, or another request's pending claim.
+    Before(IdempotentAnswer),
+    /// Another claim stopped this one and was let go meanwhile: claim again.
+    Gone,
+}
+
 impl IdempotentAnswer {
     /// The status of a key claimed by a request that has not answered yet.
     pub const PENDING: u16 = 0;
@@ -142,19 +153,22 @@ impl Store {
 
     // ---- idempotency ---------------------------------------------------------------
 
-    /// Claims `key` of this token for a request about to run, as a pending answer; `None`
-    /// when claimed, else what is kept under it (pending while its first request runs).
+    /// Claims `key` of this token for a request about to run, as a pending answer whose
+    /// body holds `claim` (a random value only the claiming request knows); `None` when
+    /// claimed, else what is kept under it (pending while its first request runs).
     /// Answers older than `expired_before`, and claims older than `abandoned_before` that
     /// never answered, are purged first.
+    #[allow(clippy::too_many_arguments)]
     pub async fn claim_idempotency_key(
         &self,
         token: i64,
         key: &str,
         request_hash: &[u8],
+        claim: &[u8],
         now: Timestamp,
         expired_before: Timestamp,
         abandoned_before: Timestamp,
-    ) -> StoreResult<Option<IdempotentAnswer>> {
+    ) -> StoreResult<Claimed> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "DELETE FROM api_idempotency WHERE created_at <= $1 \
@@ -173,72 +187,88 @@ impl Store {
         .bind(key)
         .bind(request_hash)
         .bind(i64::from(IdempotentAnswer::PENDING))
-        .bind(Vec::<u8>::new())
+        .bind(claim)
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let kept = if claimed.rows_affected() == 1 {
-            None
-        } else {
-            let row = sqlx::query(
-                "SELECT request_hash, status, body FROM api_idempotency \
-                 WHERE token_id = $1 AND idem_key = $2",
-            )
-            .bind(token)
-            .bind(key)
-            .fetch_one(&mut *tx)
-            .await?;
-            let status: i64 = row.try_get("status")?;
-            Some(IdempotentAnswer {
-                request_hash: row.try_get("request_hash")?,
-                status: u16::try_from(status).map_err(|_| StoreError::Corrupt("status"))?,
-                body: row.try_get("body")?,
-            })
-        };
+        if claimed.rows_affected() == 1 {
+            tx.commit().await?;
+            return Ok(Claimed::Now);
+        }
+        // On PostgreSQL the row that stopped the insert may be gone by now (its claim let
+        // go); the caller then claims again.
+        let row = sqlx::query(
+            "SELECT request_hash, status, body FROM api_idempotency \
+             WHERE token_id = $1 AND idem_key = $2",
+        )
+        .bind(token)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(kept)
+        let Some(row) = row else {
+            return Ok(Claimed::Gone);
+        };
+        let status: i64 = row.try_get("status")?;
+        Ok(Claimed::Before(IdempotentAnswer {
+            request_hash: row.try_get("request_hash")?,
+            status: u16::try_from(status).map_err(|_| StoreError::Corrupt("status"))?,
+            body: row.try_get("body")?,
+        }))
     }
 
-    /// Keeps the answer of the request that claimed `key` (sealed by the caller).
+    /// Keeps the answer of the request that claimed `key` with `claim` (sealed by the
+    /// caller); false, keeping nothing, when that claim is no longer there (let go as
+    /// abandoned, and perhaps claimed again).
     pub async fn answer_idempotency_key(
         &self,
         token: i64,
         key: &str,
+        claim: &[u8],
         status: u16,
         body: &[u8],
-    ) -> StoreResult<()> {
-        self.run(
-            sqlx::query(
-                "UPDATE api_idempotency SET status = $3, body = $4 \
-                 WHERE token_id = $1 AND idem_key = $2 AND status = $5",
-            )
-            .bind(token)
-            .bind(key)
-            .bind(i64::from(status))
-            .bind(body)
-            .bind(i64::from(IdempotentAnswer::PENDING)),
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE api_idempotency SET status = $3, body = $4 \
+             WHERE token_id = $1 AND idem_key = $2 AND status = $5 AND body = $6",
         )
-        .await
+        .bind(token)
+        .bind(key)
+        .bind(i64::from(status))
+        .bind(body)
+        .bind(i64::from(IdempotentAnswer::PENDING))
+        .bind(claim)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
-    /// Lets go of `key`: its claim (still pending) or, with `answered`, its kept answer
-    /// too (one that can no longer be opened), so a retry runs afresh.
+    /// Lets go of `key`: the claim `claim` while it is still pending, or with `None` a
+    /// kept answer (one that can no longer be opened), so a retry runs afresh. Another
+    /// request's claim is never touched.
     pub async fn release_idempotency_key(
         &self,
         token: i64,
         key: &str,
-        answered: bool,
+        claim: Option<&[u8]>,
     ) -> StoreResult<()> {
-        self.run(
-            sqlx::query(
+        let query = match claim {
+            Some(claim) => sqlx::query(
                 "DELETE FROM api_idempotency WHERE token_id = $1 AND idem_key = $2 \
-                 AND ($3 OR status = $4)",
+                 AND status = $3 AND body = $4",
             )
             .bind(token)
             .bind(key)
-            .bind(answered)
+            .bind(i64::from(IdempotentAnswer::PENDING))
+            .bind(claim),
+            None => sqlx::query(
+                "DELETE FROM api_idempotency WHERE token_id = $1 AND idem_key = $2 \
+                 AND status <> $3",
+            )
+            .bind(token)
+            .bind(key)
             .bind(i64::from(IdempotentAnswer::PENDING)),
-        )
-        .await
+        };
+        self.run(query).await
     }
 }

@@ -43,7 +43,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
-pub use api_tokens::{ApiTokenRecord, IdempotentAnswer};
+pub use api_tokens::{ApiTokenRecord, Claimed, IdempotentAnswer};
 pub use audit::{AuditFilter, Burst};
 pub use device_secrets::{SealedSecrets, UserWithoutSecret, UsersWalk};
 pub use operators::{OperatorId, OperatorRecord, OperatorSessionRecord};

@@ -11,6 +11,7 @@ mod tenants;
 mod types;
 mod users;
 
+use crate::services::Unexpected;
 use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -22,7 +23,7 @@ use super::extract::{bearer, client_of};
 use super::respond::machine_headers;
 use super::AppState;
 use crate::domain::TenantCode;
-use crate::services::api_tokens::{ApiActor, ApiAuthError, ApiTokens, Replay};
+use crate::services::api_tokens::{ApiActor, ApiAuthError, Replay};
 use crate::services::tenant_admin::{AdminError, ApiAdmin};
 use crate::services::tenants::ProviderActor;
 use problem::Fields;
@@ -98,6 +99,7 @@ async fn method_not_allowed() -> Problem {
 /// the request is read.
 ///
 /// [`ApiTokens::authenticate`]: crate::services::api_tokens::ApiTokens::authenticate
+#[derive(Clone)]
 pub struct ApiAuth {
     state: AppState,
     actor: ApiActor,
@@ -294,21 +296,23 @@ impl FromRequestParts<AppState> for IdempotencyKey {
 
 /// Runs a creating request once per `Idempotency-Key`: a retry with the same key and
 /// body gets the first answer again (waiting for it while the first still runs); the same
-/// key with another body is refused (422). A fault (5xx), or a request dropped before it
-/// answered (the client went away), lets the key go, so a retry runs afresh.
+/// key with another body is refused (422). The request runs to its end, and its answer is
+/// kept, even when its client goes away meanwhile. A refusal that changed nothing (the
+/// hashing queue full) lets the key go, so a retry runs afresh; after any other fault the
+/// key stays claimed until it is let go as abandoned.
 async fn once(
     api: &ApiAuth,
     key: IdempotencyKey,
     uri: &OriginalUri,
     raw: &[u8],
-    run: impl std::future::Future<Output = Result<Json, Problem>>,
+    run: impl std::future::Future<Output = Result<Json, Problem>> + Send + 'static,
 ) -> Result<Json, Problem> {
     let Some(key) = key.0 else { return run.await };
     let mut request = format!("POST {}\n", uri.0.path()).into_bytes();
     request.extend_from_slice(raw);
     let (tokens, actor) = (&api.state.services.api_tokens, &api.actor);
-    match tokens.replay(actor, &key, &request).await {
-        Ok(Replay::New) => {}
+    let claim = match tokens.replay(actor, &key, &request).await {
+        Ok(Replay::New(claim)) => claim,
         Ok(Replay::Same { status, body }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             return Ok(Json { status, body });
@@ -323,52 +327,38 @@ async fn once(
         }
         Ok(Replay::InProgress) => return Err(Problem::in_progress()),
         Err(e) => return Err(Problem::unexpected(&e)),
-    }
-    let mut claim = Claim {
-        tokens: tokens.clone(),
-        actor: actor.clone(),
-        key: Some(key),
     };
-    let answer = run.await;
-    let Some(key) = claim.key.take() else {
-        return answer;
-    };
-    let kept = match &answer {
-        Ok(json) => Some((json.status, json.body.clone())),
-        Err(problem) if !problem.status().is_server_error() => {
-            Some((problem.status(), problem.body()))
-        }
-        Err(_) => None,
-    };
-    let saved = match kept {
-        Some((status, body)) => tokens.remember(actor, &key, status.as_u16(), &body).await,
-        None => tokens.release(actor, &key, false).await,
-    };
-    if let Err(e) = saved {
-        return Err(Problem::unexpected(&e));
-    }
-    answer
-}
-
-/// A claimed `Idempotency-Key` whose request has not answered: let go if the request is
-/// dropped (the client went away mid-request), so a retry does not wait for it.
-struct Claim {
-    tokens: ApiTokens,
-    actor: ApiActor,
-    key: Option<String>,
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        let (Some(key), Ok(runtime)) = (self.key.take(), tokio::runtime::Handle::try_current())
-        else {
-            return;
-        };
-        let (tokens, actor) = (self.tokens.clone(), self.actor.clone());
-        runtime.spawn(async move {
-            if let Err(e) = tokens.release(&actor, &key, false).await {
-                tracing::warn!(error = %e, "could not let go of an idempotency key");
+    let (tokens, actor) = (tokens.clone(), actor.clone());
+    let task = tokio::spawn(async move {
+        let answer = run.await;
+        let kept = match &answer {
+            Ok(json) => Some((json.status, json.body.clone())),
+            Err(problem) if !problem.status().is_server_error() => {
+                Some((problem.status(), problem.body()))
             }
-        });
+            Err(_) => None,
+        };
+        let saved = match kept {
+            Some((status, body)) => tokens
+                .remember(&actor, &claim, status.as_u16(), &body)
+                .await
+                .map(|_| ()),
+            None if matches!(&answer, Err(p) if p.changed_nothing()) => {
+                tokens.release(&actor, &claim).await
+            }
+            None => Ok(()),
+        };
+        // The work is done either way: its answer goes to this client even if a retry
+        // will not find it.
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, "could not keep the answer under an Idempotency-Key");
+        }
+        answer
+    });
+    match task.await {
+        Ok(answer) => answer,
+        Err(_) => Err(Problem::unexpected(&Unexpected::invariant(
+            "a request under an Idempotency-Key did not finish",
+        ))),
     }
 }

@@ -81,6 +81,12 @@ impl Problem {
         Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
     }
 
+    /// Whether this answer is a refusal made before anything was written (the hashing
+    /// queue full).
+    pub fn changed_nothing(&self) -> bool {
+        self.kind.ends_with("/busy")
+    }
+
     /// 409 with `Retry-After`: the first request under this `Idempotency-Key` is still
     /// running.
     pub fn in_progress() -> Problem {

@@ -82,8 +82,9 @@ pub async fn create_tenant(
     uri: OriginalUri,
     body: JsonBody<NewTenant>,
 ) -> Result<Json, Problem> {
-    let req = &body.value;
-    let run = async {
+    let JsonBody { value: req, raw } = body;
+    let services = api.state.services.clone();
+    let run = async move {
         let mut f = Fields::default();
         let code = f.check("code", TenantCode::parse(&req.code), |e| e.to_string());
         let name = f.check("name", DisplayName::parse(&req.name), |e| e.to_string());
@@ -119,7 +120,7 @@ pub async fn create_tenant(
             admin_name,
             admin_email,
         };
-        let made = api.state.services.tenants.create(&by, &new).await;
+        let made = services.tenants.create(&by, &new).await;
         let made = made.map_err(tenant_error)?;
         Json::new(
             StatusCode::CREATED,
@@ -130,7 +131,7 @@ pub async fn create_tenant(
             },
         )
     };
-    once(&api, key, &uri, &body.raw, run).await
+    once(&api, key, &uri, &raw, run).await
 }
 
 /// Get a tenant (a tenant token gets its own).

@@ -101,8 +101,10 @@ pub async fn create_user(
     body: JsonBody<NewUser>,
 ) -> Result<Json, Problem> {
     let scope = tenant_scope(&api, &path.code).await?;
-    let req = &body.value;
-    let run = async {
+    let JsonBody { value: req, raw } = body;
+    let creator = api.clone();
+    let run = async move {
+        let api = creator;
         let mut f = Fields::default();
         let ext = f.check("extension", Extension::parse(&req.extension), |e| {
             e.to_string()
@@ -138,7 +140,7 @@ pub async fn create_user(
             Err(CreateError::Unexpected(e)) => Err(Problem::unexpected(&e)),
         }
     };
-    once(&api, key, &uri, &body.raw, run).await
+    once(&api, key, &uri, &raw, run).await
 }
 
 /// Get a user.

@@ -149,7 +149,7 @@ fn unauthorized() -> Response {
 /// unreachable just now is a 503 with `Retry-After` (the shipped Kamailio configuration
 /// answers the phone 503 too, and a cached HA1 still serves).
 fn internal(e: &Unexpected) -> Response {
-    if e.transient() == Some(Transient::DatabaseUnavailable) {
+    if let Some(Transient::DatabaseUnavailable) = e.transient() {
         tracing::warn!(
             error = format!("{e:#}"),
             "PBX credential lookup failed: the database is unavailable"
