@@ -47,7 +47,7 @@ pub struct CreatedTenant {
 
 /// A tenant's lifecycle action refused.
 #[derive(Debug, thiserror::Error)]
-pub enum LifecycleError {
+pub enum ActionError {
     #[error("there is no such tenant")]
     NotFound,
     /// Not created, or not moved to another SIP domain.
@@ -55,7 +55,7 @@ pub enum LifecycleError {
     Refused(#[from] TenantError),
 }
 
-super::provisioning::wraps_tenant_error!(LifecycleError);
+super::provisioning::wraps_tenant_error!(ActionError);
 
 /// What a provider changes of a tenant: its name, its SIP domain (as typed), or both.
 #[derive(Debug, Default)]
@@ -70,12 +70,12 @@ service!(
 );
 
 impl Tenants {
-    async fn existing(&self, code: &TenantCode) -> Result<TenantRow, LifecycleError> {
+    async fn existing(&self, code: &TenantCode) -> Result<TenantRow, ActionError> {
         self.ctx
             .store
             .tenant_row(code)
             .await?
-            .ok_or(LifecycleError::NotFound)
+            .ok_or(ActionError::NotFound)
     }
 
     async fn audit(
@@ -116,7 +116,7 @@ impl Tenants {
         &self,
         _by: &ProviderActor,
         code: &TenantCode,
-    ) -> Result<TenantRow, LifecycleError> {
+    ) -> Result<TenantRow, ActionError> {
         self.existing(code).await
     }
 
@@ -164,7 +164,7 @@ impl Tenants {
         by: &ProviderActor,
         code: &TenantCode,
         changes: &TenantEdit<'_>,
-    ) -> Result<(), LifecycleError> {
+    ) -> Result<(), ActionError> {
         let domain = match changes.sip_domain {
             Some(d) => Some(sip_domain(d).ok_or(TenantError::BadSipDomain)?),
             None => None,
@@ -205,11 +205,7 @@ impl Tenants {
 
     /// Suspends the tenant (see the module doc). Suspending a suspended tenant changes
     /// nothing.
-    pub async fn suspend(
-        &self,
-        by: &ProviderActor,
-        code: &TenantCode,
-    ) -> Result<(), LifecycleError> {
+    pub async fn suspend(&self, by: &ProviderActor, code: &TenantCode) -> Result<(), ActionError> {
         let tenant = self.existing(code).await?;
         if self
             .ctx
@@ -224,11 +220,7 @@ impl Tenants {
     }
 
     /// Puts a suspended tenant back in service; a tenant in service is left as it is.
-    pub async fn resume(
-        &self,
-        by: &ProviderActor,
-        code: &TenantCode,
-    ) -> Result<(), LifecycleError> {
+    pub async fn resume(&self, by: &ProviderActor, code: &TenantCode) -> Result<(), ActionError> {
         let tenant = self.existing(code).await?;
         if self.ctx.store.resume_tenant(tenant.tenant.id).await? {
             self.audit(by, EventKind::TenantResumed, &tenant, None)
@@ -239,11 +231,7 @@ impl Tenants {
 
     /// Deletes the tenant with its users, tokens and mail; the audit log keeps its history
     /// and the provider's log records the deletion.
-    pub async fn delete(
-        &self,
-        by: &ProviderActor,
-        code: &TenantCode,
-    ) -> Result<(), LifecycleError> {
+    pub async fn delete(&self, by: &ProviderActor, code: &TenantCode) -> Result<(), ActionError> {
         let tenant = self.existing(code).await?;
         self.ctx
             .store

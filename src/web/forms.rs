@@ -41,6 +41,13 @@ pub(crate) use field_errors;
 #[derive(Deserialize)]
 pub struct NoFields {}
 
+/// A form that names something: a passkey being renamed, a new API token.
+#[derive(Deserialize)]
+pub struct NameFields {
+    #[serde(default)]
+    pub name: String,
+}
+
 /// A form confirmed with the current password (removing a passkey or two-step sign-in,
 /// new recovery codes).
 #[derive(Deserialize)]

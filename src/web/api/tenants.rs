@@ -17,7 +17,7 @@ use super::{
 use crate::domain::{DisplayName, Email, Extension, TenantCode};
 use crate::services::provisioning::sip_domain;
 use crate::services::tenants::{
-    LifecycleError, NewTenantWithAdmin, ProviderActor, TenantEdit, TenantError,
+    ActionError, NewTenantWithAdmin, ProviderActor, TenantEdit, TenantError,
 };
 
 fn tenant_error(e: TenantError) -> Problem {
@@ -30,10 +30,10 @@ fn tenant_error(e: TenantError) -> Problem {
     }
 }
 
-fn lifecycle_error(e: LifecycleError) -> Problem {
+fn action_error(e: ActionError) -> Problem {
     match e {
-        LifecycleError::NotFound => Problem::not_found(),
-        LifecycleError::Refused(e) => tenant_error(e),
+        ActionError::NotFound => Problem::not_found(),
+        ActionError::Refused(e) => tenant_error(e),
     }
 }
 
@@ -51,7 +51,7 @@ async fn tenant_json(
     code: &TenantCode,
 ) -> Result<Json, Problem> {
     let row = api.state.services.tenants.get(by, code).await;
-    Json::ok(&Tenant::from(&row.map_err(lifecycle_error)?))
+    Json::ok(&Tenant::from(&row.map_err(action_error)?))
 }
 
 /// List tenants.
@@ -177,7 +177,7 @@ pub async fn update_tenant(
     tenants
         .update(&by, &code, &changes)
         .await
-        .map_err(lifecycle_error)?;
+        .map_err(action_error)?;
     tenant_json(&api, &by, &code).await
 }
 
@@ -191,7 +191,7 @@ pub async fn delete_tenant(
 ) -> Result<Response, Problem> {
     let (by, code) = provider_tenant(&api, &path)?;
     let deleted = api.state.services.tenants.delete(&by, &code).await;
-    deleted.map_err(lifecycle_error)?;
+    deleted.map_err(action_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -224,6 +224,6 @@ async fn set_in_service(
     } else {
         tenants.suspend(&by, &code).await
     };
-    done.map_err(lifecycle_error)?;
+    done.map_err(action_error)?;
     tenant_json(api, &by, &code).await
 }

@@ -7,13 +7,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Deserialize;
 
 use crate::mail::compose::utc;
 use crate::services::api_tokens::ApiTokenError;
 use crate::services::tenant_admin::Admin;
 use crate::web::extract::{Page, ValidForm};
-use crate::web::forms::NoFields;
+use crate::web::forms::{NameFields, NoFields};
 use crate::web::render::{html_adjusted, Chrome};
 use crate::web::respond::DoneQuery;
 use crate::web::{AppState, WebError};
@@ -80,15 +79,9 @@ async fn tokens_page(
     render(&page, StatusCode::OK, |p| p.notice = notice).await
 }
 
-#[derive(Deserialize)]
-struct NewToken {
-    #[serde(default)]
-    name: String,
-}
-
 async fn create_token(
     page: Page<Admin>,
-    ValidForm(form): ValidForm<NewToken>,
+    ValidForm(form): ValidForm<NameFields>,
 ) -> Result<Response, WebError> {
     let name = form.name.trim().to_owned();
     let api_tokens = &page.state.services.api_tokens;

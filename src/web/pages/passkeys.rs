@@ -21,7 +21,7 @@ use crate::services::sessions::Reconfirm;
 use crate::services::{Refusal, SessionUser};
 use crate::store::PasskeyId;
 use crate::web::extract::{Page, ValidForm};
-use crate::web::forms::{refused_current_password, PasswordFields, WRONG_CURRENT};
+use crate::web::forms::{refused_current_password, NameFields, PasswordFields, WRONG_CURRENT};
 use crate::web::params::{Posted, Query};
 use crate::web::render::{html_adjusted, Chrome};
 use crate::web::respond::{json_document, json_error, maybe_retry_after, SavedQuery};
@@ -124,13 +124,6 @@ async fn passkeys_page(
 }
 
 const UNAVAILABLE: &str = "Passkeys cannot be used at this portal's address. Ask your provider to give the portal a host name (not an IP address).";
-
-/// A passkey's name as typed: to start adding one, or to rename one.
-#[derive(Deserialize)]
-struct NameFields {
-    #[serde(default)]
-    name: String,
-}
 
 /// Starting to add a passkey: its name, and the password when the sign-in is not recent.
 #[derive(Deserialize)]
