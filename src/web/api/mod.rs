@@ -11,7 +11,6 @@ mod tenants;
 mod types;
 mod users;
 
-use crate::services::Unexpected;
 use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -26,6 +25,7 @@ use crate::domain::TenantCode;
 use crate::services::api_tokens::{ApiActor, ApiAuthError, Replay};
 use crate::services::tenant_admin::{AdminError, ApiAdmin};
 use crate::services::tenants::ProviderActor;
+use crate::services::Unexpected;
 use problem::Fields;
 pub use problem::Problem;
 use types::PageQuery;
@@ -339,10 +339,17 @@ async fn once(
             Err(_) => None,
         };
         let saved = match kept {
-            Some((status, body)) => tokens
-                .remember(&actor, &claim, status.as_u16(), &body)
-                .await
-                .map(|_| ()),
+            Some((status, body)) => {
+                let kept = tokens
+                    .remember(&actor, &claim, status.as_u16(), &body)
+                    .await;
+                if let Ok(false) = kept {
+                    tracing::warn!(
+                        "an Idempotency-Key claim was let go as abandoned before its answer"
+                    );
+                }
+                kept.map(|_| ())
+            }
             None if matches!(&answer, Err(p) if p.changed_nothing()) => {
                 tokens.release(&actor, &claim).await
             }
