@@ -71,7 +71,9 @@ async fn user(store: &Store, tenant: TenantId, e: &str, role: Role) -> UserId {
         sip_secret: Some(b"sealed"),
     };
     let name = ThrottleKey::username(&Username::parse(&format!("{e}-store")).unwrap());
-    store.insert_user(&new, &name, NOW).await.expect("user")
+    let created = audit(Some(tenant), "user.created", "cli");
+    let row = store.insert_user(&new, &name, &created, NOW).await;
+    row.expect("user").user.id
 }
 
 fn mail(user: Option<UserId>) -> NewMail {
@@ -96,6 +98,43 @@ fn audit<'a>(tenant: Option<TenantId>, kind: &'a str, actor: &'a str) -> AuditRo
         client_addr: Some("192.0.2.1"),
         detail: Some("d"),
     }
+}
+
+#[tokio::test]
+async fn a_new_user_is_written_with_its_audit_event_or_not_at_all() {
+    let f = fresh().await;
+    let s = &f.store;
+    let t = tenant(s, "acme").await;
+    let e = ext("201");
+    let new = NewUser {
+        tenant_id: t,
+        extension: &e,
+        name: "Pat Example",
+        email: None,
+        role: Role::User,
+        password_hash: "hash",
+        password_expires_at: Some(NOW.plus(Duration::from_secs(60))),
+        sip_secret: Some(b"sealed"),
+    };
+    let name = ThrottleKey::username(&Username::parse("201-acme").unwrap());
+    let created = AuditRow {
+        subject: Some("201-acme"),
+        ..audit(Some(t), "user.created", "cli")
+    };
+    let row = s.insert_user(&new, &name, &created, NOW).await.unwrap();
+    assert_eq!(row.user.username().to_string(), "201-acme");
+    assert!(row.user.password_temporary && row.locked_until.is_none());
+    assert_eq!(row.created_at, NOW);
+
+    let again = s.insert_user(&new, &name, &created, NOW).await;
+    assert!(matches!(again, Err(StoreError::Conflict)));
+    let made = AuditFilter {
+        username: None,
+        kind: Some("user.created"),
+    };
+    let (events, total) = s.audit_page(t, &made, 10, 0).await.unwrap();
+    assert_eq!(total, 1, "the refused second insert left no audit event");
+    assert_eq!(events[0].subject.as_deref(), Some("201-acme"));
 }
 
 #[tokio::test]

@@ -48,7 +48,7 @@ pub async fn ensure(services: &Services, public_url: &Url) -> Result<(), Provisi
         let password = generate_temporary_password(&username);
         let email = Email::parse(email).map_err(fixed)?;
         let shown = password.expose().to_owned();
-        let (id, _) = provisioning
+        let (created, _) = provisioning
             .create_user(
                 &username,
                 &DisplayName::parse(name).map_err(fixed)?,
@@ -61,15 +61,10 @@ pub async fn ensure(services: &Services, public_url: &Url) -> Result<(), Provisi
         println!("  {username} ({}) password: {shown}", role.as_str());
         if role == Role::Admin {
             let answer = demo_answer();
-            let admin = provisioning
-                .user(&username)
-                .await?
-                .filter(|u| u.id == id)
-                .ok_or_else(|| Unexpected::invariant("the demo admin is gone"))?;
             services
                 .security_questions
                 .set_unconfirmed(
-                    &admin,
+                    &created.user,
                     &SecurityQuestion::parse(SUGGESTED_QUESTIONS[0]).map_err(fixed)?,
                     &SecurityAnswer::parse(&answer).map_err(fixed)?,
                     &Actor::new("demo", None),

@@ -12,7 +12,9 @@ use crate::audit::{operator_actor, Actor, Event, EventKind};
 use crate::domain::{
     DisplayName, Email, Extension, NewPassword, OperatorName, Role, TenantCode, Username,
 };
-use crate::store::{NewTenant, NewUser, StoreError, TenantId, ThrottleKey, UserId, UserRecord};
+use crate::store::{
+    ApiUserRow, NewTenant, NewUser, StoreError, TenantId, ThrottleKey, UserId, UserRecord,
+};
 
 /// A tenant not created (by the CLI, the demo, the operator console or the API), or not
 /// moved to another SIP domain.
@@ -201,7 +203,7 @@ impl Provisioning {
             role: Role::Admin,
         };
         match self.insert_user(tenant, &admin, first, actor).await {
-            Ok((id, temporary)) => Ok((id, username, temporary)),
+            Ok((row, temporary)) => Ok((row.user.id, username, temporary)),
             Err(CreateUserError::NoSuchTenant(_)) => {
                 Err(Unexpected::invariant("the new tenant is gone").into())
             }
@@ -232,7 +234,7 @@ impl Provisioning {
         role: Role,
         password: Option<NewPassword>,
         actor: &Actor,
-    ) -> Result<(UserId, Option<NewPassword>), CreateUserError> {
+    ) -> Result<(ApiUserRow, Option<NewPassword>), CreateUserError> {
         let tenant = self
             .ctx
             .store
@@ -275,13 +277,22 @@ impl Provisioning {
         new: &NewAccount<'_>,
         first: FirstPassword,
         actor: &Actor,
-    ) -> Result<(UserId, Option<NewPassword>), CreateUserError> {
+    ) -> Result<(ApiUserRow, Option<NewPassword>), CreateUserError> {
         let ctx = &self.ctx;
         let username = new.username;
         let now = ctx.now();
         let sip = seal_sip_secret(ctx, tenant, username.extension(), &generate_sip_secret());
         let temporary = first.temporary;
-        let id = match ctx
+        let subject = username.to_string();
+        let audit = Event {
+            detail: Some(if temporary {
+                "with a temporary password"
+            } else {
+                "with a chosen password"
+            }),
+            ..Event::on(EventKind::UserCreated, tenant, actor, &subject)
+        };
+        let row = match ctx
             .store
             .insert_user(
                 &NewUser {
@@ -295,25 +306,16 @@ impl Provisioning {
                     sip_secret: Some(&sip),
                 },
                 &ThrottleKey::username(username),
+                &audit.row(now),
                 now,
             )
             .await
         {
-            Ok(id) => id,
+            Ok(row) => row,
             Err(StoreError::Conflict) => return Err(CreateUserError::UserExists(username.clone())),
             Err(e) => return Err(e.into()),
         };
-        let subject = username.to_string();
-        ctx.audit(Event {
-            detail: Some(if temporary {
-                "with a temporary password"
-            } else {
-                "with a chosen password"
-            }),
-            ..Event::on(EventKind::UserCreated, tenant, actor, &subject)
-        })
-        .await?;
-        Ok((id, temporary.then_some(first.password)))
+        Ok((row, temporary.then_some(first.password)))
     }
 
     async fn existing_user(&self, username: &Username) -> Result<UserRecord, ProvisionError> {

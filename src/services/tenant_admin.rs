@@ -281,7 +281,7 @@ impl TenantAdmin {
         admin: &impl TenantActor,
         extension: &Extension,
         fields: &UserFields,
-    ) -> Result<(Username, NewPassword), CreateError> {
+    ) -> Result<(ApiUserRow, NewPassword), CreateError> {
         let username = Username::new(extension.clone(), admin.tenant_code().clone());
         let created = Provisioning::new(self.ctx.clone())
             .create_user(
@@ -294,7 +294,7 @@ impl TenantAdmin {
             )
             .await;
         match created {
-            Ok((_, Some(password))) => Ok((username, password)),
+            Ok((row, Some(password))) => Ok((row, password)),
             Ok((_, None)) => {
                 Err(Unexpected::invariant("no temporary password was generated").into())
             }

@@ -12,8 +12,8 @@ use super::sessions::SessionOrigin;
 use super::throttle::{ThrottleKey, USERNAME_KEY_SQL};
 use super::{
     classify, flag, new_id, outbox, page_sql, pbx, record, reset_links, search_pattern, sessions,
-    stored, AnyQuery, NewMail, NewUser, PasswordChange, SessionId, Store, StoreResult, TenantId,
-    UserId, UserRecord,
+    stored, AnyQuery, AuditRow, NewMail, NewUser, PasswordChange, SessionId, Store, StoreResult,
+    TenantId, UserId, UserRecord,
 };
 use crate::clock::Timestamp;
 use crate::domain::{Extension, Role, TenantCode, Username};
@@ -68,25 +68,37 @@ fn user_sql(condition: &str) -> String {
 }
 
 impl Store {
-    /// Adds a user. Their first password is a new password like any other: the sign-in
-    /// lock of `username_key` (the name's [`ThrottleKey::username`], counted while no
-    /// account had it or under a deleted account that had it) is cleared with it.
+    /// Adds a user and its audit event in one transaction, and returns the user as
+    /// written (read in that transaction, so nothing after the commit can fail and lose a
+    /// temporary password the caller has not shown yet). Their first password is a new
+    /// password like any other: the sign-in lock of `username_key` (the name's
+    /// [`ThrottleKey::username`], counted while no account had it or under a deleted
+    /// account that had it) is cleared with it.
     pub async fn insert_user(
         &self,
         u: &NewUser<'_>,
         username_key: &ThrottleKey,
+        audit: &AuditRow<'_>,
         now: Timestamp,
-    ) -> StoreResult<UserId> {
+    ) -> StoreResult<ApiUserRow> {
         let sql = format!(
             "INSERT INTO users ({NEW_USER_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING id"
         );
         let mut tx = self.pool.begin().await?;
         let insert = bind_new_user(sqlx::query(&sql), u, now);
-        let id = new_id(insert, &mut *tx).await.map_err(classify)?;
+        let id = UserId(new_id(insert, &mut *tx).await.map_err(classify)?);
         super::throttle::throttle_clear(&mut *tx, username_key).await?;
+        super::audit::insert_audit(&mut *tx, audit).await?;
+        let written = sqlx::query(&Self::api_user_sql("u.id = $3"))
+            .bind(u.tenant_id)
+            .bind(now)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let user = api_user_row(&written)?;
         tx.commit().await?;
-        Ok(UserId(id))
+        Ok(user)
     }
 
     pub async fn user_by_username(&self, username: &Username) -> StoreResult<Option<UserRecord>> {

@@ -42,25 +42,25 @@ pub(crate) use field_errors;
 pub struct NoFields {}
 
 /// A form that names something: a passkey being renamed, a new API token.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub struct NameFields {
-    #[serde(default)]
     pub name: String,
 }
 
 /// A form confirmed with the current password (removing a passkey or two-step sign-in,
 /// new recovery codes).
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub struct PasswordFields {
-    #[serde(default)]
     pub current_password: String,
 }
 
 /// The form that makes a new SIP secret (the Phone tab, an admin's user page): a box ticked
 /// to say every phone on the extension must be reprogrammed.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub struct SipSecretFields {
-    #[serde(default)]
     confirm: String,
 }
 
@@ -126,13 +126,11 @@ impl PasswordErrors {
 
 /// The form that changes a password (Settings; choosing one after a temporary password):
 /// the new password typed twice, and the current one where the page asks for it.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub struct NewPasswordFields {
-    #[serde(default)]
     pub current_password: String,
-    #[serde(default)]
     new_password: String,
-    #[serde(default)]
     confirm_password: String,
 }
 
@@ -203,11 +201,10 @@ pub fn password_change_outcome(
 }
 
 /// The PIN form (Settings, an admin's user page): the new PIN, typed twice.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub struct PinFields {
-    #[serde(default)]
     pub new_pin: String,
-    #[serde(default)]
     pub confirm_pin: String,
 }
 
@@ -231,13 +228,11 @@ pub fn optional_field<T>(
 
 /// A sign-in form (the portal's, the operator console's): the name, the password, and
 /// where to go afterwards (the portal's only).
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub struct SignInFields {
-    #[serde(default)]
     pub username: String,
-    #[serde(default)]
     pub password: String,
-    #[serde(default)]
     pub next: String,
 }
 

@@ -179,26 +179,24 @@ pub fn back_to_caller((code, id): &Caller, done: &str) -> Response {
 
 /// `?done=…` on a page that shows a notice after an action.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct DoneQuery {
-    #[serde(default)]
     pub done: String,
 }
 
 /// `?saved=…` on a settings page, naming what was just saved.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct SavedQuery {
-    #[serde(default)]
     pub saved: String,
 }
 
 /// `?q=…&page=…` on a searchable list (`deleted` names a user just deleted).
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct ListQuery {
-    #[serde(default)]
     pub q: String,
-    #[serde(default)]
     pub page: Option<i64>,
-    #[serde(default)]
     pub deleted: String,
 }
 

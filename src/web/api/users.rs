@@ -126,16 +126,13 @@ pub async fn create_user(
         };
         let admin = &api.state.services.tenant_admin;
         match admin.create_user(&scope, &ext, &fields).await {
-            Ok((_, password)) => {
-                let user = Target { scope, ext }.user(&api).await?;
-                Json::new(
-                    StatusCode::CREATED,
-                    &CreatedUser {
-                        user,
-                        temporary_password: password.expose().to_owned(),
-                    },
-                )
-            }
+            Ok((row, password)) => Json::new(
+                StatusCode::CREATED,
+                &CreatedUser {
+                    user: User::from(&row),
+                    temporary_password: password.expose().to_owned(),
+                },
+            ),
             Err(e @ CreateError::ExtensionTaken(_)) => Err(Problem::conflict(&e.to_string())),
             Err(CreateError::Unexpected(e)) => Err(Problem::unexpected(&e)),
         }

@@ -89,14 +89,11 @@ struct MailView {
 
 /// The form a user is created or edited with, as typed, and what is wrong with it.
 #[derive(Default, Deserialize)]
+#[serde(default)]
 struct UserForm {
-    #[serde(default)]
     extension: String,
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     role: String,
 }
 
@@ -220,8 +217,9 @@ async fn create_user(
             .create_user(&page.who, &extension, &fields)
             .await
         {
-            Ok((username, password)) => {
-                return Ok(password_shown(&page, &username, &password, true))
+            Ok((row, password)) => {
+                let username = row.user.username();
+                return Ok(password_shown(&page, &username, &password, true));
             }
             Err(CreateError::ExtensionTaken(ext)) => {
                 errors.extension = Some(format!(
@@ -458,9 +456,9 @@ async fn update_user(
     render_user(&page, &extension, status, shown).await
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct ResetFields {
-    #[serde(default)]
     method: String,
 }
 
@@ -551,13 +549,11 @@ impl AuditPage {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct AuditQuery {
-    #[serde(default)]
     user: String,
-    #[serde(default)]
     kind: String,
-    #[serde(default)]
     page: Option<i64>,
 }
 

@@ -56,14 +56,12 @@ impl LoginPage {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct LoginQuery {
-    #[serde(default)]
     next: String,
-    #[serde(default)]
     reset: String,
     /// `expired` after a second step that took too long (or was already used).
-    #[serde(default)]
     step: String,
 }
 

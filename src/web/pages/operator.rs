@@ -144,18 +144,13 @@ struct TenantRowView {
 
 /// The new-tenant form as typed, and what is wrong with it.
 #[derive(Default, Deserialize)]
+#[serde(default)]
 struct TenantForm {
-    #[serde(default)]
     code: String,
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     sip_domain: String,
-    #[serde(default)]
     admin_extension: String,
-    #[serde(default)]
     admin_name: String,
-    #[serde(default)]
     admin_email: String,
 }
 
@@ -457,9 +452,9 @@ async fn caller_page(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct AnswerFields {
-    #[serde(default)]
     answer: String,
 }
 
@@ -611,9 +606,9 @@ struct AuditPage {
     total: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct PageQuery {
-    #[serde(default)]
     page: Option<i64>,
 }
 

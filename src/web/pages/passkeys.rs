@@ -126,11 +126,10 @@ async fn passkeys_page(
 const UNAVAILABLE: &str = "Passkeys cannot be used at this portal's address. Ask your provider to give the portal a host name (not an IP address).";
 
 /// Starting to add a passkey: its name, and the password when the sign-in is not recent.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct StartFields {
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     current_password: String,
 }
 
@@ -167,12 +166,11 @@ async fn start_registration(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct FinishFields {
-    #[serde(default)]
     name: String,
     /// The JSON of the `PublicKeyCredential` the browser made.
-    #[serde(default)]
     response: String,
 }
 

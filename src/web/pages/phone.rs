@@ -140,9 +140,9 @@ async fn softphone_credential(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct RevealFields {
-    #[serde(default)]
     password: String,
 }
 

@@ -61,11 +61,10 @@ async fn forgot_form(page: Page<Anyone>) -> Response {
     forgot_page(StatusCode::OK, page.csrf, String::new(), None)
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct ForgotFields {
-    #[serde(default)]
     identifier: String,
-    #[serde(default)]
     action: String,
 }
 
@@ -139,9 +138,9 @@ fn invalid_link(csrf: String) -> Response {
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct ResetQuery {
-    #[serde(default)]
     token: String,
 }
 
@@ -175,15 +174,12 @@ async fn reset_form(page: Page<Anyone>, Query(q): Query<ResetQuery>) -> Result<R
     reset_page(page, q.token, StatusCode::OK, |_| ()).await
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct ResetFields {
-    #[serde(default)]
     token: String,
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     new_password: String,
-    #[serde(default)]
     confirm_password: String,
 }
 

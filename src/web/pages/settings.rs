@@ -183,25 +183,21 @@ async fn change_pin(
 
 /// The security question form as typed (never the answer or the password).
 #[derive(Default, Deserialize)]
+#[serde(default)]
 struct QuestionForm {
     /// The index of a suggested question, or "custom".
-    #[serde(default)]
     choice: String,
-    #[serde(default)]
     custom_question: String,
 }
 
 field_errors!(struct QuestionErrors { question, answer, password, form });
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct QuestionFields {
-    #[serde(default)]
     choice: String,
-    #[serde(default)]
     custom_question: String,
-    #[serde(default)]
     answer: String,
-    #[serde(default)]
     current_password: String,
 }
 

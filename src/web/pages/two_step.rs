@@ -184,8 +184,8 @@ trait Stage {
 }
 
 #[derive(Default, Deserialize)]
+#[serde(default)]
 struct NextQuery {
-    #[serde(default)]
     next: String,
 }
 
@@ -218,11 +218,10 @@ async fn show<St: Stage>(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct CodeFields {
-    #[serde(default)]
     code: String,
-    #[serde(default)]
     next: String,
 }
 
@@ -366,12 +365,11 @@ async fn passkey_start(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct PasskeyFields {
     /// The JSON of the `PublicKeyCredential` the browser made.
-    #[serde(default)]
     response: String,
-    #[serde(default)]
     next: String,
 }
 
@@ -664,12 +662,11 @@ async fn setup_form(page: Page<SessionUser>) -> Result<Response, WebError> {
     settings_setup(&page, setup, None)
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct SetupFields {
-    #[serde(default)]
     code: String,
     /// Asked for when the sign-in is not recent.
-    #[serde(default)]
     current_password: String,
 }
 
@@ -809,9 +806,9 @@ async fn policy_page(page: Page<Admin>, Query(q): Query<DoneQuery>) -> Result<Re
     render_policy(&page, q.done == "saved", None).await
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 struct PolicyFields {
-    #[serde(default)]
     required: String,
 }
 
