@@ -17,7 +17,8 @@ use crate::audit::Actor;
 use crate::clock::SystemClock;
 use crate::config::{Layers, Settings};
 use crate::domain::{
-    DisplayName, Email, NewPassword, OperatorName, PasswordContext, Role, TenantCode, Username,
+    DisplayName, Email, NewPassword, OperatorName, PasswordContext, Role, SipDomain, TenantCode,
+    Username,
 };
 
 #[derive(Debug, Parser)]
@@ -241,11 +242,12 @@ async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
         }) => {
             let code = TenantCode::parse(&code)?;
             let name = DisplayName::parse(&name)?;
+            let sip_domain = sip_domain.as_deref().map(SipDomain::parse).transpose()?;
             let portal = Portal::open(settings, Arc::new(SystemClock)).await?;
             portal
                 .services
                 .provisioning
-                .create_tenant(&code, &name, sip_domain.as_deref(), &Actor::cli())
+                .create_tenant(&code, &name, sip_domain.as_ref(), &Actor::cli())
                 .await?;
             println!("Created tenant {code} ({name}).");
             Ok(())

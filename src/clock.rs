@@ -1,5 +1,6 @@
 //! The clock every time-based rule reads (lockout, session expiry, temporary passwords),
-//! passed in so tests can pin and advance time instead of sleeping.
+//! passed in so tests can pin and advance time instead of sleeping; and how a time or a
+//! length of time reads on a page or in a message.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -22,6 +23,27 @@ impl Timestamp {
     pub fn until(self, later: Timestamp) -> Duration {
         Duration::from_secs(u64::try_from(later.0.saturating_sub(self.0)).unwrap_or(0))
     }
+}
+
+/// "2027-01-15 08:00" for a timestamp: how pages and mail show a time (UTC, to the
+/// minute).
+pub fn utc(t: Timestamp) -> String {
+    let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(t.0).unwrap_or(0));
+    let s = humantime::format_rfc3339_seconds(at).to_string();
+    s.get(..16).map(|d| d.replace('T', " ")).unwrap_or(s)
+}
+
+/// "1 hour", "15 minutes", "30 seconds".
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    let (n, unit) = if s.is_multiple_of(3600) && s >= 3600 {
+        (s / 3600, "hour")
+    } else if s.is_multiple_of(60) && s >= 60 {
+        (s / 60, "minute")
+    } else {
+        (s, "second")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 fn secs(d: Duration) -> i64 {
@@ -72,6 +94,14 @@ pub type SharedClock = Arc<dyn Clock>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_and_times_read_naturally() {
+        assert_eq!(human(Duration::from_secs(3600)), "1 hour");
+        assert_eq!(human(Duration::from_secs(900)), "15 minutes");
+        assert_eq!(human(Duration::from_secs(3)), "3 seconds");
+        assert_eq!(utc(Timestamp(0)), "1970-01-01 00:00");
+    }
 
     #[test]
     fn a_manual_clock_moves_only_when_advanced() {

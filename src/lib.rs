@@ -2,9 +2,9 @@
 //!
 //! Map of the crate, one direction only — `web` → services → `store`:
 //! - [`config`]: settings from defaults, `dialtone.toml`, `DIALTONE_*` and flags.
-//! - [`clock`]: the injected clock every time-based rule reads.
-//! - [`domain`]: `Username`, `Extension`, `TenantCode`, `Email`, `NewPassword`, `Pin`,
-//!   parsed once at the edge.
+//! - [`clock`]: the injected clock every time-based rule reads, and how times read.
+//! - [`domain`]: `Username`, `Extension`, `TenantCode`, `SipDomain`, `Email`,
+//!   `NewPassword`, `Pin`, `TwoStepRequirement`, parsed once at the edge.
 //! - [`auth`]: password hashing pool, session tokens, CSRF tokens, the secret key, TOTP.
 //! - [`services`]: every rule, one service per concern over one shared context; the
 //!   guard owns every limit (see the module's map of where each rule lives).

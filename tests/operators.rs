@@ -488,6 +488,21 @@ async fn operators_create_tenants_with_a_first_admin() {
         .unwrap()
         .contains("Another tenant already uses this SIP domain"));
     assert_eq!(app.tenant_count().await, 3);
+    // A SIP domain that is not a host name is said beside its field, with the others'.
+    twin[2] = ("sip_domain", "sip globex");
+    twin[3] = ("admin_extension", "x7");
+    let r = op.post("/operator/tenants", &twin).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("Enter a host name like sip.example.com, or leave it empty."),
+        "{page}"
+    );
+    assert!(
+        page.contains("The extension must be 1 to 10 digits."),
+        "{page}"
+    );
+    assert_eq!(app.tenant_count().await, 3);
 
     // Search by Client ID or name.
     let page = op

@@ -298,11 +298,12 @@ async fn two_tenants_cannot_share_a_sip_domain_whatever_its_case() {
     let provisioning = &app.portal.services.provisioning;
     let code = |c: &str| dialtone::domain::TenantCode::parse(c).unwrap();
     let name = dialtone::domain::DisplayName::parse("Acme").unwrap();
+    let domain = |d: &str| dialtone::domain::SipDomain::parse(d).unwrap();
     provisioning
         .create_tenant(
             &code("acme"),
             &name,
-            Some("sip.acme.example"),
+            Some(&domain("sip.acme.example")),
             &common::test_actor(),
         )
         .await
@@ -312,7 +313,7 @@ async fn two_tenants_cannot_share_a_sip_domain_whatever_its_case() {
         .create_tenant(
             &code("acme2"),
             &name,
-            Some("SIP.Acme.Example"),
+            Some(&domain("SIP.Acme.Example")),
             &common::test_actor(),
         )
         .await;

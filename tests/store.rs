@@ -12,9 +12,9 @@ use std::time::Duration;
 use dialtone::clock::Timestamp;
 use dialtone::domain::{Extension, OperatorName, Role, TenantCode, Username};
 use dialtone::store::{
-    AuditFilter, AuditRow, Burst, CeremonyKind, Claimed, NewMail, NewPasskey, NewResetLink,
-    NewTenant, NewUser, PasswordChange, SealedSecrets, SessionOrigin, Store, StoreError, TenantId,
-    TenantUpdate, ThrottleKey, UserId, UserWithoutSecret,
+    AuditFilter, AuditRow, Burst, CeremonyKind, Claimed, FirstUser, NewMail, NewPasskey,
+    NewResetLink, NewTenant, NewUser, PasswordChange, SealedSecrets, SessionOrigin, Store,
+    StoreError, TenantId, TenantUpdate, ThrottleKey, UserId, UserWithoutSecret,
 };
 
 const NOW: Timestamp = common::START;
@@ -54,14 +54,14 @@ async fn tenant(store: &Store, c: &str) -> TenantId {
         name: "Wicked Sprockets",
         sip_domain: &domain,
     };
-    store.insert_tenant(&new, NOW).await.expect("tenant")
+    let made = audit(None, "tenant.created", "cli");
+    store.insert_tenant(&new, &made, NOW).await.expect("tenant")
 }
 
 async fn user(store: &Store, tenant: TenantId, e: &str, role: Role) -> UserId {
     let e = ext(e);
     let email = format!("{e}@example.com");
     let new = NewUser {
-        tenant_id: tenant,
         extension: &e,
         name: "Pat Example",
         email: Some(&email),
@@ -72,7 +72,7 @@ async fn user(store: &Store, tenant: TenantId, e: &str, role: Role) -> UserId {
     };
     let name = ThrottleKey::username(&Username::parse(&format!("{e}-store")).unwrap());
     let created = audit(Some(tenant), "user.created", "cli");
-    let row = store.insert_user(&new, &name, &created, NOW).await;
+    let row = store.insert_user(tenant, &new, &name, &created, NOW).await;
     row.expect("user").user.id
 }
 
@@ -107,7 +107,6 @@ async fn a_new_user_is_written_with_its_audit_event_or_not_at_all() {
     let t = tenant(s, "acme").await;
     let e = ext("201");
     let new = NewUser {
-        tenant_id: t,
         extension: &e,
         name: "Pat Example",
         email: None,
@@ -121,12 +120,12 @@ async fn a_new_user_is_written_with_its_audit_event_or_not_at_all() {
         subject: Some("201-acme"),
         ..audit(Some(t), "user.created", "cli")
     };
-    let row = s.insert_user(&new, &name, &created, NOW).await.unwrap();
+    let row = s.insert_user(t, &new, &name, &created, NOW).await.unwrap();
     assert_eq!(row.user.username().to_string(), "201-acme");
     assert!(row.user.password_temporary && row.locked_until.is_none());
     assert_eq!(row.created_at, NOW);
 
-    let again = s.insert_user(&new, &name, &created, NOW).await;
+    let again = s.insert_user(t, &new, &name, &created, NOW).await;
     assert!(matches!(again, Err(StoreError::Conflict)));
     let made = AuditFilter {
         username: None,
@@ -135,6 +134,76 @@ async fn a_new_user_is_written_with_its_audit_event_or_not_at_all() {
     let (events, total) = s.audit_page(t, &made, 10, 0).await.unwrap();
     assert_eq!(total, 1, "the refused second insert left no audit event");
     assert_eq!(events[0].subject.as_deref(), Some("201-acme"));
+}
+
+#[tokio::test]
+async fn a_tenant_and_its_first_admin_are_written_together_or_not_at_all() {
+    let f = fresh().await;
+    let s = &f.store;
+    let taken = tenant(s, "acme").await;
+    let e = ext("200");
+    let first = |sealed_for: &'static str| FirstUser {
+        user: NewUser {
+            extension: &e,
+            name: "Ada Admin",
+            email: None,
+            role: Role::Admin,
+            password_hash: "hash",
+            password_expires_at: Some(NOW.plus(Duration::from_secs(60))),
+            sip_secret: None,
+        },
+        seal_sip_secret: move |id: TenantId| format!("{sealed_for}{}", id.0).into_bytes(),
+        username_key: &USERNAME,
+        audit: audit(Some(taken), "user.created", "cli"),
+    };
+    static USERNAME: std::sync::LazyLock<ThrottleKey> =
+        std::sync::LazyLock::new(|| ThrottleKey::username(&Username::parse("200-beta").unwrap()));
+    let made = audit(Some(taken), "tenant.created", "cli");
+
+    // The SIP domain is another tenant's: nothing of it is written.
+    let clash = NewTenant {
+        code: &code("beta"),
+        name: "Beta",
+        sip_domain: "ACME.sip.example",
+    };
+    let refused = s
+        .insert_tenant_with_user(&clash, &made, first("x"), NOW)
+        .await;
+    assert!(matches!(refused, Err(StoreError::Conflict)));
+    assert!(s.tenant_by_code(&code("beta")).await.unwrap().is_none());
+
+    let beta = NewTenant {
+        code: &code("beta"),
+        name: "Beta",
+        sip_domain: "beta.sip.example",
+    };
+    let (id, row) = s
+        .insert_tenant_with_user(&beta, &made, first("sealed to "), NOW)
+        .await
+        .unwrap();
+    assert_eq!(row.user.tenant_id, id);
+    assert_eq!(row.user.username().to_string(), "200-beta");
+    assert_eq!(row.user.role, Role::Admin);
+    let credential = s.sip_credential("beta.sip.example", &e, NOW).await.unwrap();
+    assert_eq!(
+        credential
+            .expect("the admin has a SIP secret")
+            .sealed_secret,
+        format!("sealed to {}", id.0).into_bytes(),
+        "sealed to the new tenant's id"
+    );
+    // Both events are the new tenant's, not the one the caller's rows named.
+    let all = AuditFilter {
+        username: None,
+        kind: None,
+    };
+    let (events, total) = s.audit_page(id, &all, 10, 0).await.unwrap();
+    assert_eq!(total, 2);
+    let mut kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["tenant.created", "user.created"]);
+    let (_, elsewhere) = s.audit_page(taken, &all, 10, 0).await.unwrap();
+    assert_eq!(elsewhere, 1, "only acme's own creation");
 }
 
 #[tokio::test]
@@ -149,7 +218,8 @@ async fn tenants_are_unique_searchable_and_paged_by_cursor() {
         sip_domain: "other.example",
     };
     assert!(matches!(
-        s.insert_tenant(&again, NOW).await,
+        s.insert_tenant(&again, &audit(None, "tenant.created", "cli"), NOW)
+            .await,
         Err(StoreError::Conflict)
     ));
     assert_eq!(
@@ -482,7 +552,8 @@ async fn refusals_fold_into_bursts_and_pages_stay_in_their_tenant() {
     );
     let (events, _) = s.audit_page(other, &throttled, 10, 0).await.unwrap();
     assert_eq!(events.len(), 1, "and shows in its own tenant");
-    assert_eq!(s.audit_before(t, None, 10).await.unwrap().len(), 3);
+    // Its three kinds of event, and its own creation.
+    assert_eq!(s.audit_before(t, None, 10).await.unwrap().len(), 4);
     assert_eq!(
         s.audit_events(None, Some("signin.failed"), 10)
             .await
@@ -494,7 +565,8 @@ async fn refusals_fold_into_bursts_and_pages_stay_in_their_tenant() {
         s.purge_audit(NOW.plus(Duration::from_secs(1)))
             .await
             .unwrap(),
-        5
+        7,
+        "the five events above and the two tenants' creation"
     );
 }
 
@@ -764,7 +836,6 @@ async fn a_bulk_load_reads_back_like_any_user() {
     let users: Vec<NewUser<'_>> = exts
         .iter()
         .map(|e| NewUser {
-            tenant_id: t,
             extension: e,
             name: "Bulk",
             email: None,
@@ -774,7 +845,7 @@ async fn a_bulk_load_reads_back_like_any_user() {
             sip_secret: None,
         })
         .collect();
-    s.insert_users_bulk(&users, NOW).await.unwrap();
+    s.insert_users_bulk(t, &users, NOW).await.unwrap();
     s.settle_after_bulk_load().await.unwrap();
     let (_, total) = s.list_users(t, None, NOW, 1, 0).await.unwrap();
     assert_eq!(total, 30);

@@ -11,6 +11,8 @@ mod passkey_name;
 pub mod password;
 mod pin;
 mod security_question;
+mod sip_domain;
+mod two_step_requirement;
 mod username;
 
 pub use display_name::DisplayName;
@@ -19,6 +21,8 @@ pub use passkey_name::PasskeyName;
 pub use password::{normalize, NewPassword, PasswordContext, PasswordProblem};
 pub use pin::{Pin, PinProblem};
 pub use security_question::{SecurityAnswer, SecurityQuestion, SUGGESTED_QUESTIONS};
+pub use sip_domain::SipDomain;
+pub use two_step_requirement::TwoStepRequirement;
 pub use username::{Extension, OperatorName, Role, TenantCode, Username};
 
 /// Why a piece of user input is not a valid domain value; each variant is named after the
@@ -67,6 +71,9 @@ pub enum DomainError {
     /// Not a security question (see [`SecurityQuestion`]).
     #[error("Write a question of 10 to 150 characters on one line.")]
     SecurityQuestion,
+    /// Not a host name a tenant's phones can register at (see [`SipDomain`]).
+    #[error("invalid SIP domain: use a host name like sip.example.com")]
+    SipDomain,
     /// Not a security answer (see [`SecurityAnswer`]).
     #[error(
         "The answer must have at least 3 letters or digits (spaces and punctuation do not count) \

@@ -1,11 +1,11 @@
 //! The portal's messages, rendered from `templates/email/*.txt` and `*.html`.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use askama::Template;
 
 use super::{Composed, Outbox};
-use crate::clock::Timestamp;
+use crate::clock::{human, utc, Timestamp};
 use crate::store::{NewMail, UserRecord};
 
 /// One account in a reset message.
@@ -134,26 +134,6 @@ pub enum TwoStepNotice {
     /// A second factor was added to the account: `factor` says which, as a sentence
     /// begins ("An authenticator app", "A passkey").
     Added { factor: &'static str },
-}
-
-/// "2027-01-15 08:00" for a timestamp.
-pub fn utc(t: Timestamp) -> String {
-    let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(t.0).unwrap_or(0));
-    let s = humantime::format_rfc3339_seconds(at).to_string();
-    s.get(..16).map(|d| d.replace('T', " ")).unwrap_or(s)
-}
-
-/// "1 hour", "15 minutes", "30 seconds".
-pub fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    let (n, unit) = if s.is_multiple_of(3600) && s >= 3600 {
-        (s / 3600, "hour")
-    } else if s.is_multiple_of(60) && s >= 60 {
-        (s / 60, "minute")
-    } else {
-        (s, "second")
-    };
-    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 impl Outbox {
@@ -326,18 +306,5 @@ fn two_step_words(notice: TwoStepNotice, provider: &str) -> (&'static str, Strin
                 ),
             },
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_and_times_read_naturally() {
-        assert_eq!(human(Duration::from_secs(3600)), "1 hour");
-        assert_eq!(human(Duration::from_secs(900)), "15 minutes");
-        assert_eq!(human(Duration::from_secs(3)), "3 seconds");
-        assert_eq!(utc(Timestamp(0)), "1970-01-01 00:00");
     }
 }

@@ -57,7 +57,6 @@ impl BulkLoad {
             let users: Vec<NewUser<'_>> = rows
                 .iter()
                 .map(|(ext, display, sealed)| NewUser {
-                    tenant_id: tenant.id,
                     extension: ext,
                     name: display,
                     email: None,
@@ -67,7 +66,9 @@ impl BulkLoad {
                     sip_secret: Some(sealed),
                 })
                 .collect();
-            ctx.store.insert_users_bulk(&users, ctx.now()).await?;
+            ctx.store
+                .insert_users_bulk(tenant.id, &users, ctx.now())
+                .await?;
             created += end - start;
             start = end;
         }

@@ -9,11 +9,13 @@ use super::passwords::{
 use super::recovery::{send_link_for, NoLink};
 use super::{service, store_error_is_unexpected, Unexpected};
 use crate::audit::{operator_actor, Actor, Event, EventKind};
+use crate::clock::Timestamp;
 use crate::domain::{
-    DisplayName, Email, Extension, NewPassword, OperatorName, Role, TenantCode, Username,
+    DisplayName, Email, Extension, NewPassword, OperatorName, Role, SipDomain, TenantCode, Username,
 };
 use crate::store::{
-    ApiUserRow, NewTenant, NewUser, StoreError, TenantId, ThrottleKey, UserId, UserRecord,
+    ApiUserRow, FirstUser, NewTenant, NewUser, StoreError, TenantId, ThrottleKey, UserId,
+    UserRecord,
 };
 
 /// A tenant not created (by the CLI, the demo, the operator console or the API), or not
@@ -22,10 +24,12 @@ use crate::store::{
 pub enum TenantError {
     #[error("tenant {0} already exists")]
     TenantExists(TenantCode),
+    /// No SIP domain was given, and the one made of the code and the public URL's host is
+    /// not a host name.
     #[error("invalid SIP domain: use a host name like sip.example.com")]
     BadSipDomain,
     #[error("the SIP domain {0} is already another tenant's")]
-    SipDomainTaken(String),
+    SipDomainTaken(SipDomain),
     #[error(transparent)]
     Unexpected(#[from] Unexpected),
 }
@@ -84,32 +88,11 @@ store_error_is_unexpected!(CreateUserError);
 
 store_error_is_unexpected!(ProvisionError);
 
-/// A SIP domain as given, trimmed and lowercased, if it is a host name
-/// (`sip.example.com`): what every path that takes a SIP domain checks.
-pub(crate) fn sip_domain(raw: &str) -> Option<String> {
-    let d = raw.trim().to_ascii_lowercase();
-    valid_sip_domain(&d).then_some(d)
-}
-
-pub(crate) fn valid_sip_domain(d: &str) -> bool {
-    !d.is_empty()
-        && d.len() <= 253
-        && d.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-}
-
 /// A new tenant with its first admin.
 pub struct NewTenantWithAdmin {
     pub code: TenantCode,
     pub name: DisplayName,
-    pub sip_domain: Option<String>,
+    pub sip_domain: Option<SipDomain>,
     pub admin_extension: Extension,
     pub admin_name: DisplayName,
     pub admin_email: Option<Email>,
@@ -130,6 +113,44 @@ struct FirstPassword {
     temporary: bool,
 }
 
+impl NewAccount<'_> {
+    /// The account's row, with `first` as its password and no SIP secret yet (it is
+    /// sealed to the tenant's id).
+    fn row<'a>(&'a self, first: &'a FirstPassword, now: Timestamp) -> NewUser<'a> {
+        NewUser {
+            extension: self.username.extension(),
+            name: self.name.as_str(),
+            email: self.email.map(Email::as_str),
+            role: self.role,
+            password_hash: &first.hash,
+            password_expires_at: first.temporary.then(|| now.plus(TEMPORARY_PASSWORD_TTL)),
+            sip_secret: None,
+        }
+    }
+}
+
+/// The audit event of a new tenant (its tenant is the new one's, given when it is written).
+fn tenant_created<'a>(code: &'a TenantCode, actor: &'a Actor) -> Event<'a> {
+    Event {
+        subject: Some(code.as_str()),
+        ..Event::by(EventKind::TenantCreated, actor.name(), actor.addr())
+    }
+}
+
+/// The audit event of a new user, named `subject` (without its tenant, which the caller
+/// gives).
+fn user_created<'a>(first: &FirstPassword, actor: &'a Actor, subject: &'a str) -> Event<'a> {
+    Event {
+        subject: Some(subject),
+        detail: Some(if first.temporary {
+            "with a temporary password"
+        } else {
+            "with a chosen password"
+        }),
+        ..Event::by(EventKind::UserCreated, actor.name(), actor.addr())
+    }
+}
+
 service!(
     /// Creating accounts.
     Provisioning
@@ -142,75 +163,98 @@ impl Provisioning {
         &self,
         code: &TenantCode,
         name: &DisplayName,
-        sip_domain: Option<&str>,
+        sip_domain: Option<&SipDomain>,
         actor: &Actor,
     ) -> Result<TenantId, TenantError> {
         let ctx = &self.ctx;
-        let given = match sip_domain {
-            Some(d) => d.to_owned(),
-            None => format!("{}.sip.{}", code.as_str(), ctx.public_host),
+        let sip_domain = self.sip_domain_for(code, sip_domain)?;
+        let new = NewTenant {
+            code,
+            name: name.as_str(),
+            sip_domain: sip_domain.as_str(),
         };
-        let sip_domain = self::sip_domain(&given).ok_or(TenantError::BadSipDomain)?;
-        let id = match ctx
-            .store
-            .insert_tenant(
-                &NewTenant {
-                    code,
-                    name: name.as_str(),
-                    sip_domain: &sip_domain,
-                },
-                ctx.now(),
-            )
-            .await
-        {
-            Ok(id) => id,
-            // Which unique index refused the tenant: its code, or its SIP domain (any case).
-            Err(StoreError::Conflict) => {
-                return Err(match ctx.store.tenant_by_code(code).await? {
-                    Some(_) => TenantError::TenantExists(code.clone()),
-                    None => TenantError::SipDomainTaken(sip_domain),
-                })
-            }
-            Err(e) => return Err(e.into()),
-        };
-        ctx.audit(Event::on(
-            EventKind::TenantCreated,
-            id,
-            actor,
-            code.as_str(),
-        ))
-        .await?;
-        Ok(id)
+        let now = ctx.now();
+        let audit = tenant_created(code, actor).row(now);
+        let written = ctx.store.insert_tenant(&new, &audit, now).await;
+        self.tenant_written(written, code, sip_domain).await
     }
 
     /// Creates a tenant and its first admin (the JSON API's and the operator console's
-    /// "new tenant"). The admin gets a temporary password, returned once.
+    /// "new tenant") in one transaction. The admin gets a temporary password, returned
+    /// once.
     pub async fn create_tenant_with_admin(
         &self,
         new: &NewTenantWithAdmin,
         actor: &Actor,
     ) -> Result<(UserId, Username, Option<NewPassword>), TenantError> {
+        let ctx = &self.ctx;
         let username = Username::new(new.admin_extension.clone(), new.code.clone());
-        // Hashed first, so a busy hashing queue leaves no tenant without its admin.
+        let sip_domain = self.sip_domain_for(&new.code, new.sip_domain.as_ref())?;
+        // Hashed first, so a busy hashing queue changes nothing.
         let first = self.first_password(&username, None).await?;
-        let tenant = self
-            .create_tenant(&new.code, &new.name, new.sip_domain.as_deref(), actor)
-            .await?;
         let admin = NewAccount {
             username: &username,
             name: &new.admin_name,
             email: new.admin_email.as_ref(),
             role: Role::Admin,
         };
-        match self.insert_user(tenant, &admin, first, actor).await {
-            Ok((row, temporary)) => Ok((row.user.id, username, temporary)),
-            Err(CreateUserError::NoSuchTenant(_)) => {
-                Err(Unexpected::invariant("the new tenant is gone").into())
-            }
-            Err(CreateUserError::UserExists(_)) => {
-                Err(Unexpected::invariant("a new tenant already has users").into())
-            }
-            Err(CreateUserError::Unexpected(e)) => Err(e.into()),
+        let tenant = NewTenant {
+            code: &new.code,
+            name: new.name.as_str(),
+            sip_domain: sip_domain.as_str(),
+        };
+        let now = ctx.now();
+        let subject = username.to_string();
+        let secret = generate_sip_secret();
+        let extension = username.extension();
+        let written = ctx
+            .store
+            .insert_tenant_with_user(
+                &tenant,
+                &tenant_created(&new.code, actor).row(now),
+                FirstUser {
+                    user: admin.row(&first, now),
+                    seal_sip_secret: |id| seal_sip_secret(ctx, id, extension, &secret),
+                    username_key: &ThrottleKey::username(&username),
+                    audit: user_created(&first, actor, &subject).row(now),
+                },
+                now,
+            )
+            .await
+            .map(|(tenant, row)| (tenant, row.user.id));
+        let (_, id) = self.tenant_written(written, &new.code, sip_domain).await?;
+        Ok((id, username, first.temporary.then_some(first.password)))
+    }
+
+    /// The SIP domain a new tenant gets: the one given, or one derived from its code and
+    /// the public URL's host.
+    fn sip_domain_for(
+        &self,
+        code: &TenantCode,
+        given: Option<&SipDomain>,
+    ) -> Result<SipDomain, TenantError> {
+        match given {
+            Some(d) => Ok(d.clone()),
+            None => SipDomain::parse(&format!("{}.sip.{}", code.as_str(), self.ctx.public_host))
+                .map_err(|_| TenantError::BadSipDomain),
+        }
+    }
+
+    /// What writing a new tenant came to: a refusal says which unique index refused it,
+    /// its code or its SIP domain (any case); a new tenant has no users to collide with.
+    async fn tenant_written<T>(
+        &self,
+        written: Result<T, StoreError>,
+        code: &TenantCode,
+        sip_domain: SipDomain,
+    ) -> Result<T, TenantError> {
+        match written {
+            Ok(done) => Ok(done),
+            Err(StoreError::Conflict) => Err(match self.ctx.store.tenant_by_code(code).await? {
+                Some(_) => TenantError::TenantExists(code.clone()),
+                None => TenantError::SipDomainTaken(sip_domain),
+            }),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -282,40 +326,29 @@ impl Provisioning {
         let username = new.username;
         let now = ctx.now();
         let sip = seal_sip_secret(ctx, tenant, username.extension(), &generate_sip_secret());
-        let temporary = first.temporary;
         let subject = username.to_string();
-        let audit = Event {
-            detail: Some(if temporary {
-                "with a temporary password"
-            } else {
-                "with a chosen password"
-            }),
-            ..Event::on(EventKind::UserCreated, tenant, actor, &subject)
-        };
-        let row = match ctx
+        let written = ctx
             .store
             .insert_user(
+                tenant,
                 &NewUser {
-                    tenant_id: tenant,
-                    extension: username.extension(),
-                    name: new.name.as_str(),
-                    email: new.email.map(Email::as_str),
-                    role: new.role,
-                    password_hash: &first.hash,
-                    password_expires_at: temporary.then(|| now.plus(TEMPORARY_PASSWORD_TTL)),
                     sip_secret: Some(&sip),
+                    ..new.row(&first, now)
                 },
                 &ThrottleKey::username(username),
-                &audit.row(now),
+                &Event {
+                    tenant: Some(tenant),
+                    ..user_created(&first, actor, &subject)
+                }
+                .row(now),
                 now,
             )
-            .await
-        {
-            Ok(row) => row,
-            Err(StoreError::Conflict) => return Err(CreateUserError::UserExists(username.clone())),
-            Err(e) => return Err(e.into()),
-        };
-        Ok((row, temporary.then_some(first.password)))
+            .await;
+        match written {
+            Ok(row) => Ok((row, first.temporary.then_some(first.password))),
+            Err(StoreError::Conflict) => Err(CreateUserError::UserExists(username.clone())),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn existing_user(&self, username: &Username) -> Result<UserRecord, ProvisionError> {

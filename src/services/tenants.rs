@@ -6,11 +6,11 @@
 //! the SIP credential lookup answers 403 and the SIP server is told to forget every
 //! extension (so phones stop registering); resuming undoes it.
 
-use super::provisioning::{sip_domain, Provisioning};
+use super::provisioning::Provisioning;
 pub use super::provisioning::{NewTenantWithAdmin, TenantError};
 use super::{service, Unexpected};
 use crate::audit::{Actor, Event, EventKind};
-use crate::domain::{DisplayName, NewPassword, TenantCode};
+use crate::domain::{DisplayName, NewPassword, SipDomain, TenantCode};
 use crate::store::{ApiUserRow, StoreError, TenantRow, TenantUpdate};
 
 /// Proof of acting for the provider: a provider API token ([`ApiActor::provider`]) or the
@@ -61,7 +61,7 @@ super::provisioning::wraps_tenant_error!(ActionError);
 #[derive(Debug, Default)]
 pub struct TenantEdit<'a> {
     pub name: Option<&'a DisplayName>,
-    pub sip_domain: Option<&'a str>,
+    pub sip_domain: Option<&'a SipDomain>,
 }
 
 service!(
@@ -165,20 +165,16 @@ impl Tenants {
         code: &TenantCode,
         changes: &TenantEdit<'_>,
     ) -> Result<(), ActionError> {
-        let domain = match changes.sip_domain {
-            Some(d) => Some(sip_domain(d).ok_or(TenantError::BadSipDomain)?),
-            None => None,
-        };
         let tenant = self.existing(code).await?;
-        let moved = domain.filter(|d| !tenant.tenant.sip_domain.eq_ignore_ascii_case(d));
+        let moved = changes
+            .sip_domain
+            .filter(|d| !tenant.tenant.sip_domain.eq_ignore_ascii_case(d.as_str()));
         if changes.name.is_none() && moved.is_none() {
             return Ok(());
         }
         let change = TenantUpdate {
             name: changes.name.map(DisplayName::as_str),
-            sip_domain: moved
-                .as_deref()
-                .map(|new| (tenant.tenant.sip_domain.as_str(), new)),
+            sip_domain: moved.map(|new| (tenant.tenant.sip_domain.as_str(), new.as_str())),
         };
         match self
             .ctx
@@ -188,7 +184,11 @@ impl Tenants {
         {
             Ok(()) => {}
             Err(StoreError::Conflict) => {
-                return Err(TenantError::SipDomainTaken(moved.unwrap_or_default()).into())
+                let refused = match moved {
+                    Some(d) => TenantError::SipDomainTaken(d.clone()),
+                    None => Unexpected::invariant("a new name alone was refused").into(),
+                };
+                return Err(refused.into());
             }
             Err(e) => return Err(e.into()),
         }

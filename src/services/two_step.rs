@@ -35,12 +35,12 @@ use super::{
 };
 use crate::audit::{operator_actor, Actor, Event, EventKind};
 use crate::auth::{token, totp};
-use crate::domain::{Extension, TenantCode};
+use crate::domain::{Extension, TenantCode, TwoStepRequirement};
 use crate::mail::compose::{Remover, TwoStepNotice};
 use crate::mail::AccountNotice;
 use crate::store::{
     FactorOwner, NewMail, NewPending, OperatorRecord, PendingPurpose, PendingRecord, StoreError,
-    ThrottleKey, TotpRecord, TwoStepRequirement, UserId, UserRecord,
+    ThrottleKey, TotpRecord, UserId, UserRecord,
 };
 
 /// How long a pending second step lasts after the password.

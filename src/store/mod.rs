@@ -61,7 +61,6 @@ pub use tenants::{TenantListRow, TenantRow};
 pub use throttle::{AddressFailure, ThrottleKey, ThrottleState};
 pub use two_step::{
     FactorOwner, NewPending, PendingPurpose, PendingRecord, SealedTotp, TotpRecord,
-    TwoStepRequirement,
 };
 pub use users::{AdminRow, ApiUserRow, EmailChanged, UserListRow};
 

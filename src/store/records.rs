@@ -69,8 +69,9 @@ pub struct TenantUpdate<'a> {
     pub sip_domain: Option<(&'a str, &'a str)>,
 }
 
+/// A user to add to a tenant (the tenant is given beside it).
+#[derive(Clone, Copy)]
 pub struct NewUser<'a> {
-    pub tenant_id: TenantId,
     pub extension: &'a Extension,
     pub name: &'a str,
     pub email: Option<&'a str>,
@@ -80,6 +81,19 @@ pub struct NewUser<'a> {
     pub password_expires_at: Option<Timestamp>,
     /// The sealed SIP secret every user gets at creation.
     pub sip_secret: Option<&'a [u8]>,
+}
+
+/// A new tenant's first user, written in the tenant's own transaction (see
+/// [`Store::insert_tenant_with_user`](super::Store::insert_tenant_with_user)).
+pub struct FirstUser<'a, S: FnOnce(TenantId) -> Vec<u8>> {
+    /// The user; its `sip_secret` is the one `seal_sip_secret` makes.
+    pub user: NewUser<'a>,
+    /// Seals the user's SIP secret to the new tenant's id, which the tenant's row gives.
+    pub seal_sip_secret: S,
+    /// The user's sign-in lock, cleared as for any new user.
+    pub username_key: &'a ThrottleKey,
+    /// The user's audit event; its tenant is the new one.
+    pub audit: AuditRow<'a>,
 }
 
 /// A new password hash; `expires_at` is `Some` for a temporary password. Every new
@@ -166,6 +180,7 @@ pub struct SessionRecord {
     pub authenticated_at: Timestamp,
 }
 
+#[derive(Clone, Copy)]
 pub struct AuditRow<'a> {
     pub at: Timestamp,
     pub tenant_id: Option<TenantId>,

@@ -3,7 +3,7 @@
 //! calls it.
 
 use super::users::{bind_new_user, NEW_USER_COLUMNS};
-use super::{classify, Backend, NewUser, Store, StoreResult};
+use super::{classify, Backend, NewUser, Store, StoreResult, TenantId};
 use crate::clock::Timestamp;
 
 /// Columns bound per user row.
@@ -12,9 +12,11 @@ const COLUMNS: usize = 10;
 const SEED_BATCH: usize = 1000;
 
 impl Store {
-    /// Inserts `users` (at most [`SEED_BATCH`] per statement) in one transaction.
+    /// Inserts `users` of `tenant` (at most [`SEED_BATCH`] per statement) in one
+    /// transaction.
     pub async fn insert_users_bulk(
         &self,
+        tenant: TenantId,
         users: &[NewUser<'_>],
         now: Timestamp,
     ) -> StoreResult<()> {
@@ -43,7 +45,7 @@ impl Store {
             }
             let mut query = sqlx::query(&sql);
             for u in chunk {
-                query = bind_new_user(query, u, now);
+                query = bind_new_user(query, tenant, u, now);
             }
             query.execute(&mut *tx).await.map_err(classify)?;
         }

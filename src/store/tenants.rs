@@ -8,9 +8,10 @@ use sqlx::Row;
 
 use super::session_cache::Change;
 use super::throttle::{RESET_MAIL_KEY_SQL, STAFF_RESET_MAIL_KEY_SQL};
+use super::users::{insert_user_in, ApiUserRow};
 use super::{
-    classify, new_id, page_sql, pbx, search_pattern, stored, NewTenant, Store, StoreResult, Tenant,
-    TenantId, TenantUpdate,
+    classify, new_id, page_sql, pbx, search_pattern, stored, AuditRow, FirstUser, NewTenant,
+    NewUser, Store, StoreResult, Tenant, TenantId, TenantUpdate,
 };
 use crate::clock::Timestamp;
 use crate::domain::TenantCode;
@@ -51,17 +52,44 @@ fn tenant_row(r: &AnyRow) -> StoreResult<TenantRow> {
 }
 
 impl Store {
-    pub async fn insert_tenant(&self, t: &NewTenant<'_>, now: Timestamp) -> StoreResult<TenantId> {
-        let insert = sqlx::query(
-            "INSERT INTO tenants (code, name, sip_domain, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(t.code.as_str())
-        .bind(t.name)
-        .bind(t.sip_domain)
-        .bind(now);
-        Ok(TenantId(
-            new_id(insert, &self.pool).await.map_err(classify)?,
-        ))
+    /// Adds a tenant and its audit event (whose tenant is the new one) in one
+    /// transaction.
+    pub async fn insert_tenant(
+        &self,
+        t: &NewTenant<'_>,
+        audit: &AuditRow<'_>,
+        now: Timestamp,
+    ) -> StoreResult<TenantId> {
+        let mut tx = self.pool.begin().await?;
+        let id = insert_tenant_in(&mut tx, t, audit, now).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Adds a tenant and its first user, each with its audit event, in one transaction:
+    /// all of it is written or none (a tenant is never left without the admin it was made
+    /// for, nor a temporary password lost after the tenant was written).
+    pub async fn insert_tenant_with_user<S: FnOnce(TenantId) -> Vec<u8>>(
+        &self,
+        t: &NewTenant<'_>,
+        audit: &AuditRow<'_>,
+        first: FirstUser<'_, S>,
+        now: Timestamp,
+    ) -> StoreResult<(TenantId, ApiUserRow)> {
+        let mut tx = self.pool.begin().await?;
+        let id = insert_tenant_in(&mut tx, t, audit, now).await?;
+        let sealed = (first.seal_sip_secret)(id);
+        let user = NewUser {
+            sip_secret: Some(&sealed),
+            ..first.user
+        };
+        let audit = AuditRow {
+            tenant_id: Some(id),
+            ..first.audit
+        };
+        let row = insert_user_in(&mut tx, id, &user, first.username_key, &audit, now).await?;
+        tx.commit().await?;
+        Ok((id, row))
     }
 
     pub async fn tenant_by_code(&self, code: &TenantCode) -> StoreResult<Option<Tenant>> {
@@ -256,4 +284,28 @@ impl Store {
         pbx::insert_notices(&mut tx, &aors, now).await?;
         self.commit_forgetting(tx, Change::All).await
     }
+}
+
+/// Writes a tenant and its audit event (given the new tenant's id) in the caller's
+/// transaction.
+async fn insert_tenant_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    t: &NewTenant<'_>,
+    audit: &AuditRow<'_>,
+    now: Timestamp,
+) -> StoreResult<TenantId> {
+    let insert = sqlx::query(
+        "INSERT INTO tenants (code, name, sip_domain, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(t.code.as_str())
+    .bind(t.name)
+    .bind(t.sip_domain)
+    .bind(now);
+    let id = TenantId(new_id(insert, &mut **tx).await.map_err(classify)?);
+    let audit = AuditRow {
+        tenant_id: Some(id),
+        ..*audit
+    };
+    super::audit::insert_audit(&mut **tx, &audit).await?;
+    Ok(id)
 }

@@ -10,6 +10,7 @@ use sqlx::Row;
 use super::outbox::{self, NewMail};
 use super::{record, stored, OperatorId, Store, StoreError, StoreResult, TenantId, UserId};
 use crate::clock::Timestamp;
+use crate::domain::TwoStepRequirement;
 
 /// Whose second factor: a tenant user's or an operator's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,37 +115,6 @@ pub struct NewPending<'a> {
     pub purpose: PendingPurpose,
     pub password_stamp: &'a [u8],
     pub expires_at: Timestamp,
-}
-
-/// Who of a tenant must have a second factor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TwoStepRequirement {
-    /// Each user's own choice.
-    #[default]
-    Off,
-    /// The tenant's admins.
-    Admins,
-    /// Everyone in the tenant.
-    Everyone,
-}
-
-impl TwoStepRequirement {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TwoStepRequirement::Off => "off",
-            TwoStepRequirement::Admins => "admins",
-            TwoStepRequirement::Everyone => "everyone",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<TwoStepRequirement> {
-        match s {
-            "off" => Some(TwoStepRequirement::Off),
-            "admins" => Some(TwoStepRequirement::Admins),
-            "everyone" => Some(TwoStepRequirement::Everyone),
-            _ => None,
-        }
-    }
 }
 
 impl Store {

@@ -68,35 +68,22 @@ fn user_sql(condition: &str) -> String {
 }
 
 impl Store {
-    /// Adds a user and its audit event in one transaction, and returns the user as
-    /// written (read in that transaction, so nothing after the commit can fail and lose a
-    /// temporary password the caller has not shown yet). Their first password is a new
-    /// password like any other: the sign-in lock of `username_key` (the name's
+    /// Adds a user of `tenant` and its audit event in one transaction, and returns the
+    /// user as written (read in that transaction, so nothing after the commit can fail and
+    /// lose a temporary password the caller has not shown yet). Their first password is a
+    /// new password like any other: the sign-in lock of `username_key` (the name's
     /// [`ThrottleKey::username`], counted while no account had it or under a deleted
     /// account that had it) is cleared with it.
     pub async fn insert_user(
         &self,
+        tenant: TenantId,
         u: &NewUser<'_>,
         username_key: &ThrottleKey,
         audit: &AuditRow<'_>,
         now: Timestamp,
     ) -> StoreResult<ApiUserRow> {
-        let sql = format!(
-            "INSERT INTO users ({NEW_USER_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING id"
-        );
         let mut tx = self.pool.begin().await?;
-        let insert = bind_new_user(sqlx::query(&sql), u, now);
-        let id = UserId(new_id(insert, &mut *tx).await.map_err(classify)?);
-        super::throttle::throttle_clear(&mut *tx, username_key).await?;
-        super::audit::insert_audit(&mut *tx, audit).await?;
-        let written = sqlx::query(&Self::api_user_sql("u.id = $3"))
-            .bind(u.tenant_id)
-            .bind(now)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let user = api_user_row(&written)?;
+        let user = insert_user_in(&mut tx, tenant, u, username_key, audit, now).await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -362,6 +349,32 @@ impl Store {
     }
 }
 
+/// [`Store::insert_user`] inside the caller's transaction.
+pub(super) async fn insert_user_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant: TenantId,
+    u: &NewUser<'_>,
+    username_key: &ThrottleKey,
+    audit: &AuditRow<'_>,
+    now: Timestamp,
+) -> StoreResult<ApiUserRow> {
+    let sql = format!(
+        "INSERT INTO users ({NEW_USER_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING id"
+    );
+    let insert = bind_new_user(sqlx::query(&sql), tenant, u, now);
+    let id = UserId(new_id(insert, &mut **tx).await.map_err(classify)?);
+    super::throttle::throttle_clear(&mut **tx, username_key).await?;
+    super::audit::insert_audit(&mut **tx, audit).await?;
+    let written = sqlx::query(&Store::api_user_sql("u.id = $3"))
+        .bind(tenant)
+        .bind(now)
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
+    api_user_row(&written)
+}
+
 /// Takes the tenant's row lock before its admins are counted, so two concurrent
 /// demotions or deletions of two different admins run one after the other and the
 /// second sees the first: under PostgreSQL's READ COMMITTED both would otherwise count
@@ -387,11 +400,12 @@ pub(super) const NEW_USER_COLUMNS: &str =
 /// Binds a new user's ten values, for [`NEW_USER_COLUMNS`].
 pub(super) fn bind_new_user<'q>(
     query: AnyQuery<'q>,
+    tenant: TenantId,
     u: &NewUser<'q>,
     now: Timestamp,
 ) -> AnyQuery<'q> {
     query
-        .bind(u.tenant_id)
+        .bind(tenant)
         .bind(u.extension.as_str())
         .bind(u.name)
         .bind(u.email)

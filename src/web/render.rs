@@ -5,7 +5,7 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::mail::compose::utc;
+use crate::clock::utc;
 use crate::services::operator_console::OperatorSession;
 use crate::services::SessionUser;
 use crate::store::AuditRecord;

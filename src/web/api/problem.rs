@@ -215,13 +215,6 @@ impl Fields {
         }
     }
 
-    pub fn push(&mut self, field: &str, message: impl Into<String>) {
-        self.0.push(FieldError {
-            field: field.to_owned(),
-            message: message.into(),
-        });
-    }
-
     /// The 422 when anything failed.
     pub fn finish(self) -> Result<(), Problem> {
         if self.0.is_empty() {

@@ -14,8 +14,7 @@ use super::{
     admin_error, once, page, page_query, provider, tenant_code, tenant_scope, ApiAuth,
     IdempotencyKey, Json, ProviderApi,
 };
-use crate::domain::{DisplayName, Email, Extension, TenantCode};
-use crate::services::provisioning::sip_domain;
+use crate::domain::{DisplayName, Email, Extension, SipDomain, TenantCode};
 use crate::services::tenants::{
     ActionError, NewTenantWithAdmin, ProviderActor, TenantEdit, TenantError,
 };
@@ -101,21 +100,27 @@ pub async fn create_tenant(
             req.admin.email.as_deref().map(Email::parse).transpose(),
             |e| e.to_string(),
         );
-        if let Some(d) = &req.sip_domain {
-            if sip_domain(d).is_none() {
-                f.push("sip_domain", TenantError::BadSipDomain.to_string());
-            }
-        }
+        let sip_domain = f.check(
+            "sip_domain",
+            req.sip_domain.as_deref().map(SipDomain::parse).transpose(),
+            |e| e.to_string(),
+        );
         f.finish()?;
-        let (Some(code), Some(name), Some(admin_extension), Some(admin_name), Some(admin_email)) =
-            (code, name, ext, admin_name, email)
+        let (
+            Some(code),
+            Some(name),
+            Some(sip_domain),
+            Some(admin_extension),
+            Some(admin_name),
+            Some(admin_email),
+        ) = (code, name, sip_domain, ext, admin_name, email)
         else {
             return Err(Problem::field("body", "Some values are not acceptable."));
         };
         let new = NewTenantWithAdmin {
             code,
             name,
-            sip_domain: req.sip_domain.clone(),
+            sip_domain,
             admin_extension,
             admin_name,
             admin_email,
@@ -163,15 +168,14 @@ pub async fn update_tenant(
         Some(n) => f.check("name", DisplayName::parse(n), |e| e.to_string()),
         None => None,
     };
-    if let Some(d) = &body.value.sip_domain {
-        if sip_domain(d).is_none() {
-            f.push("sip_domain", TenantError::BadSipDomain.to_string());
-        }
-    }
+    let sip_domain = match &body.value.sip_domain {
+        Some(d) => f.check("sip_domain", SipDomain::parse(d), |e| e.to_string()),
+        None => None,
+    };
     f.finish()?;
     let changes = TenantEdit {
         name: name.as_ref(),
-        sip_domain: body.value.sip_domain.as_deref(),
+        sip_domain: sip_domain.as_ref(),
     };
     let tenants = &api.state.services.tenants;
     tenants

@@ -16,7 +16,7 @@ use axum::Router;
 
 use super::extract::bearer;
 use super::respond::{machine_headers, with_retry_after, UNAVAILABLE_RETRY_AFTER};
-use crate::domain::Extension;
+use crate::domain::{Extension, SipDomain};
 use crate::services::levels::LoadLevels;
 use crate::services::pbx::{CredentialLookup, PbxLink};
 use crate::services::{Transient, Unexpected};
@@ -127,7 +127,7 @@ fn lookup_query(query: &str) -> Result<(Extension, String), &'static str> {
     let domain = one("domain")?;
     let extension =
         Extension::canonical(user).ok_or("user must be an extension number (1 to 10 digits)")?;
-    if !crate::services::provisioning::valid_sip_domain(domain) {
+    if !SipDomain::is_host_name(domain) {
         return Err("domain must be a host name like sip.example.com");
     }
     Ok((extension, domain.to_ascii_lowercase()))

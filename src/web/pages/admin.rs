@@ -11,8 +11,8 @@ use axum::Router;
 use serde::Deserialize;
 
 use crate::audit::EventKind;
+use crate::clock::utc;
 use crate::domain::{DisplayName, Email, Extension, Role};
-use crate::mail::compose::utc;
 use crate::services::recovery::NoLink;
 use crate::services::tenant_admin::{
     Admin, AdminError, AdminPinError, ChangeError, CreateError, ResetLinkError, TenantAdmin,

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::mail::compose::utc;
+use crate::clock::utc;
 use crate::services::api_tokens::ApiTokenError;
 use crate::services::tenant_admin::Admin;
 use crate::web::extract::{Page, ValidForm};

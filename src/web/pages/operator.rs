@@ -13,8 +13,8 @@ use axum::Router;
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-use crate::domain::{DisplayName, Email, Extension, OperatorName, TenantCode};
-use crate::mail::compose::utc;
+use crate::clock::utc;
+use crate::domain::{DisplayName, Email, Extension, OperatorName, SipDomain, TenantCode};
 use crate::services::operator_console::NewTenantError;
 use crate::services::operator_console::{
     ActError, CallerCheck, CallerView, NewTenantWithAdmin, OperatorConsole, OperatorSession,
@@ -225,6 +225,9 @@ async fn tenants_page(
 /// What the new-tenant form says without the first admin's email.
 const ADMIN_EMAIL_NEEDED: &str = "Enter the first admin's email: they choose their password from a link mailed there, so nobody else ever sees it.";
 
+/// What the new-tenant form says of a SIP domain that is not a host name.
+const BAD_SIP_DOMAIN: &str = "Enter a host name like sip.example.com, or leave it empty.";
+
 /// Parses the new-tenant form, recording each field's problem.
 fn parse_tenant(form: &TenantForm, errors: &mut TenantErrors) -> Option<NewTenantWithAdmin> {
     let code = field(TenantCode::parse(&form.code), &mut errors.code);
@@ -242,11 +245,18 @@ fn parse_tenant(form: &TenantForm, errors: &mut TenantErrors) -> Option<NewTenan
     } else {
         field(Email::parse(&form.admin_email), &mut errors.admin_email)
     };
-    let sip_domain = form.sip_domain.trim();
+    // Optional: without one, the tenant's SIP domain is made from its code.
+    let sip_domain = match form.sip_domain.trim() {
+        "" => Some(None),
+        given => SipDomain::parse(given).map(Some).ok(),
+    };
+    if sip_domain.is_none() {
+        errors.sip_domain = Some(BAD_SIP_DOMAIN.to_owned());
+    }
     Some(NewTenantWithAdmin {
         code: code?,
         name: name?,
-        sip_domain: (!sip_domain.is_empty()).then(|| sip_domain.to_owned()),
+        sip_domain: sip_domain?,
         admin_extension: admin_extension?,
         admin_name: admin_name?,
         admin_email: Some(admin_email?),
@@ -301,8 +311,7 @@ async fn create_tenant(
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Err(NewTenantError::Refused(TenantError::BadSipDomain)) => {
-                errors.sip_domain =
-                    Some("Enter a host name like sip.example.com, or leave it empty.".to_owned());
+                errors.sip_domain = Some(BAD_SIP_DOMAIN.to_owned());
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Err(NewTenantError::AdminEmailNeeded) => {

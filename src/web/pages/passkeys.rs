@@ -12,8 +12,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use crate::clock::utc;
 use crate::domain::PasskeyName;
-use crate::mail::compose::utc;
 use crate::services::passkeys::{
     FinishError, PasskeyRefusal, RemoveError, RenameError, StartError,
 };

@@ -10,7 +10,7 @@ use axum::Router;
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-use crate::mail::compose::human;
+use crate::clock::human;
 use crate::services::recovery::{Identifier, ResetError};
 use crate::web::extract::{device_cookie, Anyone, Page, ValidForm};
 use crate::web::forms::{device_cookie_of, PasswordErrors};

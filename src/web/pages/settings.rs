@@ -10,8 +10,8 @@ use axum::Router;
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
+use crate::clock::utc;
 use crate::domain::{SecurityAnswer, SecurityQuestion, SUGGESTED_QUESTIONS};
-use crate::mail::compose::utc;
 use crate::services::passwords::ChangePasswordError;
 use crate::services::phone::PinError;
 use crate::services::security_questions::SecurityQuestionError;

@@ -15,6 +15,7 @@ use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use crate::domain::Extension;
+use crate::domain::TwoStepRequirement;
 use crate::services::operator_console::OperatorSession;
 use crate::services::sessions::Reconfirm;
 use crate::services::tenant_admin::Admin;
@@ -23,7 +24,6 @@ use crate::services::two_step::{
     PasskeyStepError, Proof, RecoveryCodes, SetupError, SetupView, Status, StepError,
 };
 use crate::services::{Client, Refusal, SessionUser};
-use crate::store::TwoStepRequirement;
 use crate::web::extract::{
     next_to_follow, operator_cookie, pending_cookie, user_signed_in, Anyone, Page, ValidForm,
 };
