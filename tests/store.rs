@@ -12,8 +12,8 @@ use std::time::Duration;
 use dialtone::clock::Timestamp;
 use dialtone::domain::{Extension, OperatorName, Role, TenantCode, Username};
 use dialtone::store::{
-    AuditFilter, AuditRow, Burst, CeremonyKind, Claimed, FirstUser, NewMail, NewPasskey,
-    NewResetLink, NewTenant, NewUser, PasswordChange, SealedSecrets, SessionOrigin, Store,
+    AuditFilter, AuditRow, Burst, CeremonyKind, Claimed, NewMail, NewPasskey, NewResetLink,
+    NewTenant, NewUser, NewUserRows, PasswordChange, SealedSecrets, SessionOrigin, Store,
     StoreError, TenantId, TenantUpdate, ThrottleKey, UserId, UserWithoutSecret,
 };
 
@@ -22,7 +22,40 @@ const NOW: Timestamp = common::START;
 /// A fresh, empty store on the backend under test.
 struct Fresh {
     store: Store,
+    url: String,
     _dir: tempfile::TempDir,
+}
+
+impl Fresh {
+    /// Makes the database refuse every new user numbered `extension` (a trigger), as a
+    /// write that fails midway would: what a transaction leaves when its last step fails.
+    async fn refuse_users_numbered(&self, extension: &str) {
+        use sqlx::Connection;
+        let statements = if self.url.starts_with("postgres") {
+            vec![
+                format!(
+                    "CREATE FUNCTION refuse_user() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                     BEGIN IF NEW.extension = '{extension}' THEN RAISE EXCEPTION 'refused'; \
+                     END IF; RETURN NEW; END $$"
+                ),
+                "CREATE TRIGGER refuse_user BEFORE INSERT ON users FOR EACH ROW \
+                 EXECUTE FUNCTION refuse_user()"
+                    .to_owned(),
+            ]
+        } else {
+            vec![format!(
+                "CREATE TRIGGER refuse_user BEFORE INSERT ON users \
+                 WHEN NEW.extension = '{extension}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )]
+        };
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.url)
+            .await
+            .expect("a second connection");
+        for sql in statements {
+            sqlx::query(&sql).execute(&mut conn).await.expect("trigger");
+        }
+    }
 }
 
 async fn fresh() -> Fresh {
@@ -35,7 +68,11 @@ async fn fresh() -> Fresh {
         ),
     };
     let store = Store::connect(&url).await.expect("store connects");
-    Fresh { store, _dir: dir }
+    Fresh {
+        store,
+        url,
+        _dir: dir,
+    }
 }
 
 fn code(s: &str) -> TenantCode {
@@ -71,8 +108,12 @@ async fn user(store: &Store, tenant: TenantId, e: &str, role: Role) -> UserId {
         sip_secret: Some(b"sealed"),
     };
     let name = ThrottleKey::username(&Username::parse(&format!("{e}-store")).unwrap());
-    let created = audit(Some(tenant), "user.created", "cli");
-    let row = store.insert_user(tenant, &new, &name, &created, NOW).await;
+    let rows = NewUserRows {
+        user: new,
+        username_key: &name,
+        audit: audit(Some(tenant), "user.created", "cli"),
+    };
+    let row = store.insert_user(tenant, &rows, NOW).await;
     row.expect("user").user.id
 }
 
@@ -116,16 +157,20 @@ async fn a_new_user_is_written_with_its_audit_event_or_not_at_all() {
         sip_secret: Some(b"sealed"),
     };
     let name = ThrottleKey::username(&Username::parse("201-acme").unwrap());
-    let created = AuditRow {
-        subject: Some("201-acme"),
-        ..audit(Some(t), "user.created", "cli")
+    let rows = NewUserRows {
+        user: new,
+        username_key: &name,
+        audit: AuditRow {
+            subject: Some("201-acme"),
+            ..audit(Some(t), "user.created", "cli")
+        },
     };
-    let row = s.insert_user(t, &new, &name, &created, NOW).await.unwrap();
+    let row = s.insert_user(t, &rows, NOW).await.unwrap();
     assert_eq!(row.user.username().to_string(), "201-acme");
     assert!(row.user.password_temporary && row.locked_until.is_none());
     assert_eq!(row.created_at, NOW);
 
-    let again = s.insert_user(t, &new, &name, &created, NOW).await;
+    let again = s.insert_user(t, &rows, NOW).await;
     assert!(matches!(again, Err(StoreError::Conflict)));
     let made = AuditFilter {
         username: None,
@@ -142,7 +187,8 @@ async fn a_tenant_and_its_first_admin_are_written_together_or_not_at_all() {
     let s = &f.store;
     let taken = tenant(s, "acme").await;
     let e = ext("200");
-    let first = |sealed_for: &'static str| FirstUser {
+    let name = ThrottleKey::username(&Username::parse("200-beta").unwrap());
+    let first = NewUserRows {
         user: NewUser {
             extension: &e,
             name: "Ada Admin",
@@ -152,12 +198,10 @@ async fn a_tenant_and_its_first_admin_are_written_together_or_not_at_all() {
             password_expires_at: Some(NOW.plus(Duration::from_secs(60))),
             sip_secret: None,
         },
-        seal_sip_secret: move |id: TenantId| format!("{sealed_for}{}", id.0).into_bytes(),
-        username_key: &USERNAME,
+        username_key: &name,
         audit: audit(Some(taken), "user.created", "cli"),
     };
-    static USERNAME: std::sync::LazyLock<ThrottleKey> =
-        std::sync::LazyLock::new(|| ThrottleKey::username(&Username::parse("200-beta").unwrap()));
+    let seal = |id: TenantId| format!("sealed to {}", id.0).into_bytes();
     let made = audit(Some(taken), "tenant.created", "cli");
 
     // The SIP domain is another tenant's: nothing of it is written.
@@ -167,20 +211,47 @@ async fn a_tenant_and_its_first_admin_are_written_together_or_not_at_all() {
         sip_domain: "ACME.sip.example",
     };
     let refused = s
-        .insert_tenant_with_user(&clash, &made, first("x"), NOW)
+        .insert_tenant_with_user(&clash, &made, &first, seal, NOW)
         .await;
     assert!(matches!(refused, Err(StoreError::Conflict)));
     assert!(s.tenant_by_code(&code("beta")).await.unwrap().is_none());
+
+    // The tenant is written, then its admin is refused: the tenant goes too, and neither
+    // event stays.
+    f.refuse_users_numbered("666").await;
+    let doomed = ext("666");
+    let refused_admin = NewUserRows {
+        user: NewUser {
+            extension: &doomed,
+            ..first.user
+        },
+        ..first
+    };
+    let gamma = NewTenant {
+        code: &code("gamma"),
+        name: "Gamma",
+        sip_domain: "gamma.sip.example",
+    };
+    let failed = s
+        .insert_tenant_with_user(&gamma, &made, &refused_admin, seal, NOW)
+        .await;
+    assert!(failed.is_err());
+    assert!(s.tenant_by_code(&code("gamma")).await.unwrap().is_none());
+    let creations = s.audit_events(None, Some("tenant.created"), 10).await;
+    assert_eq!(creations.unwrap().len(), 1, "only acme's");
 
     let beta = NewTenant {
         code: &code("beta"),
         name: "Beta",
         sip_domain: "beta.sip.example",
     };
-    let (id, row) = s
-        .insert_tenant_with_user(&beta, &made, first("sealed to "), NOW)
+    let (tenant, row) = s
+        .insert_tenant_with_user(&beta, &made, &first, seal, NOW)
         .await
         .unwrap();
+    let id = tenant.tenant.id;
+    assert_eq!(tenant.tenant.code.as_str(), "beta");
+    assert_eq!(tenant.created_at, NOW);
     assert_eq!(row.user.tenant_id, id);
     assert_eq!(row.user.username().to_string(), "200-beta");
     assert_eq!(row.user.role, Role::Admin);

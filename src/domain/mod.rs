@@ -1,4 +1,6 @@
-//! Domain types parsed once at the edge (usernames, tenant codes, emails, passwords, PINs), so an invalid one cannot exist past it.
+//! Domain types parsed once at the edge (usernames, tenant codes, SIP domains, emails,
+//! passwords, PINs, a tenant's two-step requirement), so an invalid one cannot exist past
+//! it.
 //!
 //! Every type here has a private field and a `parse` constructor; the web layer and the CLI
 //! turn user input into these types and show the error's message when that fails. The
@@ -28,8 +30,9 @@ pub use username::{Extension, OperatorName, Role, TenantCode, Username};
 /// Why a piece of user input is not a valid domain value; each variant is named after the
 /// type that refused it.
 ///
-/// Each message is a complete sentence meant for the person filling in the form; it never
-/// repeats the input back (so it is safe to show and to log).
+/// Each message is a complete sentence meant for the person filling in the form (the SIP
+/// domain's keeps the words the CLI and the API have always printed); it never repeats the
+/// input back (so it is safe to show and to log).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
     /// Not 1 to 10 ASCII digits.

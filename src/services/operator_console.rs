@@ -298,17 +298,12 @@ impl OperatorConsole {
             return Err(NewTenantError::AdminEmailNeeded);
         }
         let actor = os.actor(client);
-        let (id, username, _) = Provisioning::new(self.ctx.clone())
+        // The generated password is never shown: the admin chooses one from the link.
+        let (_, admin, _) = Provisioning::new(self.ctx.clone())
             .create_tenant_with_admin(req, &actor)
             .await?;
-        // The generated password is never shown: the admin chooses one from the link.
-        let user = self
-            .ctx
-            .store
-            .user_by_id(id)
-            .await?
-            .ok_or_else(|| Unexpected::invariant("the new admin is gone"))?;
-        match send_link_for(&self.ctx, user, &actor).await? {
+        let username = admin.user.username();
+        match send_link_for(&self.ctx, admin.user, &actor).await? {
             Ok(()) => {}
             Err(NoLink::NoEmailOnFile) => {
                 return Err(Unexpected::invariant("the new admin's email is gone").into())

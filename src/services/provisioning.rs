@@ -14,7 +14,7 @@ use crate::domain::{
     DisplayName, Email, Extension, NewPassword, OperatorName, Role, SipDomain, TenantCode, Username,
 };
 use crate::store::{
-    ApiUserRow, FirstUser, NewTenant, NewUser, StoreError, TenantId, ThrottleKey, UserId,
+    ApiUserRow, NewTenant, NewUser, NewUserRows, StoreError, TenantId, TenantRow, ThrottleKey,
     UserRecord,
 };
 
@@ -180,13 +180,13 @@ impl Provisioning {
     }
 
     /// Creates a tenant and its first admin (the JSON API's and the operator console's
-    /// "new tenant") in one transaction. The admin gets a temporary password, returned
-    /// once.
+    /// "new tenant") in one transaction, and returns both as written. The admin gets a
+    /// temporary password, returned once.
     pub async fn create_tenant_with_admin(
         &self,
         new: &NewTenantWithAdmin,
         actor: &Actor,
-    ) -> Result<(UserId, Username, Option<NewPassword>), TenantError> {
+    ) -> Result<(TenantRow, ApiUserRow, Option<NewPassword>), TenantError> {
         let ctx = &self.ctx;
         let username = Username::new(new.admin_extension.clone(), new.code.clone());
         let sip_domain = self.sip_domain_for(&new.code, new.sip_domain.as_ref())?;
@@ -207,23 +207,23 @@ impl Provisioning {
         let subject = username.to_string();
         let secret = generate_sip_secret();
         let extension = username.extension();
+        let rows = NewUserRows {
+            user: admin.row(&first, now),
+            username_key: &ThrottleKey::username(&username),
+            audit: user_created(&first, actor, &subject).row(now),
+        };
         let written = ctx
             .store
             .insert_tenant_with_user(
                 &tenant,
                 &tenant_created(&new.code, actor).row(now),
-                FirstUser {
-                    user: admin.row(&first, now),
-                    seal_sip_secret: |id| seal_sip_secret(ctx, id, extension, &secret),
-                    username_key: &ThrottleKey::username(&username),
-                    audit: user_created(&first, actor, &subject).row(now),
-                },
+                &rows,
+                |id| seal_sip_secret(ctx, id, extension, &secret),
                 now,
             )
-            .await
-            .map(|(tenant, row)| (tenant, row.user.id));
-        let (_, id) = self.tenant_written(written, &new.code, sip_domain).await?;
-        Ok((id, username, first.temporary.then_some(first.password)))
+            .await;
+        let (tenant, admin) = self.tenant_written(written, &new.code, sip_domain).await?;
+        Ok((tenant, admin, first.temporary.then_some(first.password)))
     }
 
     /// The SIP domain a new tenant gets: the one given, or one derived from its code and
@@ -327,23 +327,19 @@ impl Provisioning {
         let now = ctx.now();
         let sip = seal_sip_secret(ctx, tenant, username.extension(), &generate_sip_secret());
         let subject = username.to_string();
-        let written = ctx
-            .store
-            .insert_user(
-                tenant,
-                &NewUser {
-                    sip_secret: Some(&sip),
-                    ..new.row(&first, now)
-                },
-                &ThrottleKey::username(username),
-                &Event {
-                    tenant: Some(tenant),
-                    ..user_created(&first, actor, &subject)
-                }
-                .row(now),
-                now,
-            )
-            .await;
+        let rows = NewUserRows {
+            user: NewUser {
+                sip_secret: Some(&sip),
+                ..new.row(&first, now)
+            },
+            username_key: &ThrottleKey::username(username),
+            audit: Event {
+                tenant: Some(tenant),
+                ..user_created(&first, actor, &subject)
+            }
+            .row(now),
+        };
+        let written = ctx.store.insert_user(tenant, &rows, now).await;
         match written {
             Ok(row) => Ok((row, first.temporary.then_some(first.password))),
             Err(StoreError::Conflict) => Err(CreateUserError::UserExists(username.clone())),

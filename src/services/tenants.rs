@@ -126,29 +126,11 @@ impl Tenants {
         by: &ProviderActor,
         new: &NewTenantWithAdmin,
     ) -> Result<CreatedTenant, TenantError> {
-        let (_, _, temporary) = Provisioning::new(self.ctx.clone())
+        let (tenant, admin, temporary) = Provisioning::new(self.ctx.clone())
             .create_tenant_with_admin(new, by.actor())
             .await?;
         let temporary_password = temporary
             .ok_or_else(|| Unexpected::invariant("no temporary password was generated"))?;
-        let tenant = self
-            .ctx
-            .store
-            .tenant_row(&new.code)
-            .await
-            .map_err(Unexpected::from)?
-            .ok_or_else(|| Unexpected::invariant("the tenant just made is gone"))?;
-        let admin = self
-            .ctx
-            .store
-            .api_user(
-                tenant.tenant.id,
-                new.admin_extension.as_str(),
-                self.ctx.now(),
-            )
-            .await
-            .map_err(Unexpected::from)?
-            .ok_or_else(|| Unexpected::invariant("the admin just made is gone"))?;
         Ok(CreatedTenant {
             tenant,
             admin,

@@ -83,16 +83,14 @@ pub struct NewUser<'a> {
     pub sip_secret: Option<&'a [u8]>,
 }
 
-/// A new tenant's first user, written in the tenant's own transaction (see
-/// [`Store::insert_tenant_with_user`](super::Store::insert_tenant_with_user)).
-pub struct FirstUser<'a, S: FnOnce(TenantId) -> Vec<u8>> {
-    /// The user; its `sip_secret` is the one `seal_sip_secret` makes.
+/// A user to add, with what is written beside it in its transaction (see
+/// [`Store::insert_user`](super::Store::insert_user)).
+pub struct NewUserRows<'a> {
     pub user: NewUser<'a>,
-    /// Seals the user's SIP secret to the new tenant's id, which the tenant's row gives.
-    pub seal_sip_secret: S,
-    /// The user's sign-in lock, cleared as for any new user.
+    /// The name's sign-in lock, cleared: a first password is a new password like any
+    /// other.
     pub username_key: &'a ThrottleKey,
-    /// The user's audit event; its tenant is the new one.
+    /// The audit event of the user's creation.
     pub audit: AuditRow<'a>,
 }
 

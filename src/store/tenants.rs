@@ -1,5 +1,6 @@
-//! Tenants: created, read, listed (searched and paged for the console, by cursor for the
-//! API), renamed, moved to another SIP domain, suspended, resumed and deleted. A change
+//! Tenants: created (with their audit event, and with a first admin in the same
+//! transaction when asked), read, listed (searched and paged for the console, by cursor
+//! for the API), renamed, moved to another SIP domain, suspended, resumed and deleted. A change
 //! that makes SIP secrets stop working queues the notices for the SIP server in its own
 //! transaction, and every lifecycle change forgets the cached sessions and credentials.
 
@@ -10,8 +11,8 @@ use super::session_cache::Change;
 use super::throttle::{RESET_MAIL_KEY_SQL, STAFF_RESET_MAIL_KEY_SQL};
 use super::users::{insert_user_in, ApiUserRow};
 use super::{
-    classify, new_id, page_sql, pbx, search_pattern, stored, AuditRow, FirstUser, NewTenant,
-    NewUser, Store, StoreResult, Tenant, TenantId, TenantUpdate,
+    classify, new_id, page_sql, pbx, search_pattern, stored, AuditRow, NewTenant, NewUser,
+    NewUserRows, Store, StoreResult, Tenant, TenantId, TenantUpdate,
 };
 use crate::clock::Timestamp;
 use crate::domain::TenantCode;
@@ -66,30 +67,44 @@ impl Store {
         Ok(id)
     }
 
-    /// Adds a tenant and its first user, each with its audit event, in one transaction:
-    /// all of it is written or none (a tenant is never left without the admin it was made
-    /// for, nor a temporary password lost after the tenant was written).
-    pub async fn insert_tenant_with_user<S: FnOnce(TenantId) -> Vec<u8>>(
+    /// Adds a tenant and its first user, each with its audit event, in one transaction,
+    /// and returns both as written (read in it): all of it is written or none, so a tenant
+    /// is never left without the admin it was made for, nor a temporary password lost
+    /// after the tenant was written. The user's SIP secret is what `seal_sip_secret` makes
+    /// of the new tenant's id (a secret is sealed to its row), and both events are the new
+    /// tenant's.
+    pub async fn insert_tenant_with_user(
         &self,
         t: &NewTenant<'_>,
         audit: &AuditRow<'_>,
-        first: FirstUser<'_, S>,
+        first: &NewUserRows<'_>,
+        seal_sip_secret: impl FnOnce(TenantId) -> Vec<u8>,
         now: Timestamp,
-    ) -> StoreResult<(TenantId, ApiUserRow)> {
+    ) -> StoreResult<(TenantRow, ApiUserRow)> {
         let mut tx = self.pool.begin().await?;
         let id = insert_tenant_in(&mut tx, t, audit, now).await?;
-        let sealed = (first.seal_sip_secret)(id);
-        let user = NewUser {
-            sip_secret: Some(&sealed),
-            ..first.user
+        let sealed = seal_sip_secret(id);
+        let first = NewUserRows {
+            user: NewUser {
+                sip_secret: Some(&sealed),
+                ..first.user
+            },
+            audit: AuditRow {
+                tenant_id: Some(id),
+                ..first.audit
+            },
+            username_key: first.username_key,
         };
-        let audit = AuditRow {
-            tenant_id: Some(id),
-            ..first.audit
-        };
-        let row = insert_user_in(&mut tx, id, &user, first.username_key, &audit, now).await?;
+        let admin = insert_user_in(&mut tx, id, &first, now).await?;
+        let written = sqlx::query(&format!(
+            "SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let tenant = tenant_row(&written)?;
         tx.commit().await?;
-        Ok((id, row))
+        Ok((tenant, admin))
     }
 
     pub async fn tenant_by_code(&self, code: &TenantCode) -> StoreResult<Option<Tenant>> {

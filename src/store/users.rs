@@ -1,6 +1,6 @@
-//! Users: created, read (by username, id, email, or extension within one tenant), listed a
-//! page or a cursor at a time with whether each is locked out, edited, deleted, and their
-//! password replaced. Every query that reaches a tenant's users takes the tenant, so one
+//! Users: created (with their audit event, in one transaction), read (by username, id,
+//! email, or extension within one tenant), listed a page or a cursor at a time with
+//! whether each is locked out, edited, deleted, and their password replaced. Every query that reaches a tenant's users takes the tenant, so one
 //! tenant's admin can never reach another tenant's rows; the lists join on the lockout
 //! key's pattern from `throttle`, never a copy of it.
 
@@ -12,7 +12,7 @@ use super::sessions::SessionOrigin;
 use super::throttle::{ThrottleKey, USERNAME_KEY_SQL};
 use super::{
     classify, flag, new_id, outbox, page_sql, pbx, record, reset_links, search_pattern, sessions,
-    stored, AnyQuery, AuditRow, NewMail, NewUser, PasswordChange, SessionId, Store, StoreResult,
+    stored, AnyQuery, NewMail, NewUser, NewUserRows, PasswordChange, SessionId, Store, StoreResult,
     TenantId, UserId, UserRecord,
 };
 use crate::clock::Timestamp;
@@ -71,19 +71,17 @@ impl Store {
     /// Adds a user of `tenant` and its audit event in one transaction, and returns the
     /// user as written (read in that transaction, so nothing after the commit can fail and
     /// lose a temporary password the caller has not shown yet). Their first password is a
-    /// new password like any other: the sign-in lock of `username_key` (the name's
-    /// [`ThrottleKey::username`], counted while no account had it or under a deleted
+    /// new password like any other: the sign-in lock of the name's
+    /// [`ThrottleKey::username`] (counted while no account had it or under a deleted
     /// account that had it) is cleared with it.
     pub async fn insert_user(
         &self,
         tenant: TenantId,
-        u: &NewUser<'_>,
-        username_key: &ThrottleKey,
-        audit: &AuditRow<'_>,
+        rows: &NewUserRows<'_>,
         now: Timestamp,
     ) -> StoreResult<ApiUserRow> {
         let mut tx = self.pool.begin().await?;
-        let user = insert_user_in(&mut tx, tenant, u, username_key, audit, now).await?;
+        let user = insert_user_in(&mut tx, tenant, rows, now).await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -353,19 +351,17 @@ impl Store {
 pub(super) async fn insert_user_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     tenant: TenantId,
-    u: &NewUser<'_>,
-    username_key: &ThrottleKey,
-    audit: &AuditRow<'_>,
+    rows: &NewUserRows<'_>,
     now: Timestamp,
 ) -> StoreResult<ApiUserRow> {
     let sql = format!(
         "INSERT INTO users ({NEW_USER_COLUMNS}) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING id"
     );
-    let insert = bind_new_user(sqlx::query(&sql), tenant, u, now);
+    let insert = bind_new_user(sqlx::query(&sql), tenant, &rows.user, now);
     let id = UserId(new_id(insert, &mut **tx).await.map_err(classify)?);
-    super::throttle::throttle_clear(&mut **tx, username_key).await?;
-    super::audit::insert_audit(&mut **tx, audit).await?;
+    super::throttle::throttle_clear(&mut **tx, rows.username_key).await?;
+    super::audit::insert_audit(&mut **tx, &rows.audit).await?;
     let written = sqlx::query(&Store::api_user_sql("u.id = $3"))
         .bind(tenant)
         .bind(now)

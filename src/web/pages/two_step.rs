@@ -14,8 +14,7 @@ use axum::{Json, Router};
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-use crate::domain::Extension;
-use crate::domain::TwoStepRequirement;
+use crate::domain::{Extension, TwoStepRequirement};
 use crate::services::operator_console::OperatorSession;
 use crate::services::sessions::Reconfirm;
 use crate::services::tenant_admin::Admin;
