@@ -173,6 +173,44 @@ async fn sign_out_is_post_only_and_needs_the_csrf_token() {
 }
 
 #[tokio::test]
+async fn a_form_without_its_csrf_token_is_refused_before_anyone_is_sent_to_sign_in() {
+    let app = spawn_app().await;
+    let b = app.browser();
+    let posts = [
+        "/logout",
+        "/settings/password",
+        "/phone/sip/reveal",
+        "/admin/users",
+        "/admin/users/201/unlock",
+        "/operator/tenants",
+        "/operator/logout",
+    ];
+    for fields in [vec![], vec![("csrf_token", "forged")]] {
+        for path in posts {
+            let r = b.post_raw(path, &fields).await;
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path} with {fields:?}");
+        }
+    }
+    // With this browser's own token, a signed-out form is sent to sign in, as a page is.
+    let token = b.csrf().await;
+    let r = b
+        .post_raw("/settings/password", &[("csrf_token", &token)])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r.headers()[reqwest::header::LOCATION].to_str().unwrap();
+    assert!(to.starts_with("/login"), "{to}");
+    // A path's wrong method and an unknown path keep their answers.
+    assert_eq!(
+        b.post_raw("/phone", &[]).await.status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        b.post_raw("/no/such/page", &[]).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
 async fn a_forged_session_cookie_is_just_signed_out() {
     let app = spawn_app().await;
     for value in ["x", "A".repeat(43).as_str(), "%00", &"B".repeat(5000)] {

@@ -1,5 +1,6 @@
-//! Extractors and the CSRF middleware: the browser's CSRF cookie, forms that must carry
-//! its token, the client's address, and the signed-in user.
+//! Extractors and the CSRF middleware: the browser's CSRF cookie, the guard that refuses a
+//! form without its token before anything else, forms that must carry it, the client's
+//! address, and the signed-in user.
 
 use std::net::SocketAddr;
 
@@ -88,6 +89,57 @@ fn publicly_cacheable(response: &Response) -> bool {
         .any(|d| d.trim().eq_ignore_ascii_case("public"))
 }
 
+/// Refuses a form posted to a page without this browser's CSRF token before anything else
+/// about the request is looked at — who is signed in included, so a signed-out browser's
+/// form without one is 403 too, not sent to sign in. A route layer of the pages: a path's
+/// wrong method is still 405, an unknown path 404. [`ValidForm`] checks the same again, so
+/// a handler never reads a form that has not passed.
+pub async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method().is_safe() {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    match checked_form(Request::from_parts(parts.clone(), body), &state).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The body of a url-encoded form whose `csrf_token` matches the browser's CSRF cookie;
+/// else 403 without a valid token, 413 over the size limit, 400 unreadable.
+async fn checked_form(req: Request, state: &AppState) -> Result<Bytes, WebError> {
+    let cookie = req.extensions().get::<CsrfCookie>().cloned();
+    // Every form of the portal is sent URL-encoded; another encoding (a multipart
+    // body) cannot be read, which is not the same as a form without its token.
+    let encoded_otherwise = req.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        media_type(&String::from_utf8_lossy(v.as_bytes())) != "application/x-www-form-urlencoded"
+    });
+    if encoded_otherwise {
+        return Err(WebError::BadRequest);
+    }
+    let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            WebError::TooLarge
+        } else {
+            WebError::BadRequest
+        }
+    })?;
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(&bytes).map_err(|_| WebError::BadRequest)?;
+    let submitted = pairs
+        .iter()
+        .find(|(k, _)| k == "csrf_token")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    match cookie {
+        Some(c) if csrf::verify(&state.key, &c.0, submitted) => Ok(bytes),
+        _ => Err(WebError::Forbidden),
+    }
+}
+
 /// A url-encoded form whose `csrf_token` matched; anything else is refused before the
 /// handler runs (403 without a valid token, 413 over the size limit, 400 unreadable).
 pub struct ValidForm<T>(pub T);
@@ -96,34 +148,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ValidForm<T> {
     type Rejection = WebError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let cookie = req.extensions().get::<CsrfCookie>().cloned();
-        // Every form of the portal is sent URL-encoded; another encoding (a multipart
-        // body) cannot be read, which is not the same as a form without its token.
-        let encoded_otherwise = req.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
-            media_type(&String::from_utf8_lossy(v.as_bytes()))
-                != "application/x-www-form-urlencoded"
-        });
-        if encoded_otherwise {
-            return Err(WebError::BadRequest);
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                WebError::TooLarge
-            } else {
-                WebError::BadRequest
-            }
-        })?;
-        let pairs: Vec<(String, String)> =
-            serde_urlencoded::from_bytes(&bytes).map_err(|_| WebError::BadRequest)?;
-        let submitted = pairs
-            .iter()
-            .find(|(k, _)| k == "csrf_token")
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("");
-        match cookie {
-            Some(c) if csrf::verify(&state.key, &c.0, submitted) => {}
-            _ => return Err(WebError::Forbidden),
-        }
+        let bytes = checked_form(req, state).await?;
         let form = serde_urlencoded::from_bytes(&bytes).map_err(|_| WebError::BadRequest)?;
         Ok(ValidForm(form))
     }

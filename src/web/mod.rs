@@ -101,6 +101,10 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::two_step::router())
         .merge(pages::health::router())
         .merge(pages::assets::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            extract::csrf_guard,
+        ))
         .fallback(pages::not_found)
         .method_not_allowed_fallback(pages::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
