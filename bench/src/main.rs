@@ -34,7 +34,8 @@ const SMALL_USERS: u64 = 1_000;
 const API_PAGE: u32 = 100;
 /// Override with `BENCH_LARGE_USERS` for a quicker run (the table says which was used);
 /// `BENCH_ONLY=lookups` measures only the SIP credential lookup rows, `BENCH_ONLY=flood`
-/// only the signed-in pages idle, under the sign-in flood and beside its control.
+/// only the signed-in pages idle, under the sign-in flood, beside its control and beside
+/// its hashing alone.
 const LARGE_USERS: u64 = 1_000_000;
 /// Flood usernames: random extensions far above the seeded range (unknown users, each
 /// name tried about once: "many usernames").
@@ -49,6 +50,9 @@ fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(FLOOD_MODE) {
         return flood_process(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some(HASH_MODE) {
+        return hashing_process(&args[1..]);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -115,6 +119,9 @@ async fn run() -> anyhow::Result<()> {
 
 /// The first argument that makes the bench binary one of the flood's processes.
 const FLOOD_MODE: &str = "flood";
+/// `dialtone-bench hash SECONDS THREADS`: argon2id verifies on `THREADS` threads at the
+/// hashing threads' priority, for `SECONDS`; prints how many (see `hashing_alone`).
+const HASH_MODE: &str = "hash";
 /// How many processes the flood comes from.
 const FLOOD_PROCESSES: usize = 4;
 /// How many of the flood's attempts may be open at once, over all its processes: enough
@@ -243,6 +250,78 @@ fn flood_process(args: &[String]) -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// One thread per core verifying argon2id passwords at the priority of the server's
+/// hashing threads (`SCHED_IDLE`), on reused memory as they do, for a while: the work a
+/// flood makes the server do, without the flood.
+fn hashing_process(args: &[String]) -> std::process::ExitCode {
+    use dialtone::auth::hashing::{hash_now, lower_priority, verify_with, Scratch};
+    let run = || -> anyhow::Result<u64> {
+        let [secs, threads] = args else {
+            bail!("hash: expected seconds and threads");
+        };
+        let (secs, threads): (f64, usize) = (secs.parse()?, threads.parse()?);
+        let hash = hash_now(PASSWORD).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+        let until = Instant::now() + Duration::from_secs_f64(secs);
+        let verified = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        lower_priority();
+                        let mut scratch = Scratch::new();
+                        let mut n = 0u64;
+                        while Instant::now() < until {
+                            verify_with(&mut scratch, &hash, PASSWORD);
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
+        });
+        Ok(verified)
+    };
+    match run() {
+        Ok(n) => {
+            println!("{n}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench hash: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Signed-in pages beside [`hashing_process`] for `secs`: what the cores' being busy with
+/// idle-priority hashing costs the pages, with no request of the flood's. Returns the
+/// pages and the verifies per second.
+async fn pages_beside_hashing_alone(
+    cores: usize,
+    pages: (usize, f64),
+    make: MakeRequest,
+) -> anyhow::Result<(Outcome, f64)> {
+    let exe = std::env::current_exe().context("cannot find the bench binary")?;
+    let secs = 10.0;
+    let child = Command::new(&exe)
+        .arg(HASH_MODE)
+        .arg(secs.to_string())
+        .arg(cores.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start the hashing process")?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let seen = paced(pages.0, pages.1, Duration::from_secs(8), 200, make).await;
+    let out = child.wait_with_output().await?;
+    if !out.status.success() {
+        bail!("the hashing process failed ({})", out.status);
+    }
+    let verified: f64 = String::from_utf8_lossy(&out.stdout).trim().parse()?;
+    Ok((seen, verified / secs))
 }
 
 fn parse_flood_report(report: &str) -> anyhow::Result<(Outcome, u64)> {
@@ -1247,8 +1326,9 @@ async fn pages_beside_flood(
 }
 
 /// Signed-in page loads at a steady pace, idle, under a flood of wrong sign-ins at 5× the
-/// hash-bound `limit` from processes of their own, and beside the control (the same
-/// processes asking for the static asset); their rows. Returns the server's peak memory
+/// hash-bound `limit` from processes of their own, beside the control (the same
+/// processes asking for the static asset) and beside the flood's hashing alone (the same
+/// argon2id work at the same priority in another process, with no request); their rows. Returns the server's peak memory
 /// after the flood.
 async fn pages_under_flood(
     server: &Server,
@@ -1303,15 +1383,24 @@ async fn pages_under_flood(
         flood_rate,
         FloodKind::StaticAsset,
         (page_conns, page_rate),
-        make,
+        make.clone(),
     )
     .await?;
+    // The other half of the flood: its hashing alone, the same work at the same priority
+    // in a process of its own, with no request.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    progress(format!(
+        "page latency beside {cores} threads hashing at idle priority in another process, 10 s"
+    ));
+    let (mut hashing, hash_rate) =
+        pages_beside_hashing_alone(cores, (page_conns, page_rate), make).await?;
     // The whole tail of each page row, to see where a p99 sits in it.
     let mut tails = Vec::new();
     for (name, o) in [
         ("idle", &mut idle),
         ("under the flood", &mut busy),
         ("beside the control", &mut control),
+        ("beside the hashing alone", &mut hashing),
     ] {
         let ps: Vec<String> = [90.0, 95.0, 98.0, 99.0, 99.5, 99.9, 100.0]
             .iter()
@@ -1382,6 +1471,22 @@ async fn pages_under_flood(
         "",
         "",
     ));
+    let hashing_p99 = hashing.percentile(99.0);
+    rows.push(row(
+        format!(
+            "… same beside the flood's hashing alone: {cores} threads verifying at idle priority in another process, {hash_rate:.0}/s, no requests (pages {})",
+            hashing.statuses_text()
+        ),
+        format!(
+            "p50 {}, p99 {} = **{:.2}×** idle; the flood's requests' own share: flood p99 = **{:.2}×** this",
+            ms(hashing.percentile(50.0)),
+            ms(hashing_p99),
+            hashing_p99.as_secs_f64() / idle_p99.as_secs_f64().max(1e-9),
+            busy_p99.as_secs_f64() / hashing_p99.as_secs_f64().max(1e-9)
+        ),
+        "",
+        "",
+    ));
     if skipped > 0 {
         notes.push(format!(
             "The flood skipped {skipped} attempts that were due while {FLOOD_IN_FLIGHT} were already open."
@@ -1409,7 +1514,8 @@ async fn sign_in_clients(
 }
 
 /// `BENCH_ONLY=flood`: only the rows of signed-in page latency, idle, under the sign-in
-/// flood and beside its control, for a quick look at what the flood costs the pages.
+/// flood, beside its control and beside its hashing alone, for a quick look at what the
+/// flood costs the pages.
 async fn flood_only(server: &Server, rows: &mut Vec<Row>) -> anyhow::Result<Vec<String>> {
     let base = server.base.clone();
     let http = client(64)?;

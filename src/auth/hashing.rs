@@ -129,8 +129,9 @@ pub fn verify_with(scratch: &mut Scratch, stored: &str, password: &str) -> bool 
 /// `SCHED_IDLE` first: a page request that wakes up takes the core from a hashing thread
 /// at once. (At the lowest nice value alone, the scheduler may let the hashing thread
 /// finish its time slice first, a few milliseconds.) Where that policy cannot be set, the
-/// lowest nice value; where neither can, hashing runs at normal priority.
-fn lower_priority() {
+/// lowest nice value; where neither can, hashing runs at normal priority. Public for the
+/// benchmark, which hashes at the same priority to measure what the hashing alone costs.
+pub fn lower_priority() {
     use thread_priority::{
         set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
         ThreadPriority, ThreadSchedulePolicy,
