@@ -684,3 +684,56 @@ async fn the_audit_log_is_newest_first_and_filters_by_user_and_kind() {
         .unwrap();
     assert!(only_user.contains("1 event(s)"));
 }
+
+#[tokio::test]
+async fn a_hashing_queue_at_its_bound_is_a_busy_page_that_creates_nobody() {
+    // One hashing worker and no room to wait: new users at once find the queue full.
+    let app = spawn_app_with(&[("hash_workers", "1"), ("signin_queue_wait", "1ms")]).await;
+    app.add_admin().await;
+    let admin = app.signed_in(ADMIN).await;
+    // The token first, so the eight forms arrive together.
+    let token = admin.csrf().await;
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let (admin, token) = (admin.clone(), token.clone());
+        calls.spawn(async move {
+            let (extension, email) = (format!("3{i}"), format!("new{i}@example.com"));
+            let fields = [
+                ("extension", extension.as_str()),
+                ("name", "New Hire"),
+                ("email", email.as_str()),
+                ("role", "user"),
+                ("csrf_token", token.as_str()),
+            ];
+            let r = admin.post_raw("/admin/users", &fields).await;
+            let (status, headers) = (r.status(), r.headers().clone());
+            (extension, status, headers, r.text().await.unwrap())
+        });
+    }
+    let (mut made, mut busy) = (0, 0);
+    while let Some(done) = calls.join_next().await {
+        let (extension, status, headers, page) = done.unwrap();
+        match status {
+            StatusCode::OK => {
+                assert!(temporary_password_in(&page).chars().count() >= 16);
+                made += 1;
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(
+                    page.contains("The portal is very busy right now"),
+                    "{extension}: {page}"
+                );
+                assert!(headers.contains_key("retry-after"), "{extension}");
+                assert!(!page.contains("Temporary password"), "{extension}");
+                busy += 1;
+            }
+            other => panic!("{extension}: {other} {page}"),
+        }
+    }
+    assert!(busy > 0, "the queue was at its bound");
+    assert_eq!(
+        app.user_count("wickedsprockets").await,
+        1 + made,
+        "only the admin and the users shown a password"
+    );
+}
