@@ -141,25 +141,21 @@ fn flood_processes(
     addresses: usize,
     kind: FloodKind,
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<(Outcome, u64)>>> {
-    let exe = std::env::current_exe().context("cannot find the bench binary")?;
     let mut children = Vec::new();
     for _ in 0..FLOOD_PROCESSES {
-        let child = Command::new(&exe)
-            .arg(FLOOD_MODE)
-            .arg(base)
-            .arg(&csrf.cookie)
-            .arg(&csrf.token)
-            .arg((rate / FLOOD_PROCESSES as f64).to_string())
-            .arg((FLOOD_IN_FLIGHT / FLOOD_PROCESSES).to_string())
-            .arg(duration.as_secs_f64().to_string())
-            .arg(addresses.to_string())
-            .arg(kind.arg())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot start a flood process")?;
-        children.push(child);
+        children.push(child_process(
+            FLOOD_MODE,
+            &[
+                base.to_owned(),
+                csrf.cookie.clone(),
+                csrf.token.clone(),
+                (rate / FLOOD_PROCESSES as f64).to_string(),
+                (FLOOD_IN_FLIGHT / FLOOD_PROCESSES).to_string(),
+                duration.as_secs_f64().to_string(),
+                addresses.to_string(),
+                kind.arg().to_owned(),
+            ],
+        )?);
     }
     Ok(tokio::spawn(async move {
         let mut total = Outcome::default();
@@ -176,6 +172,20 @@ fn flood_processes(
         }
         Ok((total, skipped))
     }))
+}
+
+/// This benchmark's binary again, as a child process in `mode` with `args` (its report on
+/// its standard output), killed if dropped.
+fn child_process(mode: &str, args: &[String]) -> anyhow::Result<tokio::process::Child> {
+    let exe = std::env::current_exe().context("cannot find the bench binary")?;
+    Command::new(&exe)
+        .arg(mode)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start a {mode} process"))
 }
 
 /// What the flood's processes send.
@@ -303,17 +313,8 @@ async fn pages_beside_hashing_alone(
     pages: (usize, f64),
     make: MakeRequest,
 ) -> anyhow::Result<(Outcome, f64)> {
-    let exe = std::env::current_exe().context("cannot find the bench binary")?;
     let secs = 10.0;
-    let child = Command::new(&exe)
-        .arg(HASH_MODE)
-        .arg(secs.to_string())
-        .arg(cores.to_string())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start the hashing process")?;
+    let child = child_process(HASH_MODE, &[secs.to_string(), cores.to_string()])?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let seen = paced(pages.0, pages.1, Duration::from_secs(8), 200, make).await;
     let out = child.wait_with_output().await?;
@@ -1454,38 +1455,24 @@ async fn pages_under_flood(
                 && busy.failed == 0
         ),
     ));
-    let control_p99 = control.percentile(99.0);
-    rows.push(row(
+    rows.push(beside_row(
         format!(
             "… same beside the control: the flood's processes asking for the static asset instead ({}; pages {})",
             control_out.statuses_text(),
             control.statuses_text()
         ),
-        format!(
-            "p50 {}, p99 {} = **{:.2}×** idle; the sign-ins' own share: flood p99 = **{:.2}×** this",
-            ms(control.percentile(50.0)),
-            ms(control_p99),
-            control_p99.as_secs_f64() / idle_p99.as_secs_f64().max(1e-9),
-            busy_p99.as_secs_f64() / control_p99.as_secs_f64().max(1e-9)
-        ),
-        "",
-        "",
+        &mut control,
+        (idle_p99, busy_p99),
+        "the sign-ins' own share",
     ));
-    let hashing_p99 = hashing.percentile(99.0);
-    rows.push(row(
+    rows.push(beside_row(
         format!(
             "… same beside the flood's hashing alone: {cores} threads verifying at idle priority in another process, {hash_rate:.0}/s, no requests (pages {})",
             hashing.statuses_text()
         ),
-        format!(
-            "p50 {}, p99 {} = **{:.2}×** idle; the flood's requests' own share: flood p99 = **{:.2}×** this",
-            ms(hashing.percentile(50.0)),
-            ms(hashing_p99),
-            hashing_p99.as_secs_f64() / idle_p99.as_secs_f64().max(1e-9),
-            busy_p99.as_secs_f64() / hashing_p99.as_secs_f64().max(1e-9)
-        ),
-        "",
-        "",
+        &mut hashing,
+        (idle_p99, busy_p99),
+        "the flood's requests' own share",
     ));
     if skipped > 0 {
         notes.push(format!(
@@ -1493,6 +1480,29 @@ async fn pages_under_flood(
         ));
     }
     Ok(flood_hwm)
+}
+
+/// A page row measured beside part of the flood: its p99 against idle, and the flood's p99
+/// against it (`share`: what the rest of the flood adds).
+fn beside_row(
+    what: String,
+    pages: &mut Outcome,
+    (idle_p99, flood_p99): (Duration, Duration),
+    share: &str,
+) -> Row {
+    let p99 = pages.percentile(99.0);
+    row(
+        what,
+        format!(
+            "p50 {}, p99 {} = **{:.2}×** idle; {share}: flood p99 = **{:.2}×** this",
+            ms(pages.percentile(50.0)),
+            ms(p99),
+            p99.as_secs_f64() / idle_p99.as_secs_f64().max(1e-9),
+            flood_p99.as_secs_f64() / p99.as_secs_f64().max(1e-9)
+        ),
+        "",
+        "",
+    )
 }
 
 /// Sign-ins with the right password for `conns` clients, each with a browser's CSRF
