@@ -137,8 +137,8 @@ fn tenant_created<'a>(code: &'a TenantCode, actor: &'a Actor) -> Event<'a> {
     }
 }
 
-/// The audit event of a new user, named `subject` (without its tenant, which the caller
-/// gives).
+/// The audit event of a new user, named `subject` (its tenant is the one the user is
+/// written to).
 fn user_created<'a>(first: &FirstPassword, actor: &'a Actor, subject: &'a str) -> Event<'a> {
     Event {
         subject: Some(subject),
@@ -333,11 +333,7 @@ impl Provisioning {
                 ..new.row(&first, now)
             },
             username_key: &ThrottleKey::username(username),
-            audit: Event {
-                tenant: Some(tenant),
-                ..user_created(&first, actor, &subject)
-            }
-            .row(now),
+            audit: user_created(&first, actor, &subject).row(now),
         };
         let written = ctx.store.insert_user(tenant, &rows, now).await;
         match written {

@@ -90,7 +90,8 @@ pub struct NewUserRows<'a> {
     /// The name's sign-in lock, cleared: a first password is a new password like any
     /// other.
     pub username_key: &'a ThrottleKey,
-    /// The audit event of the user's creation.
+    /// The audit event of the user's creation; its tenant is the one the user is
+    /// written to.
     pub audit: AuditRow<'a>,
 }
 

@@ -1,8 +1,8 @@
 //! Tenants: created (with their audit event, and with a first admin in the same
 //! transaction when asked), read, listed (searched and paged for the console, by cursor
-//! for the API), renamed, moved to another SIP domain, suspended, resumed and deleted. A change
-//! that makes SIP secrets stop working queues the notices for the SIP server in its own
-//! transaction, and every lifecycle change forgets the cached sessions and credentials.
+//! for the API), renamed, moved to another SIP domain, suspended, resumed and deleted. A
+//! change that makes SIP secrets stop working queues the notices for the SIP server in its
+//! own transaction, and every lifecycle change forgets the cached sessions and credentials.
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -89,11 +89,7 @@ impl Store {
                 sip_secret: Some(&sealed),
                 ..first.user
             },
-            audit: AuditRow {
-                tenant_id: Some(id),
-                ..first.audit
-            },
-            username_key: first.username_key,
+            ..*first
         };
         let admin = insert_user_in(&mut tx, id, &first, now).await?;
         let written = sqlx::query(&format!(

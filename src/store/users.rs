@@ -12,8 +12,8 @@ use super::sessions::SessionOrigin;
 use super::throttle::{ThrottleKey, USERNAME_KEY_SQL};
 use super::{
     classify, flag, new_id, outbox, page_sql, pbx, record, reset_links, search_pattern, sessions,
-    stored, AnyQuery, NewMail, NewUser, NewUserRows, PasswordChange, SessionId, Store, StoreResult,
-    TenantId, UserId, UserRecord,
+    stored, AnyQuery, AuditRow, NewMail, NewUser, NewUserRows, PasswordChange, SessionId, Store,
+    StoreResult, TenantId, UserId, UserRecord,
 };
 use crate::clock::Timestamp;
 use crate::domain::{Extension, Role, TenantCode, Username};
@@ -361,7 +361,11 @@ pub(super) async fn insert_user_in(
     let insert = bind_new_user(sqlx::query(&sql), tenant, &rows.user, now);
     let id = UserId(new_id(insert, &mut **tx).await.map_err(classify)?);
     super::throttle::throttle_clear(&mut **tx, rows.username_key).await?;
-    super::audit::insert_audit(&mut **tx, &rows.audit).await?;
+    let audit = AuditRow {
+        tenant_id: Some(tenant),
+        ..rows.audit
+    };
+    super::audit::insert_audit(&mut **tx, &audit).await?;
     let written = sqlx::query(&Store::api_user_sql("u.id = $3"))
         .bind(tenant)
         .bind(now)
