@@ -19,6 +19,15 @@
 //! ordinary ones. A real user who typed the right password is never behind the flood's
 //! guesses, and a flood of fresh addresses falls behind after its first guess from each.
 //!
+//! The last worker is not the flood's: checks from sources whose last check failed
+//! (doubtful and suspect ones) hold at most every worker but one at once (with two or
+//! more workers). The hashing threads yield to everything else, but a core busy with
+//! argon2id still slows the pages that share it (its memory traffic evicts theirs from the
+//! caches, and a waking page thread waits for the hashing thread to be switched out), so
+//! a flood of wrong passwords leaves one core to the people who are signed in, and to the
+//! sign-ins that have not failed, which may use every worker. A flood from addresses that
+//! never failed before is ordinary until its first guess from each fails.
+//!
 //! A shed check is answered only after [`SHED_HOLD`], during which it holds no place in
 //! the queue and costs nothing but a timer. A refusal answered at once costs the server
 //! about a millisecond, so clients that retry at once would come straight back and take
@@ -100,6 +109,8 @@ pub struct Admission {
 struct Queue {
     workers: usize,
     running: usize,
+    /// Of `running`, the checks of failing sources (at most [`Queue::failing_limit`]).
+    failing_running: usize,
     max_wait: Duration,
     /// The time one hash takes, as measured (a moving average).
     per_hash: Duration,
@@ -128,31 +139,42 @@ enum Class {
     Suspect,
 }
 
+impl Class {
+    /// Whether the source's last check failed: it may not take the last worker.
+    fn is_failing(self) -> bool {
+        matches!(self, Class::Doubtful | Class::Suspect)
+    }
+}
+
 #[derive(Debug)]
 struct Waiter {
     id: u64,
-    grant: oneshot::Sender<()>,
+    /// Sent when the waiter is served: whether it was served as a failing source's.
+    grant: oneshot::Sender<bool>,
 }
 
 /// A worker's place, held while the hash runs; dropping it lets the next waiter in.
 #[derive(Debug)]
 pub struct Slot {
     admission: Arc<Admission>,
+    /// Held by a failing source's check (counted in `failing_running`).
+    failing: bool,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut q = self.admission.lock();
-        q.running = q.running.saturating_sub(1);
-        q.dispatch();
+        self.admission.lock().finish(self.failing);
     }
 }
 
-/// Takes a waiter out of the queue if its future is dropped before it was served.
+/// Takes a waiter out of the queue if its future is dropped before it was served, and
+/// gives back the worker if it was handed one it never took (its client left between
+/// being served and running).
 struct Leave<'a> {
     admission: &'a Arc<Admission>,
     source: Source,
     id: u64,
+    granted: oneshot::Receiver<bool>,
     served: bool,
 }
 
@@ -161,8 +183,13 @@ impl Drop for Leave<'_> {
         if self.served {
             return;
         }
+        // No grant can arrive after this; one that already has is read below.
+        self.granted.close();
         let mut q = self.admission.lock();
-        q.remove(&self.source, self.id);
+        match self.granted.try_recv() {
+            Ok(failing) => q.finish(failing),
+            Err(_) => q.remove(&self.source, self.id),
+        }
     }
 }
 
@@ -185,6 +212,7 @@ impl Admission {
             inner: Mutex::new(Queue {
                 workers: workers.max(1),
                 running: 0,
+                failing_running: 0,
                 max_wait,
                 per_hash: per_hash.max(Duration::from_micros(100)),
                 waiting: 0,
@@ -284,11 +312,9 @@ impl Admission {
     async fn queue_for(self: &Arc<Self>, source: Source, priority: bool) -> Result<Slot, Busy> {
         let (id, granted) = {
             let mut q = self.lock();
-            if q.running < q.workers && q.waiting == 0 {
-                q.running += 1;
-                return Ok(Slot {
-                    admission: self.clone(),
-                });
+            let class = q.class_of(&source, priority);
+            if q.waiting == 0 && q.may_run(class) {
+                return Ok(q.start(self, class.is_failing()));
             }
             let queued_here = q.by_source.get(&source).map_or(0, VecDeque::len);
             let cap = if source.is_one_client() {
@@ -299,7 +325,6 @@ impl Admission {
             if queued_here >= cap {
                 return Err(Busy);
             }
-            let class = q.class_of(&source, priority);
             if q.waiting >= q.capacity() && !q.make_room_for(class, queued_here == 0) {
                 return Err(Busy);
             }
@@ -313,19 +338,23 @@ impl Admission {
             if first {
                 q.turns_of(class).push_back(source.clone());
             }
+            // A worker may be free that the failing checks waiting before it may not take.
+            q.dispatch();
             (id, rx)
         };
         let mut leave = Leave {
             admission: self,
             source,
             id,
+            granted,
             served: false,
         };
-        match granted.await {
-            Ok(()) => {
+        match (&mut leave.granted).await {
+            Ok(failing) => {
                 leave.served = true;
                 Ok(Slot {
                     admission: self.clone(),
+                    failing,
                 })
             }
             // Its place was taken by a check of an earlier class.
@@ -335,6 +364,43 @@ impl Admission {
 }
 
 impl Queue {
+    /// How many checks of failing sources may run at once: every worker but one.
+    fn failing_limit(&self) -> usize {
+        self.workers.saturating_sub(1).max(1)
+    }
+
+    /// Whether a check of `class` may take a worker now.
+    fn may_run(&self, class: Class) -> bool {
+        self.running < self.workers
+            && (!class.is_failing() || self.failing_running < self.failing_limit())
+    }
+
+    /// Counts a check that takes a worker now, and gives it its place.
+    fn start(&mut self, admission: &Arc<Admission>, failing: bool) -> Slot {
+        self.take_worker(failing);
+        Slot {
+            admission: admission.clone(),
+            failing,
+        }
+    }
+
+    fn take_worker(&mut self, failing: bool) {
+        self.running += 1;
+        if failing {
+            self.failing_running += 1;
+        }
+    }
+
+    /// A check is done with its worker (or never took the one it was handed): the next
+    /// waiter may have it.
+    fn finish(&mut self, failing: bool) {
+        self.running = self.running.saturating_sub(1);
+        if failing {
+            self.failing_running = self.failing_running.saturating_sub(1);
+        }
+        self.dispatch();
+    }
+
     fn capacity(&self) -> usize {
         let work = self.max_wait.as_secs_f64() * self.workers as f64;
         (work / self.per_hash.as_secs_f64()).floor() as usize
@@ -445,25 +511,32 @@ impl Queue {
         }
     }
 
-    /// Hands free workers to waiters, one source at a time.
+    /// Hands free workers to waiters, one source at a time; failing sources' checks only
+    /// while they hold fewer than [`Queue::failing_limit`].
     fn dispatch(&mut self) {
         while self.running < self.workers {
-            let Some(waiter) = self.next_waiter() else {
+            let failing_may_run = self.may_run(Class::Doubtful);
+            let Some((waiter, class)) = self.next_waiter(failing_may_run) else {
                 return;
             };
             // A waiter whose client left has its receiver dropped; skip it.
-            if waiter.grant.send(()).is_ok() {
-                self.running += 1;
+            let failing = class.is_failing();
+            if waiter.grant.send(failing).is_ok() {
+                self.take_worker(failing);
             }
         }
     }
 
-    fn next_waiter(&mut self) -> Option<Waiter> {
+    /// The next waiter in turn, and the class it was served in; failing sources' only if
+    /// `failing_may_run`.
+    fn next_waiter(&mut self, failing_may_run: bool) -> Option<(Waiter, Class)> {
         loop {
             let (source, class) = if let Some(s) = self.priority_turns.pop_front() {
                 (s, Class::Priority)
             } else if let Some(s) = self.turns.pop_front() {
                 (s, Class::Ordinary)
+            } else if !failing_may_run {
+                return None;
             } else if let Some(s) = self.doubtful_turns.pop_front() {
                 (s, Class::Doubtful)
             } else {
@@ -482,7 +555,7 @@ impl Queue {
             } else {
                 self.turns_of(class).push_back(source);
             }
-            return Some(waiter);
+            return Some((waiter, class));
         }
     }
 
@@ -771,6 +844,86 @@ mod tests {
         drop(running);
         assert_eq!(a.lock().running, 0, "nobody was served for it");
         assert!(a.admit(source("next"), false).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_client_that_leaves_after_it_was_served_gives_its_worker_back() {
+        let a = queue();
+        let running = a.admit(source("x"), false).await.unwrap();
+        let a2 = a.clone();
+        let gone = tokio::spawn(async move { a2.admit(source("gone"), false).await });
+        while a.lock().waiting < 1 {
+            tokio::task::yield_now().await;
+        }
+        // The worker is handed to the waiter, whose client leaves before it runs.
+        drop(running);
+        assert_eq!(a.lock().running, 1, "handed to the waiter");
+        gone.abort();
+        let _ = gone.await;
+        assert_eq!(
+            a.lock().running,
+            0,
+            "the worker it never took is free again"
+        );
+        assert!(a.admit(source("next"), false).await.is_ok());
+    }
+
+    /// Two workers, 100 ms per hash, 1 s of waiting.
+    fn two_workers() -> Arc<Admission> {
+        Admission::new(2, Duration::from_secs(1), Duration::from_millis(100))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_source_may_not_take_the_last_worker() {
+        let a = two_workers();
+        for s in ["flood-1", "flood-2"] {
+            a.note(&source(s), false);
+        }
+        let first = a.admit(source("flood-1"), false).await.unwrap();
+        let second = arrive(&a, "flood-2", 0, false).await;
+        assert_eq!(a.lock().running, 1, "a worker stays free");
+        assert!(queued(&a, "flood-2"));
+        // Someone whose checks have not failed takes it at once, proven or not.
+        let user = a.admit(source("user"), false).await.unwrap();
+        drop(user);
+        let proven = a.admit(source("browser"), true).await.unwrap();
+        drop(proven);
+        // The failing source's next check runs when the first one is done.
+        drop(first);
+        let second = second.await.unwrap().unwrap();
+        assert_eq!(a.lock().running, 1);
+        drop(second);
+        assert_eq!(a.lock().running, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_one_worker_a_failing_source_still_gets_it() {
+        let a = queue();
+        a.note(&source("flood"), false);
+        let slot = a.admit(source("flood"), false).await.unwrap();
+        assert_eq!(a.lock().running, 1);
+        drop(slot);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ordinary_check_behind_failing_ones_takes_the_free_worker_at_once() {
+        let a = two_workers();
+        for s in ["flood-1", "flood-2", "flood-3"] {
+            a.note(&source(s), false);
+        }
+        let _first = a.admit(source("flood-1"), false).await.unwrap();
+        let _waiting = [
+            arrive(&a, "flood-2", 0, false).await,
+            arrive(&a, "flood-3", 0, false).await,
+        ];
+        assert_eq!(a.lock().waiting, 2);
+        let user = a.admit(source("user"), false).await;
+        assert!(
+            user.is_ok(),
+            "served although failing checks wait before it"
+        );
+        assert_eq!(a.lock().running, 2);
+        assert_eq!(a.lock().waiting, 2);
     }
 
     #[tokio::test]
