@@ -26,7 +26,9 @@
 //! caches, and a waking page thread waits for the hashing thread to be switched out), so
 //! a flood of wrong passwords leaves one core to the people who are signed in, and to the
 //! sign-ins that have not failed, which may use every worker. A flood from addresses that
-//! never failed before is ordinary until its first guess from each fails.
+//! never failed before is ordinary until its first guess from each fails. The bound below
+//! counts every worker, so a failing check may wait longer than it (on two workers, up to
+//! twice as long): those are the flood's.
 //!
 //! A shed check is answered only after [`SHED_HOLD`], during which it holds no place in
 //! the queue and costs nothing but a timer. A refusal answered at once costs the server
@@ -313,7 +315,9 @@ impl Admission {
         let (id, granted) = {
             let mut q = self.lock();
             let class = q.class_of(&source, priority);
-            if q.waiting == 0 && q.may_run(class) {
+            // Whoever waits now is served before a newcomer, except failing sources'
+            // checks held back by their limit, which a newcomer that is not failing passes.
+            if q.may_run(class) && (q.waiting == 0 || !class.is_failing()) {
                 return Ok(q.start(self, class.is_failing()));
             }
             let queued_here = q.by_source.get(&source).map_or(0, VecDeque::len);
@@ -338,8 +342,6 @@ impl Admission {
             if first {
                 q.turns_of(class).push_back(source.clone());
             }
-            // A worker may be free that the failing checks waiting before it may not take.
-            q.dispatch();
             (id, rx)
         };
         let mut leave = Leave {
