@@ -899,6 +899,23 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn at_the_bound_a_check_that_may_take_the_free_worker_sheds_nobody() {
+        let a = two_workers();
+        a.note(&source("flood"), false);
+        let _running = a.admit(source("flood"), false).await.unwrap();
+        let mut waiting = Vec::new();
+        for i in 0..a.capacity() {
+            waiting.push(arrive(&a, &format!("f{i}"), SUSPECT_AFTER, false).await);
+        }
+        let bound = a.capacity();
+        assert_eq!(a.lock().waiting, bound, "at the bound");
+        let user = a.admit(source("user"), false).await;
+        assert!(user.is_ok());
+        assert_eq!(a.lock().waiting, bound, "no failing check was shed for it");
+        assert_eq!(a.held(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn with_one_worker_a_failing_source_still_gets_it() {
         let a = queue();
         a.note(&source("flood"), false);
